@@ -1,0 +1,157 @@
+// Package compress holds per-blob compression. Every stored blob records its
+// compression ID; IDs are persisted and never reused.
+package compress
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// ID names a compression algorithm in pack headers and indexes.
+type ID uint8
+
+const (
+	// None stores the plaintext as is (incompressible data).
+	None ID = 0
+	// Zstd is a single zstd frame without checksum (the blob ID already
+	// authenticates the plaintext).
+	Zstd ID = 1
+)
+
+func (c ID) String() string {
+	switch c {
+	case None:
+		return "none"
+	case Zstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("compression(%d)", uint8(c))
+}
+
+// Level selects a speed/ratio trade-off for new blobs.
+type Level int
+
+const (
+	// Fastest is zstd's fastest level (the default).
+	Fastest Level = iota
+	// Default is zstd's default level (slower, smaller).
+	Default
+	// Better is zstd's "better" level.
+	Better
+	// Off disables compression: every blob is stored as is.
+	Off
+)
+
+// ErrCorrupt means compressed data failed to decode or decoded to the wrong size.
+var ErrCorrupt = errors.New("compress: corrupt data")
+
+const (
+	probeSize = 32 << 10
+	// A probe that does not save at least 1/16 marks the blob incompressible.
+	probeMinSaving = probeSize / 16
+)
+
+// Codec compresses and decompresses blobs. Safe for concurrent use.
+type Codec struct {
+	level Level
+	enc   *zstd.Encoder
+	dec   *zstd.Decoder
+	probe sync.Pool
+}
+
+// New returns a codec using concurrency encoders in parallel, decoding blobs
+// of at most maxSize bytes.
+func New(level Level, concurrency int, maxSize int) (*Codec, error) {
+	if concurrency < 1 {
+		concurrency = 1
+	}
+	var zl zstd.EncoderLevel
+	switch level {
+	case Fastest, Off:
+		zl = zstd.SpeedFastest
+	case Default:
+		zl = zstd.SpeedDefault
+	case Better:
+		zl = zstd.SpeedBetterCompression
+	default:
+		return nil, fmt.Errorf("compress: unknown level %d", level)
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zl), zstd.WithEncoderConcurrency(concurrency),
+		zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return nil, fmt.Errorf("compress: %w", err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(concurrency),
+		zstd.WithDecoderMaxMemory(uint64(maxSize)), zstd.WithDecoderLowmem(true), zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		return nil, fmt.Errorf("compress: %w", err)
+	}
+	c := &Codec{level: level, enc: enc, dec: dec}
+	c.probe.New = func() any { b := make([]byte, 0, probeSize+1024); return &b }
+	return c, nil
+}
+
+// Close releases the codec's encoders and decoders.
+func (c *Codec) Close() {
+	_ = c.enc.Close()
+	c.dec.Close()
+}
+
+// Incompressible cheaply guesses whether src is not worth compressing by
+// compressing a 32 KiB prefix.
+func (c *Codec) Incompressible(src []byte) bool {
+	if len(src) < 4<<10 {
+		return false
+	}
+	n := min(len(src), probeSize)
+	bp := c.probe.Get().(*[]byte)
+	out := c.enc.EncodeAll(src[:n], (*bp)[:0])
+	*bp = out[:0]
+	c.probe.Put(bp)
+	return len(out) > n-n/16
+}
+
+// AppendCompressed appends the stored form of src to dst and reports the
+// compression used: zstd when it saves space, otherwise src verbatim.
+func (c *Codec) AppendCompressed(dst, src []byte) ([]byte, ID) {
+	if c.level == Off || len(src) == 0 || c.Incompressible(src) {
+		return append(dst, src...), None
+	}
+	off := len(dst)
+	out := c.enc.EncodeAll(src, dst)
+	if len(out)-off >= len(src) {
+		return append(out[:off], src...), None
+	}
+	return out, Zstd
+}
+
+// AppendDecompressed appends the plaintext of a stored blob to dst; rawLen is
+// the plaintext length recorded in the index, checked before and after.
+func (c *Codec) AppendDecompressed(dst, stored []byte, id ID, rawLen int) ([]byte, error) {
+	switch id {
+	case None:
+		if len(stored) != rawLen {
+			return nil, fmt.Errorf("%w: stored length %d, want %d", ErrCorrupt, len(stored), rawLen)
+		}
+		return append(dst, stored...), nil
+	case Zstd:
+		if cap(dst)-len(dst) < rawLen {
+			nb := make([]byte, len(dst), len(dst)+rawLen)
+			copy(nb, dst)
+			dst = nb
+		}
+		off := len(dst)
+		out, err := c.dec.DecodeAll(stored, dst)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		if len(out)-off != rawLen {
+			return nil, fmt.Errorf("%w: decoded %d bytes, want %d", ErrCorrupt, len(out)-off, rawLen)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: unknown compression id %d", ErrCorrupt, uint8(id))
+}

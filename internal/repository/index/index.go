@@ -1,0 +1,272 @@
+// Package index holds index files (which blob lives where) and the compact
+// in-memory index built from them.
+//
+//	indexFile = version(1)=1 || packCount(uvarint) || pack{packCount} || supersededCount(uvarint) || indexID(32){supersededCount}
+//	pack      = packID(32) || packSize(uvarint) || blobCount(uvarint) || pack.Entry encoding{blobCount}
+//
+// The encoded file is sealed with the data key (aad "coffer index v1").
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"coffer/internal/repository/compress"
+	"coffer/internal/repository/crypto"
+	"coffer/internal/repository/pack"
+)
+
+const (
+	// Version is the index file version this code writes.
+	Version = 1
+	// MaxFileSize caps a sealed index file a reader accepts.
+	MaxFileSize = 64 << 20
+	// AAD binds sealed index files to their purpose.
+	AAD = "coffer index v1"
+)
+
+// ErrCorrupt marks an index file that fails to parse.
+var ErrCorrupt = errors.New("index: corrupt")
+
+// PackBlobs lists the blobs of one pack.
+type PackBlobs struct {
+	PackID [32]byte
+	Size   int64
+	Blobs  []pack.Entry
+}
+
+// File is the content of one index file.
+type File struct {
+	Packs []PackBlobs
+	// Supersedes names index files whose content this file fully contains
+	// (written by prune); readers may ignore those files.
+	Supersedes [][32]byte
+}
+
+// Encode returns the plaintext encoding of f.
+func Encode(f *File) []byte {
+	n := 16
+	for _, p := range f.Packs {
+		n += 48 + len(p.Blobs)*pack.EntrySize
+	}
+	b := make([]byte, 0, n+len(f.Supersedes)*32)
+	b = append(b, Version)
+	b = binary.AppendUvarint(b, uint64(len(f.Packs)))
+	for _, p := range f.Packs {
+		b = append(b, p.PackID[:]...)
+		b = binary.AppendUvarint(b, uint64(p.Size))
+		b = binary.AppendUvarint(b, uint64(len(p.Blobs)))
+		for _, e := range p.Blobs {
+			b = append(b, e.Type, byte(e.Compression))
+			b = append(b, e.ID[:]...)
+			b = binary.LittleEndian.AppendUint32(b, e.Offset)
+			b = binary.LittleEndian.AppendUint32(b, e.Length)
+			b = binary.LittleEndian.AppendUint32(b, e.RawLength)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(f.Supersedes)))
+	for _, s := range f.Supersedes {
+		b = append(b, s[:]...)
+	}
+	return b
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint(what string, limit uint64) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = fmt.Errorf("%w: bad %s", ErrCorrupt, what)
+		return 0
+	}
+	if v > limit {
+		r.err = fmt.Errorf("%w: %s %d exceeds %d", ErrCorrupt, what, v, limit)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes(n int, what string) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < n {
+		r.err = fmt.Errorf("%w: truncated %s", ErrCorrupt, what)
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// Decode parses a plaintext index file. Counts are checked against the
+// remaining input before anything is allocated.
+func Decode(b []byte) (*File, error) {
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrCorrupt, len(b), MaxFileSize)
+	}
+	if len(b) < 1 || b[0] != Version {
+		return nil, fmt.Errorf("%w: unknown version", ErrCorrupt)
+	}
+	r := &reader{b: b[1:]}
+	np := r.uvarint("pack count", uint64(len(r.b)/34))
+	f := &File{}
+	if r.err == nil {
+		f.Packs = make([]PackBlobs, 0, np)
+	}
+	for i := uint64(0); i < np && r.err == nil; i++ {
+		var p PackBlobs
+		copy(p.PackID[:], r.bytes(32, "pack id"))
+		p.Size = int64(r.uvarint("pack size", pack.MaxPackSize))
+		nb := r.uvarint("blob count", uint64(len(r.b)/pack.EntrySize))
+		if r.err != nil {
+			break
+		}
+		p.Blobs = make([]pack.Entry, nb)
+		var end int64
+		for j := range p.Blobs {
+			e := &p.Blobs[j]
+			raw := r.bytes(pack.EntrySize, "entry")
+			if raw == nil {
+				break
+			}
+			e.Type, e.Compression = raw[0], compress.ID(raw[1])
+			copy(e.ID[:], raw[2:34])
+			e.Offset = binary.LittleEndian.Uint32(raw[34:])
+			e.Length = binary.LittleEndian.Uint32(raw[38:])
+			e.RawLength = binary.LittleEndian.Uint32(raw[42:])
+			if int64(e.Offset) < end || int64(e.Offset)+int64(e.Length) > p.Size || e.Length < crypto.Overhead || e.RawLength > pack.MaxBlobSize {
+				r.err = fmt.Errorf("%w: pack %x entry %d out of bounds", ErrCorrupt, p.PackID, j)
+				break
+			}
+			end = int64(e.Offset) + int64(e.Length)
+		}
+		f.Packs = append(f.Packs, p)
+	}
+	ns := r.uvarint("superseded count", uint64(len(r.b)/32))
+	for i := uint64(0); i < ns && r.err == nil; i++ {
+		var s [32]byte
+		copy(s[:], r.bytes(32, "superseded id"))
+		f.Supersedes = append(f.Supersedes, s)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(r.b))
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return f, nil
+}
+
+// Location is where a blob lives (compact value record).
+type Location struct {
+	Pack        uint32 // index into the pack table
+	Offset      uint32
+	Length      uint32
+	RawLength   uint32
+	Compression compress.ID
+}
+
+// Key identifies a blob by type and ID.
+type Key struct {
+	Type uint8
+	ID   [32]byte
+}
+
+// Index is the in-memory index: blob → location, with a pack table. Entries
+// are fixed-size values in hash tables (no per-entry pointers). Safe for
+// concurrent use.
+type Index struct {
+	mu       sync.RWMutex
+	packIDs  [][32]byte
+	packSize []int64
+	packNum  map[[32]byte]uint32
+	blobs    map[Key]Location
+	dups     int
+}
+
+// New returns an empty index.
+func New() *Index {
+	return &Index{packNum: make(map[[32]byte]uint32), blobs: make(map[Key]Location)}
+}
+
+// AddPack records a pack and its blobs. A blob already known keeps its first
+// location (duplicates are counted and left for prune).
+func (x *Index) AddPack(p PackBlobs) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n, ok := x.packNum[p.PackID]
+	if !ok {
+		n = uint32(len(x.packIDs))
+		x.packIDs = append(x.packIDs, p.PackID)
+		x.packSize = append(x.packSize, p.Size)
+		x.packNum[p.PackID] = n
+	}
+	for _, e := range p.Blobs {
+		k := Key{Type: e.Type, ID: e.ID}
+		if _, dup := x.blobs[k]; dup {
+			x.dups++
+			continue
+		}
+		x.blobs[k] = Location{Pack: n, Offset: e.Offset, Length: e.Length, RawLength: e.RawLength, Compression: e.Compression}
+	}
+}
+
+// Lookup returns a blob's location and pack ID.
+func (x *Index) Lookup(k Key) (Location, [32]byte, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	l, ok := x.blobs[k]
+	if !ok {
+		return l, [32]byte{}, false
+	}
+	return l, x.packIDs[l.Pack], true
+}
+
+// Has reports whether the blob is indexed.
+func (x *Index) Has(k Key) bool {
+	x.mu.RLock()
+	_, ok := x.blobs[k]
+	x.mu.RUnlock()
+	return ok
+}
+
+// Len returns the number of distinct blobs.
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.blobs)
+}
+
+// Packs calls fn for every known pack with its size.
+func (x *Index) Packs(fn func(id [32]byte, size int64)) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for i, id := range x.packIDs {
+		fn(id, x.packSize[i])
+	}
+}
+
+// RemovePacks drops every blob stored in one of the given packs (used when
+// storage no longer holds them, so that deduplication re-uploads the data).
+func (x *Index) RemovePacks(gone map[[32]byte]bool) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	removed := 0
+	for k, l := range x.blobs {
+		if gone[x.packIDs[l.Pack]] {
+			delete(x.blobs, k)
+			removed++
+		}
+	}
+	return removed
+}

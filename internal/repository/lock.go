@@ -1,0 +1,201 @@
+package repository
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"coffer/internal/repository/blob"
+)
+
+// LockKind distinguishes shared (write session) and exclusive (maintenance) locks.
+type LockKind string
+
+const (
+	// LockShared is held by write sessions; many may coexist.
+	LockShared LockKind = "shared"
+	// LockExclusive is held by prune; it excludes every other lock.
+	LockExclusive LockKind = "exclusive"
+	lockAAD                = "coffer lock v1"
+	maxLockSize            = 16 << 10
+)
+
+// LockInfo is the sealed content of a lock object.
+type LockInfo struct {
+	Kind    LockKind  `json:"kind"`
+	Holder  string    `json:"holder"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+}
+
+// Lock is a lease held in storage. Refresh it before it expires; Release it
+// when done.
+type Lock struct {
+	r       *Repository
+	mu      sync.Mutex
+	name    string
+	info    LockInfo
+	stop    chan struct{}
+	done    chan struct{}
+	lost    error
+	release sync.Once
+}
+
+func (r *Repository) writeLock(ctx context.Context, info LockInfo) (string, error) {
+	b, err := json.Marshal(info)
+	if err != nil {
+		return "", err
+	}
+	name := LocksPrefix + randomName(16)
+	if err := r.st.Put(ctx, name, r.aead.Seal(nil, b, []byte(lockAAD)), blob.PutOptions{IfAbsent: true}); err != nil {
+		return "", fmt.Errorf("write lock: %w", err)
+	}
+	return name, nil
+}
+
+// ReadLock reads and authenticates a lock object.
+func (r *Repository) ReadLock(ctx context.Context, name string) (LockInfo, error) {
+	var li LockInfo
+	b, err := r.st.Get(ctx, name, 0, -1)
+	if err != nil {
+		return li, err
+	}
+	if len(b) > maxLockSize {
+		return li, fmt.Errorf("%s: %w: lock too large", name, ErrCorrupt)
+	}
+	p, err := r.aead.Open(nil, b, []byte(lockAAD))
+	if err != nil {
+		return li, fmt.Errorf("%s: %w: %w", name, ErrCorrupt, err)
+	}
+	if err := json.Unmarshal(p, &li); err != nil {
+		return li, fmt.Errorf("%s: %w: %v", name, ErrCorrupt, err)
+	}
+	return li, nil
+}
+
+// AcquireLock takes a shared or exclusive lock: it writes its lock object,
+// then lists all locks; a conflicting unexpired lock (any other lock for an
+// exclusive request, an exclusive one for a shared request) makes it remove
+// its own object and fail with ErrLocked. Unreadable lock objects count as
+// conflicting. The lock refreshes itself every LeaseDuration/3 until
+// Release.
+func (r *Repository) AcquireLock(ctx context.Context, kind LockKind) (*Lock, error) {
+	host, _ := os.Hostname()
+	now := r.opts.Clock.Now()
+	info := LockInfo{Kind: kind, Holder: fmt.Sprintf("%s pid %d", host, os.Getpid()), Created: now, Expires: now.Add(r.opts.LeaseDuration)}
+	name, err := r.writeLock(ctx, info)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	err = r.st.List(ctx, LocksPrefix, func(i blob.Info) error {
+		if i.Name != name {
+			names = append(names, i.Name)
+		}
+		return nil
+	})
+	var conflict error
+	if err != nil {
+		conflict = fmt.Errorf("list locks: %w", err)
+	}
+	for _, n := range names {
+		if conflict != nil {
+			break
+		}
+		li, err := r.ReadLock(ctx, n)
+		if errors.Is(err, blob.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			conflict = fmt.Errorf("%w: unreadable lock %s: %w", ErrLocked, n, err)
+			break
+		}
+		if !li.Expires.After(r.opts.Clock.Now()) {
+			continue
+		}
+		if kind == LockExclusive || li.Kind == LockExclusive {
+			conflict = fmt.Errorf("%w: %s lock %s held by %s until %s", ErrLocked, li.Kind, strings.TrimPrefix(n, LocksPrefix), li.Holder, li.Expires.Format(time.RFC3339))
+		}
+	}
+	if conflict != nil {
+		_ = r.st.Delete(context.WithoutCancel(ctx), name)
+		return nil, conflict
+	}
+	l := &Lock{r: r, name: name, info: info, stop: make(chan struct{}), done: make(chan struct{})}
+	go l.refreshLoop()
+	return l, nil
+}
+
+func (l *Lock) refreshLoop() {
+	defer close(l.done)
+	t := time.NewTicker(l.r.opts.LeaseDuration / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			if err := l.Refresh(context.Background()); err != nil {
+				l.r.opts.Logger.Warn("repository: lock refresh failed", "lock", l.name, "err", err)
+			}
+		}
+	}
+}
+
+// Refresh extends the lease by writing a new lock object and removing the old one.
+func (l *Lock) Refresh(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lost != nil {
+		return l.lost
+	}
+	if !l.info.Expires.After(l.r.opts.Clock.Now()) {
+		l.lost = fmt.Errorf("%w: lease expired at %s before refresh", ErrLocked, l.info.Expires.Format(time.RFC3339))
+		return l.lost
+	}
+	info := l.info
+	info.Expires = l.r.opts.Clock.Now().Add(l.r.opts.LeaseDuration)
+	name, err := l.r.writeLock(ctx, info)
+	if err != nil {
+		return err
+	}
+	old := l.name
+	l.name, l.info = name, info
+	if err := l.r.st.Delete(ctx, old); err != nil && !errors.Is(err, blob.ErrNotFound) {
+		return fmt.Errorf("remove old lock: %w", err)
+	}
+	return nil
+}
+
+// Valid returns nil while the lease is unexpired.
+func (l *Lock) Valid() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lost != nil {
+		return l.lost
+	}
+	if !l.info.Expires.After(l.r.opts.Clock.Now()) {
+		return fmt.Errorf("%w: lease expired at %s", ErrLocked, l.info.Expires.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// Release stops refreshing and removes the lock object.
+func (l *Lock) Release(ctx context.Context) error {
+	var err error
+	l.release.Do(func() {
+		close(l.stop)
+		<-l.done
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if e := l.r.st.Delete(ctx, l.name); e != nil && !errors.Is(e, blob.ErrNotFound) {
+			err = fmt.Errorf("release lock: %w", e)
+		}
+	})
+	return err
+}

@@ -1,0 +1,509 @@
+package repository
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/semaphore"
+
+	"coffer/internal/repository/blob"
+	"coffer/internal/repository/chunker"
+	"coffer/internal/repository/index"
+	"coffer/internal/repository/pack"
+)
+
+// WriterStats count what a session added.
+type WriterStats struct {
+	NewBlobs    int64 // blobs stored by this session
+	DupBlobs    int64 // blobs already present (or saved twice)
+	RawBytes    int64 // plaintext bytes of new blobs
+	StoredBytes int64 // bytes uploaded in packs
+	Packs       int64
+}
+
+// Writer is a write session; see WithWriter.
+type Writer struct {
+	r      *Repository
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	jobs   chan job
+	packs  chan *finishedPack
+	budget *semaphore.Weighted
+
+	seenMu sync.Mutex
+	seen   map[index.Key]struct{}
+
+	doneMu sync.Mutex
+	done   []index.PackBlobs
+
+	closed   atomic.Bool
+	inflight sync.WaitGroup // SaveStream/SaveBlob calls in progress
+	workers  sync.WaitGroup
+	uploads  sync.WaitGroup
+
+	stats struct {
+		newBlobs, dupBlobs, rawBytes, storedBytes, packs atomic.Int64
+	}
+}
+
+type job struct {
+	typ    uint8
+	data   []byte
+	id     ID
+	hashed bool
+	cost   int64
+	pooled bool
+	res    *streamResult
+	slot   int
+}
+
+type streamResult struct {
+	mu  sync.Mutex
+	ids []ID
+	wg  sync.WaitGroup
+}
+
+type finishedPack struct {
+	id    [32]byte
+	data  []byte
+	blobs []pack.Entry
+}
+
+// Chunk buffers come in power-of-two size classes from 64 KiB to 8 MiB.
+const (
+	minClassBits = 16
+	numClasses   = 12
+)
+
+var chunkPools [numClasses]sync.Pool
+
+func classOf(n int) int {
+	c := 0
+	for (1<<(minClassBits+c)) < n && c < numClasses-1 {
+		c++
+	}
+	return c
+}
+
+func getChunkBuf(n int) []byte {
+	if n > 1<<(minClassBits+numClasses-1) {
+		return make([]byte, 0, n)
+	}
+	c := classOf(n)
+	if v := chunkPools[c].Get(); v != nil {
+		return (*(v.(*[]byte)))[:0]
+	}
+	return make([]byte, 0, 1<<(minClassBits+c))
+}
+
+func putChunkBuf(b []byte) {
+	c := cap(b)
+	if c < 1<<minClassBits || c > 1<<(minClassBits+numClasses-1) || c&(c-1) != 0 {
+		return
+	}
+	b = b[:0]
+	chunkPools[classOf(c)].Put(&b)
+}
+
+func growChunkBuf(old []byte, need int) []byte {
+	nb := getChunkBuf(need)
+	nb = append(nb, old...)
+	putChunkBuf(old)
+	return nb
+}
+
+var packPool sync.Pool
+
+// WithWriter runs fn with a write session. When fn returns nil, every pack
+// and the index of the session are durable when WithWriter returns nil; if
+// fn (or the session) fails, the session is abandoned: its packs stay in
+// storage unreferenced until prune removes them. The session holds a shared
+// lock (lease) in storage that excludes prune; if the lease expires before
+// the index is written the session fails.
+func (r *Repository) WithWriter(ctx context.Context, fn func(ctx context.Context, w *Writer) error) (err error) {
+	lock, err := r.AcquireLock(ctx, LockShared)
+	if err != nil {
+		return fmt.Errorf("write session: %w", err)
+	}
+	defer func() {
+		if e := lock.Release(context.WithoutCancel(ctx)); e != nil && err == nil {
+			err = e
+		}
+	}()
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := &Writer{
+		r: r, ctx: sctx, cancel: cancel,
+		jobs:   make(chan job, 2*r.opts.Workers),
+		packs:  make(chan *finishedPack),
+		budget: semaphore.NewWeighted(int64(max(r.opts.InFlight, r.cfg.ChunkSize.Max))),
+		seen:   make(map[index.Key]struct{}),
+	}
+	for i := 0; i < r.opts.Uploads; i++ {
+		w.uploads.Add(1)
+		go w.uploader()
+	}
+	for i := 0; i < r.opts.Workers; i++ {
+		w.workers.Add(1)
+		go w.worker()
+	}
+	ferr := fn(sctx, w)
+	w.closed.Store(true)
+	w.inflight.Wait()
+	if ferr != nil {
+		w.cancel(ferr)
+	}
+	close(w.jobs)
+	w.workers.Wait()
+	close(w.packs)
+	w.uploads.Wait()
+	if ferr != nil {
+		return ferr
+	}
+	if cerr := context.Cause(sctx); cerr != nil {
+		return fmt.Errorf("write session: %w", cerr)
+	}
+	if err := lock.Valid(); err != nil {
+		return fmt.Errorf("write session: not writing the index: %w", err)
+	}
+	if err := r.writeIndex(ctx, w.done, nil); err != nil {
+		return fmt.Errorf("write session: %w", err)
+	}
+	for _, p := range w.done {
+		r.idx.AddPack(p)
+	}
+	return nil
+}
+
+// maxIndexBlobs bounds the entries per index file (≈ 4.6 MB encoded).
+const maxIndexBlobs = 100_000
+
+// writeIndex writes index files covering packs, sealed and named after the
+// hash of their content; the first file lists supersedes.
+func (r *Repository) writeIndex(ctx context.Context, packs []index.PackBlobs, supersedes [][32]byte) error {
+	var batch []index.PackBlobs
+	n := 0
+	flush := func() error {
+		if len(batch) == 0 && len(supersedes) == 0 {
+			return nil
+		}
+		f := &index.File{Packs: batch, Supersedes: supersedes}
+		sealed := r.aead.Seal(nil, index.Encode(f), []byte(index.AAD))
+		name := IndexPrefix + hex.EncodeToString(sum(sealed))
+		if err := r.st.Put(ctx, name, sealed, blob.PutOptions{IfAbsent: true}); err != nil && !errors.Is(err, blob.ErrAlreadyExists) {
+			return fmt.Errorf("write index %s: %w", name, err)
+		}
+		batch, n, supersedes = nil, 0, nil
+		return nil
+	}
+	for _, p := range packs {
+		if n > 0 && n+len(p.Blobs) > maxIndexBlobs {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		batch = append(batch, p)
+		n += len(p.Blobs)
+	}
+	return flush()
+}
+
+// WriteIndex writes index files for packs, recording that they supersede
+// the named index files (prune uses it).
+func (r *Repository) WriteIndex(ctx context.Context, packs []index.PackBlobs, supersedes [][32]byte) error {
+	return r.writeIndex(ctx, packs, supersedes)
+}
+
+func (w *Writer) fail(err error) {
+	w.cancel(err)
+}
+
+func (w *Writer) enter() error {
+	w.inflight.Add(1)
+	if w.closed.Load() {
+		w.inflight.Done()
+		return errors.New("repository: write session already finished")
+	}
+	if err := context.Cause(w.ctx); err != nil {
+		w.inflight.Done()
+		return fmt.Errorf("repository: write session failed: %w", err)
+	}
+	return nil
+}
+
+// Stats returns the session's counters so far.
+func (w *Writer) Stats() WriterStats {
+	return WriterStats{NewBlobs: w.stats.newBlobs.Load(), DupBlobs: w.stats.dupBlobs.Load(),
+		RawBytes: w.stats.rawBytes.Load(), StoredBytes: w.stats.storedBytes.Load(), Packs: w.stats.packs.Load()}
+}
+
+// markNew reports whether the blob is new to the repository and this
+// session, and reserves it for the caller if so.
+func (w *Writer) markNew(k index.Key) bool {
+	if w.r.idx.Has(k) {
+		w.stats.dupBlobs.Add(1)
+		return false
+	}
+	w.seenMu.Lock()
+	defer w.seenMu.Unlock()
+	if _, ok := w.seen[k]; ok {
+		w.stats.dupBlobs.Add(1)
+		return false
+	}
+	w.seen[k] = struct{}{}
+	return true
+}
+
+// SaveBlob stores one blob (deduplicated) and returns its ID. The caller
+// must not modify data after the call. Safe for concurrent use.
+func (w *Writer) SaveBlob(ctx context.Context, t BlobType, data []byte) (ID, error) {
+	if t != DataBlob && t != TreeBlob {
+		return ID{}, fmt.Errorf("repository: unknown blob type %v", t)
+	}
+	if len(data) > pack.MaxBlobSize {
+		return ID{}, fmt.Errorf("repository: blob of %d bytes exceeds %d", len(data), pack.MaxBlobSize)
+	}
+	if err := w.enter(); err != nil {
+		return ID{}, err
+	}
+	defer w.inflight.Done()
+	id := w.r.ComputeID(data)
+	if !w.markNew(index.Key{Type: uint8(t), ID: id}) {
+		return id, nil
+	}
+	cost := int64(min(len(data), w.r.cfg.ChunkSize.Max))
+	if err := w.budget.Acquire(ctx, cost); err != nil {
+		return ID{}, err
+	}
+	if err := w.submit(ctx, job{typ: uint8(t), data: data, id: id, hashed: true, cost: cost}); err != nil {
+		return ID{}, err
+	}
+	return id, nil
+}
+
+func (w *Writer) submit(ctx context.Context, j job) error {
+	select {
+	case w.jobs <- j:
+		return nil
+	case <-ctx.Done():
+	case <-w.ctx.Done():
+	}
+	w.budget.Release(j.cost)
+	if j.pooled {
+		putChunkBuf(j.data)
+	}
+	if j.res != nil {
+		j.res.wg.Done()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("repository: write session failed: %w", context.Cause(w.ctx))
+}
+
+var chunkerPool sync.Pool
+
+// SaveStream chunks rd with the content-defined chunker and saves every
+// chunk as a DataBlob, returning the chunk IDs in order and the byte count.
+// Safe for concurrent use; memory does not grow with the stream size.
+func (w *Writer) SaveStream(ctx context.Context, rd io.Reader) (ids []ID, n int64, err error) {
+	if err := w.enter(); err != nil {
+		return nil, 0, err
+	}
+	defer w.inflight.Done()
+	var ch *chunker.Chunker
+	if v := chunkerPool.Get(); v != nil && v.(*chunker.Chunker).Params() == w.r.cfg.ChunkSize {
+		ch = v.(*chunker.Chunker)
+		ch.Reset(rd, w.r.gear)
+	} else {
+		ch, err = chunker.New(rd, w.r.cfg.ChunkSize, w.r.gear)
+		if err != nil {
+			return nil, 0, err
+		}
+		ch.Grow = growChunkBuf
+	}
+	defer func() { ch.Reset(nil, nil); chunkerPool.Put(ch) }()
+	res := &streamResult{}
+	wait := func() {
+		res.wg.Wait()
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			wait()
+			return nil, n, err
+		}
+		buf := getChunkBuf(w.r.cfg.ChunkSize.Avg)
+		chunk, err := ch.Next(buf)
+		if errors.Is(err, io.EOF) {
+			putChunkBuf(chunk)
+			break
+		}
+		if err != nil {
+			putChunkBuf(chunk)
+			wait()
+			return nil, n, err
+		}
+		n += int64(len(chunk))
+		cost := int64(cap(chunk))
+		if err := w.budget.Acquire(ctx, cost); err != nil {
+			putChunkBuf(chunk)
+			wait()
+			return nil, n, err
+		}
+		res.mu.Lock()
+		slot := len(res.ids)
+		res.ids = append(res.ids, ID{})
+		res.mu.Unlock()
+		res.wg.Add(1)
+		if err := w.submit(ctx, job{typ: uint8(DataBlob), data: chunk, cost: cost, pooled: true, res: res, slot: slot}); err != nil {
+			wait()
+			return nil, n, err
+		}
+	}
+	wait()
+	if err := context.Cause(w.ctx); err != nil {
+		return nil, n, fmt.Errorf("repository: write session failed: %w", err)
+	}
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	return res.ids, n, nil
+}
+
+type workerPacks struct {
+	p [3]*pack.Packer
+}
+
+func (w *Writer) worker() {
+	defer w.workers.Done()
+	var wp workerPacks
+	for j := range w.jobs {
+		if err := context.Cause(w.ctx); err == nil {
+			if err := w.process(&wp, j); err != nil {
+				w.fail(err)
+			}
+		}
+		w.budget.Release(j.cost)
+		if j.pooled {
+			putChunkBuf(j.data)
+		}
+		if j.res != nil {
+			j.res.wg.Done()
+		}
+	}
+	if context.Cause(w.ctx) != nil {
+		return
+	}
+	for t := range wp.p {
+		if wp.p[t] != nil && wp.p[t].Count() > 0 {
+			if err := w.finish(wp.p[t]); err != nil {
+				w.fail(err)
+				return
+			}
+		}
+	}
+}
+
+func (w *Writer) process(wp *workerPacks, j job) error {
+	id := j.id
+	if !j.hashed {
+		id = w.r.ComputeID(j.data)
+		j.res.mu.Lock()
+		j.res.ids[j.slot] = id
+		j.res.mu.Unlock()
+		if !w.markNew(index.Key{Type: j.typ, ID: id}) {
+			return nil
+		}
+	}
+	p := wp.p[j.typ]
+	if p == nil {
+		var buf []byte
+		if v := packPool.Get(); v != nil {
+			buf = *(v.(*[]byte))
+		} else {
+			buf = make([]byte, 0, w.r.opts.PackSize+w.r.opts.PackSize/8)
+		}
+		p = pack.NewPacker(buf)
+		wp.p[j.typ] = p
+	}
+	if err := p.Add(j.typ, id, j.data, w.r.codec, w.r.aead); err != nil {
+		return err
+	}
+	w.stats.newBlobs.Add(1)
+	w.stats.rawBytes.Add(int64(len(j.data)))
+	if p.Size() >= w.r.opts.PackSize {
+		wp.p[j.typ] = nil
+		return w.finish(p)
+	}
+	return nil
+}
+
+// finish seals the pack, verifies it and hands it to an uploader.
+func (w *Writer) finish(p *pack.Packer) error {
+	entries := append([]pack.Entry(nil), p.Entries()...)
+	data := p.Finalize(w.r.aead)
+	if !w.r.opts.SkipPackVerify {
+		if err := w.r.verifyPack(data, entries); err != nil {
+			return fmt.Errorf("pack verification before upload failed: %w", err)
+		}
+	}
+	fp := &finishedPack{id: sum32(data), data: data, blobs: entries}
+	select {
+	case w.packs <- fp:
+		return nil
+	case <-w.ctx.Done():
+		return context.Cause(w.ctx)
+	}
+}
+
+func sum32(b []byte) [32]byte { return [32]byte(sum(b)) }
+
+// verifyPack re-parses an encoded pack and decrypts and hashes every blob.
+func (r *Repository) verifyPack(data []byte, want []pack.Entry) error {
+	got, err := pack.ParsePack(data, r.aead)
+	if err != nil {
+		return err
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("%w: header lists %d blobs, want %d", ErrCorrupt, len(got), len(want))
+	}
+	var buf []byte
+	for i, e := range got {
+		if e != want[i] {
+			return fmt.Errorf("%w: header entry %d differs", ErrCorrupt, i)
+		}
+		buf, err = r.openBlob(buf[:0], data[e.Offset:e.Offset+e.Length], e, "new pack")
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Writer) uploader() {
+	defer w.uploads.Done()
+	for fp := range w.packs {
+		if context.Cause(w.ctx) != nil {
+			continue
+		}
+		name := PackName(fp.id)
+		err := w.r.st.Put(w.ctx, name, fp.data, blob.PutOptions{IfAbsent: true})
+		if err != nil && !errors.Is(err, blob.ErrAlreadyExists) {
+			w.fail(fmt.Errorf("upload %s: %w", name, err))
+			continue
+		}
+		w.stats.storedBytes.Add(int64(len(fp.data)))
+		w.stats.packs.Add(1)
+		w.doneMu.Lock()
+		w.done = append(w.done, index.PackBlobs{PackID: fp.id, Size: int64(len(fp.data)), Blobs: fp.blobs})
+		w.doneMu.Unlock()
+		if cap(fp.data) <= w.r.opts.PackSize*2 {
+			b := fp.data[:0]
+			packPool.Put(&b)
+		}
+	}
+}
