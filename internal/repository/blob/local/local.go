@@ -1,0 +1,428 @@
+// Package local stores blobs as files in a directory tree.
+//
+// Put writes a temporary file next to the final name, fsyncs and closes it,
+// renames it into place and fsyncs the directory; directories it creates are
+// fsynced in their parent. With IfAbsent the rename is renameat2 with
+// RENAME_NOREPLACE (or link(2) where the file system lacks it), so the check
+// and the commit are one atomic step. A crash leaves at most temporary files,
+// which never look like object names and which CleanTemp removes.
+//
+// Object names map to paths one to one ("data/ab/cd" is the file
+// <root>/data/ab/cd), so a name and a name extending it by a segment ("a"
+// and "a/b") cannot both exist: the second Put fails with a permanent error.
+package local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"coffer/internal/clock"
+	"coffer/internal/repository/blob"
+)
+
+// tempPrefix starts the name of every temporary file. '~' is outside the
+// object-name charset, so a temporary file can never shadow an object.
+const tempPrefix = ".tmp~"
+
+// Options tune a Storage.
+type Options struct {
+	// Clock is used by CleanTemp to judge the age of temporary files.
+	// Nil means clock.Real.
+	Clock clock.Clock
+	// Connections is reported in Properties; 0 means 4.
+	Connections int
+}
+
+// Storage is a blob.Storage on a local directory.
+type Storage struct {
+	root  string
+	clock clock.Clock
+	conns int
+	ops   ops
+}
+
+var _ blob.Storage = (*Storage)(nil)
+
+// Open returns a Storage rooted at dir, creating dir (and fsyncing its
+// parent) when it does not exist.
+func Open(dir string, opts Options) (*Storage, error) {
+	if dir == "" {
+		return nil, blob.Permanent(errors.New("local: empty directory"))
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("local: %w", err)
+	}
+	s := &Storage{root: abs, clock: opts.Clock, conns: opts.Connections}
+	if s.clock == nil {
+		s.clock = clock.Real{}
+	}
+	if s.conns <= 0 {
+		s.conns = 4
+	}
+	if err := s.mkdirAll(abs); err != nil {
+		return nil, fmt.Errorf("local: open %s: %w", dir, classify(err))
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("local: open %s: %w", dir, classify(err))
+	}
+	if !fi.IsDir() {
+		return nil, blob.Permanent(fmt.Errorf("local: %s is not a directory", dir))
+	}
+	return s, nil
+}
+
+// Root returns the absolute directory the storage lives in.
+func (s *Storage) Root() string { return s.root }
+
+func (s *Storage) path(name string) string {
+	return filepath.Join(s.root, filepath.FromSlash(name))
+}
+
+// Put stores data under name atomically and durably.
+func (s *Storage) Put(ctx context.Context, name string, data []byte, opts blob.PutOptions) error {
+	if err := blob.ValidateName(name); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	final := s.path(name)
+	dir := filepath.Dir(final)
+	if err := s.mkdirAll(dir); err != nil {
+		return fmt.Errorf("local: put %s: %w", name, classify(err))
+	}
+	tmp, err := s.writeTemp(ctx, dir, data)
+	if err != nil {
+		return fmt.Errorf("local: put %s: %w", name, classify(err))
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = s.ops.remove(tmp)
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if opts.IfAbsent {
+		err = s.ops.renameNoReplace(tmp, final)
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("local: put %s: %w", name, blob.ErrAlreadyExists)
+		}
+	} else {
+		err = s.ops.rename(tmp, final)
+	}
+	if err != nil {
+		return fmt.Errorf("local: put %s: commit: %w", name, classify(err))
+	}
+	committed = true
+	if err := s.ops.fsyncDir(dir); err != nil {
+		return fmt.Errorf("local: put %s: sync directory: %w", name, classify(err))
+	}
+	return nil
+}
+
+// writeTemp writes data into a new temporary file in dir, fsyncs and closes
+// it. On any failure the file is removed and never written again: a failed
+// fsync is not retried on the same descriptor.
+func (s *Storage) writeTemp(ctx context.Context, dir string, data []byte) (string, error) {
+	var rnd [12]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", err
+	}
+	tmp := filepath.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
+	f, err := s.ops.create(tmp)
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) {
+		_ = f.Close()
+		_ = s.ops.remove(tmp)
+		return "", err
+	}
+	const chunk = 4 << 20
+	for off := 0; off < len(data); off += chunk {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		end := min(off+chunk, len(data))
+		if err := s.ops.write(f, data[off:end]); err != nil {
+			return fail(err)
+		}
+	}
+	if err := s.ops.fsync(f); err != nil {
+		return fail(err)
+	}
+	if err := s.ops.close(f); err != nil {
+		_ = s.ops.remove(tmp)
+		return "", err
+	}
+	return tmp, nil
+}
+
+// mkdirAll creates dir and its missing parents, fsyncing the parent of every
+// directory it creates so that the new entries survive a crash.
+func (s *Storage) mkdirAll(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := s.mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := s.ops.mkdir(dir); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	// Also when another Put created it concurrently: that Put may not have
+	// synced the parent yet, and this one must not return before it is.
+	return s.ops.fsyncDir(parent)
+}
+
+// Get reads length bytes from offset (length < 0: to the end).
+func (s *Storage) Get(ctx context.Context, name string, offset, length int64) ([]byte, error) {
+	if err := blob.ValidateName(name); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.path(name))
+	if err != nil {
+		return nil, fmt.Errorf("local: get %s: %w", name, classifyRead(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("local: get %s: %w", name, classify(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("local: get %s: %w", name, blob.ErrNotFound)
+	}
+	n, err := blob.CheckRange(fi.Size(), offset, length)
+	if err != nil {
+		return nil, fmt.Errorf("local: get %s: %w", name, err)
+	}
+	buf := make([]byte, n)
+	got, err := f.ReadAt(buf, offset)
+	if err != nil && !(errors.Is(err, io.EOF) && int64(got) == n) {
+		return nil, fmt.Errorf("local: get %s: %w", name, classify(err))
+	}
+	return buf, nil
+}
+
+// Stat describes the object.
+func (s *Storage) Stat(ctx context.Context, name string) (blob.Info, error) {
+	if err := blob.ValidateName(name); err != nil {
+		return blob.Info{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return blob.Info{}, err
+	}
+	fi, err := os.Stat(s.path(name))
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("local: stat %s: %w", name, classifyRead(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return blob.Info{}, fmt.Errorf("local: stat %s: %w", name, blob.ErrNotFound)
+	}
+	return blob.Info{Name: name, Size: fi.Size(), ModTime: fi.ModTime().UTC()}, nil
+}
+
+// List calls fn for every object whose name starts with prefix. Directories
+// are read in batches, so memory does not grow with directory size.
+func (s *Storage) List(ctx context.Context, prefix string, fn func(blob.Info) error) error {
+	if err := blob.ValidatePrefix(prefix); err != nil {
+		return err
+	}
+	start := ""
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		start = prefix[:i]
+	}
+	err := s.walk(ctx, start, func(name string, d fs.DirEntry) (bool, error) {
+		if d.IsDir() {
+			rel := name + "/"
+			return strings.HasPrefix(rel, prefix) || strings.HasPrefix(prefix, rel), nil
+		}
+		if !strings.HasPrefix(name, prefix) || !d.Type().IsRegular() || blob.ValidateName(name) != nil {
+			return false, nil
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil // deleted while listing
+		}
+		if err != nil {
+			return false, classify(err)
+		}
+		return false, fn(blob.Info{Name: name, Size: fi.Size(), ModTime: fi.ModTime().UTC()})
+	})
+	if err != nil {
+		return fmt.Errorf("local: list %q: %w", prefix, err)
+	}
+	return nil
+}
+
+// walk visits the tree under the object-name directory rel (""=root). visit
+// returns whether to descend into a directory entry.
+func (s *Storage) walk(ctx context.Context, rel string, visit func(name string, d fs.DirEntry) (bool, error)) error {
+	dir := s.root
+	if rel != "" {
+		dir = s.path(rel)
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return nil
+		}
+		return classify(err)
+	}
+	defer f.Close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := f.ReadDir(512)
+		for _, d := range ents {
+			name := path.Join(rel, d.Name())
+			descend, verr := visit(name, d)
+			if verr != nil {
+				return verr
+			}
+			if descend && d.IsDir() {
+				if err := s.walk(ctx, name, visit); err != nil {
+					return err
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return classify(err)
+		}
+	}
+}
+
+// Delete removes the object and fsyncs its directory.
+func (s *Storage) Delete(ctx context.Context, name string) error {
+	if err := blob.ValidateName(name); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p := s.path(name)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return fmt.Errorf("local: delete %s: %w", name, classifyRead(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("local: delete %s: %w", name, blob.ErrNotFound)
+	}
+	if err := s.ops.remove(p); err != nil {
+		return fmt.Errorf("local: delete %s: %w", name, classifyRead(err))
+	}
+	if err := s.ops.fsyncDir(filepath.Dir(p)); err != nil {
+		return fmt.Errorf("local: delete %s: sync directory: %w", name, classify(err))
+	}
+	return nil
+}
+
+// CleanTemp removes temporary files left by interrupted Puts whose
+// modification time is more than olderThan before now. It returns how many
+// it removed. Use a margin larger than the longest Put when other writers
+// may be running; 0 is safe only when no Put is in flight.
+func (s *Storage) CleanTemp(ctx context.Context, olderThan time.Duration) (int, error) {
+	cutoff := s.clock.Now().Add(-olderThan)
+	removed := 0
+	touched := map[string]bool{}
+	err := s.walk(ctx, "", func(name string, d fs.DirEntry) (bool, error) {
+		if d.IsDir() {
+			return true, nil
+		}
+		if !strings.HasPrefix(d.Name(), tempPrefix) {
+			return false, nil
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, classify(err)
+		}
+		if fi.ModTime().After(cutoff) {
+			return false, nil
+		}
+		p := s.path(name)
+		if err := s.ops.remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, classify(err)
+		}
+		removed++
+		touched[filepath.Dir(p)] = true
+		return false, nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("local: clean temp: %w", err)
+	}
+	for dir := range touched {
+		if err := s.ops.fsyncDir(dir); err != nil {
+			return removed, fmt.Errorf("local: clean temp: sync %s: %w", dir, classify(err))
+		}
+	}
+	return removed, nil
+}
+
+// Properties reports that IfAbsent is enforced atomically.
+func (s *Storage) Properties() blob.Properties {
+	return blob.Properties{Connections: s.conns, ConditionalPut: true}
+}
+
+// Close releases nothing; the Storage holds no open files between calls.
+func (s *Storage) Close() error { return nil }
+
+// classify marks errors that retrying cannot fix as permanent.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		switch errno {
+		case syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM,
+			syscall.ENOTDIR, syscall.EISDIR, syscall.ENAMETOOLONG, syscall.EEXIST, syscall.ELOOP:
+			return blob.Permanent(err)
+		}
+	}
+	return err
+}
+
+// classifyRead is classify plus "does not exist" → blob.ErrNotFound.
+func classifyRead(err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("%w (%v)", blob.ErrNotFound, err)
+	}
+	return classify(err)
+}

@@ -1,0 +1,18 @@
+package local
+
+import (
+	"testing"
+
+	"coffer/internal/repository/blob"
+	"coffer/internal/repository/blob/blobtest"
+)
+
+func TestContract(t *testing.T) {
+	blobtest.Run(t, func(t *testing.T) blob.Storage {
+		s, err := Open(t.TempDir(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
