@@ -1,0 +1,115 @@
+// Package store declares Coffer's metadata-store contract: a unit of work
+// (Read/Write transactions) with per-entity methods on the transaction.
+// Adapters live in sub-packages (sqlite, later postgres) and all pass the
+// storetest contract suite. Errors are *backup.Error with domain codes.
+package store
+
+import (
+	"context"
+	"time"
+
+	"coffer/internal/backup"
+)
+
+// Store runs functions inside transactions. fn's error aborts the
+// transaction and is returned unchanged.
+type Store interface {
+	Read(ctx context.Context, fn func(Tx) error) error
+	Write(ctx context.Context, fn func(Tx) error) error
+	Close() error
+}
+
+// Scope is the (account, region) every lookup is keyed by.
+type Scope struct {
+	AccountID string
+	Region    string
+}
+
+// Page requests one page of a keyset-paginated list. After is the opaque
+// cursor returned as Next by the previous page ("" for the first page).
+type Page struct {
+	Limit int
+	After string
+}
+
+// VaultFilter narrows ListVaults. Order is by name ascending.
+type VaultFilter struct {
+	VaultType string // "" = any
+}
+
+// RecoveryPointFilter narrows ListRecoveryPoints. Order is newest first.
+type RecoveryPointFilter struct {
+	VaultName   string
+	ResourceArn string
+}
+
+// JobFilter narrows ListJobs; every set field is AND-combined. Scope.AccountID
+// "" with AllAccounts lists every account (organization management).
+type JobFilter struct {
+	Kind                backup.JobKind
+	AllAccounts         bool
+	State               string
+	ResourceArn         string
+	ResourceType        string
+	VaultName           string
+	DestinationVaultArn string
+	SourceRecoveryPoint string // copy: RecoveryPointArn
+	RecoveryPointArn    string
+	ParentJobID         string
+	MessageCategory     string
+	CreatedAfter        *time.Time // exclusive
+	CreatedBefore       *time.Time // exclusive
+	CompleteAfter       *time.Time
+	CompleteBefore      *time.Time
+}
+
+// Idempotency is a remembered idempotent request.
+type Idempotency struct {
+	Operation    string
+	Token        string
+	ParamsDigest string
+	ResultID     string
+	ExpiresAt    time.Time
+}
+
+// Tx is a transaction. Methods taking a Scope only ever see rows of that
+// scope: a row of another account behaves exactly as a missing one.
+type Tx interface {
+	// Vaults.
+	CreateVault(ctx context.Context, v *backup.Vault) error // AlreadyExists
+	GetVault(ctx context.Context, s Scope, name string) (*backup.Vault, error)
+	ListVaults(ctx context.Context, s Scope, f VaultFilter, p Page) (vaults []*backup.Vault, next string, err error)
+	UpdateVault(ctx context.Context, v *backup.Vault) error // lock + policy columns
+	DeleteVault(ctx context.Context, s Scope, name string) error
+
+	// Tags, keyed by resource ARN (the ARN embeds account and region).
+	ListTags(ctx context.Context, arn string) (map[string]string, error)
+	PutTags(ctx context.Context, arn string, tags map[string]string) error
+	DeleteTags(ctx context.Context, arn string, keys []string) error
+	DeleteAllTags(ctx context.Context, arn string) error
+
+	// Idempotency tokens. GetIdempotency ignores expired entries at now.
+	GetIdempotency(ctx context.Context, s Scope, operation, token string, now time.Time) (*Idempotency, error)
+	PutIdempotency(ctx context.Context, s Scope, i *Idempotency) error
+	DeleteExpiredIdempotency(ctx context.Context, now time.Time) (int64, error)
+
+	// Recovery points.
+	CreateRecoveryPoint(ctx context.Context, rp *backup.RecoveryPoint) error
+	GetRecoveryPoint(ctx context.Context, s Scope, arn string) (*backup.RecoveryPoint, error)
+	ListRecoveryPoints(ctx context.Context, s Scope, f RecoveryPointFilter, p Page) ([]*backup.RecoveryPoint, string, error)
+	UpdateRecoveryPoint(ctx context.Context, rp *backup.RecoveryPoint) error
+	DeleteRecoveryPoint(ctx context.Context, s Scope, arn string) error
+	CountRecoveryPoints(ctx context.Context, s Scope, vaultName string) (int64, error)
+
+	// Protected resources.
+	UpsertProtectedResource(ctx context.Context, r *backup.ProtectedResource) error
+	GetProtectedResource(ctx context.Context, s Scope, arn string) (*backup.ProtectedResource, error)
+
+	// Jobs (backup, copy, restore in one table with a kind column).
+	CreateJob(ctx context.Context, j *backup.Job) error
+	GetJob(ctx context.Context, s Scope, kind backup.JobKind, id string) (*backup.Job, error)
+	ListJobs(ctx context.Context, s Scope, f JobFilter, p Page) ([]*backup.Job, string, error)
+	// UpdateJob writes j if the stored lease generation still equals
+	// expectGeneration; otherwise it returns a CodeLeaseLost error.
+	UpdateJob(ctx context.Context, j *backup.Job, expectGeneration int64) error
+}
