@@ -1,0 +1,79 @@
+// Package fstree backs up a local directory tree into a vault repository and
+// restores a snapshot tree into a target directory.
+//
+// Backup walks the source without ever following a symlink (every entry is
+// opened relative to its parent directory's descriptor with O_NOFOLLOW),
+// chunks regular files through a Saver (several files in parallel) and saves
+// one tree blob per directory, bottom-up.
+//
+// Restore never writes outside RestoreOptions.TargetRoot: every operation on
+// the target goes through an os.Root opened on TargetRoot, or through
+// *at(2) calls on a descriptor obtained from it with a single, non-followed
+// final name. Data is staged in a job-named directory inside TargetRoot,
+// verified (every blob is hash-checked by the Loader) and only then moved into
+// place with rename(2).
+package fstree
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"coffer/internal/repository"
+	"coffer/internal/repository/snapshot"
+)
+
+// Saver stores data and tree blobs. Both methods must be safe for concurrent
+// use. The engine's *repository.Writer implements it.
+type Saver interface {
+	SaveStream(ctx context.Context, rd io.Reader) (ids []repository.ID, n int64, err error)
+	SaveBlob(ctx context.Context, t repository.BlobType, data []byte) (repository.ID, error)
+}
+
+// Loader reads blobs back. LoadBlob verifies the blob's hash; its errors wrap
+// repository.ErrCorrupt / ErrBlobNotFound. The engine's *repository.Repository
+// implements it.
+type Loader interface {
+	LoadBlob(ctx context.Context, t repository.BlobType, id repository.ID, buf []byte) ([]byte, error)
+	BlobSize(t repository.BlobType, id repository.ID) (uint32, bool)
+	HasBlob(t repository.BlobType, id repository.ID) bool
+}
+
+// Problem is a per-path error that did not stop the operation (backup) or
+// that is reported alongside a failure (restore). Path is root-relative with
+// a leading "/" ("/" is the root itself).
+type Problem struct {
+	Path string
+	Err  error
+}
+
+func (p Problem) String() string { return fmt.Sprintf("%s: %v", p.Path, p.Err) }
+
+// loadTree loads and decodes the tree blob id.
+func loadTree(ctx context.Context, l Loader, id repository.ID) (*snapshot.Tree, error) {
+	if sz, ok := l.BlobSize(repository.TreeBlob, id); ok && int64(sz) > maxTreeBlobSize {
+		return nil, fmt.Errorf("tree %s: size %d exceeds limit %d", id, sz, maxTreeBlobSize)
+	}
+	data, err := l.LoadBlob(ctx, repository.TreeBlob, id, nil)
+	if err != nil {
+		return nil, fmt.Errorf("load tree %s: %w", id, err)
+	}
+	t, err := decodeTree(data)
+	if err != nil {
+		return nil, fmt.Errorf("decode tree %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// saveTree encodes t and saves it as a tree blob.
+func saveTree(ctx context.Context, s Saver, t *snapshot.Tree) (repository.ID, error) {
+	data, err := encodeTree(t)
+	if err != nil {
+		return repository.ID{}, fmt.Errorf("encode tree: %w", err)
+	}
+	id, err := s.SaveBlob(ctx, repository.TreeBlob, data)
+	if err != nil {
+		return repository.ID{}, fmt.Errorf("save tree: %w", err)
+	}
+	return id, nil
+}
