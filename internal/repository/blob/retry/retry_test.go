@@ -78,9 +78,11 @@ func TestRetries(t *testing.T) {
 			wantCalls: 2, method: blobtest.MethodPut,
 		},
 		{
-			name:      "IfAbsent put on a taken name with other bytes still fails after a retry",
-			faults:    []blobtest.Fault{{Method: blobtest.MethodPut, Err: errFlaky}},
-			op:        func(s blob.Storage) error { return s.Put(ctx, "present", []byte("other"), blob.PutOptions{IfAbsent: true}) },
+			name:   "IfAbsent put on a taken name with other bytes still fails after a retry",
+			faults: []blobtest.Fault{{Method: blobtest.MethodPut, Err: errFlaky}},
+			op: func(s blob.Storage) error {
+				return s.Put(ctx, "present", []byte("other"), blob.PutOptions{IfAbsent: true})
+			},
 			wantErr:   blob.ErrAlreadyExists,
 			wantCalls: 2, method: blobtest.MethodPut,
 		},
