@@ -411,6 +411,8 @@ func (r *restorer) plan(ctx context.Context, rootID repository.ID) (int64, error
 		}
 	}
 	r.sel.found = nil
+	// Later walks meet the same entries again: report them only once.
+	r.sel.warn = func(string, error) {}
 	r.mu.Lock()
 	n := r.hostile
 	r.mu.Unlock()
