@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"coffer/internal/clock"
@@ -151,7 +152,7 @@ type Repository struct {
 	hasher *crypto.IDHasher
 	gear   *chunker.Table
 	codec  *compress.Codec
-	idx    *index.Index
+	idx    atomic.Pointer[index.Index]
 
 	bufMu   sync.Mutex
 	closed  bool
@@ -290,7 +291,8 @@ func newRepository(st blob.Storage, opts Options, cfg Config, km keyMaterial) (*
 	if err != nil {
 		return nil, err
 	}
-	r := &Repository{st: st, opts: opts, cfg: cfg, repoID: km.repoID, aead: a, hasher: h, gear: g, codec: codec, idx: index.New()}
+	r := &Repository{st: st, opts: opts, cfg: cfg, repoID: km.repoID, aead: a, hasher: h, gear: g, codec: codec}
+	r.idx.Store(index.New())
 	return r, nil
 }
 
@@ -489,10 +491,36 @@ func ActiveIndexFiles(files []IndexFile) []IndexFile {
 	return out
 }
 
+// Reload rereads the index from storage (after prune rewrote it).
+func (r *Repository) Reload(ctx context.Context) error { return r.loadIndex(ctx) }
+
 func (r *Repository) loadIndex(ctx context.Context) error {
-	files, err := r.ListIndexFiles(ctx)
-	if err != nil {
-		return err
+	// Damaged index files are skipped (with a warning) so that the rest of
+	// the repository stays readable; Check reports them and prune refuses
+	// to run until they are dealt with.
+	var names []string
+	if err := r.st.List(ctx, IndexPrefix, func(i blob.Info) error {
+		names = append(names, i.Name)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list index: %w", err)
+	}
+	files := make([]IndexFile, 0, len(names))
+	for _, n := range names {
+		id, err := ParseID(strings.TrimPrefix(n, IndexPrefix))
+		if err != nil {
+			r.opts.Logger.Warn("repository: ignoring unknown object", "name", n)
+			continue
+		}
+		f, err := r.ReadIndexFile(ctx, n)
+		if errors.Is(err, ErrCorrupt) {
+			r.opts.Logger.Warn("repository: skipping damaged index file", "name", n, "err", err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		files = append(files, IndexFile{Name: n, ID: id, File: f})
 	}
 	idx := index.New()
 	for _, f := range ActiveIndexFiles(files) {
@@ -522,12 +550,12 @@ func (r *Repository) loadIndex(ctx context.Context) error {
 		n := idx.RemovePacks(gone)
 		r.opts.Logger.Warn("repository: packs missing or with wrong size; their blobs will be uploaded again", "packs", len(gone), "blobs", n)
 	}
-	r.idx = idx
+	r.idx.Store(idx)
 	return nil
 }
 
 // Index returns the in-memory index (read-only use by maintenance).
-func (r *Repository) Index() *index.Index { return r.idx }
+func (r *Repository) Index() *index.Index { return r.idx.Load() }
 
 // AEAD returns the data-key sealer (for maintenance).
 func (r *Repository) AEAD() *crypto.AEAD { return r.aead }
@@ -543,12 +571,12 @@ func (r *Repository) Clock() clock.Clock { return r.opts.Clock }
 
 // HasBlob reports whether the index knows the blob.
 func (r *Repository) HasBlob(t BlobType, id ID) bool {
-	return r.idx.Has(index.Key{Type: uint8(t), ID: id})
+	return r.idx.Load().Has(index.Key{Type: uint8(t), ID: id})
 }
 
 // BlobSize returns the plaintext size of a blob from the index.
 func (r *Repository) BlobSize(t BlobType, id ID) (uint32, bool) {
-	l, _, ok := r.idx.Lookup(index.Key{Type: uint8(t), ID: id})
+	l, _, ok := r.idx.Load().Lookup(index.Key{Type: uint8(t), ID: id})
 	return l.RawLength, ok
 }
 
@@ -556,7 +584,7 @@ func (r *Repository) BlobSize(t BlobType, id ID) (uint32, bool) {
 // its plaintext to buf[:0]. It fails with ErrBlobNotFound for unknown blobs
 // and with an error wrapping ErrCorrupt when any check fails.
 func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte) ([]byte, error) {
-	l, packID, ok := r.idx.Lookup(index.Key{Type: uint8(t), ID: id})
+	l, packID, ok := r.idx.Load().Lookup(index.Key{Type: uint8(t), ID: id})
 	if !ok {
 		return nil, fmt.Errorf("%w: %v %v", ErrBlobNotFound, t, id)
 	}

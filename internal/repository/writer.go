@@ -41,6 +41,10 @@ type Writer struct {
 	doneMu sync.Mutex
 	done   []index.PackBlobs
 
+	// rewrite makes the session store blobs even when the index already
+	// knows them (prune's repacking).
+	rewrite  bool
+	lock     *Lock
 	closed   atomic.Bool
 	inflight sync.WaitGroup // SaveStream/SaveBlob calls in progress
 	workers  sync.WaitGroup
@@ -135,14 +139,30 @@ func (r *Repository) WithWriter(ctx context.Context, fn func(ctx context.Context
 			err = e
 		}
 	}()
+	_, err = r.session(ctx, lock, false, fn)
+	return err
+}
+
+// WithRewriter is prune's write session: it runs under the caller's
+// exclusive lock, stores every blob handed to it even if the index already
+// knows it, and returns the packs written (already indexed).
+func (r *Repository) WithRewriter(ctx context.Context, lock *Lock, fn func(ctx context.Context, w *Writer) error) ([]index.PackBlobs, error) {
+	if lock == nil || lock.info.Kind != LockExclusive {
+		return nil, fmt.Errorf("repository: rewrite session needs the exclusive lock")
+	}
+	return r.session(ctx, lock, true, fn)
+}
+
+func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn func(ctx context.Context, w *Writer) error) ([]index.PackBlobs, error) {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	w := &Writer{
 		r: r, ctx: sctx, cancel: cancel,
-		jobs:   make(chan job, 2*r.opts.Workers),
-		packs:  make(chan *finishedPack),
-		budget: semaphore.NewWeighted(int64(max(r.opts.InFlight, r.cfg.ChunkSize.Max))),
-		seen:   make(map[index.Key]struct{}),
+		jobs:    make(chan job, 2*r.opts.Workers),
+		packs:   make(chan *finishedPack),
+		budget:  semaphore.NewWeighted(int64(max(r.opts.InFlight, r.cfg.ChunkSize.Max))),
+		seen:    make(map[index.Key]struct{}),
+		rewrite: rewrite, lock: lock,
 	}
 	for i := 0; i < r.opts.Uploads; i++ {
 		w.uploads.Add(1)
@@ -163,21 +183,21 @@ func (r *Repository) WithWriter(ctx context.Context, fn func(ctx context.Context
 	close(w.packs)
 	w.uploads.Wait()
 	if ferr != nil {
-		return ferr
+		return nil, ferr
 	}
 	if cerr := context.Cause(sctx); cerr != nil {
-		return fmt.Errorf("write session: %w", cerr)
+		return nil, fmt.Errorf("write session: %w", cerr)
 	}
 	if err := lock.Valid(); err != nil {
-		return fmt.Errorf("write session: not writing the index: %w", err)
+		return nil, fmt.Errorf("write session: not writing the index: %w", err)
 	}
 	if err := r.writeIndex(ctx, w.done, nil); err != nil {
-		return fmt.Errorf("write session: %w", err)
+		return nil, fmt.Errorf("write session: %w", err)
 	}
 	for _, p := range w.done {
-		r.idx.AddPack(p)
+		r.idx.Load().AddPack(p)
 	}
-	return nil
+	return w.done, nil
 }
 
 // maxIndexBlobs bounds the entries per index file (≈ 4.6 MB encoded).
@@ -188,29 +208,34 @@ const maxIndexBlobs = 100_000
 func (r *Repository) writeIndex(ctx context.Context, packs []index.PackBlobs, supersedes [][32]byte) error {
 	var batch []index.PackBlobs
 	n := 0
-	flush := func() error {
-		if len(batch) == 0 && len(supersedes) == 0 {
+	flush := func(last bool) error {
+		if len(batch) == 0 && !(last && len(supersedes) > 0) {
 			return nil
 		}
-		f := &index.File{Packs: batch, Supersedes: supersedes}
+		// Supersedes goes into the last file only, so that a crash part-way
+		// leaves the superseded files active.
+		f := &index.File{Packs: batch}
+		if last {
+			f.Supersedes = supersedes
+		}
 		sealed := r.aead.Seal(nil, index.Encode(f), []byte(index.AAD))
 		name := IndexPrefix + hex.EncodeToString(sum(sealed))
 		if err := r.st.Put(ctx, name, sealed, blob.PutOptions{IfAbsent: true}); err != nil && !errors.Is(err, blob.ErrAlreadyExists) {
 			return fmt.Errorf("write index %s: %w", name, err)
 		}
-		batch, n, supersedes = nil, 0, nil
+		batch, n = nil, 0
 		return nil
 	}
 	for _, p := range packs {
 		if n > 0 && n+len(p.Blobs) > maxIndexBlobs {
-			if err := flush(); err != nil {
+			if err := flush(false); err != nil {
 				return err
 			}
 		}
 		batch = append(batch, p)
 		n += len(p.Blobs)
 	}
-	return flush()
+	return flush(true)
 }
 
 // WriteIndex writes index files for packs, recording that they supersede
@@ -245,7 +270,7 @@ func (w *Writer) Stats() WriterStats {
 // markNew reports whether the blob is new to the repository and this
 // session, and reserves it for the caller if so.
 func (w *Writer) markNew(k index.Key) bool {
-	if w.r.idx.Has(k) {
+	if !w.rewrite && w.r.idx.Load().Has(k) {
 		w.stats.dupBlobs.Add(1)
 		return false
 	}
