@@ -193,3 +193,12 @@ func newVerifier(now time.Time) (*Verifier, *clock.Fake) {
 	fc := clock.NewFake(now)
 	return &Verifier{Creds: testCreds(), Clock: fc, Service: "backup", Region: testRegion}, fc
 }
+
+func mustParse(t testing.TB, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
