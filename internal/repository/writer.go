@@ -146,14 +146,20 @@ func (r *Repository) WithWriter(ctx context.Context, fn func(ctx context.Context
 // WithRewriter is prune's write session: it runs under the caller's
 // exclusive lock, stores every blob handed to it even if the index already
 // knows it, and returns the packs written (already indexed).
-func (r *Repository) WithRewriter(ctx context.Context, lock *Lock, fn func(ctx context.Context, w *Writer) error) ([]index.PackBlobs, error) {
+func (r *Repository) WithRewriter(ctx context.Context, lock *Lock, fn func(ctx context.Context, w *Writer) error) (RewriteResult, error) {
 	if lock == nil || lock.info.Kind != LockExclusive {
-		return nil, fmt.Errorf("repository: rewrite session needs the exclusive lock")
+		return RewriteResult{}, fmt.Errorf("repository: rewrite session needs the exclusive lock")
 	}
 	return r.session(ctx, lock, true, fn)
 }
 
-func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn func(ctx context.Context, w *Writer) error) ([]index.PackBlobs, error) {
+// RewriteResult lists what a rewrite session wrote.
+type RewriteResult struct {
+	Packs      []index.PackBlobs
+	IndexFiles [][32]byte
+}
+
+func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn func(ctx context.Context, w *Writer) error) (RewriteResult, error) {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	w := &Writer{
@@ -183,21 +189,22 @@ func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn f
 	close(w.packs)
 	w.uploads.Wait()
 	if ferr != nil {
-		return nil, ferr
+		return RewriteResult{}, ferr
 	}
 	if cerr := context.Cause(sctx); cerr != nil {
-		return nil, fmt.Errorf("write session: %w", cerr)
+		return RewriteResult{}, fmt.Errorf("write session: %w", cerr)
 	}
 	if err := lock.Valid(); err != nil {
-		return nil, fmt.Errorf("write session: not writing the index: %w", err)
+		return RewriteResult{}, fmt.Errorf("write session: not writing the index: %w", err)
 	}
-	if err := r.writeIndex(ctx, w.done, nil); err != nil {
-		return nil, fmt.Errorf("write session: %w", err)
+	files, err := r.writeIndex(ctx, w.done, nil)
+	if err != nil {
+		return RewriteResult{}, fmt.Errorf("write session: %w", err)
 	}
 	for _, p := range w.done {
 		r.idx.Load().AddPack(p)
 	}
-	return w.done, nil
+	return RewriteResult{Packs: w.done, IndexFiles: files}, nil
 }
 
 // maxIndexBlobs bounds the entries per index file (≈ 4.6 MB encoded).
@@ -205,7 +212,8 @@ const maxIndexBlobs = 100_000
 
 // writeIndex writes index files covering packs, sealed and named after the
 // hash of their content; the first file lists supersedes.
-func (r *Repository) writeIndex(ctx context.Context, packs []index.PackBlobs, supersedes [][32]byte) error {
+func (r *Repository) writeIndex(ctx context.Context, packs []index.PackBlobs, supersedes [][32]byte) ([][32]byte, error) {
+	var written [][32]byte
 	var batch []index.PackBlobs
 	n := 0
 	flush := func(last bool) error {
@@ -219,28 +227,33 @@ func (r *Repository) writeIndex(ctx context.Context, packs []index.PackBlobs, su
 			f.Supersedes = supersedes
 		}
 		sealed := r.aead.Seal(nil, index.Encode(f), []byte(index.AAD))
-		name := IndexPrefix + hex.EncodeToString(sum(sealed))
+		id := sum32(sealed)
+		name := IndexPrefix + hex.EncodeToString(id[:])
 		if err := r.st.Put(ctx, name, sealed, blob.PutOptions{IfAbsent: true}); err != nil && !errors.Is(err, blob.ErrAlreadyExists) {
 			return fmt.Errorf("write index %s: %w", name, err)
 		}
+		written = append(written, id)
 		batch, n = nil, 0
 		return nil
 	}
 	for _, p := range packs {
 		if n > 0 && n+len(p.Blobs) > maxIndexBlobs {
 			if err := flush(false); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		batch = append(batch, p)
 		n += len(p.Blobs)
 	}
-	return flush(true)
+	if err := flush(true); err != nil {
+		return nil, err
+	}
+	return written, nil
 }
 
 // WriteIndex writes index files for packs, recording that they supersede
 // the named index files (prune uses it).
-func (r *Repository) WriteIndex(ctx context.Context, packs []index.PackBlobs, supersedes [][32]byte) error {
+func (r *Repository) WriteIndex(ctx context.Context, packs []index.PackBlobs, supersedes [][32]byte) ([][32]byte, error) {
 	return r.writeIndex(ctx, packs, supersedes)
 }
 

@@ -2,6 +2,7 @@ package maintenance
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -218,7 +219,7 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 
 	// Rewrite the still-used blobs of rewritten packs into new packs (indexed
 	// by the session itself).
-	var written []index.PackBlobs
+	var written repository.RewriteResult
 	if len(moves) > 0 {
 		written, err = repo.WithRewriter(ctx, lock, func(ctx context.Context, w *repository.Writer) error {
 			var buf []byte
@@ -240,15 +241,16 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 	}
 	// New index: kept packs verbatim plus the rewritten ones, superseding
 	// every index file read above.
-	sup := make([][32]byte, 0, len(files))
+	sup := make([][32]byte, 0, len(files)+len(written.IndexFiles))
 	for _, f := range files {
 		sup = append(sup, f.ID)
 	}
-	newPacks := append(keep, written...)
+	sup = append(sup, written.IndexFiles...)
+	newPacks := append(keep, written.Packs...)
 	if err := lock.Valid(); err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
-	if err := repo.WriteIndex(ctx, newPacks, sup); err != nil {
+	if _, err := repo.WriteIndex(ctx, newPacks, sup); err != nil {
 		return nil, fmt.Errorf("prune: write index: %w", err)
 	}
 	// Only now delete: old index files, then packs.
@@ -260,8 +262,12 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 			return nil, fmt.Errorf("prune: delete %s: %w", f.Name, err)
 		}
 	}
-	// The rewriter's own index files are superseded too once the new index
-	// lists their packs; leave them (harmless duplicates) for the next run.
+	for _, id := range written.IndexFiles {
+		name := repository.IndexPrefix + hex.EncodeToString(id[:])
+		if err := st.Delete(ctx, name); err != nil && !errors.Is(err, blob.ErrNotFound) {
+			return nil, fmt.Errorf("prune: delete %s: %w", name, err)
+		}
+	}
 	for _, id := range append(del, orphans...) {
 		if err := st.Delete(ctx, repository.PackName(id)); err != nil && !errors.Is(err, blob.ErrNotFound) {
 			return nil, fmt.Errorf("prune: delete %s: %w", repository.PackName(id), err)
