@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"coffer/internal/api"
+	"coffer/internal/api/sigv4"
+	"coffer/internal/clock"
+	"coffer/internal/config"
+	"coffer/internal/store/sqlite"
+)
+
+// resourceTypes is the one place that lists the AWS resource types this
+// build can back up; resource plugins add their type here.
+var resourceTypes = []string{"EFS"}
+
+const usage = "usage: coffer serve [--config FILE]"
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "coffer: "+usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		if err := serve(ctx, args[1:], stdout, stderr, nil); err != nil {
+			fmt.Fprintln(stderr, "coffer:", err)
+			return 1
+		}
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "coffer: unknown command %q\n%s\n", args[0], usage)
+	return 2
+}
+
+// serve runs `coffer serve`. ready, when non-nil, receives the bound
+// address once the listener is open (used by tests).
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML configuration file (default: zero-config mode)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	var cfg *config.Config
+	zeroConfig := *cfgPath == ""
+	generated := false
+	if zeroConfig {
+		var err error
+		cfg, generated, err = config.Default(config.DefaultDataDir)
+		if err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	tokenKey, err := config.LoadOrCreateSecret(filepath.Join(cfg.DataDir, config.TokenKeyFile), 32)
+	if err != nil {
+		return err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "metadata.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	creds := api.StaticCredentials{}
+	accountOf := map[string]string{}
+	for _, a := range cfg.Accounts {
+		for _, k := range a.AccessKeys {
+			creds[k.AccessKeyID] = k.SecretAccessKey
+			accountOf[k.AccessKeyID] = a.ID
+		}
+	}
+	clk := clock.Real{}
+	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
+		AccountOf: accountOf, ResourceTypes: resourceTypes, TokenKey: tokenKey},
+		api.Deps{Store: st, Clock: clk, Logger: log,
+			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: cfg.Region, MaxSkew: 15 * time.Minute}}})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	addr := ln.Addr().String()
+	log.Info("coffer serving", "listen", addr, "region", cfg.Region, "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts),
+		"vault_storage", "metadata only (repository hook not wired yet)")
+	if zeroConfig {
+		ak := cfg.Accounts[0].AccessKeys[0]
+		if generated {
+			fmt.Fprintf(stdout, "# generated credentials for account %s, stored in %s\n", cfg.Accounts[0].ID,
+				filepath.Join(cfg.DataDir, config.CredentialsFile))
+		}
+		fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s\n", ak.AccessKeyID, ak.SecretAccessKey, cfg.Region)
+		fmt.Fprintf(stdout, "aws backup list-backup-vaults --endpoint-url http://%s\n", addr)
+	}
+	if ready != nil {
+		ready <- addr
+	}
+	err = srv.Serve(ctx, ln)
+	log.Info("coffer stopped")
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,328 @@
+// Package api serves the AWS Backup rest-json API. Routing, input decoding
+// and validation are driven by the botocore service model; handlers are
+// typed functions registered explicitly in a table.
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"coffer/internal/api/model"
+	"coffer/internal/backup"
+	"coffer/internal/clock"
+	"coffer/internal/store"
+)
+
+// MaxBodyBytes is the request body limit of this API (1 MiB).
+const MaxBodyBytes = 1 << 20
+
+// Identity is the authenticated caller. Every lookup is keyed by
+// (AccountID, Region); both come from the credential, never from the request.
+type Identity struct {
+	AccountID   string
+	Region      string
+	AccessKeyID string
+	// Management is true for the organization's management account.
+	Management bool
+}
+
+func (id Identity) scope() store.Scope {
+	return store.Scope{AccountID: id.AccountID, Region: id.Region}
+}
+
+// Authenticator verifies a request (SigV4) and returns the access key id.
+// Errors should be *Error (status + exception name); anything else is
+// answered as 403 AccessDeniedException.
+type Authenticator interface {
+	Authenticate(r *http.Request, body []byte) (accessKeyID string, err error)
+}
+
+// VaultStorage creates and removes the repository behind a vault. The
+// server calls CreateVaultStorage inside the CreateBackupVault transaction
+// (an error aborts the create) and DeleteVaultStorage inside
+// DeleteBackupVault. It is implemented by the repository layer.
+type VaultStorage interface {
+	CreateVaultStorage(ctx context.Context, v *backup.Vault) error
+	DeleteVaultStorage(ctx context.Context, v *backup.Vault) error
+}
+
+// Config is the API's part of the service configuration.
+type Config struct {
+	Region            string
+	ManagementAccount string
+	// AccountOf maps an access key id to its 12-digit account id.
+	AccountOf map[string]string
+	// ResourceTypes are the AWS resource types this deployment can back up.
+	ResourceTypes []string
+	// TokenKey signs pagination tokens (at least 32 bytes).
+	TokenKey []byte
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Store  store.Store
+	Clock  clock.Clock
+	Logger *slog.Logger
+	Auth   Authenticator
+	// VaultStorage may be nil until the repository layer provides it; vaults
+	// are then metadata only.
+	VaultStorage VaultStorage
+}
+
+type handler func(ctx context.Context, id Identity, in []byte) (any, error)
+
+// bind adapts a typed handler to the table.
+func bind[In, Out any](f func(context.Context, Identity, *In) (*Out, error)) handler {
+	return func(ctx context.Context, id Identity, raw []byte) (any, error) {
+		var in In
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return nil, invalidParam("", "Invalid request: %v", err)
+		}
+		out, err := f(ctx, id, &in)
+		if err != nil || out == nil {
+			return nil, err
+		}
+		return out, nil
+	}
+}
+
+// Server is the API server.
+type Server struct {
+	cfg      Config
+	deps     Deps
+	model    *model.Model
+	router   *router
+	decoder  *decoder
+	pager    *pager
+	handlers map[string]handler
+	log      *slog.Logger
+}
+
+// New builds a server. It fails on an incomplete configuration.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if deps.Store == nil || deps.Clock == nil || deps.Auth == nil {
+		return nil, errors.New("api: Store, Clock and Auth are required")
+	}
+	if len(cfg.TokenKey) < 32 {
+		return nil, errors.New("api: TokenKey must be at least 32 bytes")
+	}
+	if cfg.Region == "" || len(cfg.ResourceTypes) == 0 {
+		return nil, errors.New("api: Region and ResourceTypes are required")
+	}
+	m, err := model.Load()
+	if err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{cfg: cfg, deps: deps, model: m, router: newRouter(m), decoder: &decoder{m: m}, pager: &pager{key: cfg.TokenKey}, log: deps.Logger}
+	s.handlers = s.table()
+	for name := range s.handlers {
+		if m.Operations[name] == nil {
+			return nil, fmt.Errorf("api: handler for unknown operation %s", name)
+		}
+	}
+	return s, nil
+}
+
+// table is the explicit operation → handler registry.
+func (s *Server) table() map[string]handler {
+	return map[string]handler{
+		"CreateBackupVault":                  bind(s.createBackupVault),
+		"DescribeBackupVault":                bind(s.describeBackupVault),
+		"ListBackupVaults":                   bind(s.listBackupVaults),
+		"DeleteBackupVault":                  bind(s.deleteBackupVault),
+		"PutBackupVaultAccessPolicy":         bind(s.putBackupVaultAccessPolicy),
+		"GetBackupVaultAccessPolicy":         bind(s.getBackupVaultAccessPolicy),
+		"DeleteBackupVaultAccessPolicy":      bind(s.deleteBackupVaultAccessPolicy),
+		"PutBackupVaultLockConfiguration":    bind(s.putBackupVaultLockConfiguration),
+		"DeleteBackupVaultLockConfiguration": bind(s.deleteBackupVaultLockConfiguration),
+		"TagResource":                        bind(s.tagResource),
+		"UntagResource":                      bind(s.untagResource),
+		"ListTags":                           bind(s.listTags),
+		"GetSupportedResourceTypes":          bind(s.getSupportedResourceTypes),
+	}
+}
+
+// Operations returns the names of the operations this server implements.
+func (s *Server) Operations() []string {
+	out := make([]string, 0, len(s.handlers))
+	for n := range s.handlers {
+		out = append(out, n)
+	}
+	return out
+}
+
+// Serve answers requests on ln until ctx is cancelled, then shuts down
+// gracefully (in-flight requests get up to 10 seconds).
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("api: shutdown: %w", err)
+	}
+	<-errc
+	return nil
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// ServeHTTP authenticates, routes, decodes, validates and dispatches.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	reqID := newRequestID()
+	w.Header().Set("x-amzn-RequestId", reqID)
+	start := time.Now()
+	opName := ""
+	status := http.StatusOK
+	var id Identity
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic in request", "request_id", reqID, "operation", opName, "panic", fmt.Sprint(p))
+			status = http.StatusInternalServerError
+			s.writeError(w, &Error{Status: status, Code: excServiceUnavail, Message: "internal error"})
+		}
+		s.log.Info("request", "request_id", reqID, "method", r.Method, "operation", opName, "status", status,
+			"account", id.AccountID, "duration_ms", time.Since(start).Milliseconds())
+	}()
+	fail := func(err error) {
+		e, ok := toError(err)
+		if !ok {
+			s.log.Error("request failed", "request_id", reqID, "operation", opName, "err", err)
+		}
+		status = e.Status
+		s.writeError(w, e)
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		fail(err)
+		return
+	}
+	akid, err := s.deps.Auth.Authenticate(r, body)
+	if err != nil {
+		var ae *Error
+		if !errors.As(err, &ae) {
+			err = apiErr(http.StatusForbidden, excAccessDenied, "request could not be authenticated")
+		}
+		fail(err)
+		return
+	}
+	acct, ok := s.cfg.AccountOf[akid]
+	if !ok {
+		fail(apiErr(http.StatusForbidden, "UnrecognizedClientException", "The security token included in the request is invalid."))
+		return
+	}
+	id = Identity{AccountID: acct, Region: s.cfg.Region, AccessKeyID: akid, Management: acct == s.cfg.ManagementAccount}
+	out, name, err := s.dispatch(r.Context(), id, r.Method, r.URL.EscapedPath(), r.URL.RawQuery, body)
+	opName = name
+	if err != nil {
+		fail(err)
+		return
+	}
+	code := http.StatusOK
+	if op := s.model.Operations[name]; op != nil && op.HTTP.ResponseCode != 0 {
+		code = op.HTTP.ResponseCode
+	}
+	status = code
+	if out == nil {
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(code)
+		return
+	}
+	buf, err := json.Marshal(out)
+	if err != nil {
+		fail(fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	w.WriteHeader(code)
+	w.Write(buf)
+}
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	tooLarge := apiErr(http.StatusRequestEntityTooLarge, excTooLarge, "request body exceeds %d bytes", MaxBodyBytes)
+	if r.ContentLength > MaxBodyBytes {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, apiErr(http.StatusBadRequest, excSerialization, "could not read request body")
+	}
+	return body, nil
+}
+
+// dispatch routes, decodes and runs one authenticated request. It is the
+// part of ServeHTTP after authentication and is what the fuzz target drives.
+func (s *Server) dispatch(ctx context.Context, id Identity, method, rawPath, rawQuery string, body []byte) (any, string, error) {
+	query, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, "", apiErr(http.StatusBadRequest, excSerialization, "malformed query string")
+	}
+	rt, labels := s.router.match(method, rawPath, query)
+	if rt == nil {
+		return nil, "", apiErr(http.StatusNotFound, excUnknownOp, "no operation matches %s %s", method, truncate(rawPath, 200))
+	}
+	h, ok := s.handlers[rt.name]
+	if !ok {
+		return nil, rt.name, apiErr(http.StatusNotFound, excUnknownOp, "operation %s is not supported by Coffer", rt.name)
+	}
+	in, err := s.decoder.decode(rt.op, labels, query, body)
+	if err != nil {
+		return nil, rt.name, err
+	}
+	raw, err := json.Marshal(in)
+	if err != nil {
+		return nil, rt.name, fmt.Errorf("re-encode input: %w", err)
+	}
+	out, err := h(ctx, id, raw)
+	return out, rt.name, err
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+func (s *Server) writeError(w http.ResponseWriter, e *Error) {
+	var buf bytes.Buffer
+	json.NewEncoder(&buf).Encode(e.body())
+	h := w.Header()
+	h.Set("X-Amzn-ErrorType", e.Code)
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(e.Status)
+	w.Write(buf.Bytes())
+}

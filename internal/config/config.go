@@ -1,0 +1,355 @@
+// Package config loads and validates the `coffer serve` YAML configuration
+// (the stable contract of docs/design: keys are added, never renamed) and
+// builds the zero-config default with generated, persisted credentials.
+package config
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults of the zero-config mode.
+const (
+	DefaultListen  = "127.0.0.1:7480"
+	DefaultDataDir = "./coffer-data"
+	DefaultRegion  = "us-east-1"
+	// DefaultAccountID is the account of the zero-config mode.
+	DefaultAccountID = "000000000001"
+	// CredentialsFile holds the generated credentials inside the data dir.
+	CredentialsFile = "credentials.yaml"
+	// TokenKeyFile holds the pagination-token signing key inside the data dir.
+	TokenKeyFile   = "token.key"
+	maxConfigBytes = 1 << 20
+)
+
+// Config is the service configuration.
+type Config struct {
+	Listen            string       `yaml:"listen"`
+	DataDir           string       `yaml:"data_dir"`
+	Region            string       `yaml:"region"`
+	Accounts          []Account    `yaml:"accounts"`
+	Organization      Organization `yaml:"organization"`
+	FileSystems       []FileSystem `yaml:"file_systems"`
+	NewFileSystemsDir string       `yaml:"new_file_systems_dir"`
+}
+
+// Account is one tenant with its access keys.
+type Account struct {
+	ID         string      `yaml:"id"`
+	Name       string      `yaml:"name"`
+	AccessKeys []AccessKey `yaml:"access_keys"`
+}
+
+// AccessKey is one SigV4 credential.
+type AccessKey struct {
+	AccessKeyID     string `yaml:"access_key_id"`
+	SecretAccessKey string `yaml:"secret_access_key"`
+}
+
+// Organization names the management account.
+type Organization struct {
+	ManagementAccount string `yaml:"management_account"`
+}
+
+// FileSystem is a protected file-system tree (AWS resource type EFS).
+type FileSystem struct {
+	ID      string            `yaml:"id"`
+	Account string            `yaml:"account"`
+	Path    string            `yaml:"path"`
+	Tags    map[string]string `yaml:"tags"`
+}
+
+var (
+	accountRE  = regexp.MustCompile(`^[0-9]{12}$`)
+	akidRE     = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
+	fsIDRE     = regexp.MustCompile(`^fs-[0-9a-f]{8,17}$`)
+	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*$`)
+)
+
+// Load reads, strictly parses (unknown keys are errors) and validates a
+// config file. Unset listen/data_dir/region take their defaults.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	if len(b) > maxConfigBytes {
+		return nil, fmt.Errorf("config: %s: larger than %d bytes", path, maxConfigBytes)
+	}
+	return Parse(b)
+}
+
+// Parse parses and validates YAML config text.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("config: empty document")
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("config: more than one YAML document")
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Region == "" {
+		c.Region = DefaultRegion
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func keyErr(key, format string, args ...any) error {
+	return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
+}
+
+// Validate checks every key; the error names the key and the problem.
+func (c *Config) Validate() error {
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return keyErr("listen", "must be host:port (%v)", err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return keyErr("listen", "port %q is not a number between 0 and 65535", port)
+	}
+	if host != "" && net.ParseIP(host) == nil && !hostnameRE.MatchString(host) {
+		return keyErr("listen", "host %q is neither an IP address nor a host name", host)
+	}
+	if c.DataDir == "" {
+		return keyErr("data_dir", "must not be empty")
+	}
+	if !regionRE.MatchString(c.Region) {
+		return keyErr("region", "%q does not look like a region (e.g. us-east-1)", c.Region)
+	}
+	if len(c.Accounts) == 0 {
+		return keyErr("accounts", "at least one account is required")
+	}
+	accounts := map[string]bool{}
+	keys := map[string]string{}
+	for i, a := range c.Accounts {
+		k := fmt.Sprintf("accounts[%d]", i)
+		if !accountRE.MatchString(a.ID) {
+			return keyErr(k+".id", "must be 12 digits, got %q", a.ID)
+		}
+		if accounts[a.ID] {
+			return keyErr(k+".id", "duplicate account id %s", a.ID)
+		}
+		accounts[a.ID] = true
+		if len(a.AccessKeys) == 0 {
+			return keyErr(k+".access_keys", "at least one access key is required")
+		}
+		for j, ak := range a.AccessKeys {
+			kk := fmt.Sprintf("%s.access_keys[%d]", k, j)
+			if ak.AccessKeyID == "" {
+				return keyErr(kk+".access_key_id", "must not be empty")
+			}
+			if !akidRE.MatchString(ak.AccessKeyID) {
+				return keyErr(kk+".access_key_id", "must be 16 to 128 upper-case letters or digits")
+			}
+			if prev, dup := keys[ak.AccessKeyID]; dup {
+				return keyErr(kk+".access_key_id", "duplicate access key id (also at %s)", prev)
+			}
+			keys[ak.AccessKeyID] = kk
+			if ak.SecretAccessKey == "" {
+				return keyErr(kk+".secret_access_key", "must not be empty")
+			}
+			if len(ak.SecretAccessKey) < 16 {
+				return keyErr(kk+".secret_access_key", "must be at least 16 characters")
+			}
+		}
+	}
+	if m := c.Organization.ManagementAccount; m != "" && !accounts[m] {
+		return keyErr("organization.management_account", "account %q is not listed in accounts", m)
+	}
+	fsIDs := map[string]bool{}
+	for i, fs := range c.FileSystems {
+		k := fmt.Sprintf("file_systems[%d]", i)
+		if !fsIDRE.MatchString(fs.ID) {
+			return keyErr(k+".id", "must match fs-[0-9a-f]{8,17}, got %q", fs.ID)
+		}
+		if fsIDs[fs.ID] {
+			return keyErr(k+".id", "duplicate file system id %s", fs.ID)
+		}
+		fsIDs[fs.ID] = true
+		if !accounts[fs.Account] {
+			return keyErr(k+".account", "account %q is not listed in accounts", fs.Account)
+		}
+		if !filepath.IsAbs(fs.Path) {
+			return keyErr(k+".path", "must be an absolute path, got %q", fs.Path)
+		}
+		for tk := range fs.Tags {
+			if tk == "" {
+				return keyErr(k+".tags", "tag keys must not be empty")
+			}
+		}
+	}
+	if c.NewFileSystemsDir != "" && !filepath.IsAbs(c.NewFileSystemsDir) {
+		return keyErr("new_file_systems_dir", "must be an absolute path, got %q", c.NewFileSystemsDir)
+	}
+	return nil
+}
+
+// FileSystemArn returns the ARN of a configured file system.
+func (c *Config) FileSystemArn(fs FileSystem) string {
+	return "arn:aws:elasticfilesystem:" + c.Region + ":" + fs.Account + ":file-system/" + fs.ID
+}
+
+const alnumUpper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+const secretChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+func randomString(alphabet string, n int) (string, error) {
+	out := make([]byte, n)
+	buf := make([]byte, 1)
+	limit := 256 - 256%len(alphabet) // rejection sampling: no modulo bias
+	for i := 0; i < n; {
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+		if int(buf[0]) >= limit {
+			continue
+		}
+		out[i] = alphabet[int(buf[0])%len(alphabet)]
+		i++
+	}
+	return string(out), nil
+}
+
+// GenerateAccessKey returns a fresh AKIA… key id and a 40-character secret.
+func GenerateAccessKey() (AccessKey, error) {
+	id, err := randomString(alnumUpper, 16)
+	if err != nil {
+		return AccessKey{}, fmt.Errorf("config: generate key: %w", err)
+	}
+	secret, err := randomString(secretChars, 40)
+	if err != nil {
+		return AccessKey{}, fmt.Errorf("config: generate key: %w", err)
+	}
+	return AccessKey{AccessKeyID: "AKIA" + id, SecretAccessKey: secret}, nil
+}
+
+// Default returns the zero-config configuration: loopback listener, data
+// dir dataDir, one account whose credentials are generated on first start,
+// stored in dataDir/credentials.yaml with mode 0600 and reused afterwards.
+// generated reports whether they were created now.
+func Default(dataDir string) (c *Config, generated bool, err error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("config: data dir: %w", err)
+	}
+	path := filepath.Join(dataDir, CredentialsFile)
+	var ak AccessKey
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&ak); err != nil {
+			return nil, false, fmt.Errorf("config: %s: %w", path, err)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		ak, err = GenerateAccessKey()
+		if err != nil {
+			return nil, false, err
+		}
+		out, err := yaml.Marshal(ak)
+		if err != nil {
+			return nil, false, fmt.Errorf("config: %w", err)
+		}
+		if err := writeFileAtomic(path, out, 0o600); err != nil {
+			return nil, false, err
+		}
+		generated = true
+	default:
+		return nil, false, fmt.Errorf("config: %w", err)
+	}
+	c = &Config{Listen: DefaultListen, DataDir: dataDir, Region: DefaultRegion,
+		Accounts:     []Account{{ID: DefaultAccountID, Name: "default", AccessKeys: []AccessKey{ak}}},
+		Organization: Organization{ManagementAccount: DefaultAccountID}}
+	if err := c.Validate(); err != nil {
+		return nil, false, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return c, generated, nil
+}
+
+// LoadOrCreateSecret returns the n-byte secret stored at path, creating it
+// (mode 0600) from crypto/rand on first use.
+func LoadOrCreateSecret(path string, n int) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if len(b) != n {
+			return nil, fmt.Errorf("config: %s: want %d bytes, found %d", path, n, len(b))
+		}
+		return b, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	b = make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := writeFileAtomic(path, b, 0o600); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// writeFileAtomic writes temp + fsync + rename + fsync(dir); it never
+// replaces an existing file (O_EXCL on the link target via os.Link).
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("config: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := os.Link(tmp, path); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
