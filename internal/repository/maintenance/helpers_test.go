@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"coffer/internal/repository"
+	"coffer/internal/repository/crypto"
 	"coffer/internal/repository/snapshot"
 )
 
@@ -82,3 +83,5 @@ func equalFiles(a, b map[string][]byte) bool {
 	}
 	return true
 }
+
+func cryptoHash(b []byte) [32]byte { return crypto.Hash(b) }
