@@ -1,0 +1,126 @@
+// Command coffer-direct performs one Coffer engine operation on a local
+// directory repository. The benchmark harness (bench/cmd/coffer-bench) runs
+// it as a child process to time it and read its peak RSS.
+//
+//	coffer-direct init    -repo DIR
+//	coffer-direct backup  -repo DIR -src DIR [-parent latest|none]
+//	coffer-direct restore -repo DIR -dst DIR [-snapshot latest|ID]
+//
+// The 32-byte master key comes from the environment variable
+// COFFER_BENCH_KEY (64 hex digits). On success a JSON summary is printed to
+// stdout; diagnostics go to stderr.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"coffer/bench/internal/cofferdirect"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "coffer-direct:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  coffer-direct init    -repo DIR
+  coffer-direct backup  -repo DIR -src DIR [-parent latest|none]
+  coffer-direct restore -repo DIR -dst DIR [-snapshot latest|ID]
+environment: ` + cofferdirect.KeyEnv + ` = master key, 64 hex digits`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) < 1 {
+		return errors.New(usage)
+	}
+	fs := flag.NewFlagSet("coffer-direct "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	repo := fs.String("repo", "", "repository directory")
+	src := fs.String("src", "", "backup: source directory")
+	parent := fs.String("parent", "latest", "backup: parent snapshot, latest (newest of the same source) or none")
+	dst := fs.String("dst", "", "restore: target directory (must not exist)")
+	snapshot := fs.String("snapshot", "latest", "restore: manifest ID or latest")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("unexpected arguments %q\n%s", fs.Args(), usage)
+	}
+	if *repo == "" {
+		return fmt.Errorf("-repo is required\n%s", usage)
+	}
+	key, err := cofferdirect.ParseKey(os.Getenv(cofferdirect.KeyEnv))
+	if err != nil {
+		return fmt.Errorf("%s: %w", cofferdirect.KeyEnv, err)
+	}
+	cfg := cofferdirect.Config{
+		RepoDir: *repo,
+		Key:     key,
+		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	// Reject flags that the chosen operation would silently ignore.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	allowed := map[string][]string{
+		"init":    {"repo"},
+		"backup":  {"repo", "src", "parent"},
+		"restore": {"repo", "dst", "snapshot"},
+	}[args[0]]
+	if allowed == nil {
+		return fmt.Errorf("unknown operation %q\n%s", args[0], usage)
+	}
+	for name := range set {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == name
+		}
+		if !ok {
+			return fmt.Errorf("-%s does not apply to %s", name, args[0])
+		}
+	}
+
+	var out any
+	switch args[0] {
+	case "init":
+		err = cofferdirect.Init(ctx, cfg)
+		out = map[string]string{"repo": *repo}
+	case "backup":
+		if *src == "" {
+			return errors.New("backup: -src is required")
+		}
+		var useParent bool
+		switch *parent {
+		case "latest":
+			useParent = true
+		case "none":
+		default:
+			return fmt.Errorf("backup: -parent must be latest or none, not %q", *parent)
+		}
+		out, err = cofferdirect.Backup(ctx, cfg, *src, useParent)
+	case "restore":
+		if *dst == "" {
+			return errors.New("restore: -dst is required")
+		}
+		out, err = cofferdirect.Restore(ctx, cfg, *snapshot, *dst)
+	}
+	if out != nil {
+		enc := json.NewEncoder(stdout)
+		if encErr := enc.Encode(out); encErr != nil && err == nil {
+			err = encErr
+		}
+	}
+	return err
+}
