@@ -1,0 +1,68 @@
+// Package jobs runs backup, copy and restore jobs: jobs are rows in the
+// metadata store; workers claim them under a lease with a fencing generation,
+// heartbeat while they run, and make every state change conditional on still
+// holding the lease. See docs/design/job-lifecycle.md.
+package jobs
+
+import (
+	"context"
+
+	"coffer/internal/backup"
+	"coffer/internal/store"
+)
+
+// Handler runs the jobs of one kind. Handlers are registered explicitly with
+// the runner in cmd/coffer.
+type Handler interface {
+	// Kind is the job kind this handler runs.
+	Kind() backup.JobKind
+	// Run does the work of job (a copy: the handler must not keep it).
+	//
+	// ctx is cancelled when the job is stopped (StopBackupJob), when its
+	// completion window ends, or when the runner loses the job's lease; Run
+	// must then return promptly and leave nothing half-visible (no recovery
+	// point, nothing under a restore's final name).
+	//
+	// Run reports progress through p. On success it returns a Result whose
+	// Commit runs in the same store transaction that marks the job COMPLETED,
+	// conditional on the lease generation (so e.g. a recovery point row and
+	// its job's completion commit together or not at all). A returned error
+	// fails the job; its message becomes the job's StatusMessage (use
+	// *backup.Error for a precise message and MessageCategory via Failure).
+	Run(ctx context.Context, job *backup.Job, p Progress) (Result, error)
+}
+
+// Progress receives a running job's progress. Implementations are safe for
+// concurrent use; the runner persists the latest values with every
+// heartbeat (at least every few seconds) and derives PercentDone and the
+// expected completion time from the measured rate.
+type Progress interface {
+	// Update reports bytes done so far and the total expected (total <= 0
+	// when unknown yet).
+	Update(bytesDone, bytesTotal int64)
+}
+
+// Result is what a successful Run hands back to the runner.
+type Result struct {
+	// Apply sets the job's result fields (RecoveryPointArn,
+	// CreatedResourceArn, BackupSizeBytes, BytesTransferred, StatusMessage,
+	// MessageCategory, ResultJSON, ...) on the copy that will be stored. The
+	// runner sets State, CompletionDate and PercentDone itself.
+	Apply func(j *backup.Job)
+	// Commit, if set, runs inside the transaction that completes the job
+	// (after the lease check). An error from it fails the job instead.
+	Commit func(ctx context.Context, tx store.Tx) error
+	// State overrides the terminal state (e.g. "PARTIAL"); empty means
+	// COMPLETED.
+	State string
+}
+
+// Failure is an error carrying the MessageCategory to store with a FAILED
+// job (e.g. "AccessDenied", "InvalidParameters").
+type Failure struct {
+	Category string
+	Err      error
+}
+
+func (f *Failure) Error() string { return f.Err.Error() }
+func (f *Failure) Unwrap() error { return f.Err }
