@@ -1,0 +1,441 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"coffer/internal/repository/blob"
+	"coffer/internal/repository/blob/blobtest"
+	"coffer/internal/testutil/s3server"
+)
+
+// httpProxy forwards to the S3 server unless inject returns a status for
+// the request, in which case it answers with an S3 error document itself.
+type httpProxy struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []*http.Request // every request seen, headers cloned
+	inject   func(r *http.Request, nth int) (status int, code string)
+}
+
+func startHTTPProxy(t *testing.T, target string) *httpProxy {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &httpProxy{}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(u)
+		r.Out.Host = r.In.Host // keep the signed Host header
+	}}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		c := r.Clone(context.Background())
+		p.requests = append(p.requests, c)
+		nth := len(p.requests)
+		inject := p.inject
+		p.mu.Unlock()
+		if inject != nil {
+			if status, code := inject(r, nth); status != 0 {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(status)
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>injected by test</Message></Error>`, code)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *httpProxy) setInject(f func(r *http.Request, nth int) (int, string)) {
+	p.mu.Lock()
+	p.inject = f
+	p.mu.Unlock()
+}
+
+func (p *httpProxy) count(method string, pred func(*http.Request) bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.requests {
+		if r.Method == method && (pred == nil || pred(r)) {
+			n++
+		}
+	}
+	return n
+}
+
+func isKey(key string) func(*http.Request) bool {
+	return func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/"+key) }
+}
+
+func TestRetriesAfter503(t *testing.T) {
+	srv := s3server.Start(t)
+	cfg := newBucket(t, srv)
+	p := startHTTPProxy(t, srv.Endpoint)
+	cfg.Endpoint = p.URL
+	cfg.MaxBackoff = 50 * time.Millisecond
+	s := open(t, cfg)
+	var failed atomic.Int64
+	p.setInject(func(r *http.Request, _ int) (int, string) {
+		if r.Method == http.MethodPut && isKey("obj")(r) && failed.Add(1) <= 2 {
+			return http.StatusServiceUnavailable, "SlowDown"
+		}
+		return 0, ""
+	})
+	data := blobtest.Content("obj", 100000)
+	if err := s.Put(context.Background(), "obj", data, blob.PutOptions{}); err != nil {
+		t.Fatalf("Put after two 503s: %v", err)
+	}
+	if n := p.count(http.MethodPut, isKey("obj")); n != 3 {
+		t.Fatalf("server saw %d PUTs, want 3 (two 503s, one success)", n)
+	}
+	got, err := s.Get(context.Background(), "obj", 0, -1)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get after retried Put: %v, equal=%v", err, bytes.Equal(got, data))
+	}
+}
+
+func TestGivesUpAfterBudget(t *testing.T) {
+	srv := s3server.Start(t)
+	cfg := newBucket(t, srv)
+	p := startHTTPProxy(t, srv.Endpoint)
+	cfg.Endpoint = p.URL
+	cfg.MaxAttempts = 3
+	cfg.MaxBackoff = 20 * time.Millisecond
+	s := open(t, cfg)
+	p.setInject(func(r *http.Request, _ int) (int, string) {
+		if r.Method == http.MethodPut && isKey("obj")(r) {
+			return http.StatusInternalServerError, "InternalError"
+		}
+		return 0, ""
+	})
+	err := s.Put(context.Background(), "obj", []byte("x"), blob.PutOptions{})
+	if err == nil {
+		t.Fatal("Put succeeded against a server that always fails")
+	}
+	if blob.IsPermanent(err) {
+		t.Errorf("5xx after the budget marked permanent: %v", err)
+	}
+	if !strings.Contains(err.Error(), "InternalError") || !strings.Contains(err.Error(), "3") {
+		t.Errorf("error %q does not name the server error and the attempts", err)
+	}
+	if n := p.count(http.MethodPut, isKey("obj")); n != 3 {
+		t.Fatalf("server saw %d PUTs, want exactly MaxAttempts=3", n)
+	}
+}
+
+func TestForbiddenNotRetried(t *testing.T) {
+	srv := s3server.Start(t)
+	cfg := newBucket(t, srv)
+	p := startHTTPProxy(t, srv.Endpoint)
+	cfg.Endpoint = p.URL
+	s := open(t, cfg)
+	p.setInject(func(r *http.Request, _ int) (int, string) {
+		if isKey("obj")(r) {
+			return http.StatusForbidden, "AccessDenied"
+		}
+		return 0, ""
+	})
+	ctx := context.Background()
+	err := s.Put(ctx, "obj", []byte("x"), blob.PutOptions{})
+	if !blob.IsPermanent(err) || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("Put with 403 = %v, want a permanent error naming AccessDenied", err)
+	}
+	if _, err := s.Get(ctx, "obj", 0, -1); !blob.IsPermanent(err) || errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("Get with 403 = %v, want permanent, not ErrNotFound", err)
+	}
+	if n := p.count(http.MethodPut, isKey("obj")); n != 1 {
+		t.Fatalf("server saw %d PUTs, want 1 (403 is not retried)", n)
+	}
+	if n := p.count(http.MethodGet, isKey("obj")); n != 1 {
+		t.Fatalf("server saw %d GETs, want 1", n)
+	}
+}
+
+func TestListPageErrorFailsList(t *testing.T) {
+	srv := s3server.Start(t)
+	cfg := newBucket(t, srv)
+	p := startHTTPProxy(t, srv.Endpoint)
+	cfg.Endpoint = p.URL
+	cfg.ListPageSize = 10
+	cfg.MaxAttempts = 2
+	cfg.MaxBackoff = 20 * time.Millisecond
+	s := open(t, cfg)
+	ctx := context.Background()
+	for i := range 35 {
+		if err := s.Put(ctx, fmt.Sprintf("l/%02d", i), nil, blob.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.setInject(func(r *http.Request, _ int) (int, string) {
+		if r.Method == http.MethodGet && r.URL.Query().Get("continuation-token") != "" && r.URL.Query().Get("start-after") == "" {
+			// Every page after the first fails.
+			return http.StatusServiceUnavailable, "ServiceUnavailable"
+		}
+		return 0, ""
+	})
+	seen := 0
+	err := s.List(ctx, "l/", func(blob.Info) error { seen++; return nil })
+	if err == nil {
+		t.Fatalf("List succeeded with %d of 35 objects although page 2 failed", seen)
+	}
+	if seen != 10 {
+		t.Fatalf("List delivered %d objects before failing, want the first page of 10", seen)
+	}
+	p.setInject(nil)
+	seen = 0
+	if err := s.List(ctx, "l/", func(blob.Info) error { seen++; return nil }); err != nil || seen != 35 {
+		t.Fatalf("List after recovery = %d objects, %v; want 35", seen, err)
+	}
+}
+
+func TestChecksumSentAndVerified(t *testing.T) {
+	srv := s3server.Start(t)
+	cfg := newBucket(t, srv)
+	p := startHTTPProxy(t, srv.Endpoint)
+	cfg.Endpoint = p.URL
+	s := open(t, cfg)
+	data := blobtest.Content("sum", 123456)
+	if err := s.Put(context.Background(), "sum", data, blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	want := base64.StdEncoding.EncodeToString(sum[:])
+	p.mu.Lock()
+	var got []string
+	for _, r := range p.requests {
+		if r.Method == http.MethodPut && isKey("sum")(r) {
+			got = append(got, r.Header.Get("X-Amz-Checksum-Sha256"))
+		}
+	}
+	p.mu.Unlock()
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("PUT carried x-amz-checksum-sha256 %q, want [%s]", got, want)
+	}
+	// The server must refuse a body that does not match the checksum:
+	// that is what makes a confirmed Put a verified one.
+	bad := sha256.Sum256([]byte("something else"))
+	_, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(cfg.Bucket), Key: aws.String("bad"), Body: bytes.NewReader(data),
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(bad[:])),
+	})
+	if err == nil {
+		t.Fatal("server accepted a PUT whose x-amz-checksum-sha256 does not match the body")
+	}
+	if _, err := s.Stat(context.Background(), "bad"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("object with a wrong checksum exists: %v", err)
+	}
+}
+
+func TestConditionalPutFallback(t *testing.T) {
+	srv := s3server.Start(t)
+	cfg := newBucket(t, srv)
+	p := startHTTPProxy(t, srv.Endpoint)
+	// A server that does not implement conditional writes.
+	p.setInject(func(r *http.Request, _ int) (int, string) {
+		if r.Header.Get("If-None-Match") != "" {
+			return http.StatusNotImplemented, "NotImplemented"
+		}
+		return 0, ""
+	})
+	cfg.Endpoint = p.URL
+	s := open(t, cfg)
+	if s.Properties().ConditionalPut {
+		t.Fatal("ConditionalPut reported although the server does not implement If-None-Match")
+	}
+	ctx := context.Background()
+	if err := s.Put(ctx, "once", []byte("first"), blob.PutOptions{IfAbsent: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "once", []byte("second"), blob.PutOptions{IfAbsent: true}); !errors.Is(err, blob.ErrAlreadyExists) {
+		t.Fatalf("second IfAbsent Put = %v, want ErrAlreadyExists from the HEAD check", err)
+	}
+	got, err := s.Get(ctx, "once", 0, -1)
+	if err != nil || string(got) != "first" {
+		t.Fatalf("Get = %q, %v; want the first content", got, err)
+	}
+	// Against the real server, the probe finds the header enforced.
+	cfg.Endpoint = srv.Endpoint
+	if !open(t, cfg).Properties().ConditionalPut {
+		t.Fatal("versitygw enforces If-None-Match but ConditionalPut is false")
+	}
+}
+
+// tcpProxy forwards TCP connections to target. plan decides for each new
+// connection (0-based) whether to reset it at once, or after how many bytes
+// of server reply (0: never).
+type tcpProxy struct {
+	l      net.Listener
+	target string
+	plan   func(conn int) (resetNow bool, resetAfter int64)
+	conns  atomic.Int64
+	resets atomic.Int64
+	wg     sync.WaitGroup
+}
+
+func startTCPProxy(t *testing.T, target string, plan func(conn int) (bool, int64)) *tcpProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{l: l, target: target, plan: plan}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(func() { l.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *tcpProxy) URL() string { return "http://" + p.l.Addr().String() }
+
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // close sends RST
+	}
+	_ = c.Close()
+}
+
+func (p *tcpProxy) serve() {
+	defer p.wg.Done()
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		n := int(p.conns.Add(1) - 1)
+		resetNow, after := p.plan(n)
+		if resetNow {
+			p.resets.Add(1)
+			reset(c)
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			reset(c)
+			continue
+		}
+		p.wg.Add(2)
+		go func() {
+			defer p.wg.Done()
+			_, _ = io.Copy(up, c)
+			_ = up.Close()
+		}()
+		go func() {
+			defer p.wg.Done()
+			if after > 0 {
+				if _, err := io.CopyN(c, up, after); err == nil {
+					p.resets.Add(1)
+					reset(c)
+					_ = up.Close()
+					return
+				}
+			}
+			_, _ = io.Copy(c, up)
+			_ = c.Close()
+		}()
+	}
+}
+
+func TestConnectionResets(t *testing.T) {
+	srv := s3server.Start(t)
+	cfg := newBucket(t, srv)
+	direct := open(t, cfg)
+	ctx := context.Background()
+	big := blobtest.Content("big", 4<<20)
+	if err := direct.Put(ctx, "big", big, blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hostport := strings.TrimPrefix(srv.Endpoint, "http://")
+
+	t.Run("reset on connect", func(t *testing.T) {
+		var left atomic.Int64
+		p := startTCPProxy(t, hostport, func(int) (bool, int64) { return left.Add(-1) >= 0, 0 })
+		c := cfg
+		c.Endpoint = p.URL()
+		c.MaxBackoff = 20 * time.Millisecond
+		c.HTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		s := open(t, c)
+		left.Store(2) // reset the next two connections
+		data := blobtest.Content("after-reset", 50000)
+		if err := s.Put(ctx, "after-reset", data, blob.PutOptions{}); err != nil {
+			t.Fatalf("Put through two connection resets: %v", err)
+		}
+		if p.resets.Load() != 2 {
+			t.Fatalf("proxy reset %d connections, want 2", p.resets.Load())
+		}
+		left.Store(2)
+		got, err := s.Get(ctx, "after-reset", 0, -1)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("Get through two connection resets: %v", err)
+		}
+		if p.resets.Load() != 4 {
+			t.Fatalf("proxy reset %d connections, want 4", p.resets.Load())
+		}
+	})
+
+	t.Run("reset mid body resumes the range", func(t *testing.T) {
+		var left atomic.Int64
+		p := startTCPProxy(t, hostport, func(int) (bool, int64) {
+			if left.Add(-1) >= 0 {
+				return false, 1 << 20
+			}
+			return false, 0
+		})
+		c := cfg
+		c.Endpoint = p.URL()
+		c.MaxBackoff = 20 * time.Millisecond
+		c.HTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		s := open(t, c)
+		left.Store(2) // the next two connections break after 1 MiB of reply
+		got, err := s.Get(ctx, "big", 1000, 3<<20)
+		if err != nil {
+			t.Fatalf("Get through two mid-body resets: %v", err)
+		}
+		if !bytes.Equal(got, big[1000:1000+3<<20]) {
+			t.Fatal("resumed Get returned wrong bytes")
+		}
+		if p.resets.Load() != 2 {
+			t.Fatalf("proxy reset %d connections, want 2", p.resets.Load())
+		}
+	})
+
+	t.Run("gives up when every connection resets", func(t *testing.T) {
+		var broken atomic.Bool
+		p := startTCPProxy(t, hostport, func(int) (bool, int64) { return broken.Load(), 0 })
+		c := cfg
+		c.Endpoint = p.URL()
+		c.MaxAttempts = 3
+		c.MaxBackoff = 20 * time.Millisecond
+		c.HTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		s := open(t, c)
+		broken.Store(true)
+		err := s.Put(ctx, "never", []byte("x"), blob.PutOptions{})
+		if err == nil || blob.IsPermanent(err) {
+			t.Fatalf("Put with every connection reset = %v, want a retryable error after the budget", err)
+		}
+		if n := p.resets.Load(); n != 3 {
+			t.Fatalf("proxy reset %d connections, want MaxAttempts=3", n)
+		}
+	})
+}
