@@ -90,7 +90,9 @@ func TestCreateDescribeListDeleteVault(t *testing.T) {
 	if aws.ToString(ir.Message) != "Backup vault cannot be deleted because it contains recovery points." {
 		t.Fatalf("message %q", aws.ToString(ir.Message))
 	}
-	must(t, e.store.Write(ctx, func(tx store.Tx) error { return tx.DeleteRecoveryPoint(ctx, store.Scope{AccountID: acctA.id, Region: region}, rp.Arn) }))
+	must(t, e.store.Write(ctx, func(tx store.Tx) error {
+		return tx.DeleteRecoveryPoint(ctx, store.Scope{AccountID: acctA.id, Region: region}, rp.Arn)
+	}))
 	_, err = c.PutBackupVaultAccessPolicy(ctx, &backup.PutBackupVaultAccessPolicyInput{BackupVaultName: aws.String("v1"), Policy: aws.String(policy)})
 	must(t, err)
 	_, err = c.DeleteBackupVault(ctx, &backup.DeleteBackupVaultInput{BackupVaultName: aws.String("v1")})
