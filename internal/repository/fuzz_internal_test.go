@@ -1,0 +1,67 @@
+package repository
+
+import (
+	"bytes"
+	"testing"
+
+)
+
+func FuzzDecodeKeyFile(f *testing.F) {
+	master := bytes.Repeat([]byte{1}, 32)
+	w, err := wrapKey(master)
+	if err != nil {
+		f.Fatal(err)
+	}
+	km := keyMaterial{dataKey: bytes.Repeat([]byte{2}, 32), idKey: bytes.Repeat([]byte{3}, 32), gearKey: bytes.Repeat([]byte{4}, 32)}
+	good := encodeKeyFile(w, km)
+	f.Add(good)
+	f.Add(good[:10])
+	f.Add([]byte(keyMagic + "\x02"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := decodeKeyFile(w, b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(got.dataKey, km.dataKey) {
+			t.Fatal("forged key file accepted")
+		}
+	})
+}
+
+func FuzzDecodeManifest(f *testing.F) {
+	// Fixed keys: fuzz workers are separate processes and must agree.
+	km := keyMaterial{dataKey: bytes.Repeat([]byte{2}, 32), idKey: bytes.Repeat([]byte{3}, 32), gearKey: bytes.Repeat([]byte{4}, 32)}
+	opts := Options{}
+	st := NewMemStorage()
+	if err := opts.fill(st); err != nil {
+		f.Fatal(err)
+	}
+	r, err := newRepository(st, opts, Config{}, km)
+	if err != nil {
+		f.Fatal(err)
+	}
+	sealed := r.aead.Seal(nil, []byte(`{"version":1,"time":"2026-01-01T00:00:00Z","root":"`+ID{1}.String()+`","labels":{"a":"b"}}`), []byte(manifestAAD))
+	f.Add(sealed)
+	f.Add(r.aead.Seal(nil, []byte(`{"version":2}`), []byte(manifestAAD)))
+	f.Add(r.aead.Seal(nil, []byte(`[`), []byte(manifestAAD)))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id := idOf(b)
+		m, err := r.DecodeManifest(id, b)
+		if err == nil && m.ID != id {
+			t.Fatal("id not kept")
+		}
+		// Inner plaintext decoding (sealing makes random inputs fail early).
+		_, _ = r.DecodeManifest(idOf(r.aead.Seal(nil, b, []byte(manifestAAD))), r.aead.Seal(nil, b, []byte(manifestAAD)))
+	})
+}
+
+func idOf(b []byte) string {
+	s := sum(b)
+	const hexd = "0123456789abcdef"
+	out := make([]byte, manifestIDLen)
+	for i := 0; i < manifestIDLen/2; i++ {
+		out[2*i], out[2*i+1] = hexd[s[i]>>4], hexd[s[i]&15]
+	}
+	return string(out)
+}
