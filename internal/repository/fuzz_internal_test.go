@@ -3,7 +3,6 @@ package repository
 import (
 	"bytes"
 	"testing"
-
 )
 
 func FuzzDecodeKeyFile(f *testing.F) {
