@@ -112,4 +112,27 @@ type Tx interface {
 	// UpdateJob writes j if the stored lease generation still equals
 	// expectGeneration; otherwise it returns a CodeLeaseLost error.
 	UpdateJob(ctx context.Context, j *backup.Job, expectGeneration int64) error
+
+	// File systems (resource type EFS).
+	UpsertFileSystem(ctx context.Context, fs *backup.FileSystem) error
+	GetFileSystem(ctx context.Context, s Scope, id string) (*backup.FileSystem, error) // NotFound
+	ListFileSystems(ctx context.Context, s Scope) ([]*backup.FileSystem, error)
+
+	// Runner (every account). ClaimJob moves the oldest CREATED/PENDING job
+	// of c.Kinds whose StartBy has not passed to RUNNING under a new lease
+	// (generation+1); a backup whose resource already has a RUNNING or
+	// ABORTING backup is skipped and becomes PENDING. It returns nil when
+	// nothing is claimable.
+	ClaimJob(ctx context.Context, c Claim) (*backup.Job, error)
+	// ListJobsInStates lists up to limit jobs of kinds in states, oldest first.
+	ListJobsInStates(ctx context.Context, kinds []backup.JobKind, states []string, limit int) ([]*backup.Job, error)
+	// GetJobByID reads a job of any scope (runner use only).
+	GetJobByID(ctx context.Context, id string) (*backup.Job, error)
+
+	// Recovery point queries beyond ListRecoveryPoints.
+	QueryRecoveryPoints(ctx context.Context, s Scope, q RecoveryPointQuery, p Page) ([]*backup.RecoveryPoint, string, error)
+	// ListDueRecoveryPoints lists up to limit recovery points of every
+	// account whose DeleteAt is at or before now.
+	ListDueRecoveryPoints(ctx context.Context, now time.Time, limit int) ([]*backup.RecoveryPoint, error)
+	ListProtectedResources(ctx context.Context, s Scope, p Page) ([]*backup.ProtectedResource, string, error)
 }

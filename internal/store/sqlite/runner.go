@@ -1,0 +1,276 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"coffer/internal/backup"
+	"coffer/internal/store"
+)
+
+// ---- file systems ----
+
+const fsCols = `account_id, region, id, arn, path, name, tags_json, creation_ms, created_by_restore_job`
+
+func (t *txn) UpsertFileSystem(ctx context.Context, fs *backup.FileSystem) error {
+	tags := fs.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	tj, err := json.Marshal(tags)
+	if err != nil {
+		return dbErr("upsert file system", err)
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO file_systems (`+fsCols+`) VALUES (?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (account_id, region, id) DO UPDATE SET arn=excluded.arn, path=excluded.path, name=excluded.name,
+		tags_json=excluded.tags_json, created_by_restore_job=excluded.created_by_restore_job`,
+		fs.AccountID, fs.Region, fs.ID, fs.Arn, fs.Path, fs.Name, string(tj), ms(fs.CreationDate), fs.CreatedByRestoreJob)
+	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+		return &backup.Error{Code: backup.CodeAlreadyExists, Message: "file system " + fs.Arn + " already exists", Context: fs.Arn, Arn: fs.Arn}
+	}
+	return dbErr("upsert file system", err)
+}
+
+func scanFS(sc interface{ Scan(...any) error }) (*backup.FileSystem, error) {
+	var fs backup.FileSystem
+	var tj string
+	var created int64
+	if err := sc.Scan(&fs.AccountID, &fs.Region, &fs.ID, &fs.Arn, &fs.Path, &fs.Name, &tj, &created, &fs.CreatedByRestoreJob); err != nil {
+		return nil, err
+	}
+	fs.CreationDate = time.UnixMilli(created).UTC()
+	if err := json.Unmarshal([]byte(tj), &fs.Tags); err != nil {
+		return nil, fmt.Errorf("file system %s: tags: %w", fs.Arn, err)
+	}
+	return &fs, nil
+}
+
+func (t *txn) GetFileSystem(ctx context.Context, s store.Scope, id string) (*backup.FileSystem, error) {
+	fs, err := scanFS(t.tx.QueryRowContext(ctx, `SELECT `+fsCols+` FROM file_systems WHERE account_id=? AND region=? AND id=?`,
+		s.AccountID, s.Region, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "File system " + id + " does not exist", Context: id}
+	}
+	return fs, dbErr("get file system", err)
+}
+
+func (t *txn) ListFileSystems(ctx context.Context, s store.Scope) ([]*backup.FileSystem, error) {
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+fsCols+` FROM file_systems WHERE account_id=? AND region=? ORDER BY id`, s.AccountID, s.Region)
+	if err != nil {
+		return nil, dbErr("list file systems", err)
+	}
+	defer rows.Close()
+	out := []*backup.FileSystem{}
+	for rows.Next() {
+		fs, err := scanFS(rows)
+		if err != nil {
+			return nil, dbErr("list file systems", err)
+		}
+		out = append(out, fs)
+	}
+	return out, dbErr("list file systems", rows.Err())
+}
+
+// ---- runner ----
+
+func kindList(kinds []backup.JobKind) (string, []any) {
+	ph := make([]string, len(kinds))
+	args := make([]any, len(kinds))
+	for i, k := range kinds {
+		ph[i] = "?"
+		args[i] = string(k)
+	}
+	return strings.Join(ph, ","), args
+}
+
+func (t *txn) queryJobs(ctx context.Context, q string, args ...any) ([]*backup.Job, error) {
+	rows, err := t.tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*backup.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// claimScan bounds how many waiting jobs one claim looks at.
+const claimScan = 64
+
+func (t *txn) ClaimJob(ctx context.Context, c store.Claim) (*backup.Job, error) {
+	if len(c.Kinds) == 0 {
+		return nil, nil
+	}
+	ph, args := kindList(c.Kinds)
+	now := ms(c.Now)
+	args = append(args, now, claimScan)
+	cands, err := t.queryJobs(ctx, `SELECT `+jobCols+` FROM jobs WHERE kind IN (`+ph+`) AND state IN ('CREATED','PENDING')
+		AND (start_by_ms IS NULL OR start_by_ms > ?) ORDER BY creation_ms, id LIMIT ?`, args...)
+	if err != nil {
+		return nil, dbErr("claim job", err)
+	}
+	for _, j := range cands {
+		if j.Kind == backup.JobBackup && j.ResourceArn != "" {
+			var busy int
+			if err := t.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs WHERE kind='BACKUP' AND resource_arn=? AND state IN ('RUNNING','ABORTING')`,
+				j.ResourceArn).Scan(&busy); err != nil {
+				return nil, dbErr("claim job", err)
+			}
+			if busy > 0 {
+				if j.State == "CREATED" {
+					if _, err := t.tx.ExecContext(ctx, `UPDATE jobs SET state='PENDING' WHERE id=? AND state='CREATED'`, j.ID); err != nil {
+						return nil, dbErr("claim job", err)
+					}
+				}
+				continue
+			}
+		}
+		if _, err := t.tx.ExecContext(ctx, `UPDATE jobs SET state='RUNNING', lease_owner=?, lease_generation=lease_generation+1,
+			lease_expiry_ms=?, heartbeat_ms=?, initiation_ms=COALESCE(initiation_ms, ?) WHERE id=?`,
+			c.Owner, ms(c.LeaseExpiry), now, now, j.ID); err != nil {
+			return nil, dbErr("claim job", err)
+		}
+		return t.GetJobByID(ctx, j.ID)
+	}
+	return nil, nil
+}
+
+func (t *txn) ListJobsInStates(ctx context.Context, kinds []backup.JobKind, states []string, limit int) ([]*backup.Job, error) {
+	if len(kinds) == 0 || len(states) == 0 {
+		return nil, nil
+	}
+	kph, args := kindList(kinds)
+	sph := make([]string, len(states))
+	for i, s := range states {
+		sph[i] = "?"
+		args = append(args, s)
+	}
+	args = append(args, limit)
+	out, err := t.queryJobs(ctx, `SELECT `+jobCols+` FROM jobs WHERE kind IN (`+kph+`) AND state IN (`+strings.Join(sph, ",")+`)
+		ORDER BY creation_ms, id LIMIT ?`, args...)
+	return out, dbErr("list jobs in states", err)
+}
+
+func (t *txn) GetJobByID(ctx context.Context, id string) (*backup.Job, error) {
+	j, err := scanJob(t.tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id=?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "Job " + id + " does not exist", Context: id}
+	}
+	return j, dbErr("get job", err)
+}
+
+// ---- recovery point queries ----
+
+func (t *txn) queryRPs(ctx context.Context, q string, args ...any) ([]*backup.RecoveryPoint, error) {
+	rows, err := t.tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*backup.RecoveryPoint{}
+	for rows.Next() {
+		r, err := scanRP(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (t *txn) QueryRecoveryPoints(ctx context.Context, s store.Scope, f store.RecoveryPointQuery, p store.Page) ([]*backup.RecoveryPoint, string, error) {
+	q := `SELECT ` + rpCols + ` FROM recovery_points WHERE account_id=? AND region=?`
+	args := []any{s.AccountID, s.Region}
+	for _, c := range []struct{ col, v string }{
+		{"vault_name", f.VaultName}, {"resource_arn", f.ResourceArn}, {"resource_type", f.ResourceType}, {"status", f.Status},
+	} {
+		if c.v != "" {
+			q += ` AND ` + c.col + `=?`
+			args = append(args, c.v)
+		}
+	}
+	if f.CreatedAfter != nil {
+		q += ` AND creation_ms > ?`
+		args = append(args, ms(*f.CreatedAfter))
+	}
+	if f.CreatedBefore != nil {
+		q += ` AND creation_ms < ?`
+		args = append(args, ms(*f.CreatedBefore))
+	}
+	if p.After != "" {
+		c, id, err := splitCursor(p.After)
+		if err != nil {
+			return nil, "", err
+		}
+		q += ` AND (creation_ms < ? OR (creation_ms = ? AND arn > ?))`
+		args = append(args, c, c, id)
+	}
+	limit := limitOf(p)
+	q += ` ORDER BY creation_ms DESC, arn LIMIT ?`
+	args = append(args, limit+1)
+	out, err := t.queryRPs(ctx, q, args...)
+	if err != nil {
+		return nil, "", dbErr("query recovery points", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = timeCursor(out[limit-1].CreationDate, out[limit-1].Arn)
+	}
+	return out, next, nil
+}
+
+func (t *txn) ListDueRecoveryPoints(ctx context.Context, now time.Time, limit int) ([]*backup.RecoveryPoint, error) {
+	out, err := t.queryRPs(ctx, `SELECT `+rpCols+` FROM recovery_points WHERE delete_at_ms IS NOT NULL AND delete_at_ms <= ?
+		ORDER BY delete_at_ms, arn LIMIT ?`, ms(now), limit)
+	return out, dbErr("list due recovery points", err)
+}
+
+func (t *txn) ListProtectedResources(ctx context.Context, s store.Scope, p store.Page) ([]*backup.ProtectedResource, string, error) {
+	q := `SELECT account_id, region, resource_arn, resource_type, resource_name, last_backup_ms, last_backup_vault_arn,
+		last_recovery_point_arn FROM protected_resources WHERE account_id=? AND region=?`
+	args := []any{s.AccountID, s.Region}
+	if p.After != "" {
+		q += ` AND resource_arn > ?`
+		args = append(args, p.After)
+	}
+	limit := limitOf(p)
+	q += ` ORDER BY resource_arn LIMIT ?`
+	args = append(args, limit+1)
+	rows, err := t.tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", dbErr("list protected resources", err)
+	}
+	defer rows.Close()
+	out := []*backup.ProtectedResource{}
+	for rows.Next() {
+		var r backup.ProtectedResource
+		var last sql.NullInt64
+		if err := rows.Scan(&r.AccountID, &r.Region, &r.ResourceArn, &r.ResourceType, &r.ResourceName, &last,
+			&r.LastBackupVaultArn, &r.LastRecoveryPointArn); err != nil {
+			return nil, "", dbErr("list protected resources", err)
+		}
+		r.LastBackupTime = tms(last)
+		out = append(out, &r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", dbErr("list protected resources", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = out[limit-1].ResourceArn
+	}
+	return out, next, nil
+}
