@@ -65,7 +65,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		v, err := s.SchemaVersion(context.Background())
-		if err != nil || v != 1 {
+		if err != nil || v != 2 {
 			t.Fatalf("schema version = %d, %v", v, err)
 		}
 		s.Close()
