@@ -1,0 +1,106 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"coffer/internal/testutil"
+)
+
+type testLogWriter struct{ t *testing.T }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestSmoke runs the whole harness once on a tiny dataset (mkdata -scale
+// 0.005, about 12 MiB): build coffer-direct and mkdata, generate, three
+// backups, restore, verification, baselines, report.
+//
+// The go tool and the mkdata generator (../shared/bench/mkdata from the
+// repository root) are required: skipped on a laptop without them, a
+// failure in CI. restic and borg are benchmark peers, not part of Coffer's
+// test tooling: the test includes each one only when it is installed, in CI
+// too, so a machine without them still checks the harness and Coffer.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("smoke test builds two programs and runs every tool; skipped with -short")
+	}
+	testutil.RequireTool(t, "go")
+	root, err := FindModuleRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LocateMkdata(root, ""); err != nil {
+		testutil.SkipOrFail(t, "%v", err)
+	}
+	tools := []string{"coffer"}
+	for _, peer := range []string{"restic", "borg"} {
+		if _, err := exec.LookPath(peer); err == nil {
+			tools = append(tools, peer)
+		} else {
+			t.Logf("%s not installed: left out of the smoke test", peer)
+		}
+	}
+	work := filepath.Join(t.TempDir(), "work")
+	res, err := Run(context.Background(), Config{
+		RepoRoot: root, Scale: 0.005, Seed: 7, ChangePct: 2, Rounds: 1,
+		WorkDir: work, Tools: tools, Baselines: true,
+		Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report bytes.Buffer
+	if err := res.WriteMarkdown(&report); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + report.String())
+
+	if res.VerificationFailed() {
+		t.Fatal("a tool failed or a restore lost data")
+	}
+	if res.Dataset.Files < 100 || res.Dataset.Bytes < 5<<20 || res.Dataset.ChangeBytes == 0 {
+		t.Errorf("dataset %+v", res.Dataset)
+	}
+	if len(res.Rounds) != 1 {
+		t.Fatalf("%d rounds", len(res.Rounds))
+	}
+	rd := res.Rounds[0]
+	for _, name := range tools {
+		for op := OpInitial; op < numOps; op++ {
+			if !rd.Done[name][op] || rd.Samples[name][op].Wall <= 0 || rd.Samples[name][op].MaxRSS <= 0 {
+				t.Errorf("%s %s: done %v, sample %+v", name, opLabel(op, 2), rd.Done[name][op], rd.Samples[name][op])
+			}
+		}
+		if rd.RepoSize[name] <= 0 {
+			t.Errorf("%s repository size %d", name, rd.RepoSize[name])
+		}
+	}
+	// Coffer must restore faithfully, metadata included; the peers only
+	// need to be right about data for the harness to be trusted.
+	if d := rd.Verify["coffer"]; !d.OK() {
+		t.Errorf("coffer restore: %s %v", d.Summary(), d.Examples)
+	}
+	for _, name := range []string{"cp -r", "cp -a", "tar read"} {
+		if rd.Baselines[name].Wall <= 0 {
+			t.Errorf("baseline %s not measured", name)
+		}
+	}
+	for _, want := range []string{"| initial backup |", "| 2% change backup |", "| full restore |", "| repository size |",
+		"| restore verification | OK |", "| cp -r |"} {
+		if !strings.Contains(report.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if _, err := os.Stat(work); !os.IsNotExist(err) {
+		t.Errorf("work directory left behind: %v", err)
+	}
+}
