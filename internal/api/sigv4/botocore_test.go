@@ -95,7 +95,11 @@ func TestBotocoreSigner(t *testing.T) {
 	srv := newServer(t, v)
 	cases := shapesAsPyCases()
 	cases = append(cases, pyCase{Name: "header with tab", Method: "GET", Path: "/backup-vaults/",
-		Headers: [][2]string{{"X-Tabbed", "a\t\tb  c"}}})
+		Headers: [][2]string{{"X-Tabbed", "a\t\tb  c"}}},
+		// With a Date header present, botocore signs with Date and sends no
+		// X-Amz-Date; the value here is replaced by botocore at signing time.
+		pyCase{Name: "signed Date header", Method: "GET", Path: "/backup-vaults/",
+			Headers: [][2]string{{"Date", "Thu, 01 Jan 1970 00:00:00 GMT"}}})
 	res := runBotocore(t, py, srv.URL, testAKID, testSecret, cases, true)
 	if want := len(cases) + 7; len(res) != want {
 		t.Fatalf("got %d results, want %d", len(res), want)
@@ -104,6 +108,9 @@ func TestBotocoreSigner(t *testing.T) {
 		if r.Status != 200 {
 			t.Errorf("%s: status %d %s: %s (Authorization: %s)", r.Name, r.Status, r.Code, r.Message, r.Authorization)
 		}
+	}
+	if a := res[len(cases)-1].Authorization; !strings.Contains(a, "SignedHeaders=date;host,") {
+		t.Errorf("Date case was not signed with the Date header: %s", a)
 	}
 	// botocore signs fewer headers than the Go SDK; make sure the minimal
 	// set was really exercised.

@@ -138,7 +138,7 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Result, error) {
 		if len(vals) > 1 {
 			return Result{}, incomplete("Request has more than one Date header")
 		}
-		t, err := http.ParseTime(vals[0])
+		t, err := parseHTTPDate(vals[0])
 		if err != nil {
 			return Result{}, incomplete("Date header is not a valid HTTP date: %q", truncate(vals[0], 40))
 		}
@@ -287,6 +287,16 @@ func canonicalHeaderForms(r *http.Request, signed []string) ([]string, error) {
 		return []string{spaces.String(), ascii.String()}, nil
 	}
 	return []string{spaces.String()}, nil
+}
+
+// parseHTTPDate parses an HTTP Date header: the IMF-fixdate and obsolete
+// forms net/http knows, plus RFC 1123 with a numeric zone, which botocore
+// sends ("Sun, 22 Nov 2026 03:50:50 -0000").
+func parseHTTPDate(s string) (time.Time, error) {
+	if t, err := http.ParseTime(s); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.RFC1123Z, s)
 }
 
 func contains(list []string, s string) bool {
