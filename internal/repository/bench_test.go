@@ -3,7 +3,14 @@ package repository_test
 import (
 	"bytes"
 	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"golang.org/x/sync/errgroup"
+
+	"coffer/internal/repository/blob/local"
 
 	"coffer/internal/repository"
 	"coffer/internal/repository/chunker"
@@ -86,3 +93,84 @@ func benchSaveStream(b *testing.B, data []byte) {
 
 func BenchmarkSaveStream256MiBText(b *testing.B)   { benchSaveStream(b, textish(256<<20)) }
 func BenchmarkSaveStream256MiBRandom(b *testing.B) { benchSaveStream(b, randBytes(5, 256<<20)) }
+
+// BenchmarkSaveDir saves every regular file below $COFFER_BENCH_DIR with 4
+// goroutines into a repository on local storage in a temporary directory
+// (skipped when the variable is unset).
+func BenchmarkSaveDir(b *testing.B) {
+	dir := os.Getenv("COFFER_BENCH_DIR")
+	if dir == "" {
+		b.Skip("COFFER_BENCH_DIR not set")
+	}
+	var files []string
+	var total int64
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+			if fi, err := d.Info(); err == nil {
+				total += fi.Size()
+			}
+		}
+		return nil
+	})
+	b.SetBytes(total)
+	for i := 0; i < b.N; i++ {
+		st, err := local.Open(b.TempDir(), local.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := repository.Create(context.Background(), st, make([]byte, 32), repository.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		work := make(chan string)
+		err = r.WithWriter(context.Background(), func(ctx context.Context, w *repository.Writer) error {
+			g, ctx := errgroup.WithContext(ctx)
+			g.Go(func() error {
+				defer close(work)
+				for _, f := range files {
+					select {
+					case work <- f:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+				return nil
+			})
+			for k := 0; k < 4; k++ {
+				g.Go(func() error {
+					for p := range work {
+						f, err := os.Open(p)
+						if err != nil {
+							return err
+						}
+						_, _, err = w.SaveStream(ctx, f)
+						f.Close()
+						if err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			}
+			return g.Wait()
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(dirSize(st.Root()))/float64(total), "stored/raw")
+	}
+}
+
+func dirSize(root string) int64 {
+	var n int64
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

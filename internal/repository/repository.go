@@ -71,7 +71,7 @@ type Options struct {
 	// Workers is the number of compress/encrypt/pack workers (default GOMAXPROCS).
 	Workers int
 	// Uploads is the number of concurrent pack uploads (default the
-	// storage's Properties().Connections).
+	// storage's Properties().Connections, at most max(Workers, 2)).
 	Uploads int
 	// Compression selects the zstd level (default compress.Fastest).
 	Compression compress.Level
@@ -106,7 +106,9 @@ func (o *Options) fill(st blob.Storage) error {
 		return fmt.Errorf("repository: workers %d out of range", o.Workers)
 	}
 	if o.Uploads == 0 {
-		o.Uploads = max(st.Properties().Connections, 1)
+		// Each upload holds a pack in memory: use the storage's connections
+		// but no more than needed to keep the workers busy.
+		o.Uploads = max(min(st.Properties().Connections, max(o.Workers, 2)), 1)
 	}
 	if o.Uploads < 1 || o.Uploads > 1024 {
 		return fmt.Errorf("repository: uploads %d out of range", o.Uploads)

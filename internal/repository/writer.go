@@ -367,6 +367,9 @@ func (w *Writer) SaveStream(ctx context.Context, rd io.Reader) (ids []ID, n int6
 	}
 	defer func() { ch.Reset(nil, nil); chunkerPool.Put(ch) }()
 	res := &streamResult{}
+	// The first chunk starts in a small buffer (most files are small); once
+	// a stream has produced a full chunk, later ones start at the average size.
+	next := 64 << 10
 	wait := func() {
 		res.wg.Wait()
 	}
@@ -375,8 +378,11 @@ func (w *Writer) SaveStream(ctx context.Context, rd io.Reader) (ids []ID, n int6
 			wait()
 			return nil, n, err
 		}
-		buf := getChunkBuf(w.r.cfg.ChunkSize.Avg)
+		buf := getChunkBuf(next)
 		chunk, err := ch.Next(buf)
+		if len(chunk) >= w.r.cfg.ChunkSize.Min {
+			next = w.r.cfg.ChunkSize.Avg
+		}
 		if errors.Is(err, io.EOF) {
 			putChunkBuf(chunk)
 			break

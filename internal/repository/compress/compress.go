@@ -117,7 +117,9 @@ func (c *Codec) Incompressible(src []byte) bool {
 // AppendCompressed appends the stored form of src to dst and reports the
 // compression used: zstd when it saves space, otherwise src verbatim.
 func (c *Codec) AppendCompressed(dst, src []byte) ([]byte, ID) {
-	if c.level == Off || len(src) == 0 || c.Incompressible(src) {
+	// Small blobs are compressed outright (a probe would cost as much as the
+	// compression); larger ones are probed on a prefix first.
+	if c.level == Off || len(src) == 0 || (len(src) > 2*probeSize && c.Incompressible(src)) {
 		return append(dst, src...), None
 	}
 	off := len(dst)
