@@ -135,4 +135,13 @@ type Tx interface {
 	// account whose DeleteAt is at or before now.
 	ListDueRecoveryPoints(ctx context.Context, now time.Time, limit int) ([]*backup.RecoveryPoint, error)
 	ListProtectedResources(ctx context.Context, s Scope, p Page) ([]*backup.ProtectedResource, string, error)
+
+	// Restore jobs (see restore.go). SetLatestRestore and GetLatestRestore
+	// return CodeNotFound for an unknown protected resource (Get also when
+	// no restore is recorded).
+	SetLatestRestore(ctx context.Context, s Scope, resourceArn string, lr LatestRestore) error
+	GetLatestRestore(ctx context.Context, s Scope, resourceArn string) (*LatestRestore, error)
+	SetRestoreJobExtra(ctx context.Context, s Scope, jobID string, x RestoreJobExtra) error
+	GetRestoreJobExtra(ctx context.Context, s Scope, jobID string) (*RestoreJobExtra, error)
+	ListRestoreJobsByResource(ctx context.Context, s Scope, q RestoreJobQuery, p Page) ([]*backup.Job, string, error)
 }

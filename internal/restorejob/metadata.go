@@ -1,0 +1,262 @@
+// Package restorejob runs AWS Backup restore jobs of file-system recovery
+// points (resource type EFS): it parses and validates the EFS restore
+// metadata, validates StartRestoreJob requests synchronously, and is the
+// RESTORE jobs.Handler that restores a snapshot tree with fstree into a new
+// file system or into an existing one. See docs/design/restore.md.
+package restorejob
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"coffer/internal/backup"
+	"coffer/internal/resource/fstree"
+)
+
+// Metadata keys (matched case-insensitively). The last four are Coffer
+// extensions beyond AWS.
+const (
+	KeyFileSystemID    = "file-system-id"
+	KeyNewFileSystem   = "newFileSystem"
+	KeyEncrypted       = "Encrypted"
+	KeyKmsKeyID        = "KmsKeyId"
+	KeyPerformanceMode = "PerformanceMode"
+	KeyCreationToken   = "CreationToken"
+	KeyItemsToRestore  = "ItemsToRestore"
+	KeyRequestID       = "aws:backup:request-id"
+	KeyInclude         = "Include"
+	KeyExclude         = "Exclude"
+	KeyTargetPath      = "TargetPath"
+	KeyConflictPolicy  = "ConflictPolicy"
+)
+
+var knownKeys = []string{KeyFileSystemID, KeyNewFileSystem, KeyEncrypted, KeyKmsKeyID, KeyPerformanceMode, KeyCreationToken,
+	KeyItemsToRestore, KeyRequestID, KeyInclude, KeyExclude, KeyTargetPath, KeyConflictPolicy}
+
+// Limits of the metadata map.
+const (
+	// MaxMetadataBytes caps the whole map (keys plus values), as AWS does
+	// for EFS item lists (200 KB).
+	MaxMetadataBytes = 200 << 10
+	// MaxListEntries caps ItemsToRestore, Include and Exclude each.
+	MaxListEntries = 10000
+	// MaxCreationTokenLen is the EFS CreationToken limit.
+	MaxCreationTokenLen = 64
+)
+
+// Performance modes.
+const (
+	PerformanceGeneralPurpose = "generalPurpose"
+	PerformanceMaxIO          = "maxIO"
+)
+
+var (
+	fsIDRE          = regexp.MustCompile(`^fs-[0-9a-f]{8,17}$`)
+	kmsKeyRE        = regexp.MustCompile(`^(arn:aws[a-z-]*:kms:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:(key/[A-Za-z0-9-]{1,128}|alias/[A-Za-z0-9/_-]{1,256})|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|alias/[A-Za-z0-9/_-]{1,256})$`)
+	creationTokenRE = regexp.MustCompile(`^[\x21-\x7e]{1,64}$`)
+)
+
+// Metadata is validated EFS restore metadata.
+type Metadata struct {
+	// FileSystemID is the source file system (newFileSystem=true) or the
+	// target file system (newFileSystem=false).
+	FileSystemID    string
+	NewFileSystem   bool
+	Encrypted       bool
+	KmsKeyID        string
+	PerformanceMode string // "" when not given
+	CreationToken   string
+	// Items are file-system-root-relative paths ("/dir/file"); empty means
+	// the whole file system.
+	Items []string
+	// Coffer extensions.
+	Include, Exclude []string
+	TargetPath       string // "/dir/sub", "" = default placement
+	ConflictPolicy   fstree.ConflictPolicy
+}
+
+// ParseError is a metadata validation error naming the offending key in
+// the caller's spelling.
+func paramErr(key, format string, args ...any) *backup.Error {
+	return &backup.Error{Code: backup.CodeInvalidParameter, Context: key,
+		Message: "Metadata key " + key + ": " + fmt.Sprintf(format, args...)}
+}
+
+// ParseMetadata validates EFS restore metadata. Keys are matched
+// case-insensitively; unknown keys, duplicate keys (differing only in
+// case) and malformed values are *backup.Error InvalidParameterValue
+// naming the key. It reads nothing but m.
+func ParseMetadata(m map[string]string) (*Metadata, error) {
+	size := 0
+	for k, v := range m {
+		size += len(k) + len(v)
+	}
+	if size > MaxMetadataBytes {
+		return nil, &backup.Error{Code: backup.CodeInvalidParameter, Context: "Metadata",
+			Message: fmt.Sprintf("Metadata is %d bytes, more than the %d-byte limit", size, MaxMetadataBytes)}
+	}
+	vals := map[string]string{}  // canonical key → value
+	spell := map[string]string{} // canonical key → caller's spelling
+	for k, v := range m {
+		canon := ""
+		for _, kk := range knownKeys {
+			if strings.EqualFold(k, kk) {
+				canon = kk
+				break
+			}
+		}
+		if canon == "" {
+			return nil, paramErr(sanitizeKey(k), "unknown restore metadata key for resource type EFS (allowed: %s)", strings.Join(knownKeys, ", "))
+		}
+		if prev, dup := spell[canon]; dup {
+			a, b := prev, k
+			if b < a {
+				a, b = b, a
+			}
+			return nil, paramErr(b, "duplicate of key %s (keys are case-insensitive)", a)
+		}
+		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			return nil, paramErr(k, "value must be valid UTF-8 without NUL")
+		}
+		vals[canon], spell[canon] = v, k
+	}
+	name := func(canon string) string {
+		if s, ok := spell[canon]; ok {
+			return s
+		}
+		return canon
+	}
+	md := &Metadata{}
+	var ok bool
+	if md.FileSystemID, ok = vals[KeyFileSystemID]; !ok {
+		return nil, &backup.Error{Code: backup.CodeInvalidParameter, Context: KeyFileSystemID,
+			Message: "Metadata key " + KeyFileSystemID + " is required for resource type EFS"}
+	}
+	if !fsIDRE.MatchString(md.FileSystemID) {
+		return nil, paramErr(name(KeyFileSystemID), "must be a file system id fs-<8 to 17 lower-case hex digits>, got %q", trunc(md.FileSystemID))
+	}
+	nfs, ok := vals[KeyNewFileSystem]
+	if !ok {
+		return nil, &backup.Error{Code: backup.CodeInvalidParameter, Context: KeyNewFileSystem,
+			Message: "Metadata key " + KeyNewFileSystem + " is required for resource type EFS (\"true\" or \"false\")"}
+	}
+	if md.NewFileSystem, ok = parseBool(nfs); !ok {
+		return nil, paramErr(name(KeyNewFileSystem), "must be \"true\" or \"false\", got %q", trunc(nfs))
+	}
+	if v, ok := vals[KeyEncrypted]; ok {
+		if md.Encrypted, ok = parseBool(v); !ok {
+			return nil, paramErr(name(KeyEncrypted), "must be \"true\" or \"false\", got %q", trunc(v))
+		}
+	}
+	if v, ok := vals[KeyKmsKeyID]; ok {
+		if !kmsKeyRE.MatchString(v) {
+			return nil, paramErr(name(KeyKmsKeyID), "must be a KMS key id, key ARN, alias or alias ARN, got %q", trunc(v))
+		}
+		if !md.Encrypted {
+			return nil, paramErr(name(KeyKmsKeyID), "requires %s=true", name(KeyEncrypted))
+		}
+		md.KmsKeyID = v
+	}
+	if md.Encrypted {
+		return nil, paramErr(name(KeyEncrypted), "Coffer file systems are plain directories without at-rest encryption; only \"false\" is supported")
+	}
+	if v, ok := vals[KeyPerformanceMode]; ok {
+		if v != PerformanceGeneralPurpose && v != PerformanceMaxIO {
+			return nil, paramErr(name(KeyPerformanceMode), "must be %q or %q, got %q", PerformanceGeneralPurpose, PerformanceMaxIO, trunc(v))
+		}
+		md.PerformanceMode = v
+	}
+	if v, ok := vals[KeyCreationToken]; ok {
+		if !creationTokenRE.MatchString(v) {
+			return nil, paramErr(name(KeyCreationToken), "must be 1 to %d printable ASCII characters without spaces", MaxCreationTokenLen)
+		}
+		if !md.NewFileSystem {
+			return nil, paramErr(name(KeyCreationToken), "only applies with %s=true", name(KeyNewFileSystem))
+		}
+		md.CreationToken = v
+	}
+	var err error
+	if v, ok := vals[KeyItemsToRestore]; ok {
+		if md.Items, err = parseList(name(KeyItemsToRestore), v); err != nil {
+			return nil, err
+		}
+		if err := fstree.ValidateItems(md.Items); err != nil {
+			return nil, paramErr(name(KeyItemsToRestore), "%v", err)
+		}
+	}
+	for _, k := range []struct {
+		key string
+		dst *[]string
+	}{{KeyInclude, &md.Include}, {KeyExclude, &md.Exclude}} {
+		v, ok := vals[k.key]
+		if !ok {
+			continue
+		}
+		if *k.dst, err = parseList(name(k.key), v); err != nil {
+			return nil, err
+		}
+		if _, err := fstree.CompilePatterns(*k.dst); err != nil {
+			return nil, paramErr(name(k.key), "%v", err)
+		}
+	}
+	if v, ok := vals[KeyTargetPath]; ok {
+		if md.NewFileSystem {
+			return nil, paramErr(name(KeyTargetPath), "only applies with %s=false", name(KeyNewFileSystem))
+		}
+		if err := fstree.ValidateItems([]string{v}); err != nil {
+			return nil, paramErr(name(KeyTargetPath), "must be a directory path below the file system root such as \"/restored\": %v", err)
+		}
+		md.TargetPath = v
+	}
+	if v, ok := vals[KeyConflictPolicy]; ok {
+		switch p := fstree.ConflictPolicy(v); p {
+		case fstree.SkipExisting, fstree.OverwriteExisting, fstree.OverwriteIfNewer:
+			md.ConflictPolicy = p
+		default:
+			return nil, paramErr(name(KeyConflictPolicy), "must be %s, %s or %s, got %q", fstree.SkipExisting, fstree.OverwriteExisting, fstree.OverwriteIfNewer, trunc(v))
+		}
+		if md.TargetPath == "" {
+			return nil, paramErr(name(KeyConflictPolicy), "requires %s (an in-place restore names its directory)", KeyTargetPath)
+		}
+	}
+	return md, nil
+}
+
+func parseBool(v string) (bool, bool) {
+	switch strings.ToLower(v) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
+}
+
+// parseList decodes a JSON array of strings (values of Metadata are
+// strings; lists are JSON-encoded). The map size cap bounds the input.
+func parseList(key, v string) ([]string, error) {
+	var list []string
+	if err := json.Unmarshal([]byte(v), &list); err != nil {
+		return nil, paramErr(key, "must be a JSON array of strings, e.g. [\"/dir/file\"]")
+	}
+	if len(list) > MaxListEntries {
+		return nil, paramErr(key, "has %d entries, more than %d", len(list), MaxListEntries)
+	}
+	return list, nil
+}
+
+func trunc(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}
+
+func sanitizeKey(k string) string {
+	k = strings.ToValidUTF8(k, "?")
+	k = strings.ReplaceAll(k, "\x00", "?")
+	return trunc(k)
+}

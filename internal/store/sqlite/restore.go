@@ -1,0 +1,118 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"coffer/internal/backup"
+	"coffer/internal/store"
+)
+
+// ---- restore jobs (migration 0003) ----
+
+func (t *txn) SetLatestRestore(ctx context.Context, s store.Scope, resourceArn string, lr store.LatestRestore) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE protected_resources SET latest_restore_exec_minutes=?,
+		latest_restore_job_creation_ms=?, latest_restore_rp_creation_ms=? WHERE account_id=? AND region=? AND resource_arn=?`,
+		lr.ExecutionTimeMinutes, ms(lr.JobCreationDate), ms(lr.RecoveryPointCreationDate), s.AccountID, s.Region, resourceArn)
+	if err != nil {
+		return dbErr("set latest restore", err)
+	}
+	return notFoundIfNone(res, "Protected resource "+resourceArn+" does not exist", resourceArn)
+}
+
+func (t *txn) GetLatestRestore(ctx context.Context, s store.Scope, resourceArn string) (*store.LatestRestore, error) {
+	var mins, job, rp sql.NullInt64
+	err := t.tx.QueryRowContext(ctx, `SELECT latest_restore_exec_minutes, latest_restore_job_creation_ms,
+		latest_restore_rp_creation_ms FROM protected_resources WHERE account_id=? AND region=? AND resource_arn=?`,
+		s.AccountID, s.Region, resourceArn).Scan(&mins, &job, &rp)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !job.Valid) {
+		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "No restore of " + resourceArn + " is recorded", Context: resourceArn}
+	}
+	if err != nil {
+		return nil, dbErr("get latest restore", err)
+	}
+	lr := &store.LatestRestore{ExecutionTimeMinutes: mins.Int64, JobCreationDate: time.UnixMilli(job.Int64).UTC()}
+	if rp.Valid {
+		lr.RecoveryPointCreationDate = time.UnixMilli(rp.Int64).UTC()
+	}
+	return lr, nil
+}
+
+func (t *txn) SetRestoreJobExtra(ctx context.Context, s store.Scope, jobID string, x store.RestoreJobExtra) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE jobs SET rp_creation_ms=? WHERE id=? AND kind=? AND account_id=? AND region=?`,
+		ms(x.RecoveryPointCreationDate), jobID, string(backup.JobRestore), s.AccountID, s.Region)
+	if err != nil {
+		return dbErr("set restore job extra", err)
+	}
+	return notFoundIfNone(res, "Job "+jobID+" does not exist", jobID)
+}
+
+func (t *txn) GetRestoreJobExtra(ctx context.Context, s store.Scope, jobID string) (*store.RestoreJobExtra, error) {
+	var rp sql.NullInt64
+	err := t.tx.QueryRowContext(ctx, `SELECT rp_creation_ms FROM jobs WHERE id=? AND kind=? AND account_id=? AND region=?`,
+		jobID, string(backup.JobRestore), s.AccountID, s.Region).Scan(&rp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "Job " + jobID + " does not exist", Context: jobID}
+	}
+	if err != nil {
+		return nil, dbErr("get restore job extra", err)
+	}
+	x := &store.RestoreJobExtra{}
+	if rp.Valid {
+		x.RecoveryPointCreationDate = time.UnixMilli(rp.Int64).UTC()
+	}
+	return x, nil
+}
+
+func (t *txn) ListRestoreJobsByResource(ctx context.Context, s store.Scope, q store.RestoreJobQuery, p store.Page) ([]*backup.Job, string, error) {
+	where := []string{"kind=?", "account_id=?", "region=?", "resource_arn=?"}
+	args := []any{string(backup.JobRestore), s.AccountID, s.Region, q.ResourceArn}
+	if q.State != "" {
+		where, args = append(where, "state=?"), append(args, q.State)
+	}
+	if q.RecoveryPointArn != "" {
+		where, args = append(where, "recovery_point_arn=?"), append(args, q.RecoveryPointArn)
+	}
+	if q.RPCreatedAfter != nil {
+		where, args = append(where, "rp_creation_ms > ?"), append(args, ms(*q.RPCreatedAfter))
+	}
+	if q.RPCreatedBefore != nil {
+		where, args = append(where, "rp_creation_ms < ?"), append(args, ms(*q.RPCreatedBefore))
+	}
+	if p.After != "" {
+		c, id, err := splitCursor(p.After)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "(creation_ms < ? OR (creation_ms = ? AND id > ?))")
+		args = append(args, c, c, id)
+	}
+	limit := limitOf(p)
+	args = append(args, limit+1)
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY creation_ms DESC, id LIMIT ?`, args...)
+	if err != nil {
+		return nil, "", dbErr("list restore jobs", err)
+	}
+	defer rows.Close()
+	out := []*backup.Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, "", dbErr("list restore jobs", err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", dbErr("list restore jobs", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = timeCursor(out[limit-1].CreationDate, out[limit-1].ID)
+	}
+	return out, next, nil
+}
