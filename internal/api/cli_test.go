@@ -50,7 +50,9 @@ func TestAWSCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("list-backup-vaults: %v\n%s", err, errOut)
 	}
-	var list struct{ BackupVaultList []struct{ BackupVaultName string } }
+	var list struct {
+		BackupVaultList []struct{ BackupVaultName string }
+	}
 	must(t, json.Unmarshal([]byte(out), &list))
 	if len(list.BackupVaultList) != 1 || list.BackupVaultList[0].BackupVaultName != "v1" {
 		t.Fatalf("list output %s", out)
