@@ -6,6 +6,7 @@ package jobs
 
 import (
 	"context"
+	"time"
 
 	"coffer/internal/backup"
 	"coffer/internal/store"
@@ -55,6 +56,18 @@ type Result struct {
 	// State overrides the terminal state (e.g. "PARTIAL"); empty means
 	// COMPLETED.
 	State string
+	// Abandon, if set, is called when the result is not committed (the
+	// lease was lost, the job was stopped or expired after Run returned, or
+	// Commit failed), so that the handler can remove what it wrote (e.g. a
+	// repository manifest). Its error is logged by the runner.
+	Abandon func(ctx context.Context) error
+}
+
+// Deadliner is optionally implemented by a Handler whose jobs must finish
+// by a deadline (a backup's completion window). A running job past its
+// deadline is cancelled and ends EXPIRED.
+type Deadliner interface {
+	CompleteBy(job *backup.Job) (time.Time, bool)
 }
 
 // Failure is an error carrying the MessageCategory to store with a FAILED

@@ -1,0 +1,468 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"coffer/internal/backup"
+	"coffer/internal/clock"
+	"coffer/internal/jobs"
+	"coffer/internal/store"
+	"coffer/internal/store/sqlite"
+)
+
+var (
+	ctx   = context.Background()
+	t0    = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	scope = store.Scope{AccountID: "111111111111", Region: "us-east-1"}
+)
+
+// gate is a handler whose runs block until released (or cancelled).
+type gate struct {
+	mu       sync.Mutex
+	started  chan string
+	release  map[string]chan error
+	commits  int
+	abandons int
+	deadline time.Duration
+}
+
+func newGate() *gate {
+	return &gate{started: make(chan string, 16), release: map[string]chan error{}}
+}
+
+func (g *gate) ch(id string) chan error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c, ok := g.release[id]
+	if !ok {
+		c = make(chan error, 1)
+		g.release[id] = c
+	}
+	return c
+}
+
+func (g *gate) Kind() backup.JobKind { return backup.JobBackup }
+
+func (g *gate) CompleteBy(j *backup.Job) (time.Time, bool) {
+	if g.deadline == 0 {
+		return time.Time{}, false
+	}
+	return j.CreationDate.Add(g.deadline), true
+}
+
+func (g *gate) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs.Result, error) {
+	p.Update(50, 200)
+	g.started <- j.ID
+	select {
+	case err := <-g.ch(j.ID):
+		if err != nil {
+			return jobs.Result{}, err
+		}
+	case <-ctx.Done():
+		return jobs.Result{}, ctx.Err()
+	}
+	return jobs.Result{
+		Apply: func(c *backup.Job) { c.BackupSizeBytes = 200 },
+		Commit: func(ctx context.Context, tx store.Tx) error {
+			g.mu.Lock()
+			g.commits++
+			g.mu.Unlock()
+			return nil
+		},
+		Abandon: func(context.Context) error {
+			g.mu.Lock()
+			g.abandons++
+			g.mu.Unlock()
+			return nil
+		},
+	}, nil
+}
+
+func openStore(t *testing.T) store.Store {
+	t.Helper()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newJob(t *testing.T, s store.Store, id, resource string, created time.Time, startWindow time.Duration) {
+	t.Helper()
+	sb := created.Add(startWindow)
+	j := &backup.Job{Kind: backup.JobBackup, ID: id, AccountID: scope.AccountID, Region: scope.Region, State: jobs.StateCreated,
+		CreationDate: created, StartBy: &sb, ResourceArn: resource, ResourceType: "EFS", VaultName: "v"}
+	if err := s.Write(ctx, func(tx store.Tx) error { return tx.CreateJob(ctx, j) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func getJob(t *testing.T, s store.Store, id string) *backup.Job {
+	t.Helper()
+	var j *backup.Job
+	if err := s.Read(ctx, func(tx store.Tx) error {
+		var err error
+		j, err = tx.GetJob(ctx, scope, backup.JobBackup, id)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func newRunner(t *testing.T, s store.Store, clk clock.Clock, h jobs.Handler, owner string) *jobs.Runner {
+	t.Helper()
+	r, err := jobs.New(jobs.Options{Store: s, Clock: clk, Handlers: []jobs.Handler{h}, LeaseTTL: 30 * time.Millisecond, Owner: owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// runAsync runs one job in the background and returns a channel with its result.
+func runAsync(r *jobs.Runner) chan error {
+	c := make(chan error, 1)
+	go func() {
+		ran, err := r.RunOne(ctx)
+		if err == nil && !ran {
+			err = errors.New("nothing claimed")
+		}
+		c <- err
+	}()
+	return c
+}
+
+// waitState polls the store (no timing assertion: it waits as long as needed).
+func waitState(t *testing.T, s store.Store, id, state string) *backup.Job {
+	t.Helper()
+	for {
+		j := getJob(t, s, id)
+		if j.State == state {
+			return j
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func stop(t *testing.T, s store.Store, clk clock.Clock, id string) error {
+	return s.Write(ctx, func(tx store.Tx) error {
+		j, err := tx.GetJob(ctx, scope, backup.JobBackup, id)
+		if err != nil {
+			return err
+		}
+		return jobs.Stop(ctx, tx, j, clk.Now())
+	})
+}
+
+func TestCompleteWithProgress(t *testing.T) {
+	s, clk, g := openStore(t), clock.NewFake(t0), newGate()
+	r := newRunner(t, s, clk, g, "r1")
+	newJob(t, s, "J1", "arn:res:1", t0, time.Hour)
+	done := runAsync(r)
+	<-g.started
+	// Progress reaches the row through heartbeats.
+	for getJob(t, s, "J1").PercentDone != "25.0" {
+		time.Sleep(5 * time.Millisecond)
+	}
+	j := getJob(t, s, "J1")
+	if j.State != jobs.StateRunning || j.BytesTransferred != 50 || j.InitiationDate == nil || j.LeaseOwner != "r1" || j.LeaseGeneration != 1 {
+		t.Fatalf("running job = %+v", j)
+	}
+	clk.Advance(time.Minute)
+	g.ch("J1") <- nil
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	j = getJob(t, s, "J1")
+	if j.State != jobs.StateCompleted || j.PercentDone != "100.0" || j.BackupSizeBytes != 200 || j.CompletionDate == nil ||
+		!j.CompletionDate.Equal(t0.Add(time.Minute)) || j.MessageCategory != "SUCCESS" || j.LeaseOwner != "" || g.commits != 1 {
+		t.Fatalf("completed job = %+v (commits %d)", j, g.commits)
+	}
+}
+
+func TestFailureMessage(t *testing.T) {
+	s, clk, g := openStore(t), clock.NewFake(t0), newGate()
+	r := newRunner(t, s, clk, g, "r1")
+	newJob(t, s, "J1", "arn:res:1", t0, time.Hour)
+	done := runAsync(r)
+	<-g.started
+	g.ch("J1") <- &jobs.Failure{Category: "AccessDenied", Err: errors.New("cannot read /x")}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	j := getJob(t, s, "J1")
+	if j.State != jobs.StateFailed || j.StatusMessage != "cannot read /x" || j.MessageCategory != "AccessDenied" || g.commits != 0 {
+		t.Fatalf("failed job = %+v", j)
+	}
+}
+
+func TestStop(t *testing.T) {
+	s, clk, g := openStore(t), clock.NewFake(t0), newGate()
+	r := newRunner(t, s, clk, g, "r1")
+	// CREATED -> ABORTED at once.
+	newJob(t, s, "J0", "arn:res:0", t0, time.Hour)
+	if err := stop(t, s, clk, "J0"); err != nil {
+		t.Fatal(err)
+	}
+	if j := getJob(t, s, "J0"); j.State != jobs.StateAborted || j.CompletionDate == nil {
+		t.Fatalf("stopped created job = %+v", j)
+	}
+	// Stopping a terminal job is refused.
+	if err := stop(t, s, clk, "J0"); !backup.IsCode(err, backup.CodeInvalidRequest) {
+		t.Fatalf("stop of aborted job: %v", err)
+	}
+	// RUNNING -> ABORTING -> ABORTED.
+	newJob(t, s, "J1", "arn:res:1", t0.Add(time.Second), time.Hour)
+	done := runAsync(r)
+	if id := <-g.started; id != "J1" {
+		t.Fatalf("started %s", id)
+	}
+	if err := stop(t, s, clk, "J1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	j := getJob(t, s, "J1")
+	if j.State != jobs.StateAborted || j.StatusMessage != jobs.MsgStopped || g.commits != 0 {
+		t.Fatalf("stopped running job = %+v", j)
+	}
+}
+
+func TestStartWindowExpiry(t *testing.T) {
+	s, clk, g := openStore(t), clock.NewFake(t0), newGate()
+	r := newRunner(t, s, clk, g, "r1")
+	newJob(t, s, "J1", "arn:res:1", t0, time.Hour)
+	clk.Advance(time.Hour) // StartBy reached
+	if ran, err := r.RunOne(ctx); err != nil || ran {
+		t.Fatalf("claimed a job past its start window: %v %v", ran, err)
+	}
+	if err := r.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j := getJob(t, s, "J1")
+	if j.State != jobs.StateExpired || !strings.Contains(j.StatusMessage, "start window") || j.CompletionDate == nil {
+		t.Fatalf("job = %+v", j)
+	}
+}
+
+func TestCompletionWindowExpiry(t *testing.T) {
+	s, clk, g := openStore(t), clock.NewFake(t0), newGate()
+	g.deadline = 2 * time.Hour
+	r := newRunner(t, s, clk, g, "r1")
+	newJob(t, s, "J1", "arn:res:1", t0, time.Hour)
+	done := runAsync(r)
+	<-g.started
+	clk.Advance(2 * time.Hour)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	j := getJob(t, s, "J1")
+	if j.State != jobs.StateExpired || j.StatusMessage != jobs.MsgExpiredRunning {
+		t.Fatalf("job = %+v", j)
+	}
+}
+
+func TestLeaseLossAndTakeover(t *testing.T) {
+	s, clk, g := openStore(t), clock.NewFake(t0), newGate()
+	r1 := newRunner(t, s, clk, g, "r1")
+	newJob(t, s, "J1", "arn:res:1", t0, 24*time.Hour)
+	// r1 claims the job; then its heartbeats stop reaching the store (we
+	// simulate a stalled runner by reconciling as if its lease expired).
+	var stalled *backup.Job
+	if err := s.Write(ctx, func(tx store.Tx) error {
+		var err error
+		stalled, err = tx.ClaimJob(ctx, store.Claim{Kinds: []backup.JobKind{backup.JobBackup}, Owner: "ghost", Now: clk.Now(), LeaseExpiry: clk.Now().Add(time.Second)})
+		return err
+	}); err != nil || stalled == nil {
+		t.Fatalf("claim: %v %v", stalled, err)
+	}
+	clk.Advance(2 * time.Second)
+	if err := r1.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j := getJob(t, s, "J1")
+	if j.State != jobs.StateFailed || !strings.Contains(j.StatusMessage, "Job was interrupted") || j.LeaseGeneration != stalled.LeaseGeneration+1 {
+		t.Fatalf("reconciled job = %+v", j)
+	}
+	// The stalled owner's late commit is refused.
+	stalled.State = jobs.StateCompleted
+	err := s.Write(ctx, func(tx store.Tx) error { return tx.UpdateJob(ctx, stalled, stalled.LeaseGeneration) })
+	if !backup.IsCode(err, backup.CodeLeaseLost) {
+		t.Fatalf("late commit: %v", err)
+	}
+
+	// A running runner whose lease is taken over cancels its handler and
+	// commits nothing.
+	newJob(t, s, "J2", "arn:res:2", t0.Add(time.Second), 24*time.Hour)
+	done := runAsync(r1)
+	<-g.started
+	if err := s.Write(ctx, func(tx store.Tx) error {
+		cur, err := tx.GetJob(ctx, scope, backup.JobBackup, "J2")
+		if err != nil {
+			return err
+		}
+		gen := cur.LeaseGeneration
+		cur.LeaseGeneration++ // what a second runner's claim after expiry does
+		cur.LeaseOwner = "r2"
+		return tx.UpdateJob(ctx, cur, gen)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	j = getJob(t, s, "J2")
+	if j.State != jobs.StateRunning || j.LeaseOwner != "r2" || g.commits != 0 {
+		t.Fatalf("taken-over job = %+v commits=%d", j, g.commits)
+	}
+}
+
+func TestCommitRefusedAfterLeaseLoss(t *testing.T) {
+	s, clk, g := openStore(t), clock.NewFake(t0), newGate()
+	// A lease so long that no heartbeat runs during the test: the runner
+	// learns about the takeover only at commit.
+	r, err := jobs.New(jobs.Options{Store: s, Clock: clk, Handlers: []jobs.Handler{g}, LeaseTTL: time.Hour, Owner: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newJob(t, s, "J1", "arn:res:1", t0, 24*time.Hour)
+	done := runAsync(r)
+	<-g.started
+	// Lease expires, a reconciliation (e.g. another server) fails the job...
+	clk.Advance(2 * time.Hour)
+	if err := r.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// ...and the handler finishes afterwards: its result must be discarded.
+	g.ch("J1") <- nil
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	j := getJob(t, s, "J1")
+	if j.State != jobs.StateFailed || g.commits != 0 || g.abandons != 1 {
+		t.Fatalf("job = %+v commits=%d abandons=%d", j, g.commits, g.abandons)
+	}
+}
+
+func TestReconcileAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "meta.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(t0)
+	newJob(t, s, "J1", "arn:res:1", t0, 24*time.Hour)
+	newJob(t, s, "J2", "arn:res:2", t0, 24*time.Hour)
+	for _, owner := range []string{"dead1", "dead2"} {
+		if err := s.Write(ctx, func(tx store.Tx) error {
+			_, err := tx.ClaimJob(ctx, store.Claim{Kinds: []backup.JobKind{backup.JobBackup}, Owner: owner, Now: clk.Now(), LeaseExpiry: clk.Now().Add(time.Minute)})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stop(t, s, clk, "J2"); err != nil { // J2 ABORTING when the server died
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s2, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	r := newRunner(t, s2, clk, newGate(), "r-new")
+	if err := r.Reconcile(ctx); err != nil { // lease not yet expired: nothing changes
+		t.Fatal(err)
+	}
+	if j := getJob(t, s2, "J1"); j.State != jobs.StateRunning {
+		t.Fatalf("job reconciled before its lease expired: %+v", j)
+	}
+	clk.Advance(2 * time.Minute)
+	if err := r.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j1, j2 := getJob(t, s2, "J1"), getJob(t, s2, "J2")
+	if j1.State != jobs.StateFailed || !strings.Contains(j1.StatusMessage, "the server stopped while it was running") || j1.CompletionDate == nil {
+		t.Fatalf("J1 = %+v", j1)
+	}
+	if j2.State != jobs.StateAborted {
+		t.Fatalf("J2 = %+v", j2)
+	}
+}
+
+func TestOneRunningBackupPerResource(t *testing.T) {
+	s, clk, g := openStore(t), clock.NewFake(t0), newGate()
+	r := newRunner(t, s, clk, g, "r1")
+	newJob(t, s, "J1", "arn:res:same", t0, time.Hour)
+	newJob(t, s, "J2", "arn:res:same", t0.Add(time.Second), time.Hour)
+	newJob(t, s, "J3", "arn:res:other", t0.Add(2*time.Second), time.Hour)
+	d1 := runAsync(r)
+	if id := <-g.started; id != "J1" {
+		t.Fatalf("first started %s", id)
+	}
+	d3 := runAsync(r)
+	if id := <-g.started; id != "J3" {
+		t.Fatalf("second started %s, want J3 (J2 waits for J1)", id)
+	}
+	if j := getJob(t, s, "J2"); j.State != jobs.StatePending {
+		t.Fatalf("J2 = %s, want PENDING", j.State)
+	}
+	if ran, err := r.RunOne(ctx); ran || err != nil {
+		t.Fatalf("claimed J2 while J1 runs: %v %v", ran, err)
+	}
+	g.ch("J1") <- nil
+	g.ch("J3") <- nil
+	for _, d := range []chan error{d1, d3} {
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+	}
+	d2 := runAsync(r)
+	if id := <-g.started; id != "J2" {
+		t.Fatalf("started %s", id)
+	}
+	g.ch("J2") <- nil
+	if err := <-d2; err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"J1", "J2", "J3"} {
+		if j := getJob(t, s, id); j.State != jobs.StateCompleted {
+			t.Fatalf("%s = %s", id, j.State)
+		}
+	}
+}
+
+func TestWorkersRun(t *testing.T) {
+	s, clk, g := openStore(t), clock.NewFake(t0), newGate()
+	r, err := jobs.New(jobs.Options{Store: s, Clock: clk, Handlers: []jobs.Handler{g}, LeaseTTL: 30 * time.Millisecond, Workers: 3, Poll: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	for i := 0; i < 5; i++ {
+		id := fmt.Sprintf("W%d", i)
+		newJob(t, s, id, "arn:res:"+id, t0.Add(time.Duration(i)*time.Second), time.Hour)
+		g.ch(id) <- nil
+		r.Notify()
+	}
+	for i := 0; i < 5; i++ {
+		waitState(t, s, fmt.Sprintf("W%d", i), jobs.StateCompleted)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
