@@ -23,7 +23,7 @@ import (
 // build can back up; resource plugins add their type here.
 var resourceTypes = []string{"EFS"}
 
-const usage = "usage: coffer serve [--config FILE]"
+const usage = "usage: coffer serve [--config FILE] [--listen HOST:PORT]"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -51,6 +51,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration file (default: zero-config mode)")
+	listen := fs.String("listen", "", "override the listen address (host:port)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,6 +73,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		var err error
 		if cfg, err = config.Load(*cfgPath); err != nil {
 			return err
+		}
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("--listen: %w", err)
 		}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
