@@ -64,6 +64,11 @@ func newServer(t testing.TB, v *Verifier) *httptest.Server {
 		}
 		res, err := v.Verify(r, body)
 		w.Header().Set("Content-Type", "application/json")
+		if v.Clock != nil {
+			// Like the API server: the Date header comes from the same clock
+			// the verifier uses, so SDK clock-skew correction sees it.
+			w.Header().Set("Date", v.Clock.Now().UTC().Format(http.TimeFormat))
+		}
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) {

@@ -1,8 +1,12 @@
 package sigv4
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
+	"sync"
 	"testing"
 )
 
@@ -38,5 +42,44 @@ func BenchmarkVerify(b *testing.B) {
 		if _, err := v.Verify(req, body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestConcurrentVerify runs Verify from several goroutines on one Verifier
+// (run with -race to check the key cache locking).
+func TestConcurrentVerify(t *testing.T) {
+	v, _ := newVerifier(t0)
+	var wires [][]byte
+	for _, s := range shapes {
+		wires = append(wires, signedWire(t, s))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(wires[(g+i)%len(wires)])))
+				if err != nil {
+					errs <- err
+					return
+				}
+				body, err := io.ReadAll(req.Body)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if _, err := v.Verify(req, body); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

@@ -1,10 +1,17 @@
 package sigv4
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -127,4 +134,66 @@ func TestGoBackupClient(t *testing.T) {
 
 func credentialsProvider(akid, secret string) aws.CredentialsProvider {
 	return credentials.NewStaticCredentialsProvider(akid, secret, "")
+}
+
+// TestGoClientCorrectsSkew: a server whose clock is 20 minutes ahead of the
+// client answers the first attempt with InvalidSignatureException ("Signature
+// expired") and a Date header; aws-sdk-go-v2 then corrects its signing time
+// and the retry verifies. Going the other way (server behind) works the same.
+func TestGoClientCorrectsSkew(t *testing.T) {
+	for _, offset := range []time.Duration{20 * time.Minute, -20 * time.Minute, 3 * time.Hour} {
+		t.Run(offset.String(), func(t *testing.T) {
+			fc := clock.NewFake(clock.Real{}.Now().Add(offset))
+			v := &Verifier{Creds: testCreds(), Clock: fc, Service: "backup", Region: testRegion}
+			var mu sync.Mutex
+			var attempts []string
+			inner := newServer(t, v)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				attempts = append(attempts, r.Header.Get("X-Amz-Date"))
+				mu.Unlock()
+				proxyTo(t, inner.URL, w, r)
+			}))
+			defer srv.Close()
+			client := backup.New(backup.Options{
+				Region: testRegion, BaseEndpoint: aws.String(srv.URL), HTTPClient: srv.Client(),
+				Credentials: credentialsProvider(testAKID, testSecret), RetryMaxAttempts: 3,
+			})
+			_, err := client.ListBackupVaults(context.Background(), &backup.ListBackupVaultsInput{})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				t.Fatalf("after %d attempts (%v): %v", len(attempts), attempts, err)
+			}
+			if len(attempts) != 2 {
+				t.Fatalf("attempts = %v, want a rejected one and a corrected one", attempts)
+			}
+		})
+	}
+}
+
+// proxyTo forwards r to base unchanged (same method, raw target, headers,
+// body, Host) and copies the answer back.
+func proxyTo(t *testing.T, base string, w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	u, _ := url.Parse(base)
+	out, err := http.NewRequest(r.Method, base, bytes.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	out.URL = &url.URL{Scheme: u.Scheme, Host: u.Host, Opaque: strings.SplitN(r.RequestURI, "?", 2)[0], RawQuery: r.URL.RawQuery}
+	out.Host = r.Host
+	out.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(out)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer resp.Body.Close()
+	for k, vs := range resp.Header {
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
 }
