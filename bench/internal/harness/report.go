@@ -139,7 +139,7 @@ func (res *Results) WriteMarkdown(w io.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	ds := res.Dataset
 	p("## Coffer benchmark\n\n")
-	p("Dataset: %s, %d files, %.1f MiB; change step: mkdata mutate -pct %g (%.1f MiB of files rewritten or added in round 1).  \n",
+	p("Dataset: %s, %d files, %.1f MiB; change step: mkdata mutate -pct %g (in round 1 it changed or added files totalling %.1f MiB).  \n",
 		ds.Source, ds.Files, float64(ds.Bytes)/(1<<20), ds.ChangePct, float64(ds.ChangeBytes)/(1<<20))
 	p("Rounds: %d (values are medians over rounds; tool order rotates per round).  \n", len(res.Rounds))
 	p("Run: %s → %s (%s).\n\n", res.Started.Format(time.RFC3339), res.Finished.Format(time.RFC3339),

@@ -76,7 +76,7 @@ type DatasetInfo struct {
 	Scale       float64
 	Seed        uint64
 	ChangePct   float64
-	ChangeBytes int64 // bytes of regular files that differ after the first mutation (approx.)
+	ChangeBytes int64 // total size of the files that the first mutation changed or added
 }
 
 // Round holds the measurements of one round.
@@ -185,7 +185,7 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		if _, err := runQuiet(ctx, work, "cp", "-a", cfg.DataDir, data); err != nil {
 			return res, err
 		}
-		res.Dataset.Source = "copy of " + cfg.DataDir
+		res.Dataset.Source = "a copy of the -data tree " + filepath.Base(cfg.DataDir)
 	} else {
 		log.Info("generating dataset", "scale", cfg.Scale, "seed", cfg.Seed)
 		if _, err := runQuiet(ctx, work, mkdata, "gen", "-out", data,
