@@ -58,6 +58,11 @@ func TestPragmas(t *testing.T) {
 }
 
 func TestMigrationsIdempotent(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migrations: %v %v", files, err)
+	}
+	want := len(files) // migrations are numbered 1..n without gaps
 	path := filepath.Join(t.TempDir(), "meta.db")
 	for i := 0; i < 2; i++ {
 		s, err := sqlite.Open(context.Background(), path)
@@ -65,8 +70,8 @@ func TestMigrationsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		v, err := s.SchemaVersion(context.Background())
-		if err != nil || v != 2 {
-			t.Fatalf("schema version = %d, %v", v, err)
+		if err != nil || v != want {
+			t.Fatalf("schema version = %d, %v; want %d", v, err, want)
 		}
 		s.Close()
 	}
