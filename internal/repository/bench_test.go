@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"golang.org/x/sync/errgroup"
@@ -119,7 +120,14 @@ func BenchmarkSaveDir(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		r, err := repository.Create(context.Background(), st, make([]byte, 32), repository.Options{})
+		opts := repository.Options{}
+		if v, err := strconv.Atoi(os.Getenv("COFFER_BENCH_PACK_MIB")); err == nil {
+			opts.PackSize = v << 20
+		}
+		if v, err := strconv.Atoi(os.Getenv("COFFER_BENCH_INFLIGHT_MIB")); err == nil {
+			opts.InFlight = v << 20
+		}
+		r, err := repository.Create(context.Background(), st, make([]byte, 32), opts)
 		if err != nil {
 			b.Fatal(err)
 		}

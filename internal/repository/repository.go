@@ -66,7 +66,7 @@ const (
 
 // Options tune a repository. The zero value gives good defaults.
 type Options struct {
-	// PackSize is the target size of data packs (default 16 MiB, 1–512 MiB).
+	// PackSize is the target size of data packs (default 8 MiB, 1–512 MiB).
 	PackSize int
 	// Workers is the number of compress/encrypt/pack workers (default GOMAXPROCS).
 	Workers int
@@ -75,7 +75,7 @@ type Options struct {
 	Uploads int
 	// Compression selects the zstd level (default compress.Fastest).
 	Compression compress.Level
-	// InFlight caps the bytes of chunks queued for workers (default 24 MiB,
+	// InFlight caps the bytes of chunks queued for workers (default 16 MiB,
 	// at least the maximum chunk size).
 	InFlight int
 	// SkipPackVerify disables decrypting and hashing each pack after
@@ -94,7 +94,7 @@ type Options struct {
 
 func (o *Options) fill(st blob.Storage) error {
 	if o.PackSize == 0 {
-		o.PackSize = 16 << 20
+		o.PackSize = 8 << 20
 	}
 	if o.PackSize < 1<<20 || o.PackSize > 512<<20 {
 		return fmt.Errorf("repository: pack size %d out of range [1 MiB, 512 MiB]", o.PackSize)
@@ -117,7 +117,7 @@ func (o *Options) fill(st blob.Storage) error {
 		return fmt.Errorf("repository: unknown compression level %d", o.Compression)
 	}
 	if o.InFlight == 0 {
-		o.InFlight = 24 << 20
+		o.InFlight = 16 << 20
 	}
 	if o.Clock == nil {
 		o.Clock = clock.Real{}

@@ -419,7 +419,8 @@ func (w *Writer) SaveStream(ctx context.Context, rd io.Reader) (ids []ID, n int6
 }
 
 type workerPacks struct {
-	p [3]*pack.Packer
+	p      [3]*pack.Packer
+	verify []byte // plaintext buffer reused by pack verification
 }
 
 func (w *Writer) worker() {
@@ -444,7 +445,7 @@ func (w *Writer) worker() {
 	}
 	for t := range wp.p {
 		if wp.p[t] != nil && wp.p[t].Count() > 0 {
-			if err := w.finish(wp.p[t]); err != nil {
+			if err := w.finish(&wp, wp.p[t]); err != nil {
 				w.fail(err)
 				return
 			}
@@ -464,6 +465,14 @@ func (w *Writer) process(wp *workerPacks, j job) error {
 		}
 	}
 	p := wp.p[j.typ]
+	// Close a pack early rather than grow its buffer past PackSize + 1/8.
+	if p != nil && p.Size()+len(j.data)+len(j.data)/64+1024 > w.r.opts.PackSize+w.r.opts.PackSize/8 {
+		wp.p[j.typ] = nil
+		if err := w.finish(wp, p); err != nil {
+			return err
+		}
+		p = nil
+	}
 	if p == nil {
 		var buf []byte
 		if v := packPool.Get(); v != nil {
@@ -481,17 +490,17 @@ func (w *Writer) process(wp *workerPacks, j job) error {
 	w.stats.rawBytes.Add(int64(len(j.data)))
 	if p.Size() >= w.r.opts.PackSize {
 		wp.p[j.typ] = nil
-		return w.finish(p)
+		return w.finish(wp, p)
 	}
 	return nil
 }
 
 // finish seals the pack, verifies it and hands it to an uploader.
-func (w *Writer) finish(p *pack.Packer) error {
+func (w *Writer) finish(wp *workerPacks, p *pack.Packer) error {
 	entries := append([]pack.Entry(nil), p.Entries()...)
 	data := p.Finalize(w.r.aead)
 	if !w.r.opts.SkipPackVerify {
-		if err := w.r.verifyPack(data, entries); err != nil {
+		if err := w.r.verifyPack(data, entries, &wp.verify); err != nil {
 			return fmt.Errorf("pack verification before upload failed: %w", err)
 		}
 	}
@@ -507,7 +516,7 @@ func (w *Writer) finish(p *pack.Packer) error {
 func sum32(b []byte) [32]byte { return [32]byte(sum(b)) }
 
 // verifyPack re-parses an encoded pack and decrypts and hashes every blob.
-func (r *Repository) verifyPack(data []byte, want []pack.Entry) error {
+func (r *Repository) verifyPack(data []byte, want []pack.Entry, bufp *[]byte) error {
 	got, err := pack.ParsePack(data, r.aead)
 	if err != nil {
 		return err
@@ -515,14 +524,18 @@ func (r *Repository) verifyPack(data []byte, want []pack.Entry) error {
 	if len(got) != len(want) {
 		return fmt.Errorf("%w: header lists %d blobs, want %d", ErrCorrupt, len(got), len(want))
 	}
-	var buf []byte
+	buf := *bufp
+	defer func() { *bufp = buf[:0] }()
 	for i, e := range got {
 		if e != want[i] {
 			return fmt.Errorf("%w: header entry %d differs", ErrCorrupt, i)
 		}
-		buf, err = r.openBlob(buf[:0], data[e.Offset:e.Offset+e.Length], e, "new pack")
+		out, err := r.openBlob(buf[:0], data[e.Offset:e.Offset+e.Length], e, "new pack")
 		if err != nil {
 			return err
+		}
+		if cap(out) > cap(buf) {
+			buf = out
 		}
 	}
 	return nil

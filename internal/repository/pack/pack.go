@@ -198,15 +198,20 @@ func ParsePack(data []byte, a *crypto.AEAD) ([]Entry, error) {
 // appending the plaintext to dst. The caller checks the plaintext's ID.
 func OpenBlob(dst, sealed []byte, e Entry, a *crypto.AEAD, codec *compress.Codec, scratch []byte) ([]byte, []byte, error) {
 	var aadBuf [64]byte
+	if e.Compression == compress.None {
+		// Decrypt straight into dst.
+		out, err := a.Open(dst, sealed, BlobAAD(aadBuf[:0], e.Type, e.ID))
+		if err != nil {
+			return dst, scratch, fmt.Errorf("%w: blob %x: %w", ErrCorrupt, e.ID, err)
+		}
+		if len(out)-len(dst) != int(e.RawLength) {
+			return dst, scratch, fmt.Errorf("%w: blob %x: length %d, want %d", ErrCorrupt, e.ID, len(out)-len(dst), e.RawLength)
+		}
+		return out, scratch, nil
+	}
 	stored, err := a.Open(scratch[:0], sealed, BlobAAD(aadBuf[:0], e.Type, e.ID))
 	if err != nil {
 		return dst, scratch, fmt.Errorf("%w: blob %x: %w", ErrCorrupt, e.ID, err)
-	}
-	if e.Compression == compress.None {
-		if len(stored) != int(e.RawLength) {
-			return dst, stored, fmt.Errorf("%w: blob %x: length %d, want %d", ErrCorrupt, e.ID, len(stored), e.RawLength)
-		}
-		return append(dst, stored...), stored, nil
 	}
 	out, err := codec.AppendDecompressed(dst, stored, e.Compression, int(e.RawLength))
 	if err != nil {
