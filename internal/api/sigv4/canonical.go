@@ -47,6 +47,19 @@ func rawPath(r *http.Request) string {
 	p := r.RequestURI
 	if p == "" || p == "*" {
 		p = r.URL.EscapedPath()
+		if o := r.URL.Opaque; o != "" {
+			// A client-side request built with an opaque target, either
+			// "/path" or "//host/path".
+			if strings.HasPrefix(o, "//") {
+				o = o[2:]
+				if j := strings.IndexByte(o, '/'); j >= 0 {
+					o = o[j:]
+				} else {
+					o = ""
+				}
+			}
+			p = o
+		}
 	} else {
 		if i := strings.IndexByte(p, '?'); i >= 0 {
 			p = p[:i]

@@ -13,7 +13,8 @@
 //     X-Amz-Security-Token) appears in the query: presigned URLs are not
 //     supported, and credentials in both places are refused.
 //   - The request time is X-Amz-Date (ISO 8601 basic, "20060102T150405Z"), or,
-//     when X-Amz-Date is absent, the HTTP Date header (RFC 1123). Whichever is
+//     when X-Amz-Date is absent, the HTTP Date header (IMF-fixdate, or RFC 1123
+//     with a numeric zone as botocore sends it). Whichever is
 //     used must be listed in SignedHeaders; so must host and every x-amz-*
 //     header present on the request.
 //   - The credential scope's date equals the request time's date, its service
@@ -38,7 +39,8 @@
 //
 //   - Method as sent.
 //   - Canonical URI from the raw request-target path (r.RequestURI, or
-//     r.URL.EscapedPath() when RequestURI is empty), never the decoded path:
+//     r.URL.Opaque / r.URL.EscapedPath() when RequestURI is empty), never the
+//     decoded path:
 //     every byte outside A-Za-z0-9-_.~/ is percent-encoded again (non-S3 double
 //     encoding: "%3A" → "%253A"). botocore removes dot segments and empty
 //     segments before encoding; aws-sdk-go-v2 does not. When the two forms
@@ -62,8 +64,11 @@
 // contain the secret or any derived key.
 //
 // Clock skew: aws-sdk-go-v2 corrects its clock when it receives
-// InvalidSignatureException together with a response Date header that differs
-// from its own clock by more than 4 minutes; Go's net/http server sends Date
-// automatically. botocore (checked: 1.43.11) does not correct skew at all; the
-// expired-signature message is matched to AWS's wording for tools that parse it.
+// InvalidSignatureException (one of its clock-skew codes; RequestExpired is
+// not) together with a response Date header that differs from its own clock
+// by more than 4 minutes. The HTTP layer must therefore send a Date header
+// taken from the same clock as the Verifier (net/http adds one from the wall
+// clock when the handler does not). botocore (checked: 1.43.11) does not
+// correct skew at all; the expired-signature message follows AWS's wording
+// for tools and people that read it.
 package sigv4
