@@ -97,7 +97,7 @@ func (res *Results) rows() []row {
 
 func (c cell) format(unit string) string {
 	if !c.ok {
-		return "failed"
+		return "not measured"
 	}
 	switch unit {
 	case "s":

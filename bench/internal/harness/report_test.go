@@ -93,7 +93,7 @@ func TestWriteMarkdownShoutsAboutBadRestores(t *testing.T) {
 			rd.Failed["coffer"] = errors.New("full restore: boom\nstderr tail")
 			rd.Done["coffer"][OpRestore] = false
 			delete(rd.Verify, "coffer")
-		}, []string{"| full restore | failed |", "round 1, coffer FAILED: full restore: boom", "!!! VERIFICATION OR TOOL FAILURE"}, true},
+		}, []string{"| full restore | not measured |", "round 1, coffer FAILED: full restore: boom", "!!! VERIFICATION OR TOOL FAILURE"}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
