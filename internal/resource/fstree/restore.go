@@ -488,13 +488,13 @@ func (r *restorer) write(ctx context.Context, rootID repository.ID) error {
 		return nil
 	})
 	waitErr := g.Wait()
-	if err := errors.Join(walkErr, waitErr); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return err
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case waitErr != nil:
+		return waitErr // walkErr is then the cancellation it caused
 	}
-	return nil
+	return walkErr
 }
 
 func (r *restorer) mknod(srel string, n *snapshot.Node) error {

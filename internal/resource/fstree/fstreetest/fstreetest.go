@@ -59,6 +59,11 @@ type Entry struct {
 // Walk lists every entry below root (the root itself as ""), never following
 // symlinks, hashing regular files and reading xattrs.
 func Walk(root string) (map[string]Entry, error) {
+	return walk(root, nil)
+}
+
+// walk is Walk with subtrees (root-relative) left out.
+func walk(root string, exclude []string) (map[string]Entry, error) {
 	out := map[string]Entry{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -70,6 +75,14 @@ func Walk(root string) (map[string]Entry, error) {
 		}
 		if rel == "." {
 			rel = ""
+		}
+		for _, ex := range exclude {
+			if rel == ex {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
 		}
 		e, err := stat(p)
 		if err != nil {
@@ -270,16 +283,9 @@ type Sentinel struct {
 // xattrs), skipping the subtrees named in exclude (root-relative, e.g. the
 // restore's target root, which is allowed to change).
 func RecordSentinel(root string, exclude ...string) (*Sentinel, error) {
-	all, err := Walk(root)
+	all, err := walk(root, exclude)
 	if err != nil {
 		return nil, err
-	}
-	for rel := range all {
-		for _, ex := range exclude {
-			if rel == ex || strings.HasPrefix(rel, ex+"/") {
-				delete(all, rel)
-			}
-		}
 	}
 	return &Sentinel{root: root, entries: all}, nil
 }
