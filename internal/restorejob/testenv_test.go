@@ -1,0 +1,236 @@
+package restorejob
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"coffer/internal/backup"
+	"coffer/internal/clock"
+	"coffer/internal/jobs"
+	"coffer/internal/repository"
+	"coffer/internal/resource/fstree"
+	"coffer/internal/store"
+	"coffer/internal/store/sqlite"
+	"coffer/internal/vaultrepo"
+)
+
+const (
+	region = "us-east-1"
+	acctA  = "111111111111"
+	acctB  = "222222222222"
+	srcFS  = "fs-0000000000000000a"
+	dstFS  = "fs-0000000000000000b"
+)
+
+var scA = store.Scope{AccountID: acctA, Region: region}
+
+// env is a real SQLite store, a real vault repository on disk (vaultrepo),
+// a source file system that was backed up into a COMPLETED recovery point,
+// and an existing target file system.
+type env struct {
+	t       *testing.T
+	st      *sqlite.Store
+	repos   *vaultrepo.Manager
+	vault   *backup.Vault
+	svc     *Service
+	clock   *clock.Fake
+	src     string // source tree
+	dst     string // existing target file system root
+	newDir  string // new_file_systems_dir
+	rpArn   string
+	srcArn  string
+	rpTags  map[string]string
+	rpCreat time.Time
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	master := bytes.Repeat([]byte{9}, 32)
+	repos, err := vaultrepo.New(filepath.Join(dir, "data"), master, repository.Options{PackSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { repos.Close() })
+	e := &env{t: t, st: st, repos: repos, clock: clock.NewFake(time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)),
+		src: filepath.Join(dir, "src"), dst: filepath.Join(dir, "dst"), newDir: filepath.Join(dir, "newfs")}
+	e.svc = &Service{Store: st, Repos: repos, Clock: e.clock, NewFileSystemsDir: e.newDir}
+	for _, d := range []string{e.src, e.dst} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	makeTree(t, e.src)
+	e.vault = &backup.Vault{AccountID: acctA, Region: region, Name: "v1", Arn: backup.VaultArn(region, acctA, "v1"),
+		VaultType: backup.VaultTypeBackup, VaultState: backup.VaultStateAvailable, CreationDate: e.clock.Now()}
+	e.srcArn = backup.FileSystemArn(region, acctA, srcFS)
+	e.rpTags = map[string]string{"team": "storage", "env": "prod"}
+	must(t, st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.CreateVault(ctx, e.vault); err != nil {
+			return err
+		}
+		for _, fs := range []*backup.FileSystem{
+			{AccountID: acctA, Region: region, ID: srcFS, Arn: e.srcArn, Path: e.src, CreationDate: e.clock.Now()},
+			{AccountID: acctA, Region: region, ID: dstFS, Arn: backup.FileSystemArn(region, acctA, dstFS), Path: e.dst, CreationDate: e.clock.Now()},
+		} {
+			if err := tx.UpsertFileSystem(ctx, fs); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	must(t, repos.CreateVaultStorage(ctx, e.vault))
+	e.rpArn = e.backup(e.src, "COMPLETED")
+	return e
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// backup stores tree into the vault repository (fstree.Backup +
+// SaveManifest) and inserts its recovery point row.
+func (e *env) backup(tree, status string) string {
+	t := e.t
+	ctx := context.Background()
+	repo, err := e.repos.Open(ctx, e.vault)
+	must(t, err)
+	var res fstree.BackupResult
+	must(t, repo.WithWriter(ctx, func(ctx context.Context, w *repository.Writer) error {
+		var err error
+		res, err = fstree.Backup(ctx, w, nil, tree, fstree.BackupOptions{})
+		return err
+	}))
+	if len(res.Problems) > 0 {
+		t.Fatalf("backup problems: %v", res.Problems)
+	}
+	man, err := repo.SaveManifest(ctx, repository.Manifest{Root: res.Root})
+	must(t, err)
+	n, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	arn := backup.RecoveryPointArn(region, acctA, "rp-"+strconv.FormatInt(n.Int64(), 16))
+	e.rpCreat = e.clock.Now().Add(-time.Hour)
+	done := e.clock.Now()
+	must(t, e.st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.CreateRecoveryPoint(ctx, &backup.RecoveryPoint{Arn: arn, AccountID: acctA, Region: region, VaultName: e.vault.Name,
+			VaultArn: e.vault.Arn, ResourceArn: e.srcArn, ResourceType: backup.ResourceTypeEFS, Status: status, StorageClass: "WARM",
+			BackupSizeBytes: res.BytesTotal, CreationDate: e.rpCreat, CompletionDate: &done, ManifestID: man.ID, Tags: e.rpTags}); err != nil {
+			return err
+		}
+		return tx.UpsertProtectedResource(ctx, &backup.ProtectedResource{AccountID: acctA, Region: region, ResourceArn: e.srcArn,
+			ResourceType: backup.ResourceTypeEFS, LastBackupTime: &done, LastBackupVaultArn: e.vault.Arn, LastRecoveryPointArn: arn})
+	}))
+	return arn
+}
+
+type progress struct{ done, total int64 }
+
+func (p *progress) Update(d, t int64) { p.done, p.total = d, t }
+
+// drive plays the runner's part of the jobs.Handler contract for one job:
+// claim (RUNNING, lease generation+1), Run, then in one transaction Commit
+// and the completion (or FAILED with the error's message).
+func (e *env) drive(id string) *backup.Job {
+	t := e.t
+	ctx := context.Background()
+	var j *backup.Job
+	must(t, e.st.Write(ctx, func(tx store.Tx) error {
+		var err error
+		if j, err = tx.GetJob(ctx, scA, backup.JobRestore, id); err != nil {
+			return err
+		}
+		gen := j.LeaseGeneration
+		now := e.clock.Now()
+		j.State, j.InitiationDate, j.LeaseGeneration = "RUNNING", &now, gen+1
+		return tx.UpdateJob(ctx, j, gen)
+	}))
+	res, runErr := e.svc.Run(ctx, j, &progress{})
+	must(t, e.st.Write(ctx, func(tx store.Tx) error {
+		now := e.clock.Now()
+		j.CompletionDate = &now
+		if runErr == nil && res.Commit != nil {
+			runErr = res.Commit(ctx, tx)
+		}
+		if runErr != nil {
+			j.State, j.StatusMessage = "FAILED", runErr.Error()
+			var f *jobs.Failure
+			if errors.As(runErr, &f) {
+				j.MessageCategory = f.Category
+			}
+		} else {
+			res.Apply(j)
+			j.State, j.PercentDone = "COMPLETED", "100.0"
+		}
+		return tx.UpdateJob(ctx, j, j.LeaseGeneration)
+	}))
+	return j
+}
+
+func (e *env) start(md map[string]string) string {
+	e.t.Helper()
+	id, err := e.svc.Start(context.Background(), scA, StartRequest{RecoveryPointArn: e.rpArn, Metadata: md})
+	must(e.t, err)
+	return id
+}
+
+func writeFile(t *testing.T, p string, data []byte, mode os.FileMode) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+	must(t, os.WriteFile(p, data, mode))
+	must(t, os.Chmod(p, mode))
+}
+
+func pseudoRandom(seed byte, n int) []byte {
+	b := make([]byte, n)
+	x := uint32(seed) + 1
+	for i := range b {
+		x = x*1664525 + 1013904223
+		b[i] = byte(x >> 24)
+	}
+	return b
+}
+
+// makeTree builds a source tree with files of several sizes (one spans
+// several chunks), directories, a symlink, a hard link, modes and distinct
+// nanosecond mtimes.
+func makeTree(t *testing.T, root string) {
+	writeFile(t, filepath.Join(root, "empty"), nil, 0o644)
+	writeFile(t, filepath.Join(root, "small.txt"), []byte("hello\n"), 0o640)
+	writeFile(t, filepath.Join(root, "big.bin"), pseudoRandom(1, 5<<20+17), 0o600)
+	writeFile(t, filepath.Join(root, "dir/a.go"), pseudoRandom(2, 5000), 0o644)
+	writeFile(t, filepath.Join(root, "dir/sub/b.txt"), bytes.Repeat([]byte("x"), 70000), 0o755)
+	writeFile(t, filepath.Join(root, "dir/sub/c.go"), []byte("package c\n"), 0o644)
+	writeFile(t, filepath.Join(root, "vendor/v.go"), []byte("package v\n"), 0o644)
+	writeFile(t, filepath.Join(root, "docs/readme.md"), []byte("# docs\n"), 0o644)
+	must(t, os.MkdirAll(filepath.Join(root, "emptydir"), 0o750))
+	must(t, os.Symlink("../small.txt", filepath.Join(root, "dir", "link")))
+	must(t, os.Link(filepath.Join(root, "small.txt"), filepath.Join(root, "dir", "hard")))
+	var paths []string
+	must(t, filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		paths = append(paths, p)
+		return err
+	}))
+	for i := len(paths) - 1; i >= 0; i-- {
+		ns := int64(1_600_000_000_000_000_000) + int64(i)*1_000_000_007 + 123
+		ts := []unix.Timespec{unix.NsecToTimespec(ns), unix.NsecToTimespec(ns)}
+		must(t, unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], ts, unix.AT_SYMLINK_NOFOLLOW))
+	}
+}
