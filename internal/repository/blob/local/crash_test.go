@@ -32,7 +32,7 @@ func crashSize(name string) (int, bool) {
 	if err != nil {
 		return 0, false
 	}
-	return (i * 7919) % (700 << 10), true
+	return (i * 7919) % (192 << 10), true
 }
 
 // TestCrashChild is the child process of TestCrashKill9: it Puts objects
