@@ -150,6 +150,13 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		}
 	}
 	tools := make([]Tool, 0, len(cfg.Tools))
+	defer func() {
+		for _, t := range tools {
+			if e := t.Close(); e != nil && err == nil {
+				err = fmt.Errorf("close %s: %w", t.Name(), e)
+			}
+		}
+	}()
 	for _, name := range cfg.Tools {
 		t, err := NewTool(name, topts)
 		if err != nil {
@@ -205,12 +212,7 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 			return res, fmt.Errorf("round %d: %w", r+1, err)
 		}
 	}
-	for _, t := range tools {
-		if e := t.Close(); e != nil && err == nil {
-			err = e
-		}
-	}
-	return res, err
+	return res, nil
 }
 
 func (cfg *Config) normalize() error {
