@@ -16,7 +16,9 @@ import (
 	"coffer/internal/api/sigv4"
 	"coffer/internal/clock"
 	"coffer/internal/config"
+	"coffer/internal/repository"
 	"coffer/internal/store/sqlite"
+	"coffer/internal/vaultrepo"
 )
 
 // resourceTypes is the one place that lists the AWS resource types this
@@ -88,6 +90,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err != nil {
 		return err
 	}
+	master, err := config.LoadOrCreateSecret(filepath.Join(cfg.DataDir, vaultrepo.MasterKeyFile), 32)
+	if err != nil {
+		return err
+	}
+	repos, err := vaultrepo.New(cfg.DataDir, master, repository.Options{Clock: clock.Real{}, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer repos.Close()
 	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "metadata.db"))
 	if err != nil {
 		return err
@@ -105,7 +116,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	clk := clock.Real{}
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
 		AccountOf: accountOf, ResourceTypes: resourceTypes, TokenKey: tokenKey},
-		api.Deps{Store: st, Clock: clk, Logger: log,
+		api.Deps{Store: st, Clock: clk, Logger: log, VaultStorage: repos,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: cfg.Region, MaxSkew: 15 * time.Minute}}})
 	if err != nil {
 		return err
@@ -115,8 +126,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return fmt.Errorf("listen: %w", err)
 	}
 	addr := ln.Addr().String()
-	log.Info("coffer serving", "listen", addr, "region", cfg.Region, "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts),
-		"vault_storage", "metadata only (repository hook not wired yet)")
+	log.Info("coffer serving", "listen", addr, "region", cfg.Region, "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
 	if zeroConfig {
 		ak := cfg.Accounts[0].AccessKeys[0]
 		if generated {
