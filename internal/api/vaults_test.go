@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -347,12 +348,13 @@ func TestSupportedResourceTypes(t *testing.T) {
 
 func TestUnsupportedOperation(t *testing.T) {
 	e := start(t)
-	_, err := e.client(acctA).ListBackupJobs(ctx, &backup.ListBackupJobsInput{})
+	// Frameworks (Backup Audit Manager) are not part of Coffer.
+	_, err := e.client(acctA).ListFrameworks(ctx, &backup.ListFrameworksInput{})
 	if err == nil {
-		t.Fatal("ListBackupJobs succeeded without a handler")
+		t.Fatal("ListFrameworks succeeded without a handler")
 	}
-	status, code, body := e.raw(&acctA, "GET", "/backup-jobs/", nil, nil)
-	if status != 404 || code != "UnknownOperationException" {
+	status, code, body := e.raw(&acctA, "GET", "/audit/frameworks", nil, nil)
+	if status != 404 || code != "UnknownOperationException" || !strings.Contains(string(body), "operation ListFrameworks is not supported by Coffer") {
 		t.Fatalf("status %d code %s body %s", status, code, body)
 	}
 }
