@@ -100,6 +100,9 @@ type Results struct {
 	Dataset   DatasetInfo
 	Rounds    []Round
 	Settings  []string // human-readable configuration lines
+	// LoadStart and LoadEnd are /proc/loadavg's 1/5/15-minute averages
+	// (empty where unavailable): a busy machine makes the numbers noise.
+	LoadStart, LoadEnd string
 }
 
 // Versioner is implemented by tools that can report their program version.
@@ -118,7 +121,8 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 	clk := cfg.Clock
 	res = &Results{Started: clk.Now(), Tools: cfg.Tools, Versions: map[string]string{},
 		Dataset: DatasetInfo{Scale: cfg.Scale, Seed: cfg.Seed, ChangePct: cfg.ChangePct}}
-	defer func() { res.Finished = clk.Now() }()
+	res.LoadStart = loadAvg()
+	defer func() { res.Finished, res.LoadEnd = clk.Now(), loadAvg() }()
 
 	work, cleanup, err := prepareWorkDir(cfg.WorkDir)
 	if err != nil {
@@ -295,6 +299,18 @@ func settings(cfg Config, o ToolOptions) []string {
 	s = append(s, fmt.Sprintf("machine: %d CPUs (GOMAXPROCS of the harness %d), %s/%s",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH))
 	return s
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func orDefault(s, d string) string {
