@@ -522,9 +522,6 @@ func (b *backupper) readContent(ctx context.Context, f *os.File, size int64) ([]
 			read = append(read, snapshot.Extent{Offset: e.Offset, Length: er.got[i]})
 		}
 	}
-	if len(read) == 0 {
-		read = append(read, snapshot.Extent{})
-	}
 	return ids, read, size, n, nil
 }
 

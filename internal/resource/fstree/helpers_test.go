@@ -3,6 +3,7 @@ package fstree
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -159,7 +160,21 @@ func makeTree(t *testing.T, root string, withXattrs bool) {
 		t.Fatal(err)
 	}
 	f.Close()
+	writeFile(t, filepath.Join(root, "allhole"), nil, 0o644)
+	if err := os.Truncate(filepath.Join(root, "allhole"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
 	if err := unix.Mkfifo(filepath.Join(root, "fifo"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	// A unix socket (its listener is closed right away; the node stays).
+	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = unix.Bind(sock, &unix.SockaddrUnix{Name: filepath.Join(root, "sock")})
+	unix.Close(sock)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if withXattrs {
@@ -206,11 +221,14 @@ func (c *crafter) file(name string, data []byte) snapshot.Node {
 	return n
 }
 
+// tree saves the nodes as a tree blob exactly as given: valid trees through
+// the real encoder, invalid ones (which it refuses) through rawEncodeTree.
 func (c *crafter) tree(nodes ...snapshot.Node) repository.ID {
 	c.t.Helper()
-	data, err := encodeTree(&snapshot.Tree{Nodes: nodes})
+	t := &snapshot.Tree{Nodes: nodes}
+	data, err := encodeTree(t)
 	if err != nil {
-		c.t.Fatal(err)
+		data = rawEncodeTree(t)
 	}
 	id, err := c.w.SaveBlob(c.ctx, repository.TreeBlob, data)
 	if err != nil {
@@ -225,4 +243,73 @@ func (c *crafter) dir(name string, nodes ...snapshot.Node) snapshot.Node {
 
 func symlinkNode(name, target string) snapshot.Node {
 	return snapshot.Node{Name: name, Type: snapshot.TypeSymlink, Mode: 0o777, LinkTarget: target}
+}
+
+// rawEncodeTree writes the tree blob format (snapshot/tree.go, version 1)
+// without any validation, to build hostile snapshots a malicious repository
+// writer could produce.
+func rawEncodeTree(t *snapshot.Tree) []byte {
+	str := func(b []byte, s string) []byte { return append(binary.AppendUvarint(b, uint64(len(s))), s...) }
+	b := append([]byte("CFT"), 1)
+	b = binary.AppendUvarint(b, uint64(len(t.Nodes)))
+	for _, n := range t.Nodes {
+		b = str(b, n.Name)
+		b = append(b, byte(n.Type))
+		for _, u := range []uint64{uint64(n.Mode), uint64(n.UID), uint64(n.GID)} {
+			b = binary.AppendUvarint(b, u)
+		}
+		for _, v := range []int64{n.Size, n.MTimeNs, n.ATimeNs, n.CTimeNs} {
+			b = binary.AppendVarint(b, v)
+		}
+		for _, u := range []uint64{n.Inode, n.Device, n.Links, n.Rdev} {
+			b = binary.AppendUvarint(b, u)
+		}
+		b = str(b, n.LinkTarget)
+		b = binary.AppendUvarint(b, uint64(len(n.Xattrs)))
+		for _, x := range n.Xattrs {
+			b = str(b, x.Name)
+			b = str(b, string(x.Value))
+		}
+		b = binary.AppendUvarint(b, uint64(len(n.Content)))
+		for _, id := range n.Content {
+			b = append(b, id[:]...)
+		}
+		if n.Extents == nil {
+			b = append(b, 0)
+		} else {
+			b = binary.AppendUvarint(b, uint64(len(n.Extents))+1)
+			for _, e := range n.Extents {
+				b = binary.AppendVarint(b, e.Offset)
+				b = binary.AppendVarint(b, e.Length)
+			}
+		}
+		if n.Subtree.IsZero() {
+			b = append(b, 0)
+		} else {
+			b = append(append(b, 1), n.Subtree[:]...)
+		}
+	}
+	return b
+}
+
+// TestRawEncoderMatchesFormat keeps the hostile-tree writer honest: for a
+// valid tree it must produce exactly the engine's encoding, so hostile trees
+// differ only where they are meant to.
+func TestRawEncoderMatchesFormat(t *testing.T) {
+	tr := &snapshot.Tree{Nodes: []snapshot.Node{
+		{Name: "a", Type: snapshot.TypeFile, Mode: 0o4755, UID: 1, GID: 2, Size: 10, MTimeNs: -5, ATimeNs: 7, CTimeNs: 9,
+			Inode: 3, Device: 4, Links: 2, Content: []repository.ID{{1}, {2}},
+			Extents: []snapshot.Extent{{Offset: 0, Length: 4}, {Offset: 8, Length: 2}},
+			Xattrs:  []snapshot.Xattr{{Name: "user.x", Value: []byte{0, 0xff}}}},
+		{Name: "d", Type: snapshot.TypeDir, Subtree: repository.ID{3}},
+		{Name: "l\xff", Type: snapshot.TypeSymlink, LinkTarget: "/abs"},
+		{Name: "z", Type: snapshot.TypeFile, Extents: []snapshot.Extent{}},
+	}}
+	want, err := encodeTree(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rawEncodeTree(tr); !bytes.Equal(got, want) {
+		t.Fatalf("raw encoding differs:\n%x\n%x", got, want)
+	}
 }

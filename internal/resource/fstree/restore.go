@@ -597,7 +597,7 @@ func (r *restorer) finish(ctx context.Context, rootID repository.ID) error {
 		if err != nil {
 			return fmt.Errorf("/%s: %w", ev.rel, err)
 		}
-		if err := r.applyAttrs(int(dir.Fd()), path.Base(srel), ev.node); err != nil {
+		if err := r.applyAttrs(int(dir.Fd()), path.Base(srel), ev.rel, ev.node); err != nil {
 			return fmt.Errorf("/%s: %w", ev.rel, err)
 		}
 		return nil
@@ -650,7 +650,7 @@ func (r *restorer) xattrAllowed(name string) bool {
 // name inside dirfd. The final name is never followed: regular files and
 // directories are opened with O_NOFOLLOW, other types use *at calls with
 // AT_SYMLINK_NOFOLLOW or an O_PATH descriptor.
-func (r *restorer) applyAttrs(dirfd int, name string, n *snapshot.Node) error {
+func (r *restorer) applyAttrs(dirfd int, name, rel string, n *snapshot.Node) error {
 	mode := n.Mode & 0o777
 	if r.opts.Faithful {
 		mode = n.Mode & 0o7777
@@ -683,7 +683,7 @@ func (r *restorer) applyAttrs(dirfd int, name string, n *snapshot.Node) error {
 			}
 			if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
 				if errors.Is(err, unix.ENOTSUP) {
-					r.addProblem("", fmt.Errorf("xattr %q not supported by the target file system", x.Name))
+					r.addProblem(rel, fmt.Errorf("xattr %q not supported by the target file system", x.Name))
 					continue
 				}
 				return fmt.Errorf("setxattr %q: %w", x.Name, err)

@@ -126,6 +126,12 @@ func (s *selection) walkTree(ctx context.Context, id repository.ID, rel string, 
 		return nil
 	}
 	tree, err := loadTree(ctx, s.loader, id)
+	if errors.Is(err, snapshot.ErrInvalidTree) {
+		// Malformed listing (bad names, duplicates, unsorted, bad extents,
+		// unknown types...): reject the whole directory.
+		s.hostile(rel, fmt.Errorf("%w: %v", ErrHostileEntry, err))
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("/%s: %w", rel, err)
 	}

@@ -146,8 +146,8 @@ func readlinkat(dirfd int, name string) (string, error) {
 
 // findExtents lists the data regions of the first size bytes of fd with
 // SEEK_DATA/SEEK_HOLE. It returns nil for a dense file (one region covering
-// everything, or a file system without hole support) and a single zero-length
-// extent for a file that is one big hole.
+// everything, or a file system without hole support) and an empty, non-nil
+// list for a file that is one big hole.
 func findExtents(fd int, size int64) ([]snapshot.Extent, error) {
 	if size == 0 {
 		return nil, nil
@@ -185,7 +185,7 @@ func findExtents(fd int, size int64) ([]snapshot.Extent, error) {
 		return nil, nil
 	}
 	if len(exts) == 0 {
-		return []snapshot.Extent{{Offset: 0, Length: 0}}, nil
+		return []snapshot.Extent{}, nil
 	}
 	return exts, nil
 }
