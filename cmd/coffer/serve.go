@@ -14,8 +14,10 @@ import (
 
 	"coffer/internal/api"
 	"coffer/internal/api/sigv4"
+	"coffer/internal/backupjob"
 	"coffer/internal/clock"
 	"coffer/internal/config"
+	"coffer/internal/jobs"
 	"coffer/internal/repository"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
@@ -114,9 +116,29 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		}
 	}
 	clk := clock.Real{}
+	if err := upsertFileSystems(ctx, st, cfg, clk); err != nil {
+		return err
+	}
+	// Job handlers, one per kind; the runner claims jobs of these kinds.
+	handlers := []jobs.Handler{
+		&backupjob.Handler{Store: st, Repos: repos, Clock: clk},
+	}
+	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Handlers: handlers, Workers: cfg.Workers, Logger: log})
+	if err != nil {
+		return err
+	}
+	bg, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	runnerDone := make(chan error, 1)
+	go func() { runnerDone <- runner.Run(bg) }()
+	sweeper := &backupjob.Sweeper{Store: st, Repos: repos, Clock: clk, Logger: log}
+	sweeperDone := make(chan struct{})
+	go func() { sweeper.Run(bg, time.Hour); close(sweeperDone) }()
+	defer func() { stopBg(); <-runnerDone; <-sweeperDone }()
+
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
 		AccountOf: accountOf, ResourceTypes: resourceTypes, TokenKey: tokenKey},
-		api.Deps{Store: st, Clock: clk, Logger: log, VaultStorage: repos,
+		api.Deps{Store: st, Clock: clk, Logger: log, VaultStorage: repos, Jobs: runner, RecoveryPointData: repos,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: cfg.Region, MaxSkew: 15 * time.Minute}}})
 	if err != nil {
 		return err

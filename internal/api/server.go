@@ -79,6 +79,14 @@ type Deps struct {
 	// VaultStorage may be nil until the repository layer provides it; vaults
 	// are then metadata only.
 	VaultStorage VaultStorage
+	// Restores starts restore jobs (restorejob.Service); nil disables
+	// StartRestoreJob.
+	Restores RestoreStarter
+	// Jobs is woken after a job is created; may be nil (tests without a runner).
+	Jobs JobNotifier
+	// RecoveryPointData deletes a deleted recovery point's repository data;
+	// may be nil (metadata only).
+	RecoveryPointData RecoveryPointData
 }
 
 type handler func(ctx context.Context, id Identity, in []byte) (any, error)
@@ -154,6 +162,23 @@ func (s *Server) table() map[string]handler {
 		"UntagResource":                      bind(s.untagResource),
 		"ListTags":                           bind(s.listTags),
 		"GetSupportedResourceTypes":          bind(s.getSupportedResourceTypes),
+		"StartRestoreJob":                    bind(s.startRestoreJob),
+		"DescribeRestoreJob":                 bind(s.describeRestoreJob),
+		"ListRestoreJobs":                    bind(s.listRestoreJobs),
+		"ListRestoreJobsByProtectedResource": bind(s.listRestoreJobsByProtectedResource),
+		"GetRestoreJobMetadata":              bind(s.getRestoreJobMetadata),
+		"GetRecoveryPointRestoreMetadata":    bind(s.getRecoveryPointRestoreMetadata),
+		"StartBackupJob":                     bind(s.startBackupJob),
+		"DescribeBackupJob":                  bind(s.describeBackupJob),
+		"ListBackupJobs":                     bind(s.listBackupJobs),
+		"StopBackupJob":                      bind(s.stopBackupJob),
+		"ListRecoveryPointsByBackupVault":    bind(s.listRecoveryPointsByBackupVault),
+		"ListRecoveryPointsByResource":       bind(s.listRecoveryPointsByResource),
+		"DescribeRecoveryPoint":              bind(s.describeRecoveryPoint),
+		"DeleteRecoveryPoint":                bind(s.deleteRecoveryPoint),
+		"UpdateRecoveryPointLifecycle":       bind(s.updateRecoveryPointLifecycle),
+		"ListProtectedResources":             bind(s.listProtectedResources),
+		"DescribeProtectedResource":          bind(s.describeProtectedResource),
 	}
 }
 

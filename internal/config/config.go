@@ -41,6 +41,8 @@ type Config struct {
 	Organization      Organization `yaml:"organization"`
 	FileSystems       []FileSystem `yaml:"file_systems"`
 	NewFileSystemsDir string       `yaml:"new_file_systems_dir"`
+	// Workers is how many jobs run at once (0: the job runner's default, 2).
+	Workers int `yaml:"workers"`
 }
 
 // Account is one tenant with its access keys.
@@ -211,6 +213,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NewFileSystemsDir != "" && !filepath.IsAbs(c.NewFileSystemsDir) {
 		return keyErr("new_file_systems_dir", "must be an absolute path, got %q", c.NewFileSystemsDir)
+	}
+	if c.Workers < 0 || c.Workers > 64 {
+		return keyErr("workers", "must be between 0 and 64, got %d", c.Workers)
 	}
 	return nil
 }

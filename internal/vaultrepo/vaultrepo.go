@@ -156,3 +156,23 @@ func (m *Manager) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// DeleteRecoveryPointData removes a recovery point's manifest; its data
+// becomes garbage that the next prune of the vault reclaims. A manifest
+// that is already gone is not an error.
+func (m *Manager) DeleteRecoveryPointData(ctx context.Context, v *backup.Vault, manifestID string) error {
+	r, err := m.Open(ctx, v)
+	if err != nil {
+		return err
+	}
+	ids, err := r.ListManifestIDs(ctx)
+	if err != nil {
+		return fmt.Errorf("vaultrepo: list manifests of %s: %w", v.Name, err)
+	}
+	for _, id := range ids {
+		if id == manifestID {
+			return r.DeleteManifest(ctx, manifestID)
+		}
+	}
+	return nil
+}
