@@ -210,3 +210,50 @@ func TestSaveBlobAndAbandon(t *testing.T) {
 		t.Fatal("tree blob visible as data blob")
 	}
 }
+
+// Two sessions at once (as two jobs or two processes would run them) each
+// write their own packs and index; duplicates across sessions are tolerated.
+func TestConcurrentSessions(t *testing.T) {
+	ctx := context.Background()
+	st := repository.NewMemStorage()
+	key := bytes.Repeat([]byte{9}, 32)
+	r1, err := repository.Create(ctx, st, key, repository.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := repository.Open(ctx, st, key, repository.Options{}) // a second "process"
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(77, 5<<20)
+	var ids [2][]repository.ID
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, r := range []*repository.Repository{r1, r2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.WithWriter(ctx, func(ctx context.Context, w *repository.Writer) error {
+				var err error
+				ids[i], _, err = w.SaveStream(ctx, bytes.NewReader(data))
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	r3, err := repository.Open(ctx, st, key, repository.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ids {
+		if got := loadAll(t, r3, ids[i]); !bytes.Equal(got, data) {
+			t.Fatalf("session %d data mismatch", i)
+		}
+	}
+	if n := len(st.Names("index/")); n != 2 {
+		t.Fatalf("%d index files, want one per session", n)
+	}
+}

@@ -8,9 +8,11 @@
 package index
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"coffer/internal/repository/compress"
@@ -182,21 +184,59 @@ type Key struct {
 	ID   [32]byte
 }
 
-// Index is the in-memory index: blob → location, with a pack table. Entries
-// are fixed-size values in hash tables (no per-entry pointers). Safe for
-// concurrent use.
+// record is one index entry in the sorted array: 52 bytes, no pointers.
+type record struct {
+	id        [32]byte
+	pack      uint32
+	offset    uint32
+	length    uint32
+	rawLength uint32
+	typ       uint8
+	comp      compress.ID
+}
+
+func (r *record) key() Key { return Key{Type: r.typ, ID: r.id} }
+
+func (r *record) loc() Location {
+	return Location{Pack: r.pack, Offset: r.offset, Length: r.length, RawLength: r.rawLength, Compression: r.comp}
+}
+
+func cmpKey(a *record, k Key) int {
+	if c := bytes.Compare(a.id[:], k.ID[:]); c != 0 {
+		return c
+	}
+	return int(a.typ) - int(k.Type)
+}
+
+// Index is the in-memory index: blob → location, with a pack table. The
+// bulk of the entries sits in one sorted array of fixed-size records
+// (52 bytes each, no per-entry pointers, binary search); entries added since
+// the last merge sit in a small hash table that is merged into the array
+// when it reaches 1/8 of it. Safe for concurrent use.
 type Index struct {
 	mu       sync.RWMutex
 	packIDs  [][32]byte
 	packSize []int64
 	packNum  map[[32]byte]uint32
-	blobs    map[Key]Location
+	sorted   []record
+	recent   map[Key]Location
 	dups     int
 }
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{packNum: make(map[[32]byte]uint32), blobs: make(map[Key]Location)}
+	return &Index{packNum: make(map[[32]byte]uint32), recent: make(map[Key]Location)}
+}
+
+func (x *Index) find(k Key) (Location, bool) {
+	if l, ok := x.recent[k]; ok {
+		return l, true
+	}
+	i, ok := slices.BinarySearchFunc(x.sorted, k, func(r record, k Key) int { return cmpKey(&r, k) })
+	if !ok {
+		return Location{}, false
+	}
+	return x.sorted[i].loc(), true
 }
 
 // AddPack records a pack and its blobs. A blob already known keeps its first
@@ -213,19 +253,47 @@ func (x *Index) AddPack(p PackBlobs) {
 	}
 	for _, e := range p.Blobs {
 		k := Key{Type: e.Type, ID: e.ID}
-		if _, dup := x.blobs[k]; dup {
+		if _, dup := x.find(k); dup {
 			x.dups++
 			continue
 		}
-		x.blobs[k] = Location{Pack: n, Offset: e.Offset, Length: e.Length, RawLength: e.RawLength, Compression: e.Compression}
+		x.recent[k] = Location{Pack: n, Offset: e.Offset, Length: e.Length, RawLength: e.RawLength, Compression: e.Compression}
 	}
+	if len(x.recent) >= max(4096, len(x.sorted)/8) {
+		x.merge()
+	}
+}
+
+// merge moves the recent entries into the sorted array (exactly sized).
+func (x *Index) merge() {
+	add := make([]record, 0, len(x.recent))
+	for k, l := range x.recent {
+		add = append(add, record{id: k.ID, typ: k.Type, pack: l.Pack, offset: l.Offset, length: l.Length, rawLength: l.RawLength, comp: l.Compression})
+	}
+	slices.SortFunc(add, func(a, b record) int { return cmpKey(&a, b.key()) })
+	out := make([]record, 0, len(x.sorted)+len(add))
+	i, j := 0, 0
+	for i < len(x.sorted) && j < len(add) {
+		if cmpKey(&x.sorted[i], add[j].key()) < 0 {
+			out = append(out, x.sorted[i])
+			i++
+		} else {
+			out = append(out, add[j])
+			j++
+		}
+	}
+	out = append(out, x.sorted[i:]...)
+	out = append(out, add[j:]...)
+	x.sorted = out
+	clear(x.recent)
+	x.recent = make(map[Key]Location)
 }
 
 // Lookup returns a blob's location and pack ID.
 func (x *Index) Lookup(k Key) (Location, [32]byte, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	l, ok := x.blobs[k]
+	l, ok := x.find(k)
 	if !ok {
 		return l, [32]byte{}, false
 	}
@@ -235,7 +303,7 @@ func (x *Index) Lookup(k Key) (Location, [32]byte, bool) {
 // Has reports whether the blob is indexed.
 func (x *Index) Has(k Key) bool {
 	x.mu.RLock()
-	_, ok := x.blobs[k]
+	_, ok := x.find(k)
 	x.mu.RUnlock()
 	return ok
 }
@@ -244,7 +312,7 @@ func (x *Index) Has(k Key) bool {
 func (x *Index) Len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.blobs)
+	return len(x.sorted) + len(x.recent)
 }
 
 // Packs calls fn for every known pack with its size.
@@ -262,11 +330,20 @@ func (x *Index) RemovePacks(gone map[[32]byte]bool) int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	removed := 0
-	for k, l := range x.blobs {
+	for k, l := range x.recent {
 		if gone[x.packIDs[l.Pack]] {
-			delete(x.blobs, k)
+			delete(x.recent, k)
 			removed++
 		}
 	}
+	kept := x.sorted[:0]
+	for _, r := range x.sorted {
+		if gone[x.packIDs[r.pack]] {
+			removed++
+			continue
+		}
+		kept = append(kept, r)
+	}
+	x.sorted = kept
 	return removed
 }
