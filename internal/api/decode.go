@@ -186,12 +186,34 @@ func parseTimestamp(v string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 		return t.UTC(), nil
 	}
+	bad := fmt.Errorf("bad timestamp %q", v)
+	// Plain decimal epoch seconds are parsed exactly (no float rounding).
+	if ip, fp, _ := strings.Cut(v, "."); ip != "" && len(fp) <= 9 && allDigits(ip) && (fp == "" || allDigits(fp)) && len(ip) <= 12 {
+		sec, err := strconv.ParseInt(ip, 10, 64)
+		if err != nil || sec > 253402300799 {
+			return time.Time{}, bad
+		}
+		ns := int64(0)
+		if fp != "" {
+			ns, _ = strconv.ParseInt((fp + "000000000")[:9], 10, 64)
+		}
+		return time.Unix(sec, ns).UTC(), nil
+	}
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 253402300799 {
-		return time.Time{}, fmt.Errorf("bad timestamp %q", v)
+		return time.Time{}, bad
 	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+	us := math.Round(f * 1e6) // exponent forms: microsecond precision
+	return time.UnixMicro(int64(us)).UTC(), nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func epochNumber(t time.Time) json.Number {
