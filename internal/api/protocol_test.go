@@ -302,3 +302,22 @@ func TestPagination(t *testing.T) {
 		t.Fatal("second page does not follow the first")
 	}
 }
+
+// TestChunkedOversizedBody: without a Content-Length the limit is enforced
+// while reading (MaxBytesReader), still 413 and nothing created.
+func TestChunkedOversizedBody(t *testing.T) {
+	e := start(t)
+	big := append([]byte(`{"BackupVaultTags":{"a":"`), bytes.Repeat([]byte("y"), 1<<20)...)
+	big = append(big, `"}}`...)
+	status, code, body := e.raw(&acctA, "PUT", "/backup-vaults/chunked", big, func(r *http.Request) {
+		r.ContentLength = -1
+		r.Header.Del("Content-Length")
+		r.TransferEncoding = []string{"chunked"}
+	})
+	if status != 413 || code != "RequestEntityTooLargeException" {
+		t.Fatalf("chunked oversized: %d %s %.200s", status, code, body)
+	}
+	if n := e.vaultCount(acctA); n != 0 {
+		t.Fatalf("%d vaults", n)
+	}
+}
