@@ -49,6 +49,8 @@ type Service struct {
 	Log               *slog.Logger
 	// Workers is passed to fstree.Restore (0 = its default).
 	Workers int
+	// Notifier, when set, is woken after a job is created (the runner).
+	Notifier interface{ Notify() }
 }
 
 // StartRequest is a StartRestoreJob call.
@@ -242,6 +244,9 @@ func (s *Service) Start(ctx context.Context, sc store.Scope, req StartRequest) (
 	})
 	if err != nil {
 		return "", err
+	}
+	if s.Notifier != nil {
+		s.Notifier.Notify()
 	}
 	return id, nil
 }
