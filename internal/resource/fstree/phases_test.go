@@ -11,7 +11,11 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"coffer/internal/repository"
+	"coffer/internal/repository/snapshot"
+	"coffer/internal/testutil"
 )
 
 // observingLoader runs a check whenever a data blob is loaded, i.e. while
@@ -138,5 +142,56 @@ func TestUnreadableFileIsAProblem(t *testing.T) {
 	}
 	if res.Files != 1 {
 		t.Fatalf("files %d", res.Files)
+	}
+}
+
+// TestFaithfulSpecialsAsRoot restores a device node, a FIFO, ownership,
+// special bits and a trusted.* xattr in faithful mode (K-5..K-8, root only).
+func TestFaithfulSpecialsAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("faithful restore needs root")
+	}
+	repo := newRepo(t)
+	root := craft(t, repo, func(c *crafter) repository.ID {
+		f := c.file("suid", []byte("x"))
+		f.Mode, f.UID, f.GID = 0o6750, 1001, 1002
+		f.Xattrs = []snapshot.Xattr{{Name: "trusted.coffer", Value: []byte("t")}, {Name: "user.coffer", Value: []byte("u")}}
+		return c.tree(
+			snapshot.Node{Name: "null", Type: snapshot.TypeCharDev, Mode: 0o640, UID: 7, GID: 8, Rdev: uint64(unix.Mkdev(1, 3))},
+			snapshot.Node{Name: "pipe", Type: snapshot.TypeFIFO, Mode: 0o604, UID: 9, GID: 10},
+			f)
+	})
+	target := t.TempDir()
+	res, err := restoreTo(t, repo, root, RestoreOptions{TargetRoot: target, Dest: "r", Faithful: true})
+	if err != nil {
+		if errors.Is(err, unix.EPERM) {
+			testutil.SkipOrFail(t, "mknod not permitted here: %v", err)
+		}
+		t.Fatal(err)
+	}
+	if res.Specials != 2 || len(res.Problems) != 0 {
+		t.Errorf("result %+v", res)
+	}
+	for _, tc := range []struct {
+		name     string
+		typ      uint32
+		mode     uint32
+		uid, gid uint32
+	}{
+		{"null", unix.S_IFCHR, 0o640, 7, 8},
+		{"pipe", unix.S_IFIFO, 0o604, 9, 10},
+		{"suid", unix.S_IFREG, 0o6750, 1001, 1002},
+	} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(target, "r", tc.name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode != tc.typ|tc.mode || st.Uid != tc.uid || st.Gid != tc.gid {
+			t.Errorf("%s: mode %#o uid %d gid %d", tc.name, st.Mode, st.Uid, st.Gid)
+		}
+	}
+	buf := make([]byte, 16)
+	if n, err := unix.Lgetxattr(filepath.Join(target, "r", "suid"), "trusted.coffer", buf); err != nil || string(buf[:n]) != "t" {
+		t.Errorf("trusted xattr: %q %v", buf[:n], err)
 	}
 }

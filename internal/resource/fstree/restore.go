@@ -74,7 +74,11 @@ type RestoreOptions struct {
 	// (a matching directory with all its contents) and the directories
 	// leading to them are restored.
 	Include, Exclude []string
-	// ConflictPolicy enables in-place restores into an existing Dest.
+	// ConflictPolicy enables in-place restores into an existing Dest: the
+	// tree is staged and verified as usual, then moved entry by entry into
+	// Dest (existing directories are merged and keep their own attributes;
+	// other conflicts follow the policy). When Dest does not exist the
+	// restore behaves as a new-location restore.
 	ConflictPolicy ConflictPolicy
 	// Faithful restores ownership, setuid/setgid/sticky bits, all xattrs,
 	// FIFOs, sockets and device nodes. It is rejected unless the process
