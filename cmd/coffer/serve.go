@@ -19,6 +19,8 @@ import (
 	"coffer/internal/config"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
+	"coffer/internal/restorejob"
+	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
 )
@@ -119,14 +121,26 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err := upsertFileSystems(ctx, st, cfg, clk); err != nil {
 		return err
 	}
+	// Restores: remove staging areas of restores a crash interrupted before
+	// any job runs (I-8).
+	restores := &restorejob.Service{Store: st, Repos: repos, Clock: clk, NewFileSystemsDir: cfg.NewFileSystemsDir, Log: log}
+	var scopes []store.Scope
+	for _, a := range cfg.Accounts {
+		scopes = append(scopes, store.Scope{AccountID: a.ID, Region: cfg.Region})
+	}
+	if err := restorejob.CleanStaging(ctx, st, scopes, cfg.NewFileSystemsDir); err != nil {
+		return err
+	}
 	// Job handlers, one per kind; the runner claims jobs of these kinds.
 	handlers := []jobs.Handler{
 		&backupjob.Handler{Store: st, Repos: repos, Clock: clk},
+		restores,
 	}
 	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Handlers: handlers, Workers: cfg.Workers, Logger: log})
 	if err != nil {
 		return err
 	}
+	restores.Notifier = runner
 	bg, stopBg := context.WithCancel(ctx)
 	defer stopBg()
 	runnerDone := make(chan error, 1)
@@ -138,7 +152,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
 		AccountOf: accountOf, ResourceTypes: resourceTypes, TokenKey: tokenKey},
-		api.Deps{Store: st, Clock: clk, Logger: log, VaultStorage: repos, Jobs: runner, RecoveryPointData: repos,
+		api.Deps{Store: st, Clock: clk, Logger: log, VaultStorage: repos, Jobs: runner, RecoveryPointData: repos, Restores: restores,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: cfg.Region, MaxSkew: 15 * time.Minute}}})
 	if err != nil {
 		return err
