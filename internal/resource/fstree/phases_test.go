@@ -3,6 +3,7 @@ package fstree
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -193,5 +194,34 @@ func TestFaithfulSpecialsAsRoot(t *testing.T) {
 	buf := make([]byte, 16)
 	if n, err := unix.Lgetxattr(filepath.Join(target, "r", "suid"), "trusted.coffer", buf); err != nil || string(buf[:n]) != "t" {
 		t.Errorf("trusted xattr: %q %v", buf[:n], err)
+	}
+}
+
+// TestCancelledRestoreLeavesNothing cancels a restore while it writes: Dest
+// stays absent and the staging directory is removed.
+func TestCancelledRestoreLeavesNothing(t *testing.T) {
+	repo := newRepo(t)
+	root := craft(t, repo, func(c *crafter) repository.ID {
+		var nodes []snapshot.Node
+		for i := range 40 {
+			nodes = append(nodes, c.file(fmt.Sprintf("f%02d", i), randBytes(uint64(i), 1000)))
+		}
+		return c.tree(nodes...)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := 0
+	ol := &observingLoader{Loader: repo, check: func() {
+		if n++; n == 10 {
+			cancel()
+		}
+	}}
+	target := t.TempDir()
+	_, err := Restore(ctx, ol, root, RestoreOptions{TargetRoot: target, Dest: "r", StagingID: "cancel", Workers: 2})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if got := listRel(t, target); len(got) != 0 {
+		t.Fatalf("target holds %q", got)
 	}
 }

@@ -177,27 +177,20 @@ func TestIncremental(t *testing.T) {
 	requireDiffs(t, diffs, err)
 }
 
-// growingSaver appends to a file while its content is being saved, left
-// times, to simulate a writer racing the backup.
-type growingSaver struct {
+// mutatingSaver changes a file (mutate) each time, up to left times, right
+// before its content is saved, to simulate a writer racing the backup.
+type mutatingSaver struct {
 	Saver
-	path string
-	mu   sync.Mutex
-	left int
+	mutate func() error
+	mu     sync.Mutex
+	left   int
 }
 
-func (g *growingSaver) SaveStream(ctx context.Context, rd io.Reader) ([]repository.ID, int64, error) {
+func (g *mutatingSaver) SaveStream(ctx context.Context, rd io.Reader) ([]repository.ID, int64, error) {
 	g.mu.Lock()
 	if g.left > 0 {
 		g.left--
-		f, err := os.OpenFile(g.path, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			g.mu.Unlock()
-			return nil, 0, err
-		}
-		_, err = f.WriteString("+more")
-		f.Close()
-		if err != nil {
+		if err := g.mutate(); err != nil {
 			g.mu.Unlock()
 			return nil, 0, err
 		}
@@ -207,19 +200,39 @@ func (g *growingSaver) SaveStream(ctx context.Context, rd io.Reader) ([]reposito
 }
 
 func TestChangedDuringBackup(t *testing.T) {
+	grow := func(p string) func() error {
+		return func() error {
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				return err
+			}
+			_, err = f.WriteString("+more")
+			return errors.Join(err, f.Close())
+		}
+	}
+	shrink := func(p string) func() error {
+		return func() error {
+			fi, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			return os.Truncate(p, max(fi.Size()-2, 5))
+		}
+	}
 	for _, tc := range []struct {
 		name       string
+		mutate     func(string) func() error
 		mutations  int
 		wantProble bool
-	}{{"once", 1, false}, {"always", 100, true}} {
+	}{{"grows once", grow, 1, false}, {"grows always", grow, 100, true}, {"shrinks once", shrink, 1, false}, {"shrinks always", shrink, 100, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := t.TempDir()
 			p := filepath.Join(src, "grows")
-			writeFile(t, p, []byte("start"), 0o644)
+			writeFile(t, p, []byte("start-and-some-more-bytes"), 0o644)
 			repo := newRepo(t)
 			var res BackupResult
 			err := repo.WithWriter(context.Background(), func(ctx context.Context, w *repository.Writer) error {
-				s := &growingSaver{Saver: w, path: p, left: tc.mutations}
+				s := &mutatingSaver{Saver: w, mutate: tc.mutate(p), left: tc.mutations}
 				var err error
 				res, err = Backup(ctx, s, repo, src, BackupOptions{})
 				return err
