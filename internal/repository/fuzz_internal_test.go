@@ -3,6 +3,8 @@ package repository
 import (
 	"bytes"
 	"testing"
+
+	"coffer/internal/repository/chunker"
 )
 
 func FuzzDecodeKeyFile(f *testing.F) {
@@ -63,4 +65,50 @@ func idOf(b []byte) string {
 		out[2*i], out[2*i+1] = hexd[s[i]>>4], hexd[s[i]&15]
 	}
 	return string(out)
+}
+
+func fuzzRepo(f *testing.F) (*Repository, keyMaterial) {
+	km := keyMaterial{dataKey: bytes.Repeat([]byte{2}, 32), idKey: bytes.Repeat([]byte{3}, 32), gearKey: bytes.Repeat([]byte{4}, 32)}
+	opts := Options{}
+	st := NewMemStorage()
+	if err := opts.fill(st); err != nil {
+		f.Fatal(err)
+	}
+	r, err := newRepository(st, opts, Config{}, km)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return r, km
+}
+
+func FuzzDecodeConfig(f *testing.F) {
+	r, km := fuzzRepo(f)
+	good, err := encodeConfig(Config{Version: 1, Cipher: CipherAES256GCM, IDHash: IDBlake3Keyed, Chunker: ChunkerFastCDC, ChunkSize: chunker.DefaultParams}, km, r.aead)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	bad, _ := encodeConfig(Config{Version: 1, Cipher: CipherAES256GCM, IDHash: IDBlake3Keyed, Chunker: ChunkerFastCDC, ChunkSize: chunker.Params{Min: 1, Avg: 3, Max: 2}}, km, r.aead)
+	f.Add(bad)
+	f.Add([]byte(configMagic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cfg, err := decodeConfig(b, km)
+		if err == nil && cfg.ChunkSize.Validate() != nil {
+			t.Fatal("invalid chunk sizes accepted")
+		}
+	})
+}
+
+func FuzzDecodeLock(f *testing.F) {
+	r, _ := fuzzRepo(f)
+	f.Add(r.aead.Seal(nil, []byte(`{"kind":"shared","holder":"h","created":"2026-01-01T00:00:00Z","expires":"2026-01-01T00:05:00Z"}`), []byte(lockAAD)))
+	f.Add(r.aead.Seal(nil, []byte(`{"kind":"other"}`), []byte(lockAAD)))
+	f.Add([]byte("x"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		li, err := r.decodeLock(b)
+		if err == nil && li.Kind != LockShared && li.Kind != LockExclusive {
+			t.Fatal("unknown kind accepted")
+		}
+		_, _ = r.decodeLock(r.aead.Seal(nil, b, []byte(lockAAD)))
+	})
 }

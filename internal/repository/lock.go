@@ -65,15 +65,27 @@ func (r *Repository) ReadLock(ctx context.Context, name string) (LockInfo, error
 	if err != nil {
 		return li, err
 	}
+	li, err = r.decodeLock(b)
+	if err != nil {
+		return li, fmt.Errorf("%s: %w", name, err)
+	}
+	return li, nil
+}
+
+func (r *Repository) decodeLock(b []byte) (LockInfo, error) {
+	var li LockInfo
 	if len(b) > maxLockSize {
-		return li, fmt.Errorf("%s: %w: lock too large", name, ErrCorrupt)
+		return li, fmt.Errorf("%w: lock too large", ErrCorrupt)
 	}
 	p, err := r.aead.Open(nil, b, []byte(lockAAD))
 	if err != nil {
-		return li, fmt.Errorf("%s: %w: %w", name, ErrCorrupt, err)
+		return li, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	if err := json.Unmarshal(p, &li); err != nil {
-		return li, fmt.Errorf("%s: %w: %v", name, ErrCorrupt, err)
+		return li, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if li.Kind != LockShared && li.Kind != LockExclusive {
+		return li, fmt.Errorf("%w: unknown lock kind %q", ErrCorrupt, li.Kind)
 	}
 	return li, nil
 }

@@ -259,13 +259,11 @@ func Create(ctx context.Context, st blob.Storage, masterKey []byte, opts Options
 		r.Close()
 		return nil, fmt.Errorf("repository: create: write key file: %w", err)
 	}
-	cj, err := json.Marshal(cfg)
+	sealed, err := encodeConfig(cfg, km, r.aead)
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("repository: create: %w", err)
 	}
-	hdr := append([]byte(configMagic+"\x01"), km.repoID[:]...)
-	sealed := r.aead.Seal(append([]byte(nil), hdr...), cj, append([]byte(configAAD), hdr...))
 	if err := st.Put(ctx, ConfigName, sealed, blob.PutOptions{IfAbsent: true}); err != nil {
 		r.Close()
 		if errors.Is(err, blob.ErrAlreadyExists) {
@@ -345,30 +343,9 @@ func Open(ctx context.Context, st blob.Storage, masterKey []byte, opts Options) 
 		}
 		return nil, fmt.Errorf("cannot open repository: no key file opens with this master key: %w", lastErr)
 	}
-	hdrLen := len(configMagic) + 1 + 16
-	if len(cfgBytes) > maxConfig || len(cfgBytes) < hdrLen || string(cfgBytes[:len(configMagic)]) != configMagic || cfgBytes[len(configMagic)] != 1 {
-		return nil, fmt.Errorf("cannot open repository: config: %w: bad header", ErrCorrupt)
-	}
-	if !bytes.Equal(cfgBytes[len(configMagic)+1:hdrLen], km.repoID[:]) {
-		return nil, fmt.Errorf("cannot open repository: config belongs to another repository than the key: %w", ErrCorrupt)
-	}
-	a, err := crypto.NewAEAD(km.dataKey)
+	cfg, err := decodeConfig(cfgBytes, km)
 	if err != nil {
-		return nil, err
-	}
-	cj, err := a.Open(nil, cfgBytes[hdrLen:], append([]byte(configAAD), cfgBytes[:hdrLen]...))
-	if err != nil {
-		return nil, fmt.Errorf("cannot open repository: config: %w: %w", ErrCorrupt, err)
-	}
-	var cfg Config
-	if err := json.Unmarshal(cj, &cfg); err != nil {
-		return nil, fmt.Errorf("cannot open repository: config: %w: %v", ErrCorrupt, err)
-	}
-	if cfg.Version != FormatVersion || cfg.Cipher != CipherAES256GCM || cfg.IDHash != IDBlake3Keyed || cfg.Chunker != ChunkerFastCDC {
-		return nil, fmt.Errorf("cannot open repository: unsupported format version %d (%s, %s, %s)", cfg.Version, cfg.Cipher, cfg.IDHash, cfg.Chunker)
-	}
-	if err := cfg.ChunkSize.Validate(); err != nil {
-		return nil, fmt.Errorf("cannot open repository: config: %w", err)
+		return nil, fmt.Errorf("cannot open repository: %w", err)
 	}
 	r, err := newRepository(st, opts, cfg, km)
 	if err != nil {
@@ -628,4 +605,44 @@ func (r *Repository) openBlob(buf, sealed []byte, e pack.Entry, packName string)
 // (used by maintenance when it reads whole packs).
 func (r *Repository) OpenPackBlob(buf, sealed []byte, e pack.Entry, packName string) ([]byte, error) {
 	return r.openBlob(buf, sealed, e, packName)
+}
+
+// decodeConfig authenticates and decodes the config object.
+func decodeConfig(cfgBytes []byte, km keyMaterial) (Config, error) {
+	var cfg Config
+	hdrLen := len(configMagic) + 1 + 16
+	if len(cfgBytes) > maxConfig || len(cfgBytes) < hdrLen || string(cfgBytes[:len(configMagic)]) != configMagic || cfgBytes[len(configMagic)] != 1 {
+		return cfg, fmt.Errorf("config: %w: bad header", ErrCorrupt)
+	}
+	if !bytes.Equal(cfgBytes[len(configMagic)+1:hdrLen], km.repoID[:]) {
+		return cfg, fmt.Errorf("config belongs to another repository than the key: %w", ErrCorrupt)
+	}
+	a, err := crypto.NewAEAD(km.dataKey)
+	if err != nil {
+		return cfg, err
+	}
+	cj, err := a.Open(nil, cfgBytes[hdrLen:], append([]byte(configAAD), cfgBytes[:hdrLen]...))
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w: %w", ErrCorrupt, err)
+	}
+	if err := json.Unmarshal(cj, &cfg); err != nil {
+		return cfg, fmt.Errorf("config: %w: %v", ErrCorrupt, err)
+	}
+	if cfg.Version != FormatVersion || cfg.Cipher != CipherAES256GCM || cfg.IDHash != IDBlake3Keyed || cfg.Chunker != ChunkerFastCDC {
+		return cfg, fmt.Errorf("unsupported format version %d (%s, %s, %s)", cfg.Version, cfg.Cipher, cfg.IDHash, cfg.Chunker)
+	}
+	if err := cfg.ChunkSize.Validate(); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// encodeConfig seals the config object.
+func encodeConfig(cfg Config, km keyMaterial, a *crypto.AEAD) ([]byte, error) {
+	cj, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	hdr := append([]byte(configMagic+"\x01"), km.repoID[:]...)
+	return a.Seal(append([]byte(nil), hdr...), cj, append([]byte(configAAD), hdr...)), nil
 }
