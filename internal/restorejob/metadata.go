@@ -201,6 +201,13 @@ func ParseMetadata(m map[string]string) (*Metadata, error) {
 		if _, err := fstree.CompilePatterns(*k.dst); err != nil {
 			return nil, paramErr(name(k.key), "%v", err)
 		}
+		for _, p := range *k.dst {
+			for _, seg := range strings.Split(p, "/") {
+				if seg == "." || seg == ".." {
+					return nil, paramErr(name(k.key), "pattern %q has a %q segment; patterns match paths inside the recovery point", trunc(p), seg)
+				}
+			}
+		}
 	}
 	if v, ok := vals[KeyTargetPath]; ok {
 		if md.NewFileSystem {

@@ -82,6 +82,8 @@ func TestParseMetadata(t *testing.T) {
 		{"items backslash", base("ItemsToRestore", `["\\..\\x"]`), "ItemsToRestore", ""},
 		{"items too long", base("ItemsToRestore", `["/`+strings.Repeat("a", 5000)+`"]`), "ItemsToRestore", ""},
 		{"bad glob", base("Include", `["a//b"]`), "Include", ""},
+		{"glob dotdot", base("Include", `["../*"]`), "Include", ".."},
+		{"glob dot", base("Exclude", `["a/./b"]`), "Exclude", "."},
 		{"bad glob class", base("Exclude", `["[a"]`), "Exclude", ""},
 		{"target path dotdot", base("TargetPath", "/../x"), "TargetPath", ""},
 		{"target path absolute host", base("TargetPath", "etc"), "TargetPath", ""},
