@@ -92,7 +92,7 @@ type backupper struct {
 	g      *errgroup.Group
 
 	mu        sync.Mutex
-	problems  []Problem
+	problems  problemList
 	hardlinks map[devIno]*hardlink
 
 	files, dirs, symlinks, specials        atomic.Int64
@@ -175,13 +175,13 @@ func Backup(ctx context.Context, saver Saver, parent Loader, root string, opts B
 		NewFiles:       b.newFiles.Load(),
 		ChangedFiles:   b.changedFiles.Load(),
 		UnchangedFiles: b.unchangedFiles.Load(),
-		Problems:       b.problems,
+		Problems:       b.problems.result(),
 	}, nil
 }
 
 func (b *backupper) problem(rel string, err error) {
 	b.mu.Lock()
-	b.problems = append(b.problems, Problem{Path: "/" + rel, Err: err})
+	b.problems.add(Problem{Path: "/" + rel, Err: err})
 	b.mu.Unlock()
 }
 

@@ -49,6 +49,34 @@ type Problem struct {
 
 func (p Problem) String() string { return fmt.Sprintf("%s: %v", p.Path, p.Err) }
 
+// MaxProblems caps the Problems kept by one backup or restore, so that a
+// tree with millions of bad entries cannot exhaust memory; the rest are
+// counted in a final summary Problem (Path "").
+const MaxProblems = 1000
+
+// problemList collects Problems up to MaxProblems. Not safe for concurrent
+// use: callers hold their own lock.
+type problemList struct {
+	list    []Problem
+	dropped int
+}
+
+func (l *problemList) add(p Problem) {
+	if len(l.list) >= MaxProblems {
+		l.dropped++
+		return
+	}
+	l.list = append(l.list, p)
+}
+
+func (l *problemList) result() []Problem {
+	out := append([]Problem(nil), l.list...)
+	if l.dropped > 0 {
+		out = append(out, Problem{Err: fmt.Errorf("%d more problems not listed", l.dropped)})
+	}
+	return out
+}
+
 // loadTree loads and decodes the tree blob id.
 func loadTree(ctx context.Context, l Loader, id repository.ID) (*snapshot.Tree, error) {
 	if sz, ok := l.BlobSize(repository.TreeBlob, id); ok && int64(sz) > maxTreeBlobSize {

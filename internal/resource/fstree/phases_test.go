@@ -225,3 +225,21 @@ func TestCancelledRestoreLeavesNothing(t *testing.T) {
 		t.Fatalf("target holds %q", got)
 	}
 }
+
+func TestProblemsAreCapped(t *testing.T) {
+	repo := newRepo(t)
+	root := craft(t, repo, func(c *crafter) repository.ID {
+		nodes := make([]snapshot.Node, MaxProblems+5)
+		for i := range nodes {
+			nodes[i] = snapshot.Node{Name: fmt.Sprintf("p%05d", i), Type: snapshot.TypeFIFO, Mode: 0o600}
+		}
+		return c.tree(nodes...)
+	})
+	res, err := restoreTo(t, repo, root, RestoreOptions{TargetRoot: t.TempDir(), Dest: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Problems) != MaxProblems+1 || res.Problems[MaxProblems].Err.Error() != "5 more problems not listed" {
+		t.Fatalf("%d problems, last %v", len(res.Problems), res.Problems[len(res.Problems)-1])
+	}
+}

@@ -151,7 +151,7 @@ type restorer struct {
 	destExist bool
 
 	mu       sync.Mutex
-	problems []Problem
+	problems problemList
 	hostile  int
 
 	hlPrimary map[hlKey]string // hard link group -> rel of the written file
@@ -255,14 +255,14 @@ func validateDest(d string) error {
 
 func (r *restorer) addProblem(rel string, err error) {
 	r.mu.Lock()
-	r.problems = append(r.problems, Problem{Path: "/" + rel, Err: err})
+	r.problems.add(Problem{Path: "/" + rel, Err: err})
 	r.mu.Unlock()
 }
 
 func (r *restorer) addHostile(rel string, err error) {
 	r.mu.Lock()
 	r.hostile++
-	r.problems = append(r.problems, Problem{Path: "/" + rel, Err: err})
+	r.problems.add(Problem{Path: "/" + rel, Err: err})
 	r.mu.Unlock()
 }
 
@@ -273,7 +273,7 @@ func (r *restorer) result() RestoreResult {
 		Files: r.files.Load(), HardLinks: r.hardlinks.Load(), Dirs: r.dirs.Load(),
 		Symlinks: r.symlinks.Load(), Specials: r.specials.Load(), Bytes: r.bytes.Load(),
 		Skipped: r.skipped.Load(), Replaced: r.replaced.Load(),
-		Problems: append([]Problem(nil), r.problems...),
+		Problems: r.problems.result(),
 	}
 }
 
