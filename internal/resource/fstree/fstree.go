@@ -12,6 +12,30 @@
 // final name. Data is staged in a job-named directory inside TargetRoot,
 // verified (every blob is hash-checked by the Loader) and only then moved into
 // place with rename(2).
+//
+// Decisions:
+//   - A file that changes while it is read (size, mtime or ctime differ
+//     between the fstat before and after reading) is read a second time; if
+//     it changes again it is stored as read by that second pass (Size equals
+//     the bytes stored) with a Problem wrapping ErrChangedDuringBackup.
+//   - Unreadable or vanished entries become Problems and are left out; a
+//     directory that cannot be listed is stored empty with a Problem.
+//   - The backup's progress total comes from a parallel lstat pre-scan of
+//     the source (only when a Progress callback is set); TotalKnown turns
+//     true when it finishes. The restore's total comes from the node sizes
+//     of the selection, known before anything is written.
+//   - Unchanged directories are re-encoded and saved again (the engine
+//     deduplicates the identical blob); only file content is reused.
+//   - Hostile snapshot content fails the whole restore before anything is
+//     written (ErrHostileEntry; every rejected entry is listed in
+//     RestoreResult.Problems). FIFOs, sockets and devices in a default-mode
+//     restore are skipped with a Problem (ErrSkippedSpecial) and the restore
+//     succeeds.
+//   - Hard links are grouped by (Device, Inode) among selected file nodes
+//     with Links > 1; the first selected member is written, the others are
+//     linked to it. Symlinks and other types are never linked.
+//   - The root directory of a snapshot has no node: a new-location Dest is
+//     created with mode 0755.
 package fstree
 
 import (
