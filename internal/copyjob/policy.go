@@ -45,7 +45,10 @@ type Request struct {
 	Resource string // the destination vault ARN
 }
 
-var acct12 = regexp.MustCompile(`^[0-9]{12}$`)
+var (
+	acct12      = regexp.MustCompile(`^[0-9]{12}$`)
+	vaultNameRE = regexp.MustCompile(`^[a-zA-Z0-9\-_]{2,50}$`)
+)
 
 // ErrPolicy wraps every decoding error of Evaluate.
 var ErrPolicy = errors.New("copyjob: invalid access policy")

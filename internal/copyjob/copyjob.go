@@ -1,0 +1,269 @@
+// Package copyjob is the COPY jobs.Handler: it copies a recovery point from
+// its vault's repository into another vault's repository — of the same or,
+// when the destination vault's access policy allows
+// backup:CopyIntoBackupVault, of another account — sending only the chunks
+// the destination lacks, and commits the destination recovery point (owned
+// by the destination account) together with the job's completion.
+package copyjob
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"coffer/internal/backup"
+	"coffer/internal/backupjob"
+	"coffer/internal/clock"
+	"coffer/internal/jobs"
+	"coffer/internal/repository"
+	"coffer/internal/store"
+)
+
+// Message categories of failed copy jobs.
+const (
+	CategoryAccessDenied      = "AccessDenied"
+	CategoryInvalidParameters = "InvalidParameters"
+	CategoryNotFound          = "ResourceNotFound"
+	CategorySuccess           = "SUCCESS"
+)
+
+// LabelSourceRecoveryPoint is the manifest label naming the copied
+// recovery point.
+const LabelSourceRecoveryPoint = "coffer.source-recovery-point-arn"
+
+// Params are the kind-specific parameters of a copy job, stored as the
+// job's ParametersJSON by StartCopyJob.
+type Params struct {
+	DestinationAccount          string `json:"destinationAccount"`
+	DestinationVaultName        string `json:"destinationVaultName"`
+	DestinationRecoveryPointArn string `json:"destinationRecoveryPointArn"`
+	// KeepSourceExpiry is Lifecycle.DeleteAfterDays = -1: the copy expires
+	// when the source does.
+	KeepSourceExpiry bool `json:"keepSourceExpiry,omitempty"`
+}
+
+// ParseParams decodes a job's ParametersJSON.
+func ParseParams(s string) (Params, error) {
+	var p Params
+	if len(s) > 1<<20 {
+		return p, errors.New("copyjob: parameters too large")
+	}
+	if err := json.Unmarshal([]byte(s), &p); err != nil {
+		return p, fmt.Errorf("copyjob: parameters: %w", err)
+	}
+	if p.DestinationAccount == "" || p.DestinationVaultName == "" || p.DestinationRecoveryPointArn == "" {
+		return p, errors.New("copyjob: parameters lack the destination")
+	}
+	return p, nil
+}
+
+// Result is stored as the job's ResultJSON.
+type Result struct {
+	ManifestID   string `json:"manifestId"`
+	Files        int64  `json:"files"`
+	Dirs         int64  `json:"dirs"`
+	DataBlobs    int64  `json:"dataBlobs"`
+	SentBlobs    int64  `json:"sentBlobs"`
+	SkippedBlobs int64  `json:"skippedBlobs"`
+	SentBytes    int64  `json:"sentBytes"`
+	StoredBytes  int64  `json:"storedBytes"`
+}
+
+// Repos opens vault repositories (vaultrepo.Manager).
+type Repos interface {
+	Open(ctx context.Context, v *backup.Vault) (*repository.Repository, error)
+}
+
+// Handler runs COPY jobs.
+type Handler struct {
+	Store store.Store
+	Repos Repos
+	Clock clock.Clock
+}
+
+var _ jobs.Handler = (*Handler)(nil)
+
+// Kind returns COPY.
+func (h *Handler) Kind() backup.JobKind { return backup.JobCopy }
+
+func (h *Handler) now() time.Time {
+	if h.Clock == nil {
+		return clock.Real{}.Now()
+	}
+	return h.Clock.Now()
+}
+
+// AccessDeniedMessage is the StatusMessage of a cross-account copy the
+// destination does not allow. It is the same whether the vault is missing
+// or its policy denies, so it reveals nothing about the other account.
+func AccessDeniedMessage(sourceAccount, destVaultArn string) string {
+	return fmt.Sprintf("Access denied: backup vault %s does not allow %s from account %s", destVaultArn, ActionCopyInto, sourceAccount)
+}
+
+// Authorize decides whether a job of account src may copy into vault dst
+// (nil when dst does not exist). Same-account copies need no policy.
+func Authorize(srcAccount, roleArn, dstVaultArn string, dst *backup.Vault) error {
+	denied := &jobs.Failure{Category: CategoryAccessDenied, Err: errors.New(AccessDeniedMessage(srcAccount, dstVaultArn))}
+	if dst == nil {
+		return denied
+	}
+	if dst.AccountID == srcAccount {
+		return nil
+	}
+	if dst.AccessPolicy == nil {
+		return denied
+	}
+	d, err := Evaluate(*dst.AccessPolicy, Request{Account: srcAccount, RoleArn: roleArn, Action: ActionCopyInto, Resource: dst.Arn})
+	if err != nil || d != Allow {
+		return denied
+	}
+	return nil
+}
+
+// EffectiveLifecycle returns the destination lifecycle and delete time of a
+// copy of src created at created.
+func EffectiveLifecycle(j *backup.Job, p Params, src *backup.RecoveryPoint, created time.Time) (backup.Lifecycle, *time.Time, *time.Time) {
+	lc := j.Lifecycle
+	if p.KeepSourceExpiry {
+		lc.DeleteAfterDays = src.Lifecycle.DeleteAfterDays
+		cold, _ := backupjob.CalculatedLifecycle(created, lc)
+		return lc, cold, src.DeleteAt
+	}
+	cold, del := backupjob.CalculatedLifecycle(created, lc)
+	return lc, cold, del
+}
+
+// Run copies the job's recovery point.
+func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs.Result, error) {
+	params, err := ParseParams(j.ParametersJSON)
+	if err != nil {
+		return jobs.Result{}, &jobs.Failure{Category: CategoryInvalidParameters, Err: err}
+	}
+	srcScope := store.Scope{AccountID: j.AccountID, Region: j.Region}
+	dstScope := store.Scope{AccountID: params.DestinationAccount, Region: j.Region}
+	var srcVault, dstVault *backup.Vault
+	var rp *backup.RecoveryPoint
+	if err := h.Store.Read(ctx, func(tx store.Tx) error {
+		var err error
+		if srcVault, err = tx.GetVault(ctx, srcScope, j.VaultName); err != nil {
+			return err
+		}
+		if rp, err = tx.GetRecoveryPoint(ctx, srcScope, j.RecoveryPointArn); err != nil {
+			return err
+		}
+		dstVault, err = tx.GetVault(ctx, dstScope, params.DestinationVaultName)
+		if backup.IsCode(err, backup.CodeNotFound) {
+			dstVault, err = nil, nil
+		}
+		return err
+	}); err != nil {
+		if backup.IsCode(err, backup.CodeNotFound) {
+			return jobs.Result{}, &jobs.Failure{Category: CategoryNotFound, Err: err}
+		}
+		return jobs.Result{}, err
+	}
+	if rp.VaultName != srcVault.Name {
+		return jobs.Result{}, &jobs.Failure{Category: CategoryNotFound,
+			Err: fmt.Errorf("recovery point %s is not in backup vault %s", rp.Arn, srcVault.Name)}
+	}
+	if dstVault == nil && params.DestinationAccount == j.AccountID {
+		return jobs.Result{}, &jobs.Failure{Category: CategoryNotFound,
+			Err: fmt.Errorf("destination backup vault %s does not exist", j.DestinationVaultArn)}
+	}
+	if err := Authorize(j.AccountID, j.IamRoleArn, j.DestinationVaultArn, dstVault); err != nil {
+		return jobs.Result{}, err
+	}
+	if rp.Status != "COMPLETED" || rp.ManifestID == "" {
+		return jobs.Result{}, &jobs.Failure{Category: CategoryInvalidParameters,
+			Err: fmt.Errorf("recovery point %s is %s and cannot be copied", rp.Arn, rp.Status)}
+	}
+	lc, _, _ := EffectiveLifecycle(j, params, rp, j.CreationDate)
+	if err := backupjob.CheckLock(dstVault, lc); err != nil {
+		return jobs.Result{}, &jobs.Failure{Category: CategoryInvalidParameters, Err: fmt.Errorf("copy job failed: %w", err)}
+	}
+	srcRepo, err := h.Repos.Open(ctx, srcVault)
+	if err != nil {
+		return jobs.Result{}, fmt.Errorf("open vault %s: %w", srcVault.Name, err)
+	}
+	dstRepo, err := h.Repos.Open(ctx, dstVault)
+	if err != nil {
+		return jobs.Result{}, fmt.Errorf("open vault %s: %w", dstVault.Name, err)
+	}
+	lcJSON, _ := json.Marshal(lc)
+	labels := map[string]string{
+		backupjob.LabelRecoveryPointArn: params.DestinationRecoveryPointArn, backupjob.LabelResourceArn: rp.ResourceArn,
+		backupjob.LabelResourceType: rp.ResourceType, backupjob.LabelResourceName: rp.ResourceName,
+		backupjob.LabelAccount: dstVault.AccountID, backupjob.LabelRegion: dstVault.Region, backupjob.LabelVault: dstVault.Name,
+		backupjob.LabelCreation: j.CreationDate.UTC().Format(time.RFC3339Nano), backupjob.LabelLifecycle: string(lcJSON),
+		LabelSourceRecoveryPoint: rp.Arn,
+	}
+	tr, _ := p.(jobs.TransferReporter)
+	total := rp.BackupSizeBytes
+	m, cs, err := CopyManifest(ctx, srcRepo, dstRepo, rp.ManifestID, labels, func(done int64) {
+		p.Update(done, total)
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return jobs.Result{}, ctx.Err()
+		}
+		return jobs.Result{}, fmt.Errorf("copy of %s failed: %w", rp.Arn, err)
+	}
+	if tr != nil {
+		tr.SetTransferred(cs.StoredBytes)
+	}
+	resultJSON, _ := json.Marshal(Result{ManifestID: m.ID, Files: cs.Files, Dirs: cs.Dirs, DataBlobs: cs.DataBlobs,
+		SentBlobs: cs.SentBlobs, SkippedBlobs: cs.SkippedBlobs, SentBytes: cs.SentBytes, StoredBytes: cs.StoredBytes})
+	dv := dstVault
+	return jobs.Result{
+		Apply: func(cur *backup.Job) {
+			cur.DestinationRecoveryPointArn = params.DestinationRecoveryPointArn
+			cur.BackupSizeBytes = rp.BackupSizeBytes
+			cur.BytesTransferred = cs.StoredBytes
+			cur.MessageCategory = CategorySuccess
+			cur.ResultJSON = string(resultJSON)
+		},
+		Commit: func(ctx context.Context, tx store.Tx) error {
+			// The destination may have changed while the data moved.
+			cur, err := tx.GetVault(ctx, dstScope, dv.Name)
+			if backup.IsCode(err, backup.CodeNotFound) {
+				cur = nil
+			} else if err != nil {
+				return err
+			}
+			if err := Authorize(j.AccountID, j.IamRoleArn, j.DestinationVaultArn, cur); err != nil {
+				return err
+			}
+			if err := backupjob.CheckLock(cur, lc); err != nil {
+				return &jobs.Failure{Category: CategoryInvalidParameters, Err: fmt.Errorf("copy job failed: %w", err)}
+			}
+			now := h.now()
+			lc2, cold, del := EffectiveLifecycle(j, params, rp, j.CreationDate)
+			return tx.CreateRecoveryPoint(ctx, &backup.RecoveryPoint{
+				Arn: params.DestinationRecoveryPointArn, AccountID: cur.AccountID, Region: cur.Region, VaultName: cur.Name,
+				VaultArn: cur.Arn, SourceVaultArn: srcVault.Arn, ResourceArn: rp.ResourceArn, ResourceType: rp.ResourceType,
+				ResourceName: rp.ResourceName, IamRoleArn: j.IamRoleArn, Status: "COMPLETED", StorageClass: "WARM",
+				BackupSizeBytes: rp.BackupSizeBytes, Lifecycle: lc2, MoveToColdStorageAt: cold, DeleteAt: del,
+				CreationDate: j.CreationDate, InitiationDate: j.InitiationDate, CompletionDate: &now,
+				EncryptionKeyArn: cur.EncryptionKeyArn, ManifestID: m.ID,
+			})
+		},
+		Abandon: func(ctx context.Context) error {
+			return dstRepo.DeleteManifest(ctx, m.ID)
+		},
+	}, nil
+}
+
+// ParseVaultArn splits arn:aws:backup:REGION:ACCOUNT:backup-vault:NAME.
+func ParseVaultArn(arn string) (region, account, name string, ok bool) {
+	parts := strings.SplitN(arn, ":", 7)
+	if len(parts) != 7 || parts[0] != "arn" || parts[1] != "aws" || parts[2] != "backup" || parts[5] != "backup-vault" {
+		return "", "", "", false
+	}
+	if !acct12.MatchString(parts[4]) || parts[3] == "" || !vaultNameRE.MatchString(parts[6]) {
+		return "", "", "", false
+	}
+	return parts[3], parts[4], parts[6], true
+}
