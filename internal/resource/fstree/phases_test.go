@@ -243,3 +243,40 @@ func TestProblemsAreCapped(t *testing.T) {
 		t.Fatalf("%d problems, last %v", len(res.Problems), res.Problems[len(res.Problems)-1])
 	}
 }
+
+// TestDeepLongNames: 200 levels of 255-byte names (a path of ~51 KB, far
+// beyond PATH_MAX) restore, back up and restore again (N-4).
+func TestDeepLongNames(t *testing.T) {
+	repo := newRepo(t)
+	var names []string
+	root := craft(t, repo, func(c *crafter) repository.ID {
+		n := c.file("leaf", []byte("deep"))
+		for i := range 200 {
+			name := strings.Repeat(string(rune('a'+i%26)), 254) + "\xff"
+			names = append([]string{name}, names...)
+			n = c.dir(name, n)
+		}
+		return c.tree(n)
+	})
+	leaf := strings.Join(append(names, "leaf"), "/")
+	target := t.TempDir()
+	if _, err := restoreTo(t, repo, root, RestoreOptions{TargetRoot: target, Dest: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	bres := doBackup(t, repo, filepath.Join(target, "r1"), BackupOptions{})
+	if len(bres.Problems) != 0 || bres.Files != 1 || bres.Dirs != 200 {
+		t.Fatalf("backup of the deep tree: %+v", bres)
+	}
+	if _, err := restoreTo(t, repo, bres.Root, RestoreOptions{TargetRoot: target, Dest: "r2", StagingID: "second"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenRoot(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	data, err := r.ReadFile("r2/" + leaf)
+	if err != nil || string(data) != "deep" {
+		t.Fatalf("leaf: %q, %v", data, err)
+	}
+}
