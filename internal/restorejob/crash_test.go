@@ -1,0 +1,245 @@
+package restorejob
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	sdk "github.com/aws/aws-sdk-go-v2/service/backup"
+	"github.com/aws/aws-sdk-go-v2/service/backup/types"
+
+	"coffer/internal/backup"
+	"coffer/internal/resource/fstree"
+	"coffer/internal/resource/fstree/fstreetest"
+)
+
+const (
+	crashAKID   = "AKIACRASHTEST00000001"
+	crashSecret = "crash-test-secret-0123456789"
+)
+
+// child is a `coffer serve` process.
+type child struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func startChild(t *testing.T, bin, cfg string) *child {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--config", cfg)
+	stderr, err := cmd.StderrPipe()
+	must(t, err)
+	cmd.Stdout = io.Discard
+	must(t, cmd.Start())
+	addrc := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`msg="coffer serving" listen=(\S+)`)
+		sc := bufio.NewScanner(stderr)
+		sent := false
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil && !sent {
+				addrc <- m[1]
+				sent = true
+			}
+		}
+		if !sent {
+			close(addrc)
+		}
+	}()
+	addr, ok := <-addrc
+	if !ok {
+		cmd.Wait()
+		t.Fatal("coffer serve exited before listening")
+	}
+	c := &child{cmd: cmd, addr: addr}
+	t.Cleanup(func() { c.kill() })
+	return c
+}
+
+func (c *child) kill() {
+	if c.cmd.ProcessState == nil {
+		c.cmd.Process.Signal(syscall.SIGKILL)
+		c.cmd.Wait()
+	}
+}
+
+func (c *child) client() *sdk.Client {
+	return sdk.New(sdk.Options{Region: region, BaseEndpoint: aws.String("http://" + c.addr),
+		Credentials: credentials.NewStaticCredentialsProvider(crashAKID, crashSecret, "")})
+}
+
+// A restore killed with SIGKILL leaves the target file system as it was;
+// after a restart the staging area is gone, the job is FAILED with a
+// reason, and a new restore succeeds byte for byte.
+func TestKillDuringRestore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs coffer serve")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "coffer")
+	build := exec.Command("go", "build", "-o", bin, "coffer/cmd/coffer")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	must(t, os.MkdirAll(dst, 0o755))
+	writeFile(t, filepath.Join(dst, "existing.txt"), []byte("do not touch"), 0o644)
+	// Enough data that the restore is still writing when we look.
+	for i := range 120 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("d%02d/f%03d.bin", i%10, i)), pseudoRandom(byte(i), 1<<20+i), 0o644)
+	}
+	cfg := filepath.Join(dir, "coffer.yaml")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+data_dir: %s
+region: %s
+workers: 1
+accounts:
+  - id: "%s"
+    access_keys:
+      - access_key_id: %s
+        secret_access_key: %s
+file_systems:
+  - id: %s
+    account: "%s"
+    path: %s
+  - id: %s
+    account: "%s"
+    path: %s
+new_file_systems_dir: %s
+`, filepath.Join(dir, "data"), region, acctA, crashAKID, crashSecret, srcFS, acctA, src, dstFS, acctA, dst, filepath.Join(dir, "new"))), 0o600))
+
+	c := startChild(t, bin, cfg)
+	cl := c.client()
+	ctx := context.Background()
+	_, err := cl.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("crash")})
+	must(t, err)
+	bj, err := cl.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("crash"),
+		ResourceArn: aws.String(backup.FileSystemArn(region, acctA, srcFS)), IamRoleArn: aws.String("arn:aws:iam::" + acctA + ":role/b")})
+	must(t, err)
+	var rpArn string
+	for i := 0; ; i++ {
+		d, err := cl.DescribeBackupJob(ctx, &sdk.DescribeBackupJobInput{BackupJobId: bj.BackupJobId})
+		must(t, err)
+		if d.State == types.BackupJobStateCompleted {
+			rpArn = aws.ToString(d.RecoveryPointArn)
+			break
+		}
+		if d.State == types.BackupJobStateFailed || d.State == types.BackupJobStateAborted || i > 12000 {
+			t.Fatalf("backup job %s: %s", d.State, aws.ToString(d.StatusMessage))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sent, err := fstreetest.RecordSentinel(dst)
+	must(t, err)
+	md := map[string]string{"file-system-id": dstFS, "newFileSystem": "false"}
+	rj, err := cl.StartRestoreJob(ctx, &sdk.StartRestoreJobInput{RecoveryPointArn: aws.String(rpArn), Metadata: md})
+	must(t, err)
+	// Kill as soon as the restore has written into its staging area.
+	for i := 0; ; i++ {
+		if stagingHasFiles(dst) {
+			break
+		}
+		d, err := cl.DescribeRestoreJob(ctx, &sdk.DescribeRestoreJobInput{RestoreJobId: rj.RestoreJobId})
+		must(t, err)
+		if d.Status == types.RestoreJobStatusCompleted || d.Status == types.RestoreJobStatusFailed || i > 12000 {
+			t.Fatalf("restore finished (%s) before it could be killed", d.Status)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	c.kill()
+	if !stagingHasFiles(dst) {
+		t.Fatal("no staging area after the kill")
+	}
+	// Final target untouched; only the staging area exists.
+	ents, _ := os.ReadDir(dst)
+	for _, e := range ents {
+		if e.Name() != "existing.txt" && !strings.HasPrefix(e.Name(), fstree.StagingPrefix) {
+			t.Fatalf("after the kill the target holds %s", e.Name())
+		}
+	}
+
+	c = startChild(t, bin, cfg)
+	cl = c.client()
+	var d *sdk.DescribeRestoreJobOutput
+	for i := 0; ; i++ {
+		d, err = cl.DescribeRestoreJob(ctx, &sdk.DescribeRestoreJobInput{RestoreJobId: rj.RestoreJobId})
+		must(t, err)
+		if d.Status == types.RestoreJobStatusFailed {
+			break
+		}
+		if d.Status == types.RestoreJobStatusCompleted || i > 6000 {
+			t.Fatalf("after restart the job is %s", d.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if aws.ToString(d.StatusMessage) == "" || d.CompletionDate == nil {
+		t.Fatalf("FAILED job without a reason: %+v", d)
+	}
+	t.Logf("after restart: %s: %s", d.Status, aws.ToString(d.StatusMessage))
+	changes, err := sent.Changes()
+	must(t, err)
+	for _, ch := range changes {
+		if !strings.HasPrefix(ch, `"" changed`) {
+			t.Errorf("target changed: %s", ch)
+		}
+	}
+	if stagingHasFiles(dst) {
+		t.Fatal("staging area survived the restart")
+	}
+	// A new restore succeeds byte for byte.
+	rj2, err := cl.StartRestoreJob(ctx, &sdk.StartRestoreJobInput{RecoveryPointArn: aws.String(rpArn), Metadata: md})
+	must(t, err)
+	for i := 0; ; i++ {
+		d, err = cl.DescribeRestoreJob(ctx, &sdk.DescribeRestoreJobInput{RestoreJobId: rj2.RestoreJobId})
+		must(t, err)
+		if d.Status == types.RestoreJobStatusCompleted {
+			break
+		}
+		if d.Status == types.RestoreJobStatusFailed || i > 12000 {
+			t.Fatalf("retry: %s %s", d.Status, aws.ToString(d.StatusMessage))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ents, _ = os.ReadDir(dst)
+	var restored string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), RestoreDirPrefix) {
+			restored = e.Name()
+		}
+	}
+	if restored == "" {
+		t.Fatalf("no recovery directory: %v", ents)
+	}
+	compare(t, src, filepath.Join(dst, restored))
+}
+
+func stagingHasFiles(root string) bool {
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), fstree.StagingPrefix) {
+			found := false
+			filepath.WalkDir(filepath.Join(root, e.Name()), func(p string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					found = true
+					return filepath.SkipAll
+				}
+				return nil
+			})
+			if found {
+				return true
+			}
+		}
+	}
+	return false
+}
