@@ -209,8 +209,9 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 
 	tr, _ := p.(jobs.TransferReporter)
 	var res fstree.BackupResult
-	var stats repository.WriterStats
+	var session *repository.Writer
 	err = repo.WithWriter(ctx, func(ctx context.Context, w *repository.Writer) error {
+		session = w
 		var err error
 		opts := fstree.BackupOptions{Parent: parentRoot, Workers: h.Workers, Progress: func(pr fstree.Progress) {
 			total := int64(0)
@@ -227,7 +228,6 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 			loader = repo
 		}
 		res, err = fstree.Backup(ctx, w, loader, fs.Path, opts)
-		stats = w.Stats()
 		return err
 	})
 	if err != nil {
@@ -236,6 +236,8 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 		}
 		return jobs.Result{}, fmt.Errorf("backup of %s (%s) failed: %w", j.ResourceArn, fs.Path, err)
 	}
+	// The session's final counters, packs flushed at its end included.
+	stats := session.Stats()
 	if tr != nil {
 		tr.SetTransferred(stats.StoredBytes)
 	}
