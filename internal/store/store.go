@@ -144,4 +144,7 @@ type Tx interface {
 	SetRestoreJobExtra(ctx context.Context, s Scope, jobID string, x RestoreJobExtra) error
 	GetRestoreJobExtra(ctx context.Context, s Scope, jobID string) (*RestoreJobExtra, error)
 	ListRestoreJobsByResource(ctx context.Context, s Scope, q RestoreJobQuery, p Page) ([]*backup.Job, string, error)
+
+	// SummarizeJobs counts jobs for the job summaries (see summary.go).
+	SummarizeJobs(ctx context.Context, q JobSummaryQuery) ([]JobSummaryRow, error)
 }
