@@ -131,29 +131,36 @@ func (p Pattern) Match(relPath string) bool {
 	return matchSegs(p.segs, strings.Split(relPath, "/"))
 }
 
+// matchSegs matches segment patterns against path segments. "**" plays the
+// role '*' plays in a string glob, with segments as characters, so the
+// classic greedy algorithm with backtracking to the last "**" is exact and
+// runs in O(len(pat)·len(path)) segment comparisons (no exponential blow-up
+// on hostile patterns such as many "**").
 func matchSegs(pat, path []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			// Collapse consecutive "**".
-			for len(pat) > 0 && pat[0] == "**" {
-				pat = pat[1:]
-			}
-			if len(pat) == 0 {
-				return true
-			}
-			for k := 0; k <= len(path); k++ {
-				if matchSegs(pat, path[k:]) {
-					return true
-				}
-			}
-			return false
+	pi, si := 0, 0
+	starPi, starSi := -1, -1
+	for si < len(path) {
+		if pi < len(pat) && pat[pi] == "**" {
+			starPi, starSi = pi, si
+			pi++
+			continue
 		}
-		if len(path) == 0 || !matchSegment(pat[0], path[0]) {
-			return false
+		if pi < len(pat) && matchSegment(pat[pi], path[si]) {
+			pi++
+			si++
+			continue
 		}
-		pat, path = pat[1:], path[1:]
+		if starPi >= 0 {
+			starSi++
+			pi, si = starPi+1, starSi
+			continue
+		}
+		return false
 	}
-	return len(path) == 0
+	for pi < len(pat) && pat[pi] == "**" {
+		pi++
+	}
+	return pi == len(pat)
 }
 
 // matchSegment matches one segment pattern against one name. Both are

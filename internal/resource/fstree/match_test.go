@@ -58,6 +58,20 @@ func TestPatternMatch(t *testing.T) {
 	}
 }
 
+func TestPatternManyDoubleStars(t *testing.T) {
+	// Exponential backtracking would never finish this.
+	p, err := CompilePattern("/" + strings.Repeat("**/a/", 200) + "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Match(strings.Repeat("a/", 1000) + "c") {
+		t.Fatal("matched")
+	}
+	if !p.Match(strings.Repeat("a/", 1000) + "b") {
+		t.Fatal("did not match")
+	}
+}
+
 func TestCompilePatternErrors(t *testing.T) {
 	for _, pat := range []string{"", "/", "a//b", "a/", "[abc", `abc\`, "a\x00b", strings.Repeat("a", maxPatternLen+1), "[!"} {
 		if _, err := CompilePattern(pat); !errors.Is(err, ErrBadPattern) {
@@ -67,7 +81,7 @@ func TestCompilePatternErrors(t *testing.T) {
 }
 
 func FuzzPattern(f *testing.F) {
-	for _, s := range [][2]string{{"*.txt", "a/b.txt"}, {"/a/**/b", "a/x/b"}, {"[!a-z]?", "Zq"}, {`\[x`, "[x"}, {"**", ""}, {"[]-]", "-"}} {
+	for _, s := range [][2]string{{"/a/**/b/**/c", "a/x/b/y/b/c"}, {"**/x/**", "x"}, {"*.txt", "a/b.txt"}, {"/a/**/b", "a/x/b"}, {"[!a-z]?", "Zq"}, {`\[x`, "[x"}, {"**", ""}, {"[]-]", "-"}} {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, pat, path string) {
@@ -75,10 +89,15 @@ func FuzzPattern(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(path) > 512 || strings.Count(pat, "**") > 4 {
+		if len(path) > 4096 {
 			return
 		}
 		m := p.Match(path)
+		if path != "" && strings.Count(pat, "**") <= 4 {
+			if ref := refMatchSegs(p.segs, strings.Split(path, "/")); ref != m {
+				t.Fatalf("%q.Match(%q) = %v, reference says %v", pat, path, m, ref)
+			}
+		}
 		// A pattern without metacharacters matches exactly itself.
 		if !strings.ContainsAny(pat, `*?[\`) && strings.HasPrefix(pat, "/") && pat[1:] == path && !m {
 			t.Fatalf("%q does not match itself", pat)
@@ -140,4 +159,21 @@ func FuzzValidateItems(f *testing.F) {
 			}
 		}
 	})
+}
+
+// refMatchSegs is the plain recursive definition of segment matching, the
+// reference for the linear algorithm.
+func refMatchSegs(pat, path []string) bool {
+	if len(pat) == 0 {
+		return len(path) == 0
+	}
+	if pat[0] == "**" {
+		for k := 0; k <= len(path); k++ {
+			if refMatchSegs(pat[1:], path[k:]) {
+				return true
+			}
+		}
+		return false
+	}
+	return len(path) > 0 && matchSegment(pat[0], path[0]) && refMatchSegs(pat[1:], path[1:])
 }

@@ -155,9 +155,13 @@ func TestIncremental(t *testing.T) {
 		writeFile(t, filepath.Join(src, "d", string(rune('a'+i))), randBytes(uint64(i), 20000+i), 0o644)
 	}
 	repo := newRepo(t)
-	first := doBackup(t, repo, src, BackupOptions{})
+	var last Progress
+	first := doBackup(t, repo, src, BackupOptions{Progress: func(p Progress) { last = p }})
 	if first.NewFiles != 20 || first.BytesRead != first.BytesTotal {
 		t.Fatalf("first backup %+v", first)
+	}
+	if !last.TotalKnown || last.BytesDone != first.BytesTotal || last.BytesTotal != first.BytesTotal || last.Files != 20 || last.Dirs != 1 {
+		t.Errorf("final progress %+v", last)
 	}
 	second := doBackup(t, repo, src, BackupOptions{Parent: first.Root})
 	if second.BytesRead != 0 || second.UnchangedFiles != 20 {
