@@ -280,3 +280,28 @@ func TestDeepLongNames(t *testing.T) {
 		t.Fatalf("leaf: %q, %v", data, err)
 	}
 }
+
+// TestTreeBombFailsBeforeWriting: directories sharing one subtree describe
+// 20^5 entries with a handful of blobs; the restore stops in planning.
+func TestTreeBombFailsBeforeWriting(t *testing.T) {
+	repo := newRepo(t)
+	root := craft(t, repo, func(c *crafter) repository.ID {
+		level := []snapshot.Node{c.file("f", []byte("x"))}
+		for range 5 {
+			sub := c.tree(level...)
+			level = nil
+			for i := range 20 {
+				level = append(level, snapshot.Node{Name: fmt.Sprintf("d%02d", i), Type: snapshot.TypeDir, Mode: 0o755, Subtree: sub})
+			}
+		}
+		return c.tree(level...)
+	})
+	target := t.TempDir()
+	_, err := restoreTo(t, repo, root, RestoreOptions{TargetRoot: target, Dest: "r", MaxEntries: 10000})
+	if !errors.Is(err, ErrInsufficientSpace) {
+		t.Fatalf("err = %v", err)
+	}
+	if got := listRel(t, target); len(got) != 0 {
+		t.Fatalf("target holds %q", got)
+	}
+}

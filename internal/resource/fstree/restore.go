@@ -45,6 +45,9 @@ const StagingPrefix = ".coffer-staging-"
 // DefaultMaxFileSize is the largest file size a restore accepts by default.
 const DefaultMaxFileSize = 1 << 44 // 16 TiB
 
+// DefaultMaxEntries is the default cap on entries created by one restore.
+const DefaultMaxEntries = 1 << 27
+
 // Errors of Restore besides ErrHostileEntry.
 var (
 	ErrDestExists        = errors.New("restore destination already exists")
@@ -90,6 +93,12 @@ type RestoreOptions struct {
 	Workers int
 	// MaxFileSize rejects larger file nodes (default DefaultMaxFileSize).
 	MaxFileSize int64
+	// MaxEntries caps the number of entries a restore creates (default
+	// DefaultMaxEntries); the free inodes of the target cap it further. A
+	// snapshot whose directories share subtrees can describe far more
+	// entries than its blobs hold (a "tree bomb"); it fails in the planning
+	// walk, before anything is written.
+	MaxEntries int64
 	// Progress, when set, is called about every ProgressInterval (default
 	// 1 s) and once at the end, never concurrently.
 	Progress         func(Progress)
@@ -188,6 +197,9 @@ func newRestorer(loader Loader, opts RestoreOptions) (*restorer, error) {
 	}
 	if opts.MaxFileSize <= 0 {
 		opts.MaxFileSize = DefaultMaxFileSize
+	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = DefaultMaxEntries
 	}
 	if opts.ProgressInterval <= 0 {
 		opts.ProgressInterval = time.Second
@@ -308,11 +320,19 @@ func (r *restorer) run(ctx context.Context, rootID repository.ID) (RestoreResult
 	}
 
 	// Phase 1: validate and size.
-	dataBytes, err := r.plan(ctx, rootID)
+	fs, err := r.statfs()
 	if err != nil {
 		return r.result(), err
 	}
-	if err := r.checkSpace(dataBytes); err != nil {
+	maxEntries := r.opts.MaxEntries
+	if fs.Files > 0 && fs.Ffree < uint64(maxEntries) {
+		maxEntries = int64(fs.Ffree)
+	}
+	dataBytes, err := r.plan(ctx, rootID, maxEntries)
+	if err != nil {
+		return r.result(), err
+	}
+	if err := checkSpace(fs, dataBytes); err != nil {
 		return r.result(), err
 	}
 
@@ -380,13 +400,18 @@ func (r *restorer) run(ctx context.Context, rootID repository.ID) (RestoreResult
 
 // plan walks the selection once, validating it, collecting hard link groups
 // and the totals. It returns the number of content bytes to write.
-func (r *restorer) plan(ctx context.Context, rootID repository.ID) (int64, error) {
+func (r *restorer) plan(ctx context.Context, rootID repository.ID, maxEntries int64) (int64, error) {
 	if r.sel.items != nil {
 		r.sel.found = map[string]bool{}
 	}
 	seen := map[hlKey]bool{}
-	var data int64
+	var data, entries int64
 	err := r.sel.walk(ctx, rootID, func(ev event) error {
+		if ev.kind != evLeave {
+			if entries++; entries > maxEntries {
+				return fmt.Errorf("%w: more than %d entries to create (MaxEntries or free inodes)", ErrInsufficientSpace, maxEntries)
+			}
+		}
 		if ev.kind != evLeaf || ev.node.Type != snapshot.TypeFile {
 			return nil
 		}
@@ -426,23 +451,28 @@ func (r *restorer) plan(ctx context.Context, rootID repository.ID) (int64, error
 	return data, nil
 }
 
-// checkSpace fails when the target file system has less room than the data
-// to write (plus 1 % and 16 MiB for metadata).
-func (r *restorer) checkSpace(data int64) error {
+// statfs reads the target file system's free space and inodes.
+func (r *restorer) statfs() (*unix.Statfs_t, error) {
 	d, err := r.root.Open(".")
 	if err != nil {
-		return fmt.Errorf("open target root: %w", err)
+		return nil, fmt.Errorf("open target root: %w", err)
 	}
 	defer d.Close()
 	var st unix.Statfs_t
 	if err := unix.Fstatfs(int(d.Fd()), &st); err != nil {
-		return fmt.Errorf("statfs target: %w", err)
+		return nil, fmt.Errorf("statfs target: %w", err)
+	}
+	return &st, nil
+}
+
+// checkSpace fails when the target file system has less room than the data
+// to write (plus 1 % and 16 MiB for metadata).
+func checkSpace(st *unix.Statfs_t, data int64) error {
+	if st.Bsize <= 0 || st.Bavail > uint64(1<<62)/uint64(st.Bsize) {
+		return nil
 	}
 	avail := int64(st.Bavail) * st.Bsize
 	need := data + data/100 + 16<<20
-	if st.Bavail > 1<<62/uint64(max(st.Bsize, 1)) {
-		return nil
-	}
 	if need > avail {
 		return fmt.Errorf("%w: need about %d bytes, %d available", ErrInsufficientSpace, need, avail)
 	}
