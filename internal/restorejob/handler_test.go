@@ -13,6 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"coffer/internal/backup"
+	"coffer/internal/repository"
+	"coffer/internal/repository/index"
+	"coffer/internal/repository/snapshot"
 	"coffer/internal/resource/fstree"
 	"coffer/internal/resource/fstree/fstreetest"
 	"coffer/internal/store"
@@ -236,33 +239,40 @@ func TestInPlaceConflictPolicies(t *testing.T) {
 // A corrupted pack fails the job before anything appears in the target.
 func TestCorruptPackFailsWithoutTouchingTarget(t *testing.T) {
 	e := newEnv(t)
-	dir, err := e.repos.Dir(e.vault)
+	// Flip one byte inside the first data blob of /big.bin: the snapshot's
+	// trees still load and the damage is met while file content is verified.
+	ctx := context.Background()
+	repo, err := e.repos.Open(ctx, e.vault)
 	must(t, err)
-	var packs []string
-	must(t, filepath.WalkDir(filepath.Join(dir, "data"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			packs = append(packs, p)
+	var manifestID string
+	must(t, e.st.Read(ctx, func(tx store.Tx) error {
+		rp, err := tx.GetRecoveryPoint(ctx, scA, e.rpArn)
+		if err == nil {
+			manifestID = rp.ManifestID
 		}
 		return err
 	}))
-	if len(packs) == 0 {
-		t.Fatal("no pack files")
-	}
-	// Flip one byte in the middle of the oldest pack: it holds file data
-	// (trees are written last), so the snapshot's trees still load and the
-	// damage is met while file content is verified.
-	sort.Slice(packs, func(i, j int) bool {
-		a, _ := os.Stat(packs[i])
-		b, _ := os.Stat(packs[j])
-		return a.ModTime().Before(b.ModTime())
-	})
-	if len(packs) < 2 {
-		t.Fatalf("want several packs, got %d", len(packs))
-	}
-	b, err := os.ReadFile(packs[0])
+	man, err := repo.LoadManifest(ctx, manifestID)
 	must(t, err)
-	b[len(b)/2] ^= 0x40
-	must(t, os.WriteFile(packs[0], b, 0o600))
+	tree, err := snapshot.LoadTree(ctx, repo, man.Root)
+	must(t, err)
+	var blobID repository.ID
+	for _, n := range tree.Nodes {
+		if n.Name == "big.bin" {
+			blobID = n.Content[0]
+		}
+	}
+	loc, packID, ok := repo.Index().Lookup(index.Key{Type: uint8(repository.DataBlob), ID: blobID})
+	if !ok {
+		t.Fatal("blob of big.bin not in the index")
+	}
+	dir, err := e.repos.Dir(e.vault)
+	must(t, err)
+	packPath := filepath.Join(dir, repository.PackName(packID))
+	b, err := os.ReadFile(packPath)
+	must(t, err)
+	b[loc.Offset+loc.Length/2] ^= 0x40
+	must(t, os.WriteFile(packPath, b, 0o600))
 	sent, err := fstreetest.RecordSentinel(e.dst)
 	must(t, err)
 	// Reopen so no cached blob hides the damage.

@@ -38,7 +38,8 @@ var scA = store.Scope{AccountID: acctA, Region: region}
 // a source file system that was backed up into a COMPLETED recovery point,
 // and an existing target file system.
 type env struct {
-	t       *testing.T
+	t       testing.TB
+	size    int64 // logical bytes of the backed-up tree
 	st      *sqlite.Store
 	repos   *vaultrepo.Manager
 	vault   *backup.Vault
@@ -53,7 +54,9 @@ type env struct {
 	rpCreat time.Time
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, func(tb testing.TB, root string) { makeTree(tb, root) }) }
+
+func newEnvWith(t testing.TB, mk func(testing.TB, string)) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -76,7 +79,7 @@ func newEnv(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
-	makeTree(t, e.src)
+	mk(t, e.src)
 	e.vault = &backup.Vault{AccountID: acctA, Region: region, Name: "v1", Arn: backup.VaultArn(region, acctA, "v1"),
 		VaultType: backup.VaultTypeBackup, VaultState: backup.VaultStateAvailable, CreationDate: e.clock.Now()}
 	e.srcArn = backup.FileSystemArn(region, acctA, srcFS)
@@ -100,7 +103,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +126,7 @@ func (e *env) backup(tree, status string) string {
 	if len(res.Problems) > 0 {
 		t.Fatalf("backup problems: %v", res.Problems)
 	}
+	e.size = res.BytesTotal
 	man, err := repo.SaveManifest(ctx, repository.Manifest{Root: res.Root})
 	must(t, err)
 	n, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
@@ -191,7 +195,7 @@ func (e *env) start(md map[string]string) string {
 	return id
 }
 
-func writeFile(t *testing.T, p string, data []byte, mode os.FileMode) {
+func writeFile(t testing.TB, p string, data []byte, mode os.FileMode) {
 	t.Helper()
 	must(t, os.MkdirAll(filepath.Dir(p), 0o755))
 	must(t, os.WriteFile(p, data, mode))
@@ -211,7 +215,7 @@ func pseudoRandom(seed byte, n int) []byte {
 // makeTree builds a source tree with files of several sizes (one spans
 // several chunks), directories, a symlink, a hard link, modes and distinct
 // nanosecond mtimes.
-func makeTree(t *testing.T, root string) {
+func makeTree(t testing.TB, root string) {
 	writeFile(t, filepath.Join(root, "empty"), nil, 0o644)
 	writeFile(t, filepath.Join(root, "small.txt"), []byte("hello\n"), 0o640)
 	writeFile(t, filepath.Join(root, "big.bin"), pseudoRandom(1, 5<<20+17), 0o600)
