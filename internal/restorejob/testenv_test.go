@@ -54,7 +54,9 @@ type env struct {
 	rpCreat time.Time
 }
 
-func newEnv(t *testing.T) *env { return newEnvWith(t, func(tb testing.TB, root string) { makeTree(tb, root) }) }
+func newEnv(t *testing.T) *env {
+	return newEnvWith(t, func(tb testing.TB, root string) { makeTree(tb, root) })
+}
 
 func newEnvWith(t testing.TB, mk func(testing.TB, string)) *env {
 	t.Helper()
