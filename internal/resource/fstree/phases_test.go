@@ -296,12 +296,14 @@ func TestTreeBombFailsBeforeWriting(t *testing.T) {
 		}
 		return c.tree(level...)
 	})
-	target := t.TempDir()
-	_, err := restoreTo(t, repo, root, RestoreOptions{TargetRoot: target, Dest: "r", MaxEntries: 10000})
-	if !errors.Is(err, ErrInsufficientSpace) {
-		t.Fatalf("err = %v", err)
-	}
-	if got := listRel(t, target); len(got) != 0 {
-		t.Fatalf("target holds %q", got)
+	for _, include := range [][]string{nil, {"/nothing-matches"}} {
+		target := t.TempDir()
+		_, err := restoreTo(t, repo, root, RestoreOptions{TargetRoot: target, Dest: "r", MaxEntries: 10000, Include: include})
+		if !errors.Is(err, ErrInsufficientSpace) {
+			t.Fatalf("include %q: err = %v", include, err)
+		}
+		if got := listRel(t, target); len(got) != 0 {
+			t.Fatalf("target holds %q", got)
+		}
 	}
 }

@@ -97,7 +97,8 @@ type RestoreOptions struct {
 	// DefaultMaxEntries); the free inodes of the target cap it further. A
 	// snapshot whose directories share subtrees can describe far more
 	// entries than its blobs hold (a "tree bomb"); it fails in the planning
-	// walk, before anything is written.
+	// walk, before anything is written. A walk also examines at most
+	// 4×MaxEntries nodes, selected or not.
 	MaxEntries int64
 	// Progress, when set, is called about every ProgressInterval (default
 	// 1 s) and once at the end, never concurrently.
@@ -204,7 +205,7 @@ func newRestorer(loader Loader, opts RestoreOptions) (*restorer, error) {
 	if opts.ProgressInterval <= 0 {
 		opts.ProgressInterval = time.Second
 	}
-	sel := &selection{loader: loader, faithful: opts.Faithful, maxSize: opts.MaxFileSize}
+	sel := &selection{loader: loader, faithful: opts.Faithful, maxSize: opts.MaxFileSize, maxNodes: 4 * opts.MaxEntries}
 	if opts.Items != nil {
 		if len(opts.Items) == 0 {
 			return nil, bad("Items is empty (pass nil to restore everything)")

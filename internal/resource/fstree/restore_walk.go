@@ -63,6 +63,11 @@ type selection struct {
 	faithful  bool
 	maxSize   int64
 
+	// maxNodes caps the nodes one walk examines (selected or not), so that a
+	// tree bomb behind an include pattern cannot make the walk endless.
+	maxNodes int64
+	nodes    int64
+
 	hostile func(rel string, err error)
 	warn    func(rel string, err error)
 	found   map[string]bool // items met during the walk
@@ -114,6 +119,7 @@ func (s *selection) classify(rel string, isDir bool, pm selMode) selMode {
 }
 
 func (s *selection) walk(ctx context.Context, root repository.ID, fn func(event) error) error {
+	s.nodes = 0
 	return s.walkTree(ctx, root, "", s.rootMode(), nil, 0, fn)
 }
 
@@ -148,6 +154,9 @@ func (s *selection) walkTree(ctx context.Context, id repository.ID, rel string, 
 	}
 	for i := range tree.Nodes {
 		n := &tree.Nodes[i]
+		if s.nodes++; s.maxNodes > 0 && s.nodes > s.maxNodes {
+			return fmt.Errorf("%w: snapshot walk examined more than %d nodes", ErrInsufficientSpace, s.maxNodes)
+		}
 		if err := validName(n.Name); err != nil {
 			s.hostile(joinRel(rel, sanitize(n.Name)), fmt.Errorf("%w: %v", ErrHostileEntry, err))
 			continue
