@@ -1,0 +1,125 @@
+package backupjob_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"coffer/internal/backup"
+	"coffer/internal/backupjob"
+	"coffer/internal/clock"
+	"coffer/internal/jobs"
+	"coffer/internal/repository"
+	"coffer/internal/store"
+	"coffer/internal/store/sqlite"
+	"coffer/internal/vaultrepo"
+)
+
+// handlerEnv runs the handler under a real runner, store and vault repos.
+func handlerEnv(t *testing.T) (store.Store, *vaultrepo.Manager, *jobs.Runner, *clock.Fake) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "meta.db"))
+	must(t, err)
+	t.Cleanup(func() { st.Close() })
+	clk := clock.NewFake(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+	repos, err := vaultrepo.New(dir, bytes.Repeat([]byte{3}, 32), repository.Options{Clock: clk})
+	must(t, err)
+	t.Cleanup(func() { repos.Close() })
+	r, err := jobs.New(jobs.Options{Store: st, Clock: clk, LeaseTTL: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handlers: []jobs.Handler{&backupjob.Handler{Store: st, Repos: repos, Clock: clk}}})
+	must(t, err)
+	v := &backup.Vault{AccountID: acct, Region: region, Name: "v1", Arn: backup.VaultArn(region, acct, "v1"), VaultType: backup.VaultTypeBackup,
+		VaultState: backup.VaultStateAvailable, CreationDate: clk.Now()}
+	must(t, st.Write(ctx, func(tx store.Tx) error { return tx.CreateVault(ctx, v) }))
+	must(t, repos.CreateVaultStorage(ctx, v))
+	return st, repos, r, clk
+}
+
+func TestHandlerFailsOnMissingTree(t *testing.T) {
+	ctx := context.Background()
+	st, _, r, clk := handlerEnv(t)
+	missing := filepath.Join(t.TempDir(), "gone")
+	fs := &backup.FileSystem{AccountID: acct, Region: region, ID: "fs-00000abc", Arn: backup.FileSystemArn(region, acct, "fs-00000abc"),
+		Path: missing, CreationDate: clk.Now()}
+	j := &backup.Job{Kind: backup.JobBackup, ID: "J1", AccountID: acct, Region: region, State: jobs.StateCreated, CreationDate: clk.Now(),
+		VaultName: "v1", VaultArn: backup.VaultArn(region, acct, "v1"), ResourceArn: fs.Arn, ResourceType: "EFS",
+		RecoveryPointArn: backup.RecoveryPointArn(region, acct, "rp1")}
+	must(t, st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.UpsertFileSystem(ctx, fs); err != nil {
+			return err
+		}
+		return tx.CreateJob(ctx, j)
+	}))
+	if ran, err := r.RunOne(ctx); !ran || err != nil {
+		t.Fatalf("RunOne: %v %v", ran, err)
+	}
+	var got *backup.Job
+	must(t, st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		got, err = tx.GetJob(ctx, store.Scope{AccountID: acct, Region: region}, backup.JobBackup, "J1")
+		if err != nil {
+			return err
+		}
+		if _, err := tx.GetRecoveryPoint(ctx, store.Scope{AccountID: acct, Region: region}, j.RecoveryPointArn); !backup.IsCode(err, backup.CodeNotFound) {
+			t.Errorf("recovery point of a failed job: %v", err)
+		}
+		return nil
+	}))
+	if got.State != jobs.StateFailed || !strings.Contains(got.StatusMessage, missing) {
+		t.Fatalf("job %s %q", got.State, got.StatusMessage)
+	}
+}
+
+// When the commit is refused (here: the vault row vanished, so the
+// recovery point cannot be created) the saved manifest is deleted again.
+func TestHandlerAbandonsManifestWhenCommitFails(t *testing.T) {
+	ctx := context.Background()
+	st, repos, r, clk := handlerEnv(t)
+	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "a"), []byte("hello"), 0o644))
+	fs := &backup.FileSystem{AccountID: acct, Region: region, ID: "fs-00000abd", Arn: backup.FileSystemArn(region, acct, "fs-00000abd"),
+		Path: src, CreationDate: clk.Now()}
+	j := &backup.Job{Kind: backup.JobBackup, ID: "J1", AccountID: acct, Region: region, State: jobs.StateCreated, CreationDate: clk.Now(),
+		VaultName: "v1", VaultArn: backup.VaultArn(region, acct, "v1"), ResourceArn: fs.Arn, ResourceType: "EFS",
+		RecoveryPointArn: backup.RecoveryPointArn(region, acct, "rp1")}
+	must(t, st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.UpsertFileSystem(ctx, fs); err != nil {
+			return err
+		}
+		return tx.CreateJob(ctx, j)
+	}))
+	h := &backupjob.Handler{Store: st, Repos: repos, Clock: clk}
+	res, err := h.Run(ctx, j, nopProgress{})
+	must(t, err)
+	v := &backup.Vault{AccountID: acct, Region: region, Name: "v1"}
+	repo, err := repos.Open(ctx, v)
+	must(t, err)
+	ids, err := repo.ListManifestIDs(ctx)
+	must(t, err)
+	if len(ids) != 1 {
+		t.Fatalf("%d manifests after Run", len(ids))
+	}
+	must(t, st.Write(ctx, func(tx store.Tx) error { return tx.DeleteVault(ctx, store.Scope{AccountID: acct, Region: region}, "v1") }))
+	if err := st.Write(ctx, func(tx store.Tx) error { return res.Commit(ctx, tx) }); err == nil {
+		t.Fatal("commit into a deleted vault succeeded")
+	}
+	must(t, res.Abandon(ctx))
+	ids, err = repo.ListManifestIDs(ctx)
+	must(t, err)
+	if len(ids) != 0 {
+		t.Fatalf("%d manifests after Abandon", len(ids))
+	}
+	_ = r
+}
+
+type nopProgress struct{}
+
+func (nopProgress) Update(int64, int64) {}
