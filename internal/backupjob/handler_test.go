@@ -107,7 +107,9 @@ func TestHandlerAbandonsManifestWhenCommitFails(t *testing.T) {
 	if len(ids) != 1 {
 		t.Fatalf("%d manifests after Run", len(ids))
 	}
-	must(t, st.Write(ctx, func(tx store.Tx) error { return tx.DeleteVault(ctx, store.Scope{AccountID: acct, Region: region}, "v1") }))
+	must(t, st.Write(ctx, func(tx store.Tx) error {
+		return tx.DeleteVault(ctx, store.Scope{AccountID: acct, Region: region}, "v1")
+	}))
 	if err := st.Write(ctx, func(tx store.Tx) error { return res.Commit(ctx, tx) }); err == nil {
 		t.Fatal("commit into a deleted vault succeeded")
 	}
