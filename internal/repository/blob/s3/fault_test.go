@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -438,4 +439,113 @@ func TestConnectionResets(t *testing.T) {
 			t.Fatalf("proxy reset %d connections, want MaxAttempts=3", n)
 		}
 	})
+}
+
+func TestRetryHonoursContext(t *testing.T) {
+	srv := s3server.Start(t)
+	cfg := newBucket(t, srv)
+	p := startHTTPProxy(t, srv.Endpoint)
+	cfg.Endpoint = p.URL
+	cfg.MaxAttempts = 10
+	cfg.MaxBackoff = time.Hour // only the context can end the wait
+	s := open(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p.setInject(func(r *http.Request, _ int) (int, string) {
+		if r.Method == http.MethodPut && isKey("obj")(r) {
+			cancel() // the caller gives up while the client backs off
+			return http.StatusServiceUnavailable, "SlowDown"
+		}
+		return 0, ""
+	})
+	err := s.Put(ctx, "obj", []byte("x"), blob.PutOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put = %v, want context.Canceled", err)
+	}
+	if n := p.count(http.MethodPut, isKey("obj")); n != 1 {
+		t.Fatalf("server saw %d PUTs after the context ended, want 1", n)
+	}
+}
+
+// TestServerRestartsDuringPuts kills and restarts the S3 server while Puts
+// are running (G-1): writers keep putting until all restarts are done, every
+// Put succeeds within its retry budget, and every object has exactly its
+// content.
+func TestServerRestartsDuringPuts(t *testing.T) {
+	srv := s3server.Start(t)
+	cfg := newBucket(t, srv)
+	cfg.MaxAttempts = 20
+	cfg.MaxBackoff = 100 * time.Millisecond
+	s := open(t, cfg)
+	// A bound against a hung request, not a performance assertion.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const writers = 3
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	written := make([][]string, writers)
+	errs := make([]error, writers)
+	progress := make(chan struct{}, 1<<16)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				name := fmt.Sprintf("w%d/obj-%d", w, i)
+				if err := s.Put(ctx, name, blobtest.Content(name, 64<<10+i), blob.PutOptions{}); err != nil {
+					errs[w] = fmt.Errorf("put %s: %w", name, err)
+					return
+				}
+				written[w] = append(written[w], name)
+				progress <- struct{}{}
+			}
+		}()
+	}
+	writersDone := make(chan struct{})
+	go func() { wg.Wait(); close(writersDone) }()
+	const restarts = 3
+	done := 0
+restart:
+	for range restarts {
+		// Let some Puts complete between restarts.
+		for range 5 {
+			select {
+			case <-progress:
+			case <-writersDone:
+				break restart // a writer failed; reported below
+			}
+		}
+		srv.Restart(t)
+		done++
+	}
+	close(stop)
+	<-writersDone
+	for _, err := range errs {
+		if err != nil {
+			t.Errorf("Put failed across restarts although 20 attempts were allowed: %v", err)
+		}
+	}
+	total := 0
+	for _, names := range written {
+		for _, name := range names {
+			total++
+			i, _ := strconv.Atoi(name[strings.LastIndexByte(name, '-')+1:])
+			got, err := s.Get(ctx, name, 0, -1)
+			if err != nil {
+				t.Fatalf("Get %s: %v", name, err)
+			}
+			if !bytes.Equal(got, blobtest.Content(name, 64<<10+i)) {
+				t.Fatalf("object %s has wrong content after restarts", name)
+			}
+		}
+	}
+	if done != restarts {
+		t.Fatalf("writers stopped after %d of %d restarts", done, restarts)
+	}
+	t.Logf("%d objects written across %d server restarts", total, restarts)
 }

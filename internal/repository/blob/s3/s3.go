@@ -64,6 +64,11 @@ type Config struct {
 	ListPageSize int
 	// Connections is reported in Properties; 0 means 8.
 	Connections int
+	// ConditionalPut says how IfAbsent is done: "" or "probe" tests at Open
+	// whether the server enforces If-None-Match (two PUTs and a DELETE of a
+	// probe object under Prefix, so it needs write access); "enforced"
+	// trusts the server without probing; "check" always uses HEAD then PUT.
+	ConditionalPut string
 	// HTTPClient replaces the SDK's default HTTP client (tests, proxies).
 	HTTPClient *http.Client
 }
@@ -96,6 +101,11 @@ func (c *Config) validate() error {
 	}
 	if c.ListPageSize < 0 || c.ListPageSize > 1000 {
 		return fmt.Errorf("s3: config: ListPageSize %d outside 1..1000", c.ListPageSize)
+	}
+	switch c.ConditionalPut {
+	case "", "probe", "enforced", "check":
+	default:
+		return fmt.Errorf("s3: config: ConditionalPut %q is not one of probe, enforced, check", c.ConditionalPut)
 	}
 	if c.MaxAttempts < 0 {
 		return fmt.Errorf("s3: config: negative MaxAttempts")
@@ -152,11 +162,18 @@ func Open(ctx context.Context, cfg Config) (*Storage, error) {
 	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(cfg.Bucket)}); err != nil {
 		return nil, fmt.Errorf("s3: bucket %q: %w", cfg.Bucket, classify(err))
 	}
-	cond, err := s.probeConditional(ctx)
-	if err != nil {
-		return nil, err
+	switch cfg.ConditionalPut {
+	case "enforced":
+		s.conditional = true
+	case "check":
+		s.conditional = false
+	default:
+		cond, err := s.probeConditional(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.conditional = cond
 	}
-	s.conditional = cond
 	return s, nil
 }
 
