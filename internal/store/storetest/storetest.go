@@ -27,6 +27,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RollbackOnError", testRollback},
 		{"Jobs", testJobs},
 		{"JobLeaseFencing", testJobLease},
+		{"FileSystems", testFileSystems},
+		{"ClaimJob", testClaim},
+		{"RecoveryPointQueries", testRecoveryPointQueries},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
