@@ -49,7 +49,10 @@ func TestCompareTreesFindsEachDifference(t *testing.T) {
 			os.Remove(filepath.Join(b, "d/a2"))
 			os.WriteFile(filepath.Join(b, "d/a2"), []byte("A"), 0o644)
 		}, "hard link groups"},
-		{"type", func(t *testing.T, b string) { os.Remove(filepath.Join(b, "d/b")); os.Mkdir(filepath.Join(b, "d/b"), 0o755) }, "type"},
+		{"type", func(t *testing.T, b string) {
+			os.Remove(filepath.Join(b, "d/b"))
+			os.Mkdir(filepath.Join(b, "d/b"), 0o755)
+		}, "type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := t.TempDir(), t.TempDir()
