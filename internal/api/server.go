@@ -133,6 +133,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	relaxOrgAccountIDs(m)
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -179,6 +180,12 @@ func (s *Server) table() map[string]handler {
 		"UpdateRecoveryPointLifecycle":       bind(s.updateRecoveryPointLifecycle),
 		"ListProtectedResources":             bind(s.listProtectedResources),
 		"DescribeProtectedResource":          bind(s.describeProtectedResource),
+		"StartCopyJob":                       bind(s.startCopyJob),
+		"DescribeCopyJob":                    bind(s.describeCopyJob),
+		"ListCopyJobs":                       bind(s.listCopyJobs),
+		"ListBackupJobSummaries":             bind(s.listBackupJobSummaries),
+		"ListCopyJobSummaries":               bind(s.listCopyJobSummaries),
+		"ListRestoreJobSummaries":            bind(s.listRestoreJobSummaries),
 	}
 }
 

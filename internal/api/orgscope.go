@@ -1,0 +1,90 @@
+package api
+
+import (
+	"context"
+	"regexp"
+
+	"coffer/internal/api/model"
+	"coffer/internal/backup"
+	"coffer/internal/store"
+)
+
+// orgAccountShape is the input shape of the organization-view account
+// members: a 12-digit account, or * / ANY / AGGREGATE_ALL (which the
+// botocore pattern ^[0-9]{12}$ does not admit although the documentation
+// defines them).
+const orgAccountShape = "CofferOrgAccountId"
+
+// orgAccountMembers are the request members that take orgAccountShape.
+var orgAccountMembers = []struct{ input, member string }{
+	{"ListBackupJobsInput", "ByAccountId"},
+	{"ListCopyJobsInput", "ByAccountId"},
+	{"ListRestoreJobsInput", "ByAccountId"},
+	{"ListBackupJobSummariesInput", "AccountId"},
+	{"ListCopyJobSummariesInput", "AccountId"},
+	{"ListRestoreJobSummariesInput", "AccountId"},
+}
+
+// relaxOrgAccountIDs points the organization-view members of m at
+// orgAccountShape; every other AccountId member keeps the strict pattern.
+func relaxOrgAccountIDs(m *model.Model) {
+	const pat = `^([0-9]{12}|\*|ANY|AGGREGATE_ALL)$`
+	m.Shapes[orgAccountShape] = &model.Shape{Type: "string", Pattern: pat, Compiled: regexp.MustCompile(pat)}
+	for _, om := range orgAccountMembers {
+		if in := m.Shapes[om.input]; in != nil {
+			if mem := in.Members[om.member]; mem != nil {
+				c := *mem
+				c.Shape = orgAccountShape
+				in.Members[om.member] = &c
+			}
+		}
+	}
+}
+
+// orgView is how a list request's account member resolves for the caller.
+type orgView struct {
+	Scope store.Scope
+	// All lists every account of the region (management account only).
+	All bool
+	// None: the request names another account and the caller may not see
+	// it, so the answer is empty (never another account's data).
+	None bool
+}
+
+// resolveOrgView applies the organization rules to a ByAccountId /
+// AccountId value: the management account may name any account or
+// "*"/ANY (every account); a member account naming itself or "*"/ANY sees
+// its own jobs, naming another account sees nothing.
+func resolveOrgView(id Identity, acct *string) orgView {
+	v := orgView{Scope: id.scope()}
+	if acct == nil || *acct == id.AccountID {
+		return v
+	}
+	wildcard := *acct == "*" || *acct == "ANY" || *acct == "AGGREGATE_ALL"
+	switch {
+	case wildcard && id.Management:
+		v.All = true
+	case wildcard:
+		// A member account's "every account" is itself.
+	case id.Management:
+		v.Scope.AccountID = *acct
+	default:
+		v.None = true
+	}
+	return v
+}
+
+// getJobOrg reads a job of the caller's account; the management account
+// may also read any member account's job in its region. Other accounts'
+// jobs behave exactly as missing ones.
+func getJobOrg(ctx context.Context, tx store.Tx, id Identity, kind backup.JobKind, jobID string) (*backup.Job, error) {
+	j, err := tx.GetJob(ctx, id.scope(), kind, jobID)
+	if err == nil || !id.Management || !backup.IsCode(err, backup.CodeNotFound) {
+		return j, err
+	}
+	o, oerr := tx.GetJobByID(ctx, jobID)
+	if oerr != nil || o.Kind != kind || o.Region != id.Region {
+		return nil, err
+	}
+	return o, nil
+}
