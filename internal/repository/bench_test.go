@@ -124,6 +124,10 @@ func BenchmarkSaveDir(b *testing.B) {
 		if v, err := strconv.Atoi(os.Getenv("COFFER_BENCH_PACK_MIB")); err == nil {
 			opts.PackSize = v << 20
 		}
+		if v, err := strconv.Atoi(os.Getenv("COFFER_BENCH_LEVEL")); err == nil {
+			opts.Compression = compress.Level(v)
+		}
+		opts.SkipPackVerify = os.Getenv("COFFER_BENCH_NOVERIFY") != ""
 		if v, err := strconv.Atoi(os.Getenv("COFFER_BENCH_INFLIGHT_MIB")); err == nil {
 			opts.InFlight = v << 20
 		}

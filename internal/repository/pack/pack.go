@@ -10,6 +10,7 @@
 package pack
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -60,7 +61,16 @@ func BlobAAD(dst []byte, typ uint8, id [32]byte) []byte {
 type Packer struct {
 	buf     []byte
 	entries []Entry
+	// VerifyCompression decompresses every compressed blob right after
+	// compressing it and compares it with the plaintext before sealing
+	// (guards against compressor bugs such as restic's zstd incidents).
+	VerifyCompression bool
+	// Scratch is reused for that check.
+	Scratch []byte
 }
+
+// ErrVerify means a blob did not survive its compression round trip.
+var ErrVerify = errors.New("pack: compression round trip mismatch")
 
 // NewPacker returns a packer appending to buf[:0].
 func NewPacker(buf []byte) *Packer { return &Packer{buf: buf[:0]} }
@@ -90,6 +100,15 @@ func (p *Packer) Add(typ uint8, id [32]byte, plaintext []byte, codec *compress.C
 	}
 	buf := p.buf[:off+crypto.NonceSize]
 	buf, comp := codec.AppendCompressed(buf, plaintext)
+	if p.VerifyCompression && comp != compress.None {
+		back, err := codec.AppendDecompressed(p.Scratch[:0], buf[off+crypto.NonceSize:], comp, len(plaintext))
+		if err != nil || !bytes.Equal(back, plaintext) {
+			return fmt.Errorf("%w: blob %x (%v)", ErrVerify, id, err)
+		}
+		if cap(back) <= 16<<20 {
+			p.Scratch = back[:0]
+		}
+	}
 	var aadBuf [64]byte
 	buf = a.SealInPlace(buf, off, BlobAAD(aadBuf[:0], typ, id))
 	p.buf = buf
@@ -218,4 +237,15 @@ func OpenBlob(dst, sealed []byte, e Entry, a *crypto.AEAD, codec *compress.Codec
 		return dst, stored, fmt.Errorf("%w: blob %x: %w", ErrCorrupt, e.ID, err)
 	}
 	return out, stored, nil
+}
+
+// AuthBlob authenticates one sealed blob (decrypting into scratch) without
+// decompressing it; it returns scratch for reuse.
+func AuthBlob(sealed []byte, e Entry, a *crypto.AEAD, scratch []byte) ([]byte, error) {
+	var aadBuf [64]byte
+	out, err := a.Open(scratch[:0], sealed, BlobAAD(aadBuf[:0], e.Type, e.ID))
+	if err != nil {
+		return scratch, fmt.Errorf("%w: blob %x: %w", ErrCorrupt, e.ID, err)
+	}
+	return out[:0], nil
 }
