@@ -161,23 +161,14 @@ func (c *Chunker) Next(dst []byte) ([]byte, error) {
 		i := 0
 		if n < normal {
 			m := min(lim, normal-n)
-			mask := c.maskS
-			for ; i < m; i++ {
-				h = (h << 1) + t[avail[i]]
-				if h&mask == 0 {
-					cut = i + 1
-					break
-				}
-			}
+			h, cut = scan(h, avail[:m], t, c.maskS)
+			i = m
 		}
-		if cut < 0 {
-			mask := c.maskL
-			for ; i < lim; i++ {
-				h = (h << 1) + t[avail[i]]
-				if h&mask == 0 {
-					cut = i + 1
-					break
-				}
+		if cut < 0 && i < lim {
+			var k int
+			h, k = scan(h, avail[i:lim], t, c.maskL)
+			if k >= 0 {
+				cut = i + k
 			}
 		}
 		if cut < 0 {
@@ -196,3 +187,15 @@ func (c *Chunker) Next(dst []byte) ([]byte, error) {
 
 // Params returns the chunker's size parameters.
 func (c *Chunker) Params() Params { return c.p }
+
+// scan rolls the gear hash over b and returns the position just after the
+// first byte where h&mask == 0, or -1.
+func scan(h uint64, b []byte, t *Table, mask uint64) (uint64, int) {
+	for i, c := range b {
+		h = (h << 1) + t[c]
+		if h&mask == 0 {
+			return h, i + 1
+		}
+	}
+	return h, -1
+}
