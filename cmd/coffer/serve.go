@@ -17,6 +17,7 @@ import (
 	"coffer/internal/backupjob"
 	"coffer/internal/clock"
 	"coffer/internal/config"
+	"coffer/internal/copyjob"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
 	"coffer/internal/restorejob"
@@ -134,6 +135,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	// Job handlers, one per kind; the runner claims jobs of these kinds.
 	handlers := []jobs.Handler{
 		&backupjob.Handler{Store: st, Repos: repos, Clock: clk},
+		&copyjob.Handler{Store: st, Repos: repos, Clock: clk},
 		restores,
 	}
 	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Handlers: handlers, Workers: cfg.Workers, Logger: log})
