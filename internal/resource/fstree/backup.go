@@ -81,6 +81,7 @@ type devIno struct{ dev, ino uint64 }
 type hardlink struct {
 	done    chan struct{}
 	ok      bool
+	size    int64
 	content []repository.ID
 	extents []snapshot.Extent
 }
@@ -398,7 +399,9 @@ func (b *backupper) file(ctx context.Context, dirfd int, name, rel string, n *sn
 				return false, ctx.Err()
 			}
 			if first.ok {
-				n.Content, n.Extents = first.content, first.extents
+				// Same inode: take the size read with the content, so the
+				// node stays consistent even if the file changed meanwhile.
+				n.Size, n.Content, n.Extents = first.size, first.content, first.extents
 				b.files.Add(1)
 				b.bytesTotal.Add(n.Size)
 				b.bytesDone.Add(n.Size)
@@ -408,7 +411,7 @@ func (b *backupper) file(ctx context.Context, dirfd int, name, rel string, n *sn
 		} else {
 			defer func() {
 				hl.ok = ok && err == nil
-				hl.content, hl.extents = n.Content, n.Extents
+				hl.size, hl.content, hl.extents = n.Size, n.Content, n.Extents
 				close(hl.done)
 			}()
 		}
