@@ -125,3 +125,52 @@ func TestHandlerAbandonsManifestWhenCommitFails(t *testing.T) {
 type nopProgress struct{}
 
 func (nopProgress) Update(int64, int64) {}
+
+// A manifest whose job ended without a recovery point row (a crash between
+// SaveManifest and the commit) is removed by the orphan pass; one whose job
+// is still running, or that has a row, is kept.
+func TestSweeperOrphans(t *testing.T) {
+	ctx := context.Background()
+	st, repos, _, clk := handlerEnv(t)
+	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "a"), []byte("hello"), 0o644))
+	fs := &backup.FileSystem{AccountID: acct, Region: region, ID: "fs-00000abe", Arn: backup.FileSystemArn(region, acct, "fs-00000abe"),
+		Path: src, CreationDate: clk.Now()}
+	must(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpsertFileSystem(ctx, fs) }))
+	h := &backupjob.Handler{Store: st, Repos: repos, Clock: clk}
+	sc := store.Scope{AccountID: acct, Region: region}
+	results := map[string]func(context.Context, store.Tx) error{}
+	for _, id := range []string{"J1", "J2", "J3"} {
+		j := &backup.Job{Kind: backup.JobBackup, ID: id, AccountID: acct, Region: region, State: jobs.StateRunning, CreationDate: clk.Now(),
+			VaultName: "v1", VaultArn: backup.VaultArn(region, acct, "v1"), ResourceArn: fs.Arn, ResourceType: "EFS",
+			RecoveryPointArn: backup.RecoveryPointArn(region, acct, "rp-"+id)}
+		must(t, st.Write(ctx, func(tx store.Tx) error { return tx.CreateJob(ctx, j) }))
+		res, err := h.Run(ctx, j, nopProgress{})
+		must(t, err)
+		results[id] = res.Commit
+	}
+	// J1 committed, J2 "crashed" before its commit and was failed by
+	// reconciliation, J3 is still running.
+	must(t, st.Write(ctx, func(tx store.Tx) error { return results["J1"](ctx, tx) }))
+	must(t, st.Write(ctx, func(tx store.Tx) error {
+		j, err := tx.GetJob(ctx, sc, backup.JobBackup, "J2")
+		if err != nil {
+			return err
+		}
+		j.State = jobs.StateFailed
+		return tx.UpdateJob(ctx, j, j.LeaseGeneration)
+	}))
+	sw := &backupjob.Sweeper{Store: st, Repos: repos, Clock: clk}
+	n, err := sw.Orphans(ctx, repos)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("deleted %d orphans, want 1", n)
+	}
+	repo, err := repos.Open(ctx, &backup.Vault{AccountID: acct, Region: region, Name: "v1"})
+	must(t, err)
+	ids, err := repo.ListManifestIDs(ctx)
+	must(t, err)
+	if len(ids) != 2 {
+		t.Fatalf("%d manifests left, want 2", len(ids))
+	}
+}

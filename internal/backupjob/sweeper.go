@@ -9,6 +9,7 @@ import (
 	"coffer/internal/backup"
 	"coffer/internal/clock"
 	"coffer/internal/jobs"
+	"coffer/internal/repository"
 	"coffer/internal/repository/maintenance"
 	"coffer/internal/store"
 )
@@ -118,17 +119,94 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 	return rep, nil
 }
 
+// VaultLister lists the vaults that have repositories (vaultrepo.Manager).
+type VaultLister interface {
+	Vaults() ([]*backup.Vault, error)
+}
+
+// Orphans deletes backup manifests that no recovery point row refers to:
+// left by a crash (or a refused commit) between SaveManifest and the
+// completing transaction, or by a DeleteRecoveryPoint whose manifest
+// deletion failed. A manifest is only deleted when its labels name this
+// vault and an existing BACKUP job whose recovery point it is, that job is
+// terminal, and no recovery point row with that ARN exists; manifests without a job
+// label (e.g. copies) are left alone. It returns how many it deleted.
+func (s *Sweeper) Orphans(ctx context.Context, vaults VaultLister) (int, error) {
+	vs, err := vaults.Vaults()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, v := range vs {
+		sc := store.Scope{AccountID: v.AccountID, Region: v.Region}
+		var full *backup.Vault
+		if err := s.Store.Read(ctx, func(tx store.Tx) error {
+			var err error
+			full, err = tx.GetVault(ctx, sc, v.Name)
+			return err
+		}); err != nil {
+			if backup.IsCode(err, backup.CodeNotFound) {
+				continue
+			}
+			return n, err
+		}
+		repo, err := s.Repos.Open(ctx, full)
+		if err != nil {
+			return n, err
+		}
+		var orphans []string
+		err = repo.ListManifests(ctx, func(m repository.Manifest) error {
+			l := m.Labels
+			if l[LabelJobID] == "" || l[LabelVault] != full.Name || l[LabelAccount] != full.AccountID || l[LabelRegion] != full.Region {
+				return nil
+			}
+			return s.Store.Read(ctx, func(tx store.Tx) error {
+				if _, err := tx.GetRecoveryPoint(ctx, sc, l[LabelRecoveryPointArn]); err == nil || !backup.IsCode(err, backup.CodeNotFound) {
+					return err
+				}
+				j, err := tx.GetJob(ctx, sc, backup.JobBackup, l[LabelJobID])
+				if err != nil && !backup.IsCode(err, backup.CodeNotFound) {
+					return err
+				}
+				// A missing job is not proof of an orphan (the metadata
+				// store may have been restored from an older copy).
+				if j != nil && jobs.IsTerminal(j.State) && j.RecoveryPointArn == l[LabelRecoveryPointArn] {
+					orphans = append(orphans, m.ID)
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return n, fmt.Errorf("orphan manifests of %s: %w", full.Name, err)
+		}
+		for _, id := range orphans {
+			if err := repo.DeleteManifest(ctx, id); err != nil {
+				return n, fmt.Errorf("delete orphan manifest %s: %w", id, err)
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Run sweeps every interval until ctx ends.
 func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		l := s.Logger
+		if l == nil {
+			l = slog.Default()
+		}
 		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			l := s.Logger
-			if l == nil {
-				l = slog.Default()
-			}
 			l.Error("recovery point sweep failed", "err", err)
+		}
+		if vl, ok := s.Repos.(VaultLister); ok {
+			if n, err := s.Orphans(ctx, vl); err != nil && ctx.Err() == nil {
+				l.Error("orphan manifest sweep failed", "err", err)
+			} else if n > 0 {
+				l.Info("orphan manifests deleted", "count", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

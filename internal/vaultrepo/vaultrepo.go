@@ -176,3 +176,35 @@ func (m *Manager) DeleteRecoveryPointData(ctx context.Context, v *backup.Vault, 
 	}
 	return nil
 }
+
+// Vaults lists the vaults that have a repository on disk (account, region
+// and name set; the rest is in the metadata store).
+func (m *Manager) Vaults() ([]*backup.Vault, error) {
+	var out []*backup.Vault
+	accts, err := os.ReadDir(m.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vaultrepo: list: %w", err)
+	}
+	for _, a := range accts {
+		regions, err := os.ReadDir(filepath.Join(m.root, a.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("vaultrepo: list: %w", err)
+		}
+		for _, r := range regions {
+			names, err := os.ReadDir(filepath.Join(m.root, a.Name(), r.Name()))
+			if err != nil {
+				return nil, fmt.Errorf("vaultrepo: list: %w", err)
+			}
+			for _, n := range names {
+				v := &backup.Vault{AccountID: a.Name(), Region: r.Name(), Name: n.Name()}
+				if _, err := m.Dir(v); err == nil && n.IsDir() {
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	return out, nil
+}
