@@ -230,7 +230,7 @@ func TestInjectedFaultsLeaveNothing(t *testing.T) {
 				}
 				rec := &recorder{failOp: op, failNth: nth, failErr: en.errno}
 				s.ops.hook = rec.hook
-				data := blobtest.Content("f", 9<<20)
+				data := blobtest.Content("f", 5<<20)
 				err = s.Put(ctx, "dir/obj", data, blob.PutOptions{IfAbsent: op == opCommitNR})
 				if rec.fired != 1 {
 					t.Fatalf("fault on %s #%d never fired", op, nth)

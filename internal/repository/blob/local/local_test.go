@@ -16,3 +16,11 @@ func TestContract(t *testing.T) {
 		return s
 	})
 }
+
+func BenchmarkLocal(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	blobtest.BenchmarkPutGet(b, s, 4<<20)
+}

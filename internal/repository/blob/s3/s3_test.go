@@ -98,3 +98,16 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("bucket holds %d objects after Open probes, want 0", n)
 	}
 }
+
+func BenchmarkS3(b *testing.B) {
+	srv := s3server.Start(b)
+	srv.CreateBucket(b, "bench")
+	s, err := Open(context.Background(), Config{
+		Endpoint: srv.Endpoint, Region: srv.Region, Bucket: "bench",
+		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, PathStyle: true,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	blobtest.BenchmarkPutGet(b, s, 4<<20)
+}
