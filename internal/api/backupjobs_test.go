@@ -636,3 +636,43 @@ func TestRecoveryPointsListsLockAndLifecycle(t *testing.T) {
 	}
 	t.Logf("sweep: %+v", rep)
 }
+
+// E-5: concurrent StartBackupJob calls with one token create one job.
+func TestStartBackupJobConcurrentToken(t *testing.T) {
+	e := startJobs(t, false)
+	c := e.client(acctA)
+	e.vault(c, "v1")
+	fs := e.addFS(acctA, "fs-0000000e", 1, 10)
+	const n = 40
+	ids := make(chan string, n)
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			out, err := c.StartBackupJob(ctx, &backup.StartBackupJobInput{BackupVaultName: aws.String("v1"), ResourceArn: aws.String(fs.Arn),
+				IamRoleArn: aws.String(roleArn), IdempotencyToken: aws.String("same")})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids <- *out.BackupJobId
+		}()
+	}
+	first := ""
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		case id := <-ids:
+			if first == "" {
+				first = id
+			} else if id != first {
+				t.Fatalf("job ids %s and %s for one token", first, id)
+			}
+		}
+	}
+	l, err := c.ListBackupJobs(ctx, &backup.ListBackupJobsInput{})
+	must(t, err)
+	if len(l.BackupJobs) != 1 {
+		t.Fatalf("%d jobs", len(l.BackupJobs))
+	}
+}
