@@ -35,6 +35,9 @@ type httpProxy struct {
 	mu       sync.Mutex
 	requests []*http.Request // every request seen, headers cloned
 	inject   func(r *http.Request, nth int) (status int, code string)
+	// lose, when it returns true, forwards the request but replaces the
+	// server's reply with a 500: the store acted, the client cannot know.
+	lose func(r *http.Request) bool
 }
 
 func startHTTPProxy(t *testing.T, target string) *httpProxy {
@@ -52,8 +55,14 @@ func startHTTPProxy(t *testing.T, target string) *httpProxy {
 		c := r.Clone(context.Background())
 		p.requests = append(p.requests, c)
 		nth := len(p.requests)
-		inject := p.inject
+		inject, lose := p.inject, p.lose
 		p.mu.Unlock()
+		if lose != nil && lose(r) {
+			rp.ServeHTTP(httptest.NewRecorder(), r)
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>reply lost (test)</Message></Error>`)
+			return
+		}
 		if inject != nil {
 			if status, code := inject(r, nth); status != 0 {
 				_, _ = io.Copy(io.Discard, r.Body)
@@ -548,4 +557,48 @@ restart:
 		t.Fatalf("writers stopped after %d of %d restarts", done, restarts)
 	}
 	t.Logf("%d objects written across %d server restarts", total, restarts)
+}
+
+func TestIfAbsentLostReply(t *testing.T) {
+	srv := s3server.Start(t)
+	cfg := newBucket(t, srv)
+	p := startHTTPProxy(t, srv.Endpoint)
+	cfg.Endpoint = p.URL
+	cfg.MaxBackoff = 20 * time.Millisecond
+	s := open(t, cfg)
+	ctx := context.Background()
+	var lost atomic.Int64
+	p.mu.Lock()
+	p.lose = func(r *http.Request) bool {
+		return r.Method == http.MethodPut && isKey("mine")(r) && lost.Add(1) == 1
+	}
+	p.mu.Unlock()
+	data := blobtest.Content("mine", 5000)
+	if err := s.Put(ctx, "mine", data, blob.PutOptions{IfAbsent: true}); err != nil {
+		t.Fatalf("IfAbsent Put whose first reply was lost = %v, want success (the object is ours)", err)
+	}
+	if n := p.count(http.MethodPut, isKey("mine")); n != 2 {
+		t.Fatalf("server saw %d PUTs, want 2", n)
+	}
+
+	// Someone else's object under the name: a retried IfAbsent Put must
+	// still report ErrAlreadyExists.
+	if err := s.Put(ctx, "theirs", []byte("theirs"), blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var failed atomic.Int64
+	p.setInject(func(r *http.Request, _ int) (int, string) {
+		if r.Method == http.MethodPut && isKey("theirs")(r) && failed.Add(1) == 1 {
+			return http.StatusServiceUnavailable, "SlowDown"
+		}
+		return 0, ""
+	})
+	err := s.Put(ctx, "theirs", []byte("mine"), blob.PutOptions{IfAbsent: true})
+	if !errors.Is(err, blob.ErrAlreadyExists) {
+		t.Fatalf("retried IfAbsent Put on a taken name = %v, want ErrAlreadyExists", err)
+	}
+	got, err := s.Get(ctx, "theirs", 0, -1)
+	if err != nil || string(got) != "theirs" {
+		t.Fatalf("existing object changed: %q, %v", got, err)
+	}
 }

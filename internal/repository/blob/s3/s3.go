@@ -6,7 +6,9 @@
 // HEAD-then-PUT fallback is used and Properties reports ConditionalPut:
 // false. Requests failing with 5xx, throttling or connection errors are
 // retried with exponential backoff and jitter, a bounded number of times;
-// 403 and other client errors are not.
+// 403 and other client errors are not. A conditional PUT is retried by this
+// package rather than the SDK, so that a 412 after a lost reply is
+// recognised as the caller's own write (the stored bytes are compared).
 package s3
 
 import (
@@ -248,10 +250,56 @@ func (s *Storage) Put(ctx context.Context, name string, data []byte, opts blob.P
 			}
 		}
 	}
+	if in.IfNoneMatch != nil {
+		return s.putIfAbsent(ctx, name, data, in)
+	}
 	if _, err := s.client.PutObject(ctx, in); err != nil {
 		return fmt.Errorf("s3: put %s: %w", name, classify(err))
 	}
 	return nil
+}
+
+// putIfAbsent retries a conditional PUT itself instead of leaving it to the
+// SDK: when an earlier try reached the server but its reply was lost, the
+// next try gets 412, and only here can that be told apart from a name taken
+// by someone else (the stored bytes are ours).
+func (s *Storage) putIfAbsent(ctx context.Context, name string, data []byte, in *s3.PutObjectInput) error {
+	retryables := retry.IsErrorRetryables(retry.DefaultRetryables)
+	backoff := retry.NewExponentialJitterBackoff(s.cfg.MaxBackoff)
+	noRetry := func(o *s3.Options) { o.Retryer = aws.NopRetryer{} }
+	for attempt := 1; ; attempt++ {
+		if _, err := in.Body.(io.Seeker).Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("s3: put %s: %w", name, err)
+		}
+		_, err := s.client.PutObject(ctx, in, noRetry)
+		if err == nil {
+			return nil
+		}
+		cerr := classify(err)
+		if errors.Is(cerr, blob.ErrAlreadyExists) && attempt > 1 {
+			got, gerr := s.Get(ctx, name, 0, -1)
+			if gerr == nil && bytes.Equal(got, data) {
+				return nil // our earlier try committed it
+			}
+		}
+		if retryables.IsErrorRetryable(err) != aws.TrueTernary || ctx.Err() != nil {
+			return fmt.Errorf("s3: put %s: %w", name, cerr)
+		}
+		if attempt >= s.cfg.MaxAttempts {
+			return fmt.Errorf("s3: put %s: giving up after %d attempts: %w", name, attempt, cerr)
+		}
+		d, derr := backoff.BackoffDelay(attempt, err)
+		if derr != nil {
+			return fmt.Errorf("s3: put %s: %w", name, cerr)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("s3: put %s: %w (last error: %v)", name, ctx.Err(), cerr)
+		}
+	}
 }
 
 // Get reads a byte range. A read that breaks mid-body is resumed from the
