@@ -100,6 +100,11 @@ func TestSDKStartRestoreJobValidation(t *testing.T) {
 			t.Errorf("%s: %d %s", body, st, code)
 		}
 	}
+	// An empty Metadata map is legal on the wire; EFS needs keys.
+	if st, code := e.rawReq(acctA, "PUT", "/restore-jobs", `{"RecoveryPointArn":"`+e.rpArn+`","Metadata":{}}`); st != 400 ||
+		(code != "InvalidParameterValueException" && code != "MissingParameterValueException") {
+		t.Errorf("empty Metadata: %d %s", st, code)
+	}
 	if n := e.jobCount(); n != 0 {
 		t.Fatalf("%d jobs left by rejected requests", n)
 	}
