@@ -16,7 +16,7 @@ import (
 const (
 	DefaultMin = 512 << 10
 	DefaultAvg = 1 << 20
-	DefaultMax = 8 << 20
+	DefaultMax = 4 << 20
 )
 
 // Params fix the chunk size distribution. They are part of the repository
