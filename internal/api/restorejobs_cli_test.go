@@ -43,7 +43,9 @@ func TestAWSCLIRestore(t *testing.T) {
 		t.Fatalf("describe-restore-job: %+v", desc)
 	}
 	treeDiff(t, e.src, filepath.Join(e.newDir, desc.CreatedResourceArn[strings.LastIndex(desc.CreatedResourceArn, "/")+1:]))
-	var list struct{ RestoreJobs []struct{ RestoreJobId string } }
+	var list struct {
+		RestoreJobs []struct{ RestoreJobId string }
+	}
 	mustDo(t, json.Unmarshal([]byte(run("list-restore-jobs", "--by-status", "COMPLETED", "--page-size", "1")), &list))
 	if len(list.RestoreJobs) != 1 || list.RestoreJobs[0].RestoreJobId != started.RestoreJobId {
 		t.Fatalf("list-restore-jobs: %+v", list)
