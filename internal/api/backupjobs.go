@@ -303,12 +303,12 @@ type BackupJobIdInput struct {
 func (s *Server) describeBackupJob(ctx context.Context, id Identity, in *BackupJobIdInput) (*BackupJobOutput, error) {
 	var out BackupJobOutput
 	err := s.deps.Store.Read(ctx, func(tx store.Tx) error {
-		j, err := tx.GetJob(ctx, id.scope(), backup.JobBackup, in.BackupJobId)
+		j, err := getJobOrg(ctx, tx, id, backup.JobBackup, in.BackupJobId) // management: any member's job
 		if err != nil {
 			return err
 		}
 		out = backupJobOut(j)
-		if v, err := tx.GetVault(ctx, id.scope(), j.VaultName); err == nil {
+		if v, err := tx.GetVault(ctx, store.Scope{AccountID: j.AccountID, Region: j.Region}, j.VaultName); err == nil {
 			out.EncryptionKeyArn = v.EncryptionKeyArn
 			out.VaultType = v.VaultType
 		}

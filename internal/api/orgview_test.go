@@ -272,11 +272,16 @@ func TestOrgViewTenancy(t *testing.T) {
 			}
 		})
 	}
-	// The management account describes a member's copy job.
-	acct, err := orgDescribe(mgmt, cb.JobCopy, ids[cb.JobCopy][acctC.id][0])
-	must(t, err)
-	if acct != acctC.id {
-		t.Fatalf("management describe: AccountId %s", acct)
+	// The management account describes members' jobs of every kind; a
+	// member never describes the management account's.
+	for _, k := range orgKinds {
+		for _, other := range []string{acctB.id, acctC.id} {
+			acct, err := orgDescribe(mgmt, k, ids[k][other][0])
+			must(t, err)
+			if acct != other {
+				t.Fatalf("management describe of %s job: AccountId %s, want %s", k, acct, other)
+			}
+		}
 	}
 	// A page token of one account is useless to another.
 	r, err := mgmt.ListCopyJobs(context.Background(), &backup.ListCopyJobsInput{ByAccountId: aws.String("*"), MaxResults: aws.Int32(1)})

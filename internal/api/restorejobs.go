@@ -149,7 +149,10 @@ func (s *Server) getRestoreJob(ctx context.Context, tx store.Tx, id Identity, jo
 func (s *Server) describeRestoreJob(ctx context.Context, id Identity, in *RestoreJobIdInput) (*RestoreJobOutput, error) {
 	var out RestoreJobOutput
 	err := s.deps.Store.Read(ctx, func(tx store.Tx) error {
-		j, err := s.getRestoreJob(ctx, tx, id, in.RestoreJobId)
+		j, err := getJobOrg(ctx, tx, id, backup.JobRestore, in.RestoreJobId) // management: any member's job
+		if backup.IsCode(err, backup.CodeNotFound) {
+			err = restoreJobNotFound(in.RestoreJobId)
+		}
 		if err != nil {
 			return err
 		}
