@@ -136,6 +136,10 @@ func (s *Service) Run(ctx context.Context, job *backup.Job, p jobs.Progress) (jo
 	if err != nil {
 		return jobs.Result{}, err
 	}
+	if s.Log != nil {
+		s.Log.Info("restore written", "job", job.ID, "account", sc.AccountID, "recovery_point", rp.Arn,
+			"file_system", res.FileSystemID, "path", res.Path, "files", rr.Files, "bytes", rr.Bytes, "problems", len(rr.Problems))
+	}
 	created := ""
 	if fs != nil {
 		created = fs.Arn

@@ -46,7 +46,8 @@ type Service struct {
 	// NewFileSystemsDir holds the file systems created by restores with
 	// newFileSystem=true (config new_file_systems_dir); "" disables them.
 	NewFileSystemsDir string
-	Log               *slog.Logger
+	// Log, when set, receives one line per restore written.
+	Log *slog.Logger
 	// Workers is passed to fstree.Restore (0 = its default).
 	Workers int
 	// Notifier, when set, is woken after a job is created (the runner).
