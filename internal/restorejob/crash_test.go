@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -154,6 +155,13 @@ new_file_systems_dir: %s
 		must(t, err)
 		if d.Status == types.RestoreJobStatusCompleted || d.Status == types.RestoreJobStatusFailed || i > 12000 {
 			t.Fatalf("restore finished (%s) before it could be killed", d.Status)
+		}
+		if pct, err := strconv.ParseFloat(aws.ToString(d.PercentDone), 64); err != nil || pct < 0 || pct > 100 ||
+			strings.Contains(aws.ToString(d.PercentDone), "%") {
+			t.Fatalf("PercentDone %q while %s", aws.ToString(d.PercentDone), d.Status)
+		}
+		if d.ExpectedCompletionTimeMinutes != nil && *d.ExpectedCompletionTimeMinutes < 0 {
+			t.Fatalf("ExpectedCompletionTimeMinutes %d", *d.ExpectedCompletionTimeMinutes)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
