@@ -176,7 +176,19 @@ func TestCompleteWithProgress(t *testing.T) {
 	if j.State != jobs.StateRunning || j.BytesTransferred != 50 || j.InitiationDate == nil || j.LeaseOwner != "r1" || j.LeaseGeneration != 1 {
 		t.Fatalf("running job = %+v", j)
 	}
-	clk.Advance(time.Minute)
+	// ETA from the measured rate: 50 of 200 bytes in 10 s → 30 s to go.
+	clk.Advance(10 * time.Second)
+	for {
+		j = getJob(t, s, "J1")
+		if j.ExpectedCompletionDate != nil && j.ExpectedCompletionDate.Equal(t0.Add(40*time.Second)) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if j.LeaseExpiry == nil || !j.LeaseExpiry.After(t0.Add(10*time.Second)) || j.Heartbeat == nil {
+		t.Fatalf("lease not extended by the heartbeat: %+v", j)
+	}
+	clk.Advance(50 * time.Second)
 	g.ch("J1") <- nil
 	if err := <-done; err != nil {
 		t.Fatal(err)
