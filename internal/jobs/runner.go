@@ -139,10 +139,11 @@ func (r *Runner) Notify() {
 
 // Run reconciles, then runs the workers and periodic reconciliation until
 // ctx ends. Running jobs see their context cancelled; their leases then
-// expire and the next start reconciles them.
+// expire and the next start reconciles them. A failed reconciliation is
+// logged and retried at the next interval.
 func (r *Runner) Run(ctx context.Context) error {
-	if err := r.Reconcile(ctx); err != nil {
-		return err
+	if err := r.Reconcile(ctx); err != nil && ctx.Err() == nil {
+		r.log.Error("job reconciliation failed", "err", err)
 	}
 	var wg sync.WaitGroup
 	for i := 0; i < r.workers; i++ {
