@@ -349,19 +349,33 @@ func TestCommitRefusedAfterLeaseLoss(t *testing.T) {
 	newJob(t, s, "J1", "arn:res:1", t0, 24*time.Hour)
 	done := runAsync(r)
 	<-g.started
-	// Lease expires, a reconciliation (e.g. another server) fails the job...
+	// r1 stalls past its lease; a second runner reconciles (fails J1) and
+	// takes over the resource with a new backup...
 	clk.Advance(2 * time.Hour)
-	if err := r.Reconcile(ctx); err != nil {
+	r2 := newRunner(t, s, clk, g, "r2")
+	if err := r2.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// ...and the handler finishes afterwards: its result must be discarded.
+	newJob(t, s, "J2", "arn:res:1", clk.Now(), time.Hour)
+	done2 := runAsync(r2)
+	if id := <-g.started; id != "J2" {
+		t.Fatalf("r2 started %s", id)
+	}
+	g.ch("J2") <- nil
+	if err := <-done2; err != nil {
+		t.Fatal(err)
+	}
+	// ...and r1's handler finishes afterwards: its result must be discarded.
 	g.ch("J1") <- nil
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	j := getJob(t, s, "J1")
-	if j.State != jobs.StateFailed || g.commits != 0 || g.abandons != 1 {
+	if j.State != jobs.StateFailed || g.commits != 1 || g.abandons != 1 {
 		t.Fatalf("job = %+v commits=%d abandons=%d", j, g.commits, g.abandons)
+	}
+	if j2 := getJob(t, s, "J2"); j2.State != jobs.StateCompleted || j2.LeaseGeneration != 1 {
+		t.Fatalf("J2 = %+v", j2)
 	}
 }
 
