@@ -294,3 +294,42 @@ func TestCorruptPackFailsWithoutTouchingTarget(t *testing.T) {
 		t.Fatalf("target not empty: %v", ents)
 	}
 }
+
+// CleanStaging removes what interrupted restores left in registered file
+// systems and in new_file_systems_dir, and nothing else.
+func TestCleanStaging(t *testing.T) {
+	e := newEnv(t)
+	leftovers := []string{
+		filepath.Join(e.dst, fstree.StagingPrefix+"JOB-1", "dir", "f"),
+		filepath.Join(e.src, fstree.StagingPrefix+"JOB-2", "f"),
+		filepath.Join(e.newDir, fstree.StagingPrefix+"JOB-3", "f"),
+		filepath.Join(e.newDir, NewFSStagingPrefix+"JOB-4", "deep", "f"),
+	}
+	for _, p := range leftovers {
+		writeFile(t, p, []byte("partial"), 0o600)
+	}
+	writeFile(t, filepath.Join(e.dst, "keep.txt"), []byte("keep"), 0o644)
+	writeFile(t, filepath.Join(e.newDir, "fs-00000000000000abc", "keep.txt"), []byte("keep"), 0o644)
+	// A link named like staging that points outside is removed as a link.
+	outside := t.TempDir()
+	writeFile(t, filepath.Join(outside, "victim"), []byte("v"), 0o644)
+	must(t, os.Symlink(outside, filepath.Join(e.newDir, NewFSStagingPrefix+"LINK")))
+	must(t, CleanStaging(context.Background(), e.st, []store.Scope{scA}, e.newDir))
+	for _, p := range leftovers {
+		if _, err := os.Lstat(filepath.Dir(p)); !os.IsNotExist(err) {
+			t.Errorf("%s survived", p)
+		}
+	}
+	for _, p := range []string{filepath.Join(e.dst, "keep.txt"), filepath.Join(e.newDir, "fs-00000000000000abc", "keep.txt"), filepath.Join(outside, "victim")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed: %v", p, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(e.newDir, NewFSStagingPrefix+"LINK")); !os.IsNotExist(err) {
+		t.Errorf("staging-named link survived: %v", err)
+	}
+	noStaging(t, e.dst)
+	noStaging(t, e.newDir)
+	// A missing new_file_systems_dir is not an error.
+	must(t, CleanStaging(context.Background(), e.st, []store.Scope{scA}, filepath.Join(t.TempDir(), "absent")))
+}
