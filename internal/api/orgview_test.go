@@ -75,8 +75,8 @@ func orgSeed(t *testing.T, e *env, perAcct int) map[cb.JobKind]map[string][]stri
 					id := fmt.Sprintf("%08X-0000-4000-8000-%012X", n, n)
 					j := &cb.Job{Kind: k, ID: id, AccountID: a.id, Region: region, State: states[k][i%2],
 						CreationDate: e.clock.Now().Add(-time.Duration(n) * time.Hour), ResourceType: "EFS",
-						ResourceArn:      "arn:aws:elasticfilesystem:us-east-1:" + a.id + ":file-system/fs-0000000000000000a",
-						VaultName:        "v1", VaultArn: cb.VaultArn(region, a.id, "v1"),
+						ResourceArn: "arn:aws:elasticfilesystem:us-east-1:" + a.id + ":file-system/fs-0000000000000000a",
+						VaultName:   "v1", VaultArn: cb.VaultArn(region, a.id, "v1"),
 						RecoveryPointArn: cb.RecoveryPointArn(region, a.id, fmt.Sprintf("rp-%d", n)), MessageCategory: "SUCCESS"}
 					if k == cb.JobCopy {
 						j.DestinationVaultArn = cb.VaultArn(region, a.id, "v2")

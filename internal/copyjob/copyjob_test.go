@@ -437,3 +437,26 @@ func jsonString(v any) (string, error) {
 }
 
 func jsonParse(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+func FuzzParseParams(f *testing.F) {
+	f.Add(`{"destinationAccount":"222222222222","destinationVaultName":"v","destinationRecoveryPointArn":"arn:x","keepSourceExpiry":true}`)
+	f.Add(`{}`)
+	f.Add(`[`)
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseParams(s)
+		if err == nil && (p.DestinationAccount == "" || p.DestinationVaultName == "" || p.DestinationRecoveryPointArn == "") {
+			t.Fatalf("accepted incomplete parameters %+v", p)
+		}
+	})
+}
+
+func FuzzParseVaultArn(f *testing.F) {
+	f.Add("arn:aws:backup:us-east-1:222222222222:backup-vault:dst")
+	f.Add("arn:aws:backup::222222222222:backup-vault:")
+	f.Fuzz(func(t *testing.T, s string) {
+		region, acct, name, ok := ParseVaultArn(s)
+		if ok && "arn:aws:backup:"+region+":"+acct+":backup-vault:"+name != s {
+			t.Fatalf("%q parsed to %s %s %s", s, region, acct, name)
+		}
+	})
+}
