@@ -391,3 +391,47 @@ func TestOrgViewSummaries(t *testing.T) {
 	_, err = b.ListBackupJobSummaries(context.Background(), &backup.ListBackupJobSummariesInput{MaxResults: aws.Int32(501)})
 	wantErr[*types.InvalidParameterValueException](t, err)
 }
+
+// TestSummariesOneDayBuckets compares ONE_DAY rows with per-day counts
+// computed here from the seeded jobs' creation times.
+func TestSummariesOneDayBuckets(t *testing.T) {
+	e := startOrg(t)
+	ctx := context.Background()
+	// Jobs of B created every 7 hours over 20 days: some fall outside the
+	// 14-day window.
+	want := map[time.Time]int32{}
+	now := e.clock.Now()
+	today := now.UTC().Truncate(24 * time.Hour)
+	first := today.Add(-13 * 24 * time.Hour)
+	must(t, e.store.Write(ctx, func(tx store.Tx) error {
+		for i := 0; i < 20*24/7; i++ {
+			created := now.Add(-time.Duration(i) * 7 * time.Hour)
+			j := &cb.Job{Kind: cb.JobBackup, ID: fmt.Sprintf("B%07d", i), AccountID: acctB.id, Region: region, State: "COMPLETED",
+				ResourceType: "EFS", MessageCategory: "SUCCESS", CreationDate: created}
+			if err := tx.CreateJob(ctx, j); err != nil {
+				return err
+			}
+			if !created.Before(first) {
+				want[created.UTC().Truncate(24*time.Hour)]++
+			}
+		}
+		return nil
+	}))
+	r, err := e.client(acctB).ListBackupJobSummaries(ctx, &backup.ListBackupJobSummariesInput{AggregationPeriod: types.AggregationPeriodOneDay})
+	must(t, err)
+	got := map[time.Time]int32{}
+	for _, s := range r.BackupJobSummaries {
+		if aws.ToString(s.AccountId) != acctB.id || s.State != types.BackupJobStatusCompleted || aws.ToString(s.ResourceType) != "EFS" ||
+			aws.ToString(s.MessageCategory) != "SUCCESS" {
+			t.Fatalf("row %+v", s)
+		}
+		day := s.StartTime.UTC()
+		if !day.Equal(day.Truncate(24*time.Hour)) || s.EndTime.Sub(day) > 24*time.Hour {
+			t.Fatalf("row %v..%v is not one UTC day", s.StartTime, s.EndTime)
+		}
+		got[day] += s.Count
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || len(want) != 14 {
+		t.Fatalf("per-day counts\n got  %v\n want %v", got, want)
+	}
+}
