@@ -117,6 +117,7 @@ type Tx interface {
 	UpsertFileSystem(ctx context.Context, fs *backup.FileSystem) error
 	GetFileSystem(ctx context.Context, s Scope, id string) (*backup.FileSystem, error) // NotFound
 	ListFileSystems(ctx context.Context, s Scope) ([]*backup.FileSystem, error)
+	DeleteFileSystem(ctx context.Context, s Scope, id string) error // NotFound
 
 	// Runner (every account). ClaimJob moves the oldest CREATED/PENDING job
 	// of c.Kinds whose StartBy has not passed to RUNNING under a new lease

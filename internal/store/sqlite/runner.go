@@ -76,6 +76,14 @@ func (t *txn) ListFileSystems(ctx context.Context, s store.Scope) ([]*backup.Fil
 	return out, dbErr("list file systems", rows.Err())
 }
 
+func (t *txn) DeleteFileSystem(ctx context.Context, s store.Scope, id string) error {
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM file_systems WHERE account_id=? AND region=? AND id=?`, s.AccountID, s.Region, id)
+	if err != nil {
+		return dbErr("delete file system", err)
+	}
+	return notFoundIfNone(res, "File system "+id+" does not exist", id)
+}
+
 // ---- runner ----
 
 func kindList(kinds []backup.JobKind) (string, []any) {

@@ -42,6 +42,11 @@ func testFileSystems(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	err = s.Write(ctx, func(tx store.Tx) error { return tx.DeleteFileSystem(ctx, b, fs.ID) })
+	wantCode(t, err, backup.CodeNotFound)
+	mustWrite(t, s, func(tx store.Tx) error { return tx.DeleteFileSystem(ctx, a, fs.ID) })
+	err = s.Read(ctx, func(tx store.Tx) error { _, err := tx.GetFileSystem(ctx, a, fs.ID); return err })
+	wantCode(t, err, backup.CodeNotFound)
 }
 
 func claim(t *testing.T, s store.Store, now time.Time, owner string) *backup.Job {

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"coffer/internal/backup"
+	"coffer/internal/clock"
+	"coffer/internal/config"
+	"coffer/internal/store"
+	"coffer/internal/store/sqlite"
+)
+
+func TestUpsertFileSystems(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	sc := store.Scope{AccountID: "111111111111", Region: "us-east-1"}
+	cfg := &config.Config{Region: "us-east-1", Accounts: []config.Account{{ID: sc.AccountID}},
+		FileSystems: []config.FileSystem{
+			{ID: "fs-00000001", Account: sc.AccountID, Path: "/a", Tags: map[string]string{"Name": "app"}},
+			{ID: "fs-00000002", Account: sc.AccountID, Path: "/b"},
+		}}
+	if err := upsertFileSystems(ctx, st, cfg, clk); err != nil {
+		t.Fatal(err)
+	}
+	// A restore-created file system survives; a dropped config entry goes;
+	// a changed path is updated and the creation date kept.
+	if err := st.Write(ctx, func(tx store.Tx) error {
+		return tx.UpsertFileSystem(ctx, &backup.FileSystem{AccountID: sc.AccountID, Region: sc.Region, ID: "fs-00000009",
+			Arn: backup.FileSystemArn(sc.Region, sc.AccountID, "fs-00000009"), Path: "/r", CreationDate: clk.Now(), CreatedByRestoreJob: "R1"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour)
+	cfg.FileSystems = []config.FileSystem{{ID: "fs-00000001", Account: sc.AccountID, Path: "/a2", Tags: map[string]string{"Name": "app"}}}
+	if err := upsertFileSystems(ctx, st, cfg, clk); err != nil {
+		t.Fatal(err)
+	}
+	var got []*backup.FileSystem
+	if err := st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		got, err = tx.ListFileSystems(ctx, sc)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != "fs-00000001" || got[0].Path != "/a2" || got[0].Name != "app" ||
+		!got[0].CreationDate.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) ||
+		got[0].Arn != "arn:aws:elasticfilesystem:us-east-1:111111111111:file-system/fs-00000001" || got[1].ID != "fs-00000009" {
+		t.Fatalf("file systems %+v", got)
+	}
+}
