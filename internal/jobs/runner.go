@@ -49,7 +49,7 @@ func IsTerminal(state string) bool {
 // Defaults.
 const (
 	DefaultWorkers  = 2
-	DefaultLeaseTTL = 9 * time.Second
+	DefaultLeaseTTL = 6 * time.Second
 	DefaultPoll     = time.Second
 )
 
@@ -62,7 +62,7 @@ type Options struct {
 	// uses all cores internally).
 	Workers int
 	// LeaseTTL is how long a claim stays valid without a heartbeat (default
-	// 9 s); heartbeats run every LeaseTTL/3 and reconciliation every
+	// 6 s); heartbeats run every LeaseTTL/3 and reconciliation every
 	// LeaseTTL/2, both on real time.
 	LeaseTTL time.Duration
 	// Poll is how long an idle worker waits before looking for work again
