@@ -50,8 +50,8 @@ var ErrCorrupt = errors.New("compress: corrupt data")
 
 const (
 	probeSize = 32 << 10
-	// A probe that does not save at least 1/16 marks the blob incompressible.
-	probeMinSaving = probeSize / 16
+	// A probe that does not save at least 1/64 marks the blob incompressible
+	// (random data saves nothing; a stricter bar misjudged executables).
 )
 
 // Codec compresses and decompresses blobs. Safe for concurrent use.
@@ -100,18 +100,27 @@ func (c *Codec) Close() {
 	c.dec.Close()
 }
 
-// Incompressible cheaply guesses whether src is not worth compressing by
-// compressing a 32 KiB prefix.
+// Incompressible cheaply guesses whether src is not worth compressing: it
+// compresses four 8 KiB samples spread over src and reports true only if
+// none of them saves at least 1/64. (A single prefix probe misjudged
+// executables, whose random-looking regions alternate with compressible
+// ones: 7 % larger output on mkdata's bin/ tree.)
 func (c *Codec) Incompressible(src []byte) bool {
-	if len(src) < 4<<10 {
+	const sample = probeSize / 4
+	if len(src) < 4*sample {
 		return false
 	}
-	n := min(len(src), probeSize)
 	bp := c.probe.Get().(*[]byte)
-	out := c.enc.EncodeAll(src[:n], (*bp)[:0])
-	*bp = out[:0]
-	c.probe.Put(bp)
-	return len(out) > n-n/16
+	defer c.probe.Put(bp)
+	for i := 0; i < 4; i++ {
+		off := i * (len(src) - sample) / 3
+		out := c.enc.EncodeAll(src[off:off+sample], (*bp)[:0])
+		*bp = out[:0]
+		if len(out) <= sample-sample/64 {
+			return false
+		}
+	}
+	return true
 }
 
 // AppendCompressed appends the stored form of src to dst and reports the
