@@ -210,7 +210,7 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 	tr, _ := p.(jobs.TransferReporter)
 	var res fstree.BackupResult
 	var session *repository.Writer
-	err = repo.WithWriter(ctx, func(ctx context.Context, w *repository.Writer) error {
+	err = h.withWriter(ctx, repo, func(ctx context.Context, w *repository.Writer) error {
 		session = w
 		var err error
 		opts := fstree.BackupOptions{Parent: parentRoot, Workers: h.Workers, Progress: func(pr fstree.Progress) {
@@ -307,6 +307,37 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 			return repo.DeleteManifest(ctx, m.ID)
 		},
 	}, nil
+}
+
+// Lock-wait backoff bounds.
+const (
+	lockWaitMin = 500 * time.Millisecond
+	lockWaitMax = 30 * time.Second
+)
+
+// withWriter runs repo.WithWriter, waiting while the vault is locked by
+// maintenance (a prune holds the exclusive lock, or a crashed prune's lock
+// has not expired yet) instead of failing the job. The wait ends with ctx
+// (stop, completion window, lost lease). A session whose lock lease was
+// lost is retried from the start too; the data it already stored dedups.
+func (h *Handler) withWriter(ctx context.Context, repo *repository.Repository, fn func(context.Context, *repository.Writer) error) error {
+	wait := lockWaitMin
+	for {
+		err := repo.WithWriter(ctx, fn)
+		if !errors.Is(err, repository.ErrLocked) || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		if wait *= 2; wait > lockWaitMax {
+			wait = lockWaitMax
+		}
+	}
 }
 
 // ProblemMessage summarises per-file problems: their count and the first

@@ -174,3 +174,64 @@ func TestSweeperOrphans(t *testing.T) {
 		t.Fatalf("%d manifests left, want 2", len(ids))
 	}
 }
+
+// A backup that finds the vault locked by maintenance waits for the lock
+// instead of failing.
+func TestHandlerWaitsForMaintenanceLock(t *testing.T) {
+	ctx := context.Background()
+	st, repos, _, clk := handlerEnv(t)
+	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "a"), []byte("hello"), 0o644))
+	fs := &backup.FileSystem{AccountID: acct, Region: region, ID: "fs-00000abf", Arn: backup.FileSystemArn(region, acct, "fs-00000abf"),
+		Path: src, CreationDate: clk.Now()}
+	j := &backup.Job{Kind: backup.JobBackup, ID: "J1", AccountID: acct, Region: region, State: jobs.StateRunning, CreationDate: clk.Now(),
+		VaultName: "v1", VaultArn: backup.VaultArn(region, acct, "v1"), ResourceArn: fs.Arn, ResourceType: "EFS",
+		RecoveryPointArn: backup.RecoveryPointArn(region, acct, "rp1")}
+	must(t, st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.UpsertFileSystem(ctx, fs); err != nil {
+			return err
+		}
+		return tx.CreateJob(ctx, j)
+	}))
+	repo, err := repos.Open(ctx, &backup.Vault{AccountID: acct, Region: region, Name: "v1"})
+	must(t, err)
+	lock, err := repo.AcquireLock(ctx, repository.LockExclusive)
+	must(t, err)
+	h := &backupjob.Handler{Store: st, Repos: repos, Clock: clk}
+	type result struct {
+		res jobs.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := h.Run(ctx, j, nopProgress{})
+		done <- result{res, err}
+	}()
+	// Give the handler time to run into the lock. This cannot fail
+	// spuriously: while the lock is held the backup must not finish, however
+	// long we wait.
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case r := <-done:
+		t.Fatalf("backup finished while the vault was locked: %v", r.err)
+	default:
+	}
+	must(t, lock.Release(ctx))
+	r := <-done
+	must(t, r.err)
+	must(t, st.Write(ctx, func(tx store.Tx) error { return r.res.Commit(ctx, tx) }))
+
+	// Stopped while waiting: Run returns promptly with the context's error.
+	lock, err = repo.AcquireLock(ctx, repository.LockExclusive)
+	must(t, err)
+	defer lock.Release(ctx)
+	cctx, cancel := context.WithCancel(ctx)
+	go func() {
+		_, err := h.Run(cctx, j, nopProgress{})
+		done <- result{err: err}
+	}()
+	cancel()
+	if r := <-done; r.err == nil {
+		t.Fatal("cancelled backup under a lock succeeded")
+	}
+}
