@@ -235,3 +235,47 @@ func TestHandlerWaitsForMaintenanceLock(t *testing.T) {
 		t.Fatal("cancelled backup under a lock succeeded")
 	}
 }
+
+// A prune that cannot run (a backup holds the vault's shared lock) is
+// retried by the next sweep, so expired data is still reclaimed.
+func TestSweeperRetriesBlockedPrune(t *testing.T) {
+	ctx := context.Background()
+	st, repos, _, clk := handlerEnv(t)
+	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "a"), bytes.Repeat([]byte("0123456789abcdef"), 1<<16), 0o644))
+	fs := &backup.FileSystem{AccountID: acct, Region: region, ID: "fs-00000ac0", Arn: backup.FileSystemArn(region, acct, "fs-00000ac0"),
+		Path: src, CreationDate: clk.Now()}
+	one := int64(1)
+	j := &backup.Job{Kind: backup.JobBackup, ID: "J1", AccountID: acct, Region: region, State: jobs.StateRunning, CreationDate: clk.Now(),
+		VaultName: "v1", VaultArn: backup.VaultArn(region, acct, "v1"), ResourceArn: fs.Arn, ResourceType: "EFS",
+		RecoveryPointArn: backup.RecoveryPointArn(region, acct, "rp1"), Lifecycle: backup.Lifecycle{DeleteAfterDays: &one}}
+	must(t, st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.UpsertFileSystem(ctx, fs); err != nil {
+			return err
+		}
+		return tx.CreateJob(ctx, j)
+	}))
+	h := &backupjob.Handler{Store: st, Repos: repos, Clock: clk}
+	res, err := h.Run(ctx, j, nopProgress{})
+	must(t, err)
+	must(t, st.Write(ctx, func(tx store.Tx) error { return res.Commit(ctx, tx) }))
+	// Past DeleteAt, and two days after the packs' (real) write time so
+	// they are older than the prune grace.
+	clk.Set(time.Now().Add(48 * time.Hour))
+
+	repo, err := repos.Open(ctx, &backup.Vault{AccountID: acct, Region: region, Name: "v1"})
+	must(t, err)
+	shared, err := repo.AcquireLock(ctx, repository.LockShared)
+	must(t, err)
+	sw := &backupjob.Sweeper{Store: st, Repos: repos, Clock: clk, PruneGrace: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	rep, err := sw.Sweep(ctx)
+	if err == nil || rep.Deleted != 1 || rep.BytesFreed != 0 {
+		t.Fatalf("sweep under a shared lock: %+v, %v", rep, err)
+	}
+	must(t, shared.Release(ctx))
+	rep, err = sw.Sweep(ctx)
+	must(t, err)
+	if rep.Deleted != 0 || rep.BytesFreed == 0 {
+		t.Fatalf("second sweep %+v", rep)
+	}
+}

@@ -2,8 +2,10 @@ package backupjob
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"coffer/internal/backup"
@@ -23,6 +25,9 @@ type Sweeper struct {
 	// PruneGrace is passed to maintenance.Prune (0: its default of 24 h).
 	PruneGrace time.Duration
 	Logger     *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]*backup.Vault // vaults whose prune has yet to succeed
 }
 
 // SweepReport says what one Sweep did.
@@ -49,6 +54,18 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 		return rep, err
 	}
 	touched := map[string]*backup.Vault{}
+	s.mu.Lock()
+	for k, v := range s.pending {
+		touched[k] = v
+	}
+	s.mu.Unlock()
+	defer func() {
+		// Vaults not pruned (an error, or a backup holding the lock) are
+		// pruned by the next sweep.
+		s.mu.Lock()
+		s.pending = touched
+		s.mu.Unlock()
+	}()
 	for _, rp := range due {
 		sc := store.Scope{AccountID: rp.AccountID, Region: rp.Region}
 		var vault *backup.Vault
@@ -102,21 +119,26 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 		}
 		touched[vault.Arn] = vault
 	}
-	for _, v := range touched {
+	var errs []error
+	for k, v := range touched {
 		repo, err := s.Repos.Open(ctx, v)
+		if backup.IsCode(err, backup.CodeNotFound) {
+			delete(touched, k) // the vault is gone
+			continue
+		}
 		if err != nil {
-			return rep, err
+			errs = append(errs, err)
+			continue
 		}
 		pr, err := maintenance.Prune(ctx, repo, maintenance.PruneOptions{Grace: s.PruneGrace, Clock: s.Clock})
 		if err != nil {
-			return rep, fmt.Errorf("prune vault %s: %w", v.Name, err)
+			errs = append(errs, fmt.Errorf("prune vault %s: %w", v.Name, err))
+			continue
 		}
-		if err := repo.Reload(ctx); err != nil {
-			return rep, fmt.Errorf("reload vault %s: %w", v.Name, err)
-		}
+		delete(touched, k)
 		rep.BytesFreed += pr.BytesFreed
 	}
-	return rep, nil
+	return rep, errors.Join(errs...)
 }
 
 // VaultLister lists the vaults that have repositories (vaultrepo.Manager).
