@@ -211,3 +211,38 @@ func (l *Lock) Release(ctx context.Context) error {
 	})
 	return err
 }
+
+// RemoveExpiredLocks deletes lock objects whose lease ended more than
+// margin ago (left by crashed holders). Call it only under the exclusive lock.
+func (r *Repository) RemoveExpiredLocks(ctx context.Context, own *Lock, margin time.Duration) (int, error) {
+	if own == nil || own.info.Kind != LockExclusive {
+		return 0, fmt.Errorf("repository: removing expired locks needs the exclusive lock")
+	}
+	var names []string
+	if err := r.st.List(ctx, LocksPrefix, func(i blob.Info) error {
+		names = append(names, i.Name)
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("list locks: %w", err)
+	}
+	n := 0
+	for _, name := range names {
+		own.mu.Lock()
+		mine := name == own.name
+		own.mu.Unlock()
+		if mine {
+			continue
+		}
+		li, err := r.ReadLock(ctx, name)
+		if err != nil {
+			continue // unreadable or gone: leave it for Check to report
+		}
+		if li.Expires.Add(margin).Before(r.opts.Clock.Now()) {
+			if err := r.st.Delete(ctx, name); err != nil && !errors.Is(err, blob.ErrNotFound) {
+				return n, fmt.Errorf("remove expired lock %s: %w", name, err)
+			}
+			n++
+		}
+	}
+	return n, nil
+}

@@ -42,6 +42,7 @@ type PruneReport struct {
 	BytesFreed       int64
 	IndexFilesBefore int
 	IndexFilesAfter  int
+	LocksRemoved     int // expired lock objects of crashed holders
 }
 
 // Prune removes data no manifest references. It holds the repository's
@@ -74,6 +75,13 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 	}
 	st := repo.Storage()
 	rep := &PruneReport{}
+	if !opts.DryRun {
+		// Leases of crashed holders: expired, so they block nobody, but the
+		// objects would pile up.
+		if rep.LocksRemoved, err = repo.RemoveExpiredLocks(ctx, lock, time.Minute); err != nil {
+			return nil, fmt.Errorf("prune: %w", err)
+		}
+	}
 
 	files, err := repo.ListIndexFiles(ctx)
 	if err != nil {

@@ -205,9 +205,13 @@ func TestPruneVersusWriterLease(t *testing.T) {
 	if _, err := maintenance.Prune(ctx, r, maintenance.PruneOptions{Grace: time.Nanosecond}); !errors.Is(err, repository.ErrLocked) {
 		t.Fatalf("prune with a live lease: %v", err)
 	}
-	fake.Advance(2 * time.Minute)
-	if _, err := maintenance.Prune(ctx, r, maintenance.PruneOptions{Grace: time.Nanosecond}); err != nil {
+	fake.Advance(5 * time.Minute)
+	rep, err := maintenance.Prune(ctx, r, maintenance.PruneOptions{Grace: time.Nanosecond})
+	if err != nil {
 		t.Fatalf("prune after the lease expired: %v", err)
+	}
+	if rep.LocksRemoved != 1 || len(st.Names("locks/")) != 0 {
+		t.Fatalf("expired lock not cleaned up: %+v, %q", rep, st.Names("locks/"))
 	}
 	// The writer whose lease expired must not commit its index.
 	if err := stale.Valid(); !errors.Is(err, repository.ErrLocked) {
