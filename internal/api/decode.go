@@ -46,6 +46,7 @@ func (d *decoder) decode(op *model.Operation, labels map[string]string, query ur
 		return nil, err
 	}
 	in := map[string]any{}
+	wild := map[string]string{}
 	for _, name := range shape.MemberNames() {
 		mem := shape.Members[name]
 		ms := d.m.Shapes[mem.Shape]
@@ -57,6 +58,10 @@ func (d *decoder) decode(op *model.Operation, labels map[string]string, query ur
 		case "querystring":
 			vals, ok := query[mem.LocationName]
 			if !ok {
+				continue
+			}
+			if mem.Shape == "AccountId" && name != "BackupVaultAccountId" && accountWildcards[vals[0]] {
+				wild[name] = vals[0]
 				continue
 			}
 			v, err := queryValue(name, mem.LocationName, ms, d.m, vals)
@@ -76,8 +81,18 @@ func (d *decoder) decode(op *model.Operation, labels map[string]string, query ur
 	if err != nil {
 		return nil, err
 	}
-	return v.(map[string]any), nil
+	out := v.(map[string]any)
+	for k, w := range wild {
+		out[k] = w
+	}
+	return out, nil
 }
+
+// accountWildcards are the documented non-numeric values of the account
+// filters of the list and summary operations (ByAccountId "*"; summaries
+// AccountId "ANY"/"AGGREGATE_ALL"), which the model's ^[0-9]{12}$ pattern
+// does not admit. Handlers decide who may use them (organization scope).
+var accountWildcards = map[string]bool{"*": true, "ANY": true, "AGGREGATE_ALL": true}
 
 func parseBody(body []byte) (map[string]any, error) {
 	trimmed := bytes.TrimSpace(body)

@@ -321,3 +321,20 @@ func TestChunkedOversizedBody(t *testing.T) {
 		t.Fatalf("%d vaults", n)
 	}
 }
+
+// TestAccountWildcardReachesHandler: the documented ByAccountId "*" is not
+// rejected by the model's 12-digit pattern, so the management account can
+// list every account's jobs.
+func TestAccountWildcardReachesHandler(t *testing.T) {
+	e := start(t)
+	for _, path := range []string{"/backup-jobs/?accountId=%2A", "/restore-jobs/?accountId=%2A", "/copy-jobs/?accountId=%2A"} {
+		status, code, body := e.raw(&acctA, "GET", path, nil, nil)
+		if status != 200 {
+			t.Errorf("%s as management account: %d %s %s", path, status, code, body)
+		}
+	}
+	status, code, _ := e.raw(&acctA, "GET", "/backup-jobs/?accountId=12345", nil, nil)
+	if status != 400 || code != "InvalidParameterValueException" {
+		t.Errorf("accountId=12345: %d %s", status, code)
+	}
+}

@@ -104,8 +104,10 @@ func TestDecodeQueryTypes(t *testing.T) {
 		{"createdBefore=yesterday", nil, excInvalidParam},
 		{"state=RUNNING&maxResults=10", map[string]any{"ByState": "RUNNING", "MaxResults": "10"}, ""},
 		{"state=running", nil, excInvalidParam},
-		{"State=BOGUS&MaxResults=0", map[string]any{}, ""}, // capitalised names belong to other operations: ignored
-		{"accountId=%2A", nil, excInvalidParam},            // "*" is not 12 digits (Coffer checks the model's pattern)
+		{"State=BOGUS&MaxResults=0", map[string]any{}, ""},        // capitalised names belong to other operations: ignored
+		{"accountId=%2A", map[string]any{"ByAccountId": "*"}, ""}, // documented wildcard, despite the model's pattern
+		{"accountId=ANY", map[string]any{"ByAccountId": "ANY"}, ""},
+		{"accountId=12", nil, excInvalidParam},
 		{"accountId=111111111111", map[string]any{"ByAccountId": "111111111111"}, ""},
 		{"maxResults=1001", nil, excInvalidParam},
 		{"maxResults=99999999999999999999", nil, excInvalidParam},
@@ -137,6 +139,16 @@ func TestDecodeQueryTypes(t *testing.T) {
 	q, _ := url.ParseQuery("MaxResults=5000")
 	if _, err := d.decode(sum, nil, q, nil); err == nil {
 		t.Error("ListBackupJobSummaries MaxResults=5000 accepted")
+	}
+	q, _ = url.ParseQuery("AccountId=AGGREGATE_ALL")
+	if got, err := d.decode(sum, nil, q, nil); err != nil || got["AccountId"] != "AGGREGATE_ALL" {
+		t.Errorf("summaries AccountId=AGGREGATE_ALL: %v %v", got, err)
+	}
+	// BackupVaultAccountId has no wildcard.
+	q, _ = url.ParseQuery("backupVaultAccountId=%2A")
+	rp := m.Operations["ListRecoveryPointsByBackupVault"]
+	if _, err := d.decode(rp, map[string]string{"backupVaultName": "v1"}, q, nil); err == nil {
+		t.Error("backupVaultAccountId=* accepted")
 	}
 }
 
