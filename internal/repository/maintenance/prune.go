@@ -142,25 +142,40 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 	kept := map[index.Key]struct{}{}
 	var keep, rewrite []index.PackBlobs
 	var del [][32]byte
-	// First pass: packs kept as they are (young, missing, or mostly used).
+	// A referenced blob counts as used in the first pack that claims it:
+	// young packs first (they are kept anyway), then the others in order, so
+	// duplicates left by concurrent sessions count as unused.
+	claimed := map[index.Key]struct{}{}
 	classify := func(p index.PackBlobs) (usedBytes, total int64) {
 		for _, e := range p.Blobs {
 			total += int64(e.Length)
-			if _, ok := used[index.Key{Type: e.Type, ID: e.ID}]; ok {
-				usedBytes += int64(e.Length)
+			k := index.Key{Type: e.Type, ID: e.ID}
+			if _, ok := used[k]; !ok {
+				continue
 			}
+			if _, ok := claimed[k]; ok {
+				continue
+			}
+			claimed[k] = struct{}{}
+			usedBytes += int64(e.Length)
 		}
 		return
 	}
 	var candidates []index.PackBlobs
 	for _, p := range active {
-		u, t := classify(p)
-		switch {
-		case young(p.PackID):
-			if u < t {
+		if young(p.PackID) {
+			if u, t := classify(p); u < t {
 				rep.PacksKeptYoung++
 			}
 			keep = append(keep, p)
+		}
+	}
+	for _, p := range active {
+		if young(p.PackID) {
+			continue
+		}
+		u, t := classify(p)
+		switch {
 		case u == 0 && t > 0:
 			candidates = append(candidates, p)
 		case t > 0 && float64(t-u)/float64(t) > opts.MaxUnused:

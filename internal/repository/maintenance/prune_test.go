@@ -226,3 +226,40 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
+
+// Two concurrent sessions store the same data twice; prune keeps one copy.
+func TestPruneRemovesDuplicates(t *testing.T) {
+	ctx := context.Background()
+	st := repository.NewMemStorage()
+	key := bytes.Repeat([]byte{6}, 32)
+	r1, err := repository.Create(ctx, st, key, repository.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := repository.Open(ctx, st, key, repository.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"x": randBytes(50, 4<<20)}
+	// r2 does not see r1's index (opened before r1 wrote), so it stores the
+	// data again.
+	m1 := backup(t, r1, files, "one")
+	m2 := backup(t, r2, files, "two")
+	if storedBytes(st) < 8<<20 {
+		t.Fatalf("setup: expected two copies, %d bytes stored", storedBytes(st))
+	}
+	one := storedBytes(st) / 2
+	r3, err := repository.Open(ctx, st, key, repository.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := maintenance.Prune(ctx, r3, maintenance.PruneOptions{Grace: time.Hour, Clock: clock.NewFake(time.Now().Add(2 * time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedBytes(st); got > one+one/10 {
+		t.Fatalf("after prune %d bytes stored, want about %d", got, one)
+	}
+	mustRestore(t, r3, m1, files)
+	mustRestore(t, r3, m2, files)
+	mustCheck(t, r3)
+}
