@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -132,6 +133,11 @@ func TestKillDuringBackups(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	seed := int64(20261122)
+	if v := os.Getenv("COFFER_CRASH_SEED"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		must(t, err)
+		seed = n
+	}
 	r := rand.New(rand.NewSource(seed))
 	t.Logf("seed %d", seed)
 	fsIDs := []string{"fs-0000aaaa", "fs-0000bbbb"}
