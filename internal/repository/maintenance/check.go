@@ -3,6 +3,7 @@ package maintenance
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -187,6 +188,22 @@ func Check(ctx context.Context, repo *repository.Repository, opts CheckOptions) 
 			return nil, err
 		}
 	}
+	// Unknown objects are reported, never touched (C-8).
+	if err := st.List(ctx, "", func(i blob.Info) error {
+		n := i.Name
+		switch {
+		case n == repository.ConfigName, strings.HasPrefix(n, repository.KeysPrefix), strings.HasPrefix(n, repository.DataPrefix),
+			strings.HasPrefix(n, repository.IndexPrefix), strings.HasPrefix(n, repository.ManifestPrefix), strings.HasPrefix(n, repository.LocksPrefix):
+			if strings.HasPrefix(n, repository.ManifestPrefix) && !validManifestName(strings.TrimPrefix(n, repository.ManifestPrefix)) {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("unknown object %s", n))
+			}
+		default:
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("unknown object %s", n))
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("check: list: %w", err)
+	}
 	if err := st.List(ctx, repository.LocksPrefix, func(i blob.Info) error {
 		if _, err := repo.ReadLock(ctx, i.Name); err != nil && !errors.Is(err, blob.ErrNotFound) {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("unreadable lock %s: %v", i.Name, err))
@@ -320,4 +337,12 @@ func checkTree(ctx context.Context, repo *repository.Repository, bs *blobState, 
 	}()
 	memo[id] = why
 	return why
+}
+
+func validManifestName(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
 }

@@ -209,8 +209,12 @@ func TestCorruptIndexAndManifest(t *testing.T) {
 	}
 	// A well-formed manifest sealed under another key is rejected.
 	f.st.SetRaw(repository.ManifestPrefix+"00112233445566778899aabbccddeeff", []byte(`{"version":1}`), time.Now())
+	f.st.SetRaw("stray/file.txt", []byte("hello"), time.Now())
 	rep, _ = maintenance.Check(ctx, r2, maintenance.CheckOptions{})
 	if !strings.Contains(names(rep.DamagedManifests), "00112233445566778899aabbccddeeff") {
 		t.Errorf("forged manifest not reported: %v", rep)
+	}
+	if !strings.Contains(strings.Join(rep.Warnings, "\n"), "unknown object stray/file.txt") {
+		t.Errorf("unknown object not reported: %v", rep.Warnings)
 	}
 }
