@@ -143,7 +143,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 
 // VaultLister lists the vaults that have repositories (vaultrepo.Manager).
 type VaultLister interface {
-	Vaults() ([]*backup.Vault, error)
+	Vaults(ctx context.Context) ([]*backup.Vault, error)
 }
 
 // Orphans deletes backup manifests that no recovery point row refers to:
@@ -154,7 +154,7 @@ type VaultLister interface {
 // terminal, and no recovery point row with that ARN exists; manifests without a job
 // label (e.g. copies) are left alone. It returns how many it deleted.
 func (s *Sweeper) Orphans(ctx context.Context, vaults VaultLister) (int, error) {
-	vs, err := vaults.Vaults()
+	vs, err := vaults.Vaults(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -211,7 +211,25 @@ func (s *Sweeper) Orphans(ctx context.Context, vaults VaultLister) (int, error) 
 	return n, nil
 }
 
-// Run sweeps every interval until ctx ends.
+// ExpireIdempotency deletes the idempotency tokens whose expiry has passed,
+// so the table does not grow with every request that ever carried one. It
+// returns how many it deleted.
+func (s *Sweeper) ExpireIdempotency(ctx context.Context) (int64, error) {
+	now := s.Clock.Now()
+	var n int64
+	err := s.Store.Write(ctx, func(tx store.Tx) error {
+		var err error
+		n, err = tx.DeleteExpiredIdempotency(ctx, now)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("expire idempotency tokens: %w", err)
+	}
+	return n, nil
+}
+
+// Run sweeps every interval until ctx ends: expired recovery points,
+// orphan manifests and expired idempotency tokens.
 func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -229,6 +247,9 @@ func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
 			} else if n > 0 {
 				l.Info("orphan manifests deleted", "count", n)
 			}
+		}
+		if _, err := s.ExpireIdempotency(ctx); err != nil && ctx.Err() == nil {
+			l.Error("idempotency token sweep failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():

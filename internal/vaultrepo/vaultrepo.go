@@ -1,9 +1,11 @@
-// Package vaultrepo keeps one vault repository per backup vault on local
-// disk under <data_dir>/vaults/<account>/<region>/<vault-name>/ and
-// implements api.VaultStorage. Every vault's repository key is derived from
-// the server master key (<data_dir>/master.key) with HMAC-SHA256 over the
-// vault's account, region and name, so no two vaults — and in particular no
-// two accounts — share a key, and the master key itself never protects data.
+// Package vaultrepo keeps one vault repository per backup vault and
+// implements api.VaultStorage. Repositories live either on local disk under
+// <data_dir>/vaults/<account>/<region>/<vault-name>/ (New) or in an
+// S3-compatible bucket under <prefix>/vaults/<account>/<region>/<vault-name>/
+// (NewS3). Every vault's repository key is derived from the server master
+// key (<data_dir>/master.key) with HMAC-SHA256 over the vault's account,
+// region and name, so no two vaults — and in particular no two accounts —
+// share a key, and the master key itself never protects data.
 package vaultrepo
 
 import (
@@ -12,15 +14,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sync"
 
 	"coffer/internal/backup"
 	"coffer/internal/repository"
-	"coffer/internal/repository/blob/local"
+	"coffer/internal/repository/blob"
 )
 
 // MasterKeyFile is the master key's file name inside the data dir.
@@ -32,33 +31,58 @@ var (
 	nameRE    = regexp.MustCompile(`^[a-zA-Z0-9_.-]{2,50}$`)
 )
 
+// backend is where the repositories live: a local directory tree or a
+// bucket. rel is "<account>/<region>/<vault>", already validated.
+type backend interface {
+	// open returns the blob storage of one vault. Unless create is set it
+	// may return errNoRepository for a vault without a repository (it
+	// need not: Open also checks for the configuration object).
+	open(ctx context.Context, rel string, create bool) (blob.Storage, error)
+	// clear removes every object of the vault; a vault without objects is
+	// not an error.
+	clear(ctx context.Context, rel string) error
+	// vaults lists the vaults that have a repository configuration.
+	vaults(ctx context.Context) ([]*backup.Vault, error)
+}
+
+// errNoRepository is returned by backend.open for a vault without a
+// repository.
+var errNoRepository = errors.New("vaultrepo: no repository")
+
+type entry struct {
+	repo *repository.Repository
+	st   blob.Storage
+}
+
+func (e entry) close() error {
+	return errors.Join(e.repo.Close(), e.st.Close())
+}
+
 // Manager opens and caches vault repositories. Safe for concurrent use.
 type Manager struct {
-	root   string // <data_dir>/vaults
+	be     backend
 	master []byte
 	opts   repository.Options
 
 	mu   sync.Mutex
-	open map[string]*repository.Repository
+	open map[string]entry
 }
 
-// New returns a Manager storing repositories under dataDir/vaults with the
-// 32-byte master key.
-func New(dataDir string, master []byte, opts repository.Options) (*Manager, error) {
+func newManager(be backend, master []byte, opts repository.Options) (*Manager, error) {
 	if len(master) != 32 {
 		return nil, fmt.Errorf("vaultrepo: master key is %d bytes, want 32", len(master))
 	}
-	return &Manager{root: filepath.Join(dataDir, "vaults"), master: append([]byte(nil), master...), opts: opts,
-		open: map[string]*repository.Repository{}}, nil
+	return &Manager{be: be, master: append([]byte(nil), master...), opts: opts, open: map[string]entry{}}, nil
 }
 
-// Dir returns the repository directory of v.
-func (m *Manager) Dir(v *backup.Vault) (string, error) {
+// rel validates the vault's identity and returns its relative location
+// "<account>/<region>/<vault>".
+func rel(v *backup.Vault) (string, error) {
 	if !accountRE.MatchString(v.AccountID) || !regionRE.MatchString(v.Region) || !nameRE.MatchString(v.Name) ||
 		v.Name == "." || v.Name == ".." {
-		return "", backup.Errorf(backup.CodeInvalidParameter, "vault %q of %s/%s cannot name a repository directory", v.Name, v.AccountID, v.Region)
+		return "", backup.Errorf(backup.CodeInvalidParameter, "vault %q of %s/%s cannot name a repository location", v.Name, v.AccountID, v.Region)
 	}
-	return filepath.Join(m.root, v.AccountID, v.Region, v.Name), nil
+	return v.AccountID + "/" + v.Region + "/" + v.Name, nil
 }
 
 // key derives the vault's repository key.
@@ -68,81 +92,100 @@ func (m *Manager) key(v *backup.Vault) []byte {
 	return h.Sum(nil)
 }
 
-// CreateVaultStorage initialises the vault's repository. A directory left by
-// an earlier create whose metadata transaction did not commit is replaced.
+// dropLocked closes and forgets the cached repository of r.
+func (m *Manager) dropLocked(r string) error {
+	e, ok := m.open[r]
+	if !ok {
+		return nil
+	}
+	delete(m.open, r)
+	return e.close()
+}
+
+// CreateVaultStorage initialises the vault's repository. Objects left by an
+// earlier create whose metadata transaction did not commit are removed
+// first.
 func (m *Manager) CreateVaultStorage(ctx context.Context, v *backup.Vault) error {
-	dir, err := m.Dir(v)
+	r, err := rel(v)
 	if err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r := m.open[dir]; r != nil {
-		r.Close()
-		delete(m.open, dir)
+	if err := m.dropLocked(r); err != nil {
+		return fmt.Errorf("vaultrepo: close %s: %w", v.Name, err)
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := m.be.clear(ctx, r); err != nil {
 		return fmt.Errorf("vaultrepo: clear %s: %w", v.Name, err)
 	}
-	st, err := local.Open(dir, local.Options{Clock: m.opts.Clock})
+	st, err := m.be.open(ctx, r, true)
 	if err != nil {
 		return fmt.Errorf("vaultrepo: create %s: %w", v.Name, err)
 	}
-	r, err := repository.Create(ctx, st, m.key(v), m.opts)
+	repo, err := repository.Create(ctx, st, m.key(v), m.opts)
 	if err != nil {
+		st.Close()
 		return fmt.Errorf("vaultrepo: create %s: %w", v.Name, err)
 	}
-	m.open[dir] = r
+	m.open[r] = entry{repo: repo, st: st}
 	return nil
 }
 
-// DeleteVaultStorage closes and removes the vault's repository (the API
-// only deletes empty vaults).
+// DeleteVaultStorage closes the vault's repository and removes all its
+// objects (the API only deletes empty vaults). If the objects cannot all be
+// listed the error is returned and the vault's configuration object is
+// left in place.
 func (m *Manager) DeleteVaultStorage(ctx context.Context, v *backup.Vault) error {
-	dir, err := m.Dir(v)
+	r, err := rel(v)
 	if err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r := m.open[dir]; r != nil {
-		r.Close()
-		delete(m.open, dir)
+	if err := m.dropLocked(r); err != nil {
+		return fmt.Errorf("vaultrepo: close %s: %w", v.Name, err)
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := m.be.clear(ctx, r); err != nil {
 		return fmt.Errorf("vaultrepo: delete %s: %w", v.Name, err)
 	}
 	return nil
 }
 
 // Open returns the vault's repository, opening it on first use. The
-// returned repository is shared and must not be closed by the caller.
+// returned repository is shared and must not be closed by the caller. A
+// vault without a repository is a backup.CodeNotFound error.
 func (m *Manager) Open(ctx context.Context, v *backup.Vault) (*repository.Repository, error) {
-	dir, err := m.Dir(v)
+	r, err := rel(v)
 	if err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r := m.open[dir]; r != nil {
-		return r, nil
+	if e, ok := m.open[r]; ok {
+		return e.repo, nil
 	}
-	if _, err := os.Stat(filepath.Join(dir, repository.ConfigName)); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &backup.Error{Code: backup.CodeNotFound, Message: "repository of vault " + v.Name + " does not exist", Context: v.Name}
+	notFound := &backup.Error{Code: backup.CodeNotFound, Message: "repository of vault " + v.Name + " does not exist", Context: v.Name}
+	st, err := m.be.open(ctx, r, false)
+	if errors.Is(err, errNoRepository) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vaultrepo: open %s: %w", v.Name, err)
+	}
+	if _, err := st.Stat(ctx, repository.ConfigName); err != nil {
+		st.Close()
+		if errors.Is(err, blob.ErrNotFound) {
+			return nil, notFound
 		}
 		return nil, fmt.Errorf("vaultrepo: open %s: %w", v.Name, err)
 	}
-	st, err := local.Open(dir, local.Options{Clock: m.opts.Clock})
+	repo, err := repository.Open(ctx, st, m.key(v), m.opts)
 	if err != nil {
+		st.Close()
 		return nil, fmt.Errorf("vaultrepo: open %s: %w", v.Name, err)
 	}
-	r, err := repository.Open(ctx, st, m.key(v), m.opts)
-	if err != nil {
-		return nil, fmt.Errorf("vaultrepo: open %s: %w", v.Name, err)
-	}
-	m.open[dir] = r
-	return r, nil
+	m.open[r] = entry{repo: repo, st: st}
+	return repo, nil
 }
 
 // Close closes every open repository.
@@ -150,9 +193,8 @@ func (m *Manager) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
-	for dir, r := range m.open {
-		errs = append(errs, r.Close())
-		delete(m.open, dir)
+	for r := range m.open {
+		errs = append(errs, m.dropLocked(r))
 	}
 	return errors.Join(errs...)
 }
@@ -177,34 +219,55 @@ func (m *Manager) DeleteRecoveryPointData(ctx context.Context, v *backup.Vault, 
 	return nil
 }
 
-// Vaults lists the vaults that have a repository on disk (account, region
-// and name set; the rest is in the metadata store).
-func (m *Manager) Vaults() ([]*backup.Vault, error) {
-	var out []*backup.Vault
-	accts, err := os.ReadDir(m.root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+// Vaults lists the vaults that have a repository (account, region and name
+// set; the rest is in the metadata store).
+func (m *Manager) Vaults(ctx context.Context) ([]*backup.Vault, error) {
+	vs, err := m.be.vaults(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("vaultrepo: list: %w", err)
 	}
-	for _, a := range accts {
-		regions, err := os.ReadDir(filepath.Join(m.root, a.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("vaultrepo: list: %w", err)
-		}
-		for _, r := range regions {
-			names, err := os.ReadDir(filepath.Join(m.root, a.Name(), r.Name()))
-			if err != nil {
-				return nil, fmt.Errorf("vaultrepo: list: %w", err)
+	return vs, nil
+}
+
+// clearStorage deletes every object of st, the configuration last, so that
+// a removal interrupted by an error leaves a vault that still names itself
+// as a repository (and can be deleted again) rather than anonymous packs.
+// Objects are listed and deleted in batches of at most batch names, so
+// memory does not grow with the vault's size; a listing that fails stops
+// the removal with an error.
+func clearStorage(ctx context.Context, st blob.Storage, batch int) error {
+	errBatchFull := errors.New("batch full")
+	for {
+		var names []string
+		hasConfig := false
+		err := st.List(ctx, "", func(i blob.Info) error {
+			if i.Name == repository.ConfigName {
+				hasConfig = true
+				return nil
 			}
-			for _, n := range names {
-				v := &backup.Vault{AccountID: a.Name(), Region: r.Name(), Name: n.Name()}
-				if _, err := m.Dir(v); err == nil && n.IsDir() {
-					out = append(out, v)
-				}
+			names = append(names, i.Name)
+			if len(names) >= batch {
+				return errBatchFull
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errBatchFull) {
+			return fmt.Errorf("list objects (nothing more deleted): %w", err)
+		}
+		full := errors.Is(err, errBatchFull)
+		for _, n := range names {
+			if err := st.Delete(ctx, n); err != nil && !errors.Is(err, blob.ErrNotFound) {
+				return fmt.Errorf("delete %s: %w", n, err)
 			}
 		}
+		if full || len(names) > 0 {
+			continue // list again: more may remain
+		}
+		if hasConfig {
+			if err := st.Delete(ctx, repository.ConfigName); err != nil && !errors.Is(err, blob.ErrNotFound) {
+				return fmt.Errorf("delete %s: %w", repository.ConfigName, err)
+			}
+		}
+		return nil
 	}
-	return out, nil
 }
