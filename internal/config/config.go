@@ -9,11 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -43,6 +46,52 @@ type Config struct {
 	NewFileSystemsDir string       `yaml:"new_file_systems_dir"`
 	// Workers is how many jobs run at once (0: the job runner's default, 2).
 	Workers int `yaml:"workers"`
+	// VaultStorage says where vault repositories live (default: local disk
+	// under data_dir/vaults).
+	VaultStorage VaultStorage `yaml:"vault_storage"`
+}
+
+// Vault storage types.
+const (
+	VaultStorageLocal = "local"
+	VaultStorageS3    = "s3"
+)
+
+// EnvS3SecretAccessKey supplies vault_storage.s3.secret_access_key when the
+// file leaves it empty, so the secret need not be written into the config.
+const EnvS3SecretAccessKey = "COFFER_S3_SECRET_ACCESS_KEY"
+
+// VaultStorage selects the vault repositories' storage.
+type VaultStorage struct {
+	// Type is "local" (the default when empty) or "s3".
+	Type string   `yaml:"type"`
+	S3   *S3Vault `yaml:"s3"`
+}
+
+// S3Vault locates the bucket of the "s3" vault storage. Each vault's
+// repository lives under <prefix>/vaults/<account>/<region>/<vault>/.
+type S3Vault struct {
+	// Endpoint is the server's base URL; empty means AWS S3 for Region.
+	Endpoint        string `yaml:"endpoint"`
+	Region          string `yaml:"region"`
+	Bucket          string `yaml:"bucket"`
+	Prefix          string `yaml:"prefix"`
+	AccessKeyID     string `yaml:"access_key_id"`
+	SecretAccessKey string `yaml:"secret_access_key"`
+	PathStyle       bool   `yaml:"path_style"`
+}
+
+// String describes the bucket without the secret.
+func (s S3Vault) String() string {
+	return fmt.Sprintf("s3 endpoint=%q region=%s bucket=%s prefix=%q access_key_id=%s path_style=%t",
+		s.Endpoint, s.Region, s.Bucket, s.Prefix, s.AccessKeyID, s.PathStyle)
+}
+
+// LogValue keeps the secret out of logs.
+func (s S3Vault) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("endpoint", s.Endpoint), slog.String("region", s.Region),
+		slog.String("bucket", s.Bucket), slog.String("prefix", s.Prefix),
+		slog.String("access_key_id", s.AccessKeyID), slog.Bool("path_style", s.PathStyle))
 }
 
 // Account is one tenant with its access keys.
@@ -120,6 +169,12 @@ func Parse(b []byte) (*Config, error) {
 	}
 	if c.Region == "" {
 		c.Region = DefaultRegion
+	}
+	if c.VaultStorage.Type == "" {
+		c.VaultStorage.Type = VaultStorageLocal
+	}
+	if s3 := c.VaultStorage.S3; s3 != nil && s3.SecretAccessKey == "" {
+		s3.SecretAccessKey = os.Getenv(EnvS3SecretAccessKey)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -216,6 +271,68 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers < 0 || c.Workers > 64 {
 		return keyErr("workers", "must be between 0 and 64, got %d", c.Workers)
+	}
+	return c.VaultStorage.validate()
+}
+
+var (
+	s3RegionRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,62})$`)
+	bucketRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	segmentRE   = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	maxS3Prefix = 512
+)
+
+func (vs *VaultStorage) validate() error {
+	switch vs.Type {
+	case "", VaultStorageLocal:
+		if vs.S3 != nil {
+			return keyErr("vault_storage.s3", "is only allowed with vault_storage.type: s3")
+		}
+		return nil
+	case VaultStorageS3:
+	default:
+		return keyErr("vault_storage.type", "must be %q or %q, got %q", VaultStorageLocal, VaultStorageS3, vs.Type)
+	}
+	s := vs.S3
+	if s == nil {
+		return keyErr("vault_storage.s3", "is required with vault_storage.type: s3")
+	}
+	if s.Endpoint != "" {
+		u, err := url.Parse(s.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return keyErr("vault_storage.s3.endpoint", "must be an http:// or https:// URL with a host, got %q", s.Endpoint)
+		}
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
+			return keyErr("vault_storage.s3.endpoint", "must be scheme://host[:port] without user, path or query, got %q", s.Endpoint)
+		}
+	}
+	if s.Region == "" {
+		return keyErr("vault_storage.s3.region", "must not be empty")
+	}
+	if !s3RegionRE.MatchString(s.Region) {
+		return keyErr("vault_storage.s3.region", "must be lower-case letters, digits and '-', got %q", s.Region)
+	}
+	if !bucketRE.MatchString(s.Bucket) || strings.Contains(s.Bucket, "..") || net.ParseIP(s.Bucket) != nil {
+		return keyErr("vault_storage.s3.bucket", "must be an S3 bucket name (3-63 lower-case letters, digits, '.', '-'), got %q", s.Bucket)
+	}
+	if p := strings.TrimSuffix(s.Prefix, "/"); p != "" {
+		if len(p) > maxS3Prefix {
+			return keyErr("vault_storage.s3.prefix", "must be at most %d bytes", maxS3Prefix)
+		}
+		for _, seg := range strings.Split(p, "/") {
+			if !segmentRE.MatchString(seg) || seg == "." || seg == ".." {
+				return keyErr("vault_storage.s3.prefix", "must be '/'-separated non-empty segments of [A-Za-z0-9._-] (not \".\" or \"..\"), got %q", s.Prefix)
+			}
+		}
+	}
+	if s.AccessKeyID == "" {
+		return keyErr("vault_storage.s3.access_key_id", "must not be empty")
+	}
+	if len(s.AccessKeyID) > 128 || strings.ContainsAny(s.AccessKeyID, " \t\r\n") {
+		return keyErr("vault_storage.s3.access_key_id", "must be at most 128 characters without white space")
+	}
+	if s.SecretAccessKey == "" {
+		return keyErr("vault_storage.s3.secret_access_key", "must not be empty (or set %s)", EnvS3SecretAccessKey)
 	}
 	return nil
 }
