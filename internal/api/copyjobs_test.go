@@ -27,6 +27,7 @@ import (
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
 	"coffer/internal/resource/fstree"
+	"coffer/internal/restorejob"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
@@ -34,7 +35,8 @@ import (
 
 type copyEnv struct {
 	*env
-	repos *vaultrepo.Manager
+	repos  *vaultrepo.Manager
+	newDir string // restores' new file systems
 }
 
 // startCopy runs the real server and job runner with the BACKUP and COPY
@@ -49,14 +51,18 @@ func startCopy(t *testing.T) *copyEnv {
 	repos, err := vaultrepo.New(filepath.Join(dir, "data"), bytes.Repeat([]byte{5}, 32), repository.Options{Clock: fake, PackSize: 1 << 20})
 	must(t, err)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	newDir := filepath.Join(dir, "newfs")
+	restores := &restorejob.Service{Store: st, Repos: repos, Clock: fake, NewFileSystemsDir: newDir}
 	runner, err := jobs.New(jobs.Options{Store: st, Clock: fake, LeaseTTL: 2 * time.Second, Poll: 20 * time.Millisecond, Logger: quiet,
-		Handlers: []jobs.Handler{&backupjob.Handler{Store: st, Repos: repos, Clock: fake}, &copyjob.Handler{Store: st, Repos: repos, Clock: fake}}})
+		Handlers: []jobs.Handler{&backupjob.Handler{Store: st, Repos: repos, Clock: fake}, &copyjob.Handler{Store: st, Repos: repos, Clock: fake},
+			restores}})
 	must(t, err)
+	restores.Notifier = runner
 	creds := api.StaticCredentials{acctA.akid: acctA.secret, acctB.akid: acctB.secret}
 	srv, err := api.New(api.Config{Region: region, ManagementAccount: acctA.id,
 		AccountOf:     map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id},
 		ResourceTypes: []string{"EFS"}, TokenKey: bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: fake, Logger: quiet, VaultStorage: repos, Jobs: runner, RecoveryPointData: repos,
+		api.Deps{Store: st, Clock: fake, Logger: quiet, VaultStorage: repos, Jobs: runner, RecoveryPointData: repos, Restores: restores,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clock.Real{}, Service: "backup", Region: region}}})
 	must(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -74,7 +80,7 @@ func startCopy(t *testing.T) *copyEnv {
 		repos.Close()
 		st.Close()
 	})
-	return &copyEnv{env: &env{t: t, url: "http://" + ln.Addr().String(), store: st, clock: fake}, repos: repos}
+	return &copyEnv{env: &env{t: t, url: "http://" + ln.Addr().String(), store: st, clock: fake}, repos: repos, newDir: newDir}
 }
 
 func cpWaitCopy(t *testing.T, c *backup.Client, id string) *types.CopyJob {
@@ -141,6 +147,13 @@ func (e *copyEnv) cpRestoreCompare(acct, name, rpArn, src string) {
 	target := t.TempDir()
 	_, err = fstree.Restore(ctx, repo, m.Root, fstree.RestoreOptions{TargetRoot: target, Dest: "out", StagingID: "s"})
 	must(t, err)
+	cpCompareDirs(t, src, filepath.Join(target, "out"))
+}
+
+// cpCompareDirs compares every regular file of src with the same path
+// under got.
+func cpCompareDirs(t *testing.T, src, got string) {
+	t.Helper()
 	n := 0
 	must(t, filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
 		if err != nil || !fi.Mode().IsRegular() {
@@ -148,7 +161,7 @@ func (e *copyEnv) cpRestoreCompare(acct, name, rpArn, src string) {
 		}
 		rel, _ := filepath.Rel(src, p)
 		a, _ := os.ReadFile(p)
-		b, err := os.ReadFile(filepath.Join(target, "out", rel))
+		b, err := os.ReadFile(filepath.Join(got, rel))
 		if err != nil || !bytes.Equal(a, b) {
 			t.Errorf("%s differs after restore of the copy (%v)", rel, err)
 		}
@@ -250,6 +263,26 @@ func TestCopyJobsEndToEnd(t *testing.T) {
 		t.Fatalf("copied recovery point status %s", brp.Status)
 	}
 	e.cpRestoreCompare(acctB.id, "remote", aws.ToString(j3.DestinationRecoveryPointArn), src)
+	// B restores its copy with StartRestoreJob into a new file system.
+	rs, err := b.StartRestoreJob(ctx, &backup.StartRestoreJobInput{RecoveryPointArn: j3.DestinationRecoveryPointArn, ResourceType: aws.String("EFS"),
+		Metadata: map[string]string{"file-system-id": "fs-0000000000000000c", "newFileSystem": "true", "CreationToken": "copy-restore"}})
+	must(t, err)
+	var rj *backup.DescribeRestoreJobOutput
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		rj, err = b.DescribeRestoreJob(ctx, &backup.DescribeRestoreJobInput{RestoreJobId: rs.RestoreJobId})
+		must(t, err)
+		if rj.Status == types.RestoreJobStatusCompleted || rj.Status == types.RestoreJobStatusFailed || rj.Status == types.RestoreJobStatusAborted {
+			break
+		}
+	}
+	if rj.Status != types.RestoreJobStatusCompleted || aws.ToString(rj.AccountId) != acctB.id {
+		t.Fatalf("restore of the copy in B: %s %q (account %s)", rj.Status, aws.ToString(rj.StatusMessage), aws.ToString(rj.AccountId))
+	}
+	created := aws.ToString(rj.CreatedResourceArn)
+	if !strings.Contains(created, ":"+acctB.id+":file-system/") {
+		t.Fatalf("CreatedResourceArn %q is not B's", created)
+	}
+	cpCompareDirs(t, src, filepath.Join(e.newDir, created[strings.LastIndex(created, "/")+1:]))
 	// A cannot see it as its own.
 	if _, err := a.DescribeRecoveryPoint(ctx, &backup.DescribeRecoveryPointInput{BackupVaultName: aws.String("remote"),
 		RecoveryPointArn: j3.DestinationRecoveryPointArn}); err == nil {
