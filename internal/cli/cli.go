@@ -244,7 +244,7 @@ func (c *cmd) dispatch(ctx context.Context, args []string) error {
 
 // Connection is the resolved server connection.
 type Connection struct {
-	Endpoint, Region                          string
+	Endpoint, Region                           string
 	AccessKeyID, SecretAccessKey, SessionToken string
 }
 
