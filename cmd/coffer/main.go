@@ -3,14 +3,35 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"coffer/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// dispatch sends the client subcommands (and their global flags) to
+// internal/cli and everything else (serve, help) to run.
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "vaults", a == "backup", a == "restore", a == "jobs", a == "recovery-points",
+			strings.HasPrefix(a, "--endpoint-url"), strings.HasPrefix(a, "--data-dir"):
+			return cli.Run(ctx, args, stdout, stderr, os.Getenv)
+		case a == "help", a == "-h", a == "--help":
+			code := run(ctx, args, stdout, stderr)
+			io.WriteString(stdout, cli.Usage+"\n")
+			return code
+		}
+	}
+	return run(ctx, args, stdout, stderr)
 }
