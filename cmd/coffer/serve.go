@@ -20,6 +20,8 @@ import (
 	"coffer/internal/copyjob"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
+	"coffer/internal/repository/blob/retry"
+	"coffer/internal/repository/blob/s3"
 	"coffer/internal/restorejob"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
@@ -99,7 +101,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err != nil {
 		return err
 	}
-	repos, err := vaultrepo.New(cfg.DataDir, master, repository.Options{Clock: clock.Real{}, Logger: log})
+	repos, err := openVaultRepos(cfg, master, repository.Options{Clock: clock.Real{}, Logger: log}, log)
 	if err != nil {
 		return err
 	}
@@ -183,4 +185,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	return nil
+}
+
+// openVaultRepos places vault repositories as vault_storage says.
+func openVaultRepos(cfg *config.Config, master []byte, opts repository.Options, log *slog.Logger) (*vaultrepo.Manager, error) {
+	if cfg.VaultStorage.Type != config.VaultStorageS3 {
+		return vaultrepo.New(cfg.DataDir, master, opts)
+	}
+	s := cfg.VaultStorage.S3
+	log.Info("vault repositories on S3", "s3", *s)
+	return vaultrepo.NewS3(vaultrepo.S3Options{
+		S3: s3.Config{Endpoint: s.Endpoint, Region: s.Region, Bucket: s.Bucket, Prefix: s.Prefix,
+			AccessKeyID: s.AccessKeyID, SecretAccessKey: s.SecretAccessKey, PathStyle: s.PathStyle},
+		Retry: retry.Options{Logger: log},
+	}, master, opts)
 }
