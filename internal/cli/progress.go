@@ -165,9 +165,14 @@ func (c *cmd) watch(ctx context.Context, p poller) error {
 			return err
 		}
 		rate := meter.observe(now, s.Done)
+		line := renderBar(barWidth, s.Percent, s.Done, s.Total, rate, eta(s, rate), s.State)
 		if terminal(s.State) {
-			if drawn && c.tty {
-				fmt.Fprintln(c.stdout)
+			// The last observation is drawn too, so a log shows the
+			// final byte counts even of a job that ended between polls.
+			if c.tty {
+				fmt.Fprintf(c.stdout, "\r%s\x1b[K\n", line)
+			} else {
+				fmt.Fprintln(c.stdout, line)
 			}
 			fmt.Fprintln(c.stdout, finalLine(s, now.Sub(start)))
 			if s.State != "COMPLETED" {
@@ -175,7 +180,6 @@ func (c *cmd) watch(ctx context.Context, p poller) error {
 			}
 			return nil
 		}
-		line := renderBar(barWidth, s.Percent, s.Done, s.Total, rate, eta(s, rate), s.State)
 		if c.tty {
 			fmt.Fprintf(c.stdout, "\r%s\x1b[K", line)
 			drawn = true
