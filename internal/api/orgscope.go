@@ -2,44 +2,10 @@ package api
 
 import (
 	"context"
-	"regexp"
 
-	"coffer/internal/api/model"
 	"coffer/internal/backup"
 	"coffer/internal/store"
 )
-
-// orgAccountShape is the input shape of the organization-view account
-// members: a 12-digit account, or * / ANY / AGGREGATE_ALL (which the
-// botocore pattern ^[0-9]{12}$ does not admit although the documentation
-// defines them).
-const orgAccountShape = "CofferOrgAccountId"
-
-// orgAccountMembers are the request members that take orgAccountShape.
-var orgAccountMembers = []struct{ input, member string }{
-	{"ListBackupJobsInput", "ByAccountId"},
-	{"ListCopyJobsInput", "ByAccountId"},
-	{"ListRestoreJobsInput", "ByAccountId"},
-	{"ListBackupJobSummariesInput", "AccountId"},
-	{"ListCopyJobSummariesInput", "AccountId"},
-	{"ListRestoreJobSummariesInput", "AccountId"},
-}
-
-// relaxOrgAccountIDs points the organization-view members of m at
-// orgAccountShape; every other AccountId member keeps the strict pattern.
-func relaxOrgAccountIDs(m *model.Model) {
-	const pat = `^([0-9]{12}|\*|ANY|AGGREGATE_ALL)$`
-	m.Shapes[orgAccountShape] = &model.Shape{Type: "string", Pattern: pat, Compiled: regexp.MustCompile(pat)}
-	for _, om := range orgAccountMembers {
-		if in := m.Shapes[om.input]; in != nil {
-			if mem := in.Members[om.member]; mem != nil {
-				c := *mem
-				c.Shape = orgAccountShape
-				in.Members[om.member] = &c
-			}
-		}
-	}
-}
 
 // orgView is how a list request's account member resolves for the caller.
 type orgView struct {
