@@ -244,8 +244,14 @@ func Baselines(r Runner) ([]Baseline, error) {
 		}
 	}
 	return []Baseline{
-		cmdBaseline{name: "cp -r", r: r, args: func(src, dst string) []string { return []string{"cp", "-r", src, dst} }},
-		cmdBaseline{name: "cp -a", r: r, args: func(src, dst string) []string { return []string{"cp", "-a", src, dst} }},
+		// --reflink=never: on a copy-on-write file system (btrfs, XFS) a
+		// clone would copy no data at all.
+		cmdBaseline{name: "cp -r", r: r, args: func(src, dst string) []string {
+			return []string{"cp", "-r", "--reflink=never", src, dst}
+		}},
+		cmdBaseline{name: "cp -a", r: r, args: func(src, dst string) []string {
+			return []string{"cp", "-a", "--reflink=never", src, dst}
+		}},
 		// tar's archive goes to a pipe the harness drains: GNU tar skips
 		// reading file data when the archive is /dev/null.
 		cmdBaseline{name: "tar read", r: r, toDiscard: true,
