@@ -484,7 +484,7 @@ func (c *cmd) jobsDescribe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// Drop the SDK's ResultMetadata; add the kind.
+	// Drop the SDK's ResultMetadata and unset fields; add the kind.
 	raw, err := json.Marshal(out)
 	if err != nil {
 		return fmt.Errorf("jobs describe: %w", err)
@@ -494,6 +494,11 @@ func (c *cmd) jobsDescribe(ctx context.Context, args []string) error {
 		return fmt.Errorf("jobs describe: %w", err)
 	}
 	delete(m, "ResultMetadata")
+	for k, v := range m {
+		if s := string(v); s == "null" || s == `""` {
+			delete(m, k) // fields the server did not send
+		}
+	}
 	m["JobKind"], _ = json.Marshal(strings.ToUpper(kind))
 	pretty, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
