@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cofferBin = fs.String("coffer-bin", "", "coffer-direct executable (default: built from this checkout)")
 		resticC   = fs.String("restic-compression", "auto", "restic --compression")
 		borgC     = fs.String("borg-compression", "zstd,1", "borg create --compression")
-		baselines = fs.Bool("baselines", true, "also time cp -r, cp -a and tar reading the tree")
+		baselines = fs.Bool("baselines", true, "also time cp -r (as is and with --reflink=never) and tar reading the tree")
 		verbose   = fs.Bool("v", false, "log debug output and the tools' stderr")
 	)
 	if err := fs.Parse(args); err != nil {

@@ -60,7 +60,7 @@ type Config struct {
 	Tools []string
 	// ToolOptions.CofferBin, when empty, is built from RepoRoot.
 	ToolOptions ToolOptions
-	// Baselines adds the cp -r, cp -a and tar-read measurements.
+	// Baselines adds the cp -r and tar-read measurements (see Baselines).
 	Baselines bool
 	// VerifyWorkers hash files in parallel when verifying (default 2).
 	VerifyWorkers int
