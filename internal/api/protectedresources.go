@@ -74,22 +74,20 @@ func (s *Server) describeProtectedResource(ctx context.Context, id Identity, in 
 			return err
 		}
 		out = protectedOut(r)
-		// The latest restore job of this resource (restore jobs record the
-		// source resource ARN of their recovery point as ResourceArn).
-		js, _, err := tx.ListJobs(ctx, id.scope(), store.JobFilter{Kind: backup.JobRestore, ResourceArn: r.ResourceArn}, store.Page{Limit: 1})
+		// The latest completed restore, recorded by the restore's completing
+		// transaction (jobs still running, failed or aborted do not count).
+		lr, err := tx.GetLatestRestore(ctx, id.scope(), r.ResourceArn)
+		if backup.IsCode(err, backup.CodeNotFound) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		if len(js) == 1 {
-			j := js[0]
-			out.LatestRestoreJobCreationDate = ts(j.CreationDate)
-			if j.CompletionDate != nil {
-				m := int64(j.CompletionDate.Sub(j.CreationDate).Minutes())
-				out.LatestRestoreExecutionTimeMinutes = &m
-			}
-			if rp, err := tx.GetRecoveryPoint(ctx, id.scope(), j.RecoveryPointArn); err == nil {
-				out.LatestRestoreRecoveryPointCreationDate = ts(rp.CreationDate)
-			}
+		m := lr.ExecutionTimeMinutes
+		out.LatestRestoreExecutionTimeMinutes = &m
+		out.LatestRestoreJobCreationDate = ts(lr.JobCreationDate)
+		if !lr.RecoveryPointCreationDate.IsZero() {
+			out.LatestRestoreRecoveryPointCreationDate = ts(lr.RecoveryPointCreationDate)
 		}
 		return nil
 	})

@@ -20,8 +20,8 @@ import (
 
 	"coffer/internal/api"
 	"coffer/internal/api/sigv4"
-	"coffer/internal/backupjob"
 	cb "coffer/internal/backup"
+	"coffer/internal/backupjob"
 	"coffer/internal/clock"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
