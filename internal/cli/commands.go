@@ -468,7 +468,7 @@ func findJob(ctx context.Context, cl *backup.Client, id string) (string, any, er
 	} else if !notThis(err) {
 		return "", nil, err
 	}
-	return "", nil, fmt.Errorf("%w: no backup, restore or copy job %q", err, id)
+	return "", nil, fmt.Errorf("ResourceNotFoundException: no backup, restore or copy job %q", id)
 }
 
 func (c *cmd) jobsDescribe(ctx context.Context, args []string) error {

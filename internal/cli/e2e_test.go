@@ -245,20 +245,17 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	out = cli(2, "jobs", "describe", "no-such-job")
-	if !strings.HasPrefix(out, "coffer: ") || !strings.Contains(out, "no-such-job") {
+	if out != "coffer: ResourceNotFoundException: no backup, restore or copy job \"no-such-job\"\n" {
 		t.Fatalf("describe unknown: %q", out)
 	}
 
 	// A failing restore (the target path's parent does not exist) exits 1
-	// with the reason, or is refused at start (exit 2).
+	// with the reason.
 	var errb bytes.Buffer
 	var so bytes.Buffer
 	code := Run(ctx, []string{"restore", "--recovery-point", rp, "--file-system-id", e2eFS, "--target-path", "/missing/dir", "--wait"},
 		&so, &errb, func(k string) string { return env[k] })
-	switch {
-	case code == 1 && strings.Contains(so.String(), " FAILED in "):
-	case code == 2 && strings.HasPrefix(errb.String(), "coffer: InvalidParameterValueException: "):
-	default:
+	if code != 1 || !regexp.MustCompile(`(?m)^RESTORE job \S+ FAILED in \d+:\d\d; .+$`).MatchString(so.String()) || errb.Len() != 0 {
 		t.Fatalf("failing restore: exit %d\n%s%s", code, so.String(), errb.String())
 	}
 

@@ -165,7 +165,11 @@ func (c *cmd) watch(ctx context.Context, p poller) error {
 			return err
 		}
 		rate := meter.observe(now, s.Done)
-		line := renderBar(barWidth, s.Percent, s.Done, s.Total, rate, eta(s, rate), s.State)
+		left := eta(s, rate)
+		if s.State == "COMPLETED" {
+			left = 0
+		}
+		line := renderBar(barWidth, s.Percent, s.Done, s.Total, rate, left, s.State)
 		if terminal(s.State) {
 			// The last observation is drawn too, so a log shows the
 			// final byte counts even of a job that ended between polls.
@@ -192,7 +196,7 @@ func (c *cmd) watch(ctx context.Context, p poller) error {
 			if drawn && c.tty {
 				fmt.Fprintln(c.stdout)
 			}
-			return err
+			return fmt.Errorf("stopped watching %s job %s, which goes on in the server (coffer jobs watch %s): %w", s.Kind, s.ID, s.ID, err)
 		}
 	}
 }

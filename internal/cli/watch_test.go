@@ -76,6 +76,15 @@ func TestWatch(t *testing.T) {
 	}
 }
 
+func TestWatchInterrupted(t *testing.T) {
+	c := &cmd{stdout: &bytes.Buffer{}, opts: Options{Clock: clock.NewFake(time.Unix(0, 0)), PollInterval: time.Second, PlainInterval: time.Second,
+		Sleep: func(context.Context, time.Duration) error { return context.Canceled }}}
+	err := c.watch(context.Background(), scripted([]jobStatus{{Kind: "RESTORE", ID: "r9", State: "RUNNING", Percent: -1, ETA: -1}}))
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "coffer jobs watch r9") {
+		t.Fatal(err)
+	}
+}
+
 func TestWatchPollError(t *testing.T) {
 	c := &cmd{stdout: &bytes.Buffer{}, opts: Options{Clock: clock.NewFake(time.Unix(0, 0)), PollInterval: time.Second, PlainInterval: time.Second,
 		Sleep: func(context.Context, time.Duration) error { return nil }}}
