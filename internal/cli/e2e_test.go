@@ -15,6 +15,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/backup"
+
 	"coffer/internal/testutil"
 )
 
@@ -217,9 +221,32 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("unselected file restored: %v", err)
 	}
 
+	// A copy job (started with the SDK: the CLI has no copy command) is
+	// found by jobs watch/describe/list.
+	cli(0, "vaults", "create", "v2")
+	sdk := backup.New(backup.Options{Region: "us-east-1", BaseEndpoint: aws.String(url),
+		Credentials: credentials.NewStaticCredentialsProvider(e2eAKID, e2eSecret, ""), RetryMaxAttempts: 1})
+	cp, err := sdk.StartCopyJob(ctx, &backup.StartCopyJobInput{RecoveryPointArn: aws.String(rp), SourceBackupVaultName: aws.String("v1"),
+		DestinationBackupVaultArn: aws.String("arn:aws:backup:us-east-1:" + e2eAccount + ":backup-vault:v2"),
+		IamRoleArn:                aws.String("arn:aws:iam::" + e2eAccount + ":role/service-role/AWSBackupDefaultServiceRole")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyID := aws.ToString(cp.CopyJobId)
+	out = cli(0, "jobs", "watch", copyID)
+	if !regexp.MustCompile(`(?m)^COPY job ` + regexp.QuoteMeta(copyID) + ` COMPLETED in \d+:\d\d(; .*)?; recovery point arn:aws:backup:us-east-1:111111111111:recovery-point:\S+$`).MatchString(out) {
+		t.Fatalf("jobs watch copy:\n%s", out)
+	}
+	if out = cli(0, "jobs", "describe", copyID); !strings.Contains(out, `"JobKind": "COPY"`) {
+		t.Fatalf("jobs describe copy:\n%s", out)
+	}
+	if out = cli(0, "jobs", "list", "--kind", "copy"); !strings.Contains(out, copyID) || strings.Contains(out, backupID) {
+		t.Fatalf("jobs list --kind copy:\n%s", out)
+	}
+
 	// jobs list: all kinds, filtered by kind and state.
 	out = cli(0, "jobs", "list")
-	for _, want := range []string{"backup", backupID, secondBackup, "restore", restoreID} {
+	for _, want := range []string{"backup", backupID, secondBackup, "restore", restoreID, "copy", copyID} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("jobs list lacks %q:\n%s", want, out)
 		}

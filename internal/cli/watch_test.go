@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +94,24 @@ func TestWatchPollError(t *testing.T) {
 	err := c.watch(context.Background(), func(context.Context, time.Time) (jobStatus, error) { return jobStatus{}, boom })
 	if !errors.Is(err, boom) {
 		t.Fatal(err)
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	// /dev/null is a character device but not a terminal.
+	for _, w := range []io.Writer{&bytes.Buffer{}, f, null} {
+		if isTerminal(w) {
+			t.Fatalf("%T reported as a terminal", w)
+		}
 	}
 }
