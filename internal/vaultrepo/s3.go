@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"coffer/internal/backup"
 	"coffer/internal/repository"
@@ -27,8 +28,10 @@ type S3Options struct {
 const deleteBatch = 1000
 
 type s3Backend struct {
-	cfg   s3.Config // Prefix: "<root>/vaults/" (or "vaults/")
 	retry retry.Options
+
+	mu  sync.Mutex
+	cfg s3.Config // Prefix: "<root>/vaults/" (or "vaults/"); ConditionalPut settles after the first probe
 }
 
 // NewS3 returns a Manager storing repositories in the bucket of
@@ -61,38 +64,49 @@ func (m *Manager) Location(v *backup.Vault) (string, error) {
 	case *localBackend:
 		return b.dir(r), nil
 	case *s3Backend:
+		b.mu.Lock()
+		defer b.mu.Unlock()
 		return "s3://" + b.cfg.Bucket + "/" + b.cfg.Prefix + r + "/", nil
 	}
 	return "", errors.New("vaultrepo: unknown backend")
 }
 
 // storage opens the bucket under prefix (relative to the vaults root).
-// The first successful open probes whether the server enforces
-// conditional PUTs; later opens reuse the answer instead of probing again.
-// Callers hold Manager.mu.
-func (b *s3Backend) storage(ctx context.Context, prefix string) (blob.Storage, error) {
+// With write set, the first successful open probes whether the server
+// enforces conditional PUTs and later opens reuse the answer instead of
+// probing again. Storages opened only to list and delete (write unset)
+// never Put with IfAbsent, so they skip the probe and write nothing.
+func (b *s3Backend) storage(ctx context.Context, prefix string, write bool) (blob.Storage, error) {
+	b.mu.Lock()
 	cfg := b.cfg
+	b.mu.Unlock()
 	cfg.Prefix += prefix
+	probing := cfg.ConditionalPut == "" || cfg.ConditionalPut == "probe"
+	if probing && !write {
+		cfg.ConditionalPut = "check"
+	}
 	st, err := s3.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if b.cfg.ConditionalPut == "" || b.cfg.ConditionalPut == "probe" {
+	if probing && write {
+		mode := "check"
 		if st.Properties().ConditionalPut {
-			b.cfg.ConditionalPut = "enforced"
-		} else {
-			b.cfg.ConditionalPut = "check"
+			mode = "enforced"
 		}
+		b.mu.Lock()
+		b.cfg.ConditionalPut = mode
+		b.mu.Unlock()
 	}
 	return retry.New(st, b.retry), nil
 }
 
 func (b *s3Backend) open(ctx context.Context, rel string, create bool) (blob.Storage, error) {
-	return b.storage(ctx, rel+"/")
+	return b.storage(ctx, rel+"/", true)
 }
 
 func (b *s3Backend) clear(ctx context.Context, rel string) error {
-	st, err := b.storage(ctx, rel+"/")
+	st, err := b.storage(ctx, rel+"/", false)
 	if err != nil {
 		return err
 	}
@@ -104,7 +118,7 @@ func (b *s3Backend) clear(ctx context.Context, rel string) error {
 // repository configurations, <account>/<region>/<vault>/config. Memory
 // grows with the number of vaults, not objects; time grows with objects.
 func (b *s3Backend) vaults(ctx context.Context) ([]*backup.Vault, error) {
-	st, err := b.storage(ctx, "")
+	st, err := b.storage(ctx, "", false)
 	if err != nil {
 		return nil, err
 	}
