@@ -37,6 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		seed      = fs.Uint64("seed", 1, "mkdata -seed")
 		pct       = fs.Float64("pct", 1, "percentage of bytes the change step rewrites (mkdata mutate -pct)")
 		rounds    = fs.Int("rounds", 1, "rounds to run; the table shows medians")
+		budget    = fs.Duration("budget", 0, "stop starting rounds when the next one would probably end after this long (0: no limit)")
 		tools     = fs.String("tools", strings.Join(harness.ToolNames, ","), "comma-separated tools; the first is compared with the others")
 		data      = fs.String("data", "", "existing mkdata tree to copy (cp -a) instead of generating one; it is never modified")
 		mkdata    = fs.String("mkdata", "", "mkdata generator directory (default: "+harness.DefaultMkdataDir+" from the repository root)")
@@ -75,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := harness.Config{
 		RepoRoot: root, MkdataDir: *mkdata, DataDir: *data,
-		Scale: *scale, Seed: *seed, ChangePct: *pct, Rounds: *rounds,
+		Scale: *scale, Seed: *seed, ChangePct: *pct, Rounds: *rounds, Budget: *budget,
 		WorkDir: *work, Keep: *keep, Tools: splitList(*tools), Baselines: *baselines,
 		ToolOptions: harness.ToolOptions{
 			Runner:    harness.Runner{Verbose: childErr},

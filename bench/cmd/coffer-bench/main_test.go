@@ -17,6 +17,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{[]string{"stray"}, 2, "unexpected arguments"},
 		{[]string{"-rounds", "0"}, 1, "rounds must be at least 1"},
 		{[]string{"-pct", "0"}, 1, "change percentage"},
+		{[]string{"-budget", "-1s"}, 1, "budget must not be negative"},
 		{[]string{"-scale", "-1"}, 1, "scale must be positive"},
 		{[]string{"-tools", "coffer,coffer"}, 1, `tool "coffer" named twice`},
 		{[]string{"-tools", ","}, 1, "no tools"},

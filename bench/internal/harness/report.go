@@ -141,7 +141,11 @@ func (res *Results) WriteMarkdown(w io.Writer) error {
 	p("## Coffer benchmark\n\n")
 	p("Dataset: %s, %d files, %.1f MiB; change step: mkdata mutate -pct %g (in round 1 it changed or added files totalling %.1f MiB).  \n",
 		ds.Source, ds.Files, float64(ds.Bytes)/(1<<20), ds.ChangePct, float64(ds.ChangeBytes)/(1<<20))
-	p("Rounds: %d (values are medians over rounds; tool order rotates per round).  \n", len(res.Rounds))
+	p("Rounds: %d (values are medians over rounds; tool order rotates per round)", len(res.Rounds))
+	if res.StoppedEarly != "" {
+		p("; %s", res.StoppedEarly)
+	}
+	p(".  \n")
 	p("Run: %s → %s (%s)", res.Started.Format(time.RFC3339), res.Finished.Format(time.RFC3339),
 		res.Finished.Sub(res.Started).Round(time.Second))
 	if res.LoadStart != "" {

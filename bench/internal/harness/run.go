@@ -50,6 +50,10 @@ type Config struct {
 	// ChangePct is mkdata mutate -pct for the change step.
 	ChangePct float64
 	Rounds    int
+	// Budget, when positive, stops starting rounds once the next one would
+	// probably end after Budget since the start (judged by the slowest round
+	// so far); at least one round always runs.
+	Budget time.Duration
 	// WorkDir holds the dataset, repositories and restores; it must not
 	// exist, or be empty. Empty: a new temporary directory.
 	WorkDir string
@@ -103,6 +107,8 @@ type Results struct {
 	// LoadStart and LoadEnd are /proc/loadavg's 1/5/15-minute averages
 	// (empty where unavailable): a busy machine makes the numbers noise.
 	LoadStart, LoadEnd string
+	// StoppedEarly says why fewer rounds than asked for ran (Config.Budget).
+	StoppedEarly string
 }
 
 // Versioner is implemented by tools that can report their program version.
@@ -206,8 +212,16 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		res.Dataset.Source = fmt.Sprintf("mkdata gen -seed %d -scale %g", cfg.Seed, cfg.Scale)
 	}
 
+	var slowest time.Duration
 	for r := 0; r < cfg.Rounds; r++ {
+		if elapsed := clk.Now().Sub(res.Started); r > 0 && cfg.Budget > 0 && elapsed+slowest > cfg.Budget {
+			res.StoppedEarly = fmt.Sprintf("stopped after %d of %d rounds: another round (up to %s) would exceed the %s budget",
+				r, cfg.Rounds, slowest.Round(time.Second), cfg.Budget)
+			log.Warn(res.StoppedEarly)
+			break
+		}
 		log.Info("round", "n", r+1, "of", cfg.Rounds)
+		start := clk.Now()
 		round, err := runRound(ctx, cfg, r, work, data, mkdata, tools, baselines, res)
 		if round != nil {
 			res.Rounds = append(res.Rounds, *round)
@@ -215,6 +229,7 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		if err != nil {
 			return res, fmt.Errorf("round %d: %w", r+1, err)
 		}
+		slowest = max(slowest, clk.Now().Sub(start))
 	}
 	return res, nil
 }
@@ -228,6 +243,9 @@ func (cfg *Config) normalize() error {
 	}
 	if cfg.Rounds < 1 {
 		return fmt.Errorf("rounds must be at least 1, not %d", cfg.Rounds)
+	}
+	if cfg.Budget < 0 {
+		return fmt.Errorf("budget must not be negative, not %s", cfg.Budget)
 	}
 	if cfg.DataDir == "" && !(cfg.Scale > 0) {
 		return fmt.Errorf("scale must be positive, not %g", cfg.Scale)
@@ -496,19 +514,19 @@ func runRound(ctx context.Context, cfg Config, r int, work, data, mkdata string,
 				}
 			}
 		}
-		if err := removeAll(dst); err != nil {
-			return round, err
-		}
+		// The restored tree stays until the round ends: deleting it here
+		// would make the next tool pay for the file system's deferred work
+		// (journal, discard), an advantage for whoever restores first.
 		if err := ctx.Err(); err != nil {
 			return round, err
 		}
 	}
 
-	for _, b := range baselines {
+	for i, b := range baselines {
 		if _, err := WarmTree(ctx, data); err != nil {
 			return round, err
 		}
-		dst := filepath.Join(dir, "baseline")
+		dst := filepath.Join(dir, "baseline-"+strconv.Itoa(i+1))
 		syscall.Sync()
 		s, err := b.Run(ctx, data, dst)
 		if err != nil {
@@ -516,9 +534,6 @@ func runRound(ctx context.Context, cfg Config, r int, work, data, mkdata string,
 		}
 		round.Baselines[b.Name()] = s
 		log.Info("measured", "baseline", b.Name(), "wall", s.Wall.Round(time.Millisecond))
-		if err := removeAll(dst); err != nil {
-			return round, err
-		}
 	}
 	return round, nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"coffer/internal/testutil"
 )
@@ -51,7 +52,8 @@ func TestSmoke(t *testing.T) {
 	}
 	work := filepath.Join(t.TempDir(), "work")
 	res, err := Run(context.Background(), Config{
-		RepoRoot: root, Scale: 0.005, Seed: 7, ChangePct: 2, Rounds: 1,
+		// Two rounds asked for, but a 1 ns budget stops after the first.
+		RepoRoot: root, Scale: 0.005, Seed: 7, ChangePct: 2, Rounds: 2, Budget: time.Nanosecond,
 		WorkDir: work, Tools: tools, Baselines: true,
 		Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, nil)),
 	})
@@ -70,8 +72,8 @@ func TestSmoke(t *testing.T) {
 	if res.Dataset.Files < 100 || res.Dataset.Bytes < 5<<20 || res.Dataset.ChangeBytes == 0 {
 		t.Errorf("dataset %+v", res.Dataset)
 	}
-	if len(res.Rounds) != 1 {
-		t.Fatalf("%d rounds", len(res.Rounds))
+	if len(res.Rounds) != 1 || !strings.Contains(res.StoppedEarly, "stopped after 1 of 2 rounds") {
+		t.Fatalf("%d rounds, stopped early: %q", len(res.Rounds), res.StoppedEarly)
 	}
 	rd := res.Rounds[0]
 	for _, name := range tools {
@@ -95,7 +97,7 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"| initial backup |", "| 2% change backup |", "| full restore |", "| repository size |",
-		"| restore verification | OK |", "| cp -r |"} {
+		"| restore verification | OK |", "| cp -r |", "stopped after 1 of 2 rounds"} {
 		if !strings.Contains(report.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
