@@ -379,20 +379,19 @@ func (s *Server) listBackupJobs(ctx context.Context, id Identity, in *ListBackup
 	case "AGGREGATE_ALL", "ANY", "*":
 		f.MessageCategory = ""
 	}
-	scope := id.scope()
 	out := &ListBackupJobsOutput{BackupJobs: []BackupJobOutput{}}
-	if in.ByAccountId != nil && *in.ByAccountId != id.AccountID {
-		switch {
-		case !id.Management:
-			// Other accounts' jobs are invisible outside the management account.
-			return out, nil
-		case *in.ByAccountId == "*" || *in.ByAccountId == "ANY":
-			f.AllAccounts = true
-		default:
-			scope.AccountID = *in.ByAccountId
-		}
+	view := resolveOrgView(id, in.ByAccountId)
+	if view.None {
+		return out, nil
 	}
-	pg, err := s.pager.page(id.AccountID, "ListBackupJobs", f, in.NextToken, in.MaxResults)
+	scope := view.Scope
+	f.AllAccounts = view.All
+	// The token binds the filter and the resolved account scope.
+	bound := struct {
+		F       store.JobFilter
+		Account string
+	}{f, scope.AccountID}
+	pg, err := s.pager.page(id.AccountID, "ListBackupJobs", bound, in.NextToken, in.MaxResults)
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +403,7 @@ func (s *Server) listBackupJobs(ctx context.Context, id Identity, in *ListBackup
 		for _, j := range js {
 			out.BackupJobs = append(out.BackupJobs, backupJobOut(j))
 		}
-		out.NextToken = s.pager.issue(id.AccountID, "ListBackupJobs", f, next)
+		out.NextToken = s.pager.issue(id.AccountID, "ListBackupJobs", bound, next)
 		return nil
 	})
 	if err != nil {

@@ -207,17 +207,12 @@ func (s *Server) listRestoreJobs(ctx context.Context, id Identity, in *ListResto
 		// Coffer has no restore testing plans: no job was started by one.
 		return out, nil
 	}
-	scope := id.scope()
-	if in.ByAccountId != nil && *in.ByAccountId != id.AccountID {
-		switch {
-		case !id.Management:
-			return out, nil // other accounts' jobs are invisible outside the management account
-		case *in.ByAccountId == "*" || *in.ByAccountId == "ANY":
-			f.AllAccounts = true
-		default:
-			scope.AccountID = *in.ByAccountId
-		}
+	view := resolveOrgView(id, in.ByAccountId)
+	if view.None {
+		return out, nil // other accounts' jobs are invisible outside the management account
 	}
+	scope := view.Scope
+	f.AllAccounts = view.All
 	err = s.deps.Store.Read(ctx, func(tx store.Tx) error {
 		js, next, err := tx.ListJobs(ctx, scope, f, pg)
 		if err != nil {
