@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -181,30 +180,19 @@ func (s *Server) startBackupJob(ctx context.Context, id Identity, in *StartBacku
 	}
 	digestIn := *in
 	digestIn.IdempotencyToken = nil
-	db, _ := json.Marshal(digestIn)
-	sum := sha256.Sum256(db)
-	digest := hex.EncodeToString(sum[:])
+	digest := paramsDigest(digestIn)
 	params, _ := json.Marshal(backupjob.Params{StartWindowMinutes: startWin, CompleteWindowMinutes: completeWin, RecoveryPointTags: in.RecoveryPointTags})
 
 	now := s.deps.Clock.Now()
 	var out *StartBackupJobOutput
 	err = s.deps.Store.Write(ctx, func(tx store.Tx) error {
-		if token != "" {
-			prev, err := tx.GetIdempotency(ctx, id.scope(), opStartBackupJob, token, now)
-			if err == nil && prev != nil {
-				if prev.ParamsDigest != digest {
-					return &backup.Error{Code: backup.CodeInvalidRequest, Context: "IdempotencyToken",
-						Message: "IdempotencyToken was already used with different parameters"}
-				}
-				j, err := tx.GetJob(ctx, id.scope(), backup.JobBackup, prev.ResultID)
-				if err != nil {
-					return err
-				}
-				out = &StartBackupJobOutput{BackupJobId: j.ID, RecoveryPointArn: j.RecoveryPointArn, CreationDate: ts(j.CreationDate)}
-				return nil
-			} else if err != nil && !backup.IsCode(err, backup.CodeNotFound) {
-				return err
-			}
+		j, err := replayJob(ctx, tx, id.scope(), opStartBackupJob, token, digest, backup.JobBackup, now)
+		if err != nil {
+			return err
+		}
+		if j != nil {
+			out = &StartBackupJobOutput{BackupJobId: j.ID, RecoveryPointArn: j.RecoveryPointArn, CreationDate: ts(j.CreationDate)}
+			return nil
 		}
 		v, err := tx.GetVault(ctx, id.scope(), in.BackupVaultName)
 		if err != nil {
@@ -216,7 +204,7 @@ func (s *Server) startBackupJob(ctx context.Context, id Identity, in *StartBacku
 		}
 		jobID := newJobID()
 		startBy := now.Add(time.Duration(startWin) * time.Minute)
-		j := &backup.Job{Kind: backup.JobBackup, ID: jobID, AccountID: id.AccountID, Region: id.Region, State: jobs.StateCreated,
+		j = &backup.Job{Kind: backup.JobBackup, ID: jobID, AccountID: id.AccountID, Region: id.Region, State: jobs.StateCreated,
 			CreationDate: now, StartBy: &startBy, VaultName: v.Name, VaultArn: v.Arn,
 			RecoveryPointArn: backup.RecoveryPointArn(id.Region, id.AccountID, strings.ToLower(newJobID())),
 			ResourceArn:      fs.Arn, ResourceType: backup.ResourceTypeEFS, ResourceName: fs.Name, IamRoleArn: in.IamRoleArn,

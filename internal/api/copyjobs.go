@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -73,9 +71,7 @@ func (s *Server) startCopyJob(ctx context.Context, id Identity, in *StartCopyJob
 	token := optStr(in.IdempotencyToken)
 	digestIn := *in
 	digestIn.IdempotencyToken = nil
-	db, _ := json.Marshal(digestIn)
-	sum := sha256.Sum256(db)
-	digest := hex.EncodeToString(sum[:])
+	digest := paramsDigest(digestIn)
 	jobID := newJobID()
 	params, _ := json.Marshal(copyjob.Params{DestinationAccount: dAcct, DestinationVaultName: dName, KeepSourceExpiry: keep,
 		DestinationRecoveryPointArn: backup.RecoveryPointArn(id.Region, dAcct, strings.ToLower(newJobID()))})
@@ -83,22 +79,13 @@ func (s *Server) startCopyJob(ctx context.Context, id Identity, in *StartCopyJob
 	now := s.deps.Clock.Now()
 	var out *StartCopyJobOutput
 	err = s.deps.Store.Write(ctx, func(tx store.Tx) error {
-		if token != "" {
-			prev, err := tx.GetIdempotency(ctx, id.scope(), opStartCopyJob, token, now)
-			if err == nil && prev != nil {
-				if prev.ParamsDigest != digest {
-					return &backup.Error{Code: backup.CodeInvalidRequest, Context: "IdempotencyToken",
-						Message: "IdempotencyToken was already used with different parameters"}
-				}
-				j, err := tx.GetJob(ctx, id.scope(), backup.JobCopy, prev.ResultID)
-				if err != nil {
-					return err
-				}
-				out = &StartCopyJobOutput{CopyJobId: j.ID, CreationDate: ts(j.CreationDate)}
-				return nil
-			} else if err != nil && !backup.IsCode(err, backup.CodeNotFound) {
-				return err
-			}
+		j, err := replayJob(ctx, tx, id.scope(), opStartCopyJob, token, digest, backup.JobCopy, now)
+		if err != nil {
+			return err
+		}
+		if j != nil {
+			out = &StartCopyJobOutput{CopyJobId: j.ID, CreationDate: ts(j.CreationDate)}
+			return nil
 		}
 		v, err := tx.GetVault(ctx, id.scope(), in.SourceBackupVaultName)
 		if err != nil {
@@ -126,7 +113,7 @@ func (s *Server) startCopyJob(ctx context.Context, id Identity, in *StartCopyJob
 				return err
 			}
 		}
-		j := &backup.Job{Kind: backup.JobCopy, ID: jobID, AccountID: id.AccountID, Region: id.Region, State: jobs.StateCreated,
+		j = &backup.Job{Kind: backup.JobCopy, ID: jobID, AccountID: id.AccountID, Region: id.Region, State: jobs.StateCreated,
 			CreationDate: now, VaultName: v.Name, VaultArn: v.Arn, DestinationVaultArn: in.DestinationBackupVaultArn,
 			RecoveryPointArn: rp.Arn, ResourceArn: rp.ResourceArn, ResourceType: rp.ResourceType, ResourceName: rp.ResourceName,
 			BackupSizeBytes: rp.BackupSizeBytes, IamRoleArn: in.IamRoleArn, Lifecycle: lc, IdempotencyToken: token,
