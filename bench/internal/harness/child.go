@@ -20,7 +20,16 @@ type Sample struct {
 	User   time.Duration
 	Sys    time.Duration
 	MaxRSS int64 // peak resident set size in bytes (getrusage ru_maxrss)
+	// RSSFloor is the harness's own peak RSS when the child started. Go
+	// starts children with vfork, and Linux carries the parent's RSS
+	// high-water mark into the child's ru_maxrss at exec, so a MaxRSS not
+	// above RSSFloor only says "at most RSSFloor".
+	RSSFloor int64
 }
+
+// Floored reports whether MaxRSS is the harness's floor rather than the
+// child's own peak.
+func (s Sample) Floored() bool { return s.MaxRSS <= s.RSSFloor }
 
 // Runner starts child processes and measures them.
 type Runner struct {
@@ -53,12 +62,17 @@ func (r Runner) Run(ctx context.Context, cmd *exec.Cmd) (Sample, []byte, error) 
 	if clk == nil {
 		clk = clock.Real{}
 	}
+	var self syscall.Rusage
+	floor := int64(-1)
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &self) == nil {
+		floor = self.Maxrss << 10
+	}
 	start := clk.Now()
 	err := cmd.Run()
 	wall := clk.Now().Sub(start)
 	var s Sample
 	if st := cmd.ProcessState; st != nil {
-		s = Sample{Wall: wall, User: st.UserTime(), Sys: st.SystemTime()}
+		s = Sample{Wall: wall, User: st.UserTime(), Sys: st.SystemTime(), RSSFloor: floor}
 		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
 			s.MaxRSS = ru.Maxrss << 10 // KiB on Linux
 		}

@@ -39,6 +39,9 @@ type cell struct {
 	v  float64
 	ok bool
 	n  int // rounds that contributed
+	// atMost marks a peak RSS that may be the harness's floor (see
+	// Sample.RSSFloor): the true value is at most v.
+	atMost bool
 }
 
 func medianCell(v []float64) cell {
@@ -75,22 +78,28 @@ func (res *Results) rows() []row {
 	mem := row{label: "peak memory (max over operations)", unit: "MiB", values: map[string]cell{}}
 	for _, t := range res.Tools {
 		var sz, pk []float64
+		var floored bool
 		for _, rd := range res.Rounds {
 			if n, ok := rd.RepoSize[t]; ok {
 				sz = append(sz, float64(n)/(1<<20))
 			}
-			var peak int64
+			var peak Sample
 			var any bool
 			for op := OpInitial; op < numOps; op++ {
-				if d := rd.Done[t]; d != nil && d[op] {
-					peak, any = max(peak, rd.Samples[t][op].MaxRSS), true
+				if d := rd.Done[t]; d != nil && d[op] && (!any || rd.Samples[t][op].MaxRSS > peak.MaxRSS) {
+					peak, any = rd.Samples[t][op], true
 				}
 			}
 			if any {
-				pk = append(pk, float64(peak)/(1<<20))
+				pk = append(pk, float64(peak.MaxRSS)/(1<<20))
+				floored = floored || peak.Floored()
 			}
 		}
 		size.values[t], mem.values[t] = medianCell(sz), medianCell(pk)
+		if c := mem.values[t]; c.ok && floored {
+			c.atMost = true
+			mem.values[t] = c
+		}
 	}
 	return append(rows, size, mem)
 }
@@ -103,6 +112,9 @@ func (c cell) format(unit string) string {
 	case "s":
 		return fmt.Sprintf("%.2f s", c.v)
 	case "MiB":
+		if c.atMost {
+			return fmt.Sprintf("≤ %.1f MiB", c.v)
+		}
 		return fmt.Sprintf("%.1f MiB", c.v)
 	}
 	return fmt.Sprintf("%g", c.v)
@@ -195,7 +207,8 @@ func (res *Results) WriteMarkdown(w io.Writer) error {
 	}
 	p("\n\n")
 	p("Ratios below 1 mean %s is faster (or smaller). Times are the wall clock of the tool's process; ", subject)
-	p("peak memory is its maximum resident set size (getrusage).\n\n")
+	p("peak memory is its maximum resident set size (getrusage); \"≤\" marks a value that is only the harness's own ")
+	p("peak RSS, which Linux carries into a vforked child's ru_maxrss (the child's true peak is at most that).\n\n")
 
 	if res.VerificationFailed() {
 		p("**!!! VERIFICATION OR TOOL FAILURE — the numbers above are not a valid comparison !!!**\n\n")
@@ -238,14 +251,14 @@ func (res *Results) WriteMarkdown(w io.Writer) error {
 					continue
 				}
 				s := rd.Samples[t][op]
-				p("| %d | %s | %s | %.2f s | %.2f s | %.2f s | %.1f MiB |\n", i+1, opLabel(op, ds.ChangePct), t,
-					s.Wall.Seconds(), s.User.Seconds(), s.Sys.Seconds(), float64(s.MaxRSS)/(1<<20))
+				p("| %d | %s | %s | %.2f s | %.2f s | %.2f s | %s |\n", i+1, opLabel(op, ds.ChangePct), t,
+					s.Wall.Seconds(), s.User.Seconds(), s.Sys.Seconds(), rssText(s))
 			}
 		}
 		for _, name := range res.Baselines {
 			if s, ok := rd.Baselines[name]; ok {
-				p("| %d | baseline | %s | %.2f s | %.2f s | %.2f s | %.1f MiB |\n", i+1, name,
-					s.Wall.Seconds(), s.User.Seconds(), s.Sys.Seconds(), float64(s.MaxRSS)/(1<<20))
+				p("| %d | baseline | %s | %.2f s | %.2f s | %.2f s | %s |\n", i+1, name,
+					s.Wall.Seconds(), s.User.Seconds(), s.Sys.Seconds(), rssText(s))
 			}
 		}
 	}
@@ -284,6 +297,13 @@ func (res *Results) verifyCell(t string) string {
 		return fmt.Sprintf("OK in %d, not restored in %d rounds", ok, missing)
 	}
 	return "OK"
+}
+
+func rssText(s Sample) string {
+	if s.Floored() {
+		return fmt.Sprintf("≤ %.1f MiB", float64(s.MaxRSS)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(s.MaxRSS)/(1<<20))
 }
 
 func firstLine(s string) string {

@@ -115,3 +115,12 @@ func TestWriteMarkdownShoutsAboutBadRestores(t *testing.T) {
 		})
 	}
 }
+
+func TestFlooredRSS(t *testing.T) {
+	if s := (Sample{MaxRSS: 55 << 20, RSSFloor: 55 << 20}); !s.Floored() || rssText(s) != "≤ 55.0 MiB" {
+		t.Errorf("floored sample: %v %q", s.Floored(), rssText(s))
+	}
+	if s := (Sample{MaxRSS: 200 << 20, RSSFloor: 55 << 20}); s.Floored() || rssText(s) != "200.0 MiB" {
+		t.Errorf("own peak: %v %q", s.Floored(), rssText(s))
+	}
+}
