@@ -133,39 +133,7 @@ func (t *txn) ListJobs(ctx context.Context, s store.Scope, f store.JobFilter, p 
 	if f.CompleteBefore != nil {
 		add("completion_ms < ?", ms(*f.CompleteBefore))
 	}
-	if p.After != "" {
-		c, id, err := splitCursor(p.After)
-		if err != nil {
-			return nil, "", err
-		}
-		where = append(where, "(creation_ms < ? OR (creation_ms = ? AND id > ?))")
-		args = append(args, c, c, id)
-	}
-	limit := limitOf(p)
-	args = append(args, limit+1)
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY creation_ms DESC, id LIMIT ?`, args...)
-	if err != nil {
-		return nil, "", dbErr("list jobs", err)
-	}
-	defer rows.Close()
-	out := []*backup.Job{}
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, "", dbErr("list jobs", err)
-		}
-		out = append(out, j)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", dbErr("list jobs", err)
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = timeCursor(out[limit-1].CreationDate, out[limit-1].ID)
-	}
-	return out, next, nil
+	return t.pageJobs(ctx, "list jobs", where, args, p)
 }
 
 func (t *txn) UpdateJob(ctx context.Context, j *backup.Job, expectGeneration int64) error {
@@ -206,4 +174,43 @@ func (t *txn) UpdateJob(ctx context.Context, j *backup.Job, expectGeneration int
 		return &backup.Error{Code: backup.CodeLeaseLost, Message: fmt.Sprintf("job %s: lease generation is %d, not %d", j.ID, gen, expectGeneration), Context: j.ID}
 	}
 	return nil
+}
+
+// pageJobs runs a keyset-paginated job query: the rows matching where (AND)
+// newest first by (creation_ms DESC, id), after the page cursor, at most
+// p's limit, with the cursor of the next page ("" at the end).
+func (t *txn) pageJobs(ctx context.Context, what string, where []string, args []any, p store.Page) ([]*backup.Job, string, error) {
+	if p.After != "" {
+		c, id, err := splitCursor(p.After)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "(creation_ms < ? OR (creation_ms = ? AND id > ?))")
+		args = append(args, c, c, id)
+	}
+	limit := limitOf(p)
+	args = append(args, limit+1)
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY creation_ms DESC, id LIMIT ?`, args...)
+	if err != nil {
+		return nil, "", dbErr(what, err)
+	}
+	defer rows.Close()
+	out := []*backup.Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, "", dbErr(what, err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", dbErr(what, err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = timeCursor(out[limit-1].CreationDate, out[limit-1].ID)
+	}
+	return out, next, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strings"
 	"time"
 
 	"coffer/internal/backup"
@@ -82,37 +81,5 @@ func (t *txn) ListRestoreJobsByResource(ctx context.Context, s store.Scope, q st
 	if q.RPCreatedBefore != nil {
 		where, args = append(where, "rp_creation_ms < ?"), append(args, ms(*q.RPCreatedBefore))
 	}
-	if p.After != "" {
-		c, id, err := splitCursor(p.After)
-		if err != nil {
-			return nil, "", err
-		}
-		where = append(where, "(creation_ms < ? OR (creation_ms = ? AND id > ?))")
-		args = append(args, c, c, id)
-	}
-	limit := limitOf(p)
-	args = append(args, limit+1)
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY creation_ms DESC, id LIMIT ?`, args...)
-	if err != nil {
-		return nil, "", dbErr("list restore jobs", err)
-	}
-	defer rows.Close()
-	out := []*backup.Job{}
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, "", dbErr("list restore jobs", err)
-		}
-		out = append(out, j)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", dbErr("list restore jobs", err)
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = timeCursor(out[limit-1].CreationDate, out[limit-1].ID)
-	}
-	return out, next, nil
+	return t.pageJobs(ctx, "list restore jobs", where, args, p)
 }
