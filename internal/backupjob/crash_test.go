@@ -1,18 +1,14 @@
 package backupjob_test
 
 import (
-	"bufio"
+	"coffer/internal/testutil/cofferproc"
 	"context"
 	"fmt"
-	"io"
 	"math/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,52 +44,8 @@ func must(t *testing.T, err error) {
 	}
 }
 
-type child struct {
-	cmd  *exec.Cmd
-	addr string
-}
-
-func startChild(t *testing.T, bin, cfg string) *child {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "--config", cfg)
-	stderr, err := cmd.StderrPipe()
-	must(t, err)
-	cmd.Stdout = io.Discard
-	must(t, cmd.Start())
-	addrc := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`msg="coffer serving" listen=(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		sent := false
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				addrc <- m[1]
-				sent = true
-			}
-		}
-		if !sent {
-			close(addrc)
-		}
-	}()
-	addr, ok := <-addrc
-	if !ok {
-		cmd.Wait()
-		t.Fatal("coffer serve exited before listening")
-	}
-	c := &child{cmd: cmd, addr: addr}
-	t.Cleanup(c.kill)
-	return c
-}
-
-func (c *child) kill() {
-	if c.cmd.ProcessState == nil {
-		c.cmd.Process.Signal(syscall.SIGKILL)
-		c.cmd.Wait()
-	}
-}
-
-func (c *child) client() *sdk.Client {
-	return sdk.New(sdk.Options{Region: region, BaseEndpoint: aws.String("http://" + c.addr), RetryMaxAttempts: 1,
+func client(c *cofferproc.Proc) *sdk.Client {
+	return sdk.New(sdk.Options{Region: region, BaseEndpoint: aws.String("http://" + c.Addr), RetryMaxAttempts: 1,
 		Credentials: credentials.NewStaticCredentialsProvider(crashAKID, crashSecret, "")})
 }
 
@@ -128,10 +80,7 @@ func TestKillDuringBackups(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "coffer")
-	if out, err := exec.Command("go", "build", "-o", bin, "coffer/cmd/coffer").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := cofferproc.Build(t)
 	seed := int64(20261122)
 	if v := os.Getenv("COFFER_CRASH_SEED"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -164,8 +113,8 @@ file_systems:
 
 	const iterations = 6
 	for it := 0; it < iterations; it++ {
-		c := startChild(t, bin, cfg)
-		cl := c.client()
+		c := cofferproc.Start(t, bin, cfg)
+		cl := client(c)
 		if it == 0 {
 			_, err := cl.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("crash")})
 			must(t, err)
@@ -181,14 +130,14 @@ file_systems:
 		}
 		wait := time.Duration(r.Intn(1500)) * time.Millisecond
 		time.Sleep(wait)
-		c.kill()
+		c.Kill()
 		t.Logf("iteration %d: killed after %v", it, wait)
 	}
 
 	// Restart: every interrupted job ends (its lease expires and the
 	// periodic reconciliation fails it); queued jobs run.
-	c := startChild(t, bin, cfg)
-	cl := c.client()
+	c := cofferproc.Start(t, bin, cfg)
+	cl := client(c)
 	for {
 		all := listJobs(t, cl)
 		open := 0
@@ -236,7 +185,7 @@ file_systems:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c.kill()
+	c.Kill()
 
 	// Every recovery point's manifest is present and the repository checks
 	// clean, reading every blob.

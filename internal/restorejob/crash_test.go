@@ -1,17 +1,13 @@
 package restorejob
 
 import (
-	"bufio"
+	"coffer/internal/testutil/cofferproc"
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,53 +26,8 @@ const (
 	crashSecret = "crash-test-secret-0123456789"
 )
 
-// child is a `coffer serve` process.
-type child struct {
-	cmd  *exec.Cmd
-	addr string
-}
-
-func startChild(t *testing.T, bin, cfg string) *child {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "--config", cfg)
-	stderr, err := cmd.StderrPipe()
-	must(t, err)
-	cmd.Stdout = io.Discard
-	must(t, cmd.Start())
-	addrc := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`msg="coffer serving" listen=(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		sent := false
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				addrc <- m[1]
-				sent = true
-			}
-		}
-		if !sent {
-			close(addrc)
-		}
-	}()
-	addr, ok := <-addrc
-	if !ok {
-		cmd.Wait()
-		t.Fatal("coffer serve exited before listening")
-	}
-	c := &child{cmd: cmd, addr: addr}
-	t.Cleanup(func() { c.kill() })
-	return c
-}
-
-func (c *child) kill() {
-	if c.cmd.ProcessState == nil {
-		c.cmd.Process.Signal(syscall.SIGKILL)
-		c.cmd.Wait()
-	}
-}
-
-func (c *child) client() *sdk.Client {
-	return sdk.New(sdk.Options{Region: region, BaseEndpoint: aws.String("http://" + c.addr),
+func client(c *cofferproc.Proc) *sdk.Client {
+	return sdk.New(sdk.Options{Region: region, BaseEndpoint: aws.String("http://" + c.Addr),
 		Credentials: credentials.NewStaticCredentialsProvider(crashAKID, crashSecret, "")})
 }
 
@@ -88,11 +39,7 @@ func TestKillDuringRestore(t *testing.T) {
 		t.Skip("builds and runs coffer serve")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "coffer")
-	build := exec.Command("go", "build", "-o", bin, "coffer/cmd/coffer")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := cofferproc.Build(t)
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
 	must(t, os.MkdirAll(dst, 0o755))
 	writeFile(t, filepath.Join(dst, "existing.txt"), []byte("do not touch"), 0o644)
@@ -120,8 +67,8 @@ file_systems:
 new_file_systems_dir: %s
 `, filepath.Join(dir, "data"), region, acctA, crashAKID, crashSecret, srcFS, acctA, src, dstFS, acctA, dst, filepath.Join(dir, "new"))), 0o600))
 
-	c := startChild(t, bin, cfg)
-	cl := c.client()
+	c := cofferproc.Start(t, bin, cfg)
+	cl := client(c)
 	ctx := context.Background()
 	_, err := cl.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("crash")})
 	must(t, err)
@@ -165,7 +112,7 @@ new_file_systems_dir: %s
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	c.kill()
+	c.Kill()
 	if !stagingHasFiles(dst) {
 		t.Fatal("no staging area after the kill")
 	}
@@ -177,8 +124,8 @@ new_file_systems_dir: %s
 		}
 	}
 
-	c = startChild(t, bin, cfg)
-	cl = c.client()
+	c = cofferproc.Start(t, bin, cfg)
+	cl = client(c)
 	var d *sdk.DescribeRestoreJobOutput
 	for i := 0; ; i++ {
 		d, err = cl.DescribeRestoreJob(ctx, &sdk.DescribeRestoreJobInput{RestoreJobId: rj.RestoreJobId})
