@@ -367,37 +367,11 @@ func (s *Server) listBackupJobs(ctx context.Context, id Identity, in *ListBackup
 	case "AGGREGATE_ALL", "ANY", "*":
 		f.MessageCategory = ""
 	}
-	out := &ListBackupJobsOutput{BackupJobs: []BackupJobOutput{}}
-	view := resolveOrgView(id, in.ByAccountId)
-	if view.None {
-		return out, nil
-	}
-	scope := view.Scope
-	f.AllAccounts = view.All
-	// The token binds the filter and the resolved account scope.
-	bound := struct {
-		F       store.JobFilter
-		Account string
-	}{f, scope.AccountID}
-	pg, err := s.pager.page(id.AccountID, "ListBackupJobs", bound, in.NextToken, in.MaxResults)
+	items, next, err := listJobPage(ctx, s, id, "ListBackupJobs", in.ByAccountId, f, in.NextToken, in.MaxResults, backupJobOut)
 	if err != nil {
 		return nil, err
 	}
-	err = s.deps.Store.Read(ctx, func(tx store.Tx) error {
-		js, next, err := tx.ListJobs(ctx, scope, f, pg)
-		if err != nil {
-			return err
-		}
-		for _, j := range js {
-			out.BackupJobs = append(out.BackupJobs, backupJobOut(j))
-		}
-		out.NextToken = s.pager.issue(id.AccountID, "ListBackupJobs", bound, next)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return &ListBackupJobsOutput{BackupJobs: items, NextToken: next}, nil
 }
 
 // jobInUse reports whether a restore or copy job still reads rpArn.

@@ -259,34 +259,9 @@ func (s *Server) listCopyJobs(ctx context.Context, id Identity, in *ListCopyJobs
 	case "AGGREGATE_ALL", "ANY", "*":
 		f.MessageCategory = ""
 	}
-	out := &ListCopyJobsOutput{CopyJobs: []CopyJobOutput{}}
-	view := resolveOrgView(id, in.ByAccountId)
-	if view.None {
-		return out, nil
-	}
-	f.AllAccounts = view.All
-	// The token binds the filter and the resolved account scope.
-	bound := struct {
-		F       store.JobFilter
-		Account string
-	}{f, view.Scope.AccountID}
-	pg, err := s.pager.page(id.AccountID, "ListCopyJobs", bound, in.NextToken, in.MaxResults)
+	items, next, err := listJobPage(ctx, s, id, "ListCopyJobs", in.ByAccountId, f, in.NextToken, in.MaxResults, copyJobOut)
 	if err != nil {
 		return nil, err
 	}
-	err = s.deps.Store.Read(ctx, func(tx store.Tx) error {
-		js, next, err := tx.ListJobs(ctx, view.Scope, f, pg)
-		if err != nil {
-			return err
-		}
-		for _, j := range js {
-			out.CopyJobs = append(out.CopyJobs, copyJobOut(j))
-		}
-		out.NextToken = s.pager.issue(id.AccountID, "ListCopyJobs", bound, next)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return &ListCopyJobsOutput{CopyJobs: items, NextToken: next}, nil
 }

@@ -54,3 +54,40 @@ func getJobOrg(ctx context.Context, tx store.Tx, id Identity, kind backup.JobKin
 	}
 	return o, nil
 }
+
+// listJobPage serves one page of a job list: it applies the organization
+// view of acct, binds the page token to the filter and the resolved
+// account, and converts each job with conv.
+func listJobPage[T any](ctx context.Context, s *Server, id Identity, op string, acct *string, f store.JobFilter,
+	token *string, max *int64, conv func(*backup.Job) T) ([]T, *string, error) {
+	items := []T{}
+	view := resolveOrgView(id, acct)
+	if view.None {
+		return items, nil, nil
+	}
+	f.AllAccounts = view.All
+	bound := struct {
+		F       store.JobFilter
+		Account string
+	}{f, view.Scope.AccountID}
+	pg, err := s.pager.page(id.AccountID, op, bound, token, max)
+	if err != nil {
+		return nil, nil, err
+	}
+	var next *string
+	err = s.deps.Store.Read(ctx, func(tx store.Tx) error {
+		js, cursor, err := tx.ListJobs(ctx, view.Scope, f, pg)
+		if err != nil {
+			return err
+		}
+		for _, j := range js {
+			items = append(items, conv(j))
+		}
+		next = s.pager.issue(id.AccountID, op, bound, cursor)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return items, next, nil
+}
