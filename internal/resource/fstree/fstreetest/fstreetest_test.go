@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func mk(t *testing.T, root string) {
@@ -29,6 +31,12 @@ func mk(t *testing.T, root string) {
 		if err := os.Chtimes(filepath.Join(root, p), mt, mt); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The symlink's own mtime too, so that two trees made by mk are equal
+	// whatever the clock did between them.
+	ts := []unix.Timespec{unix.NsecToTimespec(mt.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(root, "l"), ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		t.Fatal(err)
 	}
 }
 
