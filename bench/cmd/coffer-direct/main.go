@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"coffer/bench/internal/cofferdirect"
@@ -28,7 +29,13 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile, err := startProfile(os.Getenv(ProfileEnv))
+	if err == nil {
+		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		if perr := stopProfile(); perr != nil && err == nil {
+			err = perr
+		}
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "coffer-direct:", err)
@@ -36,11 +43,34 @@ func main() {
 	}
 }
 
+// ProfileEnv names an environment variable that, when set, makes the
+// operation write a CPU profile to that file (for `go tool pprof`).
+const ProfileEnv = "COFFER_BENCH_CPUPROFILE"
+
+func startProfile(path string) (func() error, error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ProfileEnv, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", ProfileEnv, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
+}
+
 const usage = `usage:
   coffer-direct init    -repo DIR
   coffer-direct backup  -repo DIR -src DIR [-parent latest|none]
   coffer-direct restore -repo DIR -dst DIR [-snapshot latest|ID]
-environment: ` + cofferdirect.KeyEnv + ` = master key, 64 hex digits`
+environment: ` + cofferdirect.KeyEnv + ` = master key, 64 hex digits;
+  ` + ProfileEnv + ` = write a CPU profile to this file (optional)`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) < 1 {
