@@ -83,26 +83,23 @@ func Check(ctx context.Context, repo *repository.Repository, opts CheckOptions) 
 	st := repo.Storage()
 	rep := &Report{}
 	// 1. Index files, each on its own so one damaged file does not hide others.
-	var names []string
-	if err := st.List(ctx, repository.IndexPrefix, func(i blob.Info) error {
-		names = append(names, i.Name)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("check: list index: %w", err)
-	}
-	var files []repository.IndexFile
-	for _, n := range names {
-		f, err := repo.ReadIndexFile(ctx, n)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			rep.DamagedIndexes = append(rep.DamagedIndexes, Problem{Object: n, Detail: err.Error()})
-			continue
+	ix, err := readIndexFiles(ctx, repo)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		id, _ := repository.ParseID(strings.TrimPrefix(n, repository.IndexPrefix))
-		files = append(files, repository.IndexFile{Name: n, ID: id, File: f})
+		return nil, fmt.Errorf("check: %w", err)
 	}
+	// A damaged file that a readable one supersedes (as after RebuildIndex)
+	// loses nothing: readers ignore it, and prune deletes it.
+	supDamaged, damaged := ix.split()
+	for _, d := range damaged {
+		rep.DamagedIndexes = append(rep.DamagedIndexes, Problem{Object: d.Name, Detail: d.Err.Error()})
+	}
+	for _, d := range supDamaged {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("index file %s is damaged but superseded by a readable index file (ignored; prune removes it): %v", d.Name, d.Err))
+	}
+	files := ix.Readable
 	rep.IndexFiles = len(files)
 	idx := index.New()
 	packEntries := map[[32]byte]index.PackBlobs{}

@@ -83,11 +83,19 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 		}
 	}
 
-	files, err := repo.ListIndexFiles(ctx)
+	ix, err := readIndexFiles(ctx, repo)
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
-	rep.IndexFilesBefore = len(files)
+	// A damaged index file is only tolerated when a readable file
+	// supersedes it (as after RebuildIndex): it is deleted with the other
+	// old files. Any other damaged file would hide blob locations.
+	supDamaged, damaged := ix.split()
+	if len(damaged) > 0 {
+		return nil, fmt.Errorf("prune: damaged index file (run check; repair-index rebuilds the index): %w", damaged[0].Err)
+	}
+	files := ix.Readable
+	rep.IndexFilesBefore = len(files) + len(supDamaged)
 	type packInfo struct {
 		size int64
 		mod  time.Time
@@ -235,7 +243,7 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 	}
 	rep.OrphansDeleted = len(orphans)
 	rep.BlobsRewritten = len(moves)
-	if opts.DryRun || (len(del) == 0 && len(orphans) == 0 && len(files) <= 1) {
+	if opts.DryRun || (len(del) == 0 && len(orphans) == 0 && len(files) <= 1 && len(supDamaged) == 0) {
 		rep.IndexFilesAfter = rep.IndexFilesBefore
 		return rep, nil
 	}
@@ -264,9 +272,12 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 	}
 	// New index: kept packs verbatim plus the rewritten ones, superseding
 	// every index file read above.
-	sup := make([][32]byte, 0, len(files)+len(written.IndexFiles))
+	sup := make([][32]byte, 0, len(files)+len(supDamaged)+len(written.IndexFiles))
 	for _, f := range files {
 		sup = append(sup, f.ID)
+	}
+	for _, d := range supDamaged {
+		sup = append(sup, d.ID)
 	}
 	sup = append(sup, written.IndexFiles...)
 	newPacks := append(keep, written.Packs...)
@@ -283,6 +294,11 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 	for _, f := range files {
 		if err := st.Delete(ctx, f.Name); err != nil && !errors.Is(err, blob.ErrNotFound) {
 			return nil, fmt.Errorf("prune: delete %s: %w", f.Name, err)
+		}
+	}
+	for _, d := range supDamaged {
+		if err := st.Delete(ctx, d.Name); err != nil && !errors.Is(err, blob.ErrNotFound) {
+			return nil, fmt.Errorf("prune: delete %s: %w", d.Name, err)
 		}
 	}
 	for _, id := range written.IndexFiles {
