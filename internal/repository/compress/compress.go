@@ -54,10 +54,24 @@ const (
 	// (random data saves nothing; a stricter bar misjudged executables).
 )
 
+// encoder produces one complete zstd frame (no checksum, content size
+// recorded) of src appended to dst. Implementations are safe for concurrent
+// use; see encoder_cgo.go (libzstd) and encoder_purego.go.
+type encoder interface {
+	encode(dst, src []byte) ([]byte, error)
+	close()
+}
+
 // Codec compresses and decompresses blobs. Safe for concurrent use.
+//
+// Encoding uses libzstd when the build has cgo and a pure-Go encoder
+// otherwise; both write standard zstd frames, so either build reads what the
+// other wrote. Decoding always uses the pure-Go decoder, which enforces the
+// size caps before allocating and, for the round-trip check of new blobs,
+// is an independent implementation of the format.
 type Codec struct {
 	level Level
-	enc   *zstd.Encoder
+	enc   encoder
 	dec   *zstd.Decoder
 	probe sync.Pool
 }
@@ -68,19 +82,10 @@ func New(level Level, concurrency int, maxSize int) (*Codec, error) {
 	if concurrency < 1 {
 		concurrency = 1
 	}
-	var zl zstd.EncoderLevel
-	switch level {
-	case Fastest, Off:
-		zl = zstd.SpeedFastest
-	case Default:
-		zl = zstd.SpeedDefault
-	case Better:
-		zl = zstd.SpeedBetterCompression
-	default:
+	if level < Fastest || level > Off {
 		return nil, fmt.Errorf("compress: unknown level %d", level)
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zl), zstd.WithEncoderConcurrency(concurrency),
-		zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true), zstd.WithLowerEncoderMem(true))
+	enc, err := newEncoder(level, concurrency)
 	if err != nil {
 		return nil, fmt.Errorf("compress: %w", err)
 	}
@@ -96,7 +101,7 @@ func New(level Level, concurrency int, maxSize int) (*Codec, error) {
 
 // Close releases the codec's encoders and decoders.
 func (c *Codec) Close() {
-	_ = c.enc.Close()
+	c.enc.close()
 	c.dec.Close()
 }
 
@@ -114,9 +119,9 @@ func (c *Codec) Incompressible(src []byte) bool {
 	defer c.probe.Put(bp)
 	for i := 0; i < 4; i++ {
 		off := i * (len(src) - sample) / 3
-		out := c.enc.EncodeAll(src[off:off+sample], (*bp)[:0])
+		out, err := c.enc.encode((*bp)[:0], src[off:off+sample])
 		*bp = out[:0]
-		if len(out) <= sample-sample/64 {
+		if err == nil && len(out) <= sample-sample/64 {
 			return false
 		}
 	}
@@ -124,7 +129,8 @@ func (c *Codec) Incompressible(src []byte) bool {
 }
 
 // AppendCompressed appends the stored form of src to dst and reports the
-// compression used: zstd when it saves space, otherwise src verbatim.
+// compression used: zstd when it saves space, otherwise src verbatim (also
+// when the encoder fails, which libzstd does only when out of memory).
 func (c *Codec) AppendCompressed(dst, src []byte) ([]byte, ID) {
 	// Small blobs are compressed outright (a probe would cost as much as the
 	// compression); larger ones are probed on a prefix first.
@@ -132,8 +138,8 @@ func (c *Codec) AppendCompressed(dst, src []byte) ([]byte, ID) {
 		return append(dst, src...), None
 	}
 	off := len(dst)
-	out := c.enc.EncodeAll(src, dst)
-	if len(out)-off >= len(src) {
+	out, err := c.enc.encode(dst, src)
+	if err != nil || len(out)-off >= len(src) {
 		return append(out[:off], src...), None
 	}
 	return out, Zstd

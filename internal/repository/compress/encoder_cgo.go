@@ -1,0 +1,50 @@
+//go:build cgo
+
+package compress
+
+import (
+	"sync"
+
+	libzstd "github.com/DataDog/zstd"
+)
+
+// Encoder names the zstd encoder of this build (reported by benchmarks).
+const Encoder = "libzstd (cgo)"
+
+// cEncoder compresses with libzstd, built from the C sources that the Go
+// module carries (only a C compiler is needed). On mkdata's text and
+// binaries it is about 1.4x as fast as the pure-Go encoder at level 1 and
+// its output is a few percent smaller; see docs/design/repository-format.md.
+type cEncoder struct {
+	level int
+	ctxs  sync.Pool // libzstd.Ctx; each holds native compression state
+}
+
+// libzstd levels matching the pure-Go encoder's speed classes.
+var cLevels = [...]int{Fastest: 1, Default: 3, Better: 7, Off: 1}
+
+func newEncoder(level Level, _ int) (encoder, error) {
+	e := &cEncoder{level: cLevels[level]}
+	e.ctxs.New = func() any { return libzstd.NewCtx() }
+	return e, nil
+}
+
+// encode appends one zstd frame of src to dst. libzstd writes the frame
+// straight into the spare capacity of dst when that holds the worst case
+// (the packer reserves it), so the common case copies nothing.
+func (e *cEncoder) encode(dst, src []byte) ([]byte, error) {
+	c := e.ctxs.Get().(libzstd.Ctx)
+	defer e.ctxs.Put(c)
+	spare := dst[len(dst):cap(dst)]
+	out, err := c.CompressLevel(spare, src, e.level)
+	if err != nil {
+		return dst, err
+	}
+	if cap(spare) >= libzstd.CompressBound(len(src)) {
+		return dst[:len(dst)+len(out)], nil
+	}
+	return append(dst, out...), nil
+}
+
+// close releases nothing: native contexts are freed with their pool entries.
+func (e *cEncoder) close() {}
