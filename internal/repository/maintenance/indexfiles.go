@@ -53,6 +53,11 @@ func readIndexFiles(ctx context.Context, repo *repository.Repository) (*indexFil
 	return out, nil
 }
 
+// detail is the read error without the file name it starts with.
+func (d damagedIndex) detail() string {
+	return strings.TrimPrefix(d.Err.Error(), d.Name+": ")
+}
+
 // superseded returns the IDs named in the Supersedes list of a readable file.
 func (x *indexFiles) superseded() map[repository.ID]bool {
 	sup := map[repository.ID]bool{}
