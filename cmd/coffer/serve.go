@@ -32,7 +32,9 @@ import (
 // build can back up; resource plugins add their type here.
 var resourceTypes = []string{"EFS"}
 
-const usage = "usage: coffer serve [--config FILE] [--listen HOST:PORT]"
+const usage = `usage: coffer serve [--config FILE] [--listen HOST:PORT]
+       coffer vault check --config FILE --vault NAME [--account ID] [--read-data]
+       coffer vault repair-index --config FILE --vault NAME [--account ID] [--dry-run]`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -46,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "vault":
+		return vaultAdmin(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return 0

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"coffer/internal/backup"
+	"coffer/internal/clock"
+	"coffer/internal/config"
+	"coffer/internal/repository"
+	"coffer/internal/repository/maintenance"
+	"coffer/internal/store"
+	"coffer/internal/store/sqlite"
+	"coffer/internal/vaultrepo"
+)
+
+const vaultUsage = `usage: coffer vault check --config FILE --vault NAME [--account ID] [--read-data]
+       coffer vault repair-index --config FILE --vault NAME [--account ID] [--dry-run]`
+
+// Exit codes of the vault admin commands.
+const (
+	vaultExitClean    = 0 // no damage found (warnings allowed)
+	vaultExitProblems = 1 // damage found or left, or the command failed
+	vaultExitUsage    = 2 // bad usage or unknown vault
+)
+
+// usageError is a mistake of the caller (flags, vault name): exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// vaultAdmin runs `coffer vault SUBCOMMAND`: offline administration of one
+// vault's repository, opened directly from the server's configuration
+// (same data dir, master key and vault storage as `coffer serve`).
+func vaultAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "coffer: "+vaultUsage)
+		return vaultExitUsage
+	}
+	var (
+		code int
+		err  error
+	)
+	switch args[0] {
+	case "check":
+		code, err = vaultCheck(ctx, args[1:], stdout, stderr)
+	case "repair-index":
+		code, err = vaultRepairIndex(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, vaultUsage)
+		return vaultExitClean
+	default:
+		err = &usageError{fmt.Sprintf("unknown vault command %q", args[0])}
+	}
+	var ue *usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "coffer: vault %s: %s\n%s\n", args[0], ue.msg, vaultUsage)
+		return vaultExitUsage
+	case errors.Is(err, flag.ErrHelp):
+		return vaultExitClean
+	case err != nil:
+		fmt.Fprintf(stderr, "coffer: vault %s: %v\n", args[0], err)
+		return vaultExitProblems
+	}
+	return code
+}
+
+// vaultFlags are the flags every vault admin command takes.
+type vaultFlags struct {
+	fs      *flag.FlagSet
+	config  string
+	vault   string
+	account string
+}
+
+func newVaultFlags(name string, stderr io.Writer) *vaultFlags {
+	f := &vaultFlags{fs: flag.NewFlagSet("vault "+name, flag.ContinueOnError)}
+	f.fs.SetOutput(stderr)
+	f.fs.StringVar(&f.config, "config", "", "YAML configuration file of the server (default: the zero-config data dir "+config.DefaultDataDir+")")
+	f.fs.StringVar(&f.vault, "vault", "", "name of the backup vault")
+	f.fs.StringVar(&f.account, "account", "", "account that owns the vault (needed when several accounts have a vault of that name)")
+	return f
+}
+
+func (f *vaultFlags) parse(args []string) error {
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{err.Error()}
+	}
+	if f.fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("unexpected argument %q", f.fs.Arg(0))}
+	}
+	if f.vault == "" {
+		return &usageError{"--vault is required"}
+	}
+	return nil
+}
+
+// openedVault is one vault's repository, opened for administration.
+type openedVault struct {
+	vault    *backup.Vault
+	location string
+	repo     *repository.Repository
+	close    func() error
+}
+
+// openVault loads the configuration, finds the vault in the metadata
+// store and opens its repository the way `coffer serve` does, but
+// creates nothing: a missing data dir, database or master key is an error.
+func openVault(ctx context.Context, f *vaultFlags, stderr io.Writer) (*openedVault, error) {
+	var cfg *config.Config
+	if f.config == "" {
+		// Zero-config mode's layout, without generating credentials.
+		cfg = &config.Config{DataDir: config.DefaultDataDir, Region: config.DefaultRegion,
+			Accounts: []config.Account{{ID: config.DefaultAccountID}}}
+	} else {
+		var err error
+		if cfg, err = config.Load(f.config); err != nil {
+			return nil, err
+		}
+	}
+	if fi, err := os.Stat(cfg.DataDir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("data_dir %s is not a directory (is --config right?)", cfg.DataDir)
+	}
+	dbPath := filepath.Join(cfg.DataDir, "metadata.db")
+	if _, err := os.Stat(dbPath); err != nil {
+		return nil, fmt.Errorf("no metadata database: %w", err)
+	}
+	master, err := os.ReadFile(filepath.Join(cfg.DataDir, vaultrepo.MasterKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if len(master) != 32 {
+		return nil, fmt.Errorf("master key %s: want 32 bytes, found %d", filepath.Join(cfg.DataDir, vaultrepo.MasterKeyFile), len(master))
+	}
+	v, err := findVault(ctx, dbPath, cfg, f.vault, f.account)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	repos, err := openVaultRepos(cfg, master, repository.Options{Clock: clock.Real{}, Logger: log}, log)
+	if err != nil {
+		return nil, err
+	}
+	loc, err := repos.Location(v)
+	if err != nil {
+		repos.Close()
+		return nil, err
+	}
+	repo, err := repos.Open(ctx, v)
+	if err != nil {
+		repos.Close()
+		var be *backup.Error
+		if errors.As(err, &be) && be.Code == backup.CodeNotFound {
+			return nil, fmt.Errorf("vault %s exists in the metadata store but has no repository at %s", v.Name, loc)
+		}
+		return nil, err
+	}
+	return &openedVault{vault: v, location: loc, repo: repo, close: repos.Close}, nil
+}
+
+// findVault looks the vault up by name in the configured accounts (or in
+// the one given) in the configured region.
+func findVault(ctx context.Context, dbPath string, cfg *config.Config, name, account string) (*backup.Vault, error) {
+	accounts := []string{account}
+	if account == "" {
+		accounts = accounts[:0]
+		for _, a := range cfg.Accounts {
+			accounts = append(accounts, a.ID)
+		}
+	}
+	st, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	var found []*backup.Vault
+	err = st.Read(ctx, func(tx store.Tx) error {
+		for _, a := range accounts {
+			v, err := tx.GetVault(ctx, store.Scope{AccountID: a, Region: cfg.Region}, name)
+			var be *backup.Error
+			if errors.As(err, &be) && be.Code == backup.CodeNotFound {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			found = append(found, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up vault %q: %w", name, err)
+	}
+	switch len(found) {
+	case 0:
+		return nil, &usageError{fmt.Sprintf("vault %q not found in region %s (accounts %s)", name, cfg.Region, strings.Join(accounts, ", "))}
+	case 1:
+		return found[0], nil
+	}
+	var owners []string
+	for _, v := range found {
+		owners = append(owners, v.AccountID)
+	}
+	sort.Strings(owners)
+	return nil, &usageError{fmt.Sprintf("vault %q exists in accounts %s; choose one with --account", name, strings.Join(owners, ", "))}
+}
+
+func (o *openedVault) header(w io.Writer) {
+	fmt.Fprintf(w, "vault %s (account %s, region %s)\nrepository %s\n", o.vault.Name, o.vault.AccountID, o.vault.Region, o.location)
+}
+
+// checkVerdict prints the check report and its verdict and returns the exit code.
+func checkVerdict(w io.Writer, rep *maintenance.Report, readData bool) int {
+	io.WriteString(w, rep.String())
+	n := len(rep.DamagedIndexes) + len(rep.DamagedPacks) + len(rep.DamagedBlobs) + len(rep.DamagedManifests)
+	what := "structure"
+	if readData {
+		what = "structure and data"
+	}
+	if n == 0 {
+		fmt.Fprintf(w, "OK: no damage found (%s checked)\n", what)
+		return vaultExitClean
+	}
+	fmt.Fprintf(w, "PROBLEMS: %d damaged objects (%s checked)\n", n, what)
+	if len(rep.DamagedIndexes) > 0 {
+		fmt.Fprintln(w, "hint: `coffer vault repair-index` rebuilds the index from the packs")
+	}
+	return vaultExitProblems
+}
+
+// vaultCheck runs `coffer vault check`.
+func vaultCheck(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	f := newVaultFlags("check", stderr)
+	readData := f.fs.Bool("read-data", false, "also read, decrypt and verify every blob (reads the whole repository)")
+	if err := f.parse(args); err != nil {
+		return 0, err
+	}
+	o, err := openVault(ctx, f, stderr)
+	if err != nil {
+		return 0, err
+	}
+	defer o.close()
+	o.header(stdout)
+	rep, err := maintenance.Check(ctx, o.repo, maintenance.CheckOptions{ReadData: *readData})
+	if err != nil {
+		return 0, err
+	}
+	return checkVerdict(stdout, rep, *readData), nil
+}
+
+// vaultRepairIndex runs `coffer vault repair-index`: rebuild the index from
+// the pack headers, then check the structure again.
+func vaultRepairIndex(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	f := newVaultFlags("repair-index", stderr)
+	dryRun := f.fs.Bool("dry-run", false, "read the pack headers and report, but write nothing")
+	if err := f.parse(args); err != nil {
+		return 0, err
+	}
+	o, err := openVault(ctx, f, stderr)
+	if err != nil {
+		return 0, err
+	}
+	defer o.close()
+	o.header(stdout)
+	rr, err := maintenance.RebuildIndex(ctx, o.repo, maintenance.RebuildOptions{DryRun: *dryRun})
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(stdout, "index rebuild: %s", rr)
+	fmt.Fprintln(stdout, "check after the rebuild:")
+	rep, err := maintenance.Check(ctx, o.repo, maintenance.CheckOptions{})
+	if err != nil {
+		return 0, err
+	}
+	code := checkVerdict(stdout, rep, false)
+	if !*dryRun && rr.IndexFilesWritten > 0 {
+		fmt.Fprintln(stdout, "note: a running coffer serve keeps its old in-memory index until it restarts")
+	}
+	return code, nil
+}
