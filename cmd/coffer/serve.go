@@ -19,6 +19,7 @@ import (
 	"coffer/internal/config"
 	"coffer/internal/copyjob"
 	"coffer/internal/jobs"
+	"coffer/internal/memlimit"
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob/retry"
 	"coffer/internal/repository/blob/s3"
@@ -97,6 +98,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
+	applyMemoryLimit(cfg, log)
 	tokenKey, err := config.LoadOrCreateSecret(filepath.Join(cfg.DataDir, config.TokenKeyFile), 32)
 	if err != nil {
 		return err
@@ -189,6 +191,28 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	return nil
+}
+
+// applyMemoryLimit sets the runtime's soft memory limit from
+// memory_limit_mib (default: one engine session per job worker).
+func applyMemoryLimit(cfg *config.Config, log *slog.Logger) {
+	limit := int64(cfg.MemoryLimitMiB) << 20
+	switch cfg.MemoryLimitMiB {
+	case 0:
+		workers := cfg.Workers
+		if workers == 0 {
+			workers = jobs.DefaultWorkers
+		}
+		limit = memlimit.Default(workers)
+	case -1:
+		limit = -1
+	}
+	eff, src := memlimit.Apply(limit)
+	if src == "off" {
+		log.Info("memory limit", "mib", "none", "source", src)
+		return
+	}
+	log.Info("memory limit", "mib", eff>>20, "source", src)
 }
 
 // openVaultRepos places vault repositories as vault_storage says.

@@ -46,6 +46,10 @@ type Config struct {
 	NewFileSystemsDir string       `yaml:"new_file_systems_dir"`
 	// Workers is how many jobs run at once (0: the job runner's default, 2).
 	Workers int `yaml:"workers"`
+	// MemoryLimitMiB is the process's soft memory limit in MiB (0: derived
+	// from workers, see internal/memlimit; -1: none). The GOMEMLIMIT
+	// environment variable overrides it.
+	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 	// VaultStorage says where vault repositories live (default: local disk
 	// under data_dir/vaults).
 	VaultStorage VaultStorage `yaml:"vault_storage"`
@@ -271,6 +275,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers < 0 || c.Workers > 64 {
 		return keyErr("workers", "must be between 0 and 64, got %d", c.Workers)
+	}
+	if c.MemoryLimitMiB < -1 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) || c.MemoryLimitMiB > 1<<20 {
+		return keyErr("memory_limit_mib", "must be 0 (derived from workers), -1 (no limit) or 64 to 1048576, got %d", c.MemoryLimitMiB)
 	}
 	return c.VaultStorage.validate()
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,12 @@ func TestParseGood(t *testing.T) {
 	c, err := Parse([]byte(good))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, v := range []int{-1, 0, 64, 1 << 20} {
+		withLimit := strings.Replace(good, `region: "us-east-1"`, fmt.Sprintf("region: \"us-east-1\"\nmemory_limit_mib: %d", v), 1)
+		if lc, err := Parse([]byte(withLimit)); err != nil || lc.MemoryLimitMiB != v {
+			t.Fatalf("memory_limit_mib %d: %v, %+v", v, err, lc)
+		}
 	}
 	if len(c.Accounts) != 2 || c.FileSystems[0].Tags["env"] != "prod" || c.Organization.ManagementAccount != "111111111111" {
 		t.Fatalf("%+v", c)
@@ -79,6 +86,9 @@ func TestParseBad(t *testing.T) {
 		{"relative fs path", `path: "/srv/app"`, `path: "srv/app"`, "file_systems[0].path: must be an absolute path"},
 		{"relative restore dir", `new_file_systems_dir: "/srv/restored"`, `new_file_systems_dir: "restored"`, "new_file_systems_dir:"},
 		{"wrong type", `region: "us-east-1"`, `region: [1]`, "cannot unmarshal"},
+		{"memory limit below -1", `region: "us-east-1"`, "region: \"us-east-1\"\nmemory_limit_mib: -2", "memory_limit_mib:"},
+		{"memory limit too small", `region: "us-east-1"`, "region: \"us-east-1\"\nmemory_limit_mib: 63", "memory_limit_mib:"},
+		{"memory limit too large", `region: "us-east-1"`, "region: \"us-east-1\"\nmemory_limit_mib: 1048577", "memory_limit_mib:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !strings.Contains(good, tc.from) {

@@ -25,10 +25,13 @@ import (
 	"syscall"
 
 	"coffer/bench/internal/cofferdirect"
+	"coffer/internal/memlimit"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The same soft memory limit as `coffer serve` with one job worker.
+	memlimit.Apply(memlimit.Default(1))
 	stopProfile, err := startProfile(os.Getenv(ProfileEnv))
 	if err == nil {
 		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)

@@ -1,0 +1,50 @@
+package memlimit
+
+import (
+	"math"
+	"runtime/debug"
+	"testing"
+)
+
+func TestDefault(t *testing.T) {
+	for _, tc := range []struct {
+		sessions int
+		want     int64
+	}{{0, 128 << 20}, {1, 128 << 20}, {2, 224 << 20}, {4, 416 << 20}} {
+		if got := Default(tc.sessions); got != tc.want {
+			t.Errorf("Default(%d) = %d MiB, want %d MiB", tc.sessions, got>>20, tc.want>>20)
+		}
+	}
+}
+
+func TestApply(t *testing.T) {
+	old := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(old)
+	t.Setenv("GOMEMLIMIT", "")
+	cases := []struct {
+		name    string
+		env     string
+		limit   int64
+		want    int64
+		wantSrc string
+	}{
+		{"config", "", 200 << 20, 200 << 20, "config"},
+		{"off", "", -1, math.MaxInt64, "off"},
+		// The runtime reads GOMEMLIMIT at start; Apply must leave the
+		// current limit alone when the variable is set.
+		{"env wins", "300MiB", 100 << 20, 77 << 20, "GOMEMLIMIT"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOMEMLIMIT", tc.env)
+			debug.SetMemoryLimit(77 << 20)
+			got, src := Apply(tc.limit)
+			if got != tc.want || src != tc.wantSrc {
+				t.Fatalf("Apply(%d) = %d, %q; want %d, %q", tc.limit, got, src, tc.want, tc.wantSrc)
+			}
+			if cur := debug.SetMemoryLimit(-1); cur != tc.want {
+				t.Fatalf("runtime limit %d, want %d", cur, tc.want)
+			}
+		})
+	}
+}
