@@ -23,7 +23,7 @@ import (
 )
 
 const vaultUsage = `usage: coffer vault check --config FILE --vault NAME [--account ID] [--read-data]
-       coffer vault repair-index --config FILE --vault NAME [--account ID] [--dry-run]`
+       coffer vault repair-index --config FILE --vault NAME [--account ID] [--apply]`
 
 // Exit codes of the vault admin commands.
 const (
@@ -221,10 +221,11 @@ func (o *openedVault) header(w io.Writer) {
 	fmt.Fprintf(w, "vault %s (account %s, region %s)\nrepository %s\n", o.vault.Name, o.vault.AccountID, o.vault.Region, o.location)
 }
 
-// checkVerdict prints the check report and its verdict and returns the exit code.
-func checkVerdict(w io.Writer, rep *maintenance.Report, readData bool) int {
+// checkVerdict prints the check report and its verdict and returns the
+// exit code. hint is printed after the verdict when index files are damaged.
+func checkVerdict(w io.Writer, rep *maintenance.Report, readData bool, hint string) int {
 	io.WriteString(w, rep.String())
-	n := len(rep.DamagedIndexes) + len(rep.DamagedPacks) + len(rep.DamagedBlobs) + len(rep.DamagedManifests)
+	n := damageCount(rep)
 	what := "structure"
 	if readData {
 		what = "structure and data"
@@ -234,11 +235,19 @@ func checkVerdict(w io.Writer, rep *maintenance.Report, readData bool) int {
 		return vaultExitClean
 	}
 	fmt.Fprintf(w, "PROBLEMS: %d damaged objects (%s checked)\n", n, what)
-	if len(rep.DamagedIndexes) > 0 {
-		fmt.Fprintln(w, "hint: `coffer vault repair-index` rebuilds the index from the packs")
+	if len(rep.DamagedIndexes) > 0 && hint != "" {
+		fmt.Fprintln(w, "hint: "+hint)
 	}
 	return vaultExitProblems
 }
+
+// damageCount counts the damaged objects of a check report (warnings are
+// not damage).
+func damageCount(rep *maintenance.Report) int {
+	return len(rep.DamagedIndexes) + len(rep.DamagedPacks) + len(rep.DamagedBlobs) + len(rep.DamagedManifests)
+}
+
+const repairHint = "`coffer vault repair-index` shows what rebuilding the index from the packs would do; add --apply to write it"
 
 // vaultCheck runs `coffer vault check`.
 func vaultCheck(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
@@ -257,14 +266,17 @@ func vaultCheck(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if err != nil {
 		return 0, err
 	}
-	return checkVerdict(stdout, rep, *readData), nil
+	return checkVerdict(stdout, rep, *readData, repairHint), nil
 }
 
-// vaultRepairIndex runs `coffer vault repair-index`: rebuild the index from
-// the pack headers, then check the structure again.
+// vaultRepairIndex runs `coffer vault repair-index`. By default it is a
+// dry run: it reads every pack header, reports what a rebuild of the index
+// would do, checks the current structure and writes no index file. With
+// --apply it rebuilds the index from the pack headers, then checks the
+// structure again.
 func vaultRepairIndex(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	f := newVaultFlags("repair-index", stderr)
-	dryRun := f.fs.Bool("dry-run", false, "read the pack headers and report, but write nothing")
+	apply := f.fs.Bool("apply", false, "write the rebuilt index (without it, only report what would be written)")
 	if err := f.parse(args); err != nil {
 		return 0, err
 	}
@@ -274,9 +286,12 @@ func vaultRepairIndex(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	defer o.close()
 	o.header(stdout)
-	rr, err := maintenance.RebuildIndex(ctx, o.repo, maintenance.RebuildOptions{DryRun: *dryRun})
+	rr, err := maintenance.RebuildIndex(ctx, o.repo, maintenance.RebuildOptions{DryRun: !*apply})
 	if err != nil {
 		return 0, err
+	}
+	if !*apply {
+		return repairDryRunReport(ctx, stdout, o, rr)
 	}
 	fmt.Fprintf(stdout, "index rebuild: %s", rr)
 	fmt.Fprintln(stdout, "check after the rebuild:")
@@ -284,9 +299,44 @@ func vaultRepairIndex(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return 0, err
 	}
-	code := checkVerdict(stdout, rep, false)
-	if !*dryRun && rr.IndexFilesWritten > 0 {
+	code := checkVerdict(stdout, rep, false, "")
+	if rr.IndexFilesWritten > 0 {
 		fmt.Fprintln(stdout, "note: a running coffer serve keeps its old in-memory index until it restarts")
+	}
+	return code, nil
+}
+
+// repairDryRunReport prints what `repair-index --apply` would do, checks the
+// repository as it is (nothing was written) and returns 1 when the check
+// finds damage (a repair is needed), 0 when nothing needs repairing.
+func repairDryRunReport(ctx context.Context, w io.Writer, o *openedVault, rr *maintenance.RebuildReport) (int, error) {
+	fmt.Fprintf(w, "index rebuild (dry run): %d packs read, would index %d blobs, %d unreadable packs, would supersede %d index files\n",
+		rr.PacksRead, rr.BlobsIndexed, len(rr.UnreadablePacks), rr.IndexFilesSuperseded)
+	for _, p := range rr.DamagedIndexes {
+		fmt.Fprintf(w, "damaged index (would be superseded): %s\n", p)
+	}
+	for _, p := range rr.UnreadablePacks {
+		fmt.Fprintf(w, "unreadable pack (would be left in place): %s\n", p)
+	}
+	for _, m := range rr.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", m)
+	}
+	fmt.Fprintln(w, "check of the repository as it is:")
+	rep, err := maintenance.Check(ctx, o.repo, maintenance.CheckOptions{})
+	if err != nil {
+		return 0, err
+	}
+	// The verdict is check's: damaged index files that a readable one
+	// already supersedes (as after an applied rebuild) and unindexed packs
+	// are warnings, not damage to repair.
+	code := checkVerdict(w, rep, false, "")
+	switch {
+	case rr.PacksRead+rr.PacksCarried == 0 && rr.IndexFilesSuperseded == 0:
+		fmt.Fprintln(w, "dry run: nothing written; the repository is empty, --apply would write nothing either")
+	case code == vaultExitClean:
+		fmt.Fprintln(w, "dry run: nothing written and nothing needs repairing; re-run with --apply to write the rebuilt index anyway")
+	default:
+		fmt.Fprintln(w, "dry run: nothing written; re-run with --apply to write the rebuilt index")
 	}
 	return code, nil
 }

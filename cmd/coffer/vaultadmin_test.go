@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,8 +29,9 @@ func runCoffer(args ...string) (int, string, string) {
 
 // TestVaultCheckAndRepairIndex: a server creates a vault and a backup and
 // stops; an index file of the vault's repository is damaged; `vault check`
-// names it (exit 1), `vault repair-index` rebuilds the index (exit 0) and
-// `vault check --read-data` is clean (exit 0).
+// names it (exit 1), `vault repair-index` without --apply only reports
+// (exit 1, nothing written), `vault repair-index --apply` rebuilds the index
+// (exit 0) and `vault check --read-data` is clean (exit 0).
 func TestVaultCheckAndRepairIndex(t *testing.T) {
 	const (
 		account = "111111111111"
@@ -118,18 +122,36 @@ func TestVaultCheckAndRepairIndex(t *testing.T) {
 	}
 	t.Logf("vault check:\n%s", out)
 
-	// A dry run changes nothing: the problem remains.
-	code, out, errOut = runCoffer("vault", "repair-index", "--config", cfgPath, "--vault", "v1", "--dry-run")
-	if code != 1 || !strings.Contains(out, "dry run, nothing written") || !strings.Contains(out, "damaged index: "+victimName) {
-		t.Fatalf("repair-index --dry-run: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	// Without --apply, repair-index is a dry run: it reports what it would
+	// do, writes nothing (the index files and every other object of the
+	// repository are byte for byte as they were) and exits 1 as the damage
+	// remains.
+	indexBefore, repoBefore := storageListing(t, filepath.Join(repoDir, "index")), storageListing(t, repoDir)
+	code, out, errOut = runCoffer("vault", "repair-index", "--config", cfgPath, "--vault", "v1")
+	if code != 1 || !strings.Contains(out, "index rebuild (dry run): ") || !strings.Contains(out, "would index ") ||
+		!strings.Contains(out, " 0 unreadable packs, would supersede ") ||
+		!strings.Contains(out, "damaged index (would be superseded): "+victimName) ||
+		!strings.Contains(out, "damaged index: "+victimName) || !strings.Contains(out, "PROBLEMS") ||
+		!strings.HasSuffix(out, "dry run: nothing written; re-run with --apply to write the rebuilt index\n") {
+		t.Fatalf("repair-index (dry run): exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	t.Logf("vault repair-index (dry run):\n%s", out)
+	if after := storageListing(t, filepath.Join(repoDir, "index")); after != indexBefore {
+		t.Fatalf("the dry run changed the index files:\nbefore:\n%s\nafter:\n%s", indexBefore, after)
+	}
+	if after := storageListing(t, repoDir); after != repoBefore {
+		t.Fatalf("the dry run changed the repository:\nbefore:\n%s\nafter:\n%s", repoBefore, after)
 	}
 
-	code, out, errOut = runCoffer("vault", "repair-index", "--config", cfgPath, "--vault", "v1")
+	code, out, errOut = runCoffer("vault", "repair-index", "--config", cfgPath, "--vault", "v1", "--apply")
 	if code != 0 || !strings.Contains(out, "0 unreadable packs") || !strings.Contains(out, "damaged index (superseded): "+victimName) ||
-		!strings.Contains(out, "OK: no damage found") {
-		t.Fatalf("repair-index: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		!strings.Contains(out, "OK: no damage found") || strings.Contains(out, "dry run") {
+		t.Fatalf("repair-index --apply: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-	t.Logf("vault repair-index:\n%s", out)
+	t.Logf("vault repair-index --apply:\n%s", out)
+	if after := storageListing(t, filepath.Join(repoDir, "index")); after == indexBefore {
+		t.Fatalf("repair-index --apply wrote no index file:\n%s", after)
+	}
 
 	code, out, errOut = runCoffer("vault", "check", "--config", cfgPath, "--vault", "v1", "--read-data")
 	if code != 0 || !strings.Contains(out, "OK: no damage found (structure and data checked)") || !strings.Contains(out, "1 manifests") {
@@ -141,6 +163,18 @@ func TestVaultCheckAndRepairIndex(t *testing.T) {
 		t.Fatalf("repair-index deleted %s: %v", victim, err)
 	}
 
+	// On the repaired vault a dry run finds nothing to repair (the
+	// superseded damaged file is only a warning): exit 0, nothing written.
+	indexBefore = storageListing(t, filepath.Join(repoDir, "index"))
+	code, out, errOut = runCoffer("vault", "repair-index", "--config", cfgPath, "--vault", "v1")
+	if code != 0 || !strings.Contains(out, "OK: no damage found") ||
+		!strings.HasSuffix(out, "dry run: nothing written and nothing needs repairing; re-run with --apply to write the rebuilt index anyway\n") {
+		t.Fatalf("repair-index (dry run) of the repaired vault: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if after := storageListing(t, filepath.Join(repoDir, "index")); after != indexBefore {
+		t.Fatalf("the dry run changed the index files:\nbefore:\n%s\nafter:\n%s", indexBefore, after)
+	}
+
 	// Caller mistakes: exit 2 with a clear message.
 	for _, tc := range []struct {
 		args []string
@@ -149,6 +183,8 @@ func TestVaultCheckAndRepairIndex(t *testing.T) {
 		{[]string{"vault", "check", "--config", cfgPath, "--vault", "nope"}, `vault "nope" not found in region ` + region},
 		{[]string{"vault", "repair-index", "--config", cfgPath, "--vault", "v1", "--account", "222222222222"}, `vault "v1" not found`},
 		{[]string{"vault", "check", "--config", cfgPath}, "--vault is required"},
+		// --dry-run is gone: a dry run is the default, --apply writes.
+		{[]string{"vault", "repair-index", "--config", cfgPath, "--vault", "v1", "--dry-run"}, "flag provided but not defined: -dry-run"},
 		{[]string{"vault", "fix", "--vault", "v1"}, `unknown vault command "fix"`},
 		{[]string{"vault"}, "usage: coffer vault check"},
 	} {
@@ -168,4 +204,35 @@ func TestVaultCheckAndRepairIndex(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "nothing")); !os.IsNotExist(err) {
 		t.Errorf("check created the data dir: %v", err)
 	}
+}
+
+// storageListing lists every file under dir, one line each: path relative to
+// dir, mode, size and SHA-256 of the content. Equal listings mean the files
+// are byte for byte the same.
+func storageListing(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %v %d %x\n", filepath.ToSlash(rel), fi.Mode(), fi.Size(), sha256.Sum256(data))
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("list %s: %v", dir, err)
+	}
+	return b.String()
 }
