@@ -159,6 +159,8 @@ type Repository struct {
 	bufMu   sync.Mutex
 	closed  bool
 	scratch sync.Pool
+	// sealedBufs holds buffers for sealed blobs read by LoadBlob.
+	sealedBufs sync.Pool
 }
 
 type keyMaterial struct {
@@ -568,7 +570,14 @@ func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte
 		return nil, fmt.Errorf("%w: %v %v", ErrBlobNotFound, t, id)
 	}
 	name := PackName(packID)
-	sealed, err := r.st.Get(ctx, name, int64(l.Offset), int64(l.Length))
+	var sealed []byte
+	if sp := r.sealedBufs.Get(); sp != nil {
+		sealed = *(sp.(*[]byte))
+	}
+	sealed, err := blob.GetInto(ctx, r.st, name, int64(l.Offset), int64(l.Length), sealed)
+	if sealed != nil && cap(sealed) <= 16<<20 {
+		defer r.sealedBufs.Put(&sealed)
+	}
 	if err != nil {
 		if errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrInvalidRange) {
 			return nil, fmt.Errorf("load %v %v from %s: %w: %w", t, id, name, ErrCorrupt, err)

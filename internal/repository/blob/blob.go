@@ -96,3 +96,19 @@ type Storage interface {
 	// Close releases resources.
 	Close() error
 }
+
+// RangeReader is implemented by storages that can read into the caller's
+// buffer, saving an allocation per read (the local directory: a restore
+// reads every blob with one call).
+type RangeReader interface {
+	// GetInto is Get, with the result in buf[:0] (grown when too small).
+	GetInto(ctx context.Context, name string, offset, length int64, buf []byte) ([]byte, error)
+}
+
+// GetInto reads like s.Get, into buf when s is a RangeReader.
+func GetInto(ctx context.Context, s Storage, name string, offset, length int64, buf []byte) ([]byte, error) {
+	if rr, ok := s.(RangeReader); ok {
+		return rr.GetInto(ctx, name, offset, length, buf)
+	}
+	return s.Get(ctx, name, offset, length)
+}

@@ -145,6 +145,17 @@ func testRanges(t *testing.T, s blob.Storage) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := s.Get(ctx, tc.obj, tc.offset, tc.length)
+			if rr, ok := s.(blob.RangeReader); ok {
+				// GetInto must agree with Get, into a small and a large buffer.
+				for _, size := range []int{0, 16, 4096} {
+					buf := make([]byte, 3, size+3)
+					into, ierr := rr.GetInto(ctx, tc.obj, tc.offset, tc.length, buf[3:])
+					if (ierr == nil) != (err == nil) || (err == nil && !bytes.Equal(into, got)) {
+						t.Fatalf("GetInto(%d,%d) with a %d-byte buffer = %d bytes, %v; Get = %d bytes, %v",
+							tc.offset, tc.length, size, len(into), ierr, len(got), err)
+					}
+				}
+			}
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) {
 					t.Fatalf("Get(%d,%d) = %v, want %v", tc.offset, tc.length, err, tc.err)
