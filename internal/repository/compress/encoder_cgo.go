@@ -20,7 +20,11 @@ type cEncoder struct {
 	ctxs  sync.Pool // libzstd.Ctx; each holds native compression state
 }
 
-// libzstd levels matching the pure-Go encoder's speed classes.
+// libzstd levels matching the pure-Go encoder's speed classes. Fastest
+// stays at level 1: level 2 compressed mkdata's subtrees 1–2 % smaller but
+// 5–20 % slower (single core, 150 MiB per subtree), i.e. ~0.7 % less
+// repository for ~4 % more backup CPU; level 3 stored 1.6–2.1 % less for
+// 20 % more CPU.
 var cLevels = [...]int{Fastest: 1, Default: 3, Better: 7, Off: 1}
 
 func newEncoder(level Level, _ int) (encoder, error) {
