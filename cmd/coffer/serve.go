@@ -35,7 +35,7 @@ var resourceTypes = []string{"EFS"}
 
 const usage = `usage: coffer serve [--config FILE] [--listen HOST:PORT]
        coffer vault check --config FILE --vault NAME [--account ID] [--read-data]
-       coffer vault repair-index --config FILE --vault NAME [--account ID] [--dry-run]`
+       coffer vault repair-index --config FILE --vault NAME [--account ID] [--apply]`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {

@@ -92,7 +92,7 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 	// old files. Any other damaged file would hide blob locations.
 	supDamaged, damaged := ix.split()
 	if len(damaged) > 0 {
-		return nil, fmt.Errorf("prune: damaged index file (run check; repair-index rebuilds the index): %w", damaged[0].Err)
+		return nil, fmt.Errorf("prune: damaged index file (run check; coffer vault repair-index --apply rebuilds the index): %w", damaged[0].Err)
 	}
 	files := ix.Readable
 	rep.IndexFilesBefore = len(files) + len(supDamaged)
