@@ -217,6 +217,20 @@ func findVault(ctx context.Context, dbPath string, cfg *config.Config, name, acc
 	return nil, &usageError{fmt.Sprintf("vault %q exists in accounts %s; choose one with --account", name, strings.Join(owners, ", "))}
 }
 
+// open parses args (after the command defined its own flags), opens the
+// vault and prints the report header.
+func (f *vaultFlags) open(ctx context.Context, args []string, stdout, stderr io.Writer) (*openedVault, error) {
+	if err := f.parse(args); err != nil {
+		return nil, err
+	}
+	o, err := openVault(ctx, f, stderr)
+	if err != nil {
+		return nil, err
+	}
+	o.header(stdout)
+	return o, nil
+}
+
 func (o *openedVault) header(w io.Writer) {
 	fmt.Fprintf(w, "vault %s (account %s, region %s)\nrepository %s\n", o.vault.Name, o.vault.AccountID, o.vault.Region, o.location)
 }
@@ -253,15 +267,11 @@ const repairHint = "`coffer vault repair-index` shows what rebuilding the index 
 func vaultCheck(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	f := newVaultFlags("check", stderr)
 	readData := f.fs.Bool("read-data", false, "also read, decrypt and verify every blob (reads the whole repository)")
-	if err := f.parse(args); err != nil {
-		return 0, err
-	}
-	o, err := openVault(ctx, f, stderr)
+	o, err := f.open(ctx, args, stdout, stderr)
 	if err != nil {
 		return 0, err
 	}
 	defer o.close()
-	o.header(stdout)
 	rep, err := maintenance.Check(ctx, o.repo, maintenance.CheckOptions{ReadData: *readData})
 	if err != nil {
 		return 0, err
@@ -277,15 +287,11 @@ func vaultCheck(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 func vaultRepairIndex(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	f := newVaultFlags("repair-index", stderr)
 	apply := f.fs.Bool("apply", false, "write the rebuilt index (without it, only report what would be written)")
-	if err := f.parse(args); err != nil {
-		return 0, err
-	}
-	o, err := openVault(ctx, f, stderr)
+	o, err := f.open(ctx, args, stdout, stderr)
 	if err != nil {
 		return 0, err
 	}
 	defer o.close()
-	o.header(stdout)
 	rr, err := maintenance.RebuildIndex(ctx, o.repo, maintenance.RebuildOptions{DryRun: !*apply})
 	if err != nil {
 		return 0, err
