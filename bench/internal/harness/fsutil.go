@@ -134,6 +134,12 @@ func BuildCoffer(ctx context.Context, repoRoot, out string) error {
 	return goBuild(ctx, repoRoot, out, "./bench/cmd/coffer-direct")
 }
 
+// BuildCofferServer builds cmd/coffer (`coffer serve`, for coffer-api) from
+// the module at repoRoot.
+func BuildCofferServer(ctx context.Context, repoRoot, out string) error {
+	return goBuild(ctx, repoRoot, out, "./cmd/coffer")
+}
+
 // BuildMkdata builds the generator (its own module) at mkdataDir.
 func BuildMkdata(ctx context.Context, mkdataDir, out string) error {
 	return goBuild(ctx, mkdataDir, out, ".")

@@ -208,7 +208,11 @@ func (res *Results) WriteMarkdown(w io.Writer) error {
 	p("\n\n")
 	p("Ratios below 1 mean %s is faster (or smaller). Times are the wall clock of the tool's process; ", subject)
 	p("peak memory is its maximum resident set size (getrusage); \"≤\" marks a value that is only the harness's own ")
-	p("peak RSS, which Linux carries into a vforked child's ru_maxrss (the child's true peak is at most that).\n\n")
+	p("peak RSS, which Linux carries into a vforked child's ru_maxrss (the child's true peak is at most that).")
+	if contains(res.Tools, "coffer-api") {
+		p(" For coffer-api, time is the job's (Start call to COMPLETED) and peak memory the `coffer serve` process's VmHWM over the job (server VmHWM).")
+	}
+	p("\n\n")
 
 	if res.VerificationFailed() {
 		p("**!!! VERIFICATION OR TOOL FAILURE — the numbers above are not a valid comparison !!!**\n\n")

@@ -62,7 +62,8 @@ type Config struct {
 	// Tools are the names of the tools to compare (see ToolNames); the
 	// first one is the subject of the ratio columns.
 	Tools []string
-	// ToolOptions.CofferBin, when empty, is built from RepoRoot.
+	// ToolOptions.CofferBin and CofferServerBin, when empty, are built from
+	// RepoRoot (for the tools that need them); ToolOptions.Source is set.
 	ToolOptions ToolOptions
 	// Baselines adds the cp -r and tar-read measurements (see Baselines).
 	Baselines bool
@@ -148,14 +149,25 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		return res, err
 	}
 
+	// The dataset's path is fixed now; the tree is made below.
+	data := filepath.Join(work, "data")
+
 	// Tools first: a missing peer should fail before minutes of dataset work.
 	topts := cfg.ToolOptions
 	topts.Runner.Clock = clk
 	topts.Logger = log
+	topts.Source = data
 	if topts.CofferBin == "" && contains(cfg.Tools, "coffer") {
 		topts.CofferBin = filepath.Join(bin, "coffer-direct")
 		log.Info("building coffer-direct")
 		if err := BuildCoffer(ctx, cfg.RepoRoot, topts.CofferBin); err != nil {
+			return res, err
+		}
+	}
+	if topts.CofferServerBin == "" && contains(cfg.Tools, "coffer-api") {
+		topts.CofferServerBin = filepath.Join(bin, "coffer")
+		log.Info("building coffer")
+		if err := BuildCofferServer(ctx, cfg.RepoRoot, topts.CofferServerBin); err != nil {
 			return res, err
 		}
 	}
@@ -196,7 +208,6 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 	if err := BuildMkdata(ctx, mkdataDir, mkdata); err != nil {
 		return res, err
 	}
-	data := filepath.Join(work, "data")
 	if cfg.DataDir != "" {
 		log.Info("copying dataset", "from", cfg.DataDir)
 		if _, err := runQuiet(ctx, work, "cp", "-a", cfg.DataDir, data); err != nil {
@@ -314,6 +325,12 @@ func settings(cfg Config, o ToolOptions) []string {
 	if contains(cfg.Tools, "coffer") {
 		s = append(s, "coffer: bench/cmd/coffer-direct (engine + fstree, local directory storage, default options)")
 	}
+	if contains(cfg.Tools, "coffer-api") {
+		s = append(s, fmt.Sprintf("coffer-api: `coffer serve` (one per round, workers: 1, hence the 128 MiB soft memory limit of coffer-direct) "+
+			"driven with StartBackupJob / StartRestoreJob (to a new file system, renamed to the target unmeasured), jobs polled every %s; "+
+			"time = Start call to the poll that sees COMPLETED; peak memory = server VmHWM (reset per operation through /proc/<pid>/clear_refs); "+
+			"user/sys = the server's /proc/<pid>/stat deltas", apiPoll))
+	}
 	s = append(s, fmt.Sprintf("machine: %d CPUs (GOMAXPROCS of the harness %d), %s/%s",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH))
 	return s
@@ -404,6 +421,18 @@ func runRound(ctx context.Context, cfg Config, r int, work, data, mkdata string,
 		if !cfg.Keep {
 			if err := removeAll(dir); err != nil {
 				log.Warn("cleanup", "err", err)
+			}
+		}
+	}()
+	// Runs before the removal above: servers stop before their directories
+	// go away.
+	defer func() {
+		for _, t := range order {
+			if err := t.Close(); err != nil {
+				log.Error("close", "tool", t.Name(), "err", err)
+				if round.Failed[t.Name()] == nil {
+					round.Failed[t.Name()] = fmt.Errorf("close: %w", err)
+				}
 			}
 		}
 	}()

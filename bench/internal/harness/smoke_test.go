@@ -22,8 +22,10 @@ func (w testLogWriter) Write(p []byte) (int, error) {
 }
 
 // TestSmoke runs the whole harness once on a tiny dataset (mkdata -scale
-// 0.005, about 12 MiB): build coffer-direct and mkdata, generate, three
-// backups, restore, verification, baselines, report.
+// 0.005, about 12 MiB): build coffer-direct, coffer and mkdata, generate,
+// three backups, restore, verification, baselines, report. Coffer runs both
+// as coffer-direct and as coffer-api (`coffer serve` driven through the
+// API).
 //
 // The go tool and the mkdata generator (../shared/bench/mkdata from the
 // repository root) are required: skipped on a laptop without them, a
@@ -42,7 +44,7 @@ func TestSmoke(t *testing.T) {
 	if _, err := LocateMkdata(root, ""); err != nil {
 		testutil.SkipOrFail(t, "%v", err)
 	}
-	tools := []string{"coffer"}
+	tools := []string{"coffer", "coffer-api"}
 	for _, peer := range []string{"restic", "borg"} {
 		if _, err := exec.LookPath(peer); err == nil {
 			tools = append(tools, peer)
@@ -88,8 +90,15 @@ func TestSmoke(t *testing.T) {
 	}
 	// Coffer must restore faithfully, metadata included; the peers only
 	// need to be right about data for the harness to be trusted.
-	if d := rd.Verify["coffer"]; !d.OK() {
-		t.Errorf("coffer restore: %s %v", d.Summary(), d.Examples)
+	for _, name := range []string{"coffer", "coffer-api"} {
+		if d := rd.Verify[name]; !d.OK() {
+			t.Errorf("%s restore: %s %v", name, d.Summary(), d.Examples)
+		}
+	}
+	// The server's CPU time is measured (10 ms ticks: the initial backup
+	// of 12 MiB takes more than one).
+	if s := rd.Samples["coffer-api"][OpInitial]; s.User+s.Sys <= 0 || s.Floored() {
+		t.Errorf("coffer-api initial backup sample %+v", s)
 	}
 	for _, name := range []string{"cp -r", "cp -r --reflink=never", "tar read"} {
 		if rd.Baselines[name].Wall <= 0 {
@@ -97,7 +106,8 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"| initial backup |", "| 2% change backup |", "| full restore |", "| repository size |",
-		"| restore verification | OK |", "| cp -r |", "stopped after 1 of 2 rounds"} {
+		"| restore verification | OK | OK |", "| cp -r |", "stopped after 1 of 2 rounds", "coffer/coffer-api |",
+		"peak memory = server VmHWM", "(server VmHWM)"} {
 		if !strings.Contains(report.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}

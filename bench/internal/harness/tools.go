@@ -16,9 +16,9 @@ import (
 // Tool is one backup program under test. The harness calls Init once per
 // round, then Backup (several times) and Restore; each measured call runs
 // the program's work in a child process so that time and peak memory are
-// taken the same way for every tool. A tool that drives a server (a future
-// "coffer-api" tool: StartBackupJob → COMPLETED) implements the same
-// interface, measuring the server process over the operation.
+// taken the same way for every tool. A tool that drives a server
+// (coffer-api: StartBackupJob → COMPLETED) implements the same interface,
+// measuring the server process over the operation.
 type Tool interface {
 	Name() string
 	// Init creates an empty repository inside dir, a fresh directory that
@@ -33,13 +33,18 @@ type Tool interface {
 	// RepoDir is the directory that holds only the repository: its size is
 	// reported and it is read into the page cache before a restore.
 	RepoDir() string
-	// Close releases what Init set up (servers, ...). The harness removes
-	// the directories itself.
+	// Close releases what Init set up (servers, ...); the harness calls it
+	// at the end of every round, before it removes the round's
+	// directories, and once more at the end of the run.
 	Close() error
 }
 
-// ToolNames lists the tools NewTool knows, in the harness's default order.
-var ToolNames = []string{"coffer", "restic", "borg"}
+// ToolNames lists the tools NewTool knows.
+var ToolNames = []string{"coffer", "coffer-api", "restic", "borg"}
+
+// DefaultTools are the tools a run compares unless told otherwise, in
+// order (the first is the subject of the ratios).
+var DefaultTools = []string{"coffer", "restic", "borg"}
 
 // ToolOptions configure the tools.
 type ToolOptions struct {
@@ -47,6 +52,13 @@ type ToolOptions struct {
 	Logger *slog.Logger
 	// CofferBin is the coffer-direct executable.
 	CofferBin string
+	// CofferServerBin is the coffer executable (cmd/coffer) that coffer-api
+	// runs as `coffer serve`.
+	CofferServerBin string
+	// Source, when set, is the tree Backup will be given: coffer-api
+	// registers it as a file system when it starts its server in Init. Run
+	// sets it.
+	Source string
 	// ResticCompression is restic's --compression (auto, max, off).
 	ResticCompression string
 	// BorgCompression is borg create's --compression (e.g. zstd,1 or lz4).
@@ -66,6 +78,8 @@ func NewTool(name string, o ToolOptions) (Tool, error) {
 			return nil, fmt.Errorf("coffer: no coffer-direct executable given")
 		}
 		return &cofferTool{base: base{name: name, o: o, env: []string{"COFFER_BENCH_KEY=" + secret}}}, nil
+	case "coffer-api":
+		return newCofferAPITool(o)
 	case "restic":
 		bin, err := exec.LookPath("restic")
 		if err != nil {
