@@ -49,6 +49,10 @@ type Writer struct {
 	inflight sync.WaitGroup // SaveStream/SaveBlob calls in progress
 	workers  sync.WaitGroup
 	uploads  sync.WaitGroup
+	// commits carries packs written with blob.AsyncPutter to the committer,
+	// which makes them durable in order while the uploaders go on.
+	commits    chan pendingCommit
+	committers sync.WaitGroup
 
 	stats struct {
 		newBlobs, dupBlobs, rawBytes, storedBytes, packs atomic.Int64
@@ -71,6 +75,16 @@ type streamResult struct {
 	ids []ID
 	wg  sync.WaitGroup
 }
+
+type pendingCommit struct {
+	entry  index.PackBlobs
+	name   string
+	commit func(context.Context) error
+}
+
+// maxPendingCommits bounds the packs written but not yet durable (each
+// holds an open file, not memory).
+const maxPendingCommits = 16
 
 type finishedPack struct {
 	id    [32]byte
@@ -174,6 +188,11 @@ func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn f
 		seen:    make(map[index.Key]struct{}),
 		rewrite: rewrite, lock: lock,
 	}
+	if _, ok := r.st.(blob.AsyncPutter); ok {
+		w.commits = make(chan pendingCommit, maxPendingCommits)
+		w.committers.Add(1)
+		go w.committer()
+	}
 	for i := 0; i < r.opts.Uploads; i++ {
 		w.uploads.Add(1)
 		go w.uploader()
@@ -192,7 +211,16 @@ func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn f
 	w.workers.Wait()
 	close(w.packs)
 	w.uploads.Wait()
+	if w.commits != nil {
+		close(w.commits)
+		w.committers.Wait()
+	}
 	if ferr != nil {
+		// fn often only saw the session's context end; report why it ended
+		// (a failed upload, say) unless the caller cancelled.
+		if cerr := context.Cause(sctx); errors.Is(ferr, context.Canceled) && ctx.Err() == nil && cerr != nil && !errors.Is(cerr, context.Canceled) {
+			return RewriteResult{}, fmt.Errorf("write session: %w", cerr)
+		}
 		return RewriteResult{}, ferr
 	}
 	if cerr := context.Cause(sctx); cerr != nil {
@@ -567,24 +595,55 @@ func (r *Repository) verifyPack(data []byte, want []pack.Entry, bufp *[]byte) er
 
 func (w *Writer) uploader() {
 	defer w.uploads.Done()
+	ap, async := w.r.st.(blob.AsyncPutter)
 	for fp := range w.packs {
 		if context.Cause(w.ctx) != nil {
 			continue
 		}
 		name := PackName(fp.id)
-		err := w.r.st.Put(w.ctx, name, fp.data, blob.PutOptions{IfAbsent: true})
-		if err != nil && !errors.Is(err, blob.ErrAlreadyExists) {
-			w.fail(fmt.Errorf("upload %s: %w", name, err))
+		entry := index.PackBlobs{PackID: fp.id, Size: int64(len(fp.data)), Blobs: fp.blobs}
+		if async {
+			commit, err := ap.PutAsync(w.ctx, name, fp.data, blob.PutOptions{IfAbsent: true})
+			w.recyclePack(fp)
+			if err != nil {
+				w.fail(fmt.Errorf("upload %s: %w", name, err))
+				continue
+			}
+			w.commits <- pendingCommit{entry: entry, name: name, commit: commit}
 			continue
 		}
-		w.stats.storedBytes.Add(int64(len(fp.data)))
-		w.stats.packs.Add(1)
-		w.doneMu.Lock()
-		w.done = append(w.done, index.PackBlobs{PackID: fp.id, Size: int64(len(fp.data)), Blobs: fp.blobs})
-		w.doneMu.Unlock()
-		if cap(fp.data) <= w.r.opts.PackSize*2 {
-			b := fp.data[:0]
-			packPool.Put(&b)
-		}
+		err := w.r.st.Put(w.ctx, name, fp.data, blob.PutOptions{IfAbsent: true})
+		w.recyclePack(fp)
+		w.packDone(entry, name, err)
 	}
+}
+
+// committer makes asynchronously written packs durable, in order. Every
+// commit is called, also after a failure (it then cleans up).
+func (w *Writer) committer() {
+	defer w.committers.Done()
+	for pc := range w.commits {
+		w.packDone(pc.entry, pc.name, pc.commit(w.ctx))
+	}
+}
+
+// packDone records a pack once it is durable under its name.
+func (w *Writer) packDone(entry index.PackBlobs, name string, err error) {
+	if err != nil && !errors.Is(err, blob.ErrAlreadyExists) {
+		w.fail(fmt.Errorf("upload %s: %w", name, err))
+		return
+	}
+	w.stats.storedBytes.Add(entry.Size)
+	w.stats.packs.Add(1)
+	w.doneMu.Lock()
+	w.done = append(w.done, entry)
+	w.doneMu.Unlock()
+}
+
+func (w *Writer) recyclePack(fp *finishedPack) {
+	if cap(fp.data) <= w.r.opts.PackSize*2 {
+		b := fp.data[:0]
+		packPool.Put(&b)
+	}
+	fp.data = nil
 }

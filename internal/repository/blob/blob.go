@@ -112,3 +112,13 @@ func GetInto(ctx context.Context, s Storage, name string, offset, length int64, 
 	}
 	return s.Get(ctx, name, offset, length)
 }
+
+// AsyncPutter is implemented by storages that can take an object's bytes
+// now and make it durable later. PutAsync returns once data is no longer
+// needed (the caller may reuse the buffer); commit blocks until the object
+// is durable and visible under name, with Put's semantics and errors, and
+// cleans up when it fails or ctx is cancelled. The caller must call every
+// returned commit exactly once.
+type AsyncPutter interface {
+	PutAsync(ctx context.Context, name string, data []byte, opts PutOptions) (commit func(ctx context.Context) error, err error)
+}

@@ -95,84 +95,109 @@ func (s *Storage) path(name string) string {
 
 // Put stores data under name atomically and durably.
 func (s *Storage) Put(ctx context.Context, name string, data []byte, opts blob.PutOptions) error {
-	if err := blob.ValidateName(name); err != nil {
+	commit, err := s.PutAsync(ctx, name, data, opts)
+	if err != nil {
 		return err
 	}
+	return commit(ctx)
+}
+
+// PutAsync is the first half of Put: it writes data into a new temporary
+// file next to the final name and asks the kernel to start writing it back
+// (sync_file_range), without waiting. The returned commit does the rest:
+// fsync, rename into place (RENAME_NOREPLACE with IfAbsent), fsync of the
+// directory. Until commit returns the object is not visible under its name,
+// so a crash never leaves a partly written object under a final name; a
+// failed or cancelled commit removes the temporary file. A write session
+// commits in another goroutine, so compressing the next pack overlaps the
+// previous pack's way to the disk.
+func (s *Storage) PutAsync(ctx context.Context, name string, data []byte, opts blob.PutOptions) (func(context.Context) error, error) {
+	if err := blob.ValidateName(name); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	final := s.path(name)
 	dir := filepath.Dir(final)
 	if err := s.mkdirAll(dir); err != nil {
-		return fmt.Errorf("local: put %s: %w", name, classify(err))
+		return nil, fmt.Errorf("local: put %s: %w", name, classify(err))
 	}
-	tmp, err := s.writeTemp(ctx, dir, data)
+	tmp, f, err := s.writeTemp(ctx, dir, data)
 	if err != nil {
-		return fmt.Errorf("local: put %s: %w", name, classify(err))
+		return nil, fmt.Errorf("local: put %s: %w", name, classify(err))
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = s.ops.remove(tmp)
+	// Start write-back now; commit's fsync then mostly waits for I/O that
+	// is already under way. Only a hint: errors surface in fsync.
+	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	return func(ctx context.Context) error {
+		committed := false
+		defer func() {
+			if !committed {
+				_ = s.ops.remove(tmp)
+			}
+		}()
+		if err := ctx.Err(); err != nil {
+			_ = f.Close()
+			return err
 		}
-	}()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if opts.IfAbsent {
-		err = s.ops.renameNoReplace(tmp, final)
-		if errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("local: put %s: %w", name, blob.ErrAlreadyExists)
+		// A failed fsync is not retried on the same descriptor: the file is
+		// removed and the whole Put fails.
+		if err := s.ops.fsync(f); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("local: put %s: %w", name, classify(err))
 		}
-	} else {
-		err = s.ops.rename(tmp, final)
-	}
-	if err != nil {
-		return fmt.Errorf("local: put %s: commit: %w", name, classify(err))
-	}
-	committed = true
-	if err := s.ops.fsyncDir(dir); err != nil {
-		return fmt.Errorf("local: put %s: sync directory: %w", name, classify(err))
-	}
-	return nil
+		if err := s.ops.close(f); err != nil {
+			return fmt.Errorf("local: put %s: %w", name, classify(err))
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		if opts.IfAbsent {
+			err = s.ops.renameNoReplace(tmp, final)
+			if errors.Is(err, unix.EEXIST) {
+				return fmt.Errorf("local: put %s: %w", name, blob.ErrAlreadyExists)
+			}
+		} else {
+			err = s.ops.rename(tmp, final)
+		}
+		if err != nil {
+			return fmt.Errorf("local: put %s: commit: %w", name, classify(err))
+		}
+		committed = true
+		if err := s.ops.fsyncDir(dir); err != nil {
+			return fmt.Errorf("local: put %s: sync directory: %w", name, classify(err))
+		}
+		return nil
+	}, nil
 }
 
-// writeTemp writes data into a new temporary file in dir, fsyncs and closes
-// it. On any failure the file is removed and never written again: a failed
-// fsync is not retried on the same descriptor.
-func (s *Storage) writeTemp(ctx context.Context, dir string, data []byte) (string, error) {
+// writeTemp writes data into a new temporary file in dir and returns it
+// open. On failure the file is closed and removed.
+func (s *Storage) writeTemp(ctx context.Context, dir string, data []byte) (string, *os.File, error) {
 	var rnd [12]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	tmp := filepath.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
 	f, err := s.ops.create(tmp)
 	if err != nil {
-		return "", err
-	}
-	fail := func(err error) (string, error) {
-		_ = f.Close()
-		_ = s.ops.remove(tmp)
-		return "", err
+		return "", nil, err
 	}
 	const chunk = 4 << 20
 	for off := 0; off < len(data); off += chunk {
-		if err := ctx.Err(); err != nil {
-			return fail(err)
+		err := ctx.Err()
+		if err == nil {
+			err = s.ops.write(f, data[off:min(off+chunk, len(data))])
 		}
-		end := min(off+chunk, len(data))
-		if err := s.ops.write(f, data[off:end]); err != nil {
-			return fail(err)
+		if err != nil {
+			_ = f.Close()
+			_ = s.ops.remove(tmp)
+			return "", nil, err
 		}
 	}
-	if err := s.ops.fsync(f); err != nil {
-		return fail(err)
-	}
-	if err := s.ops.close(f); err != nil {
-		_ = s.ops.remove(tmp)
-		return "", err
-	}
-	return tmp, nil
+	return tmp, f, nil
 }
 
 // mkdirAll creates dir and its missing parents, fsyncing the parent of every
