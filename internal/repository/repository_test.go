@@ -98,9 +98,12 @@ func TestReopenAndDedup(t *testing.T) {
 	data := randBytes(42, 64<<20)
 	ids1 := saveStream(t, r, append(append([]byte(nil), data...), data...))
 	size1 := storedBytes(st)
-	// Only the chunks around the junction of the two copies differ (at most
-	// two chunks of at most Max bytes each).
-	if size1 > int64(len(data))+2*int64(r.Config().ChunkSize.Max) {
+	// Only the chunks around the junction of the two copies differ, but the
+	// chunker (keyed with a random per-repository gear table, normalised
+	// cut masks) may take several chunks to fall back into step: over 30
+	// repositories the second copy added 3–10 chunks (1.02–1.14x the data,
+	// once 1.21x). No dedup would be 2x; allow 1.5x.
+	if size1 > int64(len(data))*3/2 {
 		t.Fatalf("stored %d bytes for 2 x %d identical bytes: no dedup", size1, len(data))
 	}
 	r.Close()
