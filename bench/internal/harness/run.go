@@ -465,10 +465,10 @@ func runRound(ctx context.Context, cfg Config, r int, work, data, mkdata string,
 	}
 	backupStep := func(op Op) error {
 		for _, t := range order {
-			// Warm the tree right before each tool, not once per step: on
-			// this VM the kernel reclaims cold page cache proactively
-			// (DAMON), and after borg's 30 s backup the next tool found the
-			// tree partly evicted (coffer 18 s instead of 11 s, twice).
+			// Warm the tree right before each tool, not once per step: the
+			// project VMs page out memory idle for about a minute (a DAMON
+			// pageout scheme), and after borg's 30 s backup the next tool
+			// found the tree partly evicted (coffer 18 s instead of 11 s).
 			if _, err := WarmTree(ctx, data); err != nil {
 				return err
 			}
