@@ -431,28 +431,39 @@ func sum(b []byte) []byte {
 	return h[:]
 }
 
-// ListIndexFiles reads every index file. Any error aborts.
-func (r *Repository) ListIndexFiles(ctx context.Context) ([]IndexFile, error) {
+// DamagedIndexFile is an object under index/ that could not be read.
+type DamagedIndexFile struct {
+	Name  string
+	ID    [32]byte
+	Named bool // Name is a well-formed index name (ID is set)
+	Err   error
+}
+
+// ReadIndexFiles lists index/ and reads every object there on its own, so
+// that one damaged file does not hide the others: a file that cannot be
+// read is returned in damaged with its error. A listing error or a
+// cancelled context is returned as err.
+func (r *Repository) ReadIndexFiles(ctx context.Context) (readable []IndexFile, damaged []DamagedIndexFile, err error) {
 	var names []string
 	if err := r.st.List(ctx, IndexPrefix, func(i blob.Info) error {
 		names = append(names, i.Name)
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("list index: %w", err)
+		return nil, nil, fmt.Errorf("list index: %w", err)
 	}
-	out := make([]IndexFile, 0, len(names))
 	for _, n := range names {
-		id, err := hex.DecodeString(strings.TrimPrefix(n, IndexPrefix))
-		if err != nil || len(id) != 32 {
-			return nil, fmt.Errorf("%s: %w: not an index name", n, ErrCorrupt)
-		}
+		id, idErr := ParseID(strings.TrimPrefix(n, IndexPrefix))
 		f, err := r.ReadIndexFile(ctx, n)
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			damaged = append(damaged, DamagedIndexFile{Name: n, ID: id, Named: idErr == nil, Err: err})
+			continue
 		}
-		out = append(out, IndexFile{Name: n, ID: [32]byte(id), File: f})
+		readable = append(readable, IndexFile{Name: n, ID: id, File: f})
 	}
-	return out, nil
+	return readable, damaged, nil
 }
 
 // ActiveIndexFiles drops files superseded by another file in the list.
@@ -479,29 +490,19 @@ func (r *Repository) loadIndex(ctx context.Context) error {
 	// Damaged index files are skipped (with a warning) so that the rest of
 	// the repository stays readable; Check reports them and prune refuses
 	// to run until they are dealt with.
-	var names []string
-	if err := r.st.List(ctx, IndexPrefix, func(i blob.Info) error {
-		names = append(names, i.Name)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("list index: %w", err)
+	files, damaged, err := r.ReadIndexFiles(ctx)
+	if err != nil {
+		return err
 	}
-	files := make([]IndexFile, 0, len(names))
-	for _, n := range names {
-		id, err := ParseID(strings.TrimPrefix(n, IndexPrefix))
-		if err != nil {
-			r.opts.Logger.Warn("repository: ignoring unknown object", "name", n)
-			continue
+	for _, d := range damaged {
+		switch {
+		case !d.Named:
+			r.opts.Logger.Warn("repository: ignoring unknown object", "name", d.Name)
+		case errors.Is(d.Err, ErrCorrupt):
+			r.opts.Logger.Warn("repository: skipping damaged index file", "name", d.Name, "err", d.Err)
+		default:
+			return d.Err
 		}
-		f, err := r.ReadIndexFile(ctx, n)
-		if errors.Is(err, ErrCorrupt) {
-			r.opts.Logger.Warn("repository: skipping damaged index file", "name", n, "err", err)
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		files = append(files, IndexFile{Name: n, ID: id, File: f})
 	}
 	idx := index.New()
 	for _, f := range ActiveIndexFiles(files) {

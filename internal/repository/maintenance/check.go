@@ -94,10 +94,10 @@ func Check(ctx context.Context, repo *repository.Repository, opts CheckOptions) 
 	// loses nothing: readers ignore it, and prune deletes it.
 	supDamaged, damaged := ix.split()
 	for _, d := range damaged {
-		rep.DamagedIndexes = append(rep.DamagedIndexes, Problem{Object: d.Name, Detail: d.detail()})
+		rep.DamagedIndexes = append(rep.DamagedIndexes, Problem{Object: d.Name, Detail: damageDetail(d)})
 	}
 	for _, d := range supDamaged {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("index file %s is damaged but superseded by a readable index file (ignored; prune removes it): %s", d.Name, d.detail()))
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("index file %s is damaged but superseded by a readable index file (ignored; prune removes it): %s", d.Name, damageDetail(d)))
 	}
 	files := ix.Readable
 	rep.IndexFiles = len(files)

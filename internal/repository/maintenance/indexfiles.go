@@ -3,7 +3,6 @@ package maintenance
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"coffer/internal/repository"
@@ -11,50 +10,23 @@ import (
 	"coffer/internal/repository/pack"
 )
 
-// damagedIndex is an object under index/ that could not be read.
-type damagedIndex struct {
-	Name  string
-	ID    repository.ID
-	Named bool // Name is a well-formed index name (ID is set)
-	Err   error
-}
-
-// indexFiles is every object under index/, each read on its own so that
-// one damaged file does not hide the others.
+// indexFiles is every object under index/, each read on its own.
 type indexFiles struct {
 	Readable []repository.IndexFile
-	Damaged  []damagedIndex
+	Damaged  []repository.DamagedIndexFile
 }
 
-// readIndexFiles lists index/ and reads every file. A listing error or a
-// cancelled context is returned; a file that cannot be read is recorded
-// in Damaged.
+// readIndexFiles reads index/ (see Repository.ReadIndexFiles).
 func readIndexFiles(ctx context.Context, repo *repository.Repository) (*indexFiles, error) {
-	var names []string
-	if err := repo.Storage().List(ctx, repository.IndexPrefix, func(i blob.Info) error {
-		names = append(names, i.Name)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("list index: %w", err)
+	readable, damaged, err := repo.ReadIndexFiles(ctx)
+	if err != nil {
+		return nil, err
 	}
-	out := &indexFiles{}
-	for _, n := range names {
-		id, idErr := repository.ParseID(strings.TrimPrefix(n, repository.IndexPrefix))
-		f, err := repo.ReadIndexFile(ctx, n)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			out.Damaged = append(out.Damaged, damagedIndex{Name: n, ID: id, Named: idErr == nil, Err: err})
-			continue
-		}
-		out.Readable = append(out.Readable, repository.IndexFile{Name: n, ID: id, File: f})
-	}
-	return out, nil
+	return &indexFiles{Readable: readable, Damaged: damaged}, nil
 }
 
-// detail is the read error without the file name it starts with.
-func (d damagedIndex) detail() string {
+// damageDetail is the read error of d without the file name it starts with.
+func damageDetail(d repository.DamagedIndexFile) string {
 	return strings.TrimPrefix(d.Err.Error(), d.Name+": ")
 }
 
@@ -72,7 +44,7 @@ func (x *indexFiles) superseded() map[repository.ID]bool {
 // split separates the damaged files whose content a readable file
 // supersedes (harmless: readers ignore them) from those it does not (their
 // blob locations are lost to readers).
-func (x *indexFiles) split() (superseded, active []damagedIndex) {
+func (x *indexFiles) split() (superseded, active []repository.DamagedIndexFile) {
 	sup := x.superseded()
 	for _, d := range x.Damaged {
 		if d.Named && sup[d.ID] {

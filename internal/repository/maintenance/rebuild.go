@@ -110,7 +110,7 @@ func RebuildIndex(ctx context.Context, repo *repository.Repository, opts Rebuild
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("unknown object %s (not an index file name; left alone)", d.Name))
 			continue
 		}
-		rep.DamagedIndexes = append(rep.DamagedIndexes, Problem{Object: d.Name, Detail: d.detail()})
+		rep.DamagedIndexes = append(rep.DamagedIndexes, Problem{Object: d.Name, Detail: damageDetail(d)})
 	}
 	var supersedes [][32]byte
 	for _, f := range ix.Readable {
