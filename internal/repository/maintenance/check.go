@@ -245,19 +245,8 @@ func checkPack(ctx context.Context, repo *repository.Repository, name string, p 
 			damaged("header: " + err.Error())
 		}
 	} else {
-		tr, err := st.Get(ctx, name, p.Size-pack.TrailerSize, pack.TrailerSize)
-		if err == nil {
-			var off int64
-			var l int
-			off, l, err = pack.ParseTrailer(tr, p.Size)
-			if err == nil {
-				var sealed []byte
-				sealed, err = st.Get(ctx, name, off, int64(l))
-				if err == nil {
-					entries, err = pack.OpenHeader(sealed, off, repo.AEAD())
-				}
-			}
-		}
+		var err error
+		entries, err = readPackHeader(ctx, st, repo, blob.Info{Name: name, Size: p.Size})
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
