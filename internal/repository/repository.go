@@ -156,11 +156,11 @@ type Repository struct {
 	codec  *compress.Codec
 	idx    atomic.Pointer[index.Index]
 
-	bufMu   sync.Mutex
-	closed  bool
-	scratch sync.Pool
-	// sealedBufs holds buffers for sealed blobs read by LoadBlob.
-	sealedBufs sync.Pool
+	bufMu  sync.Mutex
+	closed bool
+	// scratch holds decryption buffers of openBlob, sealedBufs the sealed
+	// blobs LoadBlob reads.
+	scratch, sealedBufs bufPool
 }
 
 type keyMaterial struct {
@@ -571,14 +571,8 @@ func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte
 		return nil, fmt.Errorf("%w: %v %v", ErrBlobNotFound, t, id)
 	}
 	name := PackName(packID)
-	var sealed []byte
-	if sp := r.sealedBufs.Get(); sp != nil {
-		sealed = *(sp.(*[]byte))
-	}
-	sealed, err := blob.GetInto(ctx, r.st, name, int64(l.Offset), int64(l.Length), sealed)
-	if sealed != nil && cap(sealed) <= 16<<20 {
-		defer r.sealedBufs.Put(&sealed)
-	}
+	sealed, err := blob.GetInto(ctx, r.st, name, int64(l.Offset), int64(l.Length), r.sealedBufs.get())
+	defer r.sealedBufs.put(sealed)
 	if err != nil {
 		if errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrInvalidRange) {
 			return nil, fmt.Errorf("load %v %v from %s: %w: %w", t, id, name, ErrCorrupt, err)
@@ -589,19 +583,28 @@ func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte
 		Offset: l.Offset, Length: l.Length, RawLength: l.RawLength}, name)
 }
 
+// bufPool recycles byte buffers of at most 16 MiB.
+type bufPool struct{ p sync.Pool }
+
+func (b *bufPool) get() []byte {
+	if v := b.p.Get(); v != nil {
+		return *(v.(*[]byte))
+	}
+	return nil
+}
+
+func (b *bufPool) put(buf []byte) {
+	if buf != nil && cap(buf) <= 16<<20 {
+		b.p.Put(&buf)
+	}
+}
+
 func (r *Repository) openBlob(buf, sealed []byte, e pack.Entry, packName string) ([]byte, error) {
 	if len(sealed) != int(e.Length) {
 		return nil, fmt.Errorf("load %x from %s: %w: short read", e.ID, packName, ErrCorrupt)
 	}
-	sp := r.scratch.Get()
-	var scratch []byte
-	if sp != nil {
-		scratch = *(sp.(*[]byte))
-	}
-	out, scratch, err := pack.OpenBlob(buf[:0], sealed, e, r.aead, r.codec, scratch)
-	if cap(scratch) <= 16<<20 {
-		r.scratch.Put(&scratch)
-	}
+	out, scratch, err := pack.OpenBlob(buf[:0], sealed, e, r.aead, r.codec, r.scratch.get())
+	r.scratch.put(scratch)
 	if err != nil {
 		return nil, fmt.Errorf("load %x from %s: %w: %w", e.ID, packName, ErrCorrupt, err)
 	}
