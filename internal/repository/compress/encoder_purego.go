@@ -4,9 +4,6 @@ package compress
 
 import "github.com/klauspost/compress/zstd"
 
-// Encoder names the zstd encoder of this build (reported by benchmarks).
-const Encoder = "klauspost/compress (pure Go)"
-
 type goEncoder struct{ enc *zstd.Encoder }
 
 func newEncoder(level Level, concurrency int) (encoder, error) {
