@@ -721,9 +721,9 @@ func (r *restorer) finish(ctx context.Context, rootID repository.ID) error {
 			return fmt.Errorf("/%s: %w", ev.rel, err)
 		}
 		if ev.kind == evLeaf && ev.node.Type == snapshot.TypeFile && !r.opts.Faithful {
-			// writeFile set xattrs and times; only the mode is left, set
-			// without following a symlink (fchmodat2, Linux 6.6+; a
-			// symlink or an older kernel take the general path).
+			// Only the mode is left, set without following a symlink
+			// (fchmodat2, Linux 6.6+; a symlink or an older kernel take
+			// the general path).
 			err := unix.Fchmodat(int(dir.Fd()), path.Base(srel), r.restoredMode(ev.node), unix.AT_SYMLINK_NOFOLLOW)
 			if err == nil {
 				return nil
@@ -782,11 +782,13 @@ func (r *restorer) xattrAllowed(name string) bool {
 }
 
 // applyAttrs sets ownership (faithful), mode, xattrs and times of the entry
-// name inside dirfd. The final name is never followed: regular files and
-// directories are opened with O_NOFOLLOW, other types use *at calls with
-// AT_SYMLINK_NOFOLLOW or an O_PATH descriptor.
+// name inside dirfd; for a regular file only ownership and mode, as
+// writeFile set its xattrs and times. The final name is never followed:
+// regular files and directories are opened with O_NOFOLLOW, other types use
+// *at calls with AT_SYMLINK_NOFOLLOW or an O_PATH descriptor.
 func (r *restorer) applyAttrs(dirfd int, name, rel string, n *snapshot.Node) error {
 	mode := r.restoredMode(n)
+	written := n.Type == snapshot.TypeFile
 	switch n.Type {
 	case snapshot.TypeFile, snapshot.TypeDir:
 		flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
@@ -809,7 +811,7 @@ func (r *restorer) applyAttrs(dirfd int, name, rel string, n *snapshot.Node) err
 		if st.Mode&unix.S_IFMT != want {
 			return errors.New("staged entry was replaced")
 		}
-		if err := r.applyFdAttrs(fd, rel, n, mode); err != nil {
+		if err := r.applyFdAttrs(fd, rel, n, mode, !written); err != nil {
 			return err
 		}
 	case snapshot.TypeSymlink:
@@ -841,6 +843,9 @@ func (r *restorer) applyAttrs(dirfd int, name, rel string, n *snapshot.Node) err
 			return fmt.Errorf("chmod: %w", err)
 		}
 	}
+	if written {
+		return nil
+	}
 	ts := []unix.Timespec{unix.NsecToTimespec(n.ATimeNs), unix.NsecToTimespec(n.MTimeNs)}
 	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("set times: %w", err)
@@ -848,11 +853,14 @@ func (r *restorer) applyAttrs(dirfd int, name, rel string, n *snapshot.Node) err
 	return nil
 }
 
-// applyFdAttrs sets xattrs, owner (faithful mode) and mode on an open file
-// or directory, in that order (chown clears set-id bits, so mode is last).
-func (r *restorer) applyFdAttrs(fd int, rel string, n *snapshot.Node, mode uint32) error {
-	if err := r.setXattrs(fd, rel, n); err != nil {
-		return err
+// applyFdAttrs sets xattrs (with xattrs), owner (faithful mode) and mode on
+// an open file or directory, in that order (chown clears set-id bits, so
+// mode is last).
+func (r *restorer) applyFdAttrs(fd int, rel string, n *snapshot.Node, mode uint32, xattrs bool) error {
+	if xattrs {
+		if err := r.setXattrs(fd, rel, n); err != nil {
+			return err
+		}
 	}
 	if r.opts.Faithful {
 		if err := unix.Fchown(fd, int(n.UID), int(n.GID)); err != nil {
