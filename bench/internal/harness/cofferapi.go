@@ -144,23 +144,12 @@ func (t *cofferAPITool) roleArn() string {
 	return "arn:aws:iam::" + apiAccount + ":role/service-role/AWSBackupDefaultServiceRole"
 }
 
-// apiConfig is the subset of coffer's configuration the tool writes.
-type apiConfig struct {
-	Listen            string              `yaml:"listen"`
-	DataDir           string              `yaml:"data_dir"`
-	Region            string              `yaml:"region"`
-	Accounts          []config.Account    `yaml:"accounts"`
-	FileSystems       []config.FileSystem `yaml:"file_systems"`
-	NewFileSystemsDir string              `yaml:"new_file_systems_dir"`
-	Workers           int                 `yaml:"workers"`
-}
-
 // writeConfig writes dir/coffer.yaml for listen, checked by coffer's own
 // parser first.
 func (t *cofferAPITool) writeConfig(listen string) (string, error) {
 	// One worker: the harness runs one job at a time, and the default soft
 	// memory limit for one worker (128 MiB) is the one coffer-direct sets.
-	c := apiConfig{Listen: listen, DataDir: t.dataDir, Region: apiRegion,
+	c := config.Config{Listen: listen, DataDir: t.dataDir, Region: apiRegion,
 		Accounts:    []config.Account{{ID: apiAccount, Name: "bench", AccessKeys: []config.AccessKey{t.key}}},
 		FileSystems: t.fileSystems, NewFileSystemsDir: t.newFSDir, Workers: 1}
 	b, err := yaml.Marshal(c)
