@@ -112,7 +112,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	defer repos.Close()
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "metadata.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, config.MetadataDBFile))
 	if err != nil {
 		return err
 	}

@@ -133,7 +133,7 @@ func openVault(ctx context.Context, f *vaultFlags, stderr io.Writer) (*openedVau
 	if fi, err := os.Stat(cfg.DataDir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("data_dir %s is not a directory (is --config right?)", cfg.DataDir)
 	}
-	dbPath := filepath.Join(cfg.DataDir, "metadata.db")
+	dbPath := filepath.Join(cfg.DataDir, config.MetadataDBFile)
 	if _, err := os.Stat(dbPath); err != nil {
 		return nil, fmt.Errorf("no metadata database: %w", err)
 	}

@@ -30,6 +30,8 @@ const (
 	DefaultAccountID = "000000000001"
 	// CredentialsFile holds the generated credentials inside the data dir.
 	CredentialsFile = "credentials.yaml"
+	// MetadataDBFile is the SQLite metadata database inside the data dir.
+	MetadataDBFile = "metadata.db"
 	// TokenKeyFile holds the pagination-token signing key inside the data dir.
 	TokenKeyFile   = "token.key"
 	maxConfigBytes = 1 << 20
