@@ -535,16 +535,16 @@ func (w *Writer) finish(wp *workerPacks, p *pack.Packer) error {
 	if p.Scratch != nil {
 		wp.verify = p.Scratch
 	}
-	data := p.Finalize(w.r.aead)
+	data, id := p.Finalize(w.r.aead)
 	if testHookPackEncoded != nil {
 		testHookPackEncoded(data)
 	}
 	if !w.r.opts.SkipPackVerify {
-		if err := w.r.verifyPack(data, entries, &wp.verify); err != nil {
+		if err := w.r.verifyPack(data, id, entries, &wp.verify); err != nil {
 			return fmt.Errorf("pack verification before upload failed: %w", err)
 		}
 	}
-	fp := &finishedPack{id: sum32(data), data: data, blobs: entries}
+	fp := &finishedPack{id: id, data: data, blobs: entries}
 	select {
 	case w.packs <- fp:
 		return nil
@@ -556,17 +556,24 @@ func (w *Writer) finish(wp *workerPacks, p *pack.Packer) error {
 func sum32(b []byte) [32]byte { return [32]byte(sum(b)) }
 
 // verifyPack re-parses an encoded pack (authenticating its header), checks
-// the header against the blobs added, authenticates every sealed blob and
+// its ID and the header against the blobs added, authenticates every sealed blob and
 // opens the first and last end to end (decrypt, decompress, hash). Every
 // compressed blob was already round-tripped through the decompressor by the
 // packer, so together this checks the compressor on every blob, every byte
 // of the pack against damage after sealing, and the whole read path on a
 // sample, at a fraction of the cost of reopening everything.
-func (r *Repository) verifyPack(data []byte, want []pack.Entry, bufp *[]byte) error {
-	got, err := pack.ParsePack(data, r.aead)
+func (r *Repository) verifyPack(data []byte, id [32]byte, want []pack.Entry, bufp *[]byte) error {
+	hdr, err := pack.ParsePack(data, r.aead)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
+	if hdr.Version != pack.Version {
+		return fmt.Errorf("%w: header version %d, want %d", ErrCorrupt, hdr.Version, pack.Version)
+	}
+	if got, err := pack.ID(hdr.Version, data); err != nil || got != id {
+		return fmt.Errorf("%w: pack ID does not match its content (%v)", ErrCorrupt, err)
+	}
+	got := hdr.Entries
 	if len(got) != len(want) {
 		return fmt.Errorf("%w: header lists %d blobs, want %d", ErrCorrupt, len(got), len(want))
 	}

@@ -11,7 +11,6 @@ import (
 
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob"
-	"coffer/internal/repository/crypto"
 	"coffer/internal/repository/index"
 	"coffer/internal/repository/pack"
 	"coffer/internal/repository/snapshot"
@@ -237,22 +236,24 @@ func checkPack(ctx context.Context, repo *repository.Repository, name string, p 
 			}
 			return nil
 		}
-		if h := crypto.Hash(data); h != p.PackID {
-			damaged("content does not match its name (damaged or swapped)")
-		}
-		entries, err = pack.ParsePack(data, repo.AEAD())
+		hdr, err := pack.ParsePack(data, repo.AEAD())
 		if err != nil {
 			damaged("header: " + err.Error())
+		} else {
+			entries = hdr.Entries
+			if id, err := pack.ID(hdr.Version, data); err != nil || id != p.PackID {
+				damaged(errNameMismatch)
+			}
 		}
 	} else {
-		var err error
-		entries, err = readPackHeader(ctx, st, repo, blob.Info{Name: name, Size: p.Size})
+		hdr, err := readPackHeader(ctx, st, repo, blob.Info{Name: name, Size: p.Size})
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			damaged("header: " + err.Error())
 		}
+		entries = hdr.Entries
 	}
 	if entries != nil {
 		if len(entries) != len(p.Blobs) {
@@ -270,14 +271,19 @@ func checkPack(ctx context.Context, repo *repository.Repository, name string, p 
 		return nil
 	}
 	var buf []byte
+	bad := 0
 	for _, e := range p.Blobs {
 		k := index.Key{Type: e.Type, ID: e.ID}
 		var err error
 		buf, err = repo.OpenPackBlob(buf[:0], data[e.Offset:e.Offset+e.Length], e, name)
 		if err != nil {
+			bad++
 			bs.damaged[k] = err.Error()
 			rep.DamagedBlobs = append(rep.DamagedBlobs, Problem{Object: blobName(k), Pack: name, Detail: err.Error()})
 		}
+	}
+	if bad > 0 {
+		damaged(fmt.Sprintf("%d of %d blobs damaged", bad, len(p.Blobs)))
 	}
 	return nil
 }

@@ -143,11 +143,19 @@ func TestCrashDuringBackups(t *testing.T) {
 			if !ok {
 				return fmt.Errorf("bad pack name %s", i.Name)
 			}
-			if got := sha(b); got != hex.EncodeToString(id[:]) {
+			hdr, err := pack.ParsePack(b, r.AEAD())
+			if err != nil {
+				return fmt.Errorf("%s: %w", i.Name, err)
+			}
+			if got, err := pack.ID(hdr.Version, b); err != nil || got != id {
 				return fmt.Errorf("%s: content does not match name", i.Name)
 			}
-			if _, err := pack.ParsePack(b, r.AEAD()); err != nil {
-				return fmt.Errorf("%s: %w", i.Name, err)
+			// The name covers the header; every blob must be whole too.
+			var scratch []byte
+			for _, e := range hdr.Entries {
+				if scratch, err = pack.AuthBlob(b[e.Offset:e.Offset+e.Length], e, r.AEAD(), scratch); err != nil {
+					return fmt.Errorf("%s: %w", i.Name, err)
+				}
 			}
 		case strings.HasPrefix(i.Name, repository.IndexPrefix):
 			if _, err := r.ReadIndexFile(ctx, i.Name); err != nil {

@@ -147,22 +147,22 @@ func RebuildIndex(ctx context.Context, repo *repository.Repository, opts Rebuild
 
 	// 3. Their headers, a few at a time.
 	type result struct {
-		entries []pack.Entry
-		err     error // damage of this pack
+		hdr pack.Header
+		err error // damage of this pack
 	}
 	results := make([]result, len(packs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(st.Properties().Connections, 1))
 	for i, pi := range packs {
 		g.Go(func() error {
-			entries, err := readPackHeader(gctx, st, repo, pi)
+			hdr, err := readPackHeader(gctx, st, repo, pi)
 			if err != nil && !isDamage(err) {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				return fmt.Errorf("read header of %s: %w", pi.Name, err)
 			}
-			results[i] = result{entries: entries, err: err} // each goroutine its own slot
+			results[i] = result{hdr: hdr, err: err} // each goroutine its own slot
 			return nil
 		})
 	}
@@ -175,8 +175,8 @@ func RebuildIndex(ctx context.Context, repo *repository.Repository, opts Rebuild
 		res := results[i]
 		if res.err == nil {
 			rep.PacksRead++
-			rep.BlobsIndexed += len(res.entries)
-			newPacks = append(newPacks, index.PackBlobs{PackID: id, Size: pi.Size, Blobs: res.entries})
+			rep.BlobsIndexed += len(res.hdr.Entries)
+			newPacks = append(newPacks, index.PackBlobs{PackID: id, Size: pi.Size, Blobs: res.hdr.Entries})
 			continue
 		}
 		detail := "header: " + res.err.Error()
@@ -213,23 +213,37 @@ func RebuildIndex(ctx context.Context, repo *repository.Repository, opts Rebuild
 	return rep, nil
 }
 
-// readPackHeader reads a pack's trailer and sealed header (not its data)
-// and authenticates and decodes the header.
-func readPackHeader(ctx context.Context, st blob.Storage, repo *repository.Repository, pi blob.Info) ([]pack.Entry, error) {
+// readPackHeader reads a pack's trailer and sealed header (not its data),
+// authenticates and decodes the header and, for packs whose ID covers only
+// that tail (header version 2 on), checks the pack's name.
+func readPackHeader(ctx context.Context, st blob.Storage, repo *repository.Repository, pi blob.Info) (pack.Header, error) {
 	if pi.Size < pack.TrailerSize {
-		return nil, fmt.Errorf("%w: %d bytes, shorter than a trailer", pack.ErrCorrupt, pi.Size)
+		return pack.Header{}, fmt.Errorf("%w: %d bytes, shorter than a trailer", pack.ErrCorrupt, pi.Size)
 	}
 	tr, err := st.Get(ctx, pi.Name, pi.Size-pack.TrailerSize, pack.TrailerSize)
 	if err != nil {
-		return nil, err
+		return pack.Header{}, err
 	}
 	off, l, err := pack.ParseTrailer(tr, pi.Size)
 	if err != nil {
-		return nil, err
+		return pack.Header{}, err
 	}
 	sealed, err := st.Get(ctx, pi.Name, off, int64(l))
 	if err != nil {
-		return nil, err
+		return pack.Header{}, err
 	}
-	return pack.OpenHeader(sealed, off, repo.AEAD())
+	hdr, err := pack.OpenHeader(sealed, off, repo.AEAD())
+	if err != nil {
+		return pack.Header{}, err
+	}
+	if hdr.Version != pack.Version1 {
+		id, _ := repository.ParsePackName(pi.Name)
+		if pack.TailID(append(sealed, tr...)) != id {
+			return pack.Header{}, fmt.Errorf("%w: %s", pack.ErrCorrupt, errNameMismatch)
+		}
+	}
+	return hdr, nil
 }
+
+// errNameMismatch describes a pack whose content is not what its name says.
+const errNameMismatch = "content does not match its name (damaged or swapped)"

@@ -3,10 +3,14 @@
 //
 //	pack    = blob* sealedHeader trailer
 //	blob    = nonce(12) || AES-256-GCM(stored plaintext, aad = "coffer blob v1" || type || id)
-//	header  = version(1)=1 || count(u32 LE) || entry{count}
+//	header  = version(1)=2 || count(u32 LE) || entry{count}
 //	entry   = type(1) || compression(1) || id(32) || offset(u32) || length(u32) || rawLength(u32)
 //	sealedHeader = nonce(12) || AES-256-GCM(header, aad = "coffer pack header v1")
 //	trailer = len(sealedHeader)(u32 LE) || "CFP1"
+//
+// A pack's ID (its storage name) is the BLAKE3-256 of its sealed header and
+// trailer; packs with header version 1 were named by the hash of all their
+// bytes (see ID).
 package pack
 
 import (
@@ -20,8 +24,12 @@ import (
 )
 
 const (
-	// Version is the pack header version this code writes.
-	Version = 1
+	// Version is the pack header version this code writes: the pack's ID
+	// covers its sealed header and trailer.
+	Version = 2
+	// Version1 headers (read, never written) belong to packs whose ID is
+	// the hash of the whole pack.
+	Version1 = 1
 	// EntrySize is the encoded size of one header entry.
 	EntrySize = 1 + 1 + 32 + 4 + 4 + 4
 	// TrailerSize is the size of the fixed trailer.
@@ -48,6 +56,12 @@ type Entry struct {
 	Offset      uint32 // of the sealed blob
 	Length      uint32 // sealed length (nonce + ciphertext + tag)
 	RawLength   uint32 // plaintext length
+}
+
+// Header is a decoded pack header.
+type Header struct {
+	Version uint8
+	Entries []Entry
 }
 
 // BlobAAD returns the associated data that binds a sealed blob to its type and ID.
@@ -118,23 +132,53 @@ func (p *Packer) Add(typ uint8, id [32]byte, plaintext []byte, codec *compress.C
 }
 
 // Finalize appends the sealed header and trailer and returns the complete
-// pack bytes. The packer must not be used afterwards.
-func (p *Packer) Finalize(a *crypto.AEAD) []byte {
-	hdr := make([]byte, 0, 5+len(p.entries)*EntrySize)
-	hdr = AppendHeader(hdr, p.entries)
+// pack bytes and the pack's ID. The packer must not be used afterwards.
+func (p *Packer) Finalize(a *crypto.AEAD) ([]byte, [32]byte) {
 	off := len(p.buf)
-	out := a.Seal(p.buf, hdr, []byte(headerAAD))
-	out = binary.LittleEndian.AppendUint32(out, uint32(len(out)-off))
-	out = append(out, magic...)
+	out := AppendTail(p.buf, Header{Version: Version, Entries: p.entries}, a)
 	p.buf = nil
-	return out
+	return out, TailID(out[off:])
 }
 
-// AppendHeader appends the plaintext header encoding of entries.
-func AppendHeader(dst []byte, entries []Entry) []byte {
-	dst = append(dst, Version)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(entries)))
-	for _, e := range entries {
+// AppendTail appends the sealed header h and the trailer to the blob area
+// in dst.
+func AppendTail(dst []byte, h Header, a *crypto.AEAD) []byte {
+	hdr := AppendHeader(make([]byte, 0, 5+len(h.Entries)*EntrySize), h)
+	off := len(dst)
+	out := a.Seal(dst, hdr, []byte(headerAAD))
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(out)-off))
+	return append(out, magic...)
+}
+
+// TailID returns the ID of a version-2 pack from its tail: the sealed header
+// followed by the trailer. Hashing the tail instead of the whole pack saves
+// hashing every byte a backup writes; the blobs it leaves out are each
+// authenticated on their own (AES-GCM with their type and ID as associated
+// data), and the header lists them, so the ID still changes when the pack is
+// swapped for another or its header is damaged.
+func TailID(tail []byte) [32]byte { return crypto.Hash(tail) }
+
+// ID returns the ID a pack with header version version must have, computed
+// from all of its bytes.
+func ID(version uint8, data []byte) ([32]byte, error) {
+	if version == Version1 {
+		return crypto.Hash(data), nil
+	}
+	if len(data) < TrailerSize {
+		return [32]byte{}, fmt.Errorf("%w: pack of %d bytes too short", ErrCorrupt, len(data))
+	}
+	off, _, err := ParseTrailer(data[len(data)-TrailerSize:], int64(len(data)))
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return TailID(data[off:]), nil
+}
+
+// AppendHeader appends the plaintext encoding of h.
+func AppendHeader(dst []byte, h Header) []byte {
+	dst = append(dst, h.Version)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(h.Entries)))
+	for _, e := range h.Entries {
 		dst = append(dst, e.Type, byte(e.Compression))
 		dst = append(dst, e.ID[:]...)
 		dst = binary.LittleEndian.AppendUint32(dst, e.Offset)
@@ -144,19 +188,20 @@ func AppendHeader(dst []byte, entries []Entry) []byte {
 	return dst
 }
 
-// DecodeHeader parses a plaintext header and checks every entry lies inside
-// the blob area of dataSize bytes without overlapping its predecessor.
-func DecodeHeader(b []byte, dataSize int64) ([]Entry, error) {
+// DecodeHeader parses a plaintext header (version 1 or 2) and checks every
+// entry lies inside the blob area of dataSize bytes without overlapping its
+// predecessor.
+func DecodeHeader(b []byte, dataSize int64) (Header, error) {
 	if len(b) < 5 {
-		return nil, fmt.Errorf("%w: header of %d bytes too short", ErrCorrupt, len(b))
+		return Header{}, fmt.Errorf("%w: header of %d bytes too short", ErrCorrupt, len(b))
 	}
-	if b[0] != Version {
-		return nil, fmt.Errorf("%w: unknown header version %d", ErrCorrupt, b[0])
+	if b[0] != Version && b[0] != Version1 {
+		return Header{}, fmt.Errorf("%w: unknown header version %d", ErrCorrupt, b[0])
 	}
 	n := binary.LittleEndian.Uint32(b[1:5])
 	rest := b[5:]
 	if uint64(n)*EntrySize != uint64(len(rest)) {
-		return nil, fmt.Errorf("%w: header claims %d entries in %d bytes", ErrCorrupt, n, len(rest))
+		return Header{}, fmt.Errorf("%w: header claims %d entries in %d bytes", ErrCorrupt, n, len(rest))
 	}
 	entries := make([]Entry, n)
 	var end int64
@@ -169,11 +214,11 @@ func DecodeHeader(b []byte, dataSize int64) ([]Entry, error) {
 		e.Length = binary.LittleEndian.Uint32(r[38:])
 		e.RawLength = binary.LittleEndian.Uint32(r[42:])
 		if int64(e.Offset) < end || int64(e.Offset)+int64(e.Length) > dataSize || e.Length < crypto.Overhead || e.RawLength > MaxBlobSize {
-			return nil, fmt.Errorf("%w: entry %d (offset %d, length %d) out of bounds", ErrCorrupt, i, e.Offset, e.Length)
+			return Header{}, fmt.Errorf("%w: entry %d (offset %d, length %d) out of bounds", ErrCorrupt, i, e.Offset, e.Length)
 		}
 		end = int64(e.Offset) + int64(e.Length)
 	}
-	return entries, nil
+	return Header{Version: b[0], Entries: entries}, nil
 }
 
 // ParseTrailer reads the trailer at the end of a pack of packSize bytes and
@@ -190,25 +235,25 @@ func ParseTrailer(trailer []byte, packSize int64) (hdrOff int64, hdrLen int, err
 }
 
 // OpenHeader authenticates a sealed header and decodes it.
-func OpenHeader(sealed []byte, dataSize int64, a *crypto.AEAD) ([]Entry, error) {
+func OpenHeader(sealed []byte, dataSize int64, a *crypto.AEAD) (Header, error) {
 	if len(sealed) > MaxHeaderSize {
-		return nil, fmt.Errorf("%w: header too large", ErrCorrupt)
+		return Header{}, fmt.Errorf("%w: header too large", ErrCorrupt)
 	}
 	hdr, err := a.Open(nil, sealed, []byte(headerAAD))
 	if err != nil {
-		return nil, fmt.Errorf("%w: header: %w", ErrCorrupt, err)
+		return Header{}, fmt.Errorf("%w: header: %w", ErrCorrupt, err)
 	}
 	return DecodeHeader(hdr, dataSize)
 }
 
-// ParsePack parses a whole pack held in memory and returns its entries.
-func ParsePack(data []byte, a *crypto.AEAD) ([]Entry, error) {
+// ParsePack parses a whole pack held in memory and returns its header.
+func ParsePack(data []byte, a *crypto.AEAD) (Header, error) {
 	if len(data) < TrailerSize {
-		return nil, fmt.Errorf("%w: pack of %d bytes too short", ErrCorrupt, len(data))
+		return Header{}, fmt.Errorf("%w: pack of %d bytes too short", ErrCorrupt, len(data))
 	}
 	off, l, err := ParseTrailer(data[len(data)-TrailerSize:], int64(len(data)))
 	if err != nil {
-		return nil, err
+		return Header{}, err
 	}
 	return OpenHeader(data[off:off+int64(l)], off, a)
 }

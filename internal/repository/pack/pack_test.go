@@ -29,7 +29,8 @@ func buildPack(tb testing.TB, a *crypto.AEAD, c *compress.Codec, blobs ...[]byte
 			tb.Fatal(err)
 		}
 	}
-	return p.Finalize(a)
+	data, _ := p.Finalize(a)
+	return data
 }
 
 func TestPackRoundTrip(t *testing.T) {
@@ -37,10 +38,11 @@ func TestPackRoundTrip(t *testing.T) {
 	blobs := [][]byte{{}, []byte("x"), bytes.Repeat([]byte("compressible "), 10000), make([]byte, 70000)}
 	crypto.Random(blobs[3])
 	data := buildPack(t, a, c, blobs...)
-	entries, err := pack.ParsePack(data, a)
+	hdr, err := pack.ParsePack(data, a)
 	if err != nil {
 		t.Fatal(err)
 	}
+	entries := hdr.Entries
 	if entries[2].Compression != compress.Zstd || entries[3].Compression != compress.None {
 		t.Fatalf("compression choice: %v %v", entries[2].Compression, entries[3].Compression)
 	}
@@ -72,26 +74,73 @@ func FuzzParsePack(f *testing.F) {
 	f.Add(buildPack(f, a, c))
 	f.Add([]byte("\x10\x00\x00\x00CFP1"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		entries, err := pack.ParsePack(data, a)
+		hdr, err := pack.ParsePack(data, a)
 		if err != nil {
 			return
 		}
-		for _, e := range entries {
+		if hdr.Version != pack.Version && hdr.Version != pack.Version1 {
+			t.Fatalf("accepted header version %d", hdr.Version)
+		}
+		for _, e := range hdr.Entries {
 			_, _, _ = pack.OpenBlob(nil, data[e.Offset:e.Offset+e.Length], e, a, c, nil)
 		}
 	})
 }
 
 func FuzzDecodeHeader(f *testing.F) {
-	f.Add(pack.AppendHeader(nil, []pack.Entry{{Type: 1, Offset: 0, Length: 40, RawLength: 12}, {Type: 2, Offset: 40, Length: 30}}), int64(100))
+	entries := []pack.Entry{{Type: 1, Offset: 0, Length: 40, RawLength: 12}, {Type: 2, Offset: 40, Length: 30}}
+	f.Add(pack.AppendHeader(nil, pack.Header{Version: pack.Version, Entries: entries}), int64(100))
+	f.Add(pack.AppendHeader(nil, pack.Header{Version: pack.Version1, Entries: entries}), int64(100))
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff}, int64(1<<30))
 	f.Fuzz(func(t *testing.T, b []byte, size int64) {
-		entries, err := pack.DecodeHeader(b, size)
+		hdr, err := pack.DecodeHeader(b, size)
 		if err != nil {
 			return
 		}
-		if got := pack.AppendHeader(nil, entries); !bytes.Equal(got, b) {
+		if got := pack.AppendHeader(nil, hdr); !bytes.Equal(got, b) {
 			t.Fatal("header does not re-encode identically")
 		}
 	})
+}
+
+func TestPackID(t *testing.T) {
+	a, c := setup(t)
+	p := pack.NewPacker(nil)
+	for i, b := range [][]byte{[]byte("one"), bytes.Repeat([]byte("two "), 5000)} {
+		if err := p.Add(1, [32]byte{byte(i)}, b, c, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, id := p.Finalize(a)
+	hdr, err := pack.ParsePack(data, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr.Version != pack.Version {
+		t.Fatalf("wrote header version %d", hdr.Version)
+	}
+	tailStart := int(hdr.Entries[len(hdr.Entries)-1].Offset + hdr.Entries[len(hdr.Entries)-1].Length)
+	if got, err := pack.ID(hdr.Version, data); err != nil || got != id || pack.TailID(data[tailStart:]) != id {
+		t.Fatalf("ID %x (%v), TailID %x, Finalize %x", got, err, pack.TailID(data[tailStart:]), id)
+	}
+	// The ID covers the sealed header and trailer; a damaged blob is caught
+	// by its own authentication instead.
+	for _, off := range []int{tailStart + 3, len(data) - 1} {
+		d := append([]byte(nil), data...)
+		d[off] ^= 1
+		if got, _ := pack.ID(pack.Version, d); got == id {
+			t.Fatalf("flip at %d leaves the ID unchanged", off)
+		}
+	}
+	// Version-1 packs are named by the hash of all their bytes.
+	v1 := pack.AppendTail(append([]byte(nil), data[:tailStart]...), pack.Header{Version: pack.Version1, Entries: hdr.Entries}, a)
+	if got, err := pack.ID(pack.Version1, v1); err != nil || got != crypto.Hash(v1) {
+		t.Fatalf("version-1 ID %x (%v), want the hash of the pack", got, err)
+	}
+	if h, err := pack.ParsePack(v1, a); err != nil || h.Version != pack.Version1 || len(h.Entries) != 2 {
+		t.Fatalf("version-1 pack does not parse: %v %+v", err, h)
+	}
+	if _, err := pack.ID(pack.Version, data[:4]); !errors.Is(err, pack.ErrCorrupt) {
+		t.Fatalf("ID of a short pack: %v", err)
+	}
 }
