@@ -127,10 +127,18 @@ func (c *Chunker) grow(dst []byte, n int) []byte {
 // maxEmptyReads is how many (0, nil) reads in a row count as no progress.
 const maxEmptyReads = 100
 
+// minGrow is the least a full chunk buffer grows by.
+const minGrow = 64 << 10
+
 // readInto reads up to n bytes from the stream (at least one, unless the
-// stream ends) and appends them to dst.
+// stream ends) and appends them to dst. It reads into the spare capacity of
+// dst and grows dst only when it is full, by at most its length (doubling),
+// so a small file never gets a buffer of the minimum chunk size.
 func (c *Chunker) readInto(dst []byte, n int) ([]byte, error) {
-	dst = c.grow(dst, n)
+	if cap(dst) == len(dst) {
+		dst = c.grow(dst, min(n, max(len(dst), minGrow)))
+	}
+	n = min(n, cap(dst)-len(dst))
 	for empty := 0; ; empty++ {
 		k, err := c.rd.Read(dst[len(dst) : len(dst)+n])
 		dst = dst[:len(dst)+k]

@@ -212,3 +212,30 @@ func TestChunkerReadErrors(t *testing.T) {
 		})
 	}
 }
+
+// A small stream is read into the buffer it was given: the chunker does
+// not grow it to the minimum chunk size up front.
+func TestChunkerSmallStreamKeepsBuffer(t *testing.T) {
+	tab, _ := chunker.NewTable(make([]byte, 32))
+	in := data(10 << 10)
+	grown := 0
+	c, err := chunker.New(bytes.NewReader(in), chunker.DefaultParams, tab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Grow = func(old []byte, need int) []byte {
+		grown++
+		return append(make([]byte, 0, need), old...)
+	}
+	buf := make([]byte, 0, 64<<10)
+	out, err := c.Next(buf)
+	if err != nil || !bytes.Equal(out, in) {
+		t.Fatalf("first chunk: %d bytes, %v", len(out), err)
+	}
+	if grown != 0 || cap(out) != cap(buf) {
+		t.Fatalf("buffer grown %d times to %d bytes for a 10 KiB stream", grown, cap(out))
+	}
+	if _, err := c.Next(buf); err != io.EOF {
+		t.Fatalf("second Next: %v, want EOF", err)
+	}
+}
