@@ -487,25 +487,23 @@ func (r *restorer) write(ctx context.Context, rootID repository.ID) error {
 	// The walk creates every file itself, in order, like cp: creating files
 	// from several writers made them spin on the parent directory's lock
 	// (8 % of a restore's CPU in rwsem_spin_on_owner under perf). A fixed
-	// set of writers then fills the open files, each reusing its blob
+	// set of writers then fills the open files, a large file in ranges
+	// that several writers write at once; each writer reuses its blob
 	// buffer and its grown stack (a goroutine per file spent 3 % of the CPU
 	// copying stacks and 2 % allocating a buffer per file). After an error
 	// a writer keeps draining the queue, closing the files.
-	type fileJob struct {
-		f   *os.File
-		rel string
-		n   *snapshot.Node
-	}
 	jobs := make(chan fileJob, r.opts.Workers)
 	for range r.opts.Workers {
 		g.Go(func() error {
 			var buf []byte
 			var err error
 			for j := range jobs {
+				var jerr error
 				if err == nil {
-					err = r.writeFile(gctx, j.f, j.rel, j.n, &buf)
-				} else {
-					_ = j.f.Close()
+					jerr = r.writeRange(gctx, j, &buf)
+				}
+				if derr := r.rangeDone(j.fw, 1, jerr); err == nil {
+					err = derr
 				}
 			}
 			return err
@@ -573,11 +571,22 @@ func (r *restorer) write(ctx context.Context, rootID repository.ID) error {
 			if err != nil {
 				return fmt.Errorf("/%s: create: %w", ev.rel, err)
 			}
-			select {
-			case jobs <- fileJob{f: f, rel: ev.rel, n: n}:
-			case <-gctx.Done():
+			fw := &fileWrite{f: f, rel: ev.rel, n: n, exts: n.Extents}
+			if fw.exts == nil {
+				fw.exts = []snapshot.Extent{{Offset: 0, Length: n.Size}}
+			}
+			ranges, err := r.splitFile(fw)
+			if err != nil {
 				_ = f.Close()
-				return gctx.Err()
+				return err
+			}
+			fw.left.Store(int64(len(ranges)))
+			for i, j := range ranges {
+				select {
+				case jobs <- j:
+				case <-gctx.Done():
+					return r.rangeDone(fw, len(ranges)-i, gctx.Err())
+				}
 			}
 		case snapshot.TypeSymlink:
 			if err := r.root.Symlink(n.LinkTarget, srel); err != nil {
@@ -652,35 +661,82 @@ func (r *restorer) mknod(srel string, n *snapshot.Node) error {
 	return unix.Mknodat(int(dir.Fd()), path.Base(srel), typ|0o600, int(n.Rdev))
 }
 
-// writeFile writes one file's content into f, a new staging file the walk
-// created (0600, O_EXCL, never through a symlink), and closes it. *bufp is
-// the writer's scratch for blob contents, kept (grown) for its next file.
-func (r *restorer) writeFile(ctx context.Context, f *os.File, rel string, n *snapshot.Node, bufp *[]byte) error {
-	defer f.Close()
-	exts := n.Extents
-	if exts == nil {
-		exts = []snapshot.Extent{{Offset: 0, Length: n.Size}}
+// rangeBlobs is how many blobs one writer job covers: a file with more is
+// split into ranges that several writers fill at once with positional
+// writes, so one large file does not restore on one core. A variable so
+// that tests can make every blob its own range.
+var rangeBlobs = 8
+
+// fileWrite is one file being filled by one or more range jobs; the job
+// that finishes last completes the file.
+type fileWrite struct {
+	f       *os.File // a new staging file the walk created (0600, O_EXCL, no symlinks)
+	rel     string
+	n       *snapshot.Node
+	exts    []snapshot.Extent
+	left    atomic.Int64 // ranges not yet done
+	written atomic.Int64
+	mu      sync.Mutex
+	err     error // first error of any range
+}
+
+// fileJob is blobs [first, last) of a file's content, which start at
+// content offset off (bytes of the extents before them).
+type fileJob struct {
+	fw          *fileWrite
+	first, last int
+	off         int64
+}
+
+// splitFile returns the range jobs of a file.
+func (r *restorer) splitFile(fw *fileWrite) ([]fileJob, error) {
+	content := fw.n.Content
+	if len(content) <= rangeBlobs {
+		return []fileJob{{fw: fw, first: 0, last: len(content)}}, nil
 	}
-	ei, eoff := 0, int64(0) // current extent and offset inside it
+	var jobs []fileJob
+	var off int64
+	for i := 0; i < len(content); i += rangeBlobs {
+		j := fileJob{fw: fw, first: i, last: min(i+rangeBlobs, len(content)), off: off}
+		for _, id := range content[j.first:j.last] {
+			size, ok := r.loader.BlobSize(repository.DataBlob, id)
+			if !ok {
+				return nil, fmt.Errorf("/%s: %w: data %v", fw.rel, repository.ErrBlobNotFound, id)
+			}
+			off += int64(size)
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// writeRange loads the blobs of one range, verified, and writes them at
+// their places in the file's extents. *bufp is the writer's scratch for
+// blob contents, kept (grown) for its next range.
+func (r *restorer) writeRange(ctx context.Context, j fileJob, bufp *[]byte) error {
+	fw := j.fw
+	exts := fw.exts
+	ei, eoff := 0, j.off // current extent and offset inside it
 	var written int64
-	for _, id := range n.Content {
+	defer func() { fw.written.Add(written) }()
+	for _, id := range fw.n.Content[j.first:j.last] {
 		buf, err := r.loader.LoadBlob(ctx, repository.DataBlob, id, (*bufp)[:0])
 		if err != nil {
-			return fmt.Errorf("/%s: %w", rel, err)
+			return fmt.Errorf("/%s: %w", fw.rel, err)
 		}
 		if cap(buf) > cap(*bufp) {
 			*bufp = buf
 		}
 		for b := buf; len(b) > 0; {
 			for ei < len(exts) && eoff >= exts[ei].Length {
-				ei, eoff = ei+1, 0
+				ei, eoff = ei+1, eoff-exts[ei].Length
 			}
 			if ei >= len(exts) {
-				return fmt.Errorf("/%s: %w: content longer than its extents", rel, ErrHostileEntry)
+				return fmt.Errorf("/%s: %w: content longer than its extents", fw.rel, ErrHostileEntry)
 			}
 			k := min(int64(len(b)), exts[ei].Length-eoff)
-			if _, err := f.WriteAt(b[:k], exts[ei].Offset+eoff); err != nil {
-				return fmt.Errorf("/%s: write: %w", rel, err)
+			if _, err := fw.f.WriteAt(b[:k], exts[ei].Offset+eoff); err != nil {
+				return fmt.Errorf("/%s: write: %w", fw.rel, err)
 			}
 			eoff += k
 			written += k
@@ -688,14 +744,42 @@ func (r *restorer) writeFile(ctx context.Context, f *os.File, rel string, n *sna
 			r.bytesDone.Add(k)
 		}
 	}
+	return nil
+}
+
+// rangeDone records that n ranges of fw ended (with err, if any). The last
+// one completes the file, or only closes it when a range failed. It returns
+// err or the completion's error.
+func (r *restorer) rangeDone(fw *fileWrite, n int, err error) error {
+	fw.mu.Lock()
+	if err != nil && fw.err == nil {
+		fw.err = err
+	}
+	failed := fw.err != nil
+	fw.mu.Unlock()
+	if fw.left.Add(-int64(n)) != 0 {
+		return err
+	}
+	if failed {
+		_ = fw.f.Close()
+		return err
+	}
+	return r.finishFile(fw)
+}
+
+// finishFile checks that the content filled the extents, sets the size,
+// xattrs and times on the open file and closes it.
+func (r *restorer) finishFile(fw *fileWrite) error {
+	f, n, rel := fw.f, fw.n, fw.rel
+	defer f.Close()
 	var want, end int64
-	for _, e := range exts {
+	for _, e := range fw.exts {
 		want += e.Length
 		if e.Length > 0 {
 			end = max(end, e.Offset+e.Length)
 		}
 	}
-	if written != want {
+	if written := fw.written.Load(); written != want {
 		return fmt.Errorf("/%s: %w: content holds %d bytes, extents %d", rel, ErrHostileEntry, written, want)
 	}
 	// The new file is as long as its last written byte; only a hole at the
