@@ -498,7 +498,7 @@ func (r *restorer) write(ctx context.Context, rootID repository.ID) error {
 			var buf []byte
 			var err error
 			for j := range jobs {
-				var jerr error
+				jerr := err // after a failure ranges are skipped, not written
 				if err == nil {
 					jerr = r.writeRange(gctx, j, &buf)
 				}
