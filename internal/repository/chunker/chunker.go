@@ -67,8 +67,9 @@ func NewTable(secret []byte) (*Table, error) {
 // readSize bounds each read once a chunk has reached its minimum size: the
 // bytes read past a cut are carried to the next chunk (copied twice), so a
 // smaller read copies less (on average half a read per chunk) but costs
-// more system calls. Before the minimum size the chunker reads exactly up to
-// it, straight into the chunk.
+// more system calls. Before the minimum size nothing is examined, so the
+// chunker reads up to it straight into the chunk, as far as the chunk's
+// buffer has room (see readInto).
 const readSize = 128 << 10
 
 // Chunker cuts a stream into chunks. Not safe for concurrent use.
@@ -170,7 +171,6 @@ func (c *Chunker) Next(dst []byte) ([]byte, error) {
 	// Bytes before Avg are tested against the stricter mask (normalised
 	// chunking), the rest against the looser one; a chunk ends at Max.
 	var h uint64
-	t := c.t
 	scanned := c.p.Min
 	normal := c.p.Avg
 	for {
@@ -179,14 +179,14 @@ func (c *Chunker) Next(dst []byte) ([]byte, error) {
 			if scanned < normal && scanned < lim {
 				m := min(lim, normal)
 				var k int
-				if h, k = scan(h, dst[scanned:m], t, c.maskS); k >= 0 {
+				if h, k = scan(h, dst[scanned:m], c.t, c.maskS); k >= 0 {
 					return c.cut(dst, scanned+k), nil
 				}
 				scanned = m
 			}
 			if scanned < lim {
 				var k int
-				if h, k = scan(h, dst[scanned:lim], t, c.maskL); k >= 0 {
+				if h, k = scan(h, dst[scanned:lim], c.t, c.maskL); k >= 0 {
 					return c.cut(dst, scanned+k), nil
 				}
 				scanned = lim
