@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	"coffer/bench/internal/cofferdirect"
@@ -33,6 +34,16 @@ func main() {
 	// The same soft memory limit as `coffer serve` with one job worker.
 	memlimit.Apply(memlimit.Default(1))
 	stopProfile, err := startProfile(os.Getenv(ProfileEnv))
+	if err == nil {
+		var stopTrace func() error
+		if stopTrace, err = startTrace(os.Getenv(TraceEnv)); err == nil {
+			defer func() {
+				if terr := stopTrace(); terr != nil {
+					fmt.Fprintln(os.Stderr, "coffer-direct:", terr)
+				}
+			}()
+		}
+	}
 	if err == nil {
 		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 		if perr := stopProfile(); perr != nil && err == nil {
@@ -68,12 +79,36 @@ func startProfile(path string) (func() error, error) {
 	}, nil
 }
 
+// TraceEnv names an environment variable that, when set, makes the
+// operation write a runtime execution trace to that file (for `go tool
+// trace`: where the workers wait).
+const TraceEnv = "COFFER_BENCH_TRACE"
+
+func startTrace(path string) (func() error, error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", TraceEnv, err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", TraceEnv, err)
+	}
+	return func() error {
+		trace.Stop()
+		return f.Close()
+	}, nil
+}
+
 const usage = `usage:
   coffer-direct init    -repo DIR
   coffer-direct backup  -repo DIR -src DIR [-parent latest|none]
   coffer-direct restore -repo DIR -dst DIR [-snapshot latest|ID]
 environment: ` + cofferdirect.KeyEnv + ` = master key, 64 hex digits;
-  ` + ProfileEnv + ` = write a CPU profile to this file (optional)`
+  ` + ProfileEnv + ` = write a CPU profile to this file (optional);
+  ` + TraceEnv + ` = write an execution trace to this file (optional)`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) < 1 {

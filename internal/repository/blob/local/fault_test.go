@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -158,6 +159,76 @@ func TestEveryCommitFollowedByDirFsync(t *testing.T) {
 		t.Fatalf("CleanTemp = %d, %v; want 1", n, err)
 	}
 	checkDurableOrder(t, "cleantemp", rec.take())
+}
+
+// TestDirectoryEntriesSyncedOnce: a Put syncs the entries of directories it
+// did not know to be durable (made by it, by someone else, or before a
+// crash) in its commit, after the object's own directory, and later Puts
+// into them do not sync the parents again. A failed sync is retried.
+func TestDirectoryEntriesSyncedOnce(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Made behind the storage's back: not known durable.
+	if err := os.MkdirAll(filepath.Join(root, "x", "y"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	s.ops.hook = rec.hook
+	fsyncDirs := func(ev []event) []string {
+		var dirs []string
+		for _, e := range ev {
+			if e.op == opFsyncDir {
+				rel, _ := filepath.Rel(root, e.path)
+				dirs = append(dirs, rel)
+			}
+		}
+		return dirs
+	}
+	for _, tc := range []struct {
+		name string
+		want []string // directories fsynced, in order
+	}{
+		{"x/y/a", []string{"x/y", "x", "."}},
+		{"x/y/b", []string{"x/y"}},
+		{"n/m/a", []string{"n/m", "n", "."}},
+		{"n/m/b", []string{"n/m"}},
+		{"n/c", []string{"n"}},
+	} {
+		commit, err := s.PutAsync(ctx, tc.name, []byte(tc.name), blob.PutOptions{IfAbsent: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fsyncDirs(rec.events); len(got) != 0 {
+			t.Errorf("put %s: PutAsync fsynced %v before commit", tc.name, got)
+		}
+		if err := commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ev := rec.take()
+		checkDurableOrder(t, "put "+tc.name, ev)
+		if got := fsyncDirs(ev); !slices.Equal(got, tc.want) {
+			t.Errorf("put %s: fsynced %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	// The parent's sync fails: the Put fails and the next Put into the
+	// directory syncs the parent again.
+	rec = &recorder{failOp: opFsyncDir, failNth: 2, failErr: syscall.EIO}
+	s.ops.hook = rec.hook
+	if err := s.Put(ctx, "f/a", []byte("a"), blob.PutOptions{}); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Put with failing parent sync = %v, want EIO", err)
+	}
+	rec.take()
+	if err := s.Put(ctx, "f/b", []byte("b"), blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fsyncDirs(rec.take()), []string{"f", "."}; !slices.Equal(got, want) {
+		t.Errorf("put after failed sync: fsynced %v, want %v", got, want)
+	}
 }
 
 // TestCheckDurableOrderFails makes sure the order check above can fail.

@@ -1,8 +1,9 @@
 // Package local stores blobs as files in a directory tree.
 //
 // Put writes a temporary file next to the final name, fsyncs and closes it,
-// renames it into place and fsyncs the directory; directories it creates are
-// fsynced in their parent. With IfAbsent the rename is renameat2 with
+// renames it into place and fsyncs the directory; directories it creates,
+// or finds without having synced their entries itself, are fsynced in their
+// parents before it returns (once per directory and Storage). With IfAbsent the rename is renameat2 with
 // RENAME_NOREPLACE (or link(2) where the file system lacks it), so the check
 // and the commit are one atomic step. A crash leaves at most temporary files,
 // which never look like object names and which CleanTemp removes.
@@ -24,6 +25,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -52,6 +54,9 @@ type Storage struct {
 	clock clock.Clock
 	conns int
 	ops   ops
+	// durable holds directories whose entries are known to be on disk
+	// (this Storage created or found them and synced their parents).
+	durable sync.Map
 }
 
 var _ blob.Storage = (*Storage)(nil)
@@ -120,7 +125,12 @@ func (s *Storage) PutAsync(ctx context.Context, name string, data []byte, opts b
 	}
 	final := s.path(name)
 	dir := filepath.Dir(final)
-	if err := s.mkdirAll(dir); err != nil {
+	// The entries of new (or not yet known durable) directories are synced
+	// in commit, after the object's own directory: a journaling file system
+	// has usually committed them with it by then, and the uploader does
+	// not wait for the disk.
+	unsynced, err := s.ensureDir(dir)
+	if err != nil {
 		return nil, fmt.Errorf("local: put %s: %w", name, classify(err))
 	}
 	tmp, f, err := s.writeTemp(ctx, dir, data)
@@ -169,6 +179,9 @@ func (s *Storage) PutAsync(ctx context.Context, name string, data []byte, opts b
 		if err := s.ops.fsyncDir(dir); err != nil {
 			return fmt.Errorf("local: put %s: sync directory: %w", name, classify(err))
 		}
+		if err := s.syncEntries(unsynced); err != nil {
+			return fmt.Errorf("local: put %s: sync directory: %w", name, classify(err))
+		}
 		return nil
 	}, nil
 }
@@ -200,31 +213,71 @@ func (s *Storage) writeTemp(ctx context.Context, dir string, data []byte) (strin
 	return tmp, f, nil
 }
 
-// mkdirAll creates dir and its missing parents, fsyncing the parent of every
-// directory it creates so that the new entries survive a crash.
+// mkdirAll creates dir and its missing parents and makes their entries
+// durable before it returns.
 func (s *Storage) mkdirAll(dir string) error {
+	unsynced, err := s.ensureDir(dir)
+	if err != nil {
+		return err
+	}
+	return s.syncEntries(unsynced)
+}
+
+// ensureDir makes sure dir and its parents exist. It returns the
+// directories, deepest first, whose entries in their parents are not known
+// to be durable: it created them, or found them without knowing who did
+// (another Put still on its way, or a process that crashed before syncing).
+// The caller must pass them to syncEntries before relying on them.
+func (s *Storage) ensureDir(dir string) ([]string, error) {
+	if _, ok := s.durable.Load(dir); ok {
+		return nil, nil
+	}
 	fi, err := os.Stat(dir)
 	if err == nil {
 		if !fi.IsDir() {
-			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+			return nil, &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
 		}
-		return nil
+		unsynced := []string{dir}
+		if strings.HasPrefix(dir, s.root+string(filepath.Separator)) {
+			// Its parents up to the root may be as new.
+			more, err := s.ensureDir(filepath.Dir(dir))
+			if err != nil {
+				return nil, err
+			}
+			unsynced = append(unsynced, more...)
+		}
+		return unsynced, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return nil, err
 	}
+	var unsynced []string
 	parent := filepath.Dir(dir)
 	if parent != dir {
-		if err := s.mkdirAll(parent); err != nil {
-			return err
+		if unsynced, err = s.ensureDir(parent); err != nil {
+			return nil, err
 		}
 	}
 	if err := s.ops.mkdir(dir); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
+		return nil, err
 	}
-	// Also when another Put created it concurrently: that Put may not have
-	// synced the parent yet, and this one must not return before it is.
-	return s.ops.fsyncDir(parent)
+	return append([]string{dir}, unsynced...), nil
+}
+
+// syncEntries fsyncs the parent of each directory, deepest first, and then
+// remembers the directories as durable.
+func (s *Storage) syncEntries(dirs []string) error {
+	for _, d := range dirs {
+		if parent := filepath.Dir(d); parent != d {
+			if err := s.ops.fsyncDir(parent); err != nil {
+				return err
+			}
+		}
+	}
+	for _, d := range dirs {
+		s.durable.Store(d, struct{}{})
+	}
+	return nil
 }
 
 // Get reads length bytes from offset (length < 0: to the end).
