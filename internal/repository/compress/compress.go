@@ -54,6 +54,13 @@ const (
 	// (random data saves nothing; a stricter bar misjudged executables).
 )
 
+// decoder decodes zstd frames into exactly dst, returning the bytes written;
+// output that does not fit is an error. Implementations are safe for
+// concurrent use; see encoder_cgo.go (libzstd).
+type decoder interface {
+	decodeInto(dst, src []byte) (int, error)
+}
+
 // encoder produces one complete zstd frame (no checksum, content size
 // recorded) of src appended to dst. Implementations are safe for concurrent
 // use; see encoder_cgo.go (libzstd) and encoder_purego.go.
@@ -66,13 +73,16 @@ type encoder interface {
 //
 // Encoding uses libzstd when the build has cgo and a pure-Go encoder
 // otherwise; both write standard zstd frames, so either build reads what the
-// other wrote. Decoding always uses the pure-Go decoder, which enforces the
-// size caps before allocating and, for the round-trip check of new blobs,
-// is an independent implementation of the format.
+// other wrote. Reads decode with libzstd in cgo builds too, into a buffer of
+// exactly the recorded length (only authenticated blobs reach the decoder,
+// and the caller checks the plaintext's hash); the round-trip check of new
+// blobs always uses the pure-Go decoder, an independent implementation of
+// the format. Both enforce the size caps before allocating.
 type Codec struct {
 	level Level
 	enc   encoder
 	dec   *zstd.Decoder
+	fast  decoder // nil: dec decodes everything
 	probe sync.Pool
 }
 
@@ -94,7 +104,7 @@ func New(level Level, concurrency int, maxSize int) (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compress: %w", err)
 	}
-	c := &Codec{level: level, enc: enc, dec: dec}
+	c := &Codec{level: level, enc: enc, dec: dec, fast: newFastDecoder()}
 	c.probe.New = func() any { b := make([]byte, 0, probeSize+1024); return &b }
 	return c, nil
 }
@@ -147,7 +157,23 @@ func (c *Codec) AppendCompressed(dst, src []byte) ([]byte, ID) {
 
 // AppendDecompressed appends the plaintext of a stored blob to dst; rawLen is
 // the plaintext length recorded in the index, checked before and after.
+// Builds with cgo decode with libzstd (faster here on binaries and images),
+// others with the pure-Go decoder.
 func (c *Codec) AppendDecompressed(dst, stored []byte, id ID, rawLen int) ([]byte, error) {
+	return c.appendDecompressed(dst, stored, id, rawLen, c.fast)
+}
+
+// AppendDecompressedIndependent is AppendDecompressed with the pure-Go
+// decoder in every build: an implementation of the format that shares no
+// code with libzstd's encoder, for the round-trip check of new blobs.
+func (c *Codec) AppendDecompressedIndependent(dst, stored []byte, id ID, rawLen int) ([]byte, error) {
+	return c.appendDecompressed(dst, stored, id, rawLen, nil)
+}
+
+func (c *Codec) appendDecompressed(dst, stored []byte, id ID, rawLen int, fast decoder) ([]byte, error) {
+	if rawLen < 0 {
+		return nil, fmt.Errorf("%w: negative length %d", ErrCorrupt, rawLen)
+	}
 	switch id {
 	case None:
 		if len(stored) != rawLen {
@@ -161,7 +187,21 @@ func (c *Codec) AppendDecompressed(dst, stored []byte, id ID, rawLen int) ([]byt
 			dst = nb
 		}
 		off := len(dst)
-		out, err := c.dec.DecodeAll(stored, dst)
+		if fast != nil && rawLen > 0 && len(stored) > 0 {
+			// Into exactly rawLen bytes: a frame that decodes to more fails
+			// rather than grows the buffer.
+			n, err := fast.decodeInto(dst[off:off+rawLen], stored)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			if n != rawLen {
+				return nil, fmt.Errorf("%w: decoded %d bytes, want %d", ErrCorrupt, n, rawLen)
+			}
+			return dst[:off+rawLen], nil
+		}
+		// Capped at rawLen (WithDecodeAllCapLimit): the decoder neither
+		// grows the buffer nor writes past the recorded length.
+		out, err := c.dec.DecodeAll(stored, dst[:off:off+rawLen])
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}

@@ -49,3 +49,22 @@ func (e *cEncoder) encode(dst, src []byte) ([]byte, error) {
 
 // close releases nothing: native contexts are freed with their pool entries.
 func (e *cEncoder) close() {}
+
+// cDecoder decodes with libzstd into a caller's buffer of the exact
+// plaintext length (ZSTD_decompressDCtx: single-shot, the output buffer is
+// the window, so memory does not depend on the frame's window size).
+type cDecoder struct {
+	ctxs sync.Pool // libzstd.Ctx
+}
+
+func newFastDecoder() decoder {
+	d := &cDecoder{}
+	d.ctxs.New = func() any { return libzstd.NewCtx() }
+	return d
+}
+
+func (d *cDecoder) decodeInto(dst, src []byte) (int, error) {
+	c := d.ctxs.Get().(libzstd.Ctx)
+	defer d.ctxs.Put(c)
+	return c.DecompressInto(dst, src)
+}

@@ -115,7 +115,7 @@ func (p *Packer) Add(typ uint8, id [32]byte, plaintext []byte, codec *compress.C
 	buf := p.buf[:off+crypto.NonceSize]
 	buf, comp := codec.AppendCompressed(buf, plaintext)
 	if p.VerifyCompression && comp != compress.None {
-		back, err := codec.AppendDecompressed(p.Scratch[:0], buf[off+crypto.NonceSize:], comp, len(plaintext))
+		back, err := codec.AppendDecompressedIndependent(p.Scratch[:0], buf[off+crypto.NonceSize:], comp, len(plaintext))
 		if err != nil || !bytes.Equal(back, plaintext) {
 			return fmt.Errorf("%w: blob %x (%v)", ErrVerify, id, err)
 		}
