@@ -157,6 +157,9 @@ func (res *Results) WriteMarkdown(w io.Writer) error {
 	if res.StoppedEarly != "" {
 		p("; %s", res.StoppedEarly)
 	}
+	if res.Cleanup != "" {
+		p("; %s", res.Cleanup)
+	}
 	p(".  \n")
 	p("Run: %s → %s (%s)", res.Started.Format(time.RFC3339), res.Finished.Format(time.RFC3339),
 		res.Finished.Sub(res.Started).Round(time.Second))

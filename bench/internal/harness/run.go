@@ -110,6 +110,9 @@ type Results struct {
 	LoadStart, LoadEnd string
 	// StoppedEarly says why fewer rounds than asked for ran (Config.Budget).
 	StoppedEarly string
+	// Cleanup, when set, says that rounds' files were deleted between rounds
+	// for lack of space (see keepRounds).
+	Cleanup string
 }
 
 // Versioner is implemented by tools that can report their program version.
@@ -241,8 +244,60 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 			return res, fmt.Errorf("round %d: %w", r+1, err)
 		}
 		slowest = max(slowest, clk.Now().Sub(start))
+		if !cfg.Keep && r+1 < cfg.Rounds {
+			if note := keepRounds(work, r, cfg.Rounds-r-1, freeSpace, log); note != "" {
+				res.Cleanup = note
+			}
+		}
 	}
 	return res, nil
+}
+
+// freeSpace returns the bytes available to this user on dir's file system.
+func freeSpace(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return int64(st.Bavail) * st.Bsize, nil
+}
+
+func roundDir(work string, r int) string {
+	return filepath.Join(work, "rounds", strconv.Itoa(r+1))
+}
+
+// keepRounds decides after round r whether the rounds' directories can stay
+// until the run ends. They stay when the file system has room for the
+// remaining rounds: on ext4 without a journal (these VMs) every inode
+// allocation skips inodes deleted in the last 60-300 s (recently_deleted),
+// so deleting a round's 150,000 files made the next round's restores and
+// `cp -r` pay 2-3x their system time, unequally by their order. Otherwise
+// the rounds so far are removed and the returned note says so (for the
+// report).
+func keepRounds(work string, r, remaining int, freeSpace func(string) (int64, error), log *slog.Logger) string {
+	used, err := TreeSize(roundDir(work, r))
+	if err != nil {
+		log.Warn("size of round directory", "err", err)
+		return ""
+	}
+	free, err := freeSpace(work)
+	if err != nil {
+		log.Warn("free space", "err", err)
+		return ""
+	}
+	const margin = 4 << 30
+	if free >= used*int64(remaining)+margin {
+		return ""
+	}
+	note := fmt.Sprintf("from round %d on, each round's files were deleted after it (%.1f GiB free, %d rounds of %.1f GiB to go), so later rounds' restores ran right after a mass deletion", r+2,
+		float64(free)/(1<<30), remaining, float64(used)/(1<<30))
+	log.Warn(note)
+	for i := 0; i <= r; i++ {
+		if err := removeAll(roundDir(work, i)); err != nil {
+			log.Warn("cleanup", "err", err)
+		}
+	}
+	return note
 }
 
 func (cfg *Config) normalize() error {
@@ -413,17 +468,11 @@ func runRound(ctx context.Context, cfg Config, r int, work, data, mkdata string,
 		round.Samples[t.Name()] = &[numOps]Sample{}
 		round.Done[t.Name()] = &[numOps]bool{}
 	}
-	dir := filepath.Join(work, "rounds", strconv.Itoa(r+1))
+	dir := roundDir(work, r)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return round, err
 	}
-	defer func() {
-		if !cfg.Keep {
-			if err := removeAll(dir); err != nil {
-				log.Warn("cleanup", "err", err)
-			}
-		}
-	}()
+	// The round's directory stays until the run ends (see keepRounds).
 	// Runs before the removal above: servers stop before their directories
 	// go away.
 	defer func() {
