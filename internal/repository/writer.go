@@ -556,12 +556,15 @@ func (w *Writer) finish(wp *workerPacks, p *pack.Packer) error {
 func sum32(b []byte) [32]byte { return [32]byte(sum(b)) }
 
 // verifyPack re-parses an encoded pack (authenticating its header), checks
-// its ID and the header against the blobs added, authenticates every sealed blob and
-// opens the first and last end to end (decrypt, decompress, hash). Every
-// compressed blob was already round-tripped through the decompressor by the
-// packer, so together this checks the compressor on every blob, every byte
-// of the pack against damage after sealing, and the whole read path on a
-// sample, at a fraction of the cost of reopening everything.
+// its ID and the header against the blobs added, authenticates every sealed
+// blob and opens the first and last end to end (decrypt, decompress with the
+// independent pure-Go decoder, hash). Every compressed blob was already
+// round-tripped through the read decoder (libzstd in cgo builds) by the
+// packer, so together this checks the compressor on every blob with the
+// reference decoder and on a sample of every pack with a second
+// implementation, every byte of the pack against damage after sealing, and
+// the whole read path on a sample, at a fraction of the cost of reopening
+// everything.
 func (r *Repository) verifyPack(data []byte, id [32]byte, want []pack.Entry, bufp *[]byte) error {
 	hdr, err := pack.ParsePack(data, r.aead)
 	if err != nil {
@@ -589,7 +592,7 @@ func (r *Repository) verifyPack(data []byte, id [32]byte, want []pack.Entry, buf
 			}
 			continue
 		}
-		out, err := r.openBlob(buf[:0], data[e.Offset:e.Offset+e.Length], e, "new pack")
+		out, err := r.openBlobWith(buf[:0], data[e.Offset:e.Offset+e.Length], e, "new pack", r.codec.AppendDecompressedIndependent)
 		if err != nil {
 			return err
 		}

@@ -78,10 +78,17 @@ type Packer struct {
 	// VerifyCompression decompresses every compressed blob right after
 	// compressing it and compares it with the plaintext before sealing
 	// (guards against compressor bugs such as restic's zstd incidents).
+	// It uses the codec's read decoder (libzstd in cgo builds, whose
+	// decoder shares no code with its encoder); the write session also
+	// opens a sample of every pack with the independent pure-Go decoder.
 	VerifyCompression bool
 	// Scratch is reused for that check.
 	Scratch []byte
 }
+
+// testHookCompressed, set only by tests, sees each compressed blob before
+// the round-trip check (to simulate a compressor bug).
+var testHookCompressed func([]byte)
 
 // ErrVerify means a blob did not survive its compression round trip.
 var ErrVerify = errors.New("pack: compression round trip mismatch")
@@ -114,8 +121,11 @@ func (p *Packer) Add(typ uint8, id [32]byte, plaintext []byte, codec *compress.C
 	}
 	buf := p.buf[:off+crypto.NonceSize]
 	buf, comp := codec.AppendCompressed(buf, plaintext)
+	if testHookCompressed != nil && comp != compress.None {
+		testHookCompressed(buf[off+crypto.NonceSize:])
+	}
 	if p.VerifyCompression && comp != compress.None {
-		back, err := codec.AppendDecompressedIndependent(p.Scratch[:0], buf[off+crypto.NonceSize:], comp, len(plaintext))
+		back, err := codec.AppendDecompressed(p.Scratch[:0], buf[off+crypto.NonceSize:], comp, len(plaintext))
 		if err != nil || !bytes.Equal(back, plaintext) {
 			return fmt.Errorf("%w: blob %x (%v)", ErrVerify, id, err)
 		}
@@ -261,6 +271,15 @@ func ParsePack(data []byte, a *crypto.AEAD) (Header, error) {
 // OpenBlob authenticates and decrypts one sealed blob and decompresses it,
 // appending the plaintext to dst. The caller checks the plaintext's ID.
 func OpenBlob(dst, sealed []byte, e Entry, a *crypto.AEAD, codec *compress.Codec, scratch []byte) ([]byte, []byte, error) {
+	return OpenBlobWith(dst, sealed, e, a, codec.AppendDecompressed, scratch)
+}
+
+// Decompressor appends the plaintext of a stored blob to dst (one of
+// compress.Codec's AppendDecompressed methods).
+type Decompressor func(dst, stored []byte, id compress.ID, rawLen int) ([]byte, error)
+
+// OpenBlobWith is OpenBlob with the given decompressor.
+func OpenBlobWith(dst, sealed []byte, e Entry, a *crypto.AEAD, decompress Decompressor, scratch []byte) ([]byte, []byte, error) {
 	var aadBuf [64]byte
 	if e.Compression == compress.None {
 		// Decrypt straight into dst.
@@ -277,7 +296,7 @@ func OpenBlob(dst, sealed []byte, e Entry, a *crypto.AEAD, codec *compress.Codec
 	if err != nil {
 		return dst, scratch, fmt.Errorf("%w: blob %x: %w", ErrCorrupt, e.ID, err)
 	}
-	out, err := codec.AppendDecompressed(dst, stored, e.Compression, int(e.RawLength))
+	out, err := decompress(dst, stored, e.Compression, int(e.RawLength))
 	if err != nil {
 		return dst, stored, fmt.Errorf("%w: blob %x: %w", ErrCorrupt, e.ID, err)
 	}
