@@ -247,7 +247,26 @@ func (res *Results) WriteMarkdown(w io.Writer) error {
 			c := medianCell(v)
 			p("| %s | %s | %s |\n", name, c.format("s"), ratio(restore, c))
 		}
-		p("\nGoal: %s full restore ≤ 1.1× cp -r.\n", subject)
+		var pv, rv []float64
+		var per []string
+		for i, rd := range res.Rounds {
+			if rd.Paired == nil || !rd.Done[subject][OpRestore] {
+				continue
+			}
+			c, t := rd.Paired.Wall.Seconds(), rd.Samples[subject][OpRestore].Wall.Seconds()
+			pv, rv = append(pv, c), append(rv, t/c)
+			when := "after"
+			if rd.PairedBefore {
+				when = "before"
+			}
+			per = append(per, fmt.Sprintf("round %d: %.2f s / %.2f s = %.2f× (%s measured %s it)", i+1, t, c, t/c, res.Baselines[0], when))
+		}
+		if len(pv) > 0 {
+			p("| %s right next to %s's restore | %s | %.2f× (median of the rounds' ratios) |\n", res.Baselines[0], subject,
+				medianCell(pv).format("s"), median(rv))
+			p("\nPaired: %s.\n", strings.Join(per, "; "))
+		}
+		p("\nGoal: %s full restore ≤ 1.1× cp -r (the paired ratio compares the two in the same state of the machine).\n", subject)
 	}
 
 	p("\n### Raw samples\n\n| round | operation | tool | wall | user | sys | max RSS |\n|---:|---|---|---:|---:|---:|---:|\n")
@@ -267,6 +286,14 @@ func (res *Results) WriteMarkdown(w io.Writer) error {
 				p("| %d | baseline | %s | %.2f s | %.2f s | %.2f s | %s |\n", i+1, name,
 					s.Wall.Seconds(), s.User.Seconds(), s.Sys.Seconds(), rssText(s))
 			}
+		}
+		if s := rd.Paired; s != nil {
+			when := "after"
+			if rd.PairedBefore {
+				when = "before"
+			}
+			p("| %d | baseline | %s, %s %s's restore | %.2f s | %.2f s | %.2f s | %s |\n", i+1, res.Baselines[0], when, res.Tools[0],
+				s.Wall.Seconds(), s.User.Seconds(), s.Sys.Seconds(), rssText(*s))
 		}
 	}
 	_, err := io.WriteString(w, b.String())

@@ -78,6 +78,12 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("%d rounds, stopped early: %q", len(res.Rounds), res.StoppedEarly)
 	}
 	rd := res.Rounds[0]
+	if rd.Paired == nil || rd.Paired.Wall <= 0 || !rd.PairedBefore {
+		t.Errorf("round 1: no cp -r measured right before coffer's restore: %+v", rd.Paired)
+	}
+	if !strings.Contains(report.String(), "right next to coffer's restore") {
+		t.Error("report lacks the paired restore ratio")
+	}
 	for _, name := range tools {
 		for op := OpInitial; op < numOps; op++ {
 			if !rd.Done[name][op] || rd.Samples[name][op].Wall <= 0 || rd.Samples[name][op].MaxRSS <= 0 {
