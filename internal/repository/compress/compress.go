@@ -75,9 +75,10 @@ type encoder interface {
 // otherwise; both write standard zstd frames, so either build reads what the
 // other wrote. Reads decode with libzstd in cgo builds too, into a buffer of
 // exactly the recorded length (only authenticated blobs reach the decoder,
-// and the caller checks the plaintext's hash); the round-trip check of new
-// blobs always uses the pure-Go decoder, an independent implementation of
-// the format. Both enforce the size caps before allocating.
+// and the caller checks the plaintext's hash); AppendDecompressedIndependent
+// always uses the pure-Go decoder, an independent implementation of the
+// format, which the write session uses on a sample of every new pack. Both
+// enforce the size caps before allocating.
 type Codec struct {
 	level Level
 	enc   encoder
@@ -165,7 +166,7 @@ func (c *Codec) AppendDecompressed(dst, stored []byte, id ID, rawLen int) ([]byt
 
 // AppendDecompressedIndependent is AppendDecompressed with the pure-Go
 // decoder in every build: an implementation of the format that shares no
-// code with libzstd's encoder, for the round-trip check of new blobs.
+// code with libzstd, for checking new packs with a second decoder.
 func (c *Codec) AppendDecompressedIndependent(dst, stored []byte, id ID, rawLen int) ([]byte, error) {
 	return c.appendDecompressed(dst, stored, id, rawLen, nil)
 }

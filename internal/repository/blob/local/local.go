@@ -3,9 +3,9 @@
 // Put writes a temporary file next to the final name, fsyncs and closes it,
 // renames it into place and fsyncs the directory; directories it creates,
 // or finds without having synced their entries itself, are fsynced in their
-// parents before it returns (once per directory and Storage). With IfAbsent the rename is renameat2 with
-// RENAME_NOREPLACE (or link(2) where the file system lacks it), so the check
-// and the commit are one atomic step. A crash leaves at most temporary files,
+// parents before it returns (once per directory and Storage). With IfAbsent
+// the rename is renameat2 with RENAME_NOREPLACE (or link(2) where the file
+// system lacks it), so the check and the commit are one atomic step. A crash leaves at most temporary files,
 // which never look like object names and which CleanTemp removes.
 //
 // Object names map to paths one to one ("data/ab/cd" is the file
@@ -126,9 +126,8 @@ func (s *Storage) PutAsync(ctx context.Context, name string, data []byte, opts b
 	final := s.path(name)
 	dir := filepath.Dir(final)
 	// The entries of new (or not yet known durable) directories are synced
-	// in commit, after the object's own directory: a journaling file system
-	// has usually committed them with it by then, and the uploader does
-	// not wait for the disk.
+	// in commit, after the object's own directory, which has usually taken
+	// them to disk already; the uploader does not wait for the disk.
 	unsynced, err := s.ensureDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("local: put %s: %w", name, classify(err))
