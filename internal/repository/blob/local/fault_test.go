@@ -231,6 +231,85 @@ func TestDirectoryEntriesSyncedOnce(t *testing.T) {
 	}
 }
 
+// TestAlreadyExistsIsDurable: a Put that finds the object already there
+// (IfAbsent) reports ErrAlreadyExists, which callers take as success, only
+// after syncing the directories an earlier Put may have left unsynced.
+func TestAlreadyExistsIsDurable(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first Put renames e/x into place, then fails to sync e's entry in
+	// the root (the second directory fsync).
+	rec := &recorder{failOp: opFsyncDir, failNth: 2, failErr: syscall.EIO}
+	s.ops.hook = rec.hook
+	if err := s.Put(ctx, "e/x", []byte("x"), blob.PutOptions{IfAbsent: true}); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("first Put = %v, want EIO", err)
+	}
+	rec = &recorder{}
+	s.ops.hook = rec.hook
+	if err := s.Put(ctx, "e/x", []byte("x"), blob.PutOptions{IfAbsent: true}); !errors.Is(err, blob.ErrAlreadyExists) {
+		t.Fatalf("second Put = %v, want ErrAlreadyExists", err)
+	}
+	var synced []string
+	for _, e := range rec.take() {
+		if e.op == opFsyncDir {
+			rel, _ := filepath.Rel(s.Root(), e.path)
+			synced = append(synced, rel)
+		}
+	}
+	if want := []string{"e", "."}; !slices.Equal(synced, want) {
+		t.Errorf("ErrAlreadyExists after syncing %v, want %v", synced, want)
+	}
+}
+
+// TestDirectoryRemovedBehindTheStorage: a directory the Storage knows as
+// durable and that someone removed is made again (and synced) by the next
+// Put instead of failing it for the Storage's lifetime.
+func TestDirectoryRemovedBehindTheStorage(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "v/w/a", []byte("a"), blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(s.Root(), "v")); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	s.ops.hook = rec.hook
+	if err := s.Put(ctx, "v/w/b", []byte("b"), blob.PutOptions{IfAbsent: true}); err != nil {
+		t.Fatalf("Put after the directory was removed: %v", err)
+	}
+	checkDurableOrder(t, "put v/w/b", rec.take())
+	if got, err := s.Get(ctx, "v/w/b", 0, -1); err != nil || string(got) != "b" {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+}
+
+func TestInside(t *testing.T) {
+	for _, tc := range []struct {
+		root, dir string
+		want      bool
+	}{
+		{"/r", "/r/a", true},
+		{"/r", "/r/a/b", true},
+		{"/r", "/r", false},
+		{"/r", "/rx", false},
+		{"/r", "/", false},
+		{"/", "/a", true},
+		{"/", "/", false},
+	} {
+		s := &Storage{root: tc.root}
+		if got := s.inside(tc.dir); got != tc.want {
+			t.Errorf("root %s: inside(%s) = %v, want %v", tc.root, tc.dir, got, tc.want)
+		}
+	}
+}
+
 // TestCheckDurableOrderFails makes sure the order check above can fail.
 func TestCheckDurableOrderFails(t *testing.T) {
 	for _, tc := range []struct {

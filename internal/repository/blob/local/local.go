@@ -133,6 +133,15 @@ func (s *Storage) PutAsync(ctx context.Context, name string, data []byte, opts b
 		return nil, fmt.Errorf("local: put %s: %w", name, classify(err))
 	}
 	tmp, f, err := s.writeTemp(ctx, dir, data)
+	if errors.Is(err, fs.ErrNotExist) && unsynced == nil {
+		// A directory known to exist was removed behind the Storage's back
+		// (a vault cleared by hand, say): forget it and make it again.
+		s.forget(dir)
+		if unsynced, err = s.ensureDir(dir); err != nil {
+			return nil, fmt.Errorf("local: put %s: %w", name, classify(err))
+		}
+		tmp, f, err = s.writeTemp(ctx, dir, data)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("local: put %s: %w", name, classify(err))
 	}
@@ -166,6 +175,17 @@ func (s *Storage) PutAsync(ctx context.Context, name string, data []byte, opts b
 		if opts.IfAbsent {
 			err = s.ops.renameNoReplace(tmp, final)
 			if errors.Is(err, unix.EEXIST) {
+				// Callers take this as success, so the object already there
+				// must be as durable as one this Put would have made: its
+				// writer fsynced the file before renaming it, but may not
+				// have synced the directories yet (it is still on its way,
+				// or its syncs failed).
+				if err := s.ops.fsyncDir(dir); err != nil {
+					return fmt.Errorf("local: put %s: sync directory: %w", name, classify(err))
+				}
+				if err := s.syncEntries(unsynced); err != nil {
+					return fmt.Errorf("local: put %s: sync directory: %w", name, classify(err))
+				}
 				return fmt.Errorf("local: put %s: %w", name, blob.ErrAlreadyExists)
 			}
 		} else {
@@ -237,7 +257,7 @@ func (s *Storage) ensureDir(dir string) ([]string, error) {
 			return nil, &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
 		}
 		unsynced := []string{dir}
-		if strings.HasPrefix(dir, s.root+string(filepath.Separator)) {
+		if s.inside(dir) {
 			// Its parents up to the root may be as new.
 			more, err := s.ensureDir(filepath.Dir(dir))
 			if err != nil {
@@ -261,6 +281,29 @@ func (s *Storage) ensureDir(dir string) ([]string, error) {
 		return nil, err
 	}
 	return append([]string{dir}, unsynced...), nil
+}
+
+// inside reports whether dir is below the storage's root.
+func (s *Storage) inside(dir string) bool {
+	if dir == s.root || filepath.Dir(dir) == dir {
+		return false
+	}
+	root := s.root
+	if !strings.HasSuffix(root, string(filepath.Separator)) {
+		root += string(filepath.Separator)
+	}
+	return strings.HasPrefix(dir, root)
+}
+
+// forget drops dir and its parents up to the root from the directories
+// known to be durable.
+func (s *Storage) forget(dir string) {
+	for d := dir; ; d = filepath.Dir(d) {
+		s.durable.Delete(d)
+		if !s.inside(d) {
+			return
+		}
+	}
 }
 
 // syncEntries fsyncs the parent of each directory, deepest first, and then
