@@ -209,7 +209,9 @@ func (c *Codec) appendDecompressed(dst, stored []byte, id ID, rawLen int, fast d
 		if len(out)-off != rawLen {
 			return nil, fmt.Errorf("%w: decoded %d bytes, want %d", ErrCorrupt, len(out)-off, rawLen)
 		}
-		return out, nil
+		// out lies in dst's array (the cap forbids growing); return it with
+		// dst's full capacity, which callers keep as their next buffer.
+		return dst[:off+rawLen], nil
 	}
 	return nil, fmt.Errorf("%w: unknown compression id %d", ErrCorrupt, uint8(id))
 }

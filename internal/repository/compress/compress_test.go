@@ -60,6 +60,19 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("%s: unknown compression id accepted", d.name)
 		}
 	}
+	// Both decoders return the caller's buffer with its full capacity (it
+	// is kept as the next blob's buffer).
+	z, _ := c.AppendCompressed(nil, make([]byte, 300<<10))
+	for _, d := range decoders(c) {
+		buf := make([]byte, 3, 1<<20)
+		out, err := d.fn(buf, z, compress.Zstd, 300<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cap(out) != 1<<20 || &out[0] != &buf[0] {
+			t.Errorf("%s: result has capacity %d, want the buffer's %d", d.name, cap(out), 1<<20)
+		}
+	}
 }
 
 type decodeFunc func(dst, stored []byte, id compress.ID, rawLen int) ([]byte, error)
