@@ -33,28 +33,37 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// The same soft memory limit as `coffer serve` with one job worker.
 	memlimit.Apply(memlimit.Default(1))
-	stopProfile, err := startProfile(os.Getenv(ProfileEnv))
-	if err == nil {
-		var stopTrace func() error
-		if stopTrace, err = startTrace(os.Getenv(TraceEnv)); err == nil {
-			defer func() {
-				if terr := stopTrace(); terr != nil {
-					fmt.Fprintln(os.Stderr, "coffer-direct:", terr)
-				}
-			}()
-		}
-	}
-	if err == nil {
-		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-		if perr := stopProfile(); perr != nil && err == nil {
-			err = perr
-		}
-	}
+	err := runProfiled(ctx)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "coffer-direct:", err)
 		os.Exit(1)
 	}
+}
+
+// runProfiled is run with the optional CPU profile and execution trace,
+// both stopped (and their files complete) before it returns, also when the
+// operation failed or was interrupted.
+func runProfiled(ctx context.Context) (err error) {
+	stopProfile, err := startProfile(os.Getenv(ProfileEnv))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if perr := stopProfile(); perr != nil && err == nil {
+			err = perr
+		}
+	}()
+	stopTrace, err := startTrace(os.Getenv(TraceEnv))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if terr := stopTrace(); terr != nil && err == nil {
+			err = terr
+		}
+	}()
+	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
 // ProfileEnv names an environment variable that, when set, makes the

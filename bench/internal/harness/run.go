@@ -95,7 +95,8 @@ type Round struct {
 	Baselines map[string]Sample
 	// Paired is the first baseline (cp -r) measured right next to the
 	// first tool's restore, in the same state of the machine: before it in
-	// odd rounds (PairedBefore), after it in even ones. The baselines at
+	// odd rounds (PairedBefore), after it in even ones. Its copy is one more
+	// tree written before some peers' restores, like any tool's restore. The baselines at
 	// the end of a round run after every tool's restore, when the page
 	// cache holds several fresh trees; on these VMs that state alone moved
 	// cp -r between 2.3 and 5.8 s.
@@ -252,10 +253,16 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 			return res, fmt.Errorf("round %d: %w", r+1, err)
 		}
 		slowest = max(slowest, clk.Now().Sub(start))
-		if !cfg.Keep && r+1 < cfg.Rounds {
-			if note := keepRounds(work, r, cfg.Rounds-r-1, freeSpace, log); note != "" {
-				res.Cleanup = note
+		switch {
+		case cfg.Keep || r+1 == cfg.Rounds:
+		case res.Cleanup != "":
+			// Once short of space, every later round is deleted too, so the
+			// report's note stays true.
+			if err := removeAll(roundDir(work, r)); err != nil {
+				log.Warn("cleanup", "err", err)
 			}
+		default:
+			res.Cleanup = keepRounds(work, r, cfg.Rounds-r-1, freeSpace, log)
 		}
 	}
 	return res, nil
@@ -481,8 +488,8 @@ func runRound(ctx context.Context, cfg Config, r int, work, data, mkdata string,
 		return round, err
 	}
 	// The round's directory stays until the run ends (see keepRounds).
-	// Runs before the removal above: servers stop before their directories
-	// go away.
+	// Servers stop at the end of the round, before the run (or keepRounds)
+	// removes their directories.
 	defer func() {
 		for _, t := range order {
 			if err := t.Close(); err != nil {
