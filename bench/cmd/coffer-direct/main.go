@@ -45,24 +45,24 @@ func main() {
 // both stopped (and their files complete) before it returns, also when the
 // operation failed or was interrupted.
 func runProfiled(ctx context.Context) (err error) {
-	stopProfile, err := startProfile(os.Getenv(ProfileEnv))
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if perr := stopProfile(); perr != nil && err == nil {
-			err = perr
+	for _, r := range []struct {
+		env   string
+		start func(io.Writer) error
+		stop  func()
+	}{
+		{ProfileEnv, pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{TraceEnv, trace.Start, trace.Stop},
+	} {
+		stop, err := startToFile(r.env, r.start, r.stop)
+		if err != nil {
+			return err
 		}
-	}()
-	stopTrace, err := startTrace(os.Getenv(TraceEnv))
-	if err != nil {
-		return err
+		defer func() {
+			if serr := stop(); serr != nil && err == nil {
+				err = serr
+			}
+		}()
 	}
-	defer func() {
-		if terr := stopTrace(); terr != nil && err == nil {
-			err = terr
-		}
-	}()
 	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
@@ -70,43 +70,29 @@ func runProfiled(ctx context.Context) (err error) {
 // operation write a CPU profile to that file (for `go tool pprof`).
 const ProfileEnv = "COFFER_BENCH_CPUPROFILE"
 
-func startProfile(path string) (func() error, error) {
-	if path == "" {
-		return func() error { return nil }, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ProfileEnv, err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", ProfileEnv, err)
-	}
-	return func() error {
-		pprof.StopCPUProfile()
-		return f.Close()
-	}, nil
-}
-
 // TraceEnv names an environment variable that, when set, makes the
 // operation write a runtime execution trace to that file (for `go tool
 // trace`: where the workers wait).
 const TraceEnv = "COFFER_BENCH_TRACE"
 
-func startTrace(path string) (func() error, error) {
+// startToFile starts a recorder (start/stop: a CPU profile or a trace)
+// writing to the file the environment variable env names, if it is set, and
+// returns the function that stops it and closes the file.
+func startToFile(env string, start func(io.Writer) error, stop func()) (func() error, error) {
+	path := os.Getenv(env)
 	if path == "" {
 		return func() error { return nil }, nil
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", TraceEnv, err)
+		return nil, fmt.Errorf("%s: %w", env, err)
 	}
-	if err := trace.Start(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: %w", TraceEnv, err)
+		return nil, fmt.Errorf("%s: %w", env, err)
 	}
 	return func() error {
-		trace.Stop()
+		stop()
 		return f.Close()
 	}, nil
 }
