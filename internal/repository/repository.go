@@ -607,7 +607,7 @@ func (r *Repository) openBlobWith(buf, sealed []byte, e pack.Entry, packName str
 	if len(sealed) != int(e.Length) {
 		return nil, fmt.Errorf("load %x from %s: %w: short read", e.ID, packName, ErrCorrupt)
 	}
-	out, scratch, err := pack.OpenBlobWith(buf[:0], sealed, e, r.aead, decompress, r.scratch.get())
+	out, scratch, err := pack.OpenBlob(buf[:0], sealed, e, r.aead, decompress, r.scratch.get())
 	r.scratch.put(scratch)
 	if err != nil {
 		return nil, fmt.Errorf("load %x from %s: %w: %w", e.ID, packName, ErrCorrupt, err)

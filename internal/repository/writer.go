@@ -560,13 +560,12 @@ func sum32(b []byte) [32]byte { return [32]byte(sum(b)) }
 // its ID and the header against the blobs added, authenticates every sealed
 // blob and opens the first and last, and the first and last compressed one,
 // end to end (decrypt, decompress with the independent pure-Go decoder,
-// hash). Every compressed blob was already
-// round-tripped through the read decoder (libzstd in cgo builds) by the
-// packer, so together this checks the compressor on every blob with the
-// reference decoder and on a sample of every pack with a second
-// implementation, every byte of the pack against damage after sealing, and
-// the whole read path on a sample, at a fraction of the cost of reopening
-// everything.
+// hash). Every compressed blob was already round-tripped through the read
+// decoder (libzstd in cgo builds) by the packer, so together this checks
+// the compressor on every blob with the reference decoder and on a sample of
+// every pack with a second implementation, every byte of the pack against
+// damage after sealing, and the whole read path on a sample, at a fraction
+// of the cost of reopening everything.
 func (r *Repository) verifyPack(data []byte, id [32]byte, want []pack.Entry, bufp *[]byte) error {
 	hdr, err := pack.ParsePack(data, r.aead)
 	if err != nil {

@@ -78,9 +78,10 @@ type Packer struct {
 	// VerifyCompression decompresses every compressed blob right after
 	// compressing it and compares it with the plaintext before sealing
 	// (guards against compressor bugs such as restic's zstd incidents).
-	// It uses the codec's read decoder (libzstd in cgo builds, whose
-	// decoder shares no code with its encoder); the write session also
-	// opens a sample of every pack with the independent pure-Go decoder.
+	// It uses the codec's read decoder (libzstd in cgo builds: separate code
+	// from its encoder, though both share libzstd's entropy code); the write
+	// session also opens a sample of every pack with the independent pure-Go
+	// decoder.
 	VerifyCompression bool
 	// Scratch is reused for that check.
 	Scratch []byte
@@ -268,18 +269,14 @@ func ParsePack(data []byte, a *crypto.AEAD) (Header, error) {
 	return OpenHeader(data[off:off+int64(l)], off, a)
 }
 
-// OpenBlob authenticates and decrypts one sealed blob and decompresses it,
-// appending the plaintext to dst. The caller checks the plaintext's ID.
-func OpenBlob(dst, sealed []byte, e Entry, a *crypto.AEAD, codec *compress.Codec, scratch []byte) ([]byte, []byte, error) {
-	return OpenBlobWith(dst, sealed, e, a, codec.AppendDecompressed, scratch)
-}
-
 // Decompressor appends the plaintext of a stored blob to dst (one of
 // compress.Codec's AppendDecompressed methods).
 type Decompressor func(dst, stored []byte, id compress.ID, rawLen int) ([]byte, error)
 
-// OpenBlobWith is OpenBlob with the given decompressor.
-func OpenBlobWith(dst, sealed []byte, e Entry, a *crypto.AEAD, decompress Decompressor, scratch []byte) ([]byte, []byte, error) {
+// OpenBlob authenticates and decrypts one sealed blob and decompresses it
+// with decompress, appending the plaintext to dst. The caller checks the
+// plaintext's ID.
+func OpenBlob(dst, sealed []byte, e Entry, a *crypto.AEAD, decompress Decompressor, scratch []byte) ([]byte, []byte, error) {
 	var aadBuf [64]byte
 	if e.Compression == compress.None {
 		// Decrypt straight into dst.

@@ -47,7 +47,7 @@ func TestPackRoundTrip(t *testing.T) {
 		t.Fatalf("compression choice: %v %v", entries[2].Compression, entries[3].Compression)
 	}
 	for i, e := range entries {
-		got, _, err := pack.OpenBlob(nil, data[e.Offset:e.Offset+e.Length], e, a, c, nil)
+		got, _, err := pack.OpenBlob(nil, data[e.Offset:e.Offset+e.Length], e, a, c.AppendDecompressed, nil)
 		if err != nil || !bytes.Equal(got, blobs[i]) {
 			t.Fatalf("blob %d: %v", i, err)
 		}
@@ -55,7 +55,7 @@ func TestPackRoundTrip(t *testing.T) {
 	// Blobs are bound to their ID: a different ID fails authentication.
 	e := entries[1]
 	e.ID[5] ^= 1
-	if _, _, err := pack.OpenBlob(nil, data[e.Offset:e.Offset+e.Length], e, a, c, nil); !errors.Is(err, pack.ErrCorrupt) {
+	if _, _, err := pack.OpenBlob(nil, data[e.Offset:e.Offset+e.Length], e, a, c.AppendDecompressed, nil); !errors.Is(err, pack.ErrCorrupt) {
 		t.Fatalf("blob opened under another ID: %v", err)
 	}
 	// Every single-bit flip in header or trailer is detected.
@@ -82,7 +82,7 @@ func FuzzParsePack(f *testing.F) {
 			t.Fatalf("accepted header version %d", hdr.Version)
 		}
 		for _, e := range hdr.Entries {
-			_, _, _ = pack.OpenBlob(nil, data[e.Offset:e.Offset+e.Length], e, a, c, nil)
+			_, _, _ = pack.OpenBlob(nil, data[e.Offset:e.Offset+e.Length], e, a, c.AppendDecompressed, nil)
 		}
 	})
 }
