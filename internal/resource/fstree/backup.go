@@ -1,6 +1,7 @@
 package fstree
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -91,6 +92,11 @@ type backupper struct {
 	parent Loader
 	opts   BackupOptions
 	g      *errgroup.Group
+	// fail cancels the walk with the error of a directory's completion
+	// (storing its tree), which runs outside g.
+	fail context.CancelCauseFunc
+	// dirsPending counts the completion goroutines of directories.
+	dirsPending sync.WaitGroup
 
 	mu        sync.Mutex
 	problems  problemList
@@ -124,24 +130,25 @@ func Backup(ctx context.Context, saver Saver, parent Loader, root string, opts B
 	if !opts.Parent.IsZero() && parent == nil {
 		return BackupResult{}, errors.New("backup: opts.Parent set but no parent loader")
 	}
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return BackupResult{}, fmt.Errorf("backup: open root %q: %w", root, err)
-	}
-	dir := os.NewFile(uintptr(fd), root)
-	defer dir.Close()
-
 	var ptree *snapshot.Tree
 	if !opts.Parent.IsZero() {
+		var err error
 		ptree, err = loadTree(ctx, parent, opts.Parent)
 		if err != nil {
 			return BackupResult{}, fmt.Errorf("backup: parent snapshot: %w", err)
 		}
 	}
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return BackupResult{}, fmt.Errorf("backup: open root %q: %w", root, err)
+	}
+	dir := os.NewFile(uintptr(fd), root)
 
-	g, gctx := errgroup.WithContext(ctx)
+	wctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	g, gctx := errgroup.WithContext(wctx)
 	g.SetLimit(opts.Workers)
-	b := &backupper{saver: saver, parent: parent, opts: opts, g: g, hardlinks: map[devIno]*hardlink{}}
+	b := &backupper{saver: saver, parent: parent, opts: opts, g: g, fail: fail, hardlinks: map[devIno]*hardlink{}}
 
 	// Side goroutines: the size pre-scan and the progress reporter.
 	sideCtx, stopSide := context.WithCancel(ctx)
@@ -152,18 +159,21 @@ func Backup(ctx context.Context, saver Saver, parent Loader, root string, opts B
 		go func() { defer side.Done(); b.reportLoop(sideCtx) }()
 	}
 
-	rootID, walkErr := b.dir(gctx, dir, "", ptree)
+	rootDir := b.dir(gctx, dir, "", ptree)
+	<-rootDir.done
 	waitErr := g.Wait()
+	b.dirsPending.Wait()
+	rootID, walkErr := rootDir.id, rootDir.err
 	stopSide()
 	side.Wait()
 	if opts.Progress != nil {
 		opts.Progress(b.progress(true))
 	}
-	if err := errors.Join(waitErr, walkErr); err != nil {
+	if waitErr != nil || walkErr != nil {
 		if ctx.Err() != nil {
 			return BackupResult{}, fmt.Errorf("backup: %w", ctx.Err())
 		}
-		return BackupResult{}, fmt.Errorf("backup: %w", err)
+		return BackupResult{}, fmt.Errorf("backup: %w", failure(waitErr, walkErr))
 	}
 	return BackupResult{
 		Root:           rootID,
@@ -235,10 +245,38 @@ func (b *backupper) prescan(ctx context.Context, root string) {
 	}
 }
 
-// dir stores the directory open as f (rel is its root-relative path, "" for
-// the root) and returns its tree ID. ptree is the matching directory of the
-// parent snapshot, or nil.
-func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snapshot.Tree) (repository.ID, error) {
+// failure picks the error to report of a failed walk: the first that is not
+// the cancellation a failure caused elsewhere (the walk and the readers
+// usually both see the failure, as their own error or as the cancellation's
+// cause).
+func failure(errs ...error) error {
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pendingDir is a directory being stored: done is closed once id (its tree)
+// or err is set.
+type pendingDir struct {
+	done chan struct{}
+	id   repository.ID
+	err  error
+}
+
+// dir lists the directory f (which it closes when done), starts its files
+// on the readers and its subdirectories in turn, and returns at once: a
+// goroutine stores the directory's tree when all its entries are stored.
+// So the walk goes on into the next directory while the last files of this
+// one are still being read, instead of waiting for them (the readers would
+// idle at every directory's end). The readers' limit bounds how far the
+// walk runs ahead: it stops at the next file when they are all busy, so
+// the directories waiting for entries are at most the readers times the
+// depth of the tree.
+func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snapshot.Tree) *pendingDir {
+	pd := &pendingDir{done: make(chan struct{})}
 	names, err := f.Readdirnames(-1)
 	if err != nil {
 		// A directory that cannot be listed is stored empty with a Problem.
@@ -249,11 +287,12 @@ func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snap
 	dirfd := int(f.Fd())
 	nodes := make([]snapshot.Node, len(names))
 	drop := make([]bool, len(names))
-	var wg sync.WaitGroup
+	subs := make([]*pendingDir, len(names))
+	var files sync.WaitGroup
+	var walkErr error
 	for i, name := range names {
-		if err := ctx.Err(); err != nil {
-			wg.Wait()
-			return repository.ID{}, err
+		if walkErr = context.Cause(ctx); walkErr != nil {
+			break
 		}
 		crel := joinRel(rel, name)
 		var st unix.Stat_t
@@ -270,21 +309,13 @@ func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snap
 		}
 		switch n.Type {
 		case snapshot.TypeDir:
-			id, ok, err := b.subdir(ctx, dirfd, name, crel, n, pnode)
-			if err != nil {
-				wg.Wait()
-				return repository.ID{}, err
-			}
-			if !ok {
+			if subs[i] = b.subdir(ctx, dirfd, name, crel, n, pnode); subs[i] == nil {
 				drop[i] = true
-				continue
 			}
-			n.Subtree = id
-			b.dirs.Add(1)
 		case snapshot.TypeFile:
-			wg.Add(1)
+			files.Add(1)
 			b.g.Go(func() error {
-				defer wg.Done()
+				defer files.Done()
 				ok, err := b.file(ctx, dirfd, name, crel, n, pnode)
 				if !ok {
 					drop[i] = true
@@ -315,37 +346,66 @@ func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snap
 			drop[i] = true
 		}
 	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return repository.ID{}, err
-	}
-	tree := &snapshot.Tree{Nodes: make([]snapshot.Node, 0, len(nodes))}
-	for i := range nodes {
-		if !drop[i] {
-			tree.Nodes = append(tree.Nodes, nodes[i])
+	b.dirsPending.Add(1)
+	go func() {
+		defer b.dirsPending.Done()
+		defer close(pd.done)
+		files.Wait()
+		_ = f.Close() // the files read through it are done
+		// Every subdirectory is waited for, also after an error, so none
+		// outlives the walk.
+		for i, sd := range subs {
+			if sd == nil {
+				continue
+			}
+			<-sd.done
+			if sd.err != nil {
+				walkErr = cmp.Or(walkErr, sd.err)
+				continue
+			}
+			nodes[i].Subtree = sd.id
+			b.dirs.Add(1)
 		}
-	}
-	return saveTree(ctx, b.saver, tree)
+		if walkErr == nil {
+			walkErr = context.Cause(ctx)
+		}
+		if walkErr != nil {
+			pd.err = walkErr
+			return
+		}
+		tree := &snapshot.Tree{Nodes: make([]snapshot.Node, 0, len(nodes))}
+		for i := range nodes {
+			if !drop[i] {
+				tree.Nodes = append(tree.Nodes, nodes[i])
+			}
+		}
+		if pd.id, pd.err = saveTree(ctx, b.saver, tree); pd.err != nil {
+			b.fail(pd.err) // stop the walk: the backup has failed
+		}
+	}()
+	return pd
 }
 
-// subdir opens and stores a subdirectory. ok is false when it could not be
-// opened (a Problem is recorded).
-func (b *backupper) subdir(ctx context.Context, dirfd int, name, rel string, n *snapshot.Node, pnode *snapshot.Node) (repository.ID, bool, error) {
+// subdir opens a subdirectory, records its metadata into *n and starts
+// storing it. It returns nil when the directory could not be opened (a
+// Problem is recorded).
+func (b *backupper) subdir(ctx context.Context, dirfd int, name, rel string, n *snapshot.Node, pnode *snapshot.Node) *pendingDir {
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		b.problem(rel, fmt.Errorf("open directory: %w", err))
-		return repository.ID{}, false, nil
+		return nil
 	}
 	sub := os.NewFile(uintptr(fd), rel)
-	defer sub.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
+		sub.Close()
 		b.problem(rel, fmt.Errorf("fstat: %w", err))
-		return repository.ID{}, false, nil
+		return nil
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		sub.Close()
 		b.problem(rel, errors.New("replaced during backup"))
-		return repository.ID{}, false, nil
+		return nil
 	}
 	*n = nodeFromStat(n.Name, &st)
 	if n.Xattrs, err = fdXattrs(fd); err != nil {
@@ -358,11 +418,7 @@ func (b *backupper) subdir(ctx context.Context, dirfd int, name, rel string, n *
 			ptree = t
 		}
 	}
-	id, err := b.dir(ctx, sub, rel, ptree)
-	if err != nil {
-		return repository.ID{}, false, err
-	}
-	return id, true, nil
+	return b.dir(ctx, sub, rel, ptree)
 }
 
 // unchanged reports whether the parent's node can stand for n.

@@ -4,7 +4,10 @@
 // Backup walks the source without ever following a symlink (every entry is
 // opened relative to its parent directory's descriptor with O_NOFOLLOW),
 // chunks regular files through a Saver (several files in parallel) and saves
-// one tree blob per directory, bottom-up.
+// one tree blob per directory, bottom-up. The walk does not wait at the end
+// of a directory for its last files: the directory's tree is stored by a
+// goroutine once its entries are, and the walk goes on into the next
+// directory (see docs/design/backup.md).
 //
 // Restore never writes outside RestoreOptions.TargetRoot: every operation on
 // the target goes through an os.Root opened on TargetRoot, or through

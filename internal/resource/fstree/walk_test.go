@@ -1,0 +1,150 @@
+package fstree
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"coffer/internal/repository"
+	"coffer/internal/resource/fstree/fstreetest"
+)
+
+// gatedSaver holds the content "slow" until content "next" has started.
+type gatedSaver struct {
+	Saver
+	next     chan struct{}
+	nextSeen atomic.Bool
+}
+
+func (g *gatedSaver) SaveStream(ctx context.Context, rd io.Reader) ([]repository.ID, int64, error) {
+	data, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, 0, err
+	}
+	switch string(data) {
+	case "slow":
+		select {
+		case <-g.next:
+		case <-time.After(20 * time.Second):
+			return nil, 0, errors.New("the walk waited for a/slow before reading b/next")
+		}
+	case "next":
+		if g.nextSeen.CompareAndSwap(false, true) {
+			close(g.next)
+		}
+	}
+	return g.Saver.SaveStream(ctx, bytes.NewReader(data))
+}
+
+// TestWalkGoesOnWhileFilesAreRead: a directory's last file does not hold
+// the walk at the directory's end; the next directory's files are read
+// meanwhile, and the trees still come out whole.
+func TestWalkGoesOnWhileFilesAreRead(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "a", "slow"), []byte("slow"), 0o644)
+	writeFile(t, filepath.Join(src, "b", "next"), []byte("next"), 0o644)
+	writeFile(t, filepath.Join(src, "b", "c", "deep"), []byte("deep"), 0o644)
+	repo := newRepo(t)
+	var res BackupResult
+	err := repo.WithWriter(context.Background(), func(ctx context.Context, w *repository.Writer) error {
+		var err error
+		res, err = Backup(ctx, &gatedSaver{Saver: w, next: make(chan struct{})}, repo, src, BackupOptions{Workers: 2})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files != 3 || res.Dirs != 3 || len(res.Problems) != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	target := t.TempDir()
+	if _, err := restoreTo(t, repo, res.Root, RestoreOptions{TargetRoot: target, Dest: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	diffs, err := fstreetest.CompareTrees(src, filepath.Join(target, "r"), fstreetest.CompareOptions{MTime: true})
+	requireDiffs(t, diffs, err)
+}
+
+var errInjected = errors.New("injected failure")
+
+// failingSaver fails the n-th tree it is asked to store, or every stream
+// with content "bad".
+type failingSaver struct {
+	Saver
+	failTree int32
+	trees    atomic.Int32
+}
+
+func (f *failingSaver) SaveBlob(ctx context.Context, t repository.BlobType, data []byte) (repository.ID, error) {
+	if t == repository.TreeBlob && f.trees.Add(1) == f.failTree {
+		return repository.ID{}, errInjected
+	}
+	return f.Saver.SaveBlob(ctx, t, data)
+}
+
+func (f *failingSaver) SaveStream(ctx context.Context, rd io.Reader) ([]repository.ID, int64, error) {
+	data, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, 0, err
+	}
+	if string(data) == "bad" {
+		return nil, 0, errInjected
+	}
+	return f.Saver.SaveStream(ctx, bytes.NewReader(data))
+}
+
+// TestWalkFailures: a tree that cannot be stored (in whichever directory
+// finishes first) and a file whose content cannot be stored both fail the
+// backup with that error, not with the cancellation it causes, and leave
+// no goroutine of the walk behind.
+func TestWalkFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		failTree int32
+		badFile  bool
+	}{
+		{"first tree", 1, false},
+		{"third tree", 3, false},
+		{"file content", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := t.TempDir()
+			for _, d := range []string{"a", "b", "c/d", "c/e"} {
+				for _, f := range []string{"1", "2", "3"} {
+					writeFile(t, filepath.Join(src, d, f), []byte(d+f), 0o644)
+				}
+			}
+			if tc.badFile {
+				writeFile(t, filepath.Join(src, "c", "e", "bad"), []byte("bad"), 0o644)
+			}
+			repo := newRepo(t)
+			before := runtime.NumGoroutine()
+			err := repo.WithWriter(context.Background(), func(ctx context.Context, w *repository.Writer) error {
+				_, err := Backup(ctx, &failingSaver{Saver: w, failTree: tc.failTree}, repo, src, BackupOptions{Workers: 2})
+				return err
+			})
+			if !errors.Is(err, errInjected) {
+				t.Fatalf("err %v, want the injected failure", err)
+			}
+			if errors.Is(err, context.Canceled) {
+				t.Fatalf("err %v reports the cancellation", err)
+			}
+			// Goroutines of the walk (directory completions, readers) are
+			// gone once Backup returns; allow the runtime a moment to
+			// retire exited ones.
+			deadline := time.Now().Add(5 * time.Second)
+			for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := runtime.NumGoroutine(); n > before {
+				t.Fatalf("%d goroutines after the backup, %d before", n, before)
+			}
+		})
+	}
+}
