@@ -97,6 +97,13 @@ type backupper struct {
 	fail context.CancelCauseFunc
 	// dirsPending counts the completion goroutines of directories.
 	dirsPending sync.WaitGroup
+	// saving counts directories storing their tree (or waiting to: the
+	// session may be busy); the walk does not enter another directory
+	// while it reaches the readers' limit (savesDone is signalled under
+	// savesMu when one ends).
+	savesMu   sync.Mutex
+	savesDone *sync.Cond
+	saving    int
 
 	mu        sync.Mutex
 	problems  problemList
@@ -149,6 +156,7 @@ func Backup(ctx context.Context, saver Saver, parent Loader, root string, opts B
 	g, gctx := errgroup.WithContext(wctx)
 	g.SetLimit(opts.Workers)
 	b := &backupper{saver: saver, parent: parent, opts: opts, g: g, fail: fail, hardlinks: map[devIno]*hardlink{}}
+	b.savesDone = sync.NewCond(&b.savesMu)
 
 	// Side goroutines: the size pre-scan and the progress reporter.
 	sideCtx, stopSide := context.WithCancel(ctx)
@@ -171,7 +179,7 @@ func Backup(ctx context.Context, saver Saver, parent Loader, root string, opts B
 	}
 	if waitErr != nil || walkErr != nil {
 		if ctx.Err() != nil {
-			return BackupResult{}, fmt.Errorf("backup: %w", ctx.Err())
+			return BackupResult{}, fmt.Errorf("backup: %w", context.Cause(ctx))
 		}
 		return BackupResult{}, fmt.Errorf("backup: %w", failure(waitErr, walkErr))
 	}
@@ -271,11 +279,14 @@ type pendingDir struct {
 // goroutine stores the directory's tree when all its entries are stored.
 // So the walk goes on into the next directory while the last files of this
 // one are still being read, instead of waiting for them (the readers would
-// idle at every directory's end). The readers' limit bounds how far the
-// walk runs ahead: it stops at the next file when they are all busy, so
-// the directories waiting for entries are at most the readers times the
-// depth of the tree.
+// idle at every directory's end). Two limits bound how far the walk runs
+// ahead: it stops at the next file when all readers are busy, and before
+// the next directory while as many trees as there are readers are being
+// stored (waitForSaves). A directory still waiting for entries has a file
+// in a reader or a tree being stored below it, or is on the walk's path,
+// so there are at most (2 × readers + 1) × depth of them.
 func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snapshot.Tree) *pendingDir {
+	b.waitForSaves()
 	pd := &pendingDir{done: make(chan struct{})}
 	names, err := f.Readdirnames(-1)
 	if err != nil {
@@ -379,11 +390,33 @@ func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snap
 				tree.Nodes = append(tree.Nodes, nodes[i])
 			}
 		}
-		if pd.id, pd.err = saveTree(ctx, b.saver, tree); pd.err != nil {
+		b.savesMu.Lock()
+		b.saving++
+		b.savesMu.Unlock()
+		pd.id, pd.err = saveTree(ctx, b.saver, tree)
+		b.savesMu.Lock()
+		b.saving--
+		b.savesDone.Broadcast()
+		b.savesMu.Unlock()
+		if pd.err != nil {
 			b.fail(pd.err) // stop the walk: the backup has failed
 		}
 	}()
 	return pd
+}
+
+// waitForSaves holds the walk while as many directories as there are
+// readers are storing their trees. Files hold the walk at the readers'
+// limit, but a directory without files (or with unchanged ones, which
+// take no reading) would not: without this, a busy session would collect
+// a goroutine and a tree per directory of the source. Tree saves end
+// without the walk (also when the backup fails), so the wait does too.
+func (b *backupper) waitForSaves() {
+	b.savesMu.Lock()
+	for b.saving >= b.opts.Workers {
+		b.savesDone.Wait()
+	}
+	b.savesMu.Unlock()
 }
 
 // subdir opens a subdirectory, records its metadata into *n and starts

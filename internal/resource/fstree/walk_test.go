@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
@@ -31,6 +33,8 @@ func (g *gatedSaver) SaveStream(ctx context.Context, rd io.Reader) ([]repository
 	case "slow":
 		select {
 		case <-g.next:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
 		case <-time.After(20 * time.Second):
 			return nil, 0, errors.New("the walk waited for a/slow before reading b/next")
 		}
@@ -69,6 +73,70 @@ func TestWalkGoesOnWhileFilesAreRead(t *testing.T) {
 	}
 	diffs, err := fstreetest.CompareTrees(src, filepath.Join(target, "r"), fstreetest.CompareOptions{MTime: true})
 	requireDiffs(t, diffs, err)
+}
+
+// treeHoldingSaver holds every tree save until release is closed and
+// records how many were held at once.
+type treeHoldingSaver struct {
+	Saver
+	release       chan struct{}
+	held, maxHeld atomic.Int32
+}
+
+func (s *treeHoldingSaver) SaveBlob(ctx context.Context, t repository.BlobType, data []byte) (repository.ID, error) {
+	if t == repository.TreeBlob {
+		n := s.held.Add(1)
+		for m := s.maxHeld.Load(); n > m && !s.maxHeld.CompareAndSwap(m, n); m = s.maxHeld.Load() {
+		}
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+		}
+		s.held.Add(-1)
+	}
+	return s.Saver.SaveBlob(ctx, t, data)
+}
+
+// TestTreeSavesHoldTheWalk: when the session cannot take trees, the walk
+// through directories without files stops after a few (as many as there
+// are readers, give or take the completions it has just started) instead
+// of starting a save for every directory of the source.
+func TestTreeSavesHoldTheWalk(t *testing.T) {
+	src := t.TempDir()
+	const dirs = 100
+	for i := range dirs {
+		if err := os.Mkdir(filepath.Join(src, fmt.Sprintf("d%03d", i)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo := newRepo(t)
+	s := &treeHoldingSaver{release: make(chan struct{})}
+	done := make(chan error, 1)
+	var res BackupResult
+	go func() {
+		done <- repo.WithWriter(context.Background(), func(ctx context.Context, w *repository.Writer) error {
+			s.Saver = w
+			var err error
+			res, err = Backup(ctx, s, repo, src, BackupOptions{Workers: 2})
+			return err
+		})
+	}()
+	for s.held.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	// An unbounded walk reaches all 100 directories in well under this.
+	time.Sleep(200 * time.Millisecond)
+	held := s.maxHeld.Load()
+	close(s.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if held > 10 {
+		t.Errorf("%d tree saves held at once, want about 2 (the readers)", held)
+	}
+	if res.Dirs != dirs {
+		t.Errorf("%d directories stored, want %d", res.Dirs, dirs)
+	}
 }
 
 var errInjected = errors.New("injected failure")
