@@ -97,13 +97,12 @@ type backupper struct {
 	fail context.CancelCauseFunc
 	// dirsPending counts the completion goroutines of directories.
 	dirsPending sync.WaitGroup
-	// saving counts directories storing their tree (or waiting to: the
-	// session may be busy); the walk does not enter another directory
-	// while it reaches the readers' limit (savesDone is signalled under
-	// savesMu when one ends).
-	savesMu   sync.Mutex
-	savesDone *sync.Cond
-	saving    int
+	// left counts directories the walk has left whose tree is not stored
+	// yet; the walk does not enter another directory while it is at
+	// maxLeftDirs (leftDone is signalled under leftMu when one is stored).
+	leftMu   sync.Mutex
+	leftDone *sync.Cond
+	left     int
 
 	mu        sync.Mutex
 	problems  problemList
@@ -156,7 +155,7 @@ func Backup(ctx context.Context, saver Saver, parent Loader, root string, opts B
 	g, gctx := errgroup.WithContext(wctx)
 	g.SetLimit(opts.Workers)
 	b := &backupper{saver: saver, parent: parent, opts: opts, g: g, fail: fail, hardlinks: map[devIno]*hardlink{}}
-	b.savesDone = sync.NewCond(&b.savesMu)
+	b.leftDone = sync.NewCond(&b.leftMu)
 
 	// Side goroutines: the size pre-scan and the progress reporter.
 	sideCtx, stopSide := context.WithCancel(ctx)
@@ -181,7 +180,9 @@ func Backup(ctx context.Context, saver Saver, parent Loader, root string, opts B
 		if ctx.Err() != nil {
 			return BackupResult{}, fmt.Errorf("backup: %w", context.Cause(ctx))
 		}
-		return BackupResult{}, fmt.Errorf("backup: %w", failure(waitErr, walkErr))
+		// A tree that failed to store cancelled wctx with its error: other
+		// directories may report only the cancellation.
+		return BackupResult{}, fmt.Errorf("backup: %w", failure(waitErr, walkErr, context.Cause(wctx)))
 	}
 	return BackupResult{
 		Root:           rootID,
@@ -281,12 +282,11 @@ type pendingDir struct {
 // one are still being read, instead of waiting for them (the readers would
 // idle at every directory's end). Two limits bound how far the walk runs
 // ahead: it stops at the next file when all readers are busy, and before
-// the next directory while as many trees as there are readers are being
-// stored (waitForSaves). A directory still waiting for entries has a file
-// in a reader or a tree being stored below it, or is on the walk's path,
-// so there are at most (2 × readers + 1) × depth of them.
+// the next directory while maxLeftDirs × readers directories it has left
+// are not stored yet (waitForLeft). So at most that many plus the depth of
+// the walk's path are pending at any time.
 func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snapshot.Tree) *pendingDir {
-	b.waitForSaves()
+	b.waitForLeft()
 	pd := &pendingDir{done: make(chan struct{})}
 	names, err := f.Readdirnames(-1)
 	if err != nil {
@@ -358,9 +358,18 @@ func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snap
 		}
 	}
 	b.dirsPending.Add(1)
+	b.leftMu.Lock()
+	b.left++
+	b.leftMu.Unlock()
 	go func() {
 		defer b.dirsPending.Done()
 		defer close(pd.done)
+		defer func() {
+			b.leftMu.Lock()
+			b.left--
+			b.leftDone.Broadcast()
+			b.leftMu.Unlock()
+		}()
 		files.Wait()
 		_ = f.Close() // the files read through it are done
 		// Every subdirectory is waited for, also after an error, so none
@@ -390,14 +399,7 @@ func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snap
 				tree.Nodes = append(tree.Nodes, nodes[i])
 			}
 		}
-		b.savesMu.Lock()
-		b.saving++
-		b.savesMu.Unlock()
 		pd.id, pd.err = saveTree(ctx, b.saver, tree)
-		b.savesMu.Lock()
-		b.saving--
-		b.savesDone.Broadcast()
-		b.savesMu.Unlock()
 		if pd.err != nil {
 			b.fail(pd.err) // stop the walk: the backup has failed
 		}
@@ -405,18 +407,26 @@ func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snap
 	return pd
 }
 
-// waitForSaves holds the walk while as many directories as there are
-// readers are storing their trees. Files hold the walk at the readers'
-// limit, but a directory without files (or with unchanged ones, which
-// take no reading) would not: without this, a busy session would collect
-// a goroutine and a tree per directory of the source. Tree saves end
-// without the walk (also when the backup fails), so the wait does too.
-func (b *backupper) waitForSaves() {
-	b.savesMu.Lock()
-	for b.saving >= b.opts.Workers {
-		b.savesDone.Wait()
+// maxLeftDirs bounds, per reader, the directories the walk has left whose
+// trees are not stored yet: those waiting for a file still being read (in
+// them or below them) and those whose tree waits for the session. Files
+// hold the walk at the readers' limit, but directories without files (or
+// with unchanged ones, which take no reading) would not: without this, a
+// busy session would collect a goroutine and a tree per directory of the
+// source. The walk's count is exact (it counts a directory when it leaves
+// it), so the bound does not depend on scheduling.
+const maxLeftDirs = 16
+
+// waitForLeft holds the walk while maxLeftDirs × readers directories it has
+// left are not stored yet. They finish without the walk (their files are
+// in readers, their subdirectories were left before them, tree saves wait
+// only for the session, also when the backup fails), so the wait ends.
+func (b *backupper) waitForLeft() {
+	b.leftMu.Lock()
+	for b.left >= maxLeftDirs*b.opts.Workers {
+		b.leftDone.Wait()
 	}
-	b.savesMu.Unlock()
+	b.leftMu.Unlock()
 }
 
 // subdir opens a subdirectory, records its metadata into *n and starts

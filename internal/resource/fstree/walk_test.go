@@ -98,12 +98,13 @@ func (s *treeHoldingSaver) SaveBlob(ctx context.Context, t repository.BlobType, 
 }
 
 // TestTreeSavesHoldTheWalk: when the session cannot take trees, the walk
-// through directories without files stops after a few (as many as there
-// are readers, give or take the completions it has just started) instead
-// of starting a save for every directory of the source.
+// through directories without files stops once maxLeftDirs × readers
+// directories it has left wait for their trees (give or take the one it is
+// in), instead of starting a save for every directory of the source.
 func TestTreeSavesHoldTheWalk(t *testing.T) {
 	src := t.TempDir()
-	const dirs = 100
+	const workers = 2
+	dirs := 3 * maxLeftDirs * workers
 	for i := range dirs {
 		if err := os.Mkdir(filepath.Join(src, fmt.Sprintf("d%03d", i)), 0o755); err != nil {
 			t.Fatal(err)
@@ -117,24 +118,24 @@ func TestTreeSavesHoldTheWalk(t *testing.T) {
 		done <- repo.WithWriter(context.Background(), func(ctx context.Context, w *repository.Writer) error {
 			s.Saver = w
 			var err error
-			res, err = Backup(ctx, s, repo, src, BackupOptions{Workers: 2})
+			res, err = Backup(ctx, s, repo, src, BackupOptions{Workers: workers})
 			return err
 		})
 	}()
-	for s.held.Load() < 2 {
+	for s.held.Load() < maxLeftDirs*workers {
 		time.Sleep(time.Millisecond)
 	}
-	// An unbounded walk reaches all 100 directories in well under this.
+	// An unbounded walk reaches all directories in well under this.
 	time.Sleep(200 * time.Millisecond)
 	held := s.maxHeld.Load()
 	close(s.release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if held > 10 {
-		t.Errorf("%d tree saves held at once, want about 2 (the readers)", held)
+	if want := int32(maxLeftDirs*workers + 1); held > want {
+		t.Errorf("%d tree saves held at once, want at most %d", held, want)
 	}
-	if res.Dirs != dirs {
+	if res.Dirs != int64(dirs) {
 		t.Errorf("%d directories stored, want %d", res.Dirs, dirs)
 	}
 }
