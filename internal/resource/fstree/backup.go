@@ -99,7 +99,8 @@ type backupper struct {
 	dirsPending sync.WaitGroup
 	// left counts directories the walk has left whose tree is not stored
 	// yet; the walk does not enter another directory while it is at
-	// maxLeftDirs (leftDone is signalled under leftMu when one is stored).
+	// maxLeftDirs × Workers (leftDone is signalled under leftMu when one is
+	// stored).
 	leftMu   sync.Mutex
 	leftDone *sync.Cond
 	left     int
@@ -283,12 +284,17 @@ type pendingDir struct {
 // idle at every directory's end). Two limits bound how far the walk runs
 // ahead: it stops at the next file when all readers are busy, and before
 // the next directory while maxLeftDirs × readers directories it has left
-// are not stored yet (waitForLeft). So at most that many plus the depth of
-// the walk's path are pending at any time.
+// are not stored yet (waitForLeft). The walk counts a directory when it
+// leaves it, without waiting (climbing out of a deep path leaves one per
+// level), so at most that many plus the depth of the tree are pending.
 func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snapshot.Tree) *pendingDir {
 	b.waitForLeft()
 	pd := &pendingDir{done: make(chan struct{})}
-	names, err := f.Readdirnames(-1)
+	var names []string
+	var err error
+	if context.Cause(ctx) == nil { // a failed or cancelled walk lists nothing more
+		names, err = f.Readdirnames(-1)
+	}
 	if err != nil {
 		// A directory that cannot be listed is stored empty with a Problem.
 		b.problem(rel, fmt.Errorf("read directory: %w", err))
@@ -413,8 +419,9 @@ func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snap
 // hold the walk at the readers' limit, but directories without files (or
 // with unchanged ones, which take no reading) would not: without this, a
 // busy session would collect a goroutine and a tree per directory of the
-// source. The walk's count is exact (it counts a directory when it leaves
-// it), so the bound does not depend on scheduling.
+// source. The walk keeps the count itself (a directory counts from the
+// moment the walk leaves it, not from when its goroutine runs), so the
+// bound does not depend on scheduling.
 const maxLeftDirs = 16
 
 // waitForLeft holds the walk while maxLeftDirs × readers directories it has
