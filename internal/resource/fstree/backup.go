@@ -95,8 +95,6 @@ type backupper struct {
 	// fail cancels the walk with the error of a directory's completion
 	// (storing its tree), which runs outside g.
 	fail context.CancelCauseFunc
-	// dirsPending counts the completion goroutines of directories.
-	dirsPending sync.WaitGroup
 	// left counts directories the walk has left whose tree is not stored
 	// yet; the walk does not enter another directory while it is at
 	// maxLeftDirs × Workers (leftDone is signalled under leftMu when one is
@@ -168,9 +166,10 @@ func Backup(ctx context.Context, saver Saver, parent Loader, root string, opts B
 	}
 
 	rootDir := b.dir(gctx, dir, "", ptree)
+	// The root's tree is stored (or failed) only after every directory's:
+	// no goroutine of the walk has work left.
 	<-rootDir.done
 	waitErr := g.Wait()
-	b.dirsPending.Wait()
 	rootID, walkErr := rootDir.id, rootDir.err
 	stopSide()
 	side.Wait()
@@ -363,13 +362,11 @@ func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snap
 			drop[i] = true
 		}
 	}
-	b.dirsPending.Add(1)
 	b.leftMu.Lock()
 	b.left++
 	b.leftMu.Unlock()
 	go func() {
-		defer b.dirsPending.Done()
-		defer close(pd.done)
+		defer close(pd.done) // last: the parent (or Backup) waits for it
 		defer func() {
 			b.leftMu.Lock()
 			b.left--
