@@ -5,8 +5,9 @@
 // or finds without having synced their entries itself, are fsynced in their
 // parents before it returns (once per directory and Storage). With IfAbsent
 // the rename is renameat2 with RENAME_NOREPLACE (or link(2) where the file
-// system lacks it), so the check and the commit are one atomic step. A crash leaves at most temporary files,
-// which never look like object names and which CleanTemp removes.
+// system lacks it), so the check and the commit are one atomic step. A
+// crash leaves at most temporary files, which never look like object names
+// and which CleanTemp removes.
 //
 // Object names map to paths one to one ("data/ab/cd" is the file
 // <root>/data/ab/cd), so a name and a name extending it by a segment ("a"
@@ -148,6 +149,17 @@ func (s *Storage) PutAsync(ctx context.Context, name string, data []byte, opts b
 	// Start write-back now; commit's fsync then mostly waits for I/O that
 	// is already under way. Only a hint: errors surface in fsync.
 	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	// syncPath makes the object's directory entry, and those of the
+	// directories on its way, durable.
+	syncPath := func() error {
+		if err := s.ops.fsyncDir(dir); err != nil {
+			return fmt.Errorf("local: put %s: sync directory: %w", name, classify(err))
+		}
+		if err := s.syncEntries(unsynced); err != nil {
+			return fmt.Errorf("local: put %s: sync directory: %w", name, classify(err))
+		}
+		return nil
+	}
 	return func(ctx context.Context) error {
 		committed := false
 		defer func() {
@@ -180,11 +192,8 @@ func (s *Storage) PutAsync(ctx context.Context, name string, data []byte, opts b
 				// writer fsynced the file before renaming it, but may not
 				// have synced the directories yet (it is still on its way,
 				// or its syncs failed).
-				if err := s.ops.fsyncDir(dir); err != nil {
-					return fmt.Errorf("local: put %s: sync directory: %w", name, classify(err))
-				}
-				if err := s.syncEntries(unsynced); err != nil {
-					return fmt.Errorf("local: put %s: sync directory: %w", name, classify(err))
+				if err := syncPath(); err != nil {
+					return err
 				}
 				return fmt.Errorf("local: put %s: %w", name, blob.ErrAlreadyExists)
 			}
@@ -195,13 +204,7 @@ func (s *Storage) PutAsync(ctx context.Context, name string, data []byte, opts b
 			return fmt.Errorf("local: put %s: commit: %w", name, classify(err))
 		}
 		committed = true
-		if err := s.ops.fsyncDir(dir); err != nil {
-			return fmt.Errorf("local: put %s: sync directory: %w", name, classify(err))
-		}
-		if err := s.syncEntries(unsynced); err != nil {
-			return fmt.Errorf("local: put %s: sync directory: %w", name, classify(err))
-		}
-		return nil
+		return syncPath()
 	}, nil
 }
 
