@@ -14,8 +14,13 @@ import (
 // output of the same size; see docs/design/repository-format.md.
 type cEncoder struct {
 	level int
-	ctxs  sync.Pool // libzstd.Ctx; each holds native compression state
 }
+
+// ctxs holds libzstd contexts for both directions: each libzstd.Ctx carries
+// a compression and a decompression context (the level is given per call),
+// so encoders and decoders of every Codec share one pool instead of each
+// keeping native state of both kinds.
+var ctxs = sync.Pool{New: func() any { return libzstd.NewCtx() }}
 
 // libzstd levels matching the pure-Go encoder's speed classes. Fastest
 // stays at level 1: level 2 compressed mkdata's subtrees 1–2 % smaller but
@@ -25,17 +30,15 @@ type cEncoder struct {
 var cLevels = [...]int{Fastest: 1, Default: 3, Better: 7, Off: 1}
 
 func newEncoder(level Level, _ int) (encoder, error) {
-	e := &cEncoder{level: cLevels[level]}
-	e.ctxs.New = func() any { return libzstd.NewCtx() }
-	return e, nil
+	return &cEncoder{level: cLevels[level]}, nil
 }
 
 // encode appends one zstd frame of src to dst. libzstd writes the frame
 // straight into the spare capacity of dst when that holds the worst case
 // (the packer reserves it), so the common case copies nothing.
 func (e *cEncoder) encode(dst, src []byte) ([]byte, error) {
-	c := e.ctxs.Get().(libzstd.Ctx)
-	defer e.ctxs.Put(c)
+	c := ctxs.Get().(libzstd.Ctx)
+	defer ctxs.Put(c)
 	spare := dst[len(dst):cap(dst)]
 	out, err := c.CompressLevel(spare, src, e.level)
 	if err != nil {
@@ -53,18 +56,12 @@ func (e *cEncoder) close() {}
 // cDecoder decodes with libzstd into a caller's buffer of the exact
 // plaintext length (ZSTD_decompressDCtx: single-shot, the output buffer is
 // the window, so memory does not depend on the frame's window size).
-type cDecoder struct {
-	ctxs sync.Pool // libzstd.Ctx
-}
+type cDecoder struct{}
 
-func newFastDecoder() decoder {
-	d := &cDecoder{}
-	d.ctxs.New = func() any { return libzstd.NewCtx() }
-	return d
-}
+func newFastDecoder() decoder { return cDecoder{} }
 
-func (d *cDecoder) decodeInto(dst, src []byte) (int, error) {
-	c := d.ctxs.Get().(libzstd.Ctx)
-	defer d.ctxs.Put(c)
+func (cDecoder) decodeInto(dst, src []byte) (int, error) {
+	c := ctxs.Get().(libzstd.Ctx)
+	defer ctxs.Put(c)
 	return c.DecompressInto(dst, src)
 }
