@@ -255,11 +255,7 @@ func (res *Results) WriteMarkdown(w io.Writer) error {
 			}
 			c, t := rd.Paired.Wall.Seconds(), rd.Samples[subject][OpRestore].Wall.Seconds()
 			pv, rv = append(pv, c), append(rv, t/c)
-			when := "after"
-			if rd.PairedBefore {
-				when = "before"
-			}
-			per = append(per, fmt.Sprintf("round %d: %.2f s / %.2f s = %.2f× (%s measured %s it)", i+1, t, c, t/c, res.Baselines[0], when))
+			per = append(per, fmt.Sprintf("round %d: %.2f s / %.2f s = %.2f× (%s measured %s it)", i+1, t, c, t/c, res.Baselines[0], rd.pairedWhen()))
 		}
 		if len(pv) > 0 {
 			p("| %s right next to %s's restore | %s | %.2f× (median of the rounds' ratios) |\n", res.Baselines[0], subject,
@@ -288,11 +284,7 @@ func (res *Results) WriteMarkdown(w io.Writer) error {
 			}
 		}
 		if s := rd.Paired; s != nil {
-			when := "after"
-			if rd.PairedBefore {
-				when = "before"
-			}
-			p("| %d | baseline | %s, %s %s's restore | %.2f s | %.2f s | %.2f s | %s |\n", i+1, res.Baselines[0], when, res.Tools[0],
+			p("| %d | baseline | %s, %s %s's restore | %.2f s | %.2f s | %.2f s | %s |\n", i+1, res.Baselines[0], rd.pairedWhen(), res.Tools[0],
 				s.Wall.Seconds(), s.User.Seconds(), s.Sys.Seconds(), rssText(*s))
 		}
 	}
@@ -345,4 +337,13 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// pairedWhen says whether the paired baseline ran "before" or "after" the
+// first tool's restore.
+func (rd *Round) pairedWhen() string {
+	if rd.PairedBefore {
+		return "before"
+	}
+	return "after"
 }
