@@ -85,6 +85,7 @@ type hardlink struct {
 	size    int64
 	content []repository.ID
 	extents []snapshot.Extent
+	xattrs  []snapshot.Xattr // one inode: the same for every link
 }
 
 type backupper struct {
@@ -143,7 +144,7 @@ func Backup(ctx context.Context, saver Saver, parent Loader, root string, opts B
 			return BackupResult{}, fmt.Errorf("backup: parent snapshot: %w", err)
 		}
 	}
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := openDir(unix.AT_FDCWD, root)
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup: open root %q: %w", root, err)
 	}
@@ -323,6 +324,7 @@ func (b *backupper) dir(ctx context.Context, f *os.File, rel string, ptree *snap
 		if ptree != nil {
 			pnode = findNode(ptree, name)
 		}
+		keepATime(n, pnode)
 		switch n.Type {
 		case snapshot.TypeDir:
 			if subs[i] = b.subdir(ctx, dirfd, name, crel, n, pnode); subs[i] == nil {
@@ -437,7 +439,7 @@ func (b *backupper) waitForLeft() {
 // storing it. It returns nil when the directory could not be opened (a
 // Problem is recorded).
 func (b *backupper) subdir(ctx context.Context, dirfd int, name, rel string, n *snapshot.Node, pnode *snapshot.Node) *pendingDir {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := openDir(dirfd, name)
 	if err != nil {
 		b.problem(rel, fmt.Errorf("open directory: %w", err))
 		return nil
@@ -455,6 +457,7 @@ func (b *backupper) subdir(ctx context.Context, dirfd int, name, rel string, n *
 		return nil
 	}
 	*n = nodeFromStat(n.Name, &st)
+	keepATime(n, pnode)
 	if n.Xattrs, err = fdXattrs(fd); err != nil {
 		b.problem(rel, err)
 	}
@@ -466,6 +469,18 @@ func (b *backupper) subdir(ctx context.Context, dirfd int, name, rel string, n *
 		}
 	}
 	return b.dir(ctx, sub, rel, ptree)
+}
+
+// keepATime gives an otherwise unchanged directory or symlink the access
+// time the parent snapshot recorded. Reading a directory or a symlink may
+// set its access time (readlink has no O_NOATIME, and overlay file systems
+// ignore it on directories), which would make every backup of an unchanged
+// tree store new tree blobs.
+func keepATime(n, pnode *snapshot.Node) {
+	if pnode != nil && (n.Type == snapshot.TypeDir || n.Type == snapshot.TypeSymlink) && pnode.Type == n.Type &&
+		pnode.Inode == n.Inode && pnode.CTimeNs == n.CTimeNs && pnode.MTimeNs == n.MTimeNs {
+		n.ATimeNs = pnode.ATimeNs
+	}
 }
 
 // unchanged reports whether the parent's node can stand for n.
@@ -504,7 +519,7 @@ func (b *backupper) file(ctx context.Context, dirfd int, name, rel string, n *sn
 			if first.ok {
 				// Same inode: take the size read with the content, so the
 				// node stays consistent even if the file changed meanwhile.
-				n.Size, n.Content, n.Extents = first.size, first.content, first.extents
+				n.Size, n.Content, n.Extents, n.Xattrs = first.size, first.content, first.extents, first.xattrs
 				b.files.Add(1)
 				b.bytesTotal.Add(n.Size)
 				b.bytesDone.Add(n.Size)
@@ -514,14 +529,16 @@ func (b *backupper) file(ctx context.Context, dirfd int, name, rel string, n *sn
 		} else {
 			defer func() {
 				hl.ok = ok && err == nil
-				hl.size, hl.content, hl.extents = n.Size, n.Content, n.Extents
+				hl.size, hl.content, hl.extents, hl.xattrs = n.Size, n.Content, n.Extents, n.Xattrs
 				close(hl.done)
 			}()
 		}
 	}
 
 	if b.unchanged(n, pnode) {
-		n.Content, n.Extents = pnode.Content, pnode.Extents
+		// An unchanged ctime means unchanged extended attributes too: the
+		// parent's are this file's (the file is not opened to read them).
+		n.Content, n.Extents, n.Xattrs = pnode.Content, pnode.Extents, pnode.Xattrs
 		b.unchangedFiles.Add(1)
 		b.files.Add(1)
 		b.bytesTotal.Add(n.Size)

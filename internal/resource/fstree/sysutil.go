@@ -189,3 +189,17 @@ func findExtents(fd int, size int64) ([]snapshot.Extent, error) {
 	}
 	return exts, nil
 }
+
+// openDir opens directory name (relative to dirfd) for reading without
+// following a symlink. It asks for O_NOATIME, so that reading a directory
+// does not change its access time (which the snapshot records: an
+// unchanged tree then stores the same tree blobs again); without the right
+// to (EPERM: not the owner) it opens normally.
+func openDir(dirfd int, name string) (int, error) {
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(dirfd, name, flags|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		fd, err = unix.Openat(dirfd, name, flags, 0)
+	}
+	return fd, err
+}
