@@ -2,51 +2,51 @@ package main
 
 import (
 	"context"
+	"log/slog"
 
 	"coffer/internal/backup"
-	"coffer/internal/clock"
 	"coffer/internal/config"
+	"coffer/internal/resource"
+	"coffer/internal/resource/filesystem"
+	"coffer/internal/service"
 	"coffer/internal/store"
 )
 
-// upsertFileSystems makes the store's file systems match the config's (the
-// config is their source of truth: configured ones are upserted, ones no
-// longer configured are removed; file systems created by restores stay).
-// A file system's display name is its "Name" tag, as on AWS.
-func upsertFileSystems(ctx context.Context, st store.Store, cfg *config.Config, clk clock.Clock) error {
-	return st.Write(ctx, func(tx store.Tx) error {
-		configured := map[string]bool{}
-		for _, f := range cfg.FileSystems {
-			configured[f.Account+"/"+f.ID] = true
+// plugins is the resource plugin registry of this build: one line per
+// resource type.
+func plugins(cfg *config.Config, log *slog.Logger) (*resource.Registry, error) {
+	return resource.NewRegistry(
+		&filesystem.Plugin{NewFileSystemsDir: cfg.NewFileSystemsDir, Log: log},
+	)
+}
+
+// configuredResources are the resources the config declares, by type.
+func configuredResources(cfg *config.Config) map[string][]*backup.Resource {
+	out := map[string][]*backup.Resource{}
+	for _, f := range cfg.FileSystems {
+		out[filesystem.ResourceType] = append(out[filesystem.ResourceType],
+			filesystem.NewResource(cfg.Region, f.Account, f.ID, f.Path, f.Tags))
+	}
+	return out
+}
+
+// scopes are the (account, region) pairs of every configured account.
+func scopes(cfg *config.Config) []store.Scope {
+	var out []store.Scope
+	for _, a := range cfg.Accounts {
+		out = append(out, store.Scope{AccountID: a.ID, Region: cfg.Region})
+	}
+	return out
+}
+
+// syncResources registers the configured resources of every plugin's type
+// (see service.SyncResources).
+func syncResources(ctx context.Context, svc *service.Service, reg *resource.Registry, cfg *config.Config) error {
+	conf := configuredResources(cfg)
+	for _, t := range reg.Types() {
+		if err := svc.SyncResources(ctx, t, scopes(cfg), conf[t]); err != nil {
+			return err
 		}
-		for _, a := range cfg.Accounts {
-			sc := store.Scope{AccountID: a.ID, Region: cfg.Region}
-			old, err := tx.ListFileSystems(ctx, sc)
-			if err != nil {
-				return err
-			}
-			for _, f := range old {
-				if f.CreatedByRestoreJob == "" && !configured[a.ID+"/"+f.ID] {
-					if err := tx.DeleteFileSystem(ctx, sc, f.ID); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		for _, f := range cfg.FileSystems {
-			sc := store.Scope{AccountID: f.Account, Region: cfg.Region}
-			created := clk.Now()
-			if old, err := tx.GetFileSystem(ctx, sc, f.ID); err == nil {
-				created = old.CreationDate
-			} else if !backup.IsCode(err, backup.CodeNotFound) {
-				return err
-			}
-			if err := tx.UpsertFileSystem(ctx, &backup.FileSystem{AccountID: f.Account, Region: cfg.Region, ID: f.ID,
-				Arn: backup.FileSystemArn(cfg.Region, f.Account, f.ID), Path: f.Path, Name: f.Tags["Name"], Tags: f.Tags,
-				CreationDate: created}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }

@@ -9,11 +9,13 @@ import (
 	"coffer/internal/backup"
 	"coffer/internal/clock"
 	"coffer/internal/config"
+	"coffer/internal/resource/filesystem"
+	"coffer/internal/service"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 )
 
-func TestUpsertFileSystems(t *testing.T) {
+func TestSyncFileSystems(t *testing.T) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
 	if err != nil {
@@ -27,31 +29,38 @@ func TestUpsertFileSystems(t *testing.T) {
 			{ID: "fs-00000001", Account: sc.AccountID, Path: "/a", Tags: map[string]string{"Name": "app"}},
 			{ID: "fs-00000002", Account: sc.AccountID, Path: "/b"},
 		}}
-	if err := upsertFileSystems(ctx, st, cfg, clk); err != nil {
+	reg, err := plugins(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New(service.Deps{Store: st, Clock: clk, Plugins: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syncResources(ctx, svc, reg, cfg); err != nil {
 		t.Fatal(err)
 	}
 	// A restore-created file system survives; a dropped config entry goes;
 	// a changed path is updated and the creation date kept.
-	if err := st.Write(ctx, func(tx store.Tx) error {
-		return tx.UpsertFileSystem(ctx, &backup.FileSystem{AccountID: sc.AccountID, Region: sc.Region, ID: "fs-00000009",
-			Arn: backup.FileSystemArn(sc.Region, sc.AccountID, "fs-00000009"), Path: "/r", CreationDate: clk.Now(), CreatedByRestoreJob: "R1"})
-	}); err != nil {
+	restored := filesystem.NewResource(sc.Region, sc.AccountID, "fs-00000009", "/r", nil)
+	restored.CreationDate, restored.CreatedByRestoreJob = clk.Now(), "R1"
+	if err := st.Write(ctx, func(tx store.Tx) error { return tx.UpsertResource(ctx, restored) }); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Hour)
 	cfg.FileSystems = []config.FileSystem{{ID: "fs-00000001", Account: sc.AccountID, Path: "/a2", Tags: map[string]string{"Name": "app"}}}
-	if err := upsertFileSystems(ctx, st, cfg, clk); err != nil {
+	if err := syncResources(ctx, svc, reg, cfg); err != nil {
 		t.Fatal(err)
 	}
-	var got []*backup.FileSystem
+	var got []*backup.Resource
 	if err := st.Read(ctx, func(tx store.Tx) error {
 		var err error
-		got, err = tx.ListFileSystems(ctx, sc)
+		got, err = tx.ListResources(ctx, sc, filesystem.ResourceType)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0].ID != "fs-00000001" || got[0].Path != "/a2" || got[0].Name != "app" ||
+	if len(got) != 2 || got[0].ID != "fs-00000001" || got[0].Attr(filesystem.AttrPath) != "/a2" || got[0].Name != "app" ||
 		!got[0].CreationDate.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) ||
 		got[0].Arn != "arn:aws:elasticfilesystem:us-east-1:111111111111:file-system/fs-00000001" || got[1].ID != "fs-00000009" {
 		t.Fatalf("file systems %+v", got)

@@ -24,14 +24,11 @@ import (
 	"coffer/internal/repository/blob/retry"
 	"coffer/internal/repository/blob/s3"
 	"coffer/internal/restorejob"
-	"coffer/internal/store"
+	"coffer/internal/retention"
+	"coffer/internal/service"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
 )
-
-// resourceTypes is the one place that lists the AWS resource types this
-// build can back up; resource plugins add their type here.
-var resourceTypes = []string{"EFS"}
 
 const usage = `usage: coffer serve [--config FILE] [--listen HOST:PORT]
        coffer vault check --config FILE --vault NAME [--account ID] [--read-data]
@@ -98,6 +95,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
+	// A busy port fails the start before anything is opened or cleaned.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
 	applyMemoryLimit(cfg, log)
 	tokenKey, err := config.LoadOrCreateSecret(filepath.Join(cfg.DataDir, config.TokenKeyFile), 32)
 	if err != nil {
@@ -127,49 +130,49 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		}
 	}
 	clk := clock.Real{}
-	if err := upsertFileSystems(ctx, st, cfg, clk); err != nil {
+	reg, err := plugins(cfg, log)
+	if err != nil {
 		return err
 	}
-	// Restores: remove staging areas of restores a crash interrupted before
-	// any job runs (I-8).
-	restores := &restorejob.Service{Store: st, Repos: repos, Clock: clk, NewFileSystemsDir: cfg.NewFileSystemsDir, Log: log}
-	var scopes []store.Scope
-	for _, a := range cfg.Accounts {
-		scopes = append(scopes, store.Scope{AccountID: a.ID, Region: cfg.Region})
+	svc, err := service.New(service.Deps{Store: st, Clock: clk, Plugins: reg, Repos: repos, VaultStorage: repos,
+		RecoveryPointData: repos, Logger: log})
+	if err != nil {
+		return err
 	}
-	if err := restorejob.CleanStaging(ctx, st, scopes, cfg.NewFileSystemsDir); err != nil {
+	if err := syncResources(ctx, svc, reg, cfg); err != nil {
+		return err
+	}
+	// Restores: remove staging areas of restores a crash interrupted, but
+	// never one whose job another live server may still run (I-8).
+	if err := restorejob.CleanStaging(ctx, st, reg.Plugins(), scopes(cfg), clk.Now()); err != nil {
 		return err
 	}
 	// Job handlers, one per kind; the runner claims jobs of these kinds.
 	handlers := []jobs.Handler{
-		&backupjob.Handler{Store: st, Repos: repos, Clock: clk},
+		&backupjob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: reg},
 		&copyjob.Handler{Store: st, Repos: repos, Clock: clk},
-		restores,
+		&restorejob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: reg},
 	}
 	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Handlers: handlers, Workers: cfg.Workers, Logger: log})
 	if err != nil {
 		return err
 	}
-	restores.Notifier = runner
+	svc.SetNotifier(runner)
 	bg, stopBg := context.WithCancel(ctx)
 	defer stopBg()
 	runnerDone := make(chan error, 1)
 	go func() { runnerDone <- runner.Run(bg) }()
-	sweeper := &backupjob.Sweeper{Store: st, Repos: repos, Clock: clk, Logger: log}
+	sweeper := &retention.Sweeper{Store: st, Repos: repos, Clock: clk, Logger: log}
 	sweeperDone := make(chan struct{})
 	go func() { sweeper.Run(bg, time.Hour); close(sweeperDone) }()
 	defer func() { stopBg(); <-runnerDone; <-sweeperDone }()
 
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
-		AccountOf: accountOf, ResourceTypes: resourceTypes, TokenKey: tokenKey},
-		api.Deps{Store: st, Clock: clk, Logger: log, VaultStorage: repos, Jobs: runner, RecoveryPointData: repos, Restores: restores,
+		AccountOf: accountOf, TokenKey: tokenKey},
+		api.Deps{Store: st, Clock: clk, Logger: log, Service: svc,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: cfg.Region, MaxSkew: 15 * time.Minute}}})
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
 	}
 	addr := ln.Addr().String()
 	log.Info("coffer serving", "listen", addr, "region", cfg.Region, "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))

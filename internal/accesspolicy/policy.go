@@ -1,12 +1,16 @@
-package copyjob
+// Package accesspolicy evaluates backup vault access policies (IAM
+// resource policy documents) for a request: an account, its role, an action
+// and a vault. Cross-account copies and cross-account restores use it.
+package accesspolicy
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
+
+	"coffer/internal/backup"
 )
 
 // ActionCopyInto is the IAM action a destination vault's access policy must
@@ -45,13 +49,8 @@ type Request struct {
 	Resource string // the destination vault ARN
 }
 
-var (
-	acct12      = regexp.MustCompile(`^[0-9]{12}$`)
-	vaultNameRE = regexp.MustCompile(`^[a-zA-Z0-9\-_]{2,50}$`)
-)
-
 // ErrPolicy wraps every decoding error of Evaluate.
-var ErrPolicy = errors.New("copyjob: invalid access policy")
+var ErrPolicy = errors.New("accesspolicy: invalid access policy")
 
 type policyDoc struct {
 	Version   string          `json:"Version"`
@@ -220,7 +219,7 @@ func principalMatches(raw json.RawMessage, req Request) (bool, error) {
 			switch {
 			case p == "*":
 				match = true
-			case acct12.MatchString(p):
+			case backup.ValidAccountID(p):
 				match = match || p == req.Account
 			case p == "arn:aws:iam::"+req.Account+":root":
 				match = true

@@ -1,4 +1,4 @@
-package copyjob
+package accesspolicy
 
 import (
 	"errors"

@@ -27,8 +27,11 @@ import (
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
 	"coffer/internal/repository/maintenance"
+	"coffer/internal/resource/filesystem"
+	"coffer/internal/retention"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
+	"coffer/internal/testutil/stack"
 	"coffer/internal/vaultrepo"
 )
 
@@ -40,7 +43,7 @@ type jobEnv struct {
 	*env
 	repos  *vaultrepo.Manager
 	runner *jobs.Runner
-	fs     map[string]*cb.FileSystem // by id
+	fs     map[string]*fileSystem // by id
 }
 
 // startJobs starts the server; runWorkers false leaves jobs CREATED.
@@ -58,16 +61,21 @@ func startJobs(t *testing.T, runWorkers bool) *jobEnv {
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	runner, err := jobs.New(jobs.Options{Store: st, Clock: fake, LeaseTTL: 300 * time.Millisecond, Poll: 20 * time.Millisecond, Logger: quiet,
-		Handlers: []jobs.Handler{&backupjob.Handler{Store: st, Repos: repos, Clock: fake}}})
+	stk, err := stack.Build(stack.Options{Store: st, Clock: fake, Repos: repos, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
+	runner, err := jobs.New(jobs.Options{Store: st, Clock: fake, LeaseTTL: 300 * time.Millisecond, Poll: 20 * time.Millisecond, Logger: quiet,
+		Handlers: []jobs.Handler{stk.Backup}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stk.Service.SetNotifier(runner)
 	creds := api.StaticCredentials{acctA.akid: acctA.secret, acctB.akid: acctB.secret}
 	srv, err := api.New(api.Config{Region: region, ManagementAccount: acctA.id,
-		AccountOf:     map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id},
-		ResourceTypes: []string{"EFS"}, TokenKey: bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: fake, Logger: quiet, VaultStorage: repos, Jobs: runner, RecoveryPointData: repos,
+		AccountOf: map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id},
+		TokenKey:  bytes.Repeat([]byte{7}, 32)},
+		api.Deps{Store: st, Clock: fake, Logger: quiet, Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clock.Real{}, Service: "backup", Region: region}}})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +92,7 @@ func startJobs(t *testing.T, runWorkers bool) *jobEnv {
 		go func() { done <- runner.Run(ctx) }()
 	}
 	e := &jobEnv{env: &env{t: t, url: "http://" + ln.Addr().String(), store: st, clock: fake}, repos: repos, runner: runner,
-		fs: map[string]*cb.FileSystem{}}
+		fs: map[string]*fileSystem{}}
 	t.Cleanup(func() {
 		cancel()
 		for i := 0; i < n; i++ {
@@ -99,13 +107,13 @@ func startJobs(t *testing.T, runWorkers bool) *jobEnv {
 }
 
 // addFS registers a file system of account a over a generated tree.
-func (e *jobEnv) addFS(a account, id string, files int, seed int64) *cb.FileSystem {
+func (e *jobEnv) addFS(a account, id string, files int, seed int64) *fileSystem {
 	e.t.Helper()
 	dir := filepath.Join(e.t.TempDir(), id)
 	genTree(e.t, dir, files, seed)
-	fs := &cb.FileSystem{AccountID: a.id, Region: region, ID: id, Arn: cb.FileSystemArn(region, a.id, id), Path: dir,
+	fs := &fileSystem{AccountID: a.id, Region: region, ID: id, Arn: filesystem.ARN(region, a.id, id), Path: dir,
 		Name: "name-" + id, Tags: map[string]string{"Name": "name-" + id}, CreationDate: e.clock.Now()}
-	must(e.t, e.store.Write(ctx, func(tx store.Tx) error { return tx.UpsertFileSystem(ctx, fs) }))
+	must(e.t, e.store.Write(ctx, func(tx store.Tx) error { return upsertFS(ctx, tx, fs) }))
 	e.fs[id] = fs
 	return fs
 }
@@ -143,7 +151,7 @@ func (e *jobEnv) vault(c *backup.Client, name string) {
 	must(e.t, err)
 }
 
-func (e *jobEnv) startBackup(c *backup.Client, vault string, fs *cb.FileSystem, mut func(*backup.StartBackupJobInput)) *backup.StartBackupJobOutput {
+func (e *jobEnv) startBackup(c *backup.Client, vault string, fs *fileSystem, mut func(*backup.StartBackupJobInput)) *backup.StartBackupJobOutput {
 	e.t.Helper()
 	in := &backup.StartBackupJobInput{BackupVaultName: aws.String(vault), ResourceArn: aws.String(fs.Arn), IamRoleArn: aws.String(roleArn)}
 	if mut != nil {
@@ -161,7 +169,7 @@ func wait(t *testing.T, c *backup.Client, id string) *backup.DescribeBackupJobOu
 	for {
 		d, err := c.DescribeBackupJob(ctx, &backup.DescribeBackupJobInput{BackupJobId: aws.String(id)})
 		must(t, err)
-		if jobs.IsTerminal(string(d.State)) {
+		if cb.JobState(d.State).Terminal() {
 			return d
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -278,7 +286,7 @@ func TestStartBackupJobValidation(t *testing.T) {
 			in.ResourceArn = aws.String("arn:aws:ec2:us-east-1:111111111111:volume/vol-1")
 		}, "InvalidParameterValueException"},
 		{"unknown fs", func(in *backup.StartBackupJobInput) {
-			in.ResourceArn = aws.String(cb.FileSystemArn(region, acctA.id, "fs-99999999"))
+			in.ResourceArn = aws.String(filesystem.ARN(region, acctA.id, "fs-99999999"))
 		}, "ResourceNotFoundException"},
 		{"unknown vault", func(in *backup.StartBackupJobInput) { in.BackupVaultName = aws.String("nope") }, "ResourceNotFoundException"},
 		{"short start window", func(in *backup.StartBackupJobInput) { in.StartWindowMinutes = aws.Int64(59) }, "InvalidParameterValueException"},
@@ -490,7 +498,7 @@ func TestRecoveryPointsListsLockAndLifecycle(t *testing.T) {
 	f2 := e.addFS(acctA, "fs-00000012", 2, 9)
 	t0 := e.clock.Now()
 	var rps []string
-	for i, fs := range []*cb.FileSystem{f1, f2, f1} {
+	for i, fs := range []*fileSystem{f1, f2, f1} {
 		out := e.startBackup(c, "v1", fs, func(in *backup.StartBackupJobInput) {
 			in.Lifecycle = &types.Lifecycle{DeleteAfterDays: aws.Int64(20)}
 		})
@@ -618,7 +626,7 @@ func TestRecoveryPointsListsLockAndLifecycle(t *testing.T) {
 		j.State = "COMPLETED"
 		return tx.UpdateJob(ctx, j, j.LeaseGeneration)
 	}))
-	sw := &backupjob.Sweeper{Store: e.store, Repos: e.repos, Clock: e.clock, PruneGrace: time.Nanosecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	sw := &retention.Sweeper{Store: e.store, Repos: e.repos, Clock: e.clock, PruneGrace: time.Nanosecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	rep, err := sw.Sweep(ctx)
 	must(t, err)
 	if rep.Deleted != 1 {

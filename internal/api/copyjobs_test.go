@@ -21,15 +21,14 @@ import (
 	"coffer/internal/api"
 	"coffer/internal/api/sigv4"
 	cb "coffer/internal/backup"
-	"coffer/internal/backupjob"
 	"coffer/internal/clock"
-	"coffer/internal/copyjob"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
+	"coffer/internal/resource/filesystem"
 	"coffer/internal/resource/fstree"
-	"coffer/internal/restorejob"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
+	"coffer/internal/testutil/stack"
 	"coffer/internal/vaultrepo"
 )
 
@@ -52,17 +51,17 @@ func startCopy(t *testing.T) *copyEnv {
 	must(t, err)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	newDir := filepath.Join(dir, "newfs")
-	restores := &restorejob.Service{Store: st, Repos: repos, Clock: fake, NewFileSystemsDir: newDir}
-	runner, err := jobs.New(jobs.Options{Store: st, Clock: fake, LeaseTTL: 2 * time.Second, Poll: 20 * time.Millisecond, Logger: quiet,
-		Handlers: []jobs.Handler{&backupjob.Handler{Store: st, Repos: repos, Clock: fake}, &copyjob.Handler{Store: st, Repos: repos, Clock: fake},
-			restores}})
+	stk, err := stack.Build(stack.Options{Store: st, Clock: fake, Repos: repos, NewFileSystemsDir: newDir, Logger: quiet})
 	must(t, err)
-	restores.Notifier = runner
+	runner, err := jobs.New(jobs.Options{Store: st, Clock: fake, LeaseTTL: 2 * time.Second, Poll: 20 * time.Millisecond, Logger: quiet,
+		Handlers: stk.Handlers()})
+	must(t, err)
+	stk.Service.SetNotifier(runner)
 	creds := api.StaticCredentials{acctA.akid: acctA.secret, acctB.akid: acctB.secret}
 	srv, err := api.New(api.Config{Region: region, ManagementAccount: acctA.id,
-		AccountOf:     map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id},
-		ResourceTypes: []string{"EFS"}, TokenKey: bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: fake, Logger: quiet, VaultStorage: repos, Jobs: runner, RecoveryPointData: repos, Restores: restores,
+		AccountOf: map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id},
+		TokenKey:  bytes.Repeat([]byte{7}, 32)},
+		api.Deps{Store: st, Clock: fake, Logger: quiet, Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clock.Real{}, Service: "backup", Region: region}}})
 	must(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -104,7 +103,7 @@ func cpWaitBackup(t *testing.T, c *backup.Client, id string) *backup.DescribeBac
 	for time.Now().Before(deadline) {
 		d, err := c.DescribeBackupJob(context.Background(), &backup.DescribeBackupJobInput{BackupJobId: aws.String(id)})
 		must(t, err)
-		if jobs.IsTerminal(string(d.State)) {
+		if cb.JobState(d.State).Terminal() {
 			return d
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -180,9 +179,9 @@ func TestCopyJobsEndToEnd(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	cpFile(t, filepath.Join(src, "a.bin"), 2<<20, 1)
 	cpFile(t, filepath.Join(src, "d/b.bin"), 300000, 2)
-	fsArn := cb.FileSystemArn(region, acctA.id, "fs-0000000000000000c")
+	fsArn := filesystem.ARN(region, acctA.id, "fs-0000000000000000c")
 	must(t, e.store.Write(ctx, func(tx store.Tx) error {
-		return tx.UpsertFileSystem(ctx, &cb.FileSystem{AccountID: acctA.id, Region: region, ID: "fs-0000000000000000c", Arn: fsArn,
+		return upsertFS(ctx, tx, &fileSystem{AccountID: acctA.id, Region: region, ID: "fs-0000000000000000c", Arn: fsArn,
 			Path: src, Name: "data", CreationDate: e.clock.Now()})
 	}))
 	for _, v := range []struct {

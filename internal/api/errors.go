@@ -10,18 +10,38 @@ import (
 
 // Exception names used on the wire (X-Amzn-ErrorType).
 const (
-	excSerialization   = "SerializationException"
-	excUnknownOp       = "UnknownOperationException"
-	excTooLarge        = "RequestEntityTooLargeException"
-	excInvalidParam    = string(backup.CodeInvalidParameter)
-	excMissingParam    = string(backup.CodeMissingParameter)
-	excServiceUnavail  = string(backup.CodeUnavailable)
-	excNotFound        = string(backup.CodeNotFound)
-	excInvalidRequest  = string(backup.CodeInvalidRequest)
-	excLimitExceeded   = string(backup.CodeLimitExceeded)
-	excAccessDenied    = "AccessDeniedException"
-	excMethodNotAllowd = "MethodNotAllowedException"
+	excSerialization  = "SerializationException"
+	excUnknownOp      = "UnknownOperationException"
+	excTooLarge       = "RequestEntityTooLargeException"
+	excInvalidParam   = "InvalidParameterValueException"
+	excMissingParam   = "MissingParameterValueException"
+	excServiceUnavail = "ServiceUnavailableException"
+	excNotFound       = "ResourceNotFoundException"
+	excInvalidRequest = "InvalidRequestException"
+	excLimitExceeded  = "LimitExceededException"
+	excAccessDenied   = "AccessDeniedException"
+	excThrottling     = "ThrottlingException"
 )
+
+// wireError is how a domain error code is answered: HTTP status and AWS
+// exception name. It is the only place the API maps domain codes.
+var wireError = map[backup.Code]struct {
+	status int
+	code   string
+}{
+	backup.CodeNotFound:          {http.StatusBadRequest, excNotFound},
+	backup.CodeAlreadyExists:     {http.StatusBadRequest, "AlreadyExistsException"},
+	backup.CodeInvalidParameter:  {http.StatusBadRequest, excInvalidParam},
+	backup.CodeMissingParameter:  {http.StatusBadRequest, excMissingParam},
+	backup.CodeInvalidRequest:    {http.StatusBadRequest, excInvalidRequest},
+	backup.CodeLimitExceeded:     {http.StatusBadRequest, excLimitExceeded},
+	backup.CodeConflict:          {http.StatusBadRequest, "ConflictException"},
+	backup.CodeInvalidState:      {http.StatusBadRequest, "InvalidResourceStateException"},
+	backup.CodeAccessDenied:      {http.StatusForbidden, excAccessDenied},
+	backup.CodeThrottled:         {http.StatusBadRequest, excThrottling},
+	backup.CodeUnavailable:       {http.StatusInternalServerError, excServiceUnavail},
+	backup.CodeDependencyFailure: {http.StatusInternalServerError, "DependencyFailureException"},
+}
 
 // Error is an error answered on the wire: HTTP status, exception name
 // (X-Amzn-ErrorType) and the modelled members.
@@ -61,16 +81,12 @@ func toError(err error) (e *Error, ok bool) {
 	}
 	var be *backup.Error
 	if errors.As(err, &be) {
-		status := http.StatusBadRequest
-		code := string(be.Code)
-		switch be.Code {
-		case backup.CodeUnavailable, backup.CodeDependencyFailure:
-			status = http.StatusInternalServerError
-		case backup.CodeInternal, backup.CodeLeaseLost:
-			status, code = http.StatusInternalServerError, excServiceUnavail
+		w, ok := wireError[be.Code]
+		if !ok { // CodeInternal, CodeLeaseLost and anything unmapped
+			w.status, w.code = http.StatusInternalServerError, excServiceUnavail
 		}
-		return &Error{Status: status, Code: code, Message: be.Message, Context: be.Context, Arn: be.Arn, CreatorRequestID: be.CreatorRequestID},
-			status < 500
+		return &Error{Status: w.status, Code: w.code, Message: be.Message, Context: be.Context, Arn: be.Arn, CreatorRequestID: be.CreatorRequestID},
+			w.status < 500
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: excServiceUnavail, Message: "internal error"}, false
 }

@@ -10,6 +10,7 @@ import (
 
 	"coffer/internal/clock"
 	"coffer/internal/store/sqlite"
+	"coffer/internal/testutil/stack"
 )
 
 type noAuth struct{}
@@ -46,8 +47,13 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { st.Close() })
-	s, err := New(Config{Region: "us-east-1", AccountOf: map[string]string{}, ResourceTypes: []string{"EFS"},
-		TokenKey: bytes.Repeat([]byte{1}, 32)}, Deps{Store: st, Clock: clock.NewFake(time.Unix(1_700_000_000, 0)), Auth: noAuth{}})
+	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	stk, err := stack.Build(stack.Options{Store: st, Clock: clk})
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := New(Config{Region: "us-east-1", AccountOf: map[string]string{},
+		TokenKey: bytes.Repeat([]byte{1}, 32)}, Deps{Store: st, Clock: clk, Auth: noAuth{}, Service: stk.Service})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"coffer/internal/clock"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
+	"coffer/internal/testutil/stack"
 )
 
 const region = "us-east-1"
@@ -57,10 +58,14 @@ func start(t *testing.T) *env {
 	}
 	fake := clock.NewFake(time.Now())
 	creds := api.StaticCredentials{acctA.akid: acctA.secret, acctB.akid: acctB.secret}
+	stk, err := stack.Build(stack.Options{Store: st, Clock: fake})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := api.New(api.Config{Region: region, ManagementAccount: acctA.id,
-		AccountOf:     map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id},
-		ResourceTypes: []string{"EFS"}, TokenKey: bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: fake, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AccountOf: map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id},
+		TokenKey:  bytes.Repeat([]byte{7}, 32)},
+		api.Deps{Store: st, Clock: fake, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clock.Real{}, Service: "backup", Region: region}}})
 	if err != nil {
 		t.Fatal(err)

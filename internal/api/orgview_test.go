@@ -22,6 +22,7 @@ import (
 	"coffer/internal/clock"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
+	"coffer/internal/testutil/stack"
 )
 
 // acctC is a second member account (acctA is the management account).
@@ -36,10 +37,12 @@ func startOrg(t *testing.T) *env {
 	must(t, err)
 	fake := clock.NewFake(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 	creds := api.StaticCredentials{acctA.akid: acctA.secret, acctB.akid: acctB.secret, acctC.akid: acctC.secret}
+	stk, err := stack.Build(stack.Options{Store: st, Clock: fake})
+	must(t, err)
 	srv, err := api.New(api.Config{Region: region, ManagementAccount: acctA.id,
-		AccountOf:     map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id, acctC.akid: acctC.id},
-		ResourceTypes: []string{"EFS"}, TokenKey: bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: fake, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AccountOf: map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id, acctC.akid: acctC.id},
+		TokenKey:  bytes.Repeat([]byte{7}, 32)},
+		api.Deps{Store: st, Clock: fake, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clock.Real{}, Service: "backup", Region: region}}})
 	must(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -63,7 +66,7 @@ var orgKinds = []cb.JobKind{cb.JobBackup, cb.JobCopy, cb.JobRestore}
 func orgSeed(t *testing.T, e *env, perAcct int) map[cb.JobKind]map[string][]string {
 	ctx := context.Background()
 	ids := map[cb.JobKind]map[string][]string{}
-	states := map[cb.JobKind][]string{cb.JobBackup: {"COMPLETED", "FAILED"}, cb.JobCopy: {"COMPLETED", "FAILED"},
+	states := map[cb.JobKind][]cb.JobState{cb.JobBackup: {"COMPLETED", "FAILED"}, cb.JobCopy: {"COMPLETED", "FAILED"},
 		cb.JobRestore: {"COMPLETED", "FAILED"}}
 	n := 0
 	must(t, e.store.Write(ctx, func(tx store.Tx) error {

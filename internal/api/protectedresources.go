@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"coffer/internal/backup"
-	"coffer/internal/store"
 )
 
 // ProtectedResourceOutput is the wire ProtectedResource (DescribeProtectedResource
@@ -44,20 +43,14 @@ func (s *Server) listProtectedResources(ctx context.Context, id Identity, in *Li
 		return nil, err
 	}
 	out := &ListProtectedResourcesOutput{Results: []ProtectedResourceOutput{}}
-	err = s.deps.Store.Read(ctx, func(tx store.Tx) error {
-		rs, next, err := tx.ListProtectedResources(ctx, id.scope(), pg)
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			out.Results = append(out.Results, protectedOut(r))
-		}
-		out.NextToken = s.pager.issue(id.AccountID, "ListProtectedResources", nil, next)
-		return nil
-	})
+	rs, next, err := s.svc.ListProtectedResources(ctx, id.caller(), pg)
 	if err != nil {
 		return nil, err
 	}
+	for _, r := range rs {
+		out.Results = append(out.Results, protectedOut(r))
+	}
+	out.NextToken = s.pager.issue(id.AccountID, "ListProtectedResources", nil, next)
 	return out, nil
 }
 
@@ -67,32 +60,18 @@ type ResourceArnInput struct {
 }
 
 func (s *Server) describeProtectedResource(ctx context.Context, id Identity, in *ResourceArnInput) (*ProtectedResourceOutput, error) {
-	var out ProtectedResourceOutput
-	err := s.deps.Store.Read(ctx, func(tx store.Tx) error {
-		r, err := tx.GetProtectedResource(ctx, id.scope(), in.ResourceArn)
-		if err != nil {
-			return err
-		}
-		out = protectedOut(r)
-		// The latest completed restore, recorded by the restore's completing
-		// transaction (jobs still running, failed or aborted do not count).
-		lr, err := tx.GetLatestRestore(ctx, id.scope(), r.ResourceArn)
-		if backup.IsCode(err, backup.CodeNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	r, err := s.svc.DescribeProtectedResource(ctx, id.caller(), in.ResourceArn)
+	if err != nil {
+		return nil, err
+	}
+	out := protectedOut(r.ProtectedResource)
+	if lr := r.LatestRestore; lr != nil {
 		m := lr.ExecutionTimeMinutes
 		out.LatestRestoreExecutionTimeMinutes = &m
 		out.LatestRestoreJobCreationDate = ts(lr.JobCreationDate)
 		if !lr.RecoveryPointCreationDate.IsZero() {
 			out.LatestRestoreRecoveryPointCreationDate = ts(lr.RecoveryPointCreationDate)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	return &out, nil
 }

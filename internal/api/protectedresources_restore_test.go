@@ -35,7 +35,7 @@ func TestDescribeProtectedResourceLatestRestore(t *testing.T) {
 		n++
 		created := time.Now().Add(time.Duration(n) * time.Hour).UTC().Truncate(time.Millisecond)
 		j := &backup.Job{Kind: backup.JobRestore, ID: "00000000-0000-0000-0000-00000000000" + string(rune('0'+n)), AccountID: acctA.id, Region: region,
-			State: string(state), CreationDate: created, RecoveryPointArn: e.rpArn, ResourceArn: e.srcArn, ResourceType: "EFS", VaultName: "v1", VaultArn: e.vault.Arn}
+			State: backup.JobState(state), CreationDate: created, RecoveryPointArn: e.rpArn, ResourceArn: e.srcArn, ResourceType: "EFS", VaultName: "v1", VaultArn: e.vault.Arn}
 		if state == types.RestoreJobStatusFailed || state == types.RestoreJobStatusAborted {
 			done := created.Add(30 * time.Minute)
 			j.CompletionDate = &done

@@ -8,14 +8,8 @@ import (
 	"time"
 
 	"coffer/internal/backup"
-	"coffer/internal/restorejob"
-	"coffer/internal/store"
+	"coffer/internal/service"
 )
-
-// RestoreStarter validates and creates restore jobs (restorejob.Service).
-type RestoreStarter interface {
-	Start(ctx context.Context, sc store.Scope, req restorejob.StartRequest) (string, error)
-}
 
 // StartRestoreJobInput is the validated input of StartRestoreJob.
 type StartRestoreJobInput struct {
@@ -48,22 +42,19 @@ func optTime(t *Timestamp) *time.Time {
 }
 
 func (s *Server) startRestoreJob(ctx context.Context, id Identity, in *StartRestoreJobInput) (*StartRestoreJobOutput, error) {
-	if s.deps.Restores == nil {
-		return nil, apiErr(503, excServiceUnavail, "restores are not configured on this server")
-	}
-	req := restorejob.StartRequest{RecoveryPointArn: in.RecoveryPointArn, Metadata: in.Metadata, IamRoleArn: optStr(in.IamRoleArn),
-		IdempotencyToken: optStr(in.IdempotencyToken), ResourceType: optStr(in.ResourceType)}
-	if in.CopySourceTagsToRestoredResource != nil {
-		req.CopySourceTagsToRestoredResource = *in.CopySourceTagsToRestoredResource
-	}
-	if req.Metadata == nil {
+	if in.Metadata == nil {
 		return nil, missingParam("Metadata")
 	}
-	jobID, err := s.deps.Restores.Start(ctx, id.scope(), req)
+	req := service.StartRestoreRequest{RecoveryPointArn: in.RecoveryPointArn, Metadata: in.Metadata, IamRoleArn: optStr(in.IamRoleArn),
+		IdempotencyToken: optStr(in.IdempotencyToken), ResourceType: optStr(in.ResourceType)}
+	if in.CopySourceTagsToRestoredResource != nil {
+		req.CopySourceTags = *in.CopySourceTagsToRestoredResource
+	}
+	j, err := s.svc.StartRestore(ctx, id.caller(), req)
 	if err != nil {
 		return nil, err
 	}
-	return &StartRestoreJobOutput{RestoreJobId: jobID}, nil
+	return &StartRestoreJobOutput{RestoreJobId: j.ID}, nil
 }
 
 // RestoreJobCreator is the RestoreJobCreator shape.
@@ -94,13 +85,13 @@ type RestoreJobOutput struct {
 	ParentJobId                   string             `json:",omitempty"`
 }
 
-func (s *Server) restoreJobOut(ctx context.Context, tx store.Tx, sc store.Scope, j *backup.Job) (RestoreJobOutput, error) {
+func (s *Server) restoreJobOut(ctx context.Context, j *backup.Job) (RestoreJobOutput, error) {
 	size := j.BackupSizeBytes
 	o := RestoreJobOutput{AccountId: j.AccountID, RestoreJobId: j.ID, RecoveryPointArn: j.RecoveryPointArn,
 		SourceResourceArn: j.ResourceArn, BackupVaultArn: j.VaultArn, CreationDate: ts(j.CreationDate),
-		CompletionDate: tsp(j.CompletionDate), Status: j.State, StatusMessage: j.StatusMessage, PercentDone: j.PercentDone,
+		CompletionDate: tsp(j.CompletionDate), Status: string(j.State), StatusMessage: j.StatusMessage, PercentDone: j.PercentDone,
 		BackupSizeInBytes: &size, IamRoleArn: j.IamRoleArn, ResourceType: j.ResourceType, IsParent: j.IsParent, ParentJobId: j.ParentJobID}
-	if j.State == "COMPLETED" {
+	if j.State == backup.JobCompleted {
 		o.CreatedResourceArn = j.CreatedResourceArn
 	}
 	if o.PercentDone == "" {
@@ -112,14 +103,14 @@ func (s *Server) restoreJobOut(ctx context.Context, tx store.Tx, sc store.Scope,
 			o.CreatedBy = &c
 		}
 	}
-	if (j.State == "PENDING" || j.State == "RUNNING") && j.ExpectedCompletionDate != nil {
+	if (j.State == backup.JobPending || j.State == backup.JobRunning) && j.ExpectedCompletionDate != nil {
 		m := int64(math.Ceil(j.ExpectedCompletionDate.Sub(s.deps.Clock.Now()).Minutes()))
 		if m < 0 {
 			m = 0
 		}
 		o.ExpectedCompletionTimeMinutes = &m
 	}
-	x, err := tx.GetRestoreJobExtra(ctx, store.Scope{AccountID: j.AccountID, Region: j.Region}, j.ID)
+	x, err := s.svc.RestoreJobInfo(ctx, j)
 	if err != nil {
 		return o, err
 	}
@@ -138,27 +129,15 @@ func restoreJobNotFound(id string) error {
 	return &Error{Status: 400, Code: excNotFound, Context: id, Message: "Restore job " + id + " does not exist"}
 }
 
-func (s *Server) getRestoreJob(ctx context.Context, tx store.Tx, id Identity, jobID string) (*backup.Job, error) {
-	j, err := tx.GetJob(ctx, id.scope(), backup.JobRestore, jobID)
-	if backup.IsCode(err, backup.CodeNotFound) {
-		return nil, restoreJobNotFound(jobID)
-	}
-	return j, err
-}
-
 func (s *Server) describeRestoreJob(ctx context.Context, id Identity, in *RestoreJobIdInput) (*RestoreJobOutput, error) {
-	var out RestoreJobOutput
-	err := s.deps.Store.Read(ctx, func(tx store.Tx) error {
-		j, err := getJobOrg(ctx, tx, id, backup.JobRestore, in.RestoreJobId) // management: any member's job
-		if backup.IsCode(err, backup.CodeNotFound) {
-			err = restoreJobNotFound(in.RestoreJobId)
-		}
-		if err != nil {
-			return err
-		}
-		out, err = s.restoreJobOut(ctx, tx, id.scope(), j)
-		return err
-	})
+	j, err := s.svc.DescribeJob(ctx, id.caller(), backup.JobRestore, in.RestoreJobId) // management: any member's job
+	if backup.IsCode(err, backup.CodeNotFound) {
+		err = restoreJobNotFound(in.RestoreJobId)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.restoreJobOut(ctx, j)
 	if err != nil {
 		return nil, err
 	}
@@ -187,11 +166,11 @@ type ListRestoreJobsOutput struct {
 }
 
 func (s *Server) listRestoreJobs(ctx context.Context, id Identity, in *ListRestoreJobsInput) (*ListRestoreJobsOutput, error) {
-	f := store.JobFilter{Kind: backup.JobRestore, State: optStr(in.ByStatus), ResourceType: optStr(in.ByResourceType),
+	f := service.JobFilter{Kind: backup.JobRestore, State: backup.JobState(optStr(in.ByStatus)), ResourceType: optStr(in.ByResourceType),
 		ParentJobID: optStr(in.ByParentJobId), CreatedAfter: optTime(in.ByCreatedAfter), CreatedBefore: optTime(in.ByCreatedBefore),
 		CompleteAfter: optTime(in.ByCompleteAfter), CompleteBefore: optTime(in.ByCompleteBefore)}
 	filter := struct {
-		F    store.JobFilter
+		F    service.JobFilter
 		Acct string
 		Plan string
 	}{f, optStr(in.ByAccountId), optStr(in.ByRestoreTestingPlanArn)}
@@ -207,30 +186,18 @@ func (s *Server) listRestoreJobs(ctx context.Context, id Identity, in *ListResto
 		// Coffer has no restore testing plans: no job was started by one.
 		return out, nil
 	}
-	view := resolveOrgView(id, in.ByAccountId)
-	if view.None {
-		return out, nil // other accounts' jobs are invisible outside the management account
-	}
-	scope := view.Scope
-	f.AllAccounts = view.All
-	err = s.deps.Store.Read(ctx, func(tx store.Tx) error {
-		js, next, err := tx.ListJobs(ctx, scope, f, pg)
-		if err != nil {
-			return err
-		}
-		for _, j := range js {
-			o, err := s.restoreJobOut(ctx, tx, scope, j)
-			if err != nil {
-				return err
-			}
-			out.RestoreJobs = append(out.RestoreJobs, o)
-		}
-		out.NextToken = s.pager.issue(id.AccountID, "ListRestoreJobs", filter, next)
-		return nil
-	})
+	js, next, err := s.svc.ListJobs(ctx, id.caller(), in.ByAccountId, f, pg)
 	if err != nil {
 		return nil, err
 	}
+	for _, j := range js {
+		o, err := s.restoreJobOut(ctx, j)
+		if err != nil {
+			return nil, err
+		}
+		out.RestoreJobs = append(out.RestoreJobs, o)
+	}
+	out.NextToken = s.pager.issue(id.AccountID, "ListRestoreJobs", filter, next)
 	return out, nil
 }
 
@@ -246,37 +213,25 @@ type ListRestoreJobsByProtectedResourceInput struct {
 }
 
 func (s *Server) listRestoreJobsByProtectedResource(ctx context.Context, id Identity, in *ListRestoreJobsByProtectedResourceInput) (*ListRestoreJobsOutput, error) {
-	q := store.RestoreJobQuery{ResourceArn: in.ResourceArn, State: optStr(in.ByStatus),
+	q := service.RestoreJobQuery{ResourceArn: in.ResourceArn, State: backup.JobState(optStr(in.ByStatus)),
 		RPCreatedAfter: optTime(in.ByRecoveryPointCreationDateAfter), RPCreatedBefore: optTime(in.ByRecoveryPointCreationDateBefore)}
 	pg, err := s.pager.page(id.AccountID, "ListRestoreJobsByProtectedResource", q, in.NextToken, in.MaxResults)
 	if err != nil {
 		return nil, err
 	}
 	out := &ListRestoreJobsOutput{RestoreJobs: []RestoreJobOutput{}}
-	err = s.deps.Store.Read(ctx, func(tx store.Tx) error {
-		if _, err := tx.GetProtectedResource(ctx, id.scope(), in.ResourceArn); err != nil {
-			if backup.IsCode(err, backup.CodeNotFound) {
-				return &Error{Status: 400, Code: excNotFound, Context: in.ResourceArn, Message: "Protected resource " + in.ResourceArn + " does not exist"}
-			}
-			return err
-		}
-		js, next, err := tx.ListRestoreJobsByResource(ctx, id.scope(), q, pg)
-		if err != nil {
-			return err
-		}
-		for _, j := range js {
-			o, err := s.restoreJobOut(ctx, tx, id.scope(), j)
-			if err != nil {
-				return err
-			}
-			out.RestoreJobs = append(out.RestoreJobs, o)
-		}
-		out.NextToken = s.pager.issue(id.AccountID, "ListRestoreJobsByProtectedResource", q, next)
-		return nil
-	})
+	js, next, err := s.svc.ListRestoreJobsByResource(ctx, id.caller(), q, pg)
 	if err != nil {
 		return nil, err
 	}
+	for _, j := range js {
+		o, err := s.restoreJobOut(ctx, j)
+		if err != nil {
+			return nil, err
+		}
+		out.RestoreJobs = append(out.RestoreJobs, o)
+	}
+	out.NextToken = s.pager.issue(id.AccountID, "ListRestoreJobsByProtectedResource", q, next)
 	return out, nil
 }
 
@@ -287,28 +242,14 @@ type GetRestoreJobMetadataOutput struct {
 }
 
 func (s *Server) getRestoreJobMetadata(ctx context.Context, id Identity, in *RestoreJobIdInput) (*GetRestoreJobMetadataOutput, error) {
-	var out *GetRestoreJobMetadataOutput
-	err := s.deps.Store.Read(ctx, func(tx store.Tx) error {
-		j, err := s.getRestoreJob(ctx, tx, id, in.RestoreJobId)
-		if err != nil {
-			return err
-		}
-		var p struct {
-			Metadata map[string]string `json:"metadata"`
-		}
-		if err := json.Unmarshal([]byte(j.ParametersJSON), &p); err != nil {
-			return err
-		}
-		if p.Metadata == nil {
-			p.Metadata = map[string]string{}
-		}
-		out = &GetRestoreJobMetadataOutput{RestoreJobId: j.ID, Metadata: p.Metadata}
-		return nil
-	})
+	md, err := s.svc.RestoreJobMetadata(ctx, id.caller(), in.RestoreJobId)
+	if backup.IsCode(err, backup.CodeNotFound) {
+		err = restoreJobNotFound(in.RestoreJobId)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	return &GetRestoreJobMetadataOutput{RestoreJobId: in.RestoreJobId, Metadata: md}, nil
 }
 
 // GetRecoveryPointRestoreMetadataInput is the validated input of
@@ -328,38 +269,14 @@ type GetRecoveryPointRestoreMetadataOutput struct {
 }
 
 func (s *Server) getRecoveryPointRestoreMetadata(ctx context.Context, id Identity, in *GetRecoveryPointRestoreMetadataInput) (*GetRecoveryPointRestoreMetadataOutput, error) {
-	var out *GetRecoveryPointRestoreMetadataOutput
-	notFound := &Error{Status: 400, Code: excNotFound, Context: in.RecoveryPointArn,
-		Message: "Recovery point " + in.RecoveryPointArn + " does not exist in backup vault " + in.BackupVaultName}
 	if in.BackupVaultAccountId != nil && *in.BackupVaultAccountId != id.AccountID {
-		return nil, notFound // Coffer does not share vaults across accounts
+		// Coffer does not share vaults across accounts.
+		return nil, &Error{Status: 400, Code: excNotFound, Context: in.RecoveryPointArn,
+			Message: "Recovery point " + in.RecoveryPointArn + " does not exist in backup vault " + in.BackupVaultName}
 	}
-	err := s.deps.Store.Read(ctx, func(tx store.Tx) error {
-		v, err := tx.GetVault(ctx, id.scope(), in.BackupVaultName)
-		if backup.IsCode(err, backup.CodeNotFound) {
-			return &Error{Status: 400, Code: excNotFound, Context: in.BackupVaultName, Message: "Backup vault " + in.BackupVaultName + " does not exist"}
-		}
-		if err != nil {
-			return err
-		}
-		rp, err := tx.GetRecoveryPoint(ctx, id.scope(), in.RecoveryPointArn)
-		if backup.IsCode(err, backup.CodeNotFound) || (err == nil && rp.VaultName != v.Name) {
-			return notFound
-		}
-		if err != nil {
-			return err
-		}
-		md := map[string]string{}
-		if rp.ResourceType == backup.ResourceTypeEFS {
-			fsID := rp.ResourceArn[strings.LastIndex(rp.ResourceArn, "/")+1:]
-			md = map[string]string{restorejob.KeyFileSystemID: fsID, restorejob.KeyNewFileSystem: "true",
-				restorejob.KeyEncrypted: "false", restorejob.KeyPerformanceMode: restorejob.PerformanceGeneralPurpose}
-		}
-		out = &GetRecoveryPointRestoreMetadataOutput{BackupVaultArn: v.Arn, RecoveryPointArn: rp.Arn, RestoreMetadata: md, ResourceType: rp.ResourceType}
-		return nil
-	})
+	v, rp, md, err := s.svc.RecoveryPointRestoreMetadata(ctx, id.caller(), in.BackupVaultName, in.RecoveryPointArn)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	return &GetRecoveryPointRestoreMetadataOutput{BackupVaultArn: v.Arn, RecoveryPointArn: rp.Arn, RestoreMetadata: md, ResourceType: rp.ResourceType}, nil
 }

@@ -26,11 +26,12 @@ import (
 	"coffer/internal/clock"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
+	"coffer/internal/resource/filesystem"
 	"coffer/internal/resource/fstree"
 	"coffer/internal/resource/fstree/fstreetest"
-	"coffer/internal/restorejob"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
+	"coffer/internal/testutil/stack"
 	"coffer/internal/vaultrepo"
 )
 
@@ -77,17 +78,20 @@ func startRestoreEnv(t *testing.T) *renv {
 	}
 	buildTree(t, e.src)
 	clk := clock.Real{}
-	svc := &restorejob.Service{Store: st, Repos: repos, Clock: clk, NewFileSystemsDir: e.newDir}
-	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Handlers: []jobs.Handler{svc}, Poll: 20 * time.Millisecond,
+	stk, err := stack.Build(stack.Options{Store: st, Clock: clk, Repos: repos, NewFileSystemsDir: e.newDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Handlers: []jobs.Handler{stk.Restore}, Poll: 20 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.Notifier = runner
+	stk.Service.SetNotifier(runner)
 	creds := api.StaticCredentials{acctA.akid: acctA.secret, acctB.akid: acctB.secret}
 	srv, err := api.New(api.Config{Region: region, AccountOf: map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id},
-		ResourceTypes: []string{"EFS"}, TokenKey: bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Restores: svc,
+		TokenKey: bytes.Repeat([]byte{7}, 32)},
+		api.Deps{Store: st, Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: region}}})
 	if err != nil {
 		t.Fatal(err)
@@ -96,17 +100,17 @@ func startRestoreEnv(t *testing.T) *renv {
 	now := time.Now().UTC()
 	e.vault = &backup.Vault{AccountID: acctA.id, Region: region, Name: "v1", Arn: backup.VaultArn(region, acctA.id, "v1"),
 		VaultType: backup.VaultTypeBackup, VaultState: backup.VaultStateAvailable, CreationDate: now}
-	e.srcArn = backup.FileSystemArn(region, acctA.id, rSrcFS)
+	e.srcArn = filesystem.ARN(region, acctA.id, rSrcFS)
 	mustDo(t, st.Write(ctx, func(tx store.Tx) error {
 		if err := tx.CreateVault(ctx, e.vault); err != nil {
 			return err
 		}
-		for _, fs := range []*backup.FileSystem{
+		for _, fs := range []*fileSystem{
 			{AccountID: acctA.id, Region: region, ID: rSrcFS, Arn: e.srcArn, Path: e.src, CreationDate: now},
-			{AccountID: acctA.id, Region: region, ID: rDstFS, Arn: backup.FileSystemArn(region, acctA.id, rDstFS), Path: e.dst, CreationDate: now},
-			{AccountID: acctB.id, Region: region, ID: rBFS, Arn: backup.FileSystemArn(region, acctB.id, rBFS), Path: filepath.Join(e.outer, "b"), CreationDate: now},
+			{AccountID: acctA.id, Region: region, ID: rDstFS, Arn: filesystem.ARN(region, acctA.id, rDstFS), Path: e.dst, CreationDate: now},
+			{AccountID: acctB.id, Region: region, ID: rBFS, Arn: filesystem.ARN(region, acctB.id, rBFS), Path: filepath.Join(e.outer, "b"), CreationDate: now},
 		} {
-			if err := tx.UpsertFileSystem(ctx, fs); err != nil {
+			if err := upsertFS(ctx, tx, fs); err != nil {
 				return err
 			}
 		}
@@ -270,10 +274,10 @@ func TestSDKRestoreRoundTrips(t *testing.T) {
 		d.RecoveryPointCreationDate == nil || aws.ToInt64(d.BackupSizeInBytes) <= 0 {
 		t.Fatalf("DescribeRestoreJob fields: %+v", d)
 	}
-	var fs *backup.FileSystem
+	var fs *backup.Resource
 	mustDo(t, e.st.Read(ctx, func(tx store.Tx) error {
 		var err error
-		fs, err = tx.GetFileSystem(ctx, store.Scope{AccountID: acctA.id, Region: region}, fsID)
+		fs, err = tx.GetResource(ctx, store.Scope{AccountID: acctA.id, Region: region}, filesystem.ResourceType, fsID)
 		return err
 	}))
 	if fs.Tags["team"] != "storage" {
@@ -398,7 +402,7 @@ func TestSDKRestoreRoundTrips(t *testing.T) {
 	if len(byRes.RestoreJobs) != 0 {
 		t.Errorf("ListRestoreJobsByProtectedResource after RP creation: %d", len(byRes.RestoreJobs))
 	}
-	_, err = c.ListRestoreJobsByProtectedResource(ctx, &sdk.ListRestoreJobsByProtectedResourceInput{ResourceArn: aws.String(backup.FileSystemArn(region, acctA.id, "fs-99999999"))})
+	_, err = c.ListRestoreJobsByProtectedResource(ctx, &sdk.ListRestoreJobsByProtectedResourceInput{ResourceArn: aws.String(filesystem.ARN(region, acctA.id, "fs-99999999"))})
 	if errCode(err) != "ResourceNotFoundException" {
 		t.Errorf("by unknown resource: %v", err)
 	}

@@ -21,16 +21,16 @@ import (
 	"coffer/internal/api"
 	"coffer/internal/api/sigv4"
 	cb "coffer/internal/backup"
-	"coffer/internal/backupjob"
 	"coffer/internal/clock"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob/retry"
 	"coffer/internal/repository/blob/s3"
-	"coffer/internal/restorejob"
+	"coffer/internal/resource/filesystem"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/testutil/s3server"
+	"coffer/internal/testutil/stack"
 	"coffer/internal/vaultrepo"
 )
 
@@ -73,15 +73,16 @@ func TestS3VaultStorageEndToEnd(t *testing.T) {
 	}, bytes.Repeat([]byte{4}, 32), repository.Options{Clock: clk, PackSize: 1 << 20, Logger: quiet})
 	must(t, err)
 	newDir := filepath.Join(dir, "new")
-	restores := &restorejob.Service{Store: st, Repos: repos, Clock: clk, NewFileSystemsDir: newDir, Log: quiet}
-	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Poll: 20 * time.Millisecond, Logger: quiet,
-		Handlers: []jobs.Handler{&backupjob.Handler{Store: st, Repos: repos, Clock: clk}, restores}})
+	stk, err := stack.Build(stack.Options{Store: st, Clock: clk, Repos: repos, NewFileSystemsDir: newDir, Logger: quiet})
 	must(t, err)
-	restores.Notifier = runner
+	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Poll: 20 * time.Millisecond, Logger: quiet,
+		Handlers: []jobs.Handler{stk.Backup, stk.Restore}})
+	must(t, err)
+	stk.Service.SetNotifier(runner)
 	creds := api.StaticCredentials{acctA.akid: acctA.secret}
 	server, err := api.New(api.Config{Region: region, ManagementAccount: acctA.id, AccountOf: map[string]string{acctA.akid: acctA.id},
-		ResourceTypes: []string{"EFS"}, TokenKey: bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: clk, Logger: quiet, VaultStorage: repos, Jobs: runner, RecoveryPointData: repos, Restores: restores,
+		TokenKey: bytes.Repeat([]byte{7}, 32)},
+		api.Deps{Store: st, Clock: clk, Logger: quiet, Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: region}}})
 	must(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -108,9 +109,9 @@ func TestS3VaultStorageEndToEnd(t *testing.T) {
 	buildTree(t, src)
 	genTree(t, filepath.Join(src, "gen"), 9, 42)
 	const fsID = "fs-00000000000000c01"
-	fsArn := cb.FileSystemArn(region, acctA.id, fsID)
+	fsArn := filesystem.ARN(region, acctA.id, fsID)
 	must(t, st.Write(ctx, func(tx store.Tx) error {
-		return tx.UpsertFileSystem(ctx, &cb.FileSystem{AccountID: acctA.id, Region: region, ID: fsID, Arn: fsArn, Path: src, CreationDate: time.Now()})
+		return upsertFS(ctx, tx, &fileSystem{AccountID: acctA.id, Region: region, ID: fsID, Arn: fsArn, Path: src, CreationDate: time.Now()})
 	}))
 
 	_, err = c.CreateBackupVault(ctx, &backup.CreateBackupVaultInput{BackupVaultName: aws.String("s3v")})
@@ -157,7 +158,7 @@ func TestS3VaultStorageEndToEnd(t *testing.T) {
 	for {
 		rd, err = c.DescribeRestoreJob(ctx, &backup.DescribeRestoreJobInput{RestoreJobId: rs.RestoreJobId})
 		must(t, err)
-		if jobs.IsTerminal(string(rd.Status)) {
+		if cb.JobState(rd.Status).Terminal() {
 			break
 		}
 		time.Sleep(20 * time.Millisecond) // polling; the test binary's timeout bounds it

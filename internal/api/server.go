@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"coffer/internal/api/model"
-	"coffer/internal/backup"
 	"coffer/internal/clock"
+	"coffer/internal/service"
 	"coffer/internal/store"
 )
 
@@ -42,20 +42,15 @@ func (id Identity) scope() store.Scope {
 	return store.Scope{AccountID: id.AccountID, Region: id.Region}
 }
 
+func (id Identity) caller() service.Caller {
+	return service.Caller{AccountID: id.AccountID, Region: id.Region, Management: id.Management}
+}
+
 // Authenticator verifies a request (SigV4) and returns the access key id.
 // Errors should be *Error (status + exception name); anything else is
 // answered as 403 AccessDeniedException.
 type Authenticator interface {
 	Authenticate(r *http.Request, body []byte) (accessKeyID string, err error)
-}
-
-// VaultStorage creates and removes the repository behind a vault. The
-// server calls CreateVaultStorage inside the CreateBackupVault transaction
-// (an error aborts the create) and DeleteVaultStorage inside
-// DeleteBackupVault. It is implemented by the repository layer.
-type VaultStorage interface {
-	CreateVaultStorage(ctx context.Context, v *backup.Vault) error
-	DeleteVaultStorage(ctx context.Context, v *backup.Vault) error
 }
 
 // Config is the API's part of the service configuration.
@@ -64,8 +59,6 @@ type Config struct {
 	ManagementAccount string
 	// AccountOf maps an access key id to its 12-digit account id.
 	AccountOf map[string]string
-	// ResourceTypes are the AWS resource types this deployment can back up.
-	ResourceTypes []string
 	// TokenKey signs pagination tokens (at least 32 bytes).
 	TokenKey []byte
 }
@@ -76,17 +69,8 @@ type Deps struct {
 	Clock  clock.Clock
 	Logger *slog.Logger
 	Auth   Authenticator
-	// VaultStorage may be nil until the repository layer provides it; vaults
-	// are then metadata only.
-	VaultStorage VaultStorage
-	// Restores starts restore jobs (restorejob.Service); nil disables
-	// StartRestoreJob.
-	Restores RestoreStarter
-	// Jobs is woken after a job is created; may be nil (tests without a runner).
-	Jobs JobNotifier
-	// RecoveryPointData deletes a deleted recovery point's repository data;
-	// may be nil (metadata only).
-	RecoveryPointData RecoveryPointData
+	// Service runs the use cases (required).
+	Service *service.Service
 }
 
 type handler func(ctx context.Context, id Identity, in []byte) (any, error)
@@ -110,6 +94,7 @@ func bind[In, Out any](f func(context.Context, Identity, *In) (*Out, error)) han
 type Server struct {
 	cfg      Config
 	deps     Deps
+	svc      *service.Service
 	model    *model.Model
 	router   *router
 	decoder  *decoder
@@ -120,14 +105,14 @@ type Server struct {
 
 // New builds a server. It fails on an incomplete configuration.
 func New(cfg Config, deps Deps) (*Server, error) {
-	if deps.Store == nil || deps.Clock == nil || deps.Auth == nil {
-		return nil, errors.New("api: Store, Clock and Auth are required")
+	if deps.Store == nil || deps.Clock == nil || deps.Auth == nil || deps.Service == nil {
+		return nil, errors.New("api: Store, Clock, Auth and Service are required")
 	}
 	if len(cfg.TokenKey) < 32 {
 		return nil, errors.New("api: TokenKey must be at least 32 bytes")
 	}
-	if cfg.Region == "" || len(cfg.ResourceTypes) == 0 {
-		return nil, errors.New("api: Region and ResourceTypes are required")
+	if cfg.Region == "" {
+		return nil, errors.New("api: Region is required")
 	}
 	m, err := model.Load()
 	if err != nil {
@@ -136,7 +121,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, deps: deps, model: m, router: newRouter(m), decoder: &decoder{m: m}, pager: &pager{key: cfg.TokenKey}, log: deps.Logger}
+	s := &Server{cfg: cfg, deps: deps, svc: deps.Service, model: m, router: newRouter(m), decoder: &decoder{m: m}, pager: &pager{key: cfg.TokenKey}, log: deps.Logger}
 	s.handlers = s.table()
 	for name := range s.handlers {
 		if m.Operations[name] == nil {

@@ -117,7 +117,9 @@ func (s *Server) jobSummaries(ctx context.Context, id Identity, op string, kind 
 		return nil, "", nil, invalidParam("MaxResults", "MaxResults must be between 1 and %d", maxSummaryResults)
 	}
 	q := store.JobSummaryQuery{Kind: kind, Region: id.Region}
-	q.State, q.GroupState = dimension(in.State)
+	var state string
+	state, q.GroupState = dimension(in.State)
+	q.State = backup.JobState(state)
 	q.ResourceType, q.GroupResourceType = dimension(in.ResourceType)
 	if kind != backup.JobRestore {
 		q.MessageCategory, q.GroupMessageCategory = dimension(in.MessageCategory)
@@ -184,7 +186,7 @@ func (s *Server) jobSummaries(ctx context.Context, id Identity, op string, kind 
 		if stop.After(now) {
 			stop = now
 		}
-		out = append(out, JobSummaryOutput{Region: id.Region, AccountId: r.AccountID, State: r.State, ResourceType: r.ResourceType,
+		out = append(out, JobSummaryOutput{Region: id.Region, AccountId: r.AccountID, State: string(r.State), ResourceType: r.ResourceType,
 			MessageCategory: r.MessageCategory, Count: r.Count, StartTime: ts(start), EndTime: ts(stop)})
 	}
 	var next *string

@@ -1,5 +1,9 @@
-// Package backup holds Coffer's domain types (vaults, recovery points, jobs)
-// and the error codes every layer uses. It imports none of Coffer's packages.
+// Package backup is Coffer's domain vocabulary: the entities (vaults,
+// recovery points, jobs, protected resources), their states and lifecycle
+// rules, ARN formats, validation patterns defined once, and neutral error
+// codes. Front ends map the codes to their wire errors (internal/api has
+// the AWS table); nothing here knows a wire format. It imports no other
+// Coffer package.
 package backup
 
 import (
@@ -7,32 +11,35 @@ import (
 	"fmt"
 )
 
-// Code classifies a domain error. The values are the AWS Backup exception
-// names, so the API layer maps them one to one.
+// Code is a neutral error code. Each front end maps it to its own error
+// name and status in one table.
 type Code string
 
-// Error codes, named after the AWS Backup exceptions they become.
+// Error codes.
 const (
-	CodeNotFound          Code = "ResourceNotFoundException"
-	CodeAlreadyExists     Code = "AlreadyExistsException"
-	CodeInvalidParameter  Code = "InvalidParameterValueException"
-	CodeMissingParameter  Code = "MissingParameterValueException"
-	CodeInvalidRequest    Code = "InvalidRequestException"
-	CodeLimitExceeded     Code = "LimitExceededException"
-	CodeConflict          Code = "ConflictException"
-	CodeInvalidState      Code = "InvalidResourceStateException"
-	CodeUnavailable       Code = "ServiceUnavailableException"
-	CodeDependencyFailure Code = "DependencyFailureException"
-	CodeLeaseLost         Code = "LeaseLost" // internal: a conditional job update lost its lease
-	CodeInternal          Code = "InternalFailure"
+	CodeNotFound          Code = "NotFound"          // the named thing does not exist (or belongs to another account)
+	CodeAlreadyExists     Code = "AlreadyExists"     // a create found the name taken
+	CodeInvalidParameter  Code = "InvalidParameter"  // a parameter's value is invalid
+	CodeMissingParameter  Code = "MissingParameter"  // a required parameter is absent
+	CodeInvalidRequest    Code = "InvalidRequest"    // the request is valid but not allowed in the current state
+	CodeLimitExceeded     Code = "LimitExceeded"     // a quota would be exceeded
+	CodeConflict          Code = "Conflict"          // a concurrent change conflicts
+	CodeInvalidState      Code = "InvalidState"      // the target's state forbids the operation
+	CodeAccessDenied      Code = "AccessDenied"      // the caller may not do this
+	CodeThrottled         Code = "Throttled"         // too many requests at once; retry later
+	CodeUnavailable       Code = "Unavailable"       // a dependency (store, vault storage) is unreachable
+	CodeDependencyFailure Code = "DependencyFailure" // a dependency answered with an error
+	CodeLeaseLost         Code = "LeaseLost"         // internal: a conditional job update lost its lease
+	CodeInternal          Code = "Internal"          // anything unexpected
 )
 
-// Error is a domain error with a code. Context names the offending value;
-// Arn and CreatorRequestID are filled for AlreadyExists.
+// Error is a domain error: a code, a message in the caller's terms, the
+// parameter or resource it concerns, and an optional cause (never shown to
+// callers).
 type Error struct {
 	Code             Code
 	Message          string
-	Context          string
+	Context          string // the parameter or resource named by the error
 	Arn              string
 	CreatorRequestID string
 	Err              error // optional cause
@@ -45,16 +52,29 @@ func (e *Error) Error() string {
 	return string(e.Code) + ": " + e.Message
 }
 
-// Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Errorf builds an *Error with a formatted message.
+// Errorf returns an *Error with a formatted message.
 func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// CodeOf returns the code of the first *Error in err's chain, or
-// CodeInternal when there is none.
+// InvalidParam is CodeInvalidParameter naming the parameter.
+func InvalidParam(param, format string, args ...any) *Error {
+	return &Error{Code: CodeInvalidParameter, Context: param, Message: fmt.Sprintf(format, args...)}
+}
+
+// MissingParam is CodeMissingParameter naming the parameter.
+func MissingParam(param string) *Error {
+	return &Error{Code: CodeMissingParameter, Context: param, Message: "Missing required parameter " + param}
+}
+
+// NotFound is CodeNotFound naming what is missing.
+func NotFound(context, format string, args ...any) *Error {
+	return &Error{Code: CodeNotFound, Context: context, Message: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the code of err's *Error, CodeInternal for anything else.
 func CodeOf(err error) Code {
 	var e *Error
 	if errors.As(err, &e) {

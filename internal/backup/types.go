@@ -29,23 +29,6 @@ type Vault struct {
 	AccessPolicy     *string    // verbatim policy document, nil when none
 }
 
-// VaultArn returns the ARN of a vault.
-func VaultArn(region, account, name string) string {
-	return "arn:aws:backup:" + region + ":" + account + ":backup-vault:" + name
-}
-
-// RecoveryPointArn returns the ARN of a service-managed recovery point.
-func RecoveryPointArn(region, account, id string) string {
-	return "arn:aws:backup:" + region + ":" + account + ":recovery-point:" + id
-}
-
-// Lifecycle is a recovery point's retention rule.
-type Lifecycle struct {
-	MoveToColdStorageAfterDays          *int64
-	DeleteAfterDays                     *int64
-	OptInToArchiveForSupportedResources *bool
-}
-
 // RecoveryPoint is one backup stored in a vault.
 type RecoveryPoint struct {
 	Arn                 string
@@ -58,7 +41,7 @@ type RecoveryPoint struct {
 	ResourceType        string
 	ResourceName        string
 	IamRoleArn          string
-	Status              string
+	Status              RecoveryPointStatus
 	StatusMessage       string
 	StorageClass        string
 	BackupSizeBytes     int64
@@ -104,7 +87,7 @@ type Job struct {
 	ID        string
 	AccountID string
 	Region    string
-	State     string
+	State     JobState
 
 	StatusMessage    string
 	MessageCategory  string
@@ -146,9 +129,20 @@ type Job struct {
 	ResultJSON      string
 }
 
-// Retention limits shared by the API and the job runner.
-const (
-	MaxRetentionDays     = 36500
-	MinChangeableForDays = 3
-	MaxTagsPerResource   = 50
-)
+// Finish moves j to a terminal state at now and releases its lease; msg
+// and category replace the status message and message category when not
+// empty.
+func (j *Job) Finish(state JobState, msg, category string, now time.Time) {
+	j.State = state
+	if msg != "" {
+		j.StatusMessage = msg
+	}
+	if category != "" {
+		j.MessageCategory = category
+	}
+	t := now
+	j.CompletionDate = &t
+	j.ExpectedCompletionDate = nil
+	j.LeaseOwner = ""
+	j.LeaseExpiry = nil
+}

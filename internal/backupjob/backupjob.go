@@ -1,7 +1,7 @@
-// Package backupjob is the BACKUP jobs.Handler for file-system resources
-// (AWS resource type EFS): it resolves the file system, checks the vault
-// lock, backs the tree up incrementally into the vault's repository with
-// fstree, saves a labelled manifest and commits the recovery point.
+// Package backupjob is the BACKUP jobs.Handler: it resolves the job's
+// resource, checks the vault lock, backs the resource up through its type's
+// plugin incrementally into the vault's repository, saves a labelled
+// manifest and commits the recovery point with the job's completion.
 package backupjob
 
 import (
@@ -17,7 +17,7 @@ import (
 	"coffer/internal/clock"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
-	"coffer/internal/resource/fstree"
+	"coffer/internal/resource"
 	"coffer/internal/store"
 )
 
@@ -44,24 +44,8 @@ type Result struct {
 	Problems       int    `json:"problems"`
 }
 
-// Manifest label keys; together they let the metadata rows be rebuilt from
-// the repository alone.
-const (
-	LabelRecoveryPointArn = "coffer.recovery-point-arn"
-	LabelResourceArn      = "coffer.resource-arn"
-	LabelResourceType     = "coffer.resource-type"
-	LabelResourceName     = "coffer.resource-name"
-	LabelAccount          = "coffer.account"
-	LabelRegion           = "coffer.region"
-	LabelVault            = "coffer.vault"
-	LabelCreation         = "coffer.creation"
-	LabelJobID            = "coffer.backup-job-id"
-	LabelLifecycle        = "coffer.lifecycle"
-	LabelTags             = "coffer.tags"
-)
-
-// MessageCategoryIssues marks a COMPLETED job with per-file problems.
-const MessageCategoryIssues = "CompletedWithIssues"
+// MessageCategoryIssues marks a COMPLETED job with per-item problems.
+const MessageCategoryIssues = backup.CategoryCompletedWithIssues
 
 // maxListedProblems bounds the paths named in a StatusMessage.
 const maxListedProblems = 5
@@ -71,13 +55,17 @@ type Repos interface {
 	Open(ctx context.Context, v *backup.Vault) (*repository.Repository, error)
 }
 
+// Plugins finds the plugin of a resource type (resource.Registry).
+type Plugins interface {
+	Lookup(typ string) (resource.Plugin, bool)
+}
+
 // Handler runs BACKUP jobs.
 type Handler struct {
-	Store store.Store
-	Repos Repos
-	Clock clock.Clock
-	// Workers is fstree's file concurrency (0: its default).
-	Workers int
+	Store   store.Store
+	Repos   Repos
+	Clock   clock.Clock
+	Plugins Plugins
 }
 
 var (
@@ -110,42 +98,6 @@ func ParseParams(s string) (Params, error) {
 	return p, err
 }
 
-// CheckLock returns an error when a recovery point with lifecycle lc may
-// not be stored in vault v because of its lock's retention bounds.
-func CheckLock(v *backup.Vault, lc backup.Lifecycle) error {
-	if !v.Locked {
-		return nil
-	}
-	if lc.DeleteAfterDays == nil {
-		if v.MaxRetentionDays != nil {
-			return fmt.Errorf("the recovery point would never expire, but vault %s is locked with a maximum retention of %d days", v.Name, *v.MaxRetentionDays)
-		}
-		return nil
-	}
-	d := *lc.DeleteAfterDays
-	if v.MinRetentionDays != nil && d < *v.MinRetentionDays {
-		return fmt.Errorf("retention of %d days is below the minimum retention of %d days of locked vault %s", d, *v.MinRetentionDays, v.Name)
-	}
-	if v.MaxRetentionDays != nil && d > *v.MaxRetentionDays {
-		return fmt.Errorf("retention of %d days is above the maximum retention of %d days of locked vault %s", d, *v.MaxRetentionDays, v.Name)
-	}
-	return nil
-}
-
-// CalculatedLifecycle returns the cold and delete times of lc from created.
-func CalculatedLifecycle(created time.Time, lc backup.Lifecycle) (cold, del *time.Time) {
-	day := 24 * time.Hour
-	if lc.MoveToColdStorageAfterDays != nil {
-		t := created.Add(time.Duration(*lc.MoveToColdStorageAfterDays) * day)
-		cold = &t
-	}
-	if lc.DeleteAfterDays != nil {
-		t := created.Add(time.Duration(*lc.DeleteAfterDays) * day)
-		del = &t
-	}
-	return cold, del
-}
-
 func (h *Handler) now() time.Time {
 	if h.Clock == nil {
 		return clock.Real{}.Now()
@@ -153,30 +105,49 @@ func (h *Handler) now() time.Time {
 	return h.Clock.Now()
 }
 
-// Run backs the job's file system up.
+// progress adapts the runner's Progress to a plugin's, reporting the
+// session's stored bytes as transferred.
+type progress struct {
+	p  jobs.Progress
+	tr jobs.TransferReporter
+	w  *repository.Writer
+}
+
+func (pr progress) Update(done, total int64) {
+	pr.p.Update(done, total)
+	if pr.tr != nil && pr.w != nil {
+		pr.tr.SetTransferred(pr.w.Stats().StoredBytes)
+	}
+}
+
+// Run backs the job's resource up.
 func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs.Result, error) {
 	params, err := ParseParams(j.ParametersJSON)
 	if err != nil {
-		return jobs.Result{}, &jobs.Failure{Category: "InvalidParameters", Err: fmt.Errorf("job parameters: %w", err)}
+		return jobs.Result{}, &jobs.Failure{Category: backup.CategoryInvalidParameters, Err: fmt.Errorf("job parameters: %w", err)}
 	}
 	scope := store.Scope{AccountID: j.AccountID, Region: j.Region}
-	region, account, fsID, ok := backup.ParseFileSystemArn(j.ResourceArn)
-	if !ok || region != j.Region || account != j.AccountID {
-		return jobs.Result{}, &jobs.Failure{Category: "InvalidParameters", Err: fmt.Errorf("resource %s is not a file system of this account", j.ResourceArn)}
+	plugin, ok := h.Plugins.Lookup(j.ResourceType)
+	if !ok {
+		return jobs.Result{}, &jobs.Failure{Category: backup.CategoryInvalidParameters, Err: fmt.Errorf("this server cannot back up resources of type %s", j.ResourceType)}
+	}
+	ref, ok := plugin.ParseARN(j.ResourceArn)
+	if !ok || (ref.Region != "" && ref.Region != j.Region) || (ref.Account != "" && ref.Account != j.AccountID) {
+		return jobs.Result{}, &jobs.Failure{Category: backup.CategoryInvalidParameters, Err: fmt.Errorf("resource %s is not a resource of this account", j.ResourceArn)}
 	}
 	var vault *backup.Vault
-	var fs *backup.FileSystem
+	var res *backup.Resource
 	var parent *backup.RecoveryPoint
 	if err := h.Store.Read(ctx, func(tx store.Tx) error {
 		var err error
 		if vault, err = tx.GetVault(ctx, scope, j.VaultName); err != nil {
 			return err
 		}
-		if fs, err = tx.GetFileSystem(ctx, scope, fsID); err != nil {
+		if res, err = tx.GetResource(ctx, scope, plugin.Type(), ref.ID); err != nil {
 			return err
 		}
 		rps, _, err := tx.QueryRecoveryPoints(ctx, scope, store.RecoveryPointQuery{VaultName: j.VaultName, ResourceArn: j.ResourceArn,
-			Status: "COMPLETED"}, store.Page{Limit: 1})
+			Status: backup.RecoveryPointCompleted}, store.Page{Limit: 1})
 		if err != nil {
 			return err
 		}
@@ -186,55 +157,45 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 		return nil
 	}); err != nil {
 		if backup.IsCode(err, backup.CodeNotFound) {
-			return jobs.Result{}, &jobs.Failure{Category: "ResourceNotFound", Err: err}
+			return jobs.Result{}, &jobs.Failure{Category: backup.CategoryResourceNotFound, Err: err}
 		}
 		return jobs.Result{}, err
 	}
-	if err := CheckLock(vault, j.Lifecycle); err != nil {
-		return jobs.Result{}, &jobs.Failure{Category: "InvalidParameters", Err: fmt.Errorf("backup job failed: %w", err)}
+	if err := vault.CheckLock(j.Lifecycle); err != nil {
+		return jobs.Result{}, &jobs.Failure{Category: backup.CategoryInvalidParameters, Err: fmt.Errorf("backup job failed: %w", err)}
 	}
 	repo, err := h.Repos.Open(ctx, vault)
 	if err != nil {
 		return jobs.Result{}, fmt.Errorf("open vault %s: %w", vault.Name, err)
 	}
-	var parentRoot repository.ID
+	var parentSnap *resource.Snapshot
 	parentManifest := ""
 	if parent != nil && parent.ManifestID != "" {
 		m, err := repo.LoadManifest(ctx, parent.ManifestID)
 		if err == nil {
-			parentRoot, parentManifest = m.Root, m.ID
+			parentSnap, parentManifest = &resource.Snapshot{Loader: repo, Root: m.Root}, m.ID
 		}
 		// An unreadable parent only costs reading everything again.
 	}
 
 	tr, _ := p.(jobs.TransferReporter)
-	var res fstree.BackupResult
+	var out resource.BackupResult
 	var session *repository.Writer
 	err = h.withWriter(ctx, repo, func(ctx context.Context, w *repository.Writer) error {
 		session = w
 		var err error
-		opts := fstree.BackupOptions{Parent: parentRoot, Workers: h.Workers, Progress: func(pr fstree.Progress) {
-			total := int64(0)
-			if pr.TotalKnown {
-				total = pr.BytesTotal
-			}
-			p.Update(pr.BytesDone, total)
-			if tr != nil {
-				tr.SetTransferred(w.Stats().StoredBytes)
-			}
-		}}
-		var loader fstree.Loader
-		if parentRoot != (repository.ID{}) {
-			loader = repo
-		}
-		res, err = fstree.Backup(ctx, w, loader, fs.Path, opts)
+		out, err = plugin.Backup(ctx, resource.BackupRequest{Resource: res, Options: j.BackupOptions, Session: w, Parent: parentSnap,
+			Progress: progress{p: p, tr: tr, w: w}})
 		return err
 	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return jobs.Result{}, ctx.Err()
 		}
-		return jobs.Result{}, fmt.Errorf("backup of %s (%s) failed: %w", j.ResourceArn, fs.Path, err)
+		if errors.Is(err, resource.ErrSourceNotFound) {
+			return jobs.Result{}, &jobs.Failure{Category: backup.CategoryResourceNotFound, Err: fmt.Errorf("backup of %s failed: %w", j.ResourceArn, err)}
+		}
+		return jobs.Result{}, fmt.Errorf("backup of %s failed: %w", j.ResourceArn, err)
 	}
 	// The session's final counters, packs flushed at its end included.
 	stats := session.Stats()
@@ -243,36 +204,37 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 	}
 
 	rpArn := j.RecoveryPointArn
-	resourceName := fs.Name
+	resourceName := res.Name
+	typ := plugin.Type()
 	lcJSON, _ := json.Marshal(j.Lifecycle)
 	tagsJSON, _ := json.Marshal(params.RecoveryPointTags)
 	m, err := repo.SaveManifest(ctx, repository.Manifest{
 		Time: h.now(),
-		Root: res.Root,
+		Root: out.Root,
 		Labels: map[string]string{
-			LabelRecoveryPointArn: rpArn, LabelResourceArn: j.ResourceArn, LabelResourceType: backup.ResourceTypeEFS,
-			LabelResourceName: resourceName, LabelAccount: j.AccountID, LabelRegion: j.Region, LabelVault: vault.Name,
-			LabelCreation: j.CreationDate.UTC().Format(time.RFC3339Nano), LabelJobID: j.ID, LabelLifecycle: string(lcJSON),
-			LabelTags: string(tagsJSON),
+			backup.LabelRecoveryPointArn: rpArn, backup.LabelResourceArn: j.ResourceArn, backup.LabelResourceType: typ,
+			backup.LabelResourceName: resourceName, backup.LabelAccount: j.AccountID, backup.LabelRegion: j.Region, backup.LabelVault: vault.Name,
+			backup.LabelCreation: j.CreationDate.UTC().Format(time.RFC3339Nano), backup.LabelJobID: j.ID, backup.LabelLifecycle: string(lcJSON),
+			backup.LabelTags: string(tagsJSON),
 		},
-		Stats: repository.ManifestStats{Files: res.Files, Dirs: res.Dirs, Bytes: res.BytesTotal, StoredBytes: stats.StoredBytes,
-			NewBlobs: stats.NewBlobs, Errors: int64(len(res.Problems))},
+		Stats: repository.ManifestStats{Files: out.Items, Dirs: out.Containers, Bytes: out.BytesTotal, StoredBytes: stats.StoredBytes,
+			NewBlobs: stats.NewBlobs, Errors: int64(len(out.Problems))},
 	})
 	if err != nil {
 		return jobs.Result{}, fmt.Errorf("save manifest: %w", err)
 	}
-	result := Result{ManifestID: m.ID, ParentManifest: parentManifest, Files: res.Files, Dirs: res.Dirs, BytesTotal: res.BytesTotal,
-		BytesRead: res.BytesRead, StoredBytes: stats.StoredBytes, NewFiles: res.NewFiles, ChangedFiles: res.ChangedFiles,
-		UnchangedFiles: res.UnchangedFiles, Problems: len(res.Problems)}
+	result := Result{ManifestID: m.ID, ParentManifest: parentManifest, Files: out.Items, Dirs: out.Containers, BytesTotal: out.BytesTotal,
+		BytesRead: out.BytesRead, StoredBytes: stats.StoredBytes, NewFiles: out.New, ChangedFiles: out.Changed,
+		UnchangedFiles: out.Unchanged, Problems: len(out.Problems)}
 	resultJSON, _ := json.Marshal(result)
-	statusMsg, category := "", "SUCCESS"
-	if len(res.Problems) > 0 {
-		statusMsg, category = ProblemMessage(res.Problems), MessageCategoryIssues
+	statusMsg, category := "", backup.CategorySuccess
+	if len(out.Problems) > 0 {
+		statusMsg, category = ProblemMessage(plugin.Capabilities().ItemNoun, out.Problems), MessageCategoryIssues
 	}
 
 	return jobs.Result{
 		Apply: func(cur *backup.Job) {
-			cur.BackupSizeBytes = res.BytesTotal
+			cur.BackupSizeBytes = out.BytesTotal
 			cur.BytesTransferred = stats.StoredBytes
 			cur.ResourceName = resourceName
 			cur.StatusMessage = statusMsg
@@ -281,11 +243,11 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 		},
 		Commit: func(ctx context.Context, tx store.Tx) error {
 			now := h.now()
-			cold, del := CalculatedLifecycle(j.CreationDate, j.Lifecycle)
+			cold, del := j.Lifecycle.Schedule(j.CreationDate)
 			rp := &backup.RecoveryPoint{
 				Arn: rpArn, AccountID: j.AccountID, Region: j.Region, VaultName: vault.Name, VaultArn: vault.Arn,
-				ResourceArn: j.ResourceArn, ResourceType: backup.ResourceTypeEFS, ResourceName: resourceName, IamRoleArn: j.IamRoleArn,
-				Status: "COMPLETED", StatusMessage: statusMsg, StorageClass: "WARM", BackupSizeBytes: res.BytesTotal,
+				ResourceArn: j.ResourceArn, ResourceType: typ, ResourceName: resourceName, IamRoleArn: j.IamRoleArn,
+				Status: backup.RecoveryPointCompleted, StatusMessage: statusMsg, StorageClass: backup.StorageWarm, BackupSizeBytes: out.BytesTotal,
 				Lifecycle: j.Lifecycle, MoveToColdStorageAt: cold, DeleteAt: del, CreationDate: j.CreationDate,
 				InitiationDate: j.InitiationDate, CompletionDate: &now, EncryptionKeyArn: vault.EncryptionKeyArn,
 				ManifestID: m.ID, BackupJobID: j.ID, Tags: params.RecoveryPointTags,
@@ -300,7 +262,7 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 			}
 			created := j.CreationDate
 			return tx.UpsertProtectedResource(ctx, &backup.ProtectedResource{AccountID: j.AccountID, Region: j.Region,
-				ResourceArn: j.ResourceArn, ResourceType: backup.ResourceTypeEFS, ResourceName: resourceName,
+				ResourceArn: j.ResourceArn, ResourceType: typ, ResourceName: resourceName,
 				LastBackupTime: &created, LastBackupVaultArn: vault.Arn, LastRecoveryPointArn: rpArn})
 		},
 		Abandon: func(ctx context.Context) error {
@@ -340,11 +302,14 @@ func (h *Handler) withWriter(ctx context.Context, repo *repository.Repository, f
 	}
 }
 
-// ProblemMessage summarises per-file problems: their count and the first
-// few paths.
-func ProblemMessage(ps []fstree.Problem) string {
+// ProblemMessage summarises per-item problems: their count and the first
+// few paths; noun names the items ("file"; "" is "item").
+func ProblemMessage(noun string, ps []resource.Problem) string {
+	if noun == "" {
+		noun = "item"
+	}
 	var b strings.Builder
-	b.WriteString("Completed with " + strconv.Itoa(len(ps)) + " file problem(s); first: ")
+	b.WriteString("Completed with " + strconv.Itoa(len(ps)) + " " + noun + " problem(s); first: ")
 	for i, p := range ps {
 		if i == maxListedProblems {
 			b.WriteString("; ...")

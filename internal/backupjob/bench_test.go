@@ -21,14 +21,15 @@ import (
 	"coffer/internal/api"
 	"coffer/internal/api/sigv4"
 	"coffer/internal/backup"
-	"coffer/internal/backupjob"
 	"coffer/internal/clock"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob/local"
+	"coffer/internal/resource/filesystem"
 	"coffer/internal/resource/fstree"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
+	"coffer/internal/testutil/stack"
 	"coffer/internal/vaultrepo"
 )
 
@@ -64,14 +65,19 @@ func BenchmarkAPIBackup(b *testing.B) {
 	}
 	defer repos.Close()
 	clk := clock.Real{}
-	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Logger: quiet, Poll: 10 * time.Millisecond,
-		Handlers: []jobs.Handler{&backupjob.Handler{Store: st, Repos: repos, Clock: clk}}})
+	stk, err := stack.Build(stack.Options{Store: st, Clock: clk, Repos: repos, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Region: region, AccountOf: map[string]string{crashAKID: acct}, ResourceTypes: []string{"EFS"},
+	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Logger: quiet, Poll: 10 * time.Millisecond,
+		Handlers: []jobs.Handler{stk.Backup}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stk.Service.SetNotifier(runner)
+	srv, err := api.New(api.Config{Region: region, AccountOf: map[string]string{crashAKID: acct},
 		TokenKey: bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: clk, Logger: quiet, VaultStorage: repos, Jobs: runner, RecoveryPointData: repos,
+		api.Deps{Store: st, Clock: clk, Logger: quiet, Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: api.StaticCredentials{crashAKID: crashSecret}, Clock: clk, Service: "backup", Region: region}}})
 	if err != nil {
 		b.Fatal(err)
@@ -85,9 +91,9 @@ func BenchmarkAPIBackup(b *testing.B) {
 	go func() { srv.Serve(sctx, ln); done <- struct{}{} }()
 	go func() { runner.Run(sctx); done <- struct{}{} }()
 	defer func() { cancel(); <-done; <-done }()
-	fs := &backup.FileSystem{AccountID: acct, Region: region, ID: "fs-0000beef", Arn: backup.FileSystemArn(region, acct, "fs-0000beef"),
+	fs := &fileSystem{AccountID: acct, Region: region, ID: "fs-0000beef", Arn: filesystem.ARN(region, acct, "fs-0000beef"),
 		Path: src, CreationDate: clk.Now()}
-	if err := st.Write(ctx, func(tx store.Tx) error { return tx.UpsertFileSystem(ctx, fs) }); err != nil {
+	if err := st.Write(ctx, func(tx store.Tx) error { return upsertFS(ctx, tx, fs) }); err != nil {
 		b.Fatal(err)
 	}
 	cl := sdk.New(sdk.Options{Region: region, BaseEndpoint: aws.String("http://" + ln.Addr().String()), RetryMaxAttempts: 1,
@@ -140,7 +146,7 @@ func BenchmarkAPIBackup(b *testing.B) {
 			if d.State == types.BackupJobStateCompleted {
 				break
 			}
-			if jobs.IsTerminal(string(d.State)) {
+			if backup.JobState(d.State).Terminal() {
 				b.Fatalf("backup %s: %s", d.State, aws.ToString(d.StatusMessage))
 			}
 			time.Sleep(5 * time.Millisecond)

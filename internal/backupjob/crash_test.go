@@ -18,12 +18,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/backup/types"
 
 	"coffer/internal/backup"
-	"coffer/internal/backupjob"
 	"coffer/internal/clock"
 	"coffer/internal/config"
-	"coffer/internal/jobs"
 	"coffer/internal/repository"
 	"coffer/internal/repository/maintenance"
+	"coffer/internal/resource/filesystem"
+	"coffer/internal/retention"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
@@ -125,7 +125,7 @@ file_systems:
 		}
 		for _, id := range fsIDs {
 			_, err := cl.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("crash"),
-				ResourceArn: aws.String(backup.FileSystemArn(region, acct, id)), IamRoleArn: aws.String(crashRole)})
+				ResourceArn: aws.String(filesystem.ARN(region, acct, id)), IamRoleArn: aws.String(crashRole)})
 			must(t, err)
 		}
 		wait := time.Duration(r.Intn(1500)) * time.Millisecond
@@ -142,7 +142,7 @@ file_systems:
 		all := listJobs(t, cl)
 		open := 0
 		for _, j := range all {
-			if !jobs.IsTerminal(string(j.State)) {
+			if !backup.JobState(j.State).Terminal() {
 				open++
 			}
 		}
@@ -172,7 +172,7 @@ file_systems:
 
 	// A new backup succeeds.
 	nb, err := cl.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("crash"),
-		ResourceArn: aws.String(backup.FileSystemArn(region, acct, fsIDs[0])), IamRoleArn: aws.String(crashRole)})
+		ResourceArn: aws.String(filesystem.ARN(region, acct, fsIDs[0])), IamRoleArn: aws.String(crashRole)})
 	must(t, err)
 	for {
 		d, err := cl.DescribeBackupJob(ctx, &sdk.DescribeBackupJobInput{BackupJobId: nb.BackupJobId})
@@ -180,7 +180,7 @@ file_systems:
 		if d.State == types.BackupJobStateCompleted {
 			break
 		}
-		if jobs.IsTerminal(string(d.State)) {
+		if backup.JobState(d.State).Terminal() {
 			t.Fatalf("new backup %s: %s", d.State, aws.ToString(d.StatusMessage))
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -223,7 +223,7 @@ file_systems:
 	}
 	// A kill between SaveManifest and the commit leaves a manifest without
 	// a row; the sweeper's orphan pass removes exactly those.
-	sw := &backupjob.Sweeper{Store: st, Repos: m, Clock: clock.Real{}}
+	sw := &retention.Sweeper{Store: st, Repos: m, Clock: clock.Real{}}
 	n, err := sw.Orphans(ctx, m)
 	must(t, err)
 	ids, err := repo.ListManifestIDs(ctx)

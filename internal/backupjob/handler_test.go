@@ -16,6 +16,8 @@ import (
 	"coffer/internal/clock"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
+	"coffer/internal/resource/filesystem"
+	"coffer/internal/retention"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
@@ -34,7 +36,7 @@ func handlerEnv(t *testing.T) (store.Store, *vaultrepo.Manager, *jobs.Runner, *c
 	must(t, err)
 	t.Cleanup(func() { repos.Close() })
 	r, err := jobs.New(jobs.Options{Store: st, Clock: clk, LeaseTTL: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Handlers: []jobs.Handler{&backupjob.Handler{Store: st, Repos: repos, Clock: clk}}})
+		Handlers: []jobs.Handler{&backupjob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: fsPlugins}}})
 	must(t, err)
 	v := &backup.Vault{AccountID: acct, Region: region, Name: "v1", Arn: backup.VaultArn(region, acct, "v1"), VaultType: backup.VaultTypeBackup,
 		VaultState: backup.VaultStateAvailable, CreationDate: clk.Now()}
@@ -47,13 +49,13 @@ func TestHandlerFailsOnMissingTree(t *testing.T) {
 	ctx := context.Background()
 	st, _, r, clk := handlerEnv(t)
 	missing := filepath.Join(t.TempDir(), "gone")
-	fs := &backup.FileSystem{AccountID: acct, Region: region, ID: "fs-00000abc", Arn: backup.FileSystemArn(region, acct, "fs-00000abc"),
+	fs := &fileSystem{AccountID: acct, Region: region, ID: "fs-00000abc", Arn: filesystem.ARN(region, acct, "fs-00000abc"),
 		Path: missing, CreationDate: clk.Now()}
-	j := &backup.Job{Kind: backup.JobBackup, ID: "J1", AccountID: acct, Region: region, State: jobs.StateCreated, CreationDate: clk.Now(),
+	j := &backup.Job{Kind: backup.JobBackup, ID: "J1", AccountID: acct, Region: region, State: backup.JobCreated, CreationDate: clk.Now(),
 		VaultName: "v1", VaultArn: backup.VaultArn(region, acct, "v1"), ResourceArn: fs.Arn, ResourceType: "EFS",
 		RecoveryPointArn: backup.RecoveryPointArn(region, acct, "rp1")}
 	must(t, st.Write(ctx, func(tx store.Tx) error {
-		if err := tx.UpsertFileSystem(ctx, fs); err != nil {
+		if err := upsertFS(ctx, tx, fs); err != nil {
 			return err
 		}
 		return tx.CreateJob(ctx, j)
@@ -73,7 +75,7 @@ func TestHandlerFailsOnMissingTree(t *testing.T) {
 		}
 		return nil
 	}))
-	if got.State != jobs.StateFailed || !strings.Contains(got.StatusMessage, missing) {
+	if got.State != backup.JobFailed || !strings.Contains(got.StatusMessage, missing) {
 		t.Fatalf("job %s %q", got.State, got.StatusMessage)
 	}
 }
@@ -85,18 +87,18 @@ func TestHandlerAbandonsManifestWhenCommitFails(t *testing.T) {
 	st, repos, r, clk := handlerEnv(t)
 	src := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(src, "a"), []byte("hello"), 0o644))
-	fs := &backup.FileSystem{AccountID: acct, Region: region, ID: "fs-00000abd", Arn: backup.FileSystemArn(region, acct, "fs-00000abd"),
+	fs := &fileSystem{AccountID: acct, Region: region, ID: "fs-00000abd", Arn: filesystem.ARN(region, acct, "fs-00000abd"),
 		Path: src, CreationDate: clk.Now()}
-	j := &backup.Job{Kind: backup.JobBackup, ID: "J1", AccountID: acct, Region: region, State: jobs.StateCreated, CreationDate: clk.Now(),
+	j := &backup.Job{Kind: backup.JobBackup, ID: "J1", AccountID: acct, Region: region, State: backup.JobCreated, CreationDate: clk.Now(),
 		VaultName: "v1", VaultArn: backup.VaultArn(region, acct, "v1"), ResourceArn: fs.Arn, ResourceType: "EFS",
 		RecoveryPointArn: backup.RecoveryPointArn(region, acct, "rp1")}
 	must(t, st.Write(ctx, func(tx store.Tx) error {
-		if err := tx.UpsertFileSystem(ctx, fs); err != nil {
+		if err := upsertFS(ctx, tx, fs); err != nil {
 			return err
 		}
 		return tx.CreateJob(ctx, j)
 	}))
-	h := &backupjob.Handler{Store: st, Repos: repos, Clock: clk}
+	h := &backupjob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: fsPlugins}
 	res, err := h.Run(ctx, j, nopProgress{})
 	must(t, err)
 	v := &backup.Vault{AccountID: acct, Region: region, Name: "v1"}
@@ -134,14 +136,14 @@ func TestSweeperOrphans(t *testing.T) {
 	st, repos, _, clk := handlerEnv(t)
 	src := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(src, "a"), []byte("hello"), 0o644))
-	fs := &backup.FileSystem{AccountID: acct, Region: region, ID: "fs-00000abe", Arn: backup.FileSystemArn(region, acct, "fs-00000abe"),
+	fs := &fileSystem{AccountID: acct, Region: region, ID: "fs-00000abe", Arn: filesystem.ARN(region, acct, "fs-00000abe"),
 		Path: src, CreationDate: clk.Now()}
-	must(t, st.Write(ctx, func(tx store.Tx) error { return tx.UpsertFileSystem(ctx, fs) }))
-	h := &backupjob.Handler{Store: st, Repos: repos, Clock: clk}
+	must(t, st.Write(ctx, func(tx store.Tx) error { return upsertFS(ctx, tx, fs) }))
+	h := &backupjob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: fsPlugins}
 	sc := store.Scope{AccountID: acct, Region: region}
 	results := map[string]func(context.Context, store.Tx) error{}
 	for _, id := range []string{"J1", "J2", "J3"} {
-		j := &backup.Job{Kind: backup.JobBackup, ID: id, AccountID: acct, Region: region, State: jobs.StateRunning, CreationDate: clk.Now(),
+		j := &backup.Job{Kind: backup.JobBackup, ID: id, AccountID: acct, Region: region, State: backup.JobRunning, CreationDate: clk.Now(),
 			VaultName: "v1", VaultArn: backup.VaultArn(region, acct, "v1"), ResourceArn: fs.Arn, ResourceType: "EFS",
 			RecoveryPointArn: backup.RecoveryPointArn(region, acct, "rp-"+id)}
 		must(t, st.Write(ctx, func(tx store.Tx) error { return tx.CreateJob(ctx, j) }))
@@ -157,10 +159,10 @@ func TestSweeperOrphans(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		j.State = jobs.StateFailed
+		j.State = backup.JobFailed
 		return tx.UpdateJob(ctx, j, j.LeaseGeneration)
 	}))
-	sw := &backupjob.Sweeper{Store: st, Repos: repos, Clock: clk}
+	sw := &retention.Sweeper{Store: st, Repos: repos, Clock: clk}
 	n, err := sw.Orphans(ctx, repos)
 	must(t, err)
 	if n != 1 {
@@ -182,13 +184,13 @@ func TestHandlerWaitsForMaintenanceLock(t *testing.T) {
 	st, repos, _, clk := handlerEnv(t)
 	src := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(src, "a"), []byte("hello"), 0o644))
-	fs := &backup.FileSystem{AccountID: acct, Region: region, ID: "fs-00000abf", Arn: backup.FileSystemArn(region, acct, "fs-00000abf"),
+	fs := &fileSystem{AccountID: acct, Region: region, ID: "fs-00000abf", Arn: filesystem.ARN(region, acct, "fs-00000abf"),
 		Path: src, CreationDate: clk.Now()}
-	j := &backup.Job{Kind: backup.JobBackup, ID: "J1", AccountID: acct, Region: region, State: jobs.StateRunning, CreationDate: clk.Now(),
+	j := &backup.Job{Kind: backup.JobBackup, ID: "J1", AccountID: acct, Region: region, State: backup.JobRunning, CreationDate: clk.Now(),
 		VaultName: "v1", VaultArn: backup.VaultArn(region, acct, "v1"), ResourceArn: fs.Arn, ResourceType: "EFS",
 		RecoveryPointArn: backup.RecoveryPointArn(region, acct, "rp1")}
 	must(t, st.Write(ctx, func(tx store.Tx) error {
-		if err := tx.UpsertFileSystem(ctx, fs); err != nil {
+		if err := upsertFS(ctx, tx, fs); err != nil {
 			return err
 		}
 		return tx.CreateJob(ctx, j)
@@ -197,7 +199,7 @@ func TestHandlerWaitsForMaintenanceLock(t *testing.T) {
 	must(t, err)
 	lock, err := repo.AcquireLock(ctx, repository.LockExclusive)
 	must(t, err)
-	h := &backupjob.Handler{Store: st, Repos: repos, Clock: clk}
+	h := &backupjob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: fsPlugins}
 	type result struct {
 		res jobs.Result
 		err error
@@ -243,19 +245,19 @@ func TestSweeperRetriesBlockedPrune(t *testing.T) {
 	st, repos, _, clk := handlerEnv(t)
 	src := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(src, "a"), bytes.Repeat([]byte("0123456789abcdef"), 1<<16), 0o644))
-	fs := &backup.FileSystem{AccountID: acct, Region: region, ID: "fs-00000ac0", Arn: backup.FileSystemArn(region, acct, "fs-00000ac0"),
+	fs := &fileSystem{AccountID: acct, Region: region, ID: "fs-00000ac0", Arn: filesystem.ARN(region, acct, "fs-00000ac0"),
 		Path: src, CreationDate: clk.Now()}
 	one := int64(1)
-	j := &backup.Job{Kind: backup.JobBackup, ID: "J1", AccountID: acct, Region: region, State: jobs.StateRunning, CreationDate: clk.Now(),
+	j := &backup.Job{Kind: backup.JobBackup, ID: "J1", AccountID: acct, Region: region, State: backup.JobRunning, CreationDate: clk.Now(),
 		VaultName: "v1", VaultArn: backup.VaultArn(region, acct, "v1"), ResourceArn: fs.Arn, ResourceType: "EFS",
 		RecoveryPointArn: backup.RecoveryPointArn(region, acct, "rp1"), Lifecycle: backup.Lifecycle{DeleteAfterDays: &one}}
 	must(t, st.Write(ctx, func(tx store.Tx) error {
-		if err := tx.UpsertFileSystem(ctx, fs); err != nil {
+		if err := upsertFS(ctx, tx, fs); err != nil {
 			return err
 		}
 		return tx.CreateJob(ctx, j)
 	}))
-	h := &backupjob.Handler{Store: st, Repos: repos, Clock: clk}
+	h := &backupjob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: fsPlugins}
 	res, err := h.Run(ctx, j, nopProgress{})
 	must(t, err)
 	must(t, st.Write(ctx, func(tx store.Tx) error { return res.Commit(ctx, tx) }))
@@ -267,7 +269,7 @@ func TestSweeperRetriesBlockedPrune(t *testing.T) {
 	must(t, err)
 	shared, err := repo.AcquireLock(ctx, repository.LockShared)
 	must(t, err)
-	sw := &backupjob.Sweeper{Store: st, Repos: repos, Clock: clk, PruneGrace: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	sw := &retention.Sweeper{Store: st, Repos: repos, Clock: clk, PruneGrace: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	rep, err := sw.Sweep(ctx)
 	if err == nil || rep.Deleted != 1 || rep.BytesFreed != 0 {
 		t.Fatalf("sweep under a shared lock: %+v, %v", rep, err)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"coffer/internal/backup"
-	"coffer/internal/backupjob"
+	"coffer/internal/retention"
 	"coffer/internal/store"
 )
 
@@ -56,7 +56,7 @@ func TestSweeperExpiresIdempotencyTokens(t *testing.T) {
 	if got := tokenRows(t, st, before); !got["old"] || !got["live"] {
 		t.Fatalf("tokens before the sweep: %v", got)
 	}
-	sw := &backupjob.Sweeper{Store: st, Repos: repos, Clock: clk}
+	sw := &retention.Sweeper{Store: st, Repos: repos, Clock: clk}
 	n, err := sw.ExpireIdempotency(ctx)
 	must(t, err)
 	if n != 1 {
@@ -73,7 +73,7 @@ func TestSweeperRunExpiresIdempotencyTokens(t *testing.T) {
 	st, repos, _, clk := handlerEnv(t)
 	putTokens(t, st, clk.Now())
 	before := clk.Now().Add(-2 * time.Hour)
-	sw := &backupjob.Sweeper{Store: st, Repos: repos, Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	sw := &retention.Sweeper{Store: st, Repos: repos, Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { sw.Run(ctx, time.Hour); close(done) }()

@@ -11,28 +11,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"coffer/internal/accesspolicy"
 	"coffer/internal/backup"
-	"coffer/internal/backupjob"
 	"coffer/internal/clock"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
 	"coffer/internal/store"
 )
 
-// Message categories of failed copy jobs.
+// Message categories of copy jobs.
 const (
-	CategoryAccessDenied      = "AccessDenied"
-	CategoryInvalidParameters = "InvalidParameters"
-	CategoryNotFound          = "ResourceNotFound"
-	CategorySuccess           = "SUCCESS"
+	CategoryAccessDenied      = backup.CategoryAccessDenied
+	CategoryInvalidParameters = backup.CategoryInvalidParameters
+	CategoryNotFound          = backup.CategoryResourceNotFound
+	CategorySuccess           = backup.CategorySuccess
 )
-
-// LabelSourceRecoveryPoint is the manifest label naming the copied
-// recovery point.
-const LabelSourceRecoveryPoint = "coffer.source-recovery-point-arn"
 
 // Params are the kind-specific parameters of a copy job, stored as the
 // job's ParametersJSON by StartCopyJob.
@@ -100,7 +95,7 @@ func (h *Handler) now() time.Time {
 // destination does not allow. It is the same whether the vault is missing
 // or its policy denies, so it reveals nothing about the other account.
 func AccessDeniedMessage(sourceAccount, destVaultArn string) string {
-	return fmt.Sprintf("Access denied: backup vault %s does not allow %s from account %s", destVaultArn, ActionCopyInto, sourceAccount)
+	return fmt.Sprintf("Access denied: backup vault %s does not allow %s from account %s", destVaultArn, accesspolicy.ActionCopyInto, sourceAccount)
 }
 
 // Authorize decides whether a job of account src may copy into vault dst
@@ -116,8 +111,8 @@ func Authorize(srcAccount, roleArn, dstVaultArn string, dst *backup.Vault) error
 	if dst.AccessPolicy == nil {
 		return denied
 	}
-	d, err := Evaluate(*dst.AccessPolicy, Request{Account: srcAccount, RoleArn: roleArn, Action: ActionCopyInto, Resource: dst.Arn})
-	if err != nil || d != Allow {
+	d, err := accesspolicy.Evaluate(*dst.AccessPolicy, accesspolicy.Request{Account: srcAccount, RoleArn: roleArn, Action: accesspolicy.ActionCopyInto, Resource: dst.Arn})
+	if err != nil || d != accesspolicy.Allow {
 		return denied
 	}
 	return nil
@@ -129,10 +124,10 @@ func EffectiveLifecycle(j *backup.Job, p Params, src *backup.RecoveryPoint, crea
 	lc := j.Lifecycle
 	if p.KeepSourceExpiry {
 		lc.DeleteAfterDays = src.Lifecycle.DeleteAfterDays
-		cold, _ := backupjob.CalculatedLifecycle(created, lc)
+		cold, _ := lc.Schedule(created)
 		return lc, cold, src.DeleteAt
 	}
-	cold, del := backupjob.CalculatedLifecycle(created, lc)
+	cold, del := lc.Schedule(created)
 	return lc, cold, del
 }
 
@@ -176,12 +171,12 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 	if err := Authorize(j.AccountID, j.IamRoleArn, j.DestinationVaultArn, dstVault); err != nil {
 		return jobs.Result{}, err
 	}
-	if rp.Status != "COMPLETED" || rp.ManifestID == "" {
+	if rp.Status != backup.RecoveryPointCompleted || rp.ManifestID == "" {
 		return jobs.Result{}, &jobs.Failure{Category: CategoryInvalidParameters,
 			Err: fmt.Errorf("recovery point %s is %s and cannot be copied", rp.Arn, rp.Status)}
 	}
 	lc, _, _ := EffectiveLifecycle(j, params, rp, j.CreationDate)
-	if err := backupjob.CheckLock(dstVault, lc); err != nil {
+	if err := dstVault.CheckLock(lc); err != nil {
 		return jobs.Result{}, &jobs.Failure{Category: CategoryInvalidParameters, Err: fmt.Errorf("copy job failed: %w", err)}
 	}
 	srcRepo, err := h.Repos.Open(ctx, srcVault)
@@ -194,11 +189,11 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 	}
 	lcJSON, _ := json.Marshal(lc)
 	labels := map[string]string{
-		backupjob.LabelRecoveryPointArn: params.DestinationRecoveryPointArn, backupjob.LabelResourceArn: rp.ResourceArn,
-		backupjob.LabelResourceType: rp.ResourceType, backupjob.LabelResourceName: rp.ResourceName,
-		backupjob.LabelAccount: dstVault.AccountID, backupjob.LabelRegion: dstVault.Region, backupjob.LabelVault: dstVault.Name,
-		backupjob.LabelCreation: j.CreationDate.UTC().Format(time.RFC3339Nano), backupjob.LabelLifecycle: string(lcJSON),
-		LabelSourceRecoveryPoint: rp.Arn,
+		backup.LabelRecoveryPointArn: params.DestinationRecoveryPointArn, backup.LabelResourceArn: rp.ResourceArn,
+		backup.LabelResourceType: rp.ResourceType, backup.LabelResourceName: rp.ResourceName,
+		backup.LabelAccount: dstVault.AccountID, backup.LabelRegion: dstVault.Region, backup.LabelVault: dstVault.Name,
+		backup.LabelCreation: j.CreationDate.UTC().Format(time.RFC3339Nano), backup.LabelLifecycle: string(lcJSON),
+		backup.LabelSourceRecoveryPoint: rp.Arn,
 	}
 	tr, _ := p.(jobs.TransferReporter)
 	total := rp.BackupSizeBytes
@@ -236,7 +231,7 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 			if err := Authorize(j.AccountID, j.IamRoleArn, j.DestinationVaultArn, cur); err != nil {
 				return err
 			}
-			if err := backupjob.CheckLock(cur, lc); err != nil {
+			if err := cur.CheckLock(lc); err != nil {
 				return &jobs.Failure{Category: CategoryInvalidParameters, Err: fmt.Errorf("copy job failed: %w", err)}
 			}
 			now := h.now()
@@ -244,7 +239,7 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 			return tx.CreateRecoveryPoint(ctx, &backup.RecoveryPoint{
 				Arn: params.DestinationRecoveryPointArn, AccountID: cur.AccountID, Region: cur.Region, VaultName: cur.Name,
 				VaultArn: cur.Arn, SourceVaultArn: srcVault.Arn, ResourceArn: rp.ResourceArn, ResourceType: rp.ResourceType,
-				ResourceName: rp.ResourceName, IamRoleArn: j.IamRoleArn, Status: "COMPLETED", StorageClass: "WARM",
+				ResourceName: rp.ResourceName, IamRoleArn: j.IamRoleArn, Status: backup.RecoveryPointCompleted, StorageClass: backup.StorageWarm,
 				BackupSizeBytes: rp.BackupSizeBytes, Lifecycle: lc2, MoveToColdStorageAt: cold, DeleteAt: del,
 				CreationDate: j.CreationDate, InitiationDate: j.InitiationDate, CompletionDate: &now,
 				EncryptionKeyArn: cur.EncryptionKeyArn, ManifestID: m.ID,
@@ -254,16 +249,4 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 			return dstRepo.DeleteManifest(ctx, m.ID)
 		},
 	}, nil
-}
-
-// ParseVaultArn splits arn:aws:backup:REGION:ACCOUNT:backup-vault:NAME.
-func ParseVaultArn(arn string) (region, account, name string, ok bool) {
-	parts := strings.SplitN(arn, ":", 7)
-	if len(parts) != 7 || parts[0] != "arn" || parts[1] != "aws" || parts[2] != "backup" || parts[5] != "backup-vault" {
-		return "", "", "", false
-	}
-	if !acct12.MatchString(parts[4]) || parts[3] == "" || !vaultNameRE.MatchString(parts[6]) {
-		return "", "", "", false
-	}
-	return parts[3], parts[4], parts[6], true
 }

@@ -16,6 +16,7 @@ import (
 	"coffer/internal/clock"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
+	"coffer/internal/resource/filesystem"
 	"coffer/internal/resource/fstree"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
@@ -121,7 +122,7 @@ func (e *env) backup(v *backup.Vault, tree string, lc backup.Lifecycle) *backup.
 	del := now.Add(time.Duration(*lc.DeleteAfterDays) * 24 * time.Hour)
 	rp := &backup.RecoveryPoint{Arn: backup.RecoveryPointArn(region, v.AccountID, "rp-"+string(rune('a'+e.n))), AccountID: v.AccountID,
 		Region: region, VaultName: v.Name, VaultArn: v.Arn, ResourceArn: "arn:aws:elasticfilesystem:us-east-1:" + v.AccountID + ":file-system/fs-0000000000000000a",
-		ResourceType: backup.ResourceTypeEFS, Status: "COMPLETED", StorageClass: "WARM", BackupSizeBytes: res.BytesTotal,
+		ResourceType: filesystem.ResourceType, Status: "COMPLETED", StorageClass: "WARM", BackupSizeBytes: res.BytesTotal,
 		Lifecycle: lc, DeleteAt: &del, CreationDate: now, CompletionDate: &now, ManifestID: m.ID}
 	must(e.t, e.st.Write(ctx, func(tx store.Tx) error { return tx.CreateRecoveryPoint(ctx, rp) }))
 	return rp
@@ -139,7 +140,7 @@ func (e *env) copyJob(rp *backup.RecoveryPoint, src, dst *backup.Vault, dstAcct,
 		DestinationRecoveryPointArn: backup.RecoveryPointArn(region, dstAcct, "copy-"+strings.ToLower(id))}
 	pj, err := jsonString(p)
 	must(e.t, err)
-	j := &backup.Job{Kind: backup.JobCopy, ID: id, AccountID: src.AccountID, Region: region, State: jobs.StateCreated,
+	j := &backup.Job{Kind: backup.JobCopy, ID: id, AccountID: src.AccountID, Region: region, State: backup.JobCreated,
 		CreationDate: e.clock.Now(), VaultName: src.Name, VaultArn: src.Arn, DestinationVaultArn: dstArn, RecoveryPointArn: rp.Arn,
 		ResourceArn: rp.ResourceArn, ResourceType: rp.ResourceType, IamRoleArn: role, Lifecycle: lc, ParametersJSON: pj}
 	must(e.t, e.st.Write(ctx, func(tx store.Tx) error { return tx.CreateJob(ctx, j) }))
@@ -410,27 +411,6 @@ func TestCopyFailures(t *testing.T) {
 	}
 }
 
-func TestParseVaultArn(t *testing.T) {
-	cases := []struct {
-		arn      string
-		ok       bool
-		acct, nm string
-	}{
-		{"arn:aws:backup:us-east-1:222222222222:backup-vault:dst", true, "222222222222", "dst"},
-		{"arn:aws:backup:us-east-1:22222222222:backup-vault:dst", false, "", ""},
-		{"arn:aws:backup:us-east-1:222222222222:recovery-point:x", false, "", ""},
-		{"arn:aws:backup:us-east-1:222222222222:backup-vault:a:b", false, "", ""},
-		{"arn:aws:s3:us-east-1:222222222222:backup-vault:dst", false, "", ""},
-		{"", false, "", ""},
-	}
-	for _, c := range cases {
-		_, acct, nm, ok := ParseVaultArn(c.arn)
-		if ok != c.ok || acct != c.acct || nm != c.nm {
-			t.Errorf("ParseVaultArn(%q) = %s %s %v", c.arn, acct, nm, ok)
-		}
-	}
-}
-
 func jsonString(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
@@ -446,17 +426,6 @@ func FuzzParseParams(f *testing.F) {
 		p, err := ParseParams(s)
 		if err == nil && (p.DestinationAccount == "" || p.DestinationVaultName == "" || p.DestinationRecoveryPointArn == "") {
 			t.Fatalf("accepted incomplete parameters %+v", p)
-		}
-	})
-}
-
-func FuzzParseVaultArn(f *testing.F) {
-	f.Add("arn:aws:backup:us-east-1:222222222222:backup-vault:dst")
-	f.Add("arn:aws:backup::222222222222:backup-vault:")
-	f.Fuzz(func(t *testing.T, s string) {
-		region, acct, name, ok := ParseVaultArn(s)
-		if ok && "arn:aws:backup:"+region+":"+acct+":backup-vault:"+name != s {
-			t.Fatalf("%q parsed to %s %s %s", s, region, acct, name)
 		}
 	})
 }

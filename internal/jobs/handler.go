@@ -53,9 +53,9 @@ type Result struct {
 	// Commit, if set, runs inside the transaction that completes the job
 	// (after the lease check). An error from it fails the job instead.
 	Commit func(ctx context.Context, tx store.Tx) error
-	// State overrides the terminal state (e.g. "PARTIAL"); empty means
+	// State overrides the terminal state (e.g. PARTIAL); empty means
 	// COMPLETED.
-	State string
+	State backup.JobState
 	// Abandon, if set, is called when the result is not committed (the
 	// lease was lost, the job was stopped or expired after Run returned, or
 	// Commit failed), so that the handler can remove what it wrote (e.g. a
@@ -68,6 +68,15 @@ type Result struct {
 // deadline is cancelled and ends EXPIRED.
 type Deadliner interface {
 	CompleteBy(job *backup.Job) (time.Time, bool)
+}
+
+// Cleaner is optionally implemented by a Handler whose jobs leave data
+// behind when their runner dies (a restore's staging area). The runner
+// calls Cleanup for a job that reconciliation ended because its lease
+// expired while it ran, after that change is committed (so the job can no
+// longer commit); errors are logged.
+type Cleaner interface {
+	Cleanup(ctx context.Context, job *backup.Job) error
 }
 
 // Failure is an error carrying the MessageCategory to store with a FAILED

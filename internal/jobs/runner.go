@@ -18,33 +18,11 @@ import (
 	"coffer/internal/store"
 )
 
-// Job states (AWS BackupJobState; restore and copy jobs use a subset).
-const (
-	StateCreated   = "CREATED"
-	StatePending   = "PENDING"
-	StateRunning   = "RUNNING"
-	StateAborting  = "ABORTING"
-	StateAborted   = "ABORTED"
-	StateCompleted = "COMPLETED"
-	StateFailed    = "FAILED"
-	StateExpired   = "EXPIRED"
-	StatePartial   = "PARTIAL"
-)
-
 // Status messages the runner writes.
 const (
 	MsgExpiredRunning = "Backup job expired before completion."
 	MsgStopped        = "Job was stopped by a StopBackupJob request."
 )
-
-// IsTerminal reports whether state is final.
-func IsTerminal(state string) bool {
-	switch state {
-	case StateAborted, StateCompleted, StateFailed, StateExpired, StatePartial:
-		return true
-	}
-	return false
-}
 
 // Defaults.
 const (
@@ -192,11 +170,13 @@ func (r *Runner) worker(ctx context.Context) {
 // StartBy become EXPIRED. Every change bumps the lease generation so that a
 // runner that still believes it holds the job cannot commit afterwards.
 func (r *Runner) Reconcile(ctx context.Context) error {
-	return r.st.Write(ctx, func(tx store.Tx) error {
+	var interrupted []*backup.Job
+	err := r.st.Write(ctx, func(tx store.Tx) error {
+		interrupted = interrupted[:0]
 		now := r.clk.Now()
 		all := []backup.JobKind{backup.JobBackup, backup.JobCopy, backup.JobRestore}
 		for {
-			js, err := tx.ListJobsInStates(ctx, all, []string{StateRunning, StateAborting}, 1000)
+			js, err := tx.ListJobsInStates(ctx, all, []backup.JobState{backup.JobRunning, backup.JobAborting}, 1000)
 			if err != nil {
 				return err
 			}
@@ -206,16 +186,17 @@ func (r *Runner) Reconcile(ctx context.Context) error {
 					continue
 				}
 				gen := j.LeaseGeneration
-				if j.State == StateAborting {
-					finish(j, StateAborted, MsgStopped, "", now)
+				if j.State == backup.JobAborting {
+					j.Finish(backup.JobAborted, MsgStopped, "", now)
 				} else {
-					finish(j, StateFailed, fmt.Sprintf("Job was interrupted: the server stopped while it was running (lease of %s expired at %s).",
-						j.LeaseOwner, j.LeaseExpiry.Format(time.RFC3339)), "Interrupted", now)
+					j.Finish(backup.JobFailed, fmt.Sprintf("Job was interrupted: the server stopped while it was running (lease of %s expired at %s).",
+						j.LeaseOwner, j.LeaseExpiry.Format(time.RFC3339)), backup.CategoryInterrupted, now)
 				}
 				j.LeaseGeneration = gen + 1
 				if err := tx.UpdateJob(ctx, j, gen); err != nil {
 					return err
 				}
+				interrupted = append(interrupted, j)
 				n++
 			}
 			if len(js) < 1000 || n == 0 {
@@ -223,7 +204,7 @@ func (r *Runner) Reconcile(ctx context.Context) error {
 			}
 		}
 		for {
-			js, err := tx.ListJobsInStates(ctx, all, []string{StateCreated, StatePending}, 1000)
+			js, err := tx.ListJobsInStates(ctx, all, []backup.JobState{backup.JobCreated, backup.JobPending}, 1000)
 			if err != nil {
 				return err
 			}
@@ -233,7 +214,7 @@ func (r *Runner) Reconcile(ctx context.Context) error {
 					continue
 				}
 				gen := j.LeaseGeneration
-				finish(j, StateExpired, fmt.Sprintf("Backup job expired before it could start: its start window ended at %s.",
+				j.Finish(backup.JobExpired, fmt.Sprintf("Backup job expired before it could start: its start window ended at %s.",
 					j.StartBy.Format(time.RFC3339)), "", now)
 				j.LeaseGeneration = gen + 1
 				if err := tx.UpdateJob(ctx, j, gen); err != nil {
@@ -246,37 +227,32 @@ func (r *Runner) Reconcile(ctx context.Context) error {
 			}
 		}
 	})
-}
-
-// finish moves j to a terminal state and releases its lease.
-func finish(j *backup.Job, state, msg, category string, now time.Time) {
-	j.State = state
-	if msg != "" {
-		j.StatusMessage = msg
+	if err != nil {
+		return err
 	}
-	if category != "" {
-		j.MessageCategory = category
+	for _, j := range interrupted {
+		if c, ok := r.handlers[j.Kind].(Cleaner); ok {
+			if err := c.Cleanup(ctx, j); err != nil && ctx.Err() == nil {
+				r.log.Error("interrupted job not cleaned up", "job", j.ID, "kind", j.Kind, "err", err)
+			}
+		}
 	}
-	t := now
-	j.CompletionDate = &t
-	j.ExpectedCompletionDate = nil
-	j.LeaseOwner = ""
-	j.LeaseExpiry = nil
+	return nil
 }
 
 // Stop asks for a job to stop: a CREATED or PENDING job becomes ABORTED at
 // once, a RUNNING one ABORTING (its runner sees that at the next heartbeat,
 // cancels the handler and writes ABORTED). Terminal jobs are refused with
 // InvalidRequest. It runs inside the caller's write transaction.
-func Stop(ctx context.Context, tx store.Tx, j *backup.Job, now time.Time) error {
+func Stop(ctx context.Context, tx store.Jobs, j *backup.Job, now time.Time) error {
 	gen := j.LeaseGeneration
 	switch j.State {
-	case StateCreated, StatePending:
-		finish(j, StateAborted, MsgStopped, "", now)
+	case backup.JobCreated, backup.JobPending:
+		j.Finish(backup.JobAborted, MsgStopped, "", now)
 		j.LeaseGeneration = gen + 1
-	case StateRunning:
-		j.State = StateAborting
-	case StateAborting:
+	case backup.JobRunning:
+		j.State = backup.JobAborting
+	case backup.JobAborting:
 		return nil
 	default:
 		return backup.Errorf(backup.CodeInvalidRequest, "Job %s is in state %s and cannot be stopped", j.ID, j.State)
@@ -389,17 +365,17 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 			return &backup.Error{Code: backup.CodeLeaseLost, Message: "lease lost before commit", Context: job.ID}
 		}
 		now := r.clk.Now()
-		success := runErr == nil && cause == nil && cur.State == StateRunning
+		success := runErr == nil && cause == nil && cur.State == backup.JobRunning
 		switch {
-		case cur.State == StateAborting || errors.Is(cause, errStopped):
-			finish(cur, StateAborted, MsgStopped, "", now)
+		case cur.State == backup.JobAborting || errors.Is(cause, errStopped):
+			cur.Finish(backup.JobAborted, MsgStopped, "", now)
 		case errors.Is(cause, errExpired):
-			finish(cur, StateExpired, MsgExpiredRunning, "", now)
+			cur.Finish(backup.JobExpired, MsgExpiredRunning, "", now)
 		case runErr != nil:
 			msg, cat := failure(runErr)
-			finish(cur, StateFailed, msg, cat, now)
+			cur.Finish(backup.JobFailed, msg, cat, now)
 		case !success:
-			finish(cur, StateFailed, fmt.Sprintf("Job ended in unexpected state %s.", cur.State), "Failed", now)
+			cur.Finish(backup.JobFailed, fmt.Sprintf("Job ended in unexpected state %s.", cur.State), backup.CategoryFailed, now)
 		}
 		if success {
 			if res.Apply != nil {
@@ -407,14 +383,14 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 			}
 			state := res.State
 			if state == "" {
-				state = StateCompleted
+				state = backup.JobCompleted
 			}
 			cur.PercentDone = "100.0"
 			cur.ProgressPercent = 100
 			if cur.MessageCategory == "" {
-				cur.MessageCategory = "SUCCESS"
+				cur.MessageCategory = backup.CategorySuccess
 			}
-			finish(cur, state, "", "", now)
+			cur.Finish(state, "", "", now)
 			if res.Commit != nil {
 				if err := res.Commit(wctx, tx); err != nil {
 					commitErr = err
@@ -451,7 +427,7 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 			return nil
 		}
 		msg, cat := failure(commitErr)
-		finish(cur, StateFailed, msg, cat, r.clk.Now())
+		cur.Finish(backup.JobFailed, msg, cat, r.clk.Now())
 		return tx.UpdateJob(wctx, cur, gen)
 	})
 }
@@ -473,14 +449,14 @@ func failure(err error) (string, string) {
 		if cat == "" {
 			switch be.Code {
 			case backup.CodeInvalidParameter, backup.CodeInvalidRequest, backup.CodeMissingParameter:
-				cat = "InvalidParameters"
+				cat = backup.CategoryInvalidParameters
 			case backup.CodeNotFound:
-				cat = "ResourceNotFound"
+				cat = backup.CategoryResourceNotFound
 			}
 		}
 	}
 	if cat == "" {
-		cat = "Failed"
+		cat = backup.CategoryFailed
 	}
 	return msg, cat
 }
@@ -510,7 +486,7 @@ func (r *Runner) heartbeat(ctx context.Context, id string, kind backup.JobKind, 
 				return nil
 			}
 			now := r.clk.Now()
-			if cur.State == StateAborting {
+			if cur.State == backup.JobAborting {
 				stop = errStopped
 				return nil
 			}

@@ -98,7 +98,7 @@ func openStore(t *testing.T) store.Store {
 func newJob(t *testing.T, s store.Store, id, resource string, created time.Time, startWindow time.Duration) {
 	t.Helper()
 	sb := created.Add(startWindow)
-	j := &backup.Job{Kind: backup.JobBackup, ID: id, AccountID: scope.AccountID, Region: scope.Region, State: jobs.StateCreated,
+	j := &backup.Job{Kind: backup.JobBackup, ID: id, AccountID: scope.AccountID, Region: scope.Region, State: backup.JobCreated,
 		CreationDate: created, StartBy: &sb, ResourceArn: resource, ResourceType: "EFS", VaultName: "v"}
 	if err := s.Write(ctx, func(tx store.Tx) error { return tx.CreateJob(ctx, j) }); err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func runAsync(r *jobs.Runner) chan error {
 }
 
 // waitState polls the store (no timing assertion: it waits as long as needed).
-func waitState(t *testing.T, s store.Store, id, state string) *backup.Job {
+func waitState(t *testing.T, s store.Store, id string, state backup.JobState) *backup.Job {
 	t.Helper()
 	for {
 		j := getJob(t, s, id)
@@ -173,7 +173,7 @@ func TestCompleteWithProgress(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	j := getJob(t, s, "J1")
-	if j.State != jobs.StateRunning || j.BytesTransferred != 50 || j.InitiationDate == nil || j.LeaseOwner != "r1" || j.LeaseGeneration != 1 {
+	if j.State != backup.JobRunning || j.BytesTransferred != 50 || j.InitiationDate == nil || j.LeaseOwner != "r1" || j.LeaseGeneration != 1 {
 		t.Fatalf("running job = %+v", j)
 	}
 	// ETA from the measured rate: 50 of 200 bytes in 10 s → 30 s to go.
@@ -194,7 +194,7 @@ func TestCompleteWithProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	j = getJob(t, s, "J1")
-	if j.State != jobs.StateCompleted || j.PercentDone != "100.0" || j.BackupSizeBytes != 200 || j.CompletionDate == nil ||
+	if j.State != backup.JobCompleted || j.PercentDone != "100.0" || j.BackupSizeBytes != 200 || j.CompletionDate == nil ||
 		!j.CompletionDate.Equal(t0.Add(time.Minute)) || j.MessageCategory != "SUCCESS" || j.LeaseOwner != "" || g.commits != 1 {
 		t.Fatalf("completed job = %+v (commits %d)", j, g.commits)
 	}
@@ -211,7 +211,7 @@ func TestFailureMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := getJob(t, s, "J1")
-	if j.State != jobs.StateFailed || j.StatusMessage != "cannot read /x" || j.MessageCategory != "AccessDenied" || g.commits != 0 {
+	if j.State != backup.JobFailed || j.StatusMessage != "cannot read /x" || j.MessageCategory != "AccessDenied" || g.commits != 0 {
 		t.Fatalf("failed job = %+v", j)
 	}
 }
@@ -224,7 +224,7 @@ func TestStop(t *testing.T) {
 	if err := stop(t, s, clk, "J0"); err != nil {
 		t.Fatal(err)
 	}
-	if j := getJob(t, s, "J0"); j.State != jobs.StateAborted || j.CompletionDate == nil {
+	if j := getJob(t, s, "J0"); j.State != backup.JobAborted || j.CompletionDate == nil {
 		t.Fatalf("stopped created job = %+v", j)
 	}
 	// Stopping a terminal job is refused.
@@ -244,7 +244,7 @@ func TestStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := getJob(t, s, "J1")
-	if j.State != jobs.StateAborted || j.StatusMessage != jobs.MsgStopped || g.commits != 0 {
+	if j.State != backup.JobAborted || j.StatusMessage != jobs.MsgStopped || g.commits != 0 {
 		t.Fatalf("stopped running job = %+v", j)
 	}
 }
@@ -261,7 +261,7 @@ func TestStartWindowExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := getJob(t, s, "J1")
-	if j.State != jobs.StateExpired || !strings.Contains(j.StatusMessage, "start window") || j.CompletionDate == nil {
+	if j.State != backup.JobExpired || !strings.Contains(j.StatusMessage, "start window") || j.CompletionDate == nil {
 		t.Fatalf("job = %+v", j)
 	}
 }
@@ -278,7 +278,7 @@ func TestCompletionWindowExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := getJob(t, s, "J1")
-	if j.State != jobs.StateExpired || j.StatusMessage != jobs.MsgExpiredRunning {
+	if j.State != backup.JobExpired || j.StatusMessage != jobs.MsgExpiredRunning {
 		t.Fatalf("job = %+v", j)
 	}
 }
@@ -302,11 +302,11 @@ func TestLeaseLossAndTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := getJob(t, s, "J1")
-	if j.State != jobs.StateFailed || !strings.Contains(j.StatusMessage, "Job was interrupted") || j.LeaseGeneration != stalled.LeaseGeneration+1 {
+	if j.State != backup.JobFailed || !strings.Contains(j.StatusMessage, "Job was interrupted") || j.LeaseGeneration != stalled.LeaseGeneration+1 {
 		t.Fatalf("reconciled job = %+v", j)
 	}
 	// The stalled owner's late commit is refused.
-	stalled.State = jobs.StateCompleted
+	stalled.State = backup.JobCompleted
 	err := s.Write(ctx, func(tx store.Tx) error { return tx.UpdateJob(ctx, stalled, stalled.LeaseGeneration) })
 	if !backup.IsCode(err, backup.CodeLeaseLost) {
 		t.Fatalf("late commit: %v", err)
@@ -333,7 +333,7 @@ func TestLeaseLossAndTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	j = getJob(t, s, "J2")
-	if j.State != jobs.StateRunning || j.LeaseOwner != "r2" || g.commits != 0 {
+	if j.State != backup.JobRunning || j.LeaseOwner != "r2" || g.commits != 0 {
 		t.Fatalf("taken-over job = %+v commits=%d", j, g.commits)
 	}
 }
@@ -371,10 +371,10 @@ func TestCommitRefusedAfterLeaseLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := getJob(t, s, "J1")
-	if j.State != jobs.StateFailed || g.commits != 1 || g.abandons != 1 {
+	if j.State != backup.JobFailed || g.commits != 1 || g.abandons != 1 {
 		t.Fatalf("job = %+v commits=%d abandons=%d", j, g.commits, g.abandons)
 	}
-	if j2 := getJob(t, s, "J2"); j2.State != jobs.StateCompleted || j2.LeaseGeneration != 1 {
+	if j2 := getJob(t, s, "J2"); j2.State != backup.JobCompleted || j2.LeaseGeneration != 1 {
 		t.Fatalf("J2 = %+v", j2)
 	}
 }
@@ -411,7 +411,7 @@ func TestReconcileAfterRestart(t *testing.T) {
 	if err := r.Reconcile(ctx); err != nil { // lease not yet expired: nothing changes
 		t.Fatal(err)
 	}
-	if j := getJob(t, s2, "J1"); j.State != jobs.StateRunning {
+	if j := getJob(t, s2, "J1"); j.State != backup.JobRunning {
 		t.Fatalf("job reconciled before its lease expired: %+v", j)
 	}
 	clk.Advance(2 * time.Minute)
@@ -419,10 +419,10 @@ func TestReconcileAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	j1, j2 := getJob(t, s2, "J1"), getJob(t, s2, "J2")
-	if j1.State != jobs.StateFailed || !strings.Contains(j1.StatusMessage, "the server stopped while it was running") || j1.CompletionDate == nil {
+	if j1.State != backup.JobFailed || !strings.Contains(j1.StatusMessage, "the server stopped while it was running") || j1.CompletionDate == nil {
 		t.Fatalf("J1 = %+v", j1)
 	}
-	if j2.State != jobs.StateAborted {
+	if j2.State != backup.JobAborted {
 		t.Fatalf("J2 = %+v", j2)
 	}
 }
@@ -441,7 +441,7 @@ func TestOneRunningBackupPerResource(t *testing.T) {
 	if id := <-g.started; id != "J3" {
 		t.Fatalf("second started %s, want J3 (J2 waits for J1)", id)
 	}
-	if j := getJob(t, s, "J2"); j.State != jobs.StatePending {
+	if j := getJob(t, s, "J2"); j.State != backup.JobPending {
 		t.Fatalf("J2 = %s, want PENDING", j.State)
 	}
 	if ran, err := r.RunOne(ctx); ran || err != nil {
@@ -463,7 +463,7 @@ func TestOneRunningBackupPerResource(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"J1", "J2", "J3"} {
-		if j := getJob(t, s, id); j.State != jobs.StateCompleted {
+		if j := getJob(t, s, id); j.State != backup.JobCompleted {
 			t.Fatalf("%s = %s", id, j.State)
 		}
 	}
@@ -485,7 +485,7 @@ func TestWorkersRun(t *testing.T) {
 		r.Notify()
 	}
 	for i := 0; i < 5; i++ {
-		waitState(t, s, fmt.Sprintf("W%d", i), jobs.StateCompleted)
+		waitState(t, s, fmt.Sprintf("W%d", i), backup.JobCompleted)
 	}
 	cancel()
 	if err := <-done; err != nil {

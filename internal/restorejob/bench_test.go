@@ -1,4 +1,4 @@
-package restorejob
+package restorejob_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package restorejob
+package restorejob_test
 
 import (
 	"coffer/internal/testutil/cofferproc"
@@ -16,7 +16,7 @@ import (
 	sdk "github.com/aws/aws-sdk-go-v2/service/backup"
 	"github.com/aws/aws-sdk-go-v2/service/backup/types"
 
-	"coffer/internal/backup"
+	"coffer/internal/resource/filesystem"
 	"coffer/internal/resource/fstree"
 	"coffer/internal/resource/fstree/fstreetest"
 )
@@ -73,7 +73,7 @@ new_file_systems_dir: %s
 	_, err := cl.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("crash")})
 	must(t, err)
 	bj, err := cl.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("crash"),
-		ResourceArn: aws.String(backup.FileSystemArn(region, acctA, srcFS)), IamRoleArn: aws.String("arn:aws:iam::" + acctA + ":role/b")})
+		ResourceArn: aws.String(filesystem.ARN(region, acctA, srcFS)), IamRoleArn: aws.String("arn:aws:iam::" + acctA + ":role/b")})
 	must(t, err)
 	var rpArn string
 	for i := 0; ; i++ {
@@ -169,7 +169,7 @@ new_file_systems_dir: %s
 	ents, _ = os.ReadDir(dst)
 	var restored string
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), RestoreDirPrefix) {
+		if strings.HasPrefix(e.Name(), filesystem.RestoreDirPrefix) {
 			restored = e.Name()
 		}
 	}

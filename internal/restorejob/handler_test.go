@@ -1,4 +1,4 @@
-package restorejob
+package restorejob_test
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"coffer/internal/repository"
 	"coffer/internal/repository/index"
 	"coffer/internal/repository/snapshot"
+	"coffer/internal/resource"
+	"coffer/internal/resource/filesystem"
 	"coffer/internal/resource/fstree"
 	"coffer/internal/resource/fstree/fstreetest"
 	"coffer/internal/store"
@@ -52,26 +54,26 @@ func noStaging(t *testing.T, dir string) {
 func TestRestoreToNewFileSystem(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	id, err := e.svc.Start(ctx, scA, StartRequest{RecoveryPointArn: e.rpArn, CopySourceTagsToRestoredResource: true,
+	id, err := e.svc.Start(ctx, scA, StartRequest{RecoveryPointArn: e.rpArn, CopySourceTags: true,
 		Metadata: map[string]string{"file-system-id": srcFS, "newFileSystem": "true", "CreationToken": "tok-1"}})
 	must(t, err)
 	j := e.drive(id)
 	if j.State != "COMPLETED" {
 		t.Fatalf("job %s: %s", j.State, j.StatusMessage)
 	}
-	fsID := NewFileSystemID(scA, id, "tok-1")
-	if want := backup.FileSystemArn(region, acctA, fsID); j.CreatedResourceArn != want {
+	fsID := filesystem.NewFileSystemID(resource.Scope(scA), id, "tok-1")
+	if want := filesystem.ARN(region, acctA, fsID); j.CreatedResourceArn != want {
 		t.Fatalf("CreatedResourceArn %q, want %q", j.CreatedResourceArn, want)
 	}
 	root := filepath.Join(e.newDir, fsID)
 	compare(t, e.src, root)
 	noStaging(t, e.newDir)
 	must(t, e.st.Read(ctx, func(tx store.Tx) error {
-		fs, err := tx.GetFileSystem(ctx, scA, fsID)
+		fs, err := tx.GetResource(ctx, scA, filesystem.ResourceType, fsID)
 		if err != nil {
 			return err
 		}
-		if fs.Path != root || fs.CreatedByRestoreJob != id || !reflect.DeepEqual(fs.Tags, e.rpTags) {
+		if fs.Attr(filesystem.AttrPath) != root || fs.CreatedByRestoreJob != id || !reflect.DeepEqual(fs.Tags, e.rpTags) {
 			t.Errorf("registered file system %+v", fs)
 		}
 		rp, err := tx.GetRecoveryPoint(ctx, scA, e.rpArn)
@@ -122,7 +124,7 @@ func TestRestoreIntoExistingFileSystem(t *testing.T) {
 			t.Errorf("unexpected change outside the recovery directory: %s", c)
 		}
 	}
-	if j.CreatedResourceArn != backup.FileSystemArn(region, acctA, dstFS) {
+	if j.CreatedResourceArn != filesystem.ARN(region, acctA, dstFS) {
 		t.Errorf("CreatedResourceArn %q", j.CreatedResourceArn)
 	}
 	noStaging(t, e.dst)
@@ -303,7 +305,7 @@ func TestCleanStaging(t *testing.T) {
 		filepath.Join(e.dst, fstree.StagingPrefix+"JOB-1", "dir", "f"),
 		filepath.Join(e.src, fstree.StagingPrefix+"JOB-2", "f"),
 		filepath.Join(e.newDir, fstree.StagingPrefix+"JOB-3", "f"),
-		filepath.Join(e.newDir, NewFSStagingPrefix+"JOB-4", "deep", "f"),
+		filepath.Join(e.newDir, filesystem.NewFSStagingPrefix+"JOB-4", "deep", "f"),
 	}
 	for _, p := range leftovers {
 		writeFile(t, p, []byte("partial"), 0o600)
@@ -313,8 +315,8 @@ func TestCleanStaging(t *testing.T) {
 	// A link named like staging that points outside is removed as a link.
 	outside := t.TempDir()
 	writeFile(t, filepath.Join(outside, "victim"), []byte("v"), 0o644)
-	must(t, os.Symlink(outside, filepath.Join(e.newDir, NewFSStagingPrefix+"LINK")))
-	must(t, CleanStaging(context.Background(), e.st, []store.Scope{scA}, e.newDir))
+	must(t, os.Symlink(outside, filepath.Join(e.newDir, filesystem.NewFSStagingPrefix+"LINK")))
+	must(t, e.cleanStaging(e.newDir))
 	for _, p := range leftovers {
 		if _, err := os.Lstat(filepath.Dir(p)); !os.IsNotExist(err) {
 			t.Errorf("%s survived", p)
@@ -325,11 +327,11 @@ func TestCleanStaging(t *testing.T) {
 			t.Errorf("%s removed: %v", p, err)
 		}
 	}
-	if _, err := os.Lstat(filepath.Join(e.newDir, NewFSStagingPrefix+"LINK")); !os.IsNotExist(err) {
+	if _, err := os.Lstat(filepath.Join(e.newDir, filesystem.NewFSStagingPrefix+"LINK")); !os.IsNotExist(err) {
 		t.Errorf("staging-named link survived: %v", err)
 	}
 	noStaging(t, e.dst)
 	noStaging(t, e.newDir)
 	// A missing new_file_systems_dir is not an error.
-	must(t, CleanStaging(context.Background(), e.st, []store.Scope{scA}, filepath.Join(t.TempDir(), "absent")))
+	must(t, e.cleanStaging(filepath.Join(t.TempDir(), "absent")))
 }

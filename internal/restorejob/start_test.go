@@ -1,4 +1,4 @@
-package restorejob
+package restorejob_test
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"coffer/internal/backup"
+	"coffer/internal/resource/filesystem"
+	"coffer/internal/service"
 	"coffer/internal/store"
 )
 
@@ -34,8 +36,8 @@ func TestStartValidation(t *testing.T) {
 	scB := store.Scope{AccountID: acctB, Region: region}
 	// A file system of account B with the id account A names.
 	must(t, e.st.Write(ctx, func(tx store.Tx) error {
-		return tx.UpsertFileSystem(ctx, &backup.FileSystem{AccountID: acctB, Region: region, ID: "fs-00000000000000bbb",
-			Arn: backup.FileSystemArn(region, acctB, "fs-00000000000000bbb"), Path: t.TempDir(), CreationDate: e.clock.Now()})
+		return upsertFS(ctx, tx, &fileSystem{AccountID: acctB, Region: region, ID: "fs-00000000000000bbb",
+			Arn: filesystem.ARN(region, acctB, "fs-00000000000000bbb"), Path: t.TempDir(), CreationDate: e.clock.Now()})
 	}))
 	for _, tc := range []struct {
 		name string
@@ -119,7 +121,7 @@ func TestStartIdempotency(t *testing.T) {
 		t.Fatalf("account B with A's token and RP: %v", err)
 	}
 	// After the one-hour window the token starts a new job.
-	e.clock.Advance(IdempotencyWindow + time.Second)
+	e.clock.Advance(service.IdempotencyWindow + time.Second)
 	id3, err := e.svc.Start(ctx, scA, req)
 	must(t, err)
 	if id3 == id1 || countJobs(t, e, scA) != 2 {

@@ -1,4 +1,4 @@
-package restorejob
+package restorejob_test
 
 import (
 	"bytes"
@@ -18,9 +18,13 @@ import (
 	"coffer/internal/clock"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
+	"coffer/internal/resource/filesystem"
 	"coffer/internal/resource/fstree"
+	"coffer/internal/restorejob"
+	"coffer/internal/service"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
+	"coffer/internal/testutil/stack"
 	"coffer/internal/vaultrepo"
 )
 
@@ -43,7 +47,7 @@ type env struct {
 	st      *sqlite.Store
 	repos   *vaultrepo.Manager
 	vault   *backup.Vault
-	svc     *Service
+	svc     *restoreSvc
 	clock   *clock.Fake
 	src     string // source tree
 	dst     string // existing target file system root
@@ -75,7 +79,7 @@ func newEnvWith(t testing.TB, mk func(testing.TB, string)) *env {
 	t.Cleanup(func() { repos.Close() })
 	e := &env{t: t, st: st, repos: repos, clock: clock.NewFake(time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)),
 		src: filepath.Join(dir, "src"), dst: filepath.Join(dir, "dst"), newDir: filepath.Join(dir, "newfs")}
-	e.svc = &Service{Store: st, Repos: repos, Clock: e.clock, NewFileSystemsDir: e.newDir}
+	e.svc = newRestoreSvc(t, st, repos, e.clock, e.newDir)
 	for _, d := range []string{e.src, e.dst} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -84,17 +88,17 @@ func newEnvWith(t testing.TB, mk func(testing.TB, string)) *env {
 	mk(t, e.src)
 	e.vault = &backup.Vault{AccountID: acctA, Region: region, Name: "v1", Arn: backup.VaultArn(region, acctA, "v1"),
 		VaultType: backup.VaultTypeBackup, VaultState: backup.VaultStateAvailable, CreationDate: e.clock.Now()}
-	e.srcArn = backup.FileSystemArn(region, acctA, srcFS)
+	e.srcArn = filesystem.ARN(region, acctA, srcFS)
 	e.rpTags = map[string]string{"team": "storage", "env": "prod"}
 	must(t, st.Write(ctx, func(tx store.Tx) error {
 		if err := tx.CreateVault(ctx, e.vault); err != nil {
 			return err
 		}
-		for _, fs := range []*backup.FileSystem{
+		for _, fs := range []*fileSystem{
 			{AccountID: acctA, Region: region, ID: srcFS, Arn: e.srcArn, Path: e.src, CreationDate: e.clock.Now()},
-			{AccountID: acctA, Region: region, ID: dstFS, Arn: backup.FileSystemArn(region, acctA, dstFS), Path: e.dst, CreationDate: e.clock.Now()},
+			{AccountID: acctA, Region: region, ID: dstFS, Arn: filesystem.ARN(region, acctA, dstFS), Path: e.dst, CreationDate: e.clock.Now()},
 		} {
-			if err := tx.UpsertFileSystem(ctx, fs); err != nil {
+			if err := upsertFS(ctx, tx, fs); err != nil {
 				return err
 			}
 		}
@@ -137,12 +141,12 @@ func (e *env) backup(tree, status string) string {
 	done := e.clock.Now()
 	must(t, e.st.Write(ctx, func(tx store.Tx) error {
 		if err := tx.CreateRecoveryPoint(ctx, &backup.RecoveryPoint{Arn: arn, AccountID: acctA, Region: region, VaultName: e.vault.Name,
-			VaultArn: e.vault.Arn, ResourceArn: e.srcArn, ResourceType: backup.ResourceTypeEFS, Status: status, StorageClass: "WARM",
+			VaultArn: e.vault.Arn, ResourceArn: e.srcArn, ResourceType: filesystem.ResourceType, Status: backup.RecoveryPointStatus(status), StorageClass: "WARM",
 			BackupSizeBytes: res.BytesTotal, CreationDate: e.rpCreat, CompletionDate: &done, ManifestID: man.ID, Tags: e.rpTags}); err != nil {
 			return err
 		}
 		return tx.UpsertProtectedResource(ctx, &backup.ProtectedResource{AccountID: acctA, Region: region, ResourceArn: e.srcArn,
-			ResourceType: backup.ResourceTypeEFS, LastBackupTime: &done, LastBackupVaultArn: e.vault.Arn, LastRecoveryPointArn: arn})
+			ResourceType: filesystem.ResourceType, LastBackupTime: &done, LastBackupVaultArn: e.vault.Arn, LastRecoveryPointArn: arn})
 	}))
 	return arn
 }
@@ -239,4 +243,47 @@ func makeTree(t testing.TB, root string) {
 		ts := []unix.Timespec{unix.NsecToTimespec(ns), unix.NsecToTimespec(ns)}
 		must(t, unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], ts, unix.AT_SYMLINK_NOFOLLOW))
 	}
+}
+
+// StartRequest is the service's restore request.
+type StartRequest = service.StartRestoreRequest
+
+// restoreSvc puts StartRestore (service) and Run (the RESTORE handler)
+// side by side, as the runner sees them.
+type restoreSvc struct {
+	NewFileSystemsDir string
+	st                store.Store
+	repos             *vaultrepo.Manager
+	clock             clock.Clock
+}
+
+func newRestoreSvc(t testing.TB, st store.Store, repos *vaultrepo.Manager, clk clock.Clock, newDir string) *restoreSvc {
+	return &restoreSvc{NewFileSystemsDir: newDir, st: st, repos: repos, clock: clk}
+}
+
+func (r *restoreSvc) stack() *stack.Stack {
+	s, err := stack.Build(stack.Options{Store: r.st, Clock: r.clock, Repos: r.repos, NewFileSystemsDir: r.NewFileSystemsDir})
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func (r *restoreSvc) Start(ctx context.Context, sc store.Scope, req StartRequest) (string, error) {
+	j, err := r.stack().Service.StartRestore(ctx, service.Caller{AccountID: sc.AccountID, Region: sc.Region}, req)
+	if err != nil {
+		return "", err
+	}
+	return j.ID, nil
+}
+
+func (r *restoreSvc) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs.Result, error) {
+	return r.stack().Restore.Run(ctx, j, p)
+}
+
+// cleanStaging runs the start-up cleanup with newDir as new_file_systems_dir.
+func (e *env) cleanStaging(newDir string) error {
+	s := *e.svc
+	s.NewFileSystemsDir = newDir
+	return restorejob.CleanStaging(context.Background(), e.st, s.stack().Plugins.Plugins(), []store.Scope{scA}, e.clock.Now())
 }

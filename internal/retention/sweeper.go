@@ -1,4 +1,9 @@
-package backupjob
+// Package retention enforces recovery point lifecycles: the sweeper
+// deletes recovery points whose retention has passed (unless a vault lock
+// or a running restore or copy holds them), prunes the vaults it touched so
+// their space is reclaimed, deletes orphan manifests and expires
+// idempotency tokens.
+package retention
 
 import (
 	"context"
@@ -10,11 +15,15 @@ import (
 
 	"coffer/internal/backup"
 	"coffer/internal/clock"
-	"coffer/internal/jobs"
 	"coffer/internal/repository"
 	"coffer/internal/repository/maintenance"
 	"coffer/internal/store"
 )
+
+// Repos opens vault repositories (vaultrepo.Manager).
+type Repos interface {
+	Open(ctx context.Context, v *backup.Vault) (*repository.Repository, error)
+}
 
 // Sweeper deletes recovery points whose lifecycle DeleteAt has passed and
 // then prunes the vaults it touched, so their data is reclaimed.
@@ -82,7 +91,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 			if cur.DeleteAt == nil || cur.DeleteAt.After(now) {
 				return nil // lifecycle changed meanwhile
 			}
-			if v.Locked && v.MinRetentionDays != nil && now.Before(cur.CreationDate.Add(time.Duration(*v.MinRetentionDays)*24*time.Hour)) {
+			if v.LockRefusesDelete(cur, now) != "" {
 				return nil
 			}
 			for _, kind := range []backup.JobKind{backup.JobRestore, backup.JobCopy} {
@@ -91,7 +100,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 					return err
 				}
 				for _, j := range js {
-					if !jobs.IsTerminal(j.State) {
+					if !j.State.Terminal() {
 						return nil
 					}
 				}
@@ -179,20 +188,20 @@ func (s *Sweeper) Orphans(ctx context.Context, vaults VaultLister) (int, error) 
 		var orphans []string
 		err = repo.ListManifests(ctx, func(m repository.Manifest) error {
 			l := m.Labels
-			if l[LabelJobID] == "" || l[LabelVault] != full.Name || l[LabelAccount] != full.AccountID || l[LabelRegion] != full.Region {
+			if l[backup.LabelJobID] == "" || l[backup.LabelVault] != full.Name || l[backup.LabelAccount] != full.AccountID || l[backup.LabelRegion] != full.Region {
 				return nil
 			}
 			return s.Store.Read(ctx, func(tx store.Tx) error {
-				if _, err := tx.GetRecoveryPoint(ctx, sc, l[LabelRecoveryPointArn]); err == nil || !backup.IsCode(err, backup.CodeNotFound) {
+				if _, err := tx.GetRecoveryPoint(ctx, sc, l[backup.LabelRecoveryPointArn]); err == nil || !backup.IsCode(err, backup.CodeNotFound) {
 					return err
 				}
-				j, err := tx.GetJob(ctx, sc, backup.JobBackup, l[LabelJobID])
+				j, err := tx.GetJob(ctx, sc, backup.JobBackup, l[backup.LabelJobID])
 				if err != nil && !backup.IsCode(err, backup.CodeNotFound) {
 					return err
 				}
 				// A missing job is not proof of an orphan (the metadata
 				// store may have been restored from an older copy).
-				if j != nil && jobs.IsTerminal(j.State) && j.RecoveryPointArn == l[LabelRecoveryPointArn] {
+				if j != nil && j.State.Terminal() && j.RecoveryPointArn == l[backup.LabelRecoveryPointArn] {
 					orphans = append(orphans, m.ID)
 				}
 				return nil

@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"time"
+
+	"coffer/internal/backup"
+)
 
 // LatestRestore holds a protected resource's latest-restore fields
 // (AWS LatestRestoreExecutionTimeMinutes, LatestRestoreJobCreationDate,
@@ -15,7 +19,7 @@ type LatestRestore struct {
 // AND-combined. Order is newest job first.
 type RestoreJobQuery struct {
 	ResourceArn      string // source resource of the recovery point (required)
-	State            string
+	State            backup.JobState
 	RPCreatedAfter   *time.Time // recovery point creation date, exclusive
 	RPCreatedBefore  *time.Time // exclusive
 	RecoveryPointArn string

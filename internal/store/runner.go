@@ -20,7 +20,7 @@ type RecoveryPointQuery struct {
 	VaultName     string
 	ResourceArn   string
 	ResourceType  string
-	Status        string
+	Status        backup.RecoveryPointStatus
 	CreatedAfter  *time.Time // exclusive
 	CreatedBefore *time.Time // exclusive
 }

@@ -48,7 +48,7 @@ type RecoveryPointFilter struct {
 type JobFilter struct {
 	Kind                backup.JobKind
 	AllAccounts         bool
-	State               string
+	State               backup.JobState
 	ResourceArn         string
 	ResourceType        string
 	VaultName           string
@@ -72,80 +72,118 @@ type Idempotency struct {
 	ExpiresAt    time.Time
 }
 
-// Tx is a transaction. Methods taking a Scope only ever see rows of that
-// scope: a row of another account behaves exactly as a missing one.
+// Tx is a transaction: every per-entity interface below. Methods taking
+// a Scope only ever see rows of that scope: a row of another account
+// behaves exactly as a missing one. Code that needs one entity takes the
+// small interface rather than Tx.
 type Tx interface {
-	// Vaults.
+	Vaults
+	Tags
+	Idempotencies
+	RecoveryPoints
+	ProtectedResources
+	Resources
+	Jobs
+	JobQueue
+	RestoreJobs
+	JobSummaries
+}
+
+// Vaults are backup vaults.
+type Vaults interface {
 	CreateVault(ctx context.Context, v *backup.Vault) error // AlreadyExists
 	GetVault(ctx context.Context, s Scope, name string) (*backup.Vault, error)
 	ListVaults(ctx context.Context, s Scope, f VaultFilter, p Page) (vaults []*backup.Vault, next string, err error)
 	UpdateVault(ctx context.Context, v *backup.Vault) error // lock + policy columns
 	DeleteVault(ctx context.Context, s Scope, name string) error
+}
 
-	// Tags, keyed by resource ARN (the ARN embeds account and region).
+// Tags are keyed by resource ARN (the ARN embeds account and region).
+type Tags interface {
 	ListTags(ctx context.Context, arn string) (map[string]string, error)
 	PutTags(ctx context.Context, arn string, tags map[string]string) error
 	DeleteTags(ctx context.Context, arn string, keys []string) error
 	DeleteAllTags(ctx context.Context, arn string) error
+}
 
-	// Idempotency tokens. GetIdempotency ignores expired entries at now.
+// Idempotencies are remembered idempotency tokens. GetIdempotency ignores
+// expired entries at now (NotFound).
+type Idempotencies interface {
 	GetIdempotency(ctx context.Context, s Scope, operation, token string, now time.Time) (*Idempotency, error)
 	PutIdempotency(ctx context.Context, s Scope, i *Idempotency) error
 	DeleteExpiredIdempotency(ctx context.Context, now time.Time) (int64, error)
+}
 
-	// Recovery points.
+// RecoveryPoints are recovery points.
+type RecoveryPoints interface {
 	CreateRecoveryPoint(ctx context.Context, rp *backup.RecoveryPoint) error
 	GetRecoveryPoint(ctx context.Context, s Scope, arn string) (*backup.RecoveryPoint, error)
 	ListRecoveryPoints(ctx context.Context, s Scope, f RecoveryPointFilter, p Page) ([]*backup.RecoveryPoint, string, error)
 	UpdateRecoveryPoint(ctx context.Context, rp *backup.RecoveryPoint) error
 	DeleteRecoveryPoint(ctx context.Context, s Scope, arn string) error
 	CountRecoveryPoints(ctx context.Context, s Scope, vaultName string) (int64, error)
+	// QueryRecoveryPoints lists recovery points by any combination of
+	// filters, newest first.
+	QueryRecoveryPoints(ctx context.Context, s Scope, q RecoveryPointQuery, p Page) ([]*backup.RecoveryPoint, string, error)
+	// ListDueRecoveryPoints lists up to limit recovery points of every
+	// account whose DeleteAt is at or before now.
+	ListDueRecoveryPoints(ctx context.Context, now time.Time, limit int) ([]*backup.RecoveryPoint, error)
+}
 
-	// Protected resources.
+// ProtectedResources are the resources that have been backed up (AWS
+// ProtectedResource), with their latest backup and restore.
+type ProtectedResources interface {
 	UpsertProtectedResource(ctx context.Context, r *backup.ProtectedResource) error
 	GetProtectedResource(ctx context.Context, s Scope, arn string) (*backup.ProtectedResource, error)
+	ListProtectedResources(ctx context.Context, s Scope, p Page) ([]*backup.ProtectedResource, string, error)
+	// SetLatestRestore and GetLatestRestore return CodeNotFound for an
+	// unknown protected resource (Get also when no restore is recorded).
+	SetLatestRestore(ctx context.Context, s Scope, resourceArn string, lr LatestRestore) error
+	GetLatestRestore(ctx context.Context, s Scope, resourceArn string) (*LatestRestore, error)
+}
 
-	// Jobs (backup, copy, restore in one table with a kind column).
+// Resources are the resources Coffer can back up, of every type:
+// configured ones and those created by restores.
+type Resources interface {
+	UpsertResource(ctx context.Context, r *backup.Resource) error
+	GetResource(ctx context.Context, s Scope, typ, id string) (*backup.Resource, error) // NotFound
+	ListResources(ctx context.Context, s Scope, typ string) ([]*backup.Resource, error)
+	DeleteResource(ctx context.Context, s Scope, typ, id string) error // NotFound
+}
+
+// Jobs are backup, copy and restore jobs (one table with a kind column).
+type Jobs interface {
 	CreateJob(ctx context.Context, j *backup.Job) error
 	GetJob(ctx context.Context, s Scope, kind backup.JobKind, id string) (*backup.Job, error)
 	ListJobs(ctx context.Context, s Scope, f JobFilter, p Page) ([]*backup.Job, string, error)
 	// UpdateJob writes j if the stored lease generation still equals
 	// expectGeneration; otherwise it returns a CodeLeaseLost error.
 	UpdateJob(ctx context.Context, j *backup.Job, expectGeneration int64) error
-
-	// File systems (resource type EFS).
-	UpsertFileSystem(ctx context.Context, fs *backup.FileSystem) error
-	GetFileSystem(ctx context.Context, s Scope, id string) (*backup.FileSystem, error) // NotFound
-	ListFileSystems(ctx context.Context, s Scope) ([]*backup.FileSystem, error)
-	DeleteFileSystem(ctx context.Context, s Scope, id string) error // NotFound
-
-	// Runner (every account). ClaimJob moves the oldest CREATED/PENDING job
-	// of c.Kinds whose StartBy has not passed to RUNNING under a new lease
-	// (generation+1); a backup whose resource already has a RUNNING or
-	// ABORTING backup is skipped and becomes PENDING. It returns nil when
-	// nothing is claimable.
-	ClaimJob(ctx context.Context, c Claim) (*backup.Job, error)
-	// ListJobsInStates lists up to limit jobs of kinds in states, oldest first.
-	ListJobsInStates(ctx context.Context, kinds []backup.JobKind, states []string, limit int) ([]*backup.Job, error)
-	// GetJobByID reads a job of any scope (runner use only).
+	// GetJobByID reads a job of any scope (runner and organization use).
 	GetJobByID(ctx context.Context, id string) (*backup.Job, error)
+}
 
-	// Recovery point queries beyond ListRecoveryPoints.
-	QueryRecoveryPoints(ctx context.Context, s Scope, q RecoveryPointQuery, p Page) ([]*backup.RecoveryPoint, string, error)
-	// ListDueRecoveryPoints lists up to limit recovery points of every
-	// account whose DeleteAt is at or before now.
-	ListDueRecoveryPoints(ctx context.Context, now time.Time, limit int) ([]*backup.RecoveryPoint, error)
-	ListProtectedResources(ctx context.Context, s Scope, p Page) ([]*backup.ProtectedResource, string, error)
+// JobQueue is the runner's view of every account's jobs.
+type JobQueue interface {
+	// ClaimJob moves the oldest CREATED/PENDING job of c.Kinds whose
+	// StartBy has not passed to RUNNING under a new lease (generation+1);
+	// a backup whose resource already has a RUNNING or ABORTING backup is
+	// skipped and becomes PENDING. It returns nil when nothing is
+	// claimable.
+	ClaimJob(ctx context.Context, c Claim) (*backup.Job, error)
+	// ListJobsInStates lists up to limit jobs of kinds in states, oldest
+	// first.
+	ListJobsInStates(ctx context.Context, kinds []backup.JobKind, states []backup.JobState, limit int) ([]*backup.Job, error)
+}
 
-	// Restore jobs (see restore.go). SetLatestRestore and GetLatestRestore
-	// return CodeNotFound for an unknown protected resource (Get also when
-	// no restore is recorded).
-	SetLatestRestore(ctx context.Context, s Scope, resourceArn string, lr LatestRestore) error
-	GetLatestRestore(ctx context.Context, s Scope, resourceArn string) (*LatestRestore, error)
+// RestoreJobs hold what restore jobs store besides backup.Job.
+type RestoreJobs interface {
 	SetRestoreJobExtra(ctx context.Context, s Scope, jobID string, x RestoreJobExtra) error
 	GetRestoreJobExtra(ctx context.Context, s Scope, jobID string) (*RestoreJobExtra, error)
 	ListRestoreJobsByResource(ctx context.Context, s Scope, q RestoreJobQuery, p Page) ([]*backup.Job, string, error)
+}
 
-	// SummarizeJobs counts jobs for the job summaries (see summary.go).
+// JobSummaries count jobs for the job summaries (see summary.go).
+type JobSummaries interface {
 	SummarizeJobs(ctx context.Context, q JobSummaryQuery) ([]JobSummaryRow, error)
 }

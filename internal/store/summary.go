@@ -15,9 +15,9 @@ type JobSummaryQuery struct {
 	Region    string
 	AccountID string // "" = every account (organization management)
 
-	State           string // "" = any
-	ResourceType    string // "" = any
-	MessageCategory string // "" = any
+	State           backup.JobState // "" = any
+	ResourceType    string          // "" = any
+	MessageCategory string          // "" = any
 
 	GroupAccount         bool
 	GroupState           bool
@@ -33,7 +33,7 @@ type JobSummaryQuery struct {
 // empty; Bucket is the bucket index from From.
 type JobSummaryRow struct {
 	AccountID       string
-	State           string
+	State           backup.JobState
 	ResourceType    string
 	MessageCategory string
 	Bucket          int64

@@ -1,9 +1,4 @@
-// Package restorejob runs AWS Backup restore jobs of file-system recovery
-// points (resource type EFS): it parses and validates the EFS restore
-// metadata, validates StartRestoreJob requests synchronously, and is the
-// RESTORE jobs.Handler that restores a snapshot tree with fstree into a new
-// file system or into an existing one. See docs/design/restore.md.
-package restorejob
+package filesystem
 
 import (
 	"encoding/json"
@@ -54,7 +49,6 @@ const (
 )
 
 var (
-	fsIDRE          = regexp.MustCompile(`^fs-[0-9a-f]{8,17}$`)
 	kmsKeyRE        = regexp.MustCompile(`^(arn:aws[a-z-]*:kms:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:(key/[A-Za-z0-9-]{1,128}|alias/[A-Za-z0-9/_-]{1,256})|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|alias/[A-Za-z0-9/_-]{1,256})$`)
 	creationTokenRE = regexp.MustCompile(`^[\x21-\x7e]{1,64}$`)
 )
@@ -75,7 +69,7 @@ type Metadata struct {
 	// Coffer extensions.
 	Include, Exclude []string
 	TargetPath       string // "/dir/sub", "" = default placement
-	ConflictPolicy   fstree.ConflictPolicy
+	ConflictPolicy   backup.ConflictPolicy
 }
 
 // ParseError is a metadata validation error naming the offending key in
@@ -219,11 +213,11 @@ func ParseMetadata(m map[string]string) (*Metadata, error) {
 		md.TargetPath = v
 	}
 	if v, ok := vals[KeyConflictPolicy]; ok {
-		switch p := fstree.ConflictPolicy(v); p {
-		case fstree.SkipExisting, fstree.OverwriteExisting, fstree.OverwriteIfNewer:
+		switch p := backup.ConflictPolicy(v); p {
+		case backup.SkipExisting, backup.OverwriteExisting, backup.OverwriteIfNewer:
 			md.ConflictPolicy = p
 		default:
-			return nil, paramErr(name(KeyConflictPolicy), "must be %s, %s or %s, got %q", fstree.SkipExisting, fstree.OverwriteExisting, fstree.OverwriteIfNewer, trunc(v))
+			return nil, paramErr(name(KeyConflictPolicy), "must be %s, %s or %s, got %q", backup.SkipExisting, backup.OverwriteExisting, backup.OverwriteIfNewer, trunc(v))
 		}
 		if md.TargetPath == "" {
 			return nil, paramErr(name(KeyConflictPolicy), "requires %s (an in-place restore names its directory)", KeyTargetPath)

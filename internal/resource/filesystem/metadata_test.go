@@ -1,4 +1,4 @@
-package restorejob
+package filesystem
 
 import (
 	"reflect"
@@ -37,7 +37,7 @@ func TestParseMetadata(t *testing.T) {
 		{"include exclude", base("Include", `["**/*.go","/src"]`, "exclude", `["vendor"]`),
 			Metadata{FileSystemID: "fs-0123456789abcdef0", Include: []string{"**/*.go", "/src"}, Exclude: []string{"vendor"}}},
 		{"in place", base("TargetPath", "/srv/data", "ConflictPolicy", "OVERWRITE_IF_NEWER"),
-			Metadata{FileSystemID: "fs-0123456789abcdef0", TargetPath: "/srv/data", ConflictPolicy: fstree.OverwriteIfNewer}},
+			Metadata{FileSystemID: "fs-0123456789abcdef0", TargetPath: "/srv/data", ConflictPolicy: backup.OverwriteIfNewer}},
 		{"target path new location", base("TargetPath", "/restored"), Metadata{FileSystemID: "fs-0123456789abcdef0", TargetPath: "/restored"}},
 	}
 	for _, tc := range ok {

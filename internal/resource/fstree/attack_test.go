@@ -369,8 +369,16 @@ func TestCorruptBlobFailsRestore(t *testing.T) {
 func TestCleanStaging(t *testing.T) {
 	target := t.TempDir()
 	writeFile(t, filepath.Join(target, StagingPrefix+"old", "data", "x"), []byte("x"), 0o600)
+	writeFile(t, filepath.Join(target, StagingPrefix+"live", "data", "z"), []byte("z"), 0o600)
 	writeFile(t, filepath.Join(target, "keep", "y"), []byte("y"), 0o600)
-	if err := CleanStaging(target); err != nil {
+	if err := CleanStaging(target, func(id string) bool { return id == "live" }); err != nil {
+		t.Fatal(err)
+	}
+	want := StagingPrefix + "live," + StagingPrefix + "live/data," + StagingPrefix + "live/data/z,keep,keep/y"
+	if got := listRel(t, target); strings.Join(got, ",") != want {
+		t.Fatalf("left %q", got)
+	}
+	if err := CleanStaging(target, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := listRel(t, target); strings.Join(got, ",") != "keep,keep/y" {

@@ -1144,8 +1144,10 @@ func (r *restorer) mergeSub(ctx context.Context, sfd, dfd int, name, drel string
 }
 
 // CleanStaging removes staging directories left in targetRoot by restores
-// that did not finish (a crash). Call it at start-up, before new restores.
-func CleanStaging(targetRoot string) error {
+// that did not finish (a crash). keep, when not nil, is asked about each
+// staging directory's StagingID; those it keeps belong to restores that
+// may still be running (in another process) and are left alone.
+func CleanStaging(targetRoot string, keep func(stagingID string) bool) error {
 	root, err := os.OpenRoot(targetRoot)
 	if err != nil {
 		return fmt.Errorf("clean staging: %w", err)
@@ -1162,7 +1164,10 @@ func CleanStaging(targetRoot string) error {
 	}
 	var errs []error
 	for _, name := range names {
-		if strings.HasPrefix(name, StagingPrefix) {
+		if id, ok := strings.CutPrefix(name, StagingPrefix); ok {
+			if keep != nil && keep(id) {
+				continue
+			}
 			if err := root.RemoveAll(name); err != nil {
 				errs = append(errs, fmt.Errorf("clean staging %s: %w", name, err))
 			}

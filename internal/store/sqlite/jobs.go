@@ -38,7 +38,7 @@ func jobArgs(j *backup.Job) ([]any, error) {
 	if result == "" {
 		result = "{}"
 	}
-	return []any{string(j.Kind), j.ID, j.AccountID, j.Region, j.State, j.StatusMessage, j.MessageCategory, j.PercentDone,
+	return []any{string(j.Kind), j.ID, j.AccountID, j.Region, string(j.State), j.StatusMessage, j.MessageCategory, j.PercentDone,
 		j.BytesTransferred, j.BackupSizeBytes, ms(j.CreationDate), nms(j.CompletionDate), nms(j.InitiationDate),
 		nms(j.StartBy), nms(j.ExpectedCompletionDate), j.VaultName, j.VaultArn, j.DestinationVaultArn, j.RecoveryPointArn,
 		j.DestinationRecoveryPointArn, j.ResourceArn, j.ResourceType, j.ResourceName, j.IamRoleArn, j.CreatedResourceArn,
@@ -110,7 +110,7 @@ func (t *txn) ListJobs(ctx context.Context, s store.Scope, f store.JobFilter, p 
 	for _, c := range []struct {
 		col, v string
 	}{
-		{"state", f.State}, {"resource_arn", f.ResourceArn}, {"resource_type", f.ResourceType}, {"vault_name", f.VaultName},
+		{"state", string(f.State)}, {"resource_arn", f.ResourceArn}, {"resource_type", f.ResourceType}, {"vault_name", f.VaultName},
 		{"destination_vault_arn", f.DestinationVaultArn}, {"recovery_point_arn", f.RecoveryPointArn},
 		{"parent_job_id", f.ParentJobID}, {"message_category", f.MessageCategory},
 	} {

@@ -70,7 +70,7 @@ func (t *txn) ListRestoreJobsByResource(ctx context.Context, s store.Scope, q st
 	where := []string{"kind=?", "account_id=?", "region=?", "resource_arn=?"}
 	args := []any{string(backup.JobRestore), s.AccountID, s.Region, q.ResourceArn}
 	if q.State != "" {
-		where, args = append(where, "state=?"), append(args, q.State)
+		where, args = append(where, "state=?"), append(args, string(q.State))
 	}
 	if q.RecoveryPointArn != "" {
 		where, args = append(where, "recovery_point_arn=?"), append(args, q.RecoveryPointArn)

@@ -24,7 +24,7 @@ func TestRestoreJobQueries(t *testing.T) {
 				acct = other
 			}
 			j := &backup.Job{Kind: backup.JobRestore, ID: fmt.Sprintf("JOB-%d", i), AccountID: acct.AccountID, Region: acct.Region,
-				State: map[bool]string{true: "COMPLETED", false: "PENDING"}[i%2 == 0], CreationDate: base.Add(time.Duration(i) * time.Minute),
+				State: map[bool]backup.JobState{true: backup.JobCompleted, false: backup.JobPending}[i%2 == 0], CreationDate: base.Add(time.Duration(i) * time.Minute),
 				ResourceArn: res, RecoveryPointArn: "rp"}
 			if err := tx.CreateJob(ctx, j); err != nil {
 				return err

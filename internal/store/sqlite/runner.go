@@ -13,75 +13,87 @@ import (
 	"coffer/internal/store"
 )
 
-// ---- file systems ----
+// ---- resources ----
 
-const fsCols = `account_id, region, id, arn, path, name, tags_json, creation_ms, created_by_restore_job`
+const resCols = `account_id, region, type, id, arn, name, tags_json, attrs_json, creation_ms, created_by_restore_job`
 
-func (t *txn) UpsertFileSystem(ctx context.Context, fs *backup.FileSystem) error {
-	tags := fs.Tags
-	if tags == nil {
-		tags = map[string]string{}
+func jsonMap(m map[string]string) (string, error) {
+	if m == nil {
+		m = map[string]string{}
 	}
-	tj, err := json.Marshal(tags)
-	if err != nil {
-		return dbErr("upsert file system", err)
-	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO file_systems (`+fsCols+`) VALUES (?,?,?,?,?,?,?,?,?)
-		ON CONFLICT (account_id, region, id) DO UPDATE SET arn=excluded.arn, path=excluded.path, name=excluded.name,
-		tags_json=excluded.tags_json, created_by_restore_job=excluded.created_by_restore_job`,
-		fs.AccountID, fs.Region, fs.ID, fs.Arn, fs.Path, fs.Name, string(tj), ms(fs.CreationDate), fs.CreatedByRestoreJob)
-	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
-		return &backup.Error{Code: backup.CodeAlreadyExists, Message: "file system " + fs.Arn + " already exists", Context: fs.Arn, Arn: fs.Arn}
-	}
-	return dbErr("upsert file system", err)
+	b, err := json.Marshal(m)
+	return string(b), err
 }
 
-func scanFS(sc interface{ Scan(...any) error }) (*backup.FileSystem, error) {
-	var fs backup.FileSystem
-	var tj string
+func (t *txn) UpsertResource(ctx context.Context, r *backup.Resource) error {
+	tj, err := jsonMap(r.Tags)
+	if err != nil {
+		return dbErr("upsert resource", err)
+	}
+	aj, err := jsonMap(r.Attrs)
+	if err != nil {
+		return dbErr("upsert resource", err)
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO resources (`+resCols+`) VALUES (?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (account_id, region, type, id) DO UPDATE SET arn=excluded.arn, name=excluded.name,
+		tags_json=excluded.tags_json, attrs_json=excluded.attrs_json, created_by_restore_job=excluded.created_by_restore_job`,
+		r.AccountID, r.Region, r.Type, r.ID, r.Arn, r.Name, tj, aj, ms(r.CreationDate), r.CreatedByRestoreJob)
+	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+		return &backup.Error{Code: backup.CodeAlreadyExists, Message: "Resource " + r.Arn + " already exists", Context: r.Arn, Arn: r.Arn}
+	}
+	return dbErr("upsert resource", err)
+}
+
+func scanResource(sc interface{ Scan(...any) error }) (*backup.Resource, error) {
+	var r backup.Resource
+	var tj, aj string
 	var created int64
-	if err := sc.Scan(&fs.AccountID, &fs.Region, &fs.ID, &fs.Arn, &fs.Path, &fs.Name, &tj, &created, &fs.CreatedByRestoreJob); err != nil {
+	if err := sc.Scan(&r.AccountID, &r.Region, &r.Type, &r.ID, &r.Arn, &r.Name, &tj, &aj, &created, &r.CreatedByRestoreJob); err != nil {
 		return nil, err
 	}
-	fs.CreationDate = time.UnixMilli(created).UTC()
-	if err := json.Unmarshal([]byte(tj), &fs.Tags); err != nil {
-		return nil, fmt.Errorf("file system %s: tags: %w", fs.Arn, err)
+	r.CreationDate = time.UnixMilli(created).UTC()
+	if err := json.Unmarshal([]byte(tj), &r.Tags); err != nil {
+		return nil, fmt.Errorf("resource %s: tags: %w", r.Arn, err)
 	}
-	return &fs, nil
+	if err := json.Unmarshal([]byte(aj), &r.Attrs); err != nil {
+		return nil, fmt.Errorf("resource %s: attributes: %w", r.Arn, err)
+	}
+	return &r, nil
 }
 
-func (t *txn) GetFileSystem(ctx context.Context, s store.Scope, id string) (*backup.FileSystem, error) {
-	fs, err := scanFS(t.tx.QueryRowContext(ctx, `SELECT `+fsCols+` FROM file_systems WHERE account_id=? AND region=? AND id=?`,
-		s.AccountID, s.Region, id))
+func (t *txn) GetResource(ctx context.Context, s store.Scope, typ, id string) (*backup.Resource, error) {
+	r, err := scanResource(t.tx.QueryRowContext(ctx, `SELECT `+resCols+` FROM resources WHERE account_id=? AND region=? AND type=? AND id=?`,
+		s.AccountID, s.Region, typ, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "File system " + id + " does not exist", Context: id}
+		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "Resource " + id + " does not exist", Context: id}
 	}
-	return fs, dbErr("get file system", err)
+	return r, dbErr("get resource", err)
 }
 
-func (t *txn) ListFileSystems(ctx context.Context, s store.Scope) ([]*backup.FileSystem, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+fsCols+` FROM file_systems WHERE account_id=? AND region=? ORDER BY id`, s.AccountID, s.Region)
+func (t *txn) ListResources(ctx context.Context, s store.Scope, typ string) ([]*backup.Resource, error) {
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+resCols+` FROM resources WHERE account_id=? AND region=? AND type=? ORDER BY id`,
+		s.AccountID, s.Region, typ)
 	if err != nil {
-		return nil, dbErr("list file systems", err)
+		return nil, dbErr("list resources", err)
 	}
 	defer rows.Close()
-	out := []*backup.FileSystem{}
+	out := []*backup.Resource{}
 	for rows.Next() {
-		fs, err := scanFS(rows)
+		r, err := scanResource(rows)
 		if err != nil {
-			return nil, dbErr("list file systems", err)
+			return nil, dbErr("list resources", err)
 		}
-		out = append(out, fs)
+		out = append(out, r)
 	}
-	return out, dbErr("list file systems", rows.Err())
+	return out, dbErr("list resources", rows.Err())
 }
 
-func (t *txn) DeleteFileSystem(ctx context.Context, s store.Scope, id string) error {
-	res, err := t.tx.ExecContext(ctx, `DELETE FROM file_systems WHERE account_id=? AND region=? AND id=?`, s.AccountID, s.Region, id)
+func (t *txn) DeleteResource(ctx context.Context, s store.Scope, typ, id string) error {
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM resources WHERE account_id=? AND region=? AND type=? AND id=?`, s.AccountID, s.Region, typ, id)
 	if err != nil {
-		return dbErr("delete file system", err)
+		return dbErr("delete resource", err)
 	}
-	return notFoundIfNone(res, "File system "+id+" does not exist", id)
+	return notFoundIfNone(res, "Resource "+id+" does not exist", id)
 }
 
 // ---- runner ----
@@ -136,7 +148,7 @@ func (t *txn) ClaimJob(ctx context.Context, c store.Claim) (*backup.Job, error) 
 				return nil, dbErr("claim job", err)
 			}
 			if busy > 0 {
-				if j.State == "CREATED" {
+				if j.State == backup.JobCreated {
 					if _, err := t.tx.ExecContext(ctx, `UPDATE jobs SET state='PENDING' WHERE id=? AND state='CREATED'`, j.ID); err != nil {
 						return nil, dbErr("claim job", err)
 					}
@@ -154,7 +166,7 @@ func (t *txn) ClaimJob(ctx context.Context, c store.Claim) (*backup.Job, error) 
 	return nil, nil
 }
 
-func (t *txn) ListJobsInStates(ctx context.Context, kinds []backup.JobKind, states []string, limit int) ([]*backup.Job, error) {
+func (t *txn) ListJobsInStates(ctx context.Context, kinds []backup.JobKind, states []backup.JobState, limit int) ([]*backup.Job, error) {
 	if len(kinds) == 0 || len(states) == 0 {
 		return nil, nil
 	}
@@ -162,7 +174,7 @@ func (t *txn) ListJobsInStates(ctx context.Context, kinds []backup.JobKind, stat
 	sph := make([]string, len(states))
 	for i, s := range states {
 		sph[i] = "?"
-		args = append(args, s)
+		args = append(args, string(s))
 	}
 	args = append(args, limit)
 	out, err := t.queryJobs(ctx, `SELECT `+jobCols+` FROM jobs WHERE kind IN (`+kph+`) AND state IN (`+strings.Join(sph, ",")+`)
@@ -201,7 +213,7 @@ func (t *txn) QueryRecoveryPoints(ctx context.Context, s store.Scope, f store.Re
 	q := `SELECT ` + rpCols + ` FROM recovery_points WHERE account_id=? AND region=?`
 	args := []any{s.AccountID, s.Region}
 	for _, c := range []struct{ col, v string }{
-		{"vault_name", f.VaultName}, {"resource_arn", f.ResourceArn}, {"resource_type", f.ResourceType}, {"status", f.Status},
+		{"vault_name", f.VaultName}, {"resource_arn", f.ResourceArn}, {"resource_type", f.ResourceType}, {"status", string(f.Status)},
 	} {
 		if c.v != "" {
 			q += ` AND ` + c.col + `=?`

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -150,5 +151,63 @@ func TestListJobs1M(t *testing.T) {
 			}
 		}
 		t.Logf("ListJobs %-26s %d pages of 100: %v (%v/page)", tc.name, pages, time.Since(st), time.Since(st)/time.Duration(pages))
+	}
+}
+
+// TestMigrationMovesFileSystems opens a database at schema version 4
+// holding a file system (the version-2 file_systems table) and checks that
+// migration 5 moves it into resources as type EFS with its path attribute.
+func TestMigrationMovesFileSystems(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL DEFAULT 0)`); err != nil {
+		t.Fatal(err)
+	}
+	for v := 1; v <= 4; v++ {
+		files, _ := filepath.Glob(filepath.Join("migrations", fmt.Sprintf("%04d_*.sql", v)))
+		if len(files) != 1 {
+			t.Fatalf("migration %d: %v", v, files)
+		}
+		body, err := os.ReadFile(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(string(body)); err != nil {
+			t.Fatalf("migration %d: %v", v, err)
+		}
+		if _, err := db.Exec(`INSERT INTO schema_version (version) VALUES (?)`, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO file_systems (account_id, region, id, arn, path, name, tags_json, creation_ms, created_by_restore_job)
+		VALUES ('111111111111','us-east-1','fs-0123abcd','arn:aws:elasticfilesystem:us-east-1:111111111111:file-system/fs-0123abcd',
+		'/srv/app','app','{"Name":"app"}',1700000000000,'JOB-1')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sc := store.Scope{AccountID: "111111111111", Region: "us-east-1"}
+	err = s.Read(ctx, func(tx store.Tx) error {
+		r, err := tx.GetResource(ctx, sc, "EFS", "fs-0123abcd")
+		if err != nil {
+			return err
+		}
+		if r.Attr("path") != "/srv/app" || r.Name != "app" || r.Tags["Name"] != "app" || r.CreatedByRestoreJob != "JOB-1" ||
+			r.CreationDate.UnixMilli() != 1700000000000 || r.Arn != "arn:aws:elasticfilesystem:us-east-1:111111111111:file-system/fs-0123abcd" {
+			return fmt.Errorf("migrated resource %+v", r)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

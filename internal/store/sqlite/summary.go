@@ -36,7 +36,7 @@ func (t *txn) SummarizeJobs(ctx context.Context, q store.JobSummaryQuery) ([]sto
 	}
 	where = append(where, "region = ?", "creation_ms >= ?", "creation_ms < ?")
 	args = append(args, q.Region, from, to)
-	for _, f := range []struct{ col, v string }{{"state", q.State}, {"resource_type", q.ResourceType}, {"message_category", q.MessageCategory}} {
+	for _, f := range []struct{ col, v string }{{"state", string(q.State)}, {"resource_type", q.ResourceType}, {"message_category", q.MessageCategory}} {
 		if f.v != "" {
 			where = append(where, f.col+" = ?")
 			args = append(args, f.v)

@@ -17,7 +17,7 @@ import (
 
 var (
 	sumAccounts = []string{"111111111111", "222222222222", "333333333333"}
-	sumStates   = []string{"CREATED", "RUNNING", "COMPLETED", "FAILED", "ABORTED"}
+	sumStates   = []backup.JobState{"CREATED", "RUNNING", "COMPLETED", "FAILED", "ABORTED"}
 	sumTypes    = []string{"EFS", "S3", "RDS"}
 	sumCats     = []string{"", "SUCCESS", "AccessDenied", "InvalidParameters"}
 	sumKinds    = []backup.JobKind{backup.JobBackup, backup.JobCopy, backup.JobRestore}

@@ -341,7 +341,7 @@ func rpArgs(r *backup.RecoveryPoint) ([]any, error) {
 		return nil, err
 	}
 	return []any{r.Arn, r.AccountID, r.Region, r.VaultName, r.VaultArn, r.SourceVaultArn, r.ResourceArn, r.ResourceType,
-		r.ResourceName, r.IamRoleArn, r.Status, r.StatusMessage, r.StorageClass, r.BackupSizeBytes,
+		r.ResourceName, r.IamRoleArn, string(r.Status), r.StatusMessage, r.StorageClass, r.BackupSizeBytes,
 		ni(r.Lifecycle.MoveToColdStorageAfterDays), ni(r.Lifecycle.DeleteAfterDays), nb(r.Lifecycle.OptInToArchiveForSupportedResources),
 		nms(r.MoveToColdStorageAt), nms(r.DeleteAt), ms(r.CreationDate), nms(r.InitiationDate), nms(r.CompletionDate),
 		nms(r.LastRestoreTime), r.EncryptionKeyArn, r.ManifestID, r.BackupJobID, string(tj)}, nil

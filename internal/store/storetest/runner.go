@@ -9,31 +9,40 @@ import (
 	"coffer/internal/store"
 )
 
-// Contract tests of the file-system, runner and recovery-point query
+// Contract tests of the resource, runner and recovery-point query
 // methods (listed in Run).
 
-func testFileSystems(t *testing.T, s store.Store) {
-	fs := &backup.FileSystem{AccountID: a.AccountID, Region: a.Region, ID: "fs-0123abcd", Arn: backup.FileSystemArn(a.Region, a.AccountID, "fs-0123abcd"),
-		Path: "/srv/a", Name: "app", Tags: map[string]string{"Name": "app"}, CreationDate: t0}
-	mustWrite(t, s, func(tx store.Tx) error { return tx.UpsertFileSystem(ctx, fs) })
-	fs2 := *fs
-	fs2.Path, fs2.CreatedByRestoreJob = "/srv/b", "R1"
-	mustWrite(t, s, func(tx store.Tx) error { return tx.UpsertFileSystem(ctx, &fs2) })
+func testResources(t *testing.T, s store.Store) {
+	r := &backup.Resource{AccountID: a.AccountID, Region: a.Region, Type: "EFS", ID: "fs-0123abcd",
+		Arn:  "arn:aws:elasticfilesystem:" + a.Region + ":" + a.AccountID + ":file-system/fs-0123abcd",
+		Name: "app", Tags: map[string]string{"Name": "app"}, Attrs: map[string]string{"path": "/srv/a"}, CreationDate: t0}
+	mustWrite(t, s, func(tx store.Tx) error { return tx.UpsertResource(ctx, r) })
+	r2 := *r
+	r2.Attrs, r2.CreatedByRestoreJob = map[string]string{"path": "/srv/b"}, "R1"
+	mustWrite(t, s, func(tx store.Tx) error { return tx.UpsertResource(ctx, &r2) })
+	// Another type may use the same id.
+	other := &backup.Resource{AccountID: a.AccountID, Region: a.Region, Type: "S3", ID: "fs-0123abcd", Arn: "arn:aws:s3:::fs-0123abcd", CreationDate: t0}
+	mustWrite(t, s, func(tx store.Tx) error { return tx.UpsertResource(ctx, other) })
 	err := s.Read(ctx, func(tx store.Tx) error {
-		got, err := tx.GetFileSystem(ctx, a, fs.ID)
+		got, err := tx.GetResource(ctx, a, "EFS", r.ID)
 		if err != nil {
 			return err
 		}
-		if got.Path != "/srv/b" || got.Tags["Name"] != "app" || got.CreatedByRestoreJob != "R1" || !got.CreationDate.Equal(t0) {
+		if got.Attr("path") != "/srv/b" || got.Tags["Name"] != "app" || got.CreatedByRestoreJob != "R1" || !got.CreationDate.Equal(t0) ||
+			got.Type != "EFS" || got.Arn != r.Arn {
 			return fmt.Errorf("round trip %+v", got)
 		}
-		_, err = tx.GetFileSystem(ctx, b, fs.ID)
+		_, err = tx.GetResource(ctx, b, "EFS", r.ID)
 		wantCode(t, err, backup.CodeNotFound)
-		l, err := tx.ListFileSystems(ctx, a)
+		l, err := tx.ListResources(ctx, a, "EFS")
 		if err != nil || len(l) != 1 {
 			return fmt.Errorf("list = %v, %v", l, err)
 		}
-		l, err = tx.ListFileSystems(ctx, b)
+		l, err = tx.ListResources(ctx, a, "S3")
+		if err != nil || len(l) != 1 || l[0].Arn != other.Arn || len(l[0].Attrs) != 0 {
+			return fmt.Errorf("list of S3 = %v, %v", l, err)
+		}
+		l, err = tx.ListResources(ctx, b, "EFS")
 		if err != nil || len(l) != 0 {
 			return fmt.Errorf("list of b = %v, %v", l, err)
 		}
@@ -42,11 +51,20 @@ func testFileSystems(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.Write(ctx, func(tx store.Tx) error { return tx.DeleteFileSystem(ctx, b, fs.ID) })
+	// The ARN is unique across accounts and types.
+	dup := *other
+	dup.AccountID, dup.ID = b.AccountID, "bucket-b"
+	err = s.Write(ctx, func(tx store.Tx) error { return tx.UpsertResource(ctx, &dup) })
+	wantCode(t, err, backup.CodeAlreadyExists)
+	err = s.Write(ctx, func(tx store.Tx) error { return tx.DeleteResource(ctx, b, "EFS", r.ID) })
 	wantCode(t, err, backup.CodeNotFound)
-	mustWrite(t, s, func(tx store.Tx) error { return tx.DeleteFileSystem(ctx, a, fs.ID) })
-	err = s.Read(ctx, func(tx store.Tx) error { _, err := tx.GetFileSystem(ctx, a, fs.ID); return err })
+	mustWrite(t, s, func(tx store.Tx) error { return tx.DeleteResource(ctx, a, "EFS", r.ID) })
+	err = s.Read(ctx, func(tx store.Tx) error { _, err := tx.GetResource(ctx, a, "EFS", r.ID); return err })
 	wantCode(t, err, backup.CodeNotFound)
+	err = s.Read(ctx, func(tx store.Tx) error { _, err := tx.GetResource(ctx, a, "S3", other.ID); return err })
+	if err != nil {
+		t.Fatalf("deleting one type's resource removed another's: %v", err)
+	}
 }
 
 func claim(t *testing.T, s store.Store, now time.Time, owner string) *backup.Job {
@@ -101,11 +119,11 @@ func testClaim(t *testing.T, s store.Store) {
 		if bj.State != "PENDING" {
 			return fmt.Errorf("B = %s", bj.State)
 		}
-		l, err := tx.ListJobsInStates(ctx, []backup.JobKind{backup.JobBackup}, []string{"RUNNING"}, 10)
+		l, err := tx.ListJobsInStates(ctx, []backup.JobKind{backup.JobBackup}, []backup.JobState{backup.JobRunning}, 10)
 		if err != nil || len(l) != 2 || l[0].ID != "A" || l[1].ID != "D" {
 			return fmt.Errorf("running = %v, %v", l, err)
 		}
-		l, err = tx.ListJobsInStates(ctx, []backup.JobKind{backup.JobBackup, backup.JobRestore}, []string{"CREATED", "PENDING"}, 10)
+		l, err = tx.ListJobsInStates(ctx, []backup.JobKind{backup.JobBackup, backup.JobRestore}, []backup.JobState{backup.JobCreated, backup.JobPending}, 10)
 		if err != nil || len(l) != 3 {
 			return fmt.Errorf("waiting = %d, %v", len(l), err)
 		}
@@ -137,7 +155,7 @@ func testRecoveryPointQueries(t *testing.T, s store.Store) {
 		for i := 0; i < 5; i++ {
 			del := t0.Add(time.Duration(i) * time.Hour)
 			res := fmt.Sprintf("arn:res:%d", i%2)
-			status := "COMPLETED"
+			status := backup.RecoveryPointCompleted
 			if i == 4 {
 				status = "PARTIAL"
 			}

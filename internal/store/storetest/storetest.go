@@ -27,7 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RollbackOnError", testRollback},
 		{"Jobs", testJobs},
 		{"JobLeaseFencing", testJobLease},
-		{"FileSystems", testFileSystems},
+		{"Resources", testResources},
 		{"ClaimJob", testClaim},
 		{"RecoveryPointQueries", testRecoveryPointQueries},
 	}
@@ -274,7 +274,7 @@ func testRollback(t *testing.T, s store.Store) {
 
 // Job returns a synthetic job for tests and benchmarks.
 func Job(s store.Scope, kind backup.JobKind, i int, created time.Time) *backup.Job {
-	states := []string{"CREATED", "RUNNING", "COMPLETED", "FAILED"}
+	states := []backup.JobState{backup.JobCreated, backup.JobRunning, backup.JobCompleted, backup.JobFailed}
 	return &backup.Job{Kind: kind, ID: fmt.Sprintf("%08X-0000-0000-0000-%012X", i, i), AccountID: s.AccountID, Region: s.Region,
 		State: states[i%len(states)], CreationDate: created, VaultName: fmt.Sprintf("vault-%d", i%10),
 		ResourceArn:  fmt.Sprintf("arn:aws:elasticfilesystem:%s:%s:file-system/fs-%017x", s.Region, s.AccountID, i%100),

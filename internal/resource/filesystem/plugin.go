@@ -1,0 +1,284 @@
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"strings"
+
+	"coffer/internal/backup"
+	"coffer/internal/repository"
+	"coffer/internal/resource"
+	"coffer/internal/resource/fstree"
+)
+
+// Plugin is the file-system resource plugin.
+type Plugin struct {
+	// NewFileSystemsDir holds the file systems created by restores with
+	// newFileSystem=true (config new_file_systems_dir); "" disables them.
+	NewFileSystemsDir string
+	// Workers is fstree's concurrency for backups and restores (0: its
+	// default).
+	Workers int
+	// Log, when set, receives one line per restore written.
+	Log *slog.Logger
+}
+
+var (
+	_ resource.Plugin         = (*Plugin)(nil)
+	_ resource.StagingCleaner = (*Plugin)(nil)
+)
+
+// RestoreDirPrefix starts the recovery directory of a restore into an
+// existing file system (AWS EFS behaviour).
+const RestoreDirPrefix = "aws-backup-restore_"
+
+// NewFSStagingPrefix starts the name, inside NewFileSystemsDir, under which
+// a new file system's restored tree waits for the completing transaction.
+const NewFSStagingPrefix = ".coffer-newfs-"
+
+// Type returns EFS.
+func (p *Plugin) Type() string { return ResourceType }
+
+// ParseARN parses a file system ARN.
+func (p *Plugin) ParseARN(arn string) (resource.Ref, bool) {
+	region, account, id, ok := ParseARN(arn)
+	return resource.Ref{Region: region, Account: account, ID: id}, ok
+}
+
+// ARN formats a file system ARN.
+func (p *Plugin) ARN(region, account, id string) string { return ARN(region, account, id) }
+
+// CheckBackupOptions rejects every option: AWS defines WindowsVSS for EC2
+// and BackupACLs/BackupObjectTags for S3 only.
+func (p *Plugin) CheckBackupOptions(opts map[string]string) error {
+	for k := range opts {
+		return backup.InvalidParam("BackupOptions", "Backup option %q is not supported for resource type EFS", k)
+	}
+	return nil
+}
+
+// Capabilities: new and existing targets, a target directory, items,
+// patterns and every conflict policy (which needs TargetPath).
+func (p *Plugin) Capabilities() resource.Capabilities {
+	return resource.Capabilities{NewTarget: true, ExistingTarget: true, TargetPath: true, Items: true, Patterns: true,
+		ConflictPolicies: backup.ConflictPolicies, ItemNoun: "file"}
+}
+
+// DecodeRestoreMetadata parses EFS restore metadata (ParseMetadata).
+func (p *Plugin) DecodeRestoreMetadata(m map[string]string) (*backup.RestoreSpec, error) {
+	md, err := ParseMetadata(m)
+	if err != nil {
+		return nil, err
+	}
+	return md.Spec(), nil
+}
+
+// EncodeRestoreMetadata is the metadata spec runs with.
+func (p *Plugin) EncodeRestoreMetadata(rp *backup.RecoveryPoint, spec *backup.RestoreSpec) map[string]string {
+	_, _, src, _ := ParseARN(rp.ResourceArn)
+	return encode(spec, src)
+}
+
+// RestoreMetadata echoes a restore to a new file system.
+func (p *Plugin) RestoreMetadata(rp *backup.RecoveryPoint) map[string]string {
+	_, _, src, _ := ParseARN(rp.ResourceArn)
+	return map[string]string{KeyFileSystemID: src, KeyNewFileSystem: "true", KeyEncrypted: "false",
+		KeyPerformanceMode: PerformanceGeneralPurpose}
+}
+
+// CheckRestore validates the spec, the items against the snapshot and the
+// target.
+func (p *Plugin) CheckRestore(ctx context.Context, req resource.RestoreCheck) error {
+	spec := req.Spec
+	_, _, src, _ := ParseARN(req.RecoveryPoint.ResourceArn)
+	if err := checkSpec(spec, src); err != nil {
+		return err
+	}
+	if spec.Target.New && p.NewFileSystemsDir == "" {
+		return backup.InvalidParam(KeyNewFileSystem, "Metadata key %s: this server has no new_file_systems_dir configured, so restores cannot create file systems", KeyNewFileSystem)
+	}
+	if len(spec.Items) > 0 {
+		snap, err := req.Snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		if err := fstree.CheckItems(ctx, snap.Loader, snap.Root, spec.Items); err != nil {
+			if errors.Is(err, fstree.ErrItemNotFound) || errors.Is(err, fstree.ErrInvalidItem) {
+				return backup.InvalidParam(KeyItemsToRestore, "Metadata key %s: %v", KeyItemsToRestore, err)
+			}
+			return &backup.Error{Code: backup.CodeUnavailable, Message: "cannot read recovery point " + req.RecoveryPoint.Arn, Err: err}
+		}
+	}
+	if !spec.Target.New {
+		if _, err := req.Resources.GetResource(ctx, ResourceType, spec.Target.ID); err != nil {
+			if backup.IsCode(err, backup.CodeNotFound) {
+				return backup.NotFound(spec.Target.ID, "File system %s does not exist", spec.Target.ID)
+			}
+			return err
+		}
+		return nil
+	}
+	if spec.Target.CreationToken != "" {
+		id := NewFileSystemID(req.Scope, req.JobID, spec.Target.CreationToken)
+		if _, err := req.Resources.GetResource(ctx, ResourceType, id); err == nil {
+			return backup.InvalidParam(KeyCreationToken, "Metadata key %s: file system %s was already created with this creation token", KeyCreationToken, id)
+		} else if !backup.IsCode(err, backup.CodeNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// restoreDirName is the recovery directory of a restore into an existing
+// file system: aws-backup-restore_<UTC creation time of the job>.
+func restoreDirName(req resource.RestoreRequest) string {
+	return RestoreDirPrefix + req.Created.UTC().Format("2006-01-02T15-04-05-000Z")
+}
+
+// Restore writes the snapshot into a new file system (staged under
+// NewFileSystemsDir, moved into place by Finish) or into a directory of an
+// existing one (staged inside it by fstree).
+func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (resource.RestoreResult, error) {
+	spec := req.Spec
+	sc := req.Scope
+	opts := fstree.RestoreOptions{StagingID: req.JobID, Items: spec.Items, Include: spec.Include, Exclude: spec.Exclude,
+		ConflictPolicy: fstree.ConflictPolicy(spec.ConflictPolicy), Workers: p.Workers,
+		Progress: func(pg fstree.Progress) { req.Progress.Update(pg.BytesDone, pg.BytesTotal) }}
+	var res resource.RestoreResult
+	var fsID string
+	if spec.Target.New {
+		if p.NewFileSystemsDir == "" {
+			return res, fmt.Errorf("%w: no new_file_systems_dir is configured", resource.ErrInvalid)
+		}
+		if err := os.MkdirAll(p.NewFileSystemsDir, 0o700); err != nil {
+			return res, fmt.Errorf("new_file_systems_dir: %w", err)
+		}
+		fsID = NewFileSystemID(sc, req.JobID, spec.Target.CreationToken)
+		created := &backup.Resource{AccountID: sc.AccountID, Region: sc.Region, Type: ResourceType, ID: fsID,
+			Arn: ARN(sc.Region, sc.AccountID, fsID), Attrs: map[string]string{AttrPath: path.Join(p.NewFileSystemsDir, fsID)},
+			CreatedByRestoreJob: req.JobID}
+		if req.CopySourceTags && len(req.RecoveryPoint.Tags) > 0 {
+			created.Tags = map[string]string{}
+			for k, v := range req.RecoveryPoint.Tags {
+				created.Tags[k] = v
+			}
+		}
+		opts.TargetRoot, opts.Dest = p.NewFileSystemsDir, NewFSStagingPrefix+req.JobID
+		res.Created, res.TargetArn, res.Location = created, created.Arn, "/"
+		staged := opts.Dest
+		res.Finish = func(context.Context) error {
+			// The new file system appears under its final name only inside
+			// the completing transaction.
+			root, err := os.OpenRoot(p.NewFileSystemsDir)
+			if err != nil {
+				return fmt.Errorf("new_file_systems_dir: %w", err)
+			}
+			defer root.Close()
+			if err := root.Rename(staged, fsID); err != nil {
+				return fmt.Errorf("move new file system %s into place: %w", fsID, err)
+			}
+			return nil
+		}
+		res.Discard = func(context.Context) error {
+			root, err := os.OpenRoot(p.NewFileSystemsDir)
+			if err != nil {
+				return err
+			}
+			defer root.Close()
+			return root.RemoveAll(staged)
+		}
+	} else {
+		t := req.Target
+		fsID = t.ID
+		opts.TargetRoot = t.Attr(AttrPath)
+		if spec.Target.Path != "" {
+			opts.Dest = strings.TrimPrefix(spec.Target.Path, "/")
+		} else {
+			opts.Dest = restoreDirName(req)
+		}
+		res.TargetArn, res.Location = t.Arn, "/"+opts.Dest
+	}
+	rr, err := fstree.Restore(ctx, req.Snapshot.Loader, req.Snapshot.Root, opts)
+	if err != nil {
+		msg := err.Error()
+		if len(rr.Problems) > 0 {
+			msg += "; " + problemSummary(rr.Problems)
+		}
+		var kind error
+		switch {
+		case errors.Is(err, fstree.ErrHostileEntry), errors.Is(err, repository.ErrCorrupt):
+			kind = resource.ErrCorrupt
+		case errors.Is(err, fstree.ErrDestExists), errors.Is(err, fstree.ErrInvalidOptions):
+			kind = resource.ErrInvalid
+		case errors.Is(err, fstree.ErrInsufficientSpace):
+			kind = resource.ErrNoSpace
+		}
+		if kind != nil {
+			return resource.RestoreResult{}, &restoreError{kind: kind, msg: "restore failed: " + msg}
+		}
+		return resource.RestoreResult{}, errors.New("restore failed: " + msg)
+	}
+	res.Items, res.Bytes, res.Skipped, res.Replaced = rr.Files, rr.Bytes, rr.Skipped, rr.Replaced
+	for _, pr := range rr.Problems {
+		res.Problems = append(res.Problems, resource.Problem{Path: pr.Path, Err: pr.Err})
+	}
+	res.Details = details{FileSystemID: fsID, Path: res.Location, Files: rr.Files, Dirs: rr.Dirs, Symlinks: rr.Symlinks,
+		HardLinks: rr.HardLinks, Bytes: rr.Bytes, Skipped: rr.Skipped, Replaced: rr.Replaced, Problems: len(rr.Problems)}
+	if p.Log != nil {
+		p.Log.Info("restore written", "job", req.JobID, "account", sc.AccountID, "recovery_point", req.RecoveryPoint.Arn,
+			"file_system", fsID, "path", res.Location, "files", rr.Files, "bytes", rr.Bytes, "problems", len(rr.Problems))
+	}
+	res.Summary = fmt.Sprintf("Restored %d files, %d directories, %d symlinks (%d bytes) to %s:%s", rr.Files, rr.Dirs, rr.Symlinks, rr.Bytes, fsID, res.Location)
+	if spec.ConflictPolicy != backup.ConflictDefault {
+		res.Summary += fmt.Sprintf("; %s kept %d and replaced %d existing entries", spec.ConflictPolicy, rr.Skipped, rr.Replaced)
+	}
+	if len(rr.Problems) > 0 {
+		res.Summary += "; " + problemSummary(rr.Problems)
+	}
+	return res, nil
+}
+
+// details are recorded as the job's ResultJSON.
+type details struct {
+	FileSystemID string `json:"file_system_id"`
+	Path         string `json:"path"` // path of the restored data inside the file system ("/" for a new FS)
+	Files        int64  `json:"files"`
+	Dirs         int64  `json:"dirs"`
+	Symlinks     int64  `json:"symlinks"`
+	HardLinks    int64  `json:"hard_links"`
+	Bytes        int64  `json:"bytes"`
+	Skipped      int64  `json:"skipped"`
+	Replaced     int64  `json:"replaced"`
+	Problems     int    `json:"problems"`
+}
+
+// restoreError carries a failed restore's message and its kind
+// (resource.ErrCorrupt, ErrInvalid, ErrNoSpace).
+type restoreError struct {
+	kind error
+	msg  string
+}
+
+func (e *restoreError) Error() string { return e.msg }
+func (e *restoreError) Unwrap() error { return e.kind }
+
+func problemSummary(ps []fstree.Problem) string {
+	const maxListed = 5
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problem(s): ", len(ps))
+	for i, p := range ps {
+		if i == maxListed {
+			fmt.Fprintf(&b, "; and %d more", len(ps)-maxListed)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
