@@ -15,7 +15,8 @@ With "client" set, the real botocore "backup" client then makes a few calls.
 With "sign_only" set nothing is sent: each case's signed headers are printed.
 With "time" ("YYYYMMDDTHHMMSSZ") botocore signs at that time instead of now.
 Prints one JSON object per line:
-  {"name": ..., "status": int, "code": str, "message": str, "authorization": str}
+  {"name": ..., "status": int, "code": str, "message": str, "authorization": str,
+   "response": str}
 or, with sign_only, {"name": ..., "headers": [[name, value], ...]}.
 """
 
@@ -63,7 +64,8 @@ def send_urllib3(case, req):
             message = resp.content.decode(errors="replace")
     return {"name": case["name"], "status": resp.status_code,
             "code": resp.headers.get("X-Amzn-ErrorType") or "", "message": message,
-            "authorization": req.headers.get("Authorization", "")}
+            "authorization": req.headers.get("Authorization", ""),
+            "response": resp.content.decode(errors="replace")}
 
 
 def send_case(cfg, case):
@@ -93,7 +95,8 @@ def send_case(cfg, case):
             message = payload.decode(errors="replace")
     return {"name": case["name"], "status": resp.status,
             "code": resp.getheader("X-Amzn-ErrorType") or "", "message": message,
-            "authorization": req.headers.get("Authorization", "")}
+            "authorization": req.headers.get("Authorization", ""),
+            "response": payload.decode(errors="replace")}
 
 
 def client_calls(cfg):
