@@ -129,8 +129,8 @@ func removeDotSegments(p string) string {
 // so one signature cannot be made to cover two paths that mean different
 // things, apart from the dot-segment removal of form 1. A single-encoding
 // form (decode, then encode once) is deliberately not tried: it would give
-// "/v/%2561tk" (meaning "atk") and "/v/%252561tk" (meaning "%61tk") the same
-// canonical URI as "/v/%2561tk" under form 2.
+// the wire paths "/v/%61tk" (vault "atk", under form 2) and "/v/%2561tk"
+// (vault "%61tk") the same canonical URI "/v/%2561tk".
 func canonicalURIs(raw string) []string {
 	unnorm := raw
 	if unnorm == "" {
