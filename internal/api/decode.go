@@ -170,10 +170,12 @@ func queryValue(member, loc string, s *model.Shape, m *model.Model, vals []strin
 func scalarFromString(member, loc string, s *model.Shape, v string) (any, error) {
 	switch s.Type {
 	case "integer", "long":
-		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
 			return nil, invalidParam(member, "Invalid value for %s (query %q): %q is not an integer", member, loc, v)
 		}
-		return json.Number(v), nil
+		// Canonical form: "+1" and "007" parse but are no JSON numbers.
+		return json.Number(strconv.FormatInt(n, 10)), nil
 	case "boolean":
 		switch v {
 		case "true":
@@ -189,10 +191,11 @@ func scalarFromString(member, loc string, s *model.Shape, v string) (any, error)
 		}
 		return epochNumber(t), nil
 	case "double", "float":
-		if _, err := strconv.ParseFloat(v, 64); err != nil {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return nil, invalidParam(member, "Invalid value for %s (query %q): %q is not a number", member, loc, v)
 		}
-		return json.Number(v), nil
+		return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
 	}
 	return v, nil
 }

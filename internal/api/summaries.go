@@ -76,20 +76,23 @@ func dimension(p *string) (filter string, group bool) {
 	return *p, true
 }
 
-// summaryWindow returns the creation-time window and bucket width of a
-// period at now. ONE_DAY: one bucket per UTC day for the 14 days ending
-// today; SEVEN_DAYS / FOURTEEN_DAYS: one bucket ending now.
+// summaryWindow returns the creation-time window [from, to) and bucket width
+// of a period at now. Every period is made of whole UTC days ending with the
+// current (partial) day: ONE_DAY is one bucket per day over the last 14
+// days, SEVEN_DAYS and FOURTEEN_DAYS one bucket over the last 7 or 14 days.
+// So SEVEN_DAYS counts exactly what the last 7 ONE_DAY rows count, and
+// FOURTEEN_DAYS what all 14 count.
 func summaryWindow(period string, now time.Time) (from, to time.Time, bucket time.Duration) {
-	day := 24 * time.Hour
-	now = now.UTC().Truncate(time.Millisecond)
+	const day = 24 * time.Hour
+	days, bucket := 14, day
 	switch period {
 	case periodSevenDays:
-		return now.Add(-7 * day), now.Add(time.Millisecond), 0
+		days, bucket = 7, 0
 	case periodFourteenDays:
-		return now.Add(-14 * day), now.Add(time.Millisecond), 0
+		days, bucket = 14, 0
 	}
-	today := now.Truncate(day)
-	return today.Add(-13 * day), today.Add(day), day
+	today := now.UTC().Truncate(day)
+	return today.Add(-time.Duration(days-1) * day), today.Add(day), bucket
 }
 
 // summaryCursor is the position in a summary listing: the window start (so
@@ -147,7 +150,9 @@ func (s *Server) jobSummaries(ctx context.Context, id Identity, op string, kind 
 	if err != nil {
 		return nil, "", nil, err
 	}
-	q.From, q.To, q.Bucket = summaryWindow(period, s.deps.Clock.Now())
+	// One reading of the clock for the window and the rows' end times.
+	now := s.deps.Clock.Now().UTC().Truncate(time.Millisecond)
+	q.From, q.To, q.Bucket = summaryWindow(period, now)
 	offset := 0
 	if pg.After != "" {
 		fromMs, off, ok := parseSummaryCursor(pg.After)
@@ -168,7 +173,6 @@ func (s *Server) jobSummaries(ctx context.Context, id Identity, op string, kind 
 	}); err != nil {
 		return nil, "", nil, err
 	}
-	now := s.deps.Clock.Now()
 	width := q.Bucket
 	if width <= 0 {
 		width = q.To.Sub(q.From)
@@ -181,6 +185,9 @@ func (s *Server) jobSummaries(ctx context.Context, id Identity, op string, kind 
 		offset = len(rows)
 	}
 	for _, r := range rows[offset:end] {
+		// StartTime is the midnight that starts the row's first day,
+		// EndTime the midnight that ends its last day, or now when that is
+		// the current day.
 		start := q.From.Add(time.Duration(r.Bucket) * width)
 		stop := start.Add(width)
 		if stop.After(now) {

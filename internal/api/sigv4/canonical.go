@@ -109,24 +109,82 @@ func removeDotSegments(p string) string {
 	return b.String()
 }
 
-// canonicalURIs returns the canonical URI forms to try for the raw path:
-// the normalised form (botocore, AWS) first and, when different, the
-// unnormalised form (aws-sdk-go-v2).
+// canonicalURIs returns the canonical URI forms to try for the raw path, the
+// most common first and without duplicates. Each is the raw path percent-
+// encoded once more (the non-S3 "double encoding": an escape "%3A" on the wire
+// is "%253A" in the canonical request), which is what botocore,
+// aws-sdk-go-v2, aws-sdk-js v3 and AWS itself compute. None decodes the path
+// first: a client that sends "/v/%61tk" signs "/v/%2561tk", never "/v/atk".
+//
+//  1. Dot segments and empty segments removed first (botocore, aws-sdk-js
+//     v3, AWS).
+//  2. The raw path as it is (aws-sdk-go-v2 does not normalise).
+//  3. Form 1 with the hex digits of every escape in lower case, when the raw
+//     path has an escape with an upper-case hex letter: botocore's own HTTP
+//     transport (urllib3) upper-cases escapes after signing, so a caller
+//     that wrote "%2e" signed "%252e" and sends "%2E".
+//
+// Every form is an injective function of the decoded segments the router
+// reads (lower-casing hex digits does not change what an escape decodes to),
+// so one signature cannot be made to cover two paths that mean different
+// things, apart from the dot-segment removal of form 1. A single-encoding
+// form (decode, then encode once) is deliberately not tried: it would give
+// the wire paths "/v/%61tk" (vault "atk", under form 2) and "/v/%2561tk"
+// (vault "%61tk") the same canonical URI "/v/%2561tk".
 func canonicalURIs(raw string) []string {
-	norm := removeDotSegments(raw)
-	if norm == "" {
-		norm = "/"
-	}
-	first := encode(norm, true)
 	unnorm := raw
 	if unnorm == "" {
 		unnorm = "/"
 	}
-	second := encode(unnorm, true)
-	if second == first {
-		return []string{first}
+	norm := removeDotSegments(raw)
+	if norm == "" {
+		norm = "/"
 	}
-	return []string{first, second}
+	out := []string{encode(norm, true)}
+	out = appendNew(out, encode(unnorm, true))
+	if lowered, ok := lowerEscapes(norm); ok {
+		out = appendNew(out, encode(lowered, true))
+	}
+	return out
+}
+
+// appendNew appends s to list unless it is already there.
+func appendNew(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
+
+// lowerEscapes returns s with the hex digits of every valid "%XX" escape in
+// lower case, and whether that changed anything.
+func lowerEscapes(s string) (string, bool) {
+	var b []byte
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] != '%' || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			continue
+		}
+		for j := i + 1; j <= i+2; j++ {
+			if c := s[j]; c >= 'A' && c <= 'F' {
+				if b == nil {
+					b = []byte(s)
+				}
+				b[j] = c + ('a' - 'A')
+			}
+		}
+		i += 2
+	}
+	if b == nil {
+		return s, false
+	}
+	return string(b), true
+}
+
+func isHex(c byte) bool {
+	_, ok := unhex(c)
+	return ok
 }
 
 // queryError describes why a raw query cannot be canonicalised.
@@ -220,6 +278,74 @@ func canonicalQuery(raw string) (string, error) {
 		b.WriteString(p.v)
 	}
 	return b.String(), nil
+}
+
+// rawQueryPairs is botocore's canonical query for a query that came with the
+// request URL: the raw query split on "&", each piece cut at its first "="
+// ("name=" for a piece without "=", "=" for an empty piece), the pieces
+// sorted by raw name and then raw value, with no decoding or re-encoding. So
+// a literal "+" stays "+", "%2b" stays "%2b" and an over-encoded "%41" stays
+// "%41". The caller has already checked that raw is a valid query.
+func rawQueryPairs(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	type pair struct{ k, v string }
+	var pairs []pair
+	for piece := range strings.SplitSeq(raw, "&") {
+		k, v, _ := strings.Cut(piece, "=")
+		pairs = append(pairs, pair{k, v})
+	}
+	sort.Slice(pairs, func(i, j int) bool {
+		if pairs[i].k != pairs[j].k {
+			return pairs[i].k < pairs[j].k
+		}
+		return pairs[i].v < pairs[j].v
+	})
+	var b strings.Builder
+	b.Grow(len(raw) + len(pairs))
+	for i, p := range pairs {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(p.k)
+		b.WriteByte('=')
+		b.WriteString(p.v)
+	}
+	return b.String()
+}
+
+// canonicalQueries returns the canonical query forms to try, the most
+// common first and without duplicates, or an error when the raw query is one
+// url.ParseQuery would refuse (so what is verified is exactly what the HTTP
+// layer reads):
+//
+//  1. The SigV4 rule (AWS, aws-sdk-go-v2, and botocore when the query comes
+//     from the operation's parameters): canonicalQuery.
+//  2. botocore's rule when the query is part of the URL it was given
+//     (SigV4Auth over an AWSRequest with "?..." in its url): rawQueryPairs.
+//  3. Form 2 with the hex digits of escapes in lower case, when the raw query
+//     has an escape with an upper-case hex letter (urllib3, botocore's HTTP
+//     transport, upper-cases them after signing).
+//
+// Forms 2 and 3 bind the bytes of every piece, so they cannot make a
+// signature cover a query that decodes differently; the only freedom they add
+// is the order of pieces (as form 1 has) and empty pieces, which
+// url.ParseQuery skips and form 2 signs as "=" (a parameter with an empty
+// name, which no operation reads).
+func canonicalQueries(raw string) ([]string, error) {
+	q, err := canonicalQuery(raw)
+	if err != nil {
+		return nil, err
+	}
+	if raw == "" {
+		return []string{""}, nil
+	}
+	out := appendNew([]string{q}, rawQueryPairs(raw))
+	if lowered, ok := lowerEscapes(raw); ok {
+		out = appendNew(out, rawQueryPairs(lowered))
+	}
+	return out, nil
 }
 
 // headerValues returns the received values of the lowercase header name,

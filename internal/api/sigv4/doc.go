@@ -40,22 +40,42 @@
 //   - Method as sent.
 //   - Canonical URI from the raw request-target path (r.RequestURI, or
 //     r.URL.Opaque / r.URL.EscapedPath() when RequestURI is empty), never the
-//     decoded path:
-//     every byte outside A-Za-z0-9-_.~/ is percent-encoded again (non-S3 double
-//     encoding: "%3A" → "%253A"). botocore removes dot segments and empty
-//     segments before encoding; aws-sdk-go-v2 does not. When the two forms
-//     differ, both are tried. Both are functions of the received path, so the
-//     HTTP layer must route on the same normalised form or refuse such paths.
-//   - Canonical query: the raw query split on "&", each key and value
-//     percent-decoded ("+" is a space) and re-encoded per RFC 3986, pairs sorted
-//     by encoded key then encoded value. Invalid escapes or ";" separators are
-//     refused, so the verified parameters are exactly what url.ParseQuery yields.
+//     decoded path: every byte outside A-Za-z0-9-_.~/ is percent-encoded
+//     again (non-S3 double encoding: "%3A" → "%253A", an over-encoded
+//     "%61" → "%2561"), as botocore, aws-sdk-go-v2 and AWS compute it; no
+//     signer decodes the path first. botocore removes dot segments and empty
+//     segments before encoding (encoded dots such as "%2e%2e" are not dot
+//     segments); aws-sdk-go-v2 does not. botocore's HTTP transport (urllib3)
+//     upper-cases the hex digits of escapes after signing, so the
+//     dot-normalised form with lower-case escapes is tried too. Both
+//     normalised forms are functions of the received path, so the HTTP layer
+//     must route on the same normalised form or refuse such paths.
+//   - Canonical query, in one of three forms: (1) the SigV4 rule: the raw
+//     query split on "&", each key and value percent-decoded ("+" is a
+//     space, as url.ParseQuery reads it) and re-encoded per RFC 3986, pairs
+//     sorted by encoded key then encoded value; (2) botocore's rule for a
+//     query that is part of the URL it signs: the raw pieces as sent, cut at
+//     the first "=" ("k" → "k=", an empty piece → "="), sorted by raw key then
+//     raw value, not decoded (a literal "+" stays "+", "%2b" stays "%2b");
+//     (3) form 2 with lower-case escapes (urllib3 again). Forms 2 and 3 bind
+//     the bytes of each piece, so no form lets one signature cover two
+//     queries that decode differently. Invalid escapes or ";" separators are
+//     refused, so the verified parameters are exactly what url.ParseQuery
+//     yields.
 //   - Canonical headers: exactly the headers named in SignedHeaders; host is
 //     r.Host as received (with port); repeated header lines are joined with
 //     ","; values are trimmed and runs of spaces collapsed. botocore also
 //     collapses tabs and other ASCII whitespace while aws-sdk-go-v2 collapses
 //     only spaces; when a value contains such whitespace both forms are tried.
 //     A listed header that is absent is an IncompleteSignatureException.
+//
+// Every combination of these forms is tried, the AWS form first (at most
+// 3 × 3 × 2 HMACs, and duplicates are skipped); a request passes when one of
+// them gives the signature. What cannot be verified is a request that
+// was changed after signing: urllib3 with escapes of both cases in one
+// request, python-requests (which decodes "%61" to "a" and "%2e" to "." before
+// sending), or botocore's session dropping ";params" from the last path
+// segment. They cannot verify against AWS either.
 //
 // Every failure is an *Error with an AWS exception name in Code (for the
 // X-Amzn-ErrorType response header) and HTTP status 403, following the AWS

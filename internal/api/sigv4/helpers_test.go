@@ -142,6 +142,23 @@ var shapes = []shape{
 	{name: "dot segments", method: "GET", path: "/backup-vaults/./x/../v1/recovery-points/"},
 	{name: "double slash", method: "GET", path: "/backup-vaults//v1"},
 	{name: "percent in path label", method: "GET", path: "/backup-vaults/v1/recovery-points/a%25b%2520c"},
+
+	// Issue 14 corner cases: over-encoded and encoded-dot path segments;
+	// "+", "%20" and "%2B"/"%2b" in query names and values, over-encoded
+	// query bytes, repeated keys, empty values and pieces, unicode.
+	{name: "over-encoded vault name", method: "GET", path: "/backup-vaults/%61tk"},
+	{name: "over-encoded lowercase hex", method: "GET", path: "/backup-vaults/%61%7e%2d/recovery-points/arn%3aaws%3abackup"},
+	{name: "encoded dot-dot lowercase", method: "GET", path: "/backup-vaults/%2e%2e/recovery-points/"},
+	{name: "encoded dot-dot uppercase", method: "GET", path: "/backup-vaults/%2E%2E"},
+	{name: "encoded dots", method: "DELETE", path: "/backup-vaults/%2e/x%2e"},
+	{name: "plus in query", method: "GET", path: "/backup-jobs/", query: "byResourceArn=arn+x&nextToken=a+b+"},
+	{name: "plus space and encoded plus", method: "GET", path: "/backup-jobs/", query: "a+b=1&a%20b=2&a%2Bb=3&v=%2B&v=+&v=%20&v=%2B%20+"},
+	{name: "lowercase encoded plus", method: "GET", path: "/backup-jobs/", query: "a%2bb=4&v=%2b&v=%2b%2f"},
+	{name: "over-encoded query", method: "GET", path: "/backup-vaults/", query: "%6daxResults=%35&nextToken=%41%7e"},
+	{name: "repeated keys and empty values", method: "GET", path: "/backup-jobs/", query: "state=&state=RUNNING&state&state=%20&state=CREATED"},
+	{name: "unicode path and query", method: "GET", path: "/backup-vaults/%E6%97%A5/recovery-points/", query: "nextToken=%E6%97%A5%E6%97%A5&%C3%A9=%C3%A9"},
+	{name: "unicode mixed-case escapes", method: "GET", path: "/backup-vaults/%e6%97%a5", query: "nextToken=%E6%97%A5%e6%97%a5"},
+	{name: "empty query pieces", method: "GET", path: "/backup-vaults/", query: "maxResults=5&&nextToken=x&"},
 }
 
 // buildRequest returns the client request for s against base (e.g.
@@ -182,12 +199,19 @@ func sha256Hex(b []byte) string {
 func signGo(t testing.TB, req *http.Request, body []byte, akid, secret, service, region string, at time.Time) {
 	t.Helper()
 	rawQuery := req.URL.RawQuery
+	signGoAsClient(t, req, body, akid, secret, service, region, at)
+	req.URL.RawQuery = rawQuery
+}
+
+// signGoAsClient signs req with the real aws-sdk-go-v2 SigV4 signer and
+// leaves the query as the signer rewrote it, as the SDK's clients send it.
+func signGoAsClient(t testing.TB, req *http.Request, body []byte, akid, secret, service, region string, at time.Time) {
+	t.Helper()
 	signer := v4.NewSigner()
 	creds := aws.Credentials{AccessKeyID: akid, SecretAccessKey: secret}
 	if err := signer.SignHTTP(context.Background(), creds, req, sha256Hex(body), service, region, at); err != nil {
 		t.Fatalf("sign: %v", err)
 	}
-	req.URL.RawQuery = rawQuery
 	if body != nil {
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }

@@ -219,8 +219,10 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Result, error) {
 		payloadHash = h
 	}
 
-	// Canonical request(s).
-	query, err := canonicalQuery(r.URL.RawQuery)
+	// Canonical request(s): every combination of the forms signers derive
+	// from what was received (see canonicalURIs, canonicalQueries and
+	// canonicalHeaderForms); the first is what AWS computes.
+	queries, err := canonicalQueries(r.URL.RawQuery)
 	if err != nil {
 		return Result{}, incomplete("The query string cannot be canonicalised: %v", err)
 	}
@@ -231,21 +233,27 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Result, error) {
 	key := v.signingKey(secret, a.Date, a.Region, a.Service)
 	prefix := algorithm + "\n" + reqTime.Format(amzDateFormat) + "\n" + a.scope() + "\n"
 	signedHeaders := strings.Join(a.SignedHeaders, ";")
-	match := false
-	for _, uri := range canonicalURIs(rawPath(r)) {
-		for _, hdrs := range headerForms {
-			creq := r.Method + "\n" + uri + "\n" + query + "\n" + hdrs + "\n" + signedHeaders + "\n" + payloadHash
-			crSum := sha256.Sum256([]byte(creq))
-			sts := prefix + hex.EncodeToString(crSum[:])
-			if hmac.Equal(hmacSHA256(key, sts), a.Signature) {
-				match = true
-			}
-		}
-	}
-	if !match {
+	if !anyMatches(key, prefix, r.Method, canonicalURIs(rawPath(r)), queries, headerForms, signedHeaders, payloadHash, a.Signature) {
 		return Result{}, invalid("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 	}
 	return Result{AccessKeyID: a.AccessKeyID, Region: a.Region, Date: reqTime}, nil
+}
+
+// anyMatches reports whether sig is the signature of one of the canonical
+// requests built from the given forms.
+func anyMatches(key []byte, prefix, method string, uris, queries, headerForms []string, signedHeaders, payloadHash string, sig []byte) bool {
+	for _, uri := range uris {
+		for _, query := range queries {
+			for _, hdrs := range headerForms {
+				creq := method + "\n" + uri + "\n" + query + "\n" + hdrs + "\n" + signedHeaders + "\n" + payloadHash
+				crSum := sha256.Sum256([]byte(creq))
+				if hmac.Equal(hmacSHA256(key, prefix+hex.EncodeToString(crSum[:])), sig) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // canonicalHeaderForms returns the canonical headers block (each line ending

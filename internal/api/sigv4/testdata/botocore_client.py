@@ -2,38 +2,77 @@
 
 Reads one JSON object on stdin:
   {"url": "http://127.0.0.1:PORT", "akid": ..., "secret": ..., "region": ...,
-   "service": ..., "cases": [{"name", "method", "path", "query", "headers", "body"}]}
-Each case is signed with botocore.auth.SigV4Auth over an AWSRequest and sent
-with http.client exactly as shaped (raw path and raw query). Then the real
-botocore "backup" client makes a few calls. Prints one JSON object per line:
-  {"name": ..., "status": int, "code": str, "message": str}
+   "service": ..., "cases": [{"name", "method", "path", "query", "headers",
+   "body", "transport"}], "client": bool, "sign_only": bool, "time": str}
+Each case is signed with botocore.auth.SigV4Auth over an AWSRequest whose url
+is url + path + "?" + query, and sent
+  - with transport "raw" (the default): by http.client, exactly as shaped
+    (raw path and raw query);
+  - with transport "urllib3": by botocore's own HTTP session (URLLib3Session,
+    what boto3 clients use), which may rewrite the request target (it
+    upper-cases percent-escapes and encodes bytes that are not allowed).
+With "client" set, the real botocore "backup" client then makes a few calls.
+With "sign_only" set nothing is sent: each case's signed headers are printed.
+With "time" ("YYYYMMDDTHHMMSSZ") botocore signs at that time instead of now.
+Prints one JSON object per line:
+  {"name": ..., "status": int, "code": str, "message": str, "authorization": str,
+   "response": str}
+or, with sign_only, {"name": ..., "headers": [[name, value], ...]}.
 """
 
+import datetime
 import http.client
 import json
 import sys
 import urllib.parse
 
+import botocore.auth
 import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+from botocore.httpsession import URLLib3Session
+
+_session = None
 
 
-def send_case(cfg, case):
-    base = cfg["url"]
+def signed_request(cfg, case):
     target = case["path"] + ("?" + case["query"] if case.get("query") else "")
     body = case.get("body") or None
-    req = AWSRequest(method=case["method"], url=base + target,
+    req = AWSRequest(method=case["method"], url=cfg["url"] + target,
                      data=body.encode() if body else None)
     for name, value in case.get("headers") or []:
         # HTTPHeaders appends on assignment, so repeated names are kept.
         req.headers[name] = value
     creds = Credentials(cfg["akid"], cfg["secret"])
     SigV4Auth(creds, cfg["service"], cfg["region"]).add_auth(req)
+    return req, target, body
 
+
+def send_urllib3(case, req):
+    global _session
+    if _session is None:
+        _session = URLLib3Session()
+    resp = _session.send(req.prepare())
+    message = ""
+    if resp.status_code != 200:
+        try:
+            message = json.loads(resp.content).get("message", "")
+        except ValueError:
+            message = resp.content.decode(errors="replace")
+    return {"name": case["name"], "status": resp.status_code,
+            "code": resp.headers.get("X-Amzn-ErrorType") or "", "message": message,
+            "authorization": req.headers.get("Authorization", ""),
+            "response": resp.content.decode(errors="replace")}
+
+
+def send_case(cfg, case):
+    req, target, body = signed_request(cfg, case)
+    if case.get("transport") == "urllib3":
+        return send_urllib3(case, req)
+    base = cfg["url"]
     u = urllib.parse.urlsplit(base)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     conn.putrequest(case["method"], target, skip_accept_encoding=True)
@@ -56,7 +95,8 @@ def send_case(cfg, case):
             message = payload.decode(errors="replace")
     return {"name": case["name"], "status": resp.status,
             "code": resp.getheader("X-Amzn-ErrorType") or "", "message": message,
-            "authorization": req.headers.get("Authorization", "")}
+            "authorization": req.headers.get("Authorization", ""),
+            "response": payload.decode(errors="replace")}
 
 
 def client_calls(cfg):
@@ -91,6 +131,15 @@ def client_calls(cfg):
 
 def main():
     cfg = json.load(sys.stdin)
+    if cfg.get("time"):
+        fixed = datetime.datetime.strptime(cfg["time"], "%Y%m%dT%H%M%SZ")
+        botocore.auth.get_current_datetime = lambda: fixed
+    if cfg.get("sign_only"):
+        for case in cfg["cases"]:
+            req, _, _ = signed_request(cfg, case)
+            print(json.dumps({"name": case["name"], "headers": list(req.headers.items())}))
+        sys.stdout.flush()
+        return
     for case in cfg["cases"]:
         print(json.dumps(send_case(cfg, case)), flush=True)
     if cfg.get("client"):
