@@ -17,6 +17,7 @@ import (
 	"coffer/internal/clock"
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob"
+	"coffer/internal/repository/blob/blobtest"
 	"coffer/internal/repository/blob/s3"
 	"coffer/internal/testutil/s3server"
 )
@@ -194,13 +195,13 @@ func TestNewS3RejectsBadPrefix(t *testing.T) {
 // listFails is a fault-injecting storage whose List fails after fn has
 // seen failAfter objects (negative: never).
 type listFails struct {
-	*repository.MemStorage
+	*blobtest.Mem
 	failAfter int
 }
 
 func (s listFails) List(ctx context.Context, prefix string, fn func(blob.Info) error) error {
 	n := 0
-	err := s.MemStorage.List(ctx, prefix, func(i blob.Info) error {
+	err := s.Mem.List(ctx, prefix, func(i blob.Info) error {
 		if s.failAfter >= 0 && n == s.failAfter {
 			return errors.New("injected listing failure")
 		}
@@ -245,11 +246,11 @@ func TestClearStorage(t *testing.T) {
 		{"listing fails mid-page: config kept", 10, 100, 4, true, 11},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mem := repository.NewMemStorage()
+			mem := blobtest.NewMem(nil)
 			if tc.objects > 0 || tc.name != "empty" {
 				fill(t, mem, tc.objects)
 			}
-			st := listFails{MemStorage: mem, failAfter: tc.failAfter}
+			st := listFails{Mem: mem, failAfter: tc.failAfter}
 			err := clearStorage(ctx, st, tc.batch)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("clearStorage: %v (want error %v)", err, tc.wantErr)

@@ -12,13 +12,14 @@ import (
 	"coffer/internal/repository/blob/blobtest"
 	"coffer/internal/repository/crypto"
 	"coffer/internal/repository/maintenance"
+	"coffer/internal/repository/repotest"
 	"coffer/internal/repository/snapshot"
 )
 
 func TestCopy(t *testing.T) {
 	ctx := context.Background()
-	src := repository.NewTestRepository(t)
-	dst := repository.NewTestRepository(t)
+	src := repotest.New(t)
+	dst := repotest.New(t)
 	files := map[string][]byte{"a": randBytes(40, 3<<20), "b": randBytes(41, 1000), "empty": {}}
 	m := backup(t, src, files, "src")
 	files2 := map[string][]byte{"a": files["a"], "c": randBytes(42, 2000)}
@@ -64,8 +65,8 @@ func TestCopy(t *testing.T) {
 
 func TestCopyLabels(t *testing.T) {
 	ctx := context.Background()
-	src := repository.NewTestRepository(t)
-	dst := repository.NewTestRepository(t)
+	src := repotest.New(t)
+	dst := repotest.New(t)
 	m := backup(t, src, map[string][]byte{"f": randBytes(50, 100)}, "src")
 	cases := []struct {
 		name string
@@ -188,13 +189,13 @@ func sameCounts(a, b maintenance.CopyStats) bool {
 func TestCopyRepeatedSubtree(t *testing.T) {
 	ctx := context.Background()
 	copyCountingGets := func(dup bool) (int, maintenance.CopyStats, []int64) {
-		faulty := blobtest.NewFaulty(t, repository.NewMemStorage())
+		faulty := blobtest.NewFaulty(t, blobtest.NewMem(nil))
 		src, err := repository.Create(ctx, faulty, crypto.RandomKey(), repository.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { src.Close() })
-		dst := repository.NewTestRepository(t)
+		dst := repotest.New(t)
 		m, files := backupNested(t, src, dup)
 		want := walkStats(t, src, m)
 		var progress []int64
@@ -237,11 +238,11 @@ func TestCopyRepeatedSubtree(t *testing.T) {
 // complete and counts the same.
 func TestCopyCacheDrops(t *testing.T) {
 	ctx := context.Background()
-	src := repository.NewTestRepository(t)
+	src := repotest.New(t)
 	m, files := backupNested(t, src, true)
 	want := walkStats(t, src, m)
 	defer maintenance.SetCopyCacheMax(1)()
-	dst := repository.NewTestRepository(t)
+	dst := repotest.New(t)
 	out, st, err := maintenance.Copy(ctx, src, dst, m.ID, maintenance.CopyOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +256,7 @@ func TestCopyCacheDrops(t *testing.T) {
 
 func TestCopyCorruptSource(t *testing.T) {
 	ctx := context.Background()
-	mem := repository.NewMemStorage()
+	mem := blobtest.NewMem(nil)
 	src, err := repository.Create(ctx, mem, crypto.RandomKey(), repository.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +272,7 @@ func TestCopyCorruptSource(t *testing.T) {
 	raw, _ := mem.Raw(best)
 	raw[len(raw)/3] ^= 1
 	mem.SetRaw(best, raw, src.Clock().Now())
-	dst := repository.NewTestRepository(t)
+	dst := repotest.New(t)
 	if _, _, err := maintenance.Copy(ctx, src, dst, m.ID, maintenance.CopyOptions{}); !errors.Is(err, repository.ErrCorrupt) {
 		t.Fatalf("copy of a corrupt source: %v, want ErrCorrupt", err)
 	}
@@ -281,8 +282,8 @@ func TestCopyCorruptSource(t *testing.T) {
 }
 
 func TestCopyCancelled(t *testing.T) {
-	src := repository.NewTestRepository(t)
-	dst := repository.NewTestRepository(t)
+	src := repotest.New(t)
+	dst := repotest.New(t)
 	m, _ := backupNested(t, src, true)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -303,8 +304,8 @@ func TestCopyCancelled(t *testing.T) {
 // even though it is taken from the cache.
 func TestCopyDepthOfRepeatedSubtree(t *testing.T) {
 	ctx := context.Background()
-	src := repository.NewTestRepository(t)
-	dst := repository.NewTestRepository(t)
+	src := repotest.New(t)
+	dst := repotest.New(t)
 	var root repository.ID
 	err := src.WithWriter(ctx, func(ctx context.Context, w *repository.Writer) error {
 		chain := func(id repository.ID, n int) (repository.ID, error) {
