@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"coffer/internal/repository/blob"
@@ -76,8 +77,10 @@ type DamagedIndexFile struct {
 
 // ReadIndexFiles lists index/ and reads every object there on its own, so
 // that one damaged file does not hide the others: a file that cannot be
-// read is returned in damaged with its error. A listing error or a
-// cancelled context is returned as err.
+// read is returned in damaged with its error. Both lists are in name order
+// whatever order the storage lists in, so reports built from them are the
+// same on every backend. A listing error or a cancelled context is returned
+// as err.
 func (r *Repository) ReadIndexFiles(ctx context.Context) (readable []IndexFile, damaged []DamagedIndexFile, err error) {
 	var names []string
 	if err := r.st.List(ctx, IndexPrefix, func(i blob.Info) error {
@@ -86,6 +89,7 @@ func (r *Repository) ReadIndexFiles(ctx context.Context) (readable []IndexFile, 
 	}); err != nil {
 		return nil, nil, fmt.Errorf("list index: %w", err)
 	}
+	slices.Sort(names)
 	for _, n := range names {
 		id, idErr := ParseID(strings.TrimPrefix(n, IndexPrefix))
 		f, err := r.ReadIndexFile(ctx, n)
