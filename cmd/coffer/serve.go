@@ -27,6 +27,8 @@ import (
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
+	"coffer/internal/vaultrepo/s3vaults"
 )
 
 // resourceTypes is the one place that lists the AWS resource types this
@@ -218,11 +220,11 @@ func applyMemoryLimit(cfg *config.Config, log *slog.Logger) {
 // openVaultRepos places vault repositories as vault_storage says.
 func openVaultRepos(cfg *config.Config, master []byte, opts repository.Options, log *slog.Logger) (*vaultrepo.Manager, error) {
 	if cfg.VaultStorage.Type != config.VaultStorageS3 {
-		return vaultrepo.New(cfg.DataDir, master, opts)
+		return localvaults.New(cfg.DataDir, master, opts)
 	}
 	s := cfg.VaultStorage.S3
 	log.Info("vault repositories on S3", "s3", *s)
-	return vaultrepo.NewS3(vaultrepo.S3Options{
+	return s3vaults.New(s3vaults.Options{
 		S3: s3.Config{Endpoint: s.Endpoint, Region: s.Region, Bucket: s.Bucket, Prefix: s.Prefix,
 			AccessKeyID: s.AccessKeyID, SecretAccessKey: s.SecretAccessKey, PathStyle: s.PathStyle},
 		Retry: retry.Options{Logger: log},

@@ -30,6 +30,7 @@ import (
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
 )
 
 const roleArn = "arn:aws:iam::111111111111:role/backup-role"
@@ -53,7 +54,7 @@ func startJobs(t *testing.T, runWorkers bool) *jobEnv {
 		t.Fatal(err)
 	}
 	fake := clock.NewFake(time.Now())
-	repos, err := vaultrepo.New(dir, bytes.Repeat([]byte{9}, 32), repository.Options{Clock: fake})
+	repos, err := localvaults.New(dir, bytes.Repeat([]byte{9}, 32), repository.Options{Clock: fake})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ import (
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
 )
 
 type copyEnv struct {
@@ -48,7 +49,7 @@ func startCopy(t *testing.T) *copyEnv {
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "meta.db"))
 	must(t, err)
 	fake := clock.NewFake(time.Now())
-	repos, err := vaultrepo.New(filepath.Join(dir, "data"), bytes.Repeat([]byte{5}, 32), repository.Options{Clock: fake, PackSize: 1 << 20})
+	repos, err := localvaults.New(filepath.Join(dir, "data"), bytes.Repeat([]byte{5}, 32), repository.Options{Clock: fake, PackSize: 1 << 20})
 	must(t, err)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	newDir := filepath.Join(dir, "newfs")

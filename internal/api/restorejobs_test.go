@@ -31,7 +31,7 @@ import (
 	"coffer/internal/restorejob"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
-	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
 )
 
 const (
@@ -64,7 +64,7 @@ func startRestoreEnv(t *testing.T) *renv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repos, err := vaultrepo.New(filepath.Join(dir, "data"), bytes.Repeat([]byte{5}, 32), repository.Options{PackSize: 1 << 20})
+	repos, err := localvaults.New(filepath.Join(dir, "data"), bytes.Repeat([]byte{5}, 32), repository.Options{PackSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ import (
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/testutil/s3server"
-	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/s3vaults"
 )
 
 // s3Objects lists the keys under prefix in the bucket, straight from the
@@ -66,7 +66,7 @@ func TestS3VaultStorageEndToEnd(t *testing.T) {
 	must(t, err)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	clk := clock.Real{}
-	repos, err := vaultrepo.NewS3(vaultrepo.S3Options{
+	repos, err := s3vaults.New(s3vaults.Options{
 		S3: s3.Config{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: bucket, Prefix: prefix,
 			AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, PathStyle: true},
 		Retry: retry.Options{Logger: quiet},

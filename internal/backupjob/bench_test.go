@@ -29,7 +29,7 @@ import (
 	"coffer/internal/resource/fstree"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
-	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
 )
 
 // BenchmarkAPIBackup compares a full backup driven through the API
@@ -58,7 +58,7 @@ func BenchmarkAPIBackup(b *testing.B) {
 	}
 	defer st.Close()
 	master := bytes.Repeat([]byte{5}, 32)
-	repos, err := vaultrepo.New(dir, master, repository.Options{})
+	repos, err := localvaults.New(dir, master, repository.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
