@@ -33,11 +33,16 @@ type CopyStats struct {
 	LogicalBytes int64 // logical size of the files
 }
 
-// copyCacheMax bounds each of the copier's two caches (source→destination
-// data blob IDs, about 100 bytes an entry, and finished subtrees, about 150
-// bytes an entry); a full cache is dropped and rebuilt, so memory stays
-// bounded. A variable so tests can force the drops.
-var copyCacheMax = 1 << 18
+// Bounds of the copier's two caches; a full cache is dropped and rebuilt,
+// so memory stays bounded. copyBlobCacheMax maps source to destination data
+// blob IDs (about 100 bytes an entry, 26 MB when full); copyTreeCacheMax
+// holds finished subtrees (about 120 bytes an entry, 2 MB when full), which
+// only spare the second walk of a repeated directory. Variables so that
+// tests can force the drops.
+var (
+	copyBlobCacheMax = 1 << 18
+	copyTreeCacheMax = 1 << 14
+)
 
 // Copy copies the snapshot of manifest manifestID from src into dst and
 // saves a manifest for it in dst with the source's time and the labels of
@@ -170,7 +175,7 @@ func (c *copier) tree(ctx context.Context, id repository.ID, depth int) (reposit
 	if err != nil {
 		return repository.ID{}, 0, err
 	}
-	if len(c.trees) >= copyCacheMax {
+	if len(c.trees) >= copyTreeCacheMax {
 		clear(c.trees)
 	}
 	c.trees[id] = copiedTree{id: nid, height: height,
@@ -225,7 +230,7 @@ func (c *copier) data(ctx context.Context, id repository.ID) (repository.ID, err
 		c.st.SentBlobs++
 		c.st.SentBytes += int64(len(b))
 	}
-	if len(c.blobs) >= copyCacheMax {
+	if len(c.blobs) >= copyBlobCacheMax {
 		clear(c.blobs)
 	}
 	c.blobs[id] = nid

@@ -1,9 +1,9 @@
 package maintenance
 
-// SetCopyCacheMax bounds Copy's caches to n entries until the returned
-// function restores the default.
+// SetCopyCacheMax bounds both of Copy's caches to n entries until the
+// returned function restores the defaults.
 func SetCopyCacheMax(n int) (restore func()) {
-	old := copyCacheMax
-	copyCacheMax = n
-	return func() { copyCacheMax = old }
+	blobs, trees := copyBlobCacheMax, copyTreeCacheMax
+	copyBlobCacheMax, copyTreeCacheMax = n, n
+	return func() { copyBlobCacheMax, copyTreeCacheMax = blobs, trees }
 }
