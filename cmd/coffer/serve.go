@@ -28,6 +28,8 @@ import (
 	"coffer/internal/service"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
+	"coffer/internal/vaultrepo/s3vaults"
 )
 
 const usage = `usage: coffer serve [--config FILE] [--listen HOST:PORT]
@@ -169,7 +171,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
 		AccountOf: accountOf, TokenKey: tokenKey},
-		api.Deps{Store: st, Clock: clk, Logger: log, Service: svc,
+		api.Deps{Clock: clk, Logger: log, Service: svc,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: cfg.Region, MaxSkew: 15 * time.Minute}}})
 	if err != nil {
 		return err
@@ -221,11 +223,11 @@ func applyMemoryLimit(cfg *config.Config, log *slog.Logger) {
 // openVaultRepos places vault repositories as vault_storage says.
 func openVaultRepos(cfg *config.Config, master []byte, opts repository.Options, log *slog.Logger) (*vaultrepo.Manager, error) {
 	if cfg.VaultStorage.Type != config.VaultStorageS3 {
-		return vaultrepo.New(cfg.DataDir, master, opts)
+		return localvaults.New(cfg.DataDir, master, opts)
 	}
 	s := cfg.VaultStorage.S3
 	log.Info("vault repositories on S3", "s3", *s)
-	return vaultrepo.NewS3(vaultrepo.S3Options{
+	return s3vaults.New(s3vaults.Options{
 		S3: s3.Config{Endpoint: s.Endpoint, Region: s.Region, Bucket: s.Bucket, Prefix: s.Prefix,
 			AccessKeyID: s.AccessKeyID, SecretAccessKey: s.SecretAccessKey, PathStyle: s.PathStyle},
 		Retry: retry.Options{Logger: log},

@@ -33,6 +33,7 @@ import (
 	"coffer/internal/store/sqlite"
 	"coffer/internal/testutil/stack"
 	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
 )
 
 const roleArn = "arn:aws:iam::111111111111:role/backup-role"
@@ -56,7 +57,7 @@ func startJobs(t *testing.T, runWorkers bool) *jobEnv {
 		t.Fatal(err)
 	}
 	fake := clock.NewFake(time.Now())
-	repos, err := vaultrepo.New(dir, bytes.Repeat([]byte{9}, 32), repository.Options{Clock: fake})
+	repos, err := localvaults.New(dir, bytes.Repeat([]byte{9}, 32), repository.Options{Clock: fake})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func startJobs(t *testing.T, runWorkers bool) *jobEnv {
 	srv, err := api.New(api.Config{Region: region, ManagementAccount: acctA.id,
 		AccountOf: map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id},
 		TokenKey:  bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: fake, Logger: quiet, Service: stk.Service,
+		api.Deps{Clock: fake, Logger: quiet, Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clock.Real{}, Service: "backup", Region: region}}})
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ import (
 	"coffer/internal/store/sqlite"
 	"coffer/internal/testutil/stack"
 	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
 )
 
 type copyEnv struct {
@@ -47,7 +48,7 @@ func startCopy(t *testing.T) *copyEnv {
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "meta.db"))
 	must(t, err)
 	fake := clock.NewFake(time.Now())
-	repos, err := vaultrepo.New(filepath.Join(dir, "data"), bytes.Repeat([]byte{5}, 32), repository.Options{Clock: fake, PackSize: 1 << 20})
+	repos, err := localvaults.New(filepath.Join(dir, "data"), bytes.Repeat([]byte{5}, 32), repository.Options{Clock: fake, PackSize: 1 << 20})
 	must(t, err)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	newDir := filepath.Join(dir, "newfs")
@@ -61,7 +62,7 @@ func startCopy(t *testing.T) *copyEnv {
 	srv, err := api.New(api.Config{Region: region, ManagementAccount: acctA.id,
 		AccountOf: map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id},
 		TokenKey:  bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: fake, Logger: quiet, Service: stk.Service,
+		api.Deps{Clock: fake, Logger: quiet, Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clock.Real{}, Service: "backup", Region: region}}})
 	must(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -53,7 +53,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	s, err := New(Config{Region: "us-east-1", AccountOf: map[string]string{},
-		TokenKey: bytes.Repeat([]byte{1}, 32)}, Deps{Store: st, Clock: clk, Auth: noAuth{}, Service: stk.Service})
+		TokenKey: bytes.Repeat([]byte{1}, 32)}, Deps{Clock: clk, Auth: noAuth{}, Service: stk.Service})
 	if err != nil {
 		f.Fatal(err)
 	}

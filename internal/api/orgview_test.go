@@ -42,7 +42,7 @@ func startOrg(t *testing.T) *env {
 	srv, err := api.New(api.Config{Region: region, ManagementAccount: acctA.id,
 		AccountOf: map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id, acctC.akid: acctC.id},
 		TokenKey:  bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: fake, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Service: stk.Service,
+		api.Deps{Clock: fake, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clock.Real{}, Service: "backup", Region: region}}})
 	must(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -32,7 +32,7 @@ import (
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/testutil/stack"
-	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
 )
 
 const (
@@ -65,7 +65,7 @@ func startRestoreEnv(t *testing.T) *renv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repos, err := vaultrepo.New(filepath.Join(dir, "data"), bytes.Repeat([]byte{5}, 32), repository.Options{PackSize: 1 << 20})
+	repos, err := localvaults.New(filepath.Join(dir, "data"), bytes.Repeat([]byte{5}, 32), repository.Options{PackSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func startRestoreEnv(t *testing.T) *renv {
 	creds := api.StaticCredentials{acctA.akid: acctA.secret, acctB.akid: acctB.secret}
 	srv, err := api.New(api.Config{Region: region, AccountOf: map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id},
 		TokenKey: bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Service: stk.Service,
+		api.Deps{Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: region}}})
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ import (
 	"coffer/internal/store/sqlite"
 	"coffer/internal/testutil/s3server"
 	"coffer/internal/testutil/stack"
-	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/s3vaults"
 )
 
 // s3Objects lists the keys under prefix in the bucket, straight from the
@@ -66,7 +66,7 @@ func TestS3VaultStorageEndToEnd(t *testing.T) {
 	must(t, err)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	clk := clock.Real{}
-	repos, err := vaultrepo.NewS3(vaultrepo.S3Options{
+	repos, err := s3vaults.New(s3vaults.Options{
 		S3: s3.Config{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: bucket, Prefix: prefix,
 			AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, PathStyle: true},
 		Retry: retry.Options{Logger: quiet},
@@ -82,7 +82,7 @@ func TestS3VaultStorageEndToEnd(t *testing.T) {
 	creds := api.StaticCredentials{acctA.akid: acctA.secret}
 	server, err := api.New(api.Config{Region: region, ManagementAccount: acctA.id, AccountOf: map[string]string{acctA.akid: acctA.id},
 		TokenKey: bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: clk, Logger: quiet, Service: stk.Service,
+		api.Deps{Clock: clk, Logger: quiet, Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: region}}})
 	must(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

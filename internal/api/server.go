@@ -22,7 +22,6 @@ import (
 	"coffer/internal/api/model"
 	"coffer/internal/clock"
 	"coffer/internal/service"
-	"coffer/internal/store"
 )
 
 // MaxBodyBytes is the request body limit of this API (1 MiB).
@@ -36,10 +35,6 @@ type Identity struct {
 	AccessKeyID string
 	// Management is true for the organization's management account.
 	Management bool
-}
-
-func (id Identity) scope() store.Scope {
-	return store.Scope{AccountID: id.AccountID, Region: id.Region}
 }
 
 func (id Identity) caller() service.Caller {
@@ -65,7 +60,6 @@ type Config struct {
 
 // Deps are the server's collaborators.
 type Deps struct {
-	Store  store.Store
 	Clock  clock.Clock
 	Logger *slog.Logger
 	Auth   Authenticator
@@ -105,8 +99,8 @@ type Server struct {
 
 // New builds a server. It fails on an incomplete configuration.
 func New(cfg Config, deps Deps) (*Server, error) {
-	if deps.Store == nil || deps.Clock == nil || deps.Auth == nil || deps.Service == nil {
-		return nil, errors.New("api: Store, Clock, Auth and Service are required")
+	if deps.Clock == nil || deps.Auth == nil || deps.Service == nil {
+		return nil, errors.New("api: Clock, Auth and Service are required")
 	}
 	if len(cfg.TokenKey) < 32 {
 		return nil, errors.New("api: TokenKey must be at least 32 bytes")

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"coffer/internal/backup"
-	"coffer/internal/store"
+	"coffer/internal/service"
 )
 
 // Aggregation periods of the job summaries.
@@ -119,7 +119,7 @@ func (s *Server) jobSummaries(ctx context.Context, id Identity, op string, kind 
 	if in.MaxResults != nil && *in.MaxResults > maxSummaryResults {
 		return nil, "", nil, invalidParam("MaxResults", "MaxResults must be between 1 and %d", maxSummaryResults)
 	}
-	q := store.JobSummaryQuery{Kind: kind, Region: id.Region}
+	q := service.JobSummaryQuery{Kind: kind, Region: id.Region}
 	var state string
 	state, q.GroupState = dimension(in.State)
 	q.State = backup.JobState(state)
@@ -142,7 +142,7 @@ func (s *Server) jobSummaries(ctx context.Context, id Identity, op string, kind 
 		return out, period, nil, nil // another account: nothing
 	}
 	bound := struct {
-		Q      store.JobSummaryQuery
+		Q      service.JobSummaryQuery
 		Period string
 	}{q, period}
 	bound.Q.From, bound.Q.To = time.Time{}, time.Time{}
@@ -165,12 +165,8 @@ func (s *Server) jobSummaries(ctx context.Context, id Identity, op string, kind 
 		q.To = q.From.Add(span)
 		offset = off
 	}
-	var rows []store.JobSummaryRow
-	if err := s.deps.Store.Read(ctx, func(tx store.Tx) error {
-		var err error
-		rows, err = tx.SummarizeJobs(ctx, q)
-		return err
-	}); err != nil {
+	var rows []service.JobSummaryRow
+	if rows, err = s.svc.SummarizeJobs(ctx, id.caller(), q); err != nil {
 		return nil, "", nil, err
 	}
 	width := q.Bucket

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"coffer/internal/store"
+	"coffer/internal/service"
 )
 
 // Timestamp is a rest-json body timestamp: epoch seconds with a
@@ -80,9 +80,9 @@ func (p *pager) issue(account, op string, filter any, cursor string) *string {
 	return &tok
 }
 
-// page turns the request's NextToken/MaxResults into a store.Page.
-func (p *pager) page(account, op string, filter any, token *string, max *int64) (store.Page, error) {
-	pg := store.Page{Limit: DefaultPageSize}
+// page turns the request's NextToken/MaxResults into a service.Page.
+func (p *pager) page(account, op string, filter any, token *string, max *int64) (service.Page, error) {
+	pg := service.Page{Limit: DefaultPageSize}
 	if max != nil {
 		pg.Limit = int(*max)
 	}

@@ -30,7 +30,7 @@ import (
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/testutil/stack"
-	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
 )
 
 // BenchmarkAPIBackup compares a full backup driven through the API
@@ -59,7 +59,7 @@ func BenchmarkAPIBackup(b *testing.B) {
 	}
 	defer st.Close()
 	master := bytes.Repeat([]byte{5}, 32)
-	repos, err := vaultrepo.New(dir, master, repository.Options{})
+	repos, err := localvaults.New(dir, master, repository.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func BenchmarkAPIBackup(b *testing.B) {
 	stk.Service.SetNotifier(runner)
 	srv, err := api.New(api.Config{Region: region, AccountOf: map[string]string{crashAKID: acct},
 		TokenKey: bytes.Repeat([]byte{7}, 32)},
-		api.Deps{Store: st, Clock: clk, Logger: quiet, Service: stk.Service,
+		api.Deps{Clock: clk, Logger: quiet, Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: api.StaticCredentials{crashAKID: crashSecret}, Clock: clk, Service: "backup", Region: region}}})
 	if err != nil {
 		b.Fatal(err)

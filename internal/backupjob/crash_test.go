@@ -27,6 +27,7 @@ import (
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
 )
 
 const (
@@ -203,7 +204,7 @@ file_systems:
 	}
 	master, err := config.LoadOrCreateSecret(filepath.Join(dataDir, vaultrepo.MasterKeyFile), 32)
 	must(t, err)
-	m, err := vaultrepo.New(dataDir, master, repository.Options{})
+	m, err := localvaults.New(dataDir, master, repository.Options{})
 	must(t, err)
 	defer m.Close()
 	repo, err := m.Open(ctx, &backup.Vault{AccountID: acct, Region: region, Name: "crash"})

@@ -21,6 +21,7 @@ import (
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
 )
 
 // handlerEnv runs the handler under a real runner, store and vault repos.
@@ -32,7 +33,7 @@ func handlerEnv(t *testing.T) (store.Store, *vaultrepo.Manager, *jobs.Runner, *c
 	must(t, err)
 	t.Cleanup(func() { st.Close() })
 	clk := clock.NewFake(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
-	repos, err := vaultrepo.New(dir, bytes.Repeat([]byte{3}, 32), repository.Options{Clock: clk})
+	repos, err := localvaults.New(dir, bytes.Repeat([]byte{3}, 32), repository.Options{Clock: clk})
 	must(t, err)
 	t.Cleanup(func() { repos.Close() })
 	r, err := jobs.New(jobs.Options{Store: st, Clock: clk, LeaseTTL: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

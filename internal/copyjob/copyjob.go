@@ -18,6 +18,7 @@ import (
 	"coffer/internal/clock"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
+	"coffer/internal/repository/maintenance"
 	"coffer/internal/store"
 )
 
@@ -197,9 +198,8 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 	}
 	tr, _ := p.(jobs.TransferReporter)
 	total := rp.BackupSizeBytes
-	m, cs, err := CopyManifest(ctx, srcRepo, dstRepo, rp.ManifestID, labels, func(done int64) {
-		p.Update(done, total)
-	})
+	m, cs, err := maintenance.Copy(ctx, srcRepo, dstRepo, rp.ManifestID, maintenance.CopyOptions{Labels: labels,
+		Progress: func(done int64) { p.Update(done, total) }})
 	if err != nil {
 		if ctx.Err() != nil {
 			return jobs.Result{}, ctx.Err()

@@ -21,6 +21,7 @@ import (
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
 )
 
 const (
@@ -55,7 +56,7 @@ func newEnv(t *testing.T) *env {
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "meta.db"))
 	must(t, err)
 	t.Cleanup(func() { st.Close() })
-	repos, err := vaultrepo.New(filepath.Join(dir, "data"), bytes.Repeat([]byte{7}, 32), repository.Options{PackSize: 1 << 20})
+	repos, err := localvaults.New(filepath.Join(dir, "data"), bytes.Repeat([]byte{7}, 32), repository.Options{PackSize: 1 << 20})
 	must(t, err)
 	t.Cleanup(func() { repos.Close() })
 	e := &env{t: t, st: st, repos: repos, clock: clock.NewFake(time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)), dir: dir,

@@ -10,13 +10,14 @@ import (
 
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob"
+	"coffer/internal/repository/blob/blobtest"
 	"coffer/internal/repository/crypto"
 )
 
-// asyncMem is a MemStorage with blob.AsyncPutter: PutAsync keeps the bytes
+// asyncMem is a blobtest.Mem with blob.AsyncPutter: PutAsync keeps the bytes
 // aside and commit stores them, failing the failAt-th pack commit.
 type asyncMem struct {
-	*repository.MemStorage
+	*blobtest.Mem
 	mu       sync.Mutex
 	commits  int
 	failAt   int
@@ -61,7 +62,7 @@ func TestAsyncPackCommits(t *testing.T) {
 		failAt int
 	}{{"all commits succeed", 0}, {"second pack commit fails", 2}} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := &asyncMem{MemStorage: repository.NewMemStorage(), failAt: tc.failAt, errBoom: errors.New("injected commit failure")}
+			st := &asyncMem{Mem: blobtest.NewMem(nil), failAt: tc.failAt, errBoom: errors.New("injected commit failure")}
 			key := crypto.RandomKey()
 			r, err := repository.Create(ctx, st, key, repository.Options{PackSize: 1 << 20})
 			if err != nil {

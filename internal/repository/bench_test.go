@@ -18,6 +18,7 @@ import (
 	"coffer/internal/repository/compress"
 	"coffer/internal/repository/crypto"
 	"coffer/internal/repository/pack"
+	"coffer/internal/repository/repotest"
 )
 
 // textish returns compressible data resembling source text.
@@ -81,7 +82,7 @@ func benchSaveStream(b *testing.B, data []byte) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		r := repository.NewTestRepository(b)
+		r := repotest.New(b)
 		err := r.WithWriter(context.Background(), func(ctx context.Context, w *repository.Writer) error {
 			_, _, err := w.SaveStream(ctx, bytes.NewReader(data))
 			return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"coffer/internal/repository/blob/blobtest"
 	"coffer/internal/repository/chunker"
 )
 
@@ -33,7 +34,7 @@ func FuzzDecodeManifest(f *testing.F) {
 	// Fixed keys: fuzz workers are separate processes and must agree.
 	km := keyMaterial{dataKey: bytes.Repeat([]byte{2}, 32), idKey: bytes.Repeat([]byte{3}, 32), gearKey: bytes.Repeat([]byte{4}, 32)}
 	opts := Options{}
-	st := NewMemStorage()
+	st := blobtest.NewMem(nil)
 	if err := opts.fill(st); err != nil {
 		f.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func idOf(b []byte) string {
 func fuzzRepo(f *testing.F) (*Repository, keyMaterial) {
 	km := keyMaterial{dataKey: bytes.Repeat([]byte{2}, 32), idKey: bytes.Repeat([]byte{3}, 32), gearKey: bytes.Repeat([]byte{4}, 32)}
 	opts := Options{}
-	st := NewMemStorage()
+	st := blobtest.NewMem(nil)
 	if err := opts.fill(st); err != nil {
 		f.Fatal(err)
 	}

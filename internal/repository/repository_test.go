@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"coffer/internal/repository"
+	"coffer/internal/repository/blob/blobtest"
+	"coffer/internal/repository/repotest"
 )
 
 func randBytes(seed uint64, n int) []byte {
@@ -62,7 +64,7 @@ func loadAll(t *testing.T, r *repository.Repository, ids []repository.ID) []byte
 }
 
 func TestSaveStreamRoundTrip(t *testing.T) {
-	r := repository.NewTestRepository(t)
+	r := repotest.New(t)
 	p := r.Config().ChunkSize
 	sizes := []int{0, 1, 100, 4095, p.Min, p.Min + 1, p.Avg, p.Max, p.Max + 1, 3*p.Max + 12345, 20 << 20}
 	for i, n := range sizes {
@@ -89,7 +91,7 @@ func TestSaveStreamRoundTrip(t *testing.T) {
 
 func TestReopenAndDedup(t *testing.T) {
 	ctx := context.Background()
-	st := repository.NewMemStorage()
+	st := blobtest.NewMem(nil)
 	key := bytes.Repeat([]byte{7}, 32)
 	r, err := repository.Create(ctx, st, key, repository.Options{})
 	if err != nil {
@@ -129,7 +131,7 @@ func TestReopenAndDedup(t *testing.T) {
 	}
 }
 
-func storedBytes(st *repository.MemStorage) int64 {
+func storedBytes(st *blobtest.Mem) int64 {
 	var n int64
 	for _, name := range st.Names("data/") {
 		b, _ := st.Raw(name)
@@ -139,7 +141,7 @@ func storedBytes(st *repository.MemStorage) int64 {
 }
 
 func TestConcurrentSaveStream(t *testing.T) {
-	r := repository.NewTestRepository(t)
+	r := repotest.New(t)
 	const G = 8
 	inputs := make([][]byte, G)
 	results := make([][]repository.ID, G)
@@ -171,7 +173,7 @@ func TestConcurrentSaveStream(t *testing.T) {
 
 func TestSaveBlobAndAbandon(t *testing.T) {
 	ctx := context.Background()
-	r := repository.NewTestRepository(t)
+	r := repotest.New(t)
 	var id repository.ID
 	boom := errors.New("boom")
 	err := r.WithWriter(ctx, func(ctx context.Context, w *repository.Writer) error {
@@ -220,7 +222,7 @@ func TestSaveBlobAndAbandon(t *testing.T) {
 // write their own packs and index; duplicates across sessions are tolerated.
 func TestConcurrentSessions(t *testing.T) {
 	ctx := context.Background()
-	st := repository.NewMemStorage()
+	st := blobtest.NewMem(nil)
 	key := bytes.Repeat([]byte{9}, 32)
 	r1, err := repository.Create(ctx, st, key, repository.Options{})
 	if err != nil {

@@ -2,6 +2,7 @@ package repository
 
 import (
 	"bytes"
+	"coffer/internal/repository/blob/blobtest"
 	"context"
 	"errors"
 	"testing"
@@ -11,7 +12,7 @@ import (
 func TestPackVerifyBeforeUpload(t *testing.T) {
 	for _, where := range []string{"first blob", "middle blob", "header"} {
 		t.Run(where, func(t *testing.T) {
-			st := NewMemStorage()
+			st := blobtest.NewMem(nil)
 			r, err := Create(context.Background(), st, bytes.Repeat([]byte{1}, 32), Options{})
 			if err != nil {
 				t.Fatal(err)

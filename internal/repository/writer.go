@@ -2,7 +2,6 @@ package repository
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 
 	"coffer/internal/repository/blob"
 	"coffer/internal/repository/chunker"
-	"coffer/internal/repository/compress"
 	"coffer/internal/repository/index"
 	"coffer/internal/repository/pack"
 )
@@ -136,12 +134,6 @@ func growChunkBuf(old []byte, need int) []byte {
 	return nb
 }
 
-var packPool sync.Pool
-
-// testHookPackEncoded, set only by tests, sees each pack after encoding and
-// before verification (to simulate damage between encode and upload).
-var testHookPackEncoded func([]byte)
-
 // WithWriter runs fn with a write session. When fn returns nil, every pack
 // and the index of the session are durable when WithWriter returns nil; if
 // fn (or the session) fails, the session is abandoned: its packs stay in
@@ -238,56 +230,6 @@ func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn f
 		r.idx.Load().AddPack(p)
 	}
 	return RewriteResult{Packs: w.done, IndexFiles: files}, nil
-}
-
-// maxIndexBlobs bounds the entries per index file (≈ 4.6 MB encoded).
-const maxIndexBlobs = 100_000
-
-// writeIndex writes index files covering packs, sealed and named after the
-// hash of their content; the first file lists supersedes.
-func (r *Repository) writeIndex(ctx context.Context, packs []index.PackBlobs, supersedes [][32]byte) ([][32]byte, error) {
-	var written [][32]byte
-	var batch []index.PackBlobs
-	n := 0
-	flush := func(last bool) error {
-		if len(batch) == 0 && !(last && len(supersedes) > 0) {
-			return nil
-		}
-		// Supersedes goes into the last file only, so that a crash part-way
-		// leaves the superseded files active.
-		f := &index.File{Packs: batch}
-		if last {
-			f.Supersedes = supersedes
-		}
-		sealed := r.aead.Seal(nil, index.Encode(f), []byte(index.AAD))
-		id := sum32(sealed)
-		name := IndexPrefix + hex.EncodeToString(id[:])
-		if err := r.st.Put(ctx, name, sealed, blob.PutOptions{IfAbsent: true}); err != nil && !errors.Is(err, blob.ErrAlreadyExists) {
-			return fmt.Errorf("write index %s: %w", name, err)
-		}
-		written = append(written, id)
-		batch, n = nil, 0
-		return nil
-	}
-	for _, p := range packs {
-		if n > 0 && n+len(p.Blobs) > maxIndexBlobs {
-			if err := flush(false); err != nil {
-				return nil, err
-			}
-		}
-		batch = append(batch, p)
-		n += len(p.Blobs)
-	}
-	if err := flush(true); err != nil {
-		return nil, err
-	}
-	return written, nil
-}
-
-// WriteIndex writes index files for packs, recording that they supersede
-// the named index files (prune uses it).
-func (r *Repository) WriteIndex(ctx context.Context, packs []index.PackBlobs, supersedes [][32]byte) ([][32]byte, error) {
-	return r.writeIndex(ctx, packs, supersedes)
 }
 
 func (w *Writer) fail(err error) {
@@ -449,224 +391,4 @@ func (w *Writer) SaveStream(ctx context.Context, rd io.Reader) (ids []ID, n int6
 	res.mu.Lock()
 	defer res.mu.Unlock()
 	return res.ids, n, nil
-}
-
-type workerPacks struct {
-	p      [3]*pack.Packer
-	verify []byte // plaintext buffer reused by pack verification
-}
-
-func (w *Writer) worker() {
-	defer w.workers.Done()
-	var wp workerPacks
-	for j := range w.jobs {
-		if err := context.Cause(w.ctx); err == nil {
-			if err := w.process(&wp, j); err != nil {
-				w.fail(err)
-			}
-		}
-		w.budget.Release(j.cost)
-		if j.pooled {
-			putChunkBuf(j.data)
-		}
-		if j.res != nil {
-			j.res.wg.Done()
-		}
-	}
-	if context.Cause(w.ctx) != nil {
-		return
-	}
-	for t := range wp.p {
-		if wp.p[t] != nil && wp.p[t].Count() > 0 {
-			if err := w.finish(&wp, wp.p[t]); err != nil {
-				w.fail(err)
-				return
-			}
-		}
-	}
-}
-
-func (w *Writer) process(wp *workerPacks, j job) error {
-	id := j.id
-	if !j.hashed {
-		id = w.r.ComputeID(j.data)
-		j.res.mu.Lock()
-		j.res.ids[j.slot] = id
-		j.res.mu.Unlock()
-		if !w.markNew(index.Key{Type: j.typ, ID: id}) {
-			return nil
-		}
-	}
-	p := wp.p[j.typ]
-	// Close a pack early rather than grow its buffer past PackSize + 1/8.
-	if p != nil && p.Size()+len(j.data)+len(j.data)/64+1024 > w.r.opts.PackSize+w.r.opts.PackSize/8 {
-		wp.p[j.typ] = nil
-		if err := w.finish(wp, p); err != nil {
-			return err
-		}
-		p = nil
-	}
-	if p == nil {
-		var buf []byte
-		if v := packPool.Get(); v != nil {
-			buf = *(v.(*[]byte))
-		} else {
-			buf = make([]byte, 0, w.r.opts.PackSize+w.r.opts.PackSize/8)
-		}
-		p = pack.NewPacker(buf)
-		p.VerifyCompression = !w.r.opts.SkipPackVerify
-		p.Scratch, wp.verify = wp.verify, nil
-		wp.p[j.typ] = p
-	}
-	if err := p.Add(j.typ, id, j.data, w.r.codec, w.r.aead); err != nil {
-		return err
-	}
-	w.stats.newBlobs.Add(1)
-	w.stats.rawBytes.Add(int64(len(j.data)))
-	if p.Size() >= w.r.opts.PackSize {
-		wp.p[j.typ] = nil
-		return w.finish(wp, p)
-	}
-	return nil
-}
-
-// finish seals the pack, verifies it and hands it to an uploader.
-func (w *Writer) finish(wp *workerPacks, p *pack.Packer) error {
-	entries := append([]pack.Entry(nil), p.Entries()...)
-	if p.Scratch != nil {
-		wp.verify = p.Scratch
-	}
-	data, id := p.Finalize(w.r.aead)
-	if testHookPackEncoded != nil {
-		testHookPackEncoded(data)
-	}
-	if !w.r.opts.SkipPackVerify {
-		if err := w.r.verifyPack(data, id, entries, &wp.verify); err != nil {
-			return fmt.Errorf("pack verification before upload failed: %w", err)
-		}
-	}
-	fp := &finishedPack{id: id, data: data, blobs: entries}
-	select {
-	case w.packs <- fp:
-		return nil
-	case <-w.ctx.Done():
-		return context.Cause(w.ctx)
-	}
-}
-
-func sum32(b []byte) [32]byte { return [32]byte(sum(b)) }
-
-// verifyPack re-parses an encoded pack (authenticating its header), checks
-// its ID and the header against the blobs added, authenticates every sealed
-// blob and opens the first and last, and the first and last compressed one,
-// end to end (decrypt, decompress with the independent pure-Go decoder,
-// hash). Every compressed blob was already round-tripped through the read
-// decoder (libzstd in cgo builds) by the packer, so together this checks
-// the compressor on every blob with the reference decoder and on a sample of
-// every pack with a second implementation, every byte of the pack against
-// damage after sealing, and the whole read path on a sample, at a fraction
-// of the cost of reopening everything.
-func (r *Repository) verifyPack(data []byte, id [32]byte, want []pack.Entry, bufp *[]byte) error {
-	hdr, err := pack.ParsePack(data, r.aead)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrCorrupt, err)
-	}
-	if hdr.Version != pack.Version {
-		return fmt.Errorf("%w: header version %d, want %d", ErrCorrupt, hdr.Version, pack.Version)
-	}
-	if got, err := pack.ID(hdr.Version, data); err != nil || got != id {
-		return fmt.Errorf("%w: pack ID does not match its content (%v)", ErrCorrupt, err)
-	}
-	got := hdr.Entries
-	if len(got) != len(want) {
-		return fmt.Errorf("%w: header lists %d blobs, want %d", ErrCorrupt, len(got), len(want))
-	}
-	// Opened end to end: the first and last blob, and the first and last
-	// compressed one (so that the pure-Go decoder sees every pack that has
-	// compressed blobs).
-	firstZ, lastZ := -1, -1
-	for i, e := range got {
-		if e.Compression != compress.None {
-			if firstZ < 0 {
-				firstZ = i
-			}
-			lastZ = i
-		}
-	}
-	buf := *bufp
-	defer func() { *bufp = buf[:0] }()
-	for i, e := range got {
-		if e != want[i] {
-			return fmt.Errorf("%w: header entry %d differs", ErrCorrupt, i)
-		}
-		if i != 0 && i != len(got)-1 && i != firstZ && i != lastZ {
-			if buf, err = pack.AuthBlob(data[e.Offset:e.Offset+e.Length], e, r.aead, buf); err != nil {
-				return fmt.Errorf("%w: %w", ErrCorrupt, err)
-			}
-			continue
-		}
-		out, err := r.openBlobWith(buf[:0], data[e.Offset:e.Offset+e.Length], e, "new pack", r.codec.AppendDecompressedIndependent)
-		if err != nil {
-			return err
-		}
-		if cap(out) > cap(buf) {
-			buf = out
-		}
-	}
-	return nil
-}
-
-func (w *Writer) uploader() {
-	defer w.uploads.Done()
-	ap, async := w.r.st.(blob.AsyncPutter)
-	for fp := range w.packs {
-		if context.Cause(w.ctx) != nil {
-			continue
-		}
-		name := PackName(fp.id)
-		entry := index.PackBlobs{PackID: fp.id, Size: int64(len(fp.data)), Blobs: fp.blobs}
-		if async {
-			commit, err := ap.PutAsync(w.ctx, name, fp.data, blob.PutOptions{IfAbsent: true})
-			w.recyclePack(fp)
-			if err != nil {
-				w.fail(fmt.Errorf("upload %s: %w", name, err))
-				continue
-			}
-			w.commits <- pendingCommit{entry: entry, name: name, commit: commit}
-			continue
-		}
-		err := w.r.st.Put(w.ctx, name, fp.data, blob.PutOptions{IfAbsent: true})
-		w.recyclePack(fp)
-		w.packDone(entry, name, err)
-	}
-}
-
-// committer makes asynchronously written packs durable, in order. Every
-// commit is called, also after a failure (it then cleans up).
-func (w *Writer) committer() {
-	defer w.committers.Done()
-	for pc := range w.commits {
-		w.packDone(pc.entry, pc.name, pc.commit(w.ctx))
-	}
-}
-
-// packDone records a pack once it is durable under its name.
-func (w *Writer) packDone(entry index.PackBlobs, name string, err error) {
-	if err != nil && !errors.Is(err, blob.ErrAlreadyExists) {
-		w.fail(fmt.Errorf("upload %s: %w", name, err))
-		return
-	}
-	w.stats.storedBytes.Add(entry.Size)
-	w.stats.packs.Add(1)
-	w.doneMu.Lock()
-	w.done = append(w.done, entry)
-	w.doneMu.Unlock()
-}
-
-func (w *Writer) recyclePack(fp *finishedPack) {
-	if cap(fp.data) <= w.r.opts.PackSize*2 {
-		b := fp.data[:0]
-		packPool.Put(&b)
-	}
-	fp.data = nil
 }

@@ -38,56 +38,9 @@ func TestKillDuringRestore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs coffer serve")
 	}
-	dir := t.TempDir()
-	bin := cofferproc.Build(t)
-	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
-	must(t, os.MkdirAll(dst, 0o755))
-	writeFile(t, filepath.Join(dst, "existing.txt"), []byte("do not touch"), 0o644)
-	// Enough data that the restore is still writing when we look.
-	for i := range 120 {
-		writeFile(t, filepath.Join(src, fmt.Sprintf("d%02d/f%03d.bin", i%10, i)), pseudoRandom(byte(i), 1<<20+i), 0o644)
-	}
-	cfg := filepath.Join(dir, "coffer.yaml")
-	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
-data_dir: %s
-region: %s
-workers: 1
-accounts:
-  - id: "%s"
-    access_keys:
-      - access_key_id: %s
-        secret_access_key: %s
-file_systems:
-  - id: %s
-    account: "%s"
-    path: %s
-  - id: %s
-    account: "%s"
-    path: %s
-new_file_systems_dir: %s
-`, filepath.Join(dir, "data"), region, acctA, crashAKID, crashSecret, srcFS, acctA, src, dstFS, acctA, dst, filepath.Join(dir, "new"))), 0o600))
-
-	c := cofferproc.Start(t, bin, cfg)
-	cl := client(c)
+	f := newCrashFixture(t)
+	bin, cfg, src, dst, rpArn, c, cl := f.bin, f.cfg, f.src, f.dst, f.rpArn, f.c, f.cl
 	ctx := context.Background()
-	_, err := cl.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("crash")})
-	must(t, err)
-	bj, err := cl.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("crash"),
-		ResourceArn: aws.String(filesystem.ARN(region, acctA, srcFS)), IamRoleArn: aws.String("arn:aws:iam::" + acctA + ":role/b")})
-	must(t, err)
-	var rpArn string
-	for i := 0; ; i++ {
-		d, err := cl.DescribeBackupJob(ctx, &sdk.DescribeBackupJobInput{BackupJobId: bj.BackupJobId})
-		must(t, err)
-		if d.State == types.BackupJobStateCompleted {
-			rpArn = aws.ToString(d.RecoveryPointArn)
-			break
-		}
-		if d.State == types.BackupJobStateFailed || d.State == types.BackupJobStateAborted || i > 12000 {
-			t.Fatalf("backup job %s: %s", d.State, aws.ToString(d.StatusMessage))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	sent, err := fstreetest.RecordSentinel(dst)
 	must(t, err)
 	md := map[string]string{"file-system-id": dstFS, "newFileSystem": "false"}
@@ -197,4 +150,66 @@ func stagingHasFiles(root string) bool {
 		}
 	}
 	return false
+}
+
+// crashFixture is a child coffer serve with a source file system of 120
+// MiB backed up into vault "crash" and an existing target file system.
+type crashFixture struct {
+	dir, bin, cfg, src, dst, rpArn string
+	c                              *cofferproc.Proc
+	cl                             *sdk.Client
+}
+
+func newCrashFixture(t *testing.T) *crashFixture {
+	dir := t.TempDir()
+	bin := cofferproc.Build(t)
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	must(t, os.MkdirAll(dst, 0o755))
+	writeFile(t, filepath.Join(dst, "existing.txt"), []byte("do not touch"), 0o644)
+	// Enough data that the restore is still writing when we look.
+	for i := range 120 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("d%02d/f%03d.bin", i%10, i)), pseudoRandom(byte(i), 1<<20+i), 0o644)
+	}
+	cfg := filepath.Join(dir, "coffer.yaml")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+data_dir: %s
+region: %s
+workers: 1
+accounts:
+  - id: "%s"
+    access_keys:
+      - access_key_id: %s
+        secret_access_key: %s
+file_systems:
+  - id: %s
+    account: "%s"
+    path: %s
+  - id: %s
+    account: "%s"
+    path: %s
+new_file_systems_dir: %s
+`, filepath.Join(dir, "data"), region, acctA, crashAKID, crashSecret, srcFS, acctA, src, dstFS, acctA, dst, filepath.Join(dir, "new"))), 0o600))
+
+	c := cofferproc.Start(t, bin, cfg)
+	cl := client(c)
+	ctx := context.Background()
+	_, err := cl.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("crash")})
+	must(t, err)
+	bj, err := cl.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("crash"),
+		ResourceArn: aws.String(filesystem.ARN(region, acctA, srcFS)), IamRoleArn: aws.String("arn:aws:iam::" + acctA + ":role/b")})
+	must(t, err)
+	var rpArn string
+	for i := 0; ; i++ {
+		d, err := cl.DescribeBackupJob(ctx, &sdk.DescribeBackupJobInput{BackupJobId: bj.BackupJobId})
+		must(t, err)
+		if d.State == types.BackupJobStateCompleted {
+			rpArn = aws.ToString(d.RecoveryPointArn)
+			break
+		}
+		if d.State == types.BackupJobStateFailed || d.State == types.BackupJobStateAborted || i > 12000 {
+			t.Fatalf("backup job %s: %s", d.State, aws.ToString(d.StatusMessage))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return &crashFixture{dir: dir, bin: bin, cfg: cfg, src: src, dst: dst, rpArn: rpArn, c: c, cl: cl}
 }

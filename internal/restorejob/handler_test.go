@@ -335,3 +335,23 @@ func TestCleanStaging(t *testing.T) {
 	// A missing new_file_systems_dir is not an error.
 	must(t, e.cleanStaging(filepath.Join(t.TempDir(), "absent")))
 }
+
+// Two restores into one existing file system created in the same
+// millisecond both succeed: the second recovery directory gets "-2"
+// (issue 14, defect 4). The name carries milliseconds.
+func TestTwoRestoresSameMillisecond(t *testing.T) {
+	e := newEnv(t)
+	e.clock.Advance(123 * time.Millisecond)
+	md := map[string]string{"file-system-id": dstFS, "newFileSystem": "false"}
+	id1, id2 := e.start(md), e.start(md)
+	j1, j2 := e.drive(id1), e.drive(id2)
+	if j1.State != "COMPLETED" || j2.State != "COMPLETED" {
+		t.Fatalf("jobs %s (%s), %s (%s)", j1.State, j1.StatusMessage, j2.State, j2.StatusMessage)
+	}
+	name := "aws-backup-restore_" + j1.CreationDate.UTC().Format("2006-01-02T15-04-05") + "-123Z"
+	compare(t, e.src, filepath.Join(e.dst, name))
+	compare(t, e.src, filepath.Join(e.dst, name+"-2"))
+	if !strings.Contains(j2.StatusMessage, name+"-2") {
+		t.Errorf("second job's status %q does not name its directory", j2.StatusMessage)
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"coffer/internal/store/sqlite"
 	"coffer/internal/testutil/stack"
 	"coffer/internal/vaultrepo"
+	"coffer/internal/vaultrepo/localvaults"
 )
 
 const (
@@ -72,7 +73,7 @@ func newEnvWith(t testing.TB, mk func(testing.TB, string)) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	master := bytes.Repeat([]byte{9}, 32)
-	repos, err := vaultrepo.New(filepath.Join(dir, "data"), master, repository.Options{PackSize: 1 << 20})
+	repos, err := localvaults.New(filepath.Join(dir, "data"), master, repository.Options{PackSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

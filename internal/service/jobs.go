@@ -160,3 +160,25 @@ func (s *Service) JobVault(ctx context.Context, j *backup.Job) (*backup.Vault, e
 	})
 	return v, err
 }
+
+// JobSummaryQuery asks for job counts (see store.JobSummaryQuery).
+type JobSummaryQuery = store.JobSummaryQuery
+
+// JobSummaryRow is one group's count.
+type JobSummaryRow = store.JobSummaryRow
+
+// SummarizeJobs counts jobs for the job summaries. q.AccountID "" counts
+// every account and is the management account's only; a member account
+// only ever counts its own jobs (another account's query counts nothing).
+func (s *Service) SummarizeJobs(ctx context.Context, c Caller, q JobSummaryQuery) ([]JobSummaryRow, error) {
+	if q.Region != c.Region || (q.AccountID != c.AccountID && !c.Management) {
+		return nil, nil
+	}
+	var rows []JobSummaryRow
+	err := s.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		rows, err = tx.SummarizeJobs(ctx, q)
+		return err
+	})
+	return rows, err
+}

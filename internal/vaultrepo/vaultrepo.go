@@ -1,11 +1,13 @@
 // Package vaultrepo keeps one vault repository per backup vault and
-// implements api.VaultStorage. Repositories live either on local disk under
-// <data_dir>/vaults/<account>/<region>/<vault-name>/ (New) or in an
-// S3-compatible bucket under <prefix>/vaults/<account>/<region>/<vault-name>/
-// (NewS3). Every vault's repository key is derived from the server master
-// key (<data_dir>/master.key) with HMAC-SHA256 over the vault's account,
-// region and name, so no two vaults — and in particular no two accounts —
-// share a key, and the master key itself never protects data.
+// implements api.VaultStorage. Where the repositories live is a Backend:
+// package localvaults puts them on local disk under
+// <data_dir>/vaults/<account>/<region>/<vault-name>/, package s3vaults in
+// an S3-compatible bucket under <prefix>/vaults/<account>/<region>/<vault-name>/;
+// cmd/coffer wires one of them. Every vault's repository key is derived
+// from the server master key (<data_dir>/master.key) with HMAC-SHA256 over
+// the vault's account, region and name, so no two vaults — and in
+// particular no two accounts — share a key, and the master key itself never
+// protects data.
 package vaultrepo
 
 import (
@@ -15,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 
 	"coffer/internal/backup"
@@ -31,23 +34,37 @@ var (
 	nameRE    = regexp.MustCompile(`^[a-zA-Z0-9_.-]{2,50}$`)
 )
 
-// backend is where the repositories live: a local directory tree or a
-// bucket. rel is "<account>/<region>/<vault>", already validated.
-type backend interface {
-	// open returns the blob storage of one vault. Unless create is set it
-	// may return errNoRepository for a vault without a repository (it
-	// need not: Open also checks for the configuration object).
-	open(ctx context.Context, rel string, create bool) (blob.Storage, error)
-	// clear removes every object of the vault; a vault without objects is
+// Backend is where the vault repositories live: one blob storage per
+// vault. rel is "<account>/<region>/<vault>", already validated by the
+// Manager.
+type Backend interface {
+	// Open returns the blob storage of one vault, creating it when create
+	// is set. Unless create is set it may return ErrNoRepository for a vault
+	// without a repository (it need not: Manager.Open also checks for the
+	// configuration object).
+	Open(ctx context.Context, rel string, create bool) (blob.Storage, error)
+	// Clear removes every object of the vault; a vault without objects is
 	// not an error.
-	clear(ctx context.Context, rel string) error
-	// vaults lists the vaults that have a repository configuration.
-	vaults(ctx context.Context) ([]*backup.Vault, error)
+	Clear(ctx context.Context, rel string) error
+	// List returns the rel of every vault that has a repository; the
+	// Manager drops names that are not valid vault locations.
+	List(ctx context.Context) ([]string, error)
+	// Location describes where the vault's repository lives, for people
+	// (a directory, s3://bucket/prefix/).
+	Location(rel string) string
 }
 
-// errNoRepository is returned by backend.open for a vault without a
+// DirBackend is a Backend whose vault storages are directories on local
+// disk.
+type DirBackend interface {
+	Backend
+	// Dir returns the directory of the vault's repository.
+	Dir(rel string) string
+}
+
+// ErrNoRepository is returned by Backend.Open for a vault without a
 // repository.
-var errNoRepository = errors.New("vaultrepo: no repository")
+var ErrNoRepository = errors.New("vaultrepo: no repository")
 
 type entry struct {
 	repo *repository.Repository
@@ -60,7 +77,7 @@ func (e entry) close() error {
 
 // Manager opens and caches vault repositories. Safe for concurrent use.
 type Manager struct {
-	be     backend
+	be     Backend
 	master []byte
 	opts   repository.Options
 
@@ -68,7 +85,9 @@ type Manager struct {
 	open map[string]entry
 }
 
-func newManager(be backend, master []byte, opts repository.Options) (*Manager, error) {
+// New returns a Manager keeping the repositories in be, with the 32-byte
+// master key.
+func New(be Backend, master []byte, opts repository.Options) (*Manager, error) {
 	if len(master) != 32 {
 		return nil, fmt.Errorf("vaultrepo: master key is %d bytes, want 32", len(master))
 	}
@@ -115,10 +134,10 @@ func (m *Manager) CreateVaultStorage(ctx context.Context, v *backup.Vault) error
 	if err := m.dropLocked(r); err != nil {
 		return fmt.Errorf("vaultrepo: close %s: %w", v.Name, err)
 	}
-	if err := m.be.clear(ctx, r); err != nil {
+	if err := m.be.Clear(ctx, r); err != nil {
 		return fmt.Errorf("vaultrepo: clear %s: %w", v.Name, err)
 	}
-	st, err := m.be.open(ctx, r, true)
+	st, err := m.be.Open(ctx, r, true)
 	if err != nil {
 		return fmt.Errorf("vaultrepo: create %s: %w", v.Name, err)
 	}
@@ -145,7 +164,7 @@ func (m *Manager) DeleteVaultStorage(ctx context.Context, v *backup.Vault) error
 	if err := m.dropLocked(r); err != nil {
 		return fmt.Errorf("vaultrepo: close %s: %w", v.Name, err)
 	}
-	if err := m.be.clear(ctx, r); err != nil {
+	if err := m.be.Clear(ctx, r); err != nil {
 		return fmt.Errorf("vaultrepo: delete %s: %w", v.Name, err)
 	}
 	return nil
@@ -165,8 +184,8 @@ func (m *Manager) Open(ctx context.Context, v *backup.Vault) (*repository.Reposi
 		return e.repo, nil
 	}
 	notFound := &backup.Error{Code: backup.CodeNotFound, Message: "repository of vault " + v.Name + " does not exist", Context: v.Name}
-	st, err := m.be.open(ctx, r, false)
-	if errors.Is(err, errNoRepository) {
+	st, err := m.be.Open(ctx, r, false)
+	if errors.Is(err, ErrNoRepository) {
 		return nil, notFound
 	}
 	if err != nil {
@@ -222,52 +241,44 @@ func (m *Manager) DeleteRecoveryPointData(ctx context.Context, v *backup.Vault, 
 // Vaults lists the vaults that have a repository (account, region and name
 // set; the rest is in the metadata store).
 func (m *Manager) Vaults(ctx context.Context) ([]*backup.Vault, error) {
-	vs, err := m.be.vaults(ctx)
+	rels, err := m.be.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("vaultrepo: list: %w", err)
 	}
-	return vs, nil
+	var out []*backup.Vault
+	for _, r := range rels {
+		p := strings.Split(r, "/")
+		if len(p) != 3 {
+			continue
+		}
+		v := &backup.Vault{AccountID: p[0], Region: p[1], Name: p[2]}
+		if _, err := rel(v); err == nil {
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
-// clearStorage deletes every object of st, the configuration last, so that
-// a removal interrupted by an error leaves a vault that still names itself
-// as a repository (and can be deleted again) rather than anonymous packs.
-// Objects are listed and deleted in batches of at most batch names, so
-// memory does not grow with the vault's size; a listing that fails stops
-// the removal with an error.
-func clearStorage(ctx context.Context, st blob.Storage, batch int) error {
-	errBatchFull := errors.New("batch full")
-	for {
-		var names []string
-		hasConfig := false
-		err := st.List(ctx, "", func(i blob.Info) error {
-			if i.Name == repository.ConfigName {
-				hasConfig = true
-				return nil
-			}
-			names = append(names, i.Name)
-			if len(names) >= batch {
-				return errBatchFull
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, errBatchFull) {
-			return fmt.Errorf("list objects (nothing more deleted): %w", err)
-		}
-		full := errors.Is(err, errBatchFull)
-		for _, n := range names {
-			if err := st.Delete(ctx, n); err != nil && !errors.Is(err, blob.ErrNotFound) {
-				return fmt.Errorf("delete %s: %w", n, err)
-			}
-		}
-		if full || len(names) > 0 {
-			continue // list again: more may remain
-		}
-		if hasConfig {
-			if err := st.Delete(ctx, repository.ConfigName); err != nil && !errors.Is(err, blob.ErrNotFound) {
-				return fmt.Errorf("delete %s: %w", repository.ConfigName, err)
-			}
-		}
-		return nil
+// Location describes where v's repository lives: a directory for local
+// storage, s3://bucket/prefix/ for S3.
+func (m *Manager) Location(v *backup.Vault) (string, error) {
+	r, err := rel(v)
+	if err != nil {
+		return "", err
 	}
+	return m.be.Location(r), nil
+}
+
+// Dir returns the repository directory of v; it is an error for a Manager
+// whose repositories are not on local disk.
+func (m *Manager) Dir(v *backup.Vault) (string, error) {
+	db, ok := m.be.(DirBackend)
+	if !ok {
+		return "", errors.New("vaultrepo: vault repositories are not on local disk")
+	}
+	r, err := rel(v)
+	if err != nil {
+		return "", err
+	}
+	return db.Dir(r), nil
 }

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"coffer/internal/repository"
+	"coffer/internal/repository/blob/blobtest"
 	"coffer/internal/repository/maintenance"
 )
 
 type fixture struct {
-	st      *repository.MemStorage
+	st      *blobtest.Mem
 	key     []byte
 	r       *repository.Repository
 	a, b    repository.Manifest
@@ -28,7 +29,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{st: repository.NewMemStorage(), key: bytes.Repeat([]byte{3}, 32), mtime: time.Now()}
+	f := &fixture{st: blobtest.NewMem(nil), key: bytes.Repeat([]byte{3}, 32), mtime: time.Now()}
 	var err error
 	f.r, err = repository.Create(ctx, f.st, f.key, repository.Options{})
 	if err != nil {
@@ -55,7 +56,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func largestNew(st *repository.MemStorage, before map[string]bool) string {
+func largestNew(st *blobtest.Mem, before map[string]bool) string {
 	best, size := "", -1
 	for _, n := range st.Names("data/") {
 		if before[n] {

@@ -3,7 +3,6 @@ package maintenance_test
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -187,9 +186,4 @@ func TestCrashDuringBackups(t *testing.T) {
 	// Stale locks of the killed children expire; a later backup proceeds
 	// once they have (here: they are shared locks, so it proceeds at once).
 	backup(t, r, map[string][]byte{"after": randBytes(77, 1000)}, "after crashes")
-}
-
-func sha(b []byte) string {
-	h := cryptoHash(b)
-	return hex.EncodeToString(h[:])
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"coffer/internal/repository"
-	"coffer/internal/repository/crypto"
 	"coffer/internal/repository/snapshot"
 )
 
@@ -83,5 +82,3 @@ func equalFiles(a, b map[string][]byte) bool {
 	}
 	return true
 }
-
-func cryptoHash(b []byte) [32]byte { return crypto.Hash(b) }

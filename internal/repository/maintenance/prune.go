@@ -49,21 +49,15 @@ type PruneReport struct {
 // exclusive lock; any listing or read error aborts before anything is
 // deleted. Order: rewritten packs and the new index are durable before old
 // index files and packs are deleted.
+//
+// Stages: survey (index files and packs in storage), mark (blobs the
+// manifests reference), plan (which packs to keep, rewrite or delete, which
+// orphans to delete), then, unless nothing is to be done or DryRun is set,
+// rewrite (still-used blobs of rewritten packs into new packs), write the
+// new index, and delete what it superseded.
 func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) (*PruneReport, error) {
-	if opts.Grace == 0 {
-		opts.Grace = 24 * time.Hour
-	}
-	if opts.Grace < 0 {
-		return nil, fmt.Errorf("prune: negative grace %v", opts.Grace)
-	}
-	if opts.Clock == nil {
-		opts.Clock = repo.Clock()
-	}
-	if opts.MaxUnused == 0 {
-		opts.MaxUnused = 0.25
-	}
-	if opts.MaxUnused < 0 || opts.MaxUnused > 1 {
-		return nil, fmt.Errorf("prune: MaxUnused %v outside [0,1]", opts.MaxUnused)
+	if err := opts.fill(repo); err != nil {
+		return nil, err
 	}
 	lock, err := repo.AcquireLock(ctx, repository.LockExclusive)
 	if err != nil {
@@ -73,7 +67,6 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 	if err := repo.Reload(ctx); err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
-	st := repo.Storage()
 	rep := &PruneReport{}
 	if !opts.DryRun {
 		// Leases of crashed holders: expired, so they block nobody, but the
@@ -82,74 +75,159 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 			return nil, fmt.Errorf("prune: %w", err)
 		}
 	}
+	sv, err := survey(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	rep.IndexFilesBefore = len(sv.files) + len(sv.supDamaged)
+	used, manifests, err := markUsed(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	rep.Manifests, rep.UsedBlobs = manifests, len(used)
+	pl, err := plan(sv, used, opts.Clock.Now(), opts, rep)
+	if err != nil {
+		return nil, err
+	}
+	if opts.DryRun || (len(pl.del) == 0 && len(pl.orphans) == 0 && len(sv.files) <= 1 && len(sv.supDamaged) == 0) {
+		rep.IndexFilesAfter = rep.IndexFilesBefore
+		return rep, nil
+	}
+	written, err := rewriteBlobs(ctx, repo, lock, pl.moves)
+	if err != nil {
+		return nil, err
+	}
+	if err := writePrunedIndex(ctx, repo, lock, sv, pl, written); err != nil {
+		return nil, err
+	}
+	if err := deleteSuperseded(ctx, repo.Storage(), lock, sv, pl, written); err != nil {
+		return nil, err
+	}
+	if err := repo.Reload(ctx); err != nil {
+		return nil, fmt.Errorf("prune: reload: %w", err)
+	}
+	n := 0
+	if err := repo.Storage().List(ctx, repository.IndexPrefix, func(blob.Info) error { n++; return nil }); err == nil {
+		rep.IndexFilesAfter = n
+	}
+	return rep, nil
+}
 
+// fill applies the defaults of PruneOptions and checks them.
+func (o *PruneOptions) fill(repo *repository.Repository) error {
+	if o.Grace == 0 {
+		o.Grace = 24 * time.Hour
+	}
+	if o.Grace < 0 {
+		return fmt.Errorf("prune: negative grace %v", o.Grace)
+	}
+	if o.Clock == nil {
+		o.Clock = repo.Clock()
+	}
+	if o.MaxUnused == 0 {
+		o.MaxUnused = 0.25
+	}
+	if o.MaxUnused < 0 || o.MaxUnused > 1 {
+		return fmt.Errorf("prune: MaxUnused %v outside [0,1]", o.MaxUnused)
+	}
+	return nil
+}
+
+// packInfo is a pack object in storage.
+type packInfo struct {
+	size int64
+	mod  time.Time
+}
+
+// pruneSurvey is what Prune found in storage before deciding anything.
+type pruneSurvey struct {
+	files      []repository.IndexFile        // readable index files
+	supDamaged []repository.DamagedIndexFile // damaged index files a readable one supersedes
+	present    map[[32]byte]packInfo         // pack objects under data/
+}
+
+// survey reads every index file and lists the packs in storage. A damaged
+// index file is only tolerated when a readable file supersedes it (as after
+// RebuildIndex): it is deleted with the other old files. Any other damaged
+// file would hide blob locations, so it fails the prune.
+func survey(ctx context.Context, repo *repository.Repository) (*pruneSurvey, error) {
 	ix, err := readIndexFiles(ctx, repo)
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
-	// A damaged index file is only tolerated when a readable file
-	// supersedes it (as after RebuildIndex): it is deleted with the other
-	// old files. Any other damaged file would hide blob locations.
 	supDamaged, damaged := ix.split()
 	if len(damaged) > 0 {
 		return nil, fmt.Errorf("prune: damaged index file (run check; coffer vault repair-index --apply rebuilds the index): %w", damaged[0].Err)
 	}
-	files := ix.Readable
-	rep.IndexFilesBefore = len(files) + len(supDamaged)
-	type packInfo struct {
-		size int64
-		mod  time.Time
-	}
-	present := map[[32]byte]packInfo{}
-	if err := st.List(ctx, repository.DataPrefix, func(i blob.Info) error {
+	sv := &pruneSurvey{files: ix.Readable, supDamaged: supDamaged, present: map[[32]byte]packInfo{}}
+	if err := repo.Storage().List(ctx, repository.DataPrefix, func(i blob.Info) error {
 		if id, ok := repository.ParsePackName(i.Name); ok {
-			present[id] = packInfo{i.Size, i.ModTime}
+			sv.present[id] = packInfo{i.Size, i.ModTime}
 		}
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("prune: list packs: %w", err)
 	}
+	return sv, nil
+}
 
-	// Mark.
+// markUsed returns every blob the manifests reference (trees and data) and
+// the number of manifests. A manifest deleted meanwhile is skipped.
+func markUsed(ctx context.Context, repo *repository.Repository) (map[index.Key]struct{}, int, error) {
 	used := map[index.Key]struct{}{}
 	ids, err := repo.ListManifestIDs(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("prune: %w", err)
+		return nil, 0, fmt.Errorf("prune: %w", err)
 	}
-	rep.Manifests = len(ids)
 	for _, id := range ids {
 		m, err := repo.LoadManifest(ctx, id)
 		if errors.Is(err, repository.ErrManifestNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("prune: %w", err)
+			return nil, 0, fmt.Errorf("prune: %w", err)
 		}
 		if err := markTree(ctx, repo, m.Root, used, 0); err != nil {
-			return nil, fmt.Errorf("prune: manifest %s: %w", id, err)
+			return nil, 0, fmt.Errorf("prune: manifest %s: %w", id, err)
 		}
 	}
-	rep.UsedBlobs = len(used)
+	return used, len(ids), nil
+}
 
-	// Plan.
-	now := opts.Clock.Now()
-	young := func(id [32]byte) bool {
-		pi, ok := present[id]
-		return !ok || now.Sub(pi.mod) < opts.Grace
-	}
+// prunePlan is what Prune will change.
+type prunePlan struct {
+	keep    []index.PackBlobs // indexed packs that stay as they are
+	del     [][32]byte        // indexed packs to delete (their used blobs are in moves)
+	orphans [][32]byte        // packs in no index, older than the grace period
+	moves   []index.Key       // used blobs to rewrite out of deleted packs
+}
+
+// activePacks returns the packs of the active index files, each once.
+func activePacks(files []repository.IndexFile) ([]index.PackBlobs, map[[32]byte]bool) {
 	var active []index.PackBlobs
-	seenPack := map[[32]byte]bool{}
+	seen := map[[32]byte]bool{}
 	for _, f := range repository.ActiveIndexFiles(files) {
 		for _, p := range f.File.Packs {
-			if !seenPack[p.PackID] {
-				seenPack[p.PackID] = true
+			if !seen[p.PackID] {
+				seen[p.PackID] = true
 				active = append(active, p)
 			}
 		}
 	}
-	kept := map[index.Key]struct{}{}
-	var keep, rewrite []index.PackBlobs
-	var del [][32]byte
+	return active, seen
+}
+
+// plan decides, at time now, which indexed packs to keep, which to delete
+// (rewriting their used blobs) and which orphan packs to delete, and counts
+// that in rep. Packs younger than the grace period are always kept. It
+// fails when a used blob would end up in no pack.
+func plan(sv *pruneSurvey, used map[index.Key]struct{}, now time.Time, opts PruneOptions, rep *PruneReport) (*prunePlan, error) {
+	young := func(id [32]byte) bool {
+		pi, ok := sv.present[id]
+		return !ok || now.Sub(pi.mod) < opts.Grace
+	}
+	active, seen := activePacks(sv.files)
+	pl := &prunePlan{}
 	// A referenced blob counts as used in the first pack that claims it:
 	// young packs first (they are kept anyway), then the others in order, so
 	// duplicates left by concurrent sessions count as unused.
@@ -175,7 +253,7 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 			if u, t := classify(p); u < t {
 				rep.PacksKeptYoung++
 			}
-			keep = append(keep, p)
+			pl.keep = append(pl.keep, p)
 		}
 	}
 	for _, p := range active {
@@ -189,18 +267,15 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 		case t > 0 && float64(t-u)/float64(t) > opts.MaxUnused:
 			candidates = append(candidates, p)
 		default:
-			keep = append(keep, p)
+			pl.keep = append(pl.keep, p)
 		}
 	}
-	for _, p := range keep {
+	kept := map[index.Key]struct{}{}
+	for _, p := range pl.keep {
 		for _, e := range p.Blobs {
 			kept[index.Key{Type: e.Type, ID: e.ID}] = struct{}{}
 		}
 	}
-	type move struct {
-		k index.Key
-	}
-	var moves []move
 	for _, p := range candidates {
 		needs := false
 		for _, e := range p.Blobs {
@@ -212,16 +287,15 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 				continue
 			}
 			kept[k] = struct{}{}
-			moves = append(moves, move{k})
+			pl.moves = append(pl.moves, k)
 			needs = true
 		}
 		if needs {
-			rewrite = append(rewrite, p)
 			rep.PacksRewritten++
 		} else {
 			rep.PacksDeleted++
 		}
-		del = append(del, p.PackID)
+		pl.del = append(pl.del, p.PackID)
 		rep.BytesFreed += p.Size
 	}
 	// Every used blob must be kept somewhere, or we would lose data.
@@ -230,98 +304,102 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 			return nil, fmt.Errorf("prune: referenced blob %v/%x is in no indexed pack; run check, nothing deleted", repository.BlobType(k.Type), k.ID)
 		}
 	}
-	var orphans [][32]byte
-	for id, pi := range present {
-		if !seenPack[id] {
+	for id, pi := range sv.present {
+		if !seen[id] {
 			if now.Sub(pi.mod) >= opts.Grace {
-				orphans = append(orphans, id)
+				pl.orphans = append(pl.orphans, id)
 				rep.BytesFreed += pi.size
 			} else {
 				rep.PacksKeptYoung++
 			}
 		}
 	}
-	rep.OrphansDeleted = len(orphans)
-	rep.BlobsRewritten = len(moves)
-	if opts.DryRun || (len(del) == 0 && len(orphans) == 0 && len(files) <= 1 && len(supDamaged) == 0) {
-		rep.IndexFilesAfter = rep.IndexFilesBefore
-		return rep, nil
-	}
+	rep.OrphansDeleted = len(pl.orphans)
+	rep.BlobsRewritten = len(pl.moves)
+	return pl, nil
+}
 
-	// Rewrite the still-used blobs of rewritten packs into new packs (indexed
-	// by the session itself).
-	var written repository.RewriteResult
-	if len(moves) > 0 {
-		written, err = repo.WithRewriter(ctx, lock, func(ctx context.Context, w *repository.Writer) error {
-			var buf []byte
-			for _, m := range moves {
-				b, err := repo.LoadBlob(ctx, repository.BlobType(m.k.Type), m.k.ID, buf[:0])
-				if err != nil {
-					return fmt.Errorf("read blob to keep: %w", err)
-				}
-				data := append([]byte(nil), b...)
-				if _, err := w.SaveBlob(ctx, repository.BlobType(m.k.Type), data); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("prune: rewrite: %w", err)
-		}
+// rewriteBlobs copies the still-used blobs of the packs to delete into new
+// packs, in one rewrite session under lock that indexes them itself.
+func rewriteBlobs(ctx context.Context, repo *repository.Repository, lock *repository.Lock, moves []index.Key) (repository.RewriteResult, error) {
+	if len(moves) == 0 {
+		return repository.RewriteResult{}, nil
 	}
-	// New index: kept packs verbatim plus the rewritten ones, superseding
-	// every index file read above.
-	sup := make([][32]byte, 0, len(files)+len(supDamaged)+len(written.IndexFiles))
-	for _, f := range files {
+	written, err := repo.WithRewriter(ctx, lock, func(ctx context.Context, w *repository.Writer) error {
+		var buf []byte
+		for _, k := range moves {
+			b, err := repo.LoadBlob(ctx, repository.BlobType(k.Type), k.ID, buf)
+			if err != nil {
+				return fmt.Errorf("read blob to keep: %w", err)
+			}
+			buf = b[:0]
+			data := append([]byte(nil), b...) // SaveBlob keeps data until it is packed
+			if _, err := w.SaveBlob(ctx, repository.BlobType(k.Type), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return written, fmt.Errorf("prune: rewrite: %w", err)
+	}
+	return written, nil
+}
+
+// writePrunedIndex writes the new index: the kept packs verbatim plus the
+// rewritten ones, superseding every index file the survey read (readable or
+// damaged) and those the rewrite session wrote.
+func writePrunedIndex(ctx context.Context, repo *repository.Repository, lock *repository.Lock, sv *pruneSurvey, pl *prunePlan, written repository.RewriteResult) error {
+	sup := make([][32]byte, 0, len(sv.files)+len(sv.supDamaged)+len(written.IndexFiles))
+	for _, f := range sv.files {
 		sup = append(sup, f.ID)
 	}
-	for _, d := range supDamaged {
+	for _, d := range sv.supDamaged {
 		sup = append(sup, d.ID)
 	}
 	sup = append(sup, written.IndexFiles...)
-	newPacks := append(keep, written.Packs...)
+	newPacks := append(pl.keep, written.Packs...)
 	if err := lock.Valid(); err != nil {
-		return nil, fmt.Errorf("prune: %w", err)
+		return fmt.Errorf("prune: %w", err)
 	}
 	if _, err := repo.WriteIndex(ctx, newPacks, sup); err != nil {
-		return nil, fmt.Errorf("prune: write index: %w", err)
+		return fmt.Errorf("prune: write index: %w", err)
 	}
-	// Only now delete: old index files, then packs.
-	if err := lock.Valid(); err != nil {
-		return nil, fmt.Errorf("prune: %w", err)
-	}
-	for _, f := range files {
-		if err := st.Delete(ctx, f.Name); err != nil && !errors.Is(err, blob.ErrNotFound) {
-			return nil, fmt.Errorf("prune: delete %s: %w", f.Name, err)
-		}
-	}
-	for _, d := range supDamaged {
-		if err := st.Delete(ctx, d.Name); err != nil && !errors.Is(err, blob.ErrNotFound) {
-			return nil, fmt.Errorf("prune: delete %s: %w", d.Name, err)
-		}
-	}
-	for _, id := range written.IndexFiles {
-		name := repository.IndexPrefix + hex.EncodeToString(id[:])
-		if err := st.Delete(ctx, name); err != nil && !errors.Is(err, blob.ErrNotFound) {
-			return nil, fmt.Errorf("prune: delete %s: %w", name, err)
-		}
-	}
-	for _, id := range append(del, orphans...) {
-		if err := st.Delete(ctx, repository.PackName(id)); err != nil && !errors.Is(err, blob.ErrNotFound) {
-			return nil, fmt.Errorf("prune: delete %s: %w", repository.PackName(id), err)
-		}
-	}
-	if err := repo.Reload(ctx); err != nil {
-		return nil, fmt.Errorf("prune: reload: %w", err)
-	}
-	n := 0
-	if err := st.List(ctx, repository.IndexPrefix, func(blob.Info) error { n++; return nil }); err == nil {
-		rep.IndexFilesAfter = n
-	}
-	return rep, nil
+	return nil
 }
 
+// deleteSuperseded deletes, once the new index is durable and while the
+// lock is still valid, the old index files and then the deleted and orphan
+// packs. Objects already gone are fine.
+func deleteSuperseded(ctx context.Context, st blob.Storage, lock *repository.Lock, sv *pruneSurvey, pl *prunePlan, written repository.RewriteResult) error {
+	if err := lock.Valid(); err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	var names []string
+	for _, f := range sv.files {
+		names = append(names, f.Name)
+	}
+	for _, d := range sv.supDamaged {
+		names = append(names, d.Name)
+	}
+	for _, id := range written.IndexFiles {
+		names = append(names, repository.IndexPrefix+hex.EncodeToString(id[:]))
+	}
+	for _, id := range pl.del {
+		names = append(names, repository.PackName(id))
+	}
+	for _, id := range pl.orphans {
+		names = append(names, repository.PackName(id))
+	}
+	for _, name := range names {
+		if err := st.Delete(ctx, name); err != nil && !errors.Is(err, blob.ErrNotFound) {
+			return fmt.Errorf("prune: delete %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// markTree adds the tree id and everything below it to used.
 func markTree(ctx context.Context, repo *repository.Repository, id repository.ID, used map[index.Key]struct{}, depth int) error {
 	k := index.Key{Type: uint8(repository.TreeBlob), ID: id}
 	if _, ok := used[k]; ok {

@@ -11,9 +11,10 @@ import (
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob/blobtest"
 	"coffer/internal/repository/maintenance"
+	"coffer/internal/repository/repotest"
 )
 
-func objectSet(st *repository.MemStorage) map[string]string {
+func objectSet(st *blobtest.Mem) map[string]string {
 	out := map[string]string{}
 	for _, n := range st.Names("") {
 		b, _ := st.Raw(n)
@@ -43,7 +44,7 @@ func mustRestore(t *testing.T, r *repository.Repository, m repository.Manifest, 
 
 func TestPruneReclaimsAndKeepsShared(t *testing.T) {
 	ctx := context.Background()
-	st := repository.NewMemStorage()
+	st := blobtest.NewMem(nil)
 	r, err := repository.Create(ctx, st, bytes.Repeat([]byte{1}, 32), repository.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +103,7 @@ func TestPruneReclaimsAndKeepsShared(t *testing.T) {
 	}
 }
 
-func storedBytes(st *repository.MemStorage) int64 {
+func storedBytes(st *blobtest.Mem) int64 {
 	var n int64
 	for _, name := range st.Names("data/") {
 		b, _ := st.Raw(name)
@@ -113,7 +114,7 @@ func storedBytes(st *repository.MemStorage) int64 {
 
 func TestPruneRewritesMostlyUnusedPack(t *testing.T) {
 	ctx := context.Background()
-	r := repository.NewTestRepository(t)
+	r := repotest.New(t)
 	small := map[string][]byte{"small": randBytes(20, 600<<10)}
 	a := backup(t, r, map[string][]byte{"big": randBytes(21, 7<<20), "small": small["small"]}, "A")
 	// B references only the small file, which lives in A's pack.
@@ -136,7 +137,7 @@ func TestPruneAbortsOnListingErrors(t *testing.T) {
 	for _, prefix := range []string{"data/", "index/", "manifests/", "locks/"} {
 		t.Run(prefix, func(t *testing.T) {
 			ctx := context.Background()
-			mem := repository.NewMemStorage()
+			mem := blobtest.NewMem(nil)
 			faulty := blobtest.NewFaulty(t, mem)
 			key := bytes.Repeat([]byte{2}, 32)
 			r, err := repository.Create(ctx, faulty, key, repository.Options{})
@@ -168,7 +169,7 @@ func TestPruneAbortsOnListingErrors(t *testing.T) {
 func TestPruneVersusWriterLease(t *testing.T) {
 	ctx := context.Background()
 	fake := clock.NewFake(time.Now())
-	st := repository.NewMemStorage()
+	st := blobtest.NewMem(nil)
 	r, err := repository.Create(ctx, st, bytes.Repeat([]byte{5}, 32), repository.Options{Clock: fake, LeaseDuration: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +231,7 @@ func keys(m map[string]string) []string {
 // Two concurrent sessions store the same data twice; prune keeps one copy.
 func TestPruneRemovesDuplicates(t *testing.T) {
 	ctx := context.Background()
-	st := repository.NewMemStorage()
+	st := blobtest.NewMem(nil)
 	key := bytes.Repeat([]byte{6}, 32)
 	r1, err := repository.Create(ctx, st, key, repository.Options{})
 	if err != nil {

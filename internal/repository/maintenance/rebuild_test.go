@@ -228,28 +228,28 @@ func TestRebuildIndexUnreadablePackHeader(t *testing.T) {
 func TestRebuildIndexAbortsOnStorageErrors(t *testing.T) {
 	cases := []struct {
 		name  string
-		fault func(mem *repository.MemStorage) blobtest.Fault
+		fault func(mem *blobtest.Mem) blobtest.Fault
 	}{
-		{"listing index/ breaks", func(*repository.MemStorage) blobtest.Fault {
+		{"listing index/ breaks", func(*blobtest.Mem) blobtest.Fault {
 			return blobtest.Fault{Method: blobtest.MethodList, Name: repository.IndexPrefix, Err: errors.New("listing broke"), ListAfter: 1}
 		}},
-		{"listing data/ breaks", func(*repository.MemStorage) blobtest.Fault {
+		{"listing data/ breaks", func(*blobtest.Mem) blobtest.Fault {
 			return blobtest.Fault{Method: blobtest.MethodList, Name: repository.DataPrefix, Err: errors.New("listing broke"), ListAfter: 1}
 		}},
-		{"listing data/ fails", func(*repository.MemStorage) blobtest.Fault {
+		{"listing data/ fails", func(*blobtest.Mem) blobtest.Fault {
 			return blobtest.Fault{Method: blobtest.MethodList, Name: repository.DataPrefix, Err: errors.New("connection refused")}
 		}},
-		{"reading a pack header fails", func(mem *repository.MemStorage) blobtest.Fault {
+		{"reading a pack header fails", func(mem *blobtest.Mem) blobtest.Fault {
 			return blobtest.Fault{Method: blobtest.MethodGet, Name: mem.Names(repository.DataPrefix)[0], Err: errors.New("connection reset")}
 		}},
-		{"reading an index file fails", func(mem *repository.MemStorage) blobtest.Fault {
+		{"reading an index file fails", func(mem *blobtest.Mem) blobtest.Fault {
 			return blobtest.Fault{Method: blobtest.MethodGet, Name: mem.Names(repository.IndexPrefix)[0], Err: errors.New("connection reset")}
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			mem := repository.NewMemStorage()
+			mem := blobtest.NewMem(nil)
 			faulty := blobtest.NewFaulty(t, mem)
 			key := bytes.Repeat([]byte{7}, 32)
 			r, err := repository.Create(ctx, faulty, key, repository.Options{})

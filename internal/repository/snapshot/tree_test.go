@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"coffer/internal/repository"
+	"coffer/internal/repository/repotest"
 	"coffer/internal/repository/snapshot"
 )
 
@@ -109,7 +110,7 @@ func FuzzDecodeTree(f *testing.F) {
 
 func TestWalk(t *testing.T) {
 	ctx := context.Background()
-	r := repository.NewTestRepository(t)
+	r := repotest.New(t)
 	var root repository.ID
 	err := r.WithWriter(ctx, func(ctx context.Context, w *repository.Writer) error {
 		leaf, err := snapshot.SaveTree(ctx, w, &snapshot.Tree{Nodes: []snapshot.Node{{Name: "f", Type: snapshot.TypeFile}}})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"coffer/internal/backup"
 	"coffer/internal/repository"
@@ -134,9 +135,12 @@ func (p *Plugin) CheckRestore(ctx context.Context, req resource.RestoreCheck) er
 }
 
 // restoreDirName is the recovery directory of a restore into an existing
-// file system: aws-backup-restore_<UTC creation time of the job>.
+// file system: aws-backup-restore_<UTC creation time of the job, to the
+// millisecond>, e.g. aws-backup-restore_2026-12-07T10-31-05-123Z. Two
+// restores created in the same millisecond get -2, -3, … (UniqueDest).
 func restoreDirName(req resource.RestoreRequest) string {
-	return RestoreDirPrefix + req.Created.UTC().Format("2006-01-02T15-04-05-000Z")
+	t := req.Created.UTC()
+	return fmt.Sprintf("%s%s-%03dZ", RestoreDirPrefix, t.Format("2006-01-02T15-04-05"), t.Nanosecond()/int(time.Millisecond))
 }
 
 // Restore writes the snapshot into a new file system (staged under
@@ -198,7 +202,7 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 		if spec.Target.Path != "" {
 			opts.Dest = strings.TrimPrefix(spec.Target.Path, "/")
 		} else {
-			opts.Dest = restoreDirName(req)
+			opts.Dest, opts.UniqueDest = restoreDirName(req), true
 		}
 		res.TargetArn, res.Location = t.Arn, "/"+opts.Dest
 	}
@@ -223,6 +227,9 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 		return resource.RestoreResult{}, errors.New("restore failed: " + msg)
 	}
 	res.Items, res.Bytes, res.Skipped, res.Replaced = rr.Files, rr.Bytes, rr.Skipped, rr.Replaced
+	if req.Target != nil && rr.Dest != "" {
+		res.Location = "/" + rr.Dest
+	}
 	for _, pr := range rr.Problems {
 		res.Problems = append(res.Problems, resource.Problem{Path: pr.Path, Err: pr.Err})
 	}

@@ -13,12 +13,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"coffer/internal/repository"
+	"coffer/internal/repository/repotest"
 	"coffer/internal/repository/snapshot"
 )
 
 func newRepo(t *testing.T) *repository.Repository {
 	t.Helper()
-	return repository.NewTestRepository(t)
+	return repotest.New(t)
 }
 
 // doBackup backs up src into repo inside one writer session.

@@ -6,8 +6,10 @@ package blobtest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"coffer/internal/clock"
 	"coffer/internal/repository/blob"
@@ -145,3 +147,35 @@ func (m *Mem) Properties() blob.Properties {
 
 // Close does nothing.
 func (m *Mem) Close() error { return nil }
+
+// Raw returns a copy of an object's bytes and whether it exists, bypassing
+// the Storage methods (for corruption tests).
+func (m *Mem) Raw(name string) ([]byte, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	o, ok := m.objs[name]
+	return append([]byte(nil), o.data...), ok
+}
+
+// SetRaw stores a copy of data under name with modification time mod,
+// without any check (for corruption tests and aged objects).
+func (m *Mem) SetRaw(name string, data []byte, mod time.Time) {
+	cp := append([]byte(nil), data...)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objs[name] = memObj{data: cp, info: blob.Info{Name: name, Size: int64(len(cp)), ModTime: mod}}
+}
+
+// Names returns the names of the objects under prefix, sorted.
+func (m *Mem) Names(prefix string) []string {
+	m.mu.RLock()
+	var out []string
+	for name := range m.objs {
+		if strings.HasPrefix(name, prefix) {
+			out = append(out, name)
+		}
+	}
+	m.mu.RUnlock()
+	slices.Sort(out)
+	return out
+}

@@ -1,75 +1,26 @@
-package vaultrepo
+package s3vaults
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"coffer/internal/backup"
-	"coffer/internal/clock"
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob"
+	"coffer/internal/repository/blob/blobtest"
 	"coffer/internal/repository/blob/s3"
 	"coffer/internal/testutil/s3server"
+	"coffer/internal/vaultrepo"
 )
 
-func TestLocalOpenCleansOldTempFiles(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	clk := clock.NewFake(time.Now())
-	master := bytes.Repeat([]byte{7}, 32)
-	m, err := New(dir, master, repository.Options{Clock: clk})
-	must(t, err)
-	v := vault("111111111111", "v1")
-	must(t, m.CreateVaultStorage(ctx, v))
-	must(t, m.Close())
-	vdir, err := m.Dir(v)
-	must(t, err)
-	// Leftovers of interrupted Puts: one older than the margin, one fresh.
-	old := filepath.Join(vdir, "data", ".tmp~0123456789abcdef")
-	fresh := filepath.Join(vdir, "data", ".tmp~fedcba9876543210")
-	must(t, os.MkdirAll(filepath.Dir(old), 0o700))
-	for _, p := range []string{old, fresh} {
-		must(t, os.WriteFile(p, []byte("partial"), 0o600))
-	}
-	must(t, os.Chtimes(old, clk.Now().Add(-TempMargin-time.Minute), clk.Now().Add(-TempMargin-time.Minute)))
-	must(t, os.Chtimes(fresh, clk.Now().Add(-time.Minute), clk.Now().Add(-time.Minute)))
-
-	m2, err := New(dir, master, repository.Options{Clock: clk})
-	must(t, err)
-	defer m2.Close()
-	if _, err := m2.Open(ctx, v); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(old); !os.IsNotExist(err) {
-		t.Errorf("old temporary file survived Open: %v", err)
-	}
-	if _, err := os.Stat(fresh); err != nil {
-		t.Errorf("fresh temporary file (a Put maybe in flight) removed: %v", err)
-	}
-	if TempMargin < time.Hour {
-		t.Fatalf("TempMargin %v is below one hour", TempMargin)
-	}
-}
-
-func TestLocalOpenMissingCreatesNothing(t *testing.T) {
-	dir := t.TempDir()
-	m, err := New(dir, make([]byte, 32), repository.Options{})
-	must(t, err)
-	if _, err := m.Open(context.Background(), vault("111111111111", "nope")); !backup.IsCode(err, backup.CodeNotFound) {
-		t.Fatalf("Open of a missing vault: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "vaults")); !os.IsNotExist(err) {
-		t.Fatalf("Open of a missing vault created directories: %v", err)
-	}
+func vault(acct, name string) *backup.Vault {
+	return &backup.Vault{AccountID: acct, Region: "us-east-1", Name: name}
 }
 
 func must(t *testing.T, err error) {
@@ -79,9 +30,9 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func newS3Manager(t *testing.T, srv *s3server.Server, bucket, prefix string, master []byte) *Manager {
+func newS3Manager(t *testing.T, srv *s3server.Server, bucket, prefix string, master []byte) *vaultrepo.Manager {
 	t.Helper()
-	m, err := NewS3(S3Options{S3: s3.Config{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: bucket, Prefix: prefix,
+	m, err := New(Options{S3: s3.Config{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: bucket, Prefix: prefix,
 		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, PathStyle: true}}, master, repository.Options{})
 	must(t, err)
 	t.Cleanup(func() { m.Close() })
@@ -185,7 +136,7 @@ func TestS3CreateOpenListDelete(t *testing.T) {
 
 func TestNewS3RejectsBadPrefix(t *testing.T) {
 	for _, p := range []string{"/abs", "a//b", "a/../b", "sp ace"} {
-		if _, err := NewS3(S3Options{S3: s3.Config{Region: "us-east-1", Bucket: "b", Prefix: p}}, make([]byte, 32), repository.Options{}); err == nil {
+		if _, err := New(Options{S3: s3.Config{Region: "us-east-1", Bucket: "b", Prefix: p}}, make([]byte, 32), repository.Options{}); err == nil {
 			t.Errorf("prefix %q accepted", p)
 		}
 	}
@@ -194,13 +145,13 @@ func TestNewS3RejectsBadPrefix(t *testing.T) {
 // listFails is a fault-injecting storage whose List fails after fn has
 // seen failAfter objects (negative: never).
 type listFails struct {
-	*repository.MemStorage
+	*blobtest.Mem
 	failAfter int
 }
 
 func (s listFails) List(ctx context.Context, prefix string, fn func(blob.Info) error) error {
 	n := 0
-	err := s.MemStorage.List(ctx, prefix, func(i blob.Info) error {
+	err := s.Mem.List(ctx, prefix, func(i blob.Info) error {
 		if s.failAfter >= 0 && n == s.failAfter {
 			return errors.New("injected listing failure")
 		}
@@ -245,11 +196,11 @@ func TestClearStorage(t *testing.T) {
 		{"listing fails mid-page: config kept", 10, 100, 4, true, 11},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mem := repository.NewMemStorage()
+			mem := blobtest.NewMem(nil)
 			if tc.objects > 0 || tc.name != "empty" {
 				fill(t, mem, tc.objects)
 			}
-			st := listFails{MemStorage: mem, failAfter: tc.failAfter}
+			st := listFails{Mem: mem, failAfter: tc.failAfter}
 			err := clearStorage(ctx, st, tc.batch)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("clearStorage: %v (want error %v)", err, tc.wantErr)

@@ -1,4 +1,8 @@
-package vaultrepo
+// Package localvaults keeps vault repositories on local disk, one
+// directory per vault under <data_dir>/vaults/<account>/<region>/<vault-name>/,
+// each a blob/local storage: the vaultrepo.Backend that cmd/coffer wires
+// when vault_storage is local.
+package localvaults
 
 import (
 	"context"
@@ -10,11 +14,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"coffer/internal/backup"
 	"coffer/internal/clock"
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob"
 	"coffer/internal/repository/blob/local"
+	"coffer/internal/vaultrepo"
 )
 
 // TempMargin is how old a temporary file of an interrupted Put must be
@@ -22,46 +26,43 @@ import (
 // than any single Put, so a Put still in flight is never disturbed.
 const TempMargin = 2 * time.Hour
 
-type localBackend struct {
+// backend implements vaultrepo.DirBackend.
+type backend struct {
 	root  string // <data_dir>/vaults
 	clock clock.Clock
 	log   *slog.Logger
 }
 
+var _ vaultrepo.DirBackend = (*backend)(nil)
+
 // New returns a Manager storing repositories on local disk under
 // dataDir/vaults with the 32-byte master key.
-func New(dataDir string, master []byte, opts repository.Options) (*Manager, error) {
+func New(dataDir string, master []byte, opts repository.Options) (*vaultrepo.Manager, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return newManager(&localBackend{root: filepath.Join(dataDir, "vaults"), clock: opts.Clock, log: log}, master, opts)
+	return vaultrepo.New(&backend{root: filepath.Join(dataDir, "vaults"), clock: opts.Clock, log: log}, master, opts)
 }
 
-// Dir returns the repository directory of v; it is an error for a Manager
-// whose repositories are not on local disk.
-func (m *Manager) Dir(v *backup.Vault) (string, error) {
-	lb, ok := m.be.(*localBackend)
-	if !ok {
-		return "", errors.New("vaultrepo: vault repositories are not on local disk")
-	}
-	r, err := rel(v)
-	if err != nil {
-		return "", err
-	}
-	return lb.dir(r), nil
-}
-
-func (b *localBackend) dir(rel string) string {
+// Dir returns the directory of the vault's repository.
+func (b *backend) Dir(rel string) string {
 	return filepath.Join(b.root, filepath.FromSlash(rel))
 }
 
-func (b *localBackend) open(ctx context.Context, rel string, create bool) (blob.Storage, error) {
-	dir := b.dir(rel)
+// Location is the directory.
+func (b *backend) Location(rel string) string { return b.Dir(rel) }
+
+// Open opens the vault's directory; without create, a directory without a
+// repository configuration is vaultrepo.ErrNoRepository and nothing is
+// created. Temporary files of interrupted Puts older than TempMargin are
+// removed.
+func (b *backend) Open(ctx context.Context, rel string, create bool) (blob.Storage, error) {
+	dir := b.Dir(rel)
 	if !create {
 		// Do not create directories for a vault that has no repository.
 		if _, err := os.Stat(filepath.Join(dir, repository.ConfigName)); errors.Is(err, fs.ErrNotExist) {
-			return nil, errNoRepository
+			return nil, vaultrepo.ErrNoRepository
 		} else if err != nil {
 			return nil, err
 		}
@@ -80,12 +81,14 @@ func (b *localBackend) open(ctx context.Context, rel string, create bool) (blob.
 	return st, nil
 }
 
-func (b *localBackend) clear(ctx context.Context, rel string) error {
-	return os.RemoveAll(b.dir(rel))
+// Clear removes the vault's directory.
+func (b *backend) Clear(ctx context.Context, rel string) error {
+	return os.RemoveAll(b.Dir(rel))
 }
 
-func (b *localBackend) vaults(ctx context.Context) ([]*backup.Vault, error) {
-	var out []*backup.Vault
+// List returns the directories three levels below the root.
+func (b *backend) List(ctx context.Context) ([]string, error) {
+	var out []string
 	accts, err := os.ReadDir(b.root)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -104,9 +107,8 @@ func (b *localBackend) vaults(ctx context.Context) ([]*backup.Vault, error) {
 				return nil, err
 			}
 			for _, n := range names {
-				v := &backup.Vault{AccountID: a.Name(), Region: r.Name(), Name: n.Name()}
-				if _, err := rel(v); err == nil && n.IsDir() {
-					out = append(out, v)
+				if n.IsDir() {
+					out = append(out, a.Name()+"/"+r.Name()+"/"+n.Name())
 				}
 			}
 		}

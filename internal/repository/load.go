@@ -1,0 +1,85 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"coffer/internal/repository/blob"
+	"coffer/internal/repository/index"
+	"coffer/internal/repository/pack"
+)
+
+// HasBlob reports whether the index knows the blob.
+func (r *Repository) HasBlob(t BlobType, id ID) bool {
+	return r.idx.Load().Has(index.Key{Type: uint8(t), ID: id})
+}
+
+// BlobSize returns the plaintext size of a blob from the index.
+func (r *Repository) BlobSize(t BlobType, id ID) (uint32, bool) {
+	l, _, ok := r.idx.Load().Lookup(index.Key{Type: uint8(t), ID: id})
+	return l.RawLength, ok
+}
+
+// LoadBlob reads, authenticates, decompresses and verifies one blob, appending
+// its plaintext to buf[:0]. It fails with ErrBlobNotFound for unknown blobs
+// and with an error wrapping ErrCorrupt when any check fails.
+func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte) ([]byte, error) {
+	l, packID, ok := r.idx.Load().Lookup(index.Key{Type: uint8(t), ID: id})
+	if !ok {
+		return nil, fmt.Errorf("%w: %v %v", ErrBlobNotFound, t, id)
+	}
+	name := PackName(packID)
+	sealed, err := blob.GetInto(ctx, r.st, name, int64(l.Offset), int64(l.Length), r.sealedBufs.get())
+	defer r.sealedBufs.put(sealed)
+	if err != nil {
+		if errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrInvalidRange) {
+			return nil, fmt.Errorf("load %v %v from %s: %w: %w", t, id, name, ErrCorrupt, err)
+		}
+		return nil, fmt.Errorf("load %v %v from %s: %w", t, id, name, err)
+	}
+	return r.openBlob(buf, sealed, pack.Entry{Type: uint8(t), Compression: l.Compression, ID: id,
+		Offset: l.Offset, Length: l.Length, RawLength: l.RawLength}, name)
+}
+
+// bufPool recycles byte buffers of at most 16 MiB.
+type bufPool struct{ p sync.Pool }
+
+func (b *bufPool) get() []byte {
+	if v := b.p.Get(); v != nil {
+		return *(v.(*[]byte))
+	}
+	return nil
+}
+
+func (b *bufPool) put(buf []byte) {
+	if buf != nil && cap(buf) <= 16<<20 {
+		b.p.Put(&buf)
+	}
+}
+
+func (r *Repository) openBlob(buf, sealed []byte, e pack.Entry, packName string) ([]byte, error) {
+	return r.openBlobWith(buf, sealed, e, packName, r.codec.AppendDecompressed)
+}
+
+func (r *Repository) openBlobWith(buf, sealed []byte, e pack.Entry, packName string, decompress pack.Decompressor) ([]byte, error) {
+	if len(sealed) != int(e.Length) {
+		return nil, fmt.Errorf("load %x from %s: %w: short read", e.ID, packName, ErrCorrupt)
+	}
+	out, scratch, err := pack.OpenBlob(buf[:0], sealed, e, r.aead, decompress, r.scratch.get())
+	r.scratch.put(scratch)
+	if err != nil {
+		return nil, fmt.Errorf("load %x from %s: %w: %w", e.ID, packName, ErrCorrupt, err)
+	}
+	if got := r.hasher.Sum(out); got != e.ID {
+		return nil, fmt.Errorf("load %x from %s: %w: content hash mismatch", e.ID, packName, ErrCorrupt)
+	}
+	return out, nil
+}
+
+// OpenPackBlob decrypts and verifies one blob out of a sealed byte range
+// (used by maintenance when it reads whole packs).
+func (r *Repository) OpenPackBlob(buf, sealed []byte, e pack.Entry, packName string) ([]byte, error) {
+	return r.openBlob(buf, sealed, e, packName)
+}
