@@ -462,7 +462,10 @@ func (r *backupRun) fetchOnce(ctx context.Context, it *item) (retry bool, err er
 	}
 	o.Content = ids
 	if r.opts.tags && !r.noTags.Load() {
-		if out.TagCount != nil && *out.TagCount == 0 {
+		// GetObject reports x-amz-tagging-count only for an object with
+		// tags (AWS, MinIO, Ceph RGW, versitygw, moto): without it there
+		// are none to read.
+		if out.TagCount == nil || *out.TagCount == 0 {
 			o.Tags, o.HasTags = map[string]string{}, true
 		} else {
 			tags, ok, err := r.tags(ctx, o.Key, o.VersionID)

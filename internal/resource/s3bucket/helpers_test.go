@@ -10,6 +10,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,15 +161,26 @@ func listKeys(t testing.TB, c *s3.Client, bucket string) []string {
 // readState reads one object's state.
 func readState(t testing.TB, c *s3.Client, bucket, key string) state {
 	t.Helper()
-	ctx := ctxT(t)
+	s, err := stateOf(c, bucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func stateOf(c *s3.Client, bucket, key string) (state, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
-		t.Fatalf("get %s/%q: %v", bucket, key, err)
+		return state{}, fmt.Errorf("get %s/%q: %w", bucket, key, err)
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, out.Body)
 	out.Body.Close()
-	must(t, err)
+	if err != nil {
+		return state{}, err
+	}
 	s := state{Hash: hex.EncodeToString(h.Sum(nil)), Size: n, CT: aws.ToString(out.ContentType), CE: aws.ToString(out.ContentEncoding),
 		CD: aws.ToString(out.ContentDisposition), CL: aws.ToString(out.ContentLanguage), CC: aws.ToString(out.CacheControl),
 		Expires: aws.ToString(out.ExpiresString), Meta: out.Metadata, Tags: map[string]string{}}
@@ -177,22 +189,46 @@ func readState(t testing.TB, c *s3.Client, bucket, key string) state {
 	}
 	tg, err := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
-		t.Fatalf("tags of %s/%q: %v", bucket, key, err)
+		return state{}, fmt.Errorf("tags of %s/%q: %w", bucket, key, err)
 	}
 	for _, tag := range tg.TagSet {
 		s.Tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
 	}
-	return s
+	return s, nil
 }
 
 // bucketState reads every object whose key passes keep.
 func bucketState(t testing.TB, c *s3.Client, bucket string, keep func(string) bool) map[string]state {
 	t.Helper()
 	out := map[string]state{}
+	var firstErr error
+	var mu sync.Mutex
+	keys := make(chan string)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range keys {
+				s, err := stateOf(c, bucket, k)
+				mu.Lock()
+				out[k] = s
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
 	for _, k := range listKeys(t, c, bucket) {
 		if keep == nil || keep(k) {
-			out[k] = readState(t, c, bucket, k)
+			keys <- k
 		}
+	}
+	close(keys)
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatal(firstErr)
 	}
 	return out
 }

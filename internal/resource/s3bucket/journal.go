@@ -1,7 +1,6 @@
 package s3bucket
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,11 +17,12 @@ import (
 // the objects it created in an existing bucket, the multipart uploads it
 // began. The journal of job J is StateDir/J.journal, one JSON record per
 // line; it is removed when the restore finishes or has been undone.
-// Records that must survive a crash before the server is changed are
-// synced first (start, bucket creation, multipart upload); object records
-// are flushed in batches, so a crash may leave the last few created
-// objects of an existing bucket in place (each one whole: S3 PUTs are
-// atomic).
+// Every record is written (one write call) before the change it
+// describes is made, so a killed process leaves a journal that covers all
+// its changes; records that must also survive a machine crash are synced
+// (start, bucket creation, multipart upload). An object record carries the
+// ETag the object will have (the MD5 of a single PUT) or has (after a
+// multipart upload): an undo deletes only an object that still has it.
 
 // journalEntry is one line of a journal.
 type journalEntry struct {
@@ -42,19 +42,15 @@ const (
 	opPut           = "put"
 	opMPU           = "mpu"
 	journalSuffix   = ".journal"
-	// flushEvery is how many object records are buffered between flushes.
-	flushEvery = 256
 )
 
 // journal records one restore. Without a directory it keeps the records in
 // memory (the restore can still undo itself, but not after a crash).
 type journal struct {
-	mu      sync.Mutex
-	path    string
-	f       *os.File
-	w       *bufio.Writer
-	mem     []journalEntry
-	pending int
+	mu   sync.Mutex
+	path string
+	f    *os.File
+	mem  []journalEntry
 }
 
 func openJournal(dir, jobID string, start journalEntry) (*journal, error) {
@@ -71,7 +67,7 @@ func openJournal(dir, jobID string, start journalEntry) (*journal, error) {
 		if err != nil {
 			return nil, fmt.Errorf("s3bucket: restore journal: %w", err)
 		}
-		j.f, j.w = f, bufio.NewWriter(f)
+		j.f = f
 	}
 	if err := j.append(start, true); err != nil {
 		j.remove()
@@ -92,19 +88,12 @@ func (j *journal) append(e journalEntry, sync bool) error {
 	if err != nil {
 		return err
 	}
-	if _, err := j.w.Write(append(b, '\n')); err != nil {
+	if _, err := j.f.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("s3bucket: restore journal: %w", err)
 	}
-	j.pending++
-	if sync || j.pending >= flushEvery {
-		j.pending = 0
-		if err := j.w.Flush(); err != nil {
+	if sync {
+		if err := j.f.Sync(); err != nil {
 			return fmt.Errorf("s3bucket: restore journal: %w", err)
-		}
-		if sync {
-			if err := j.f.Sync(); err != nil {
-				return fmt.Errorf("s3bucket: restore journal: %w", err)
-			}
 		}
 	}
 	return nil
@@ -116,9 +105,6 @@ func (j *journal) entries() ([]journalEntry, error) {
 	defer j.mu.Unlock()
 	if j.f == nil {
 		return append([]journalEntry(nil), j.mem...), nil
-	}
-	if err := j.w.Flush(); err != nil {
-		return nil, err
 	}
 	return readJournal(j.path)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -484,7 +485,11 @@ func (r *restoreRun) object(ctx context.Context, n *snapshot.Node) error {
 	// Only the absent case may use If-None-Match: a key created since the
 	// look-up is then kept, as SKIP_EXISTING promises.
 	ifAbsent := !r.newBucket && !existed && r.policy == backup.SkipExisting
-	etag, err := r.put(ctx, key, o, ifAbsent)
+	var record func(etag string) error
+	if !r.newBucket && !existed {
+		record = func(etag string) error { return r.j.append(journalEntry{Op: opPut, Key: key, ETag: etag}, false) }
+	}
+	etag, err := r.put(ctx, key, o, ifAbsent, record)
 	if err != nil {
 		if ifAbsent && httpStatus(err) == http.StatusPreconditionFailed {
 			r.skipped.Add(1)
@@ -503,8 +508,8 @@ func (r *restoreRun) object(ctx context.Context, n *snapshot.Node) error {
 		}
 		return err
 	}
-	if !r.newBucket && !existed {
-		if err := r.j.append(journalEntry{Op: opPut, Key: key, ETag: etag}, false); err != nil {
+	if record != nil && etag != "" {
+		if err := record(etag); err != nil {
 			return err
 		}
 	}
@@ -550,8 +555,10 @@ func (r *restoreRun) sseOf(o *object) types.ServerSideEncryption {
 
 // put uploads o as key: one PUT up to the part size, multipart above, each
 // request with the Content-MD5 of its body (which the server checks) and
-// a signed payload hash. It returns the new object's ETag.
-func (r *restoreRun) put(ctx context.Context, key string, o *object, ifAbsent bool) (string, error) {
+// a signed payload hash. record, when set, journals the object before a
+// single PUT is sent (with the ETag it will have). It returns the new
+// object's ETag.
+func (r *restoreRun) put(ctx context.Context, key string, o *object, ifAbsent bool, record func(etag string) error) (string, error) {
 	ps := r.p.partSize()
 	if o.Size > ps {
 		return r.putMultipart(ctx, key, o, ifAbsent)
@@ -570,6 +577,11 @@ func (r *restoreRun) put(ctx context.Context, key string, o *object, ifAbsent bo
 		return "", fmt.Errorf("%w: object %s has %d bytes stored, %d recorded", resource.ErrCorrupt, quoteKey(o.Key), buf.Len(), o.Size)
 	}
 	sum := md5.Sum(buf.Bytes())
+	if record != nil {
+		if err := record(`"` + hex.EncodeToString(sum[:]) + `"`); err != nil {
+			return "", err
+		}
+	}
 	in := &s3.PutObjectInput{Bucket: aws.String(r.bucket), Key: aws.String(key), Body: bytes.NewReader(buf.Bytes()),
 		ContentLength: aws.Int64(o.Size), ContentMD5: aws.String(base64.StdEncoding.EncodeToString(sum[:]))}
 	r.headers(o, &in.ContentType, &in.ContentEncoding, &in.ContentDisposition, &in.ContentLanguage, &in.CacheControl, &in.Expires, &in.Tagging)
