@@ -300,6 +300,35 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("CopiedRecoveryPoint", func(t *testing.T) {
+		v2, err := ca.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("vault-copy")})
+		must(t, err)
+		cj, err := ca.StartCopyJob(ctx, &sdk.StartCopyJobInput{RecoveryPointArn: aws.String(rpPhotos), SourceBackupVaultName: aws.String("vault"),
+			DestinationBackupVaultArn: v2.BackupVaultArn, IamRoleArn: aws.String(roleA)})
+		must(t, err)
+		var copied string
+		for i := 0; ; i++ {
+			d, err := ca.DescribeCopyJob(ctx, &sdk.DescribeCopyJobInput{CopyJobId: cj.CopyJobId})
+			must(t, err)
+			if d.CopyJob.State == btypes.CopyJobStateCompleted {
+				copied = aws.ToString(d.CopyJob.DestinationRecoveryPointArn)
+				break
+			}
+			if d.CopyJob.State == btypes.CopyJobStateFailed || i > 12000 {
+				t.Fatalf("copy job %s: %s", d.CopyJob.State, aws.ToString(d.CopyJob.StatusMessage))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		r := restoreJob(t, ca, copied, map[string]string{"DestinationBucketName": "photos-from-copy", "NewBucket": "true"})
+		if r.Status != btypes.RestoreJobStatusCompleted {
+			t.Fatalf("%s: %s", r.Status, aws.ToString(r.StatusMessage))
+		}
+		c := e.one.client()
+		if dd := diffStates(bucketState(t, c, "photos", nil), bucketState(t, c, "photos-from-copy", nil)); len(dd) > 0 {
+			t.Fatalf("photos-from-copy differs:\n%s", strings.Join(dd, "\n"))
+		}
+	})
+
 	t.Run("SecondEndpoint", func(t *testing.T) {
 		r := restoreJob(t, ca, rpLogs, map[string]string{"DestinationBucketName": "logs-copy", "NewBucket": "true"})
 		if r.Status != btypes.RestoreJobStatusCompleted {
