@@ -259,7 +259,7 @@ func TestBackupJobEndToEnd(t *testing.T) {
 
 	// A completed job cannot be stopped.
 	_, err = c.StopBackupJob(ctx, &backup.StopBackupJobInput{BackupJobId: out.BackupJobId})
-	wantErr[*types.InvalidRequestException](t, err)
+	expectErr[*types.InvalidRequestException](t, err)
 
 	// The repository checks clean, reading every blob.
 	repo, err := e.repos.Open(ctx, &cb.Vault{AccountID: acctA.id, Region: region, Name: "v1"})
@@ -326,7 +326,7 @@ func TestStartBackupJobIdempotency(t *testing.T) {
 	}
 	_, err := c.StartBackupJob(ctx, &backup.StartBackupJobInput{BackupVaultName: aws.String("v1"), ResourceArn: aws.String(fs.Arn),
 		IamRoleArn: aws.String(roleArn), IdempotencyToken: aws.String("tok-1"), StartWindowMinutes: aws.Int64(90)})
-	wantErr[*types.InvalidRequestException](t, err)
+	expectErr[*types.InvalidRequestException](t, err)
 	l, err := c.ListBackupJobs(ctx, &backup.ListBackupJobsInput{})
 	must(t, err)
 	if len(l.BackupJobs) != 1 {
@@ -358,11 +358,11 @@ func TestBackupTenancy(t *testing.T) {
 	wait(t, cA, *out.BackupJobId)
 
 	_, err := cB.DescribeBackupJob(ctx, &backup.DescribeBackupJobInput{BackupJobId: out.BackupJobId})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 	_, err = cB.StopBackupJob(ctx, &backup.StopBackupJobInput{BackupJobId: out.BackupJobId})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 	_, err = cB.StartBackupJob(ctx, &backup.StartBackupJobInput{BackupVaultName: aws.String("v1"), ResourceArn: aws.String(fs.Arn), IamRoleArn: aws.String(roleArn)})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 	l, err := cB.ListBackupJobs(ctx, &backup.ListBackupJobsInput{})
 	must(t, err)
 	lo, err := cB.ListBackupJobs(ctx, &backup.ListBackupJobsInput{ByAccountId: aws.String(acctA.id)})
@@ -384,11 +384,11 @@ func TestBackupTenancy(t *testing.T) {
 		t.Fatal("B sees A's recovery points")
 	}
 	_, err = cB.DescribeRecoveryPoint(ctx, &backup.DescribeRecoveryPointInput{BackupVaultName: aws.String("v1"), RecoveryPointArn: out.RecoveryPointArn})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 	_, err = cB.DeleteRecoveryPoint(ctx, &backup.DeleteRecoveryPointInput{BackupVaultName: aws.String("v1"), RecoveryPointArn: out.RecoveryPointArn})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 	_, err = cB.DescribeProtectedResource(ctx, &backup.DescribeProtectedResourceInput{ResourceArn: aws.String(fs.Arn)})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 	p, err := cB.ListProtectedResources(ctx, &backup.ListProtectedResourcesInput{})
 	must(t, err)
 	if len(p.Results) != 0 {
@@ -481,7 +481,7 @@ func TestListBackupJobsFiltersAndPages(t *testing.T) {
 	p1, err := c.ListBackupJobs(ctx, &backup.ListBackupJobsInput{MaxResults: aws.Int32(2)})
 	must(t, err)
 	_, err = c.ListBackupJobs(ctx, &backup.ListBackupJobsInput{MaxResults: aws.Int32(2), NextToken: p1.NextToken, ByState: types.BackupJobStateCreated})
-	wantErr[*types.InvalidParameterValueException](t, err)
+	expectErr[*types.InvalidParameterValueException](t, err)
 	// Start window: a CREATED job whose window passed becomes EXPIRED.
 	e.clock.Advance(9 * time.Hour)
 	must(t, e.runner.Reconcile(ctx))

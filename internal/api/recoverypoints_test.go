@@ -79,11 +79,11 @@ func TestRecoveryPointsListsLockAndLifecycle(t *testing.T) {
 		t.Fatalf("by resource %+v", byRes)
 	}
 	_, err = c.ListRecoveryPointsByBackupVault(ctx, &backup.ListRecoveryPointsByBackupVaultInput{BackupVaultName: aws.String("nope")})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 	// A recovery point is only found in its own vault.
 	e.vault(c, "v2")
 	_, err = c.DescribeRecoveryPoint(ctx, &backup.DescribeRecoveryPointInput{BackupVaultName: aws.String("v2"), RecoveryPointArn: aws.String(rps[0])})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 
 	// Lifecycle update without a lock.
 	up, err := c.UpdateRecoveryPointLifecycle(ctx, &backup.UpdateRecoveryPointLifecycleInput{BackupVaultName: aws.String("v1"),
@@ -95,7 +95,7 @@ func TestRecoveryPointsListsLockAndLifecycle(t *testing.T) {
 	}
 	_, err = c.UpdateRecoveryPointLifecycle(ctx, &backup.UpdateRecoveryPointLifecycleInput{BackupVaultName: aws.String("v1"),
 		RecoveryPointArn: aws.String(rps[0]), Lifecycle: &types.Lifecycle{DeleteAfterDays: aws.Int64(100), MoveToColdStorageAfterDays: aws.Int64(30)}})
-	wantErr[*types.InvalidParameterValueException](t, err)
+	expectErr[*types.InvalidParameterValueException](t, err)
 
 	// Lock the vault: retention must stay within [7, 30] days.
 	_, err = c.PutBackupVaultLockConfiguration(ctx, &backup.PutBackupVaultLockConfigurationInput{BackupVaultName: aws.String("v1"),
@@ -104,14 +104,14 @@ func TestRecoveryPointsListsLockAndLifecycle(t *testing.T) {
 	for _, bad := range []*types.Lifecycle{{DeleteAfterDays: aws.Int64(3)}, {DeleteAfterDays: aws.Int64(31)}, {}} {
 		_, err = c.UpdateRecoveryPointLifecycle(ctx, &backup.UpdateRecoveryPointLifecycleInput{BackupVaultName: aws.String("v1"),
 			RecoveryPointArn: aws.String(rps[1]), Lifecycle: bad})
-		wantErr[*types.InvalidRequestException](t, err)
+		expectErr[*types.InvalidRequestException](t, err)
 	}
 	_, err = c.UpdateRecoveryPointLifecycle(ctx, &backup.UpdateRecoveryPointLifecycleInput{BackupVaultName: aws.String("v1"),
 		RecoveryPointArn: aws.String(rps[1]), Lifecycle: &types.Lifecycle{DeleteAfterDays: aws.Int64(10)}})
 	must(t, err)
 	// Delete is refused during the minimum retention, allowed after it.
 	_, err = c.DeleteRecoveryPoint(ctx, &backup.DeleteRecoveryPointInput{BackupVaultName: aws.String("v1"), RecoveryPointArn: aws.String(rps[1])})
-	wantErr[*types.InvalidRequestException](t, err)
+	expectErr[*types.InvalidRequestException](t, err)
 
 	// A backup whose retention violates the lock is accepted, then FAILS
 	// without a recovery point.
@@ -123,16 +123,16 @@ func TestRecoveryPointsListsLockAndLifecycle(t *testing.T) {
 			t.Fatalf("lock-violating backup: %s %q %q", d.State, aws.ToString(d.StatusMessage), aws.ToString(d.MessageCategory))
 		}
 		_, err = c.DescribeRecoveryPoint(ctx, &backup.DescribeRecoveryPointInput{BackupVaultName: aws.String("v1"), RecoveryPointArn: out.RecoveryPointArn})
-		wantErr[*types.ResourceNotFoundException](t, err)
+		expectErr[*types.ResourceNotFoundException](t, err)
 	}
 
 	e.clock.Advance(8 * 24 * time.Hour)
 	_, err = c.DeleteRecoveryPoint(ctx, &backup.DeleteRecoveryPointInput{BackupVaultName: aws.String("v1"), RecoveryPointArn: aws.String(rps[1])})
 	must(t, err)
 	_, err = c.DescribeRecoveryPoint(ctx, &backup.DescribeRecoveryPointInput{BackupVaultName: aws.String("v1"), RecoveryPointArn: aws.String(rps[1])})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 	_, err = c.DeleteRecoveryPoint(ctx, &backup.DeleteRecoveryPointInput{BackupVaultName: aws.String("v1"), RecoveryPointArn: aws.String(rps[1])})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 
 	// A recovery point read by a running restore cannot be deleted.
 	must(t, e.store.Write(ctx, func(tx store.Tx) error {
@@ -140,7 +140,7 @@ func TestRecoveryPointsListsLockAndLifecycle(t *testing.T) {
 			CreationDate: e.clock.Now(), RecoveryPointArn: rps[2], ResourceArn: f1.Arn})
 	}))
 	_, err = c.DeleteRecoveryPoint(ctx, &backup.DeleteRecoveryPointInput{BackupVaultName: aws.String("v1"), RecoveryPointArn: aws.String(rps[2])})
-	wantErr[*types.InvalidResourceStateException](t, err)
+	expectErr[*types.InvalidResourceStateException](t, err)
 
 	// The sweeper deletes expired recovery points (rps[0] now expires at
 	// day 400, rps[2] at day 20) and prune reclaims their data.

@@ -137,7 +137,7 @@ func stagingHasFiles(root string) bool {
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), fstree.StagingPrefix) {
 			found := false
-			filepath.WalkDir(filepath.Join(root, e.Name()), func(p string, d os.DirEntry, err error) error {
+			_ = filepath.WalkDir(filepath.Join(root, e.Name()), func(p string, d os.DirEntry, err error) error {
 				if err == nil && !d.IsDir() {
 					found = true
 					return filepath.SkipAll
