@@ -95,6 +95,11 @@ func TestKillDuringRestore(t *testing.T) {
 		t.Fatalf("FAILED job without a reason: %+v", d)
 	}
 	t.Logf("after restart: %s: %s", d.Status, aws.ToString(d.StatusMessage))
+	// The runner removes the staging area right after it failed the job
+	// (jobs.Cleaner); wait for that (a hang guard, not a timing check).
+	for i := 0; stagingExists(dst) && i < 3000; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
 	changes, err := sent.Changes()
 	must(t, err)
 	for _, ch := range changes {
@@ -102,7 +107,7 @@ func TestKillDuringRestore(t *testing.T) {
 			t.Errorf("target changed: %s", ch)
 		}
 	}
-	if stagingHasFiles(dst) {
+	if stagingExists(dst) {
 		t.Fatal("staging area survived the restart")
 	}
 	// A new restore succeeds byte for byte.
@@ -130,6 +135,17 @@ func TestKillDuringRestore(t *testing.T) {
 		t.Fatalf("no recovery directory: %v", ents)
 	}
 	compare(t, src, filepath.Join(dst, restored))
+}
+
+// stagingExists reports whether root holds a staging directory.
+func stagingExists(root string) bool {
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), fstree.StagingPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func stagingHasFiles(root string) bool {
