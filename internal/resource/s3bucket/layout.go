@@ -371,17 +371,6 @@ func readRoot(ctx context.Context, l resource.Loader, root repository.ID) (*snap
 	return r, nil
 }
 
-// countOf is a directory node's s3.objects.
-func countOf(n *snapshot.Node) int64 {
-	for _, x := range n.Xattrs {
-		if x.Name == xObjects {
-			c, _ := strconv.ParseInt(string(x.Value), 10, 64)
-			return c
-		}
-	}
-	return 0
-}
-
 // cursor iterates the object nodes of an index in name order, optionally
 // only those whose name starts with prefix (an encoded key prefix).
 type cursor struct {

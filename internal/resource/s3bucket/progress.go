@@ -1,6 +1,7 @@
 package s3bucket
 
 import (
+	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -91,7 +92,7 @@ func (c *countingReader) Read(b []byte) (int, error) {
 		c.n += int64(n)
 		c.m.add(int64(n), false)
 	}
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		c.err = err
 	}
 	return n, err

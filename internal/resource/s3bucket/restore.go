@@ -656,7 +656,7 @@ func (r *restoreRun) putMultipart(ctx context.Context, key string, o *object, if
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(partUploads)
 	var readErr error
-	for i := 0; i < nparts && readErr == nil && gctx.Err() == nil; i++ {
+	for i := 0; i < nparts && gctx.Err() == nil; i++ {
 		size := min(ps, o.Size-int64(i)*ps)
 		if err := r.sem.Acquire(gctx, size); err != nil {
 			break
