@@ -80,6 +80,9 @@ type backupRun struct {
 	parentL resource.Loader
 	m       *meter
 	noTags  atomic.Bool // the server has no object tagging
+	// large admits the streams of large objects: each holds the session's
+	// chunk buffers (several MiB), small objects do not.
+	large chan struct{}
 }
 
 // Backup lists the bucket and stores every object (the latest version of
@@ -113,7 +116,8 @@ func (p *Plugin) Backup(ctx context.Context, req resource.BackupRequest) (resour
 	}
 	info.ObjectTags, info.ACLs = opts.tags, opts.acls
 
-	run := &backupRun{p: p, c: c, bucket: bucket, opts: opts, session: req.Session, m: newMeter(req.Progress)}
+	run := &backupRun{p: p, c: c, bucket: bucket, opts: opts, session: req.Session, m: newMeter(req.Progress),
+		large: make(chan struct{}, largeStreams)}
 	var pcur *cursor
 	if req.Parent != nil && !req.Parent.Root.IsZero() {
 		// An unreadable or foreign parent only costs reading everything.
@@ -393,8 +397,24 @@ func quoteKey(k string) string {
 // fetchAttempts is how often an object whose stream breaks is read again.
 const fetchAttempts = 3
 
+// Objects of largeObject bytes or more are read at most largeStreams at a
+// time (memory: each stream fills chunk buffers of up to the chunker's
+// maximum); smaller ones use every worker.
+const (
+	largeObject  = 1 << 20
+	largeStreams = 4
+)
+
 // fetch reads the object and stores its bytes, headers, metadata and tags.
 func (r *backupRun) fetch(ctx context.Context, it *item) error {
+	if it.l.size >= largeObject {
+		select {
+		case r.large <- struct{}{}:
+			defer func() { <-r.large }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	var err error
 	for attempt := 0; attempt < fetchAttempts; attempt++ {
 		var retry bool

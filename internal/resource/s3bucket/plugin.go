@@ -26,7 +26,7 @@ type Plugin struct {
 	// than it are uploaded in parts (0: 16 MiB; at least 5 MiB).
 	PartSize int64
 	// MaxBufferBytes bounds the object bytes a restore holds in memory at
-	// once (0: 64 MiB, at least PartSize).
+	// once (0: 32 MiB, at least PartSize).
 	MaxBufferBytes int64
 	// MaxAttempts is the tries per S3 request (0: 5); MaxBackoff caps the
 	// wait between tries (0: 10s).
@@ -51,7 +51,7 @@ const (
 	defaultWorkers   = 16
 	defaultPartSize  = 16 << 20
 	minPartSize      = 5 << 20
-	defaultBuffer    = 64 << 20
+	defaultBuffer    = 32 << 20
 	defaultAttempts  = 5
 	defaultBackoff   = 10 * time.Second
 	maxSinglePutSize = 5 << 30 // S3's PutObject limit
