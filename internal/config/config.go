@@ -139,10 +139,10 @@ type FileSystem struct {
 }
 
 var (
-	accountRE  = regexp.MustCompile(`^[0-9]{12}$`)
-	akidRE     = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
-	fsIDRE     = regexp.MustCompile(`^fs-[0-9a-f]{8,17}$`)
-	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	accountRE   = regexp.MustCompile(`^[0-9]{12}$`)
+	akidRE      = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
+	fsIDRE      = regexp.MustCompile(`^fs-[0-9a-f]{8,17}$`)
+	regionRE    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 	hbrRegionRE = regexp.MustCompile(`^[a-z]{2,}(-[a-z0-9]+){1,4}$`)
 	hostnameRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*$`)
 )

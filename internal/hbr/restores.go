@@ -58,7 +58,7 @@ type restoreOptions struct {
 var conflictPolicies = []string{string(backup.OverwriteExisting), string(backup.SkipExisting), string(backup.OverwriteIfNewer)}
 
 var (
-	snapshotHashRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	snapshotHashRE = regexp.MustCompile(`^[0-9a-f]{16,128}$`)
 	roleNameRE     = regexp.MustCompile(`^[A-Za-z0-9.@_-]{1,64}$`)
 	bucketRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 )
@@ -203,7 +203,7 @@ func (s *Server) createRestoreJob(ctx context.Context, req *request) (map[string
 		return nil, e
 	}
 	if !snapshotHashRE.MatchString(hash) {
-		return nil, invalid("SnapshotHash", "must be the 64 lower-case hex digits SearchHistoricalSnapshots returns")
+		return nil, invalid("SnapshotHash", "must be the lower-case hex hash SearchHistoricalSnapshots returns")
 	}
 
 	// Patterns and options.

@@ -219,7 +219,7 @@ func unixOr0(t *time.Time) int64 {
 
 // snapshotView is a recovery point as an HBR snapshot.
 func (s *Server) snapshotView(ctx context.Context, c service.Caller, st string, rp *backup.RecoveryPoint, createTimes map[string]int64) map[string]any {
-	_, rpID, _, _ := backup.ParseRecoveryPointArn(rp.Arn)
+	_, _, rpID, _ := backup.ParseRecoveryPointArn(rp.Arn)
 	start := rp.CreationDate
 	if rp.InitiationDate != nil {
 		start = *rp.InitiationDate
@@ -229,7 +229,7 @@ func (s *Server) snapshotView(ctx context.Context, c service.Caller, st string, 
 		"JobId": rp.BackupJobID, "Status": snapshotStatus(rp.Status), "BackupType": "COMPLETE",
 		"CreatedTime": rp.CreationDate.Unix(), "StartTime": start.Unix(), "CompleteTime": unixOr0(rp.CompletionDate),
 		"UpdatedTime": max(rp.CreationDate.Unix(), unixOr0(rp.CompletionDate)),
-		"BytesTotal": rp.BackupSizeBytes, "BytesDone": rp.BackupSizeBytes, "ActualBytes": rp.BackupSizeBytes,
+		"BytesTotal":  rp.BackupSizeBytes, "BytesDone": rp.BackupSizeBytes, "ActualBytes": rp.BackupSizeBytes,
 	}
 	if rp.Lifecycle.DeleteAfterDays != nil {
 		m["Retention"] = *rp.Lifecycle.DeleteAfterDays
