@@ -168,7 +168,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	sweeper := &retention.Sweeper{Store: st, Repos: repos, Clock: clk, Logger: log}
 	sweeperDone := make(chan struct{})
 	go func() { sweeper.Run(bg, time.Hour); close(sweeperDone) }()
-	defer func() { stopBg(); <-runnerDone; <-sweeperDone }()
+	defer func() {
+		stopBg()
+		if err := <-runnerDone; err != nil {
+			log.Error("job runner stopped", "err", err)
+		}
+		<-sweeperDone
+	}()
 
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
 		AccountOf: accountOf, TokenKey: tokenKey},

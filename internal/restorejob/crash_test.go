@@ -137,7 +137,7 @@ func stagingHasFiles(root string) bool {
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), fstree.StagingPrefix) {
 			found := false
-			filepath.WalkDir(filepath.Join(root, e.Name()), func(p string, d os.DirEntry, err error) error {
+			_ = filepath.WalkDir(filepath.Join(root, e.Name()), func(p string, d os.DirEntry, err error) error {
 				if err == nil && !d.IsDir() {
 					found = true
 					return filepath.SkipAll
@@ -165,10 +165,10 @@ func newCrashFixture(t *testing.T) *crashFixture {
 	bin := cofferproc.Build(t)
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
 	must(t, os.MkdirAll(dst, 0o755))
-	writeFile(t, filepath.Join(dst, "existing.txt"), []byte("do not touch"), 0o644)
+	fstreetest.WriteFile(t, filepath.Join(dst, "existing.txt"), []byte("do not touch"), 0o644)
 	// Enough data that the restore is still writing when we look.
 	for i := range 120 {
-		writeFile(t, filepath.Join(src, fmt.Sprintf("d%02d/f%03d.bin", i%10, i)), pseudoRandom(byte(i), 1<<20+i), 0o644)
+		fstreetest.WriteFile(t, filepath.Join(src, fmt.Sprintf("d%02d/f%03d.bin", i%10, i)), fstreetest.PseudoRandom(byte(i), 1<<20+i), 0o644)
 	}
 	cfg := filepath.Join(dir, "coffer.yaml")
 	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
