@@ -63,7 +63,7 @@ func TestParseGood(t *testing.T) {
 		t.Fatalf("HBR region %q, want the region %q when hbr_region_id is unset", c.HBRRegion(), DefaultRegion)
 	}
 	for _, id := range []string{"cn-hangzhou", "cn-shanghai-finance-1", "ap-southeast-1"} {
-		c, err := Parse([]byte(min + "hbr_region_id: " + id + "\n"))
+		c, err := Parse([]byte(minimal + "hbr_region_id: " + id + "\n"))
 		if err != nil || c.HBRRegion() != id || c.Region != DefaultRegion {
 			t.Fatalf("hbr_region_id %s: %v, %+v", id, err, c)
 		}

@@ -38,7 +38,7 @@ func (e *env) snapshot(c client, st string) (vaultID, snapID, hash string) {
 			}
 		}
 	}
-	if vaultID == "" || str(out["Code"]) != "200" || out["Success"] != true || str(out["RequestId"]) == "" {
+	if vaultID == "" || str(out["Code"]) != "200" || out["Success"] != any(true) || str(out["RequestId"]) == "" {
 		t.Fatalf("%s: DescribeVaults = %v", c.name(), out)
 	}
 	idField := map[string]string{"ECS_FILE": "InstanceId", "NAS": "FileSystemId"}[st]

@@ -78,9 +78,6 @@ type env struct {
 	dstB     string
 	gate     *gate
 	rpArn    string
-	vaultID  string
-	snapID   string
-	hash     string
 	regTimes map[string]int64
 }
 
@@ -209,15 +206,17 @@ func start(t *testing.T, o envOptions) *env {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	mustDo(t, err)
 	hs := &http.Server{Handler: hbr.Route(hsrv, awsSrv), ReadHeaderTimeout: 30 * time.Second}
-	go hs.Serve(ln)
+	go func() { _ = hs.Serve(ln) }()
 	e.host = ln.Addr().String()
 	t.Cleanup(func() {
-		hs.Close()
+		_ = hs.Close()
 		cancel()
 		if runnerDone != nil {
-			<-runnerDone
+			if err := <-runnerDone; err != nil {
+				t.Errorf("runner: %v", err)
+			}
 		}
-		st.Close()
+		_ = st.Close()
 	})
 	e.regTimes = map[string]int64{}
 	mustDo(t, st.Read(ctx, func(tx store.Tx) error {
@@ -492,11 +491,11 @@ func startNodeDriver(t *testing.T) *nodeDriver {
 	t.Cleanup(func() {
 		in.Close()
 		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
+		go func() { _ = cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
+			_ = cmd.Process.Kill()
 			<-done
 		}
 	})

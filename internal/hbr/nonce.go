@@ -30,11 +30,11 @@ type nonceEntry struct {
 	exp time.Time
 }
 
-func newNonceSet(max int) *nonceSet {
-	if max <= 0 {
-		max = DefaultMaxNonces
+func newNonceSet(limit int) *nonceSet {
+	if limit <= 0 {
+		limit = DefaultMaxNonces
 	}
-	return &nonceSet{max: max, seen: map[string]time.Time{}}
+	return &nonceSet{max: limit, seen: map[string]time.Time{}}
 }
 
 // use records key until exp. It returns false when key is already

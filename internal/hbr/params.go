@@ -124,7 +124,7 @@ func (p *params) enum(name string, allowed ...string) (string, *Error) {
 
 // integer returns a decimal integer parameter in [min, max]; def when
 // absent.
-func (p *params) integer(name string, min, max, def int64) (int64, *Error) {
+func (p *params) integer(name string, lo, hi, def int64) (int64, *Error) {
 	v, ok := p.m[name]
 	if !ok {
 		return def, nil
@@ -133,8 +133,8 @@ func (p *params) integer(name string, min, max, def int64) (int64, *Error) {
 	if err != nil {
 		return 0, invalid(name, "%q is not an integer", trunc(v))
 	}
-	if n < min || n > max {
-		return 0, invalid(name, "%d is outside %d to %d", n, min, max)
+	if n < lo || n > hi {
+		return 0, invalid(name, "%d is outside %d to %d", n, lo, hi)
 	}
 	return n, nil
 }
@@ -230,11 +230,11 @@ func (p *params) filters() ([]filter, *Error) {
 			r = &raw{vals: map[int]string{}}
 			byIdx[i] = r
 		}
-		switch {
-		case m[2] == "Key":
+		switch m[2] {
+		case "Key":
 			v := v
 			r.key = &v
-		case m[2] == "Operator":
+		case "Operator":
 			v := v
 			r.op = &v
 		default:

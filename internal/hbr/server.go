@@ -256,7 +256,7 @@ func (s *Server) write(w http.ResponseWriter, reqID string, status int, buf []by
 	h.Set("Content-Length", strconv.Itoa(len(buf)))
 	h.Set("x-acs-request-id", reqID)
 	w.WriteHeader(status)
-	w.Write(buf)
+	_, _ = w.Write(buf) // a client gone away is nothing to report
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, reqID string, e *Error) {
