@@ -499,10 +499,21 @@ func (s *Storage) Delete(ctx context.Context, name string) error {
 // it removed. Use a margin larger than the longest Put when other writers
 // may be running; 0 is safe only when no Put is in flight.
 func (s *Storage) CleanTemp(ctx context.Context, olderThan time.Duration) (int, error) {
+	return s.CleanTempIn(ctx, "", olderThan)
+}
+
+// CleanTempIn is CleanTemp for the objects under prefix (blob.TempCleaner).
+func (s *Storage) CleanTempIn(ctx context.Context, prefix string, olderThan time.Duration) (int, error) {
+	rel := strings.TrimSuffix(prefix, "/")
+	if rel != "" {
+		if err := blob.ValidateName(rel); err != nil {
+			return 0, err
+		}
+	}
 	cutoff := s.clock.Now().Add(-olderThan)
 	removed := 0
 	touched := map[string]bool{}
-	err := s.walk(ctx, "", func(name string, d fs.DirEntry) (bool, error) {
+	err := s.walk(ctx, rel, func(name string, d fs.DirEntry) (bool, error) {
 		if d.IsDir() {
 			return true, nil
 		}
