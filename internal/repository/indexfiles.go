@@ -282,3 +282,24 @@ func (r *Repository) refreshIndex(ctx context.Context) (bool, error) {
 	}
 	return true, nil
 }
+
+// UnindexedPacks counts the packs in storage that the in-memory index does
+// not list, and their bytes: packs of failed or interrupted sessions (or of
+// sessions still running, or written by another process since the index
+// was loaded). One listing of data/; a cheap test of whether a prune would
+// find abandoned packs.
+func (r *Repository) UnindexedPacks(ctx context.Context) (int, int64, error) {
+	known := map[[32]byte]bool{}
+	r.idx.Load().Packs(func(id [32]byte, _ int64) { known[id] = true })
+	n, size := 0, int64(0)
+	if err := r.st.List(ctx, DataPrefix, func(i blob.Info) error {
+		if id, ok := ParsePackName(i.Name); ok && !known[id] {
+			n++
+			size += i.Size
+		}
+		return nil
+	}); err != nil {
+		return 0, 0, fmt.Errorf("list packs: %w", err)
+	}
+	return n, size, nil
+}

@@ -47,7 +47,7 @@ type PruneReport struct {
 	PacksDeleted     int // only unreferenced blobs
 	PacksRewritten   int
 	OrphansDeleted   int // packs in no index, older than grace
-	PacksKeptYoung   int // would qualify, but younger than grace
+	PacksKeptYoung   int // would be deleted or rewritten, but younger than grace
 	BlobsRewritten   int
 	BytesFreed       int64
 	IndexFilesBefore int
@@ -65,6 +65,10 @@ type PruneReport struct {
 	// DamageEntriesDropped counts damage records' entries dropped because
 	// their pack is gone.
 	DamageEntriesDropped int
+	// NextEligible is when the first pack kept only for being younger than
+	// Grace (one with unreferenced data, or unindexed) becomes old enough
+	// for a prune to reclaim it; zero when there is none.
+	NextEligible time.Time
 }
 
 // Prune removes data no manifest references. It holds the repository's
@@ -342,11 +346,20 @@ func plan(sv *pruneSurvey, used map[index.Key]struct{}, now time.Time, opts Prun
 		}
 		return false
 	}
+	keptYoung := func(mod time.Time) {
+		rep.PacksKeptYoung++
+		if at := mod.Add(opts.Grace); rep.NextEligible.IsZero() || at.Before(rep.NextEligible) {
+			rep.NextEligible = at
+		}
+	}
 	var candidates []index.PackBlobs
 	for _, p := range active {
 		if young(p.PackID) {
-			if u, t := classify(p); u < t {
-				rep.PacksKeptYoung++
+			// Counted when it would be deleted or rewritten if it were old.
+			if u, t := classify(p); (u == 0 && t > 0) || (t > 0 && float64(t-u)/float64(t) > opts.MaxUnused) {
+				if pi, ok := sv.present[p.PackID]; ok {
+					keptYoung(pi.mod)
+				}
 			}
 			pl.keep = append(pl.keep, p)
 		}
@@ -414,7 +427,7 @@ func plan(sv *pruneSurvey, used map[index.Key]struct{}, now time.Time, opts Prun
 				pl.orphans = append(pl.orphans, id)
 				rep.BytesFreed += pi.size
 			} else {
-				rep.PacksKeptYoung++
+				keptYoung(pi.mod)
 			}
 		}
 	}
