@@ -188,7 +188,9 @@ func TestFailedJobIsReclaimed(t *testing.T) {
 	e := newEnv(t)
 	e.store(t, 3, 1<<20)
 	h := &retention.ReclaimAfterFailure{Handler: failing{}, Sweeper: e.sw,
-		Vaults: func(j *backup.Job) []*backup.Vault { return []*backup.Vault{{AccountID: j.AccountID, Region: j.Region, Name: j.VaultName}} }}
+		Vaults: func(j *backup.Job) []*backup.Vault {
+			return []*backup.Vault{{AccountID: j.AccountID, Region: j.Region, Name: j.VaultName}}
+		}}
 	job := &backup.Job{Kind: backup.JobBackup, AccountID: acct, Region: region, VaultName: "v1"}
 
 	// The failed session cleaned up after itself: no prune.

@@ -87,7 +87,9 @@ func TestAddPackReplacing(t *testing.T) {
 		}
 		x.AddPackReplacing(index.PackBlobs{PackID: [32]byte{2}, Size: 100, Blobs: []pack.Entry{
 			{Type: 1, ID: [32]byte{7}, Offset: 10, Length: 50}, {Type: 1, ID: [32]byte{8}, Offset: 60, Length: 40}}},
-			func(k index.Key, oldPack, newPack [32]byte) bool { return k.ID == [32]byte{7} && oldPack == [32]byte{1} && newPack == [32]byte{2} })
+			func(k index.Key, oldPack, newPack [32]byte) bool {
+				return k.ID == [32]byte{7} && oldPack == [32]byte{1} && newPack == [32]byte{2}
+			})
 		l, p, ok := x.Lookup(index.Key{Type: 1, ID: [32]byte{7}})
 		if !ok || p != [32]byte{2} || l.Offset != 10 {
 			t.Fatalf("merged=%v: blob 7 at %x offset %d, want the new pack", merged, p[:1], l.Offset)
