@@ -440,7 +440,7 @@ func vaultPrune(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		fmt.Fprintf(stdout, "stale locks of dead processes removed: %d\n", rep.LocksRemoved)
 	}
 	if *dryRun {
-		fmt.Fprintf(stdout, "packs: %d (%s); prune %s %s\n", beforeN, mib(beforeBytes), verb, mib(rep.BytesFreed))
+		fmt.Fprintf(stdout, "packs: %d (%s); prune %s %s\n", beforeN, fmtBytes(beforeBytes), verb, fmtBytes(rep.BytesFreed))
 		fmt.Fprintln(stdout, "dry run: nothing changed")
 		return vaultExitClean, nil
 	}
@@ -448,8 +448,8 @@ func vaultPrune(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if err != nil {
 		return 0, err
 	}
-	fmt.Fprintf(stdout, "packs: %d (%s) before, %d (%s) after\n", beforeN, mib(beforeBytes), afterN, mib(afterBytes))
-	fmt.Fprintf(stdout, "done: %s %s\n", mib(rep.BytesFreed), freed)
+	fmt.Fprintf(stdout, "packs: %d (%s) before, %d (%s) after\n", beforeN, fmtBytes(beforeBytes), afterN, fmtBytes(afterBytes))
+	fmt.Fprintf(stdout, "done: %s %s\n", fmtBytes(rep.BytesFreed), freed)
 	return vaultExitClean, nil
 }
 
@@ -468,6 +468,6 @@ func packUsage(ctx context.Context, repo *repository.Repository) (int, int64, er
 }
 
 // mib formats a byte count.
-func mib(n int64) string {
+func fmtBytes(n int64) string {
 	return fmt.Sprintf("%d bytes, %.1f MiB", n, float64(n)/(1<<20))
 }

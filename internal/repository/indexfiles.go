@@ -286,8 +286,9 @@ func (r *Repository) refreshIndex(ctx context.Context) (bool, error) {
 // UnindexedPacks counts the packs in storage that the in-memory index does
 // not list, and their bytes: packs of failed or interrupted sessions (or of
 // sessions still running, or written by another process since the index
-// was loaded). One listing of data/; a cheap test of whether a prune would
-// find abandoned packs.
+// was loaded), together with the temporary files of pack writes on storages
+// that leave them (blob.TempCleaner). One listing of data/; a cheap test of
+// whether a prune would find abandoned data.
 func (r *Repository) UnindexedPacks(ctx context.Context) (int, int64, error) {
 	known := map[[32]byte]bool{}
 	r.idx.Load().Packs(func(id [32]byte, _ int64) { known[id] = true })
@@ -300,6 +301,13 @@ func (r *Repository) UnindexedPacks(ctx context.Context) (int, int64, error) {
 		return nil
 	}); err != nil {
 		return 0, 0, fmt.Errorf("list packs: %w", err)
+	}
+	if tc, ok := r.st.(blob.TempCleaner); ok {
+		tn, tsize, err := tc.TempUsage(ctx, DataPrefix)
+		if err != nil {
+			return 0, 0, err
+		}
+		n, size = n+tn, size+tsize
 	}
 	return n, size, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -37,6 +38,7 @@ func must(t *testing.T, err error) {
 }
 
 type env struct {
+	dir   string // the vault repository's directory
 	st    store.Store
 	repos *vaultrepo.Manager
 	clk   *clock.Fake
@@ -63,7 +65,7 @@ func newEnv(t *testing.T) *env {
 	repo, err := repos.Open(ctx, v)
 	must(t, err)
 	sw := &retention.Sweeper{Store: st, Repos: repos, Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	return &env{st: st, repos: repos, clk: clk, vault: v, repo: repo, sw: sw}
+	return &env{dir: filepath.Join(dir, "vaults", acct, region, "v1"), st: st, repos: repos, clk: clk, vault: v, repo: repo, sw: sw}
 }
 
 func randBytes(seed uint64, n int) []byte {
@@ -215,6 +217,19 @@ func TestFailedJobIsReclaimed(t *testing.T) {
 	t.Logf("pack bytes: %d before the failed job, %d after it, %d after one sweep (%+v)", before, left, after, rep)
 	if rep.Pruned != 1 || after != before {
 		t.Fatalf("abandoned packs not reclaimed: %+v, %d -> %d -> %d bytes", rep, before, left, after)
+	}
+
+	// A process killed while it wrote a pack leaves only a temporary file.
+	tmp := filepath.Join(e.dir, "data", "ab", ".tmp~killed")
+	must(t, os.MkdirAll(filepath.Dir(tmp), 0o700))
+	must(t, os.WriteFile(tmp, make([]byte, 1<<20), 0o600))
+	if _, err := h.Run(ctx, job, nopProgress{}); err == nil {
+		t.Fatal("failing handler succeeded")
+	}
+	rep, err = e.sw.Sweep(ctx)
+	must(t, err)
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) || rep.Pruned != 1 {
+		t.Fatalf("temporary file of a killed write left: %v, %+v", err, rep)
 	}
 }
 

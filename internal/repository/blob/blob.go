@@ -126,7 +126,9 @@ type AsyncPutter interface {
 // TempCleaner is implemented by storages whose Puts leave temporary objects
 // when the writing process dies (the local directory). CleanTempIn removes
 // those under prefix (a "/"-terminated name prefix, "" for all) older than
-// olderThan and returns how many it removed.
+// olderThan and returns how many it removed; TempUsage counts those under
+// prefix and their bytes.
 type TempCleaner interface {
 	CleanTempIn(ctx context.Context, prefix string, olderThan time.Duration) (int, error)
+	TempUsage(ctx context.Context, prefix string) (int, int64, error)
 }
