@@ -278,3 +278,145 @@ func holdLock(t *testing.T, cfg, vault string) {
 	}
 	t.Cleanup(func() { l.Release(ctx); o.close() })
 }
+
+// restoreInto restores a recovery point into the configured file system
+// target (an existing one) and returns the directory it created.
+func restoreInto(t *testing.T, c *backup.Client, rpArn *string, target, targetDir string) string {
+	t.Helper()
+	ctx := context.Background()
+	before, _ := os.ReadDir(targetDir)
+	rs, err := c.StartRestoreJob(ctx, &backup.StartRestoreJobInput{RecoveryPointArn: rpArn, ResourceType: aws.String("EFS"),
+		IamRoleArn: aws.String(rRole), Metadata: map[string]string{"file-system-id": target, "newFileSystem": "false"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		d, err := c.DescribeRestoreJob(ctx, &backup.DescribeRestoreJobInput{RestoreJobId: rs.RestoreJobId})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status == types.RestoreJobStatusCompleted {
+			break
+		}
+		if d.Status == types.RestoreJobStatusFailed || d.Status == types.RestoreJobStatusAborted || time.Now().After(deadline) {
+			t.Fatalf("restore of %s: %s %s", aws.ToString(rpArn), d.Status, aws.ToString(d.StatusMessage))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	after, _ := os.ReadDir(targetDir)
+	seen := map[string]bool{}
+	for _, e := range before {
+		seen[e.Name()] = true
+	}
+	for _, e := range after {
+		if !seen[e.Name()] {
+			return filepath.Join(targetDir, e.Name())
+		}
+	}
+	t.Fatalf("restore created nothing in %s", targetDir)
+	return ""
+}
+
+// sameFiles fails unless the regular files under a and b are equal.
+func sameFiles(t *testing.T, a, b string) {
+	t.Helper()
+	list := func(root string) map[string][]byte {
+		out := map[string][]byte{}
+		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			out[rel], err = os.ReadFile(p)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	fa, fb := list(a), list(b)
+	if len(fa) != len(fb) {
+		t.Fatalf("%s has %d files, %s %d", a, len(fa), b, len(fb))
+	}
+	for k, v := range fa {
+		if !bytes.Equal(v, fb[k]) {
+			t.Fatalf("%s differs between %s and %s", k, a, b)
+		}
+	}
+}
+
+// TestBackupAfterDamageHeals: a pack of a vault is damaged; `coffer vault
+// check --read-data` names the damaged blob and pack, records them and says
+// how to heal; a new backup of the same source (incremental, with the
+// damaged recovery point as parent) then stores the damaged content again
+// instead of referring to it, so the new recovery point restores
+// identically — and so does the old one, which names the same content — and
+// the vault checks clean, the damaged copy being reported as healed.
+func TestBackupAfterDamageHeals(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	writeRandomFile(t, filepath.Join(src, "big.bin"), 6*mib)
+	writeRandomFile(t, filepath.Join(src, "sub", "small.bin"), 64<<10)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := reclaimSetup(t, dir, data, map[string]string{"fs-000000c1": src, "fs-000000d1": dst}, "")
+	_, addr, stop := startServe(t, "--config", cfg)
+	defer stop()
+	c := rClient(addr)
+	if _, err := c.CreateBackupVault(context.Background(), &backup.CreateBackupVaultInput{BackupVaultName: aws.String("v1")}); err != nil {
+		t.Fatal(err)
+	}
+	first := runBackup(t, c, "v1", "fs-000000c1")
+	if first.State != types.BackupJobStateCompleted {
+		t.Fatalf("first backup %s", first.State)
+	}
+	// Damage the largest pack in the middle of its blob area.
+	repoDir := filepath.Join(data, "vaults", rAccount, rRegion, "v1")
+	packs, _ := filepath.Glob(filepath.Join(repoDir, "data", "*", "*"))
+	victim, size := "", int64(-1)
+	for _, p := range packs {
+		if fi, err := os.Stat(p); err == nil && fi.Size() > size {
+			victim, size = p, fi.Size()
+		}
+	}
+	b, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 0x20
+	if err := os.Chmod(victim, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(victim, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	packName := "data/" + filepath.Base(filepath.Dir(victim)) + "/" + filepath.Base(victim)
+
+	code, out, errOut := runCoffer("vault", "check", "--config", cfg, "--vault", "v1", "--read-data")
+	if code != 1 || !strings.Contains(out, "damaged blob: data/") || !strings.Contains(out, "(in "+packName+")") ||
+		!strings.Contains(out, "damaged pack: "+packName) || !strings.Contains(out, "recorded 1 damaged blob copies") ||
+		!strings.Contains(out, "To heal, back up the affected resources again") ||
+		!strings.Contains(out, "affected resource: "+fsArn("fs-000000c1")+" (recovery point "+aws.ToString(first.RecoveryPointArn)+")") {
+		t.Fatalf("check --read-data of a damaged pack: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("vault check --read-data:\n%s", out)
+
+	// Back the same source up again, while the server runs.
+	second := runBackup(t, c, "v1", "fs-000000c1")
+	if second.State != types.BackupJobStateCompleted {
+		t.Fatalf("second backup %s: %s", second.State, aws.ToString(second.StatusMessage))
+	}
+	sameFiles(t, src, restoreInto(t, c, second.RecoveryPointArn, "fs-000000d1", dst))
+	sameFiles(t, src, restoreInto(t, c, first.RecoveryPointArn, "fs-000000d1", dst))
+
+	code, out, errOut = runCoffer("vault", "check", "--config", cfg, "--vault", "v1", "--read-data")
+	if code != 0 || !strings.Contains(out, "OK: no damage found (structure and data checked)") || !strings.Contains(out, "healed blob") ||
+		!strings.Contains(out, "2 manifests") || strings.Contains(out, "unknown object") {
+		t.Fatalf("check --read-data after the new backup: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("vault check --read-data after the new backup:\n%s", out)
+}

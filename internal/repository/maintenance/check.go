@@ -323,7 +323,8 @@ func Check(ctx context.Context, repo *repository.Repository, opts CheckOptions) 
 		n := i.Name
 		switch {
 		case n == repository.ConfigName, strings.HasPrefix(n, repository.KeysPrefix), strings.HasPrefix(n, repository.DataPrefix),
-			strings.HasPrefix(n, repository.IndexPrefix), strings.HasPrefix(n, repository.ManifestPrefix), strings.HasPrefix(n, repository.LocksPrefix):
+			strings.HasPrefix(n, repository.IndexPrefix), strings.HasPrefix(n, repository.ManifestPrefix), strings.HasPrefix(n, repository.LocksPrefix),
+			strings.HasPrefix(n, repository.DamagedPrefix):
 			if strings.HasPrefix(n, repository.ManifestPrefix) && !validManifestName(strings.TrimPrefix(n, repository.ManifestPrefix)) {
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("unknown object %s", n))
 			}
