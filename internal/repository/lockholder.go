@@ -16,6 +16,7 @@ import (
 // since boot, so a recycled pid is told apart). Empty fields mean unknown
 // (no /proc): such a holder is never judged dead.
 type procIdentity struct {
+	Host   string
 	BootID string
 	PIDNS  string
 	PID    int
@@ -24,6 +25,7 @@ type procIdentity struct {
 
 var selfIdentity = sync.OnceValue(func() procIdentity {
 	var id procIdentity
+	id.Host, _ = os.Hostname()
 	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
 		id.BootID = strings.TrimSpace(string(b))
 	}
@@ -58,7 +60,7 @@ func procStart(pid int) (uint64, error) {
 }
 
 // holderDead reports whether the lock's holder is provably gone: it ran on
-// this machine in this boot and in this pid namespace, and no process with
+// this machine (host name and boot id) in this boot and in this pid namespace, and no process with
 // its pid and start time exists any more (killed, crashed, or exited
 // without releasing). Anything less certain — another machine, another
 // container's pid namespace, a lock written before holders recorded their
@@ -69,7 +71,8 @@ func holderDead(li LockInfo) bool {
 		return false
 	}
 	me := selfIdentity()
-	if me.BootID == "" || me.PIDNS == "" || me.BootID != li.BootID || me.PIDNS != li.PIDNS {
+	if me.BootID == "" || me.PIDNS == "" || me.BootID != li.BootID || me.PIDNS != li.PIDNS ||
+		!strings.HasPrefix(li.Holder, me.Host+" pid ") {
 		return false
 	}
 	start, err := procStart(li.PID)
