@@ -178,7 +178,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	}
 	sweeperDone := make(chan struct{})
 	go func() { sweeper.Run(bg, interval); close(sweeperDone) }()
-	defer func() { stopBg(); <-runnerDone; <-sweeperDone }()
+	defer func() {
+		stopBg()
+		if err := <-runnerDone; err != nil {
+			log.Error("job runner stopped", "err", err)
+		}
+		<-sweeperDone
+	}()
 
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
 		AccountOf: accountOf, TokenKey: tokenKey},

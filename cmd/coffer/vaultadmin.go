@@ -244,7 +244,7 @@ func (o *openedVault) header(w io.Writer) {
 // damaged; affected lists the resources whose recovery points reference
 // damaged blobs (for the hint on healing them).
 func checkVerdict(w io.Writer, rep *maintenance.Report, readData bool, hint string, affected []string) int {
-	io.WriteString(w, rep.String())
+	_, _ = io.WriteString(w, rep.String())
 	if rep.Recorded > 0 {
 		fmt.Fprintf(w, "recorded %d damaged blob copies: the next backup that meets their content stores it again\n", rep.Recorded)
 	}
@@ -316,7 +316,7 @@ func vaultCheck(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if err != nil {
 		return 0, err
 	}
-	defer o.close()
+	defer func() { _ = o.close() }()
 	// Damaged blobs that reading finds are recorded, so that backups store
 	// their content again (safe while coffer serve runs: a new object).
 	rep, err := maintenance.Check(ctx, o.repo, maintenance.CheckOptions{ReadData: *readData, RecordDamage: *readData})
@@ -338,7 +338,7 @@ func vaultRepairIndex(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return 0, err
 	}
-	defer o.close()
+	defer func() { _ = o.close() }()
 	rr, err := maintenance.RebuildIndex(ctx, o.repo, maintenance.RebuildOptions{DryRun: !*apply})
 	if err != nil {
 		return 0, err
@@ -408,7 +408,7 @@ func vaultPrune(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if err != nil {
 		return 0, err
 	}
-	defer o.close()
+	defer func() { _ = o.close() }()
 	beforeN, beforeBytes, err := packUsage(ctx, o.repo)
 	if err != nil {
 		return 0, err

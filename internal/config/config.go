@@ -489,9 +489,18 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.Link(tmp, path); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	// The new name is durable only once its directory is synced; a failure
+	// here is an I/O error the caller must see.
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("config: sync directory: %w", err)
+	}
+	defer d.Close()
+	if err := syncDir(d); err != nil {
+		return fmt.Errorf("config: sync directory: %w", err)
 	}
 	return nil
 }
+
+// syncDir fsyncs a directory; tests replace it to inject a failure.
+var syncDir = (*os.File).Sync

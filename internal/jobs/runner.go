@@ -347,7 +347,7 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 		log.Warn("job lease lost; result discarded")
 		return nil
 	}
-	if ctx.Err() != nil && cause == ctx.Err() {
+	if ctx.Err() != nil && errors.Is(cause, ctx.Err()) {
 		// The server is shutting down: leave the job RUNNING; its lease
 		// expires and reconciliation fails it (or a restart does).
 		abandon()

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 
 	"coffer/internal/backup"
@@ -118,7 +119,11 @@ func (h *Handler) Run(ctx context.Context, job *backup.Job, p jobs.Progress) (jo
 	if err != nil {
 		return jobs.Result{}, fmt.Errorf("lock repository of vault %s: %w", vault.Name, err)
 	}
-	defer lock.Release(context.WithoutCancel(ctx))
+	defer func() {
+		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+			slog.Warn("repository lock not released; it expires", "job", job.ID, "vault", vault.Name, "err", err)
+		}
+	}()
 	man, err := repo.LoadManifest(ctx, pr.ManifestID)
 	if err != nil {
 		return jobs.Result{}, fmt.Errorf("read recovery point %s: %w", rp.Arn, err)

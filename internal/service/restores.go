@@ -101,6 +101,10 @@ func (s *Service) StartRestore(ctx context.Context, c Caller, req StartRestoreRe
 	dreq.IdempotencyToken = ""
 	dig := digest(dreq)
 	now := s.clk.Now().UTC()
+	idem := idempotentRequest{op: OpStartRestore, token: req.IdempotencyToken, params: dreq, kind: backup.JobRestore,
+		created: func(tx store.Tx, j *backup.Job) error {
+			return tx.SetRestoreJobExtra(ctx, sc, j.ID, store.RestoreJobExtra{RecoveryPointCreationDate: rp.CreationDate})
+		}}
 
 	// A retried request gets its job back before anything else is checked
 	// (the target may since have changed).
@@ -136,27 +140,7 @@ func (s *Service) StartRestore(ctx context.Context, c Caller, req StartRestoreRe
 		ResourceArn: rp.ResourceArn, ResourceType: rp.ResourceType, ResourceName: rp.ResourceName, IamRoleArn: role,
 		BackupSizeBytes: rp.BackupSizeBytes, PercentDone: "0.0", IdempotencyToken: req.IdempotencyToken, CreatedByJSON: req.CreatedBy,
 		ParametersJSON: string(pj)}
-	var out *backup.Job
-	err = s.st.Write(ctx, func(tx store.Tx) error {
-		j, err := replay(ctx, tx, sc, OpStartRestore, req.IdempotencyToken, dig, backup.JobRestore, now)
-		if err != nil || j != nil {
-			out = j
-			return err
-		}
-		if err := tx.CreateJob(ctx, job); err != nil {
-			return err
-		}
-		if err := tx.SetRestoreJobExtra(ctx, sc, job.ID, store.RestoreJobExtra{RecoveryPointCreationDate: rp.CreationDate}); err != nil {
-			return err
-		}
-		out = job
-		return remember(ctx, tx, sc, OpStartRestore, req.IdempotencyToken, dig, job.ID, now)
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify()
-	return out, nil
+	return s.createJob(ctx, sc, idem, now, func(store.Tx) (*backup.Job, error) { return job, nil })
 }
 
 // checkCapabilities rejects a typed spec the resource type cannot carry

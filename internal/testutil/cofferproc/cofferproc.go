@@ -5,10 +5,13 @@ package cofferproc
 
 import (
 	"bufio"
+	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -25,10 +28,15 @@ func Build(tb testing.TB) string {
 
 // Proc is a running `coffer serve`.
 type Proc struct {
+	tb  testing.TB
 	cmd *exec.Cmd
 	// Addr is the host:port it listens on.
 	Addr string
 }
+
+// earlyLines is how many stderr lines before the listen line Start keeps
+// to explain a process that exits before listening.
+const earlyLines = 20
 
 var servingRE = regexp.MustCompile(`msg="coffer serving" listen=(\S+)`)
 
@@ -46,13 +54,24 @@ func Start(tb testing.TB, bin, cfg string) *Proc {
 		tb.Fatal(err)
 	}
 	addrc := make(chan string, 1)
+	// early holds the last stderr lines before the listen line; Start reads
+	// it only after the reader closed addrc (the reader is done with it).
+	var early []string
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sent := false
-		for sc.Scan() {
-			if m := servingRE.FindStringSubmatch(sc.Text()); m != nil && !sent {
+		for sc.Scan() { // drain to the end so the child never blocks on stderr
+			if sent {
+				continue
+			}
+			if m := servingRE.FindStringSubmatch(sc.Text()); m != nil {
 				addrc <- m[1]
 				sent = true
+				continue
+			}
+			early = append(early, sc.Text())
+			if len(early) > earlyLines {
+				early = early[1:]
 			}
 		}
 		if !sent {
@@ -61,18 +80,28 @@ func Start(tb testing.TB, bin, cfg string) *Proc {
 	}()
 	addr, ok := <-addrc
 	if !ok {
-		cmd.Wait()
-		tb.Fatal("coffer serve exited before listening")
+		err := cmd.Wait()
+		tb.Fatalf("coffer serve exited before listening (%v); its last log lines:\n%s", err, strings.Join(early, "\n"))
 	}
-	p := &Proc{cmd: cmd, Addr: addr}
+	p := &Proc{tb: tb, cmd: cmd, Addr: addr}
 	tb.Cleanup(p.Kill)
 	return p
 }
 
-// Kill sends SIGKILL (no clean shutdown) and reaps the process.
+// Kill sends SIGKILL (no clean shutdown) and reaps the process. A process
+// that already exited is only reaped; failing to signal or reap it fails the
+// test.
 func (p *Proc) Kill() {
-	if p.cmd.ProcessState == nil {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		p.cmd.Wait()
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		p.tb.Errorf("kill coffer serve: %v", err)
+	}
+	// Wait reports how the process ended ("signal: killed", or its own exit
+	// status) as an *exec.ExitError; any other error is a failure to reap.
+	var exit *exec.ExitError
+	if err := p.cmd.Wait(); err != nil && !errors.As(err, &exit) {
+		p.tb.Errorf("reap coffer serve: %v", err)
 	}
 }
