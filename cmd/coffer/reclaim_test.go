@@ -276,7 +276,12 @@ func holdLock(t *testing.T, cfg, vault string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Release(ctx); o.close() })
+	t.Cleanup(func() {
+		if err := l.Release(ctx); err != nil {
+			t.Error(err)
+		}
+		_ = o.close()
+	})
 }
 
 // restoreInto restores a recovery point into the configured file system

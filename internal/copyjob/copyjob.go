@@ -253,8 +253,8 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 
 // Lock-wait backoff bounds.
 const (
-	lockWaitMin = 500 * time.Millisecond
-	lockWaitMax = 30 * time.Second
+	lockWaitFirst = 500 * time.Millisecond
+	lockWaitLimit = 30 * time.Second
 )
 
 // copyWaitingForPrune runs maintenance.Copy, waiting while the destination
@@ -262,7 +262,7 @@ const (
 // failing the job, as backups do. The copy takes the lock before it writes
 // anything, so a refused attempt leaves nothing behind.
 func copyWaitingForPrune(ctx context.Context, src, dst *repository.Repository, manifestID string, opts maintenance.CopyOptions) (repository.Manifest, maintenance.CopyStats, error) {
-	wait := lockWaitMin
+	wait := lockWaitFirst
 	for {
 		m, cs, err := maintenance.Copy(ctx, src, dst, manifestID, opts)
 		if !errors.Is(err, repository.ErrLocked) || ctx.Err() != nil {
@@ -275,6 +275,6 @@ func copyWaitingForPrune(ctx context.Context, src, dst *repository.Repository, m
 			return m, cs, err
 		case <-t.C:
 		}
-		wait = min(wait*2, lockWaitMax)
+		wait = min(wait*2, lockWaitLimit)
 	}
 }

@@ -221,7 +221,7 @@ func TestPruneAfterHolderKilled(t *testing.T) {
 		}
 	}
 	if !ready {
-		cmd.Wait()
+		_ = cmd.Wait()
 		t.Fatal("helper did not get ready")
 	}
 	// A temporary file of a pack write the kill interrupts.
@@ -232,14 +232,18 @@ func TestPruneAfterHolderKilled(t *testing.T) {
 	if err := os.WriteFile(tmp, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait() // "signal: killed"
 	killedN, killedSize := packCount(t, st)
 	if killedN <= beforeN {
 		t.Fatalf("setup: the killed session stored no pack (%d packs)", killedN)
 	}
 	locks := 0
-	st.List(ctx, repository.LocksPrefix, func(blob.Info) error { locks++; return nil })
+	if err := st.List(ctx, repository.LocksPrefix, func(blob.Info) error { locks++; return nil }); err != nil {
+		t.Fatal(err)
+	}
 	if locks != 1 {
 		t.Fatalf("setup: %d lock objects, want the dead session's", locks)
 	}
