@@ -19,6 +19,7 @@ import (
 	"coffer/internal/clock"
 	"coffer/internal/config"
 	"coffer/internal/copyjob"
+	"coffer/internal/hbr"
 	"coffer/internal/jobs"
 	"coffer/internal/memlimit"
 	"coffer/internal/repository"
@@ -193,8 +194,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err != nil {
 		return err
 	}
+	// The Alibaba Cloud Backup (HBR) API on the same listener, with the
+	// same accounts' access keys.
+	hsrv, err := hbr.New(hbr.Config{Region: cfg.Region, RegionID: cfg.HBRRegion(), ManagementAccount: cfg.Organization.ManagementAccount,
+		AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: clk, Logger: log})
+	if err != nil {
+		return err
+	}
 	addr := ln.Addr().String()
-	log.Info("coffer serving", "listen", addr, "region", cfg.Region, "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
+	log.Info("coffer serving", "listen", addr, "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
 	if zeroConfig {
 		ak := cfg.Accounts[0].AccessKeys[0]
 		if generated {
@@ -207,7 +215,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if ready != nil {
 		ready <- addr
 	}
-	err = srv.Serve(ctx, ln)
+	err = serveHTTP(ctx, ln, frontEnds(srv, hsrv), log)
 	log.Info("coffer stopped")
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err

@@ -60,6 +60,18 @@ type Config struct {
 	// points were deleted, orphan manifests, idempotency tokens (0: the
 	// default, one hour).
 	SweeperIntervalSeconds int `yaml:"sweeper_interval_seconds"`
+	// HBRRegionID is the RegionId the Alibaba Cloud Backup (HBR) API
+	// accepts (e.g. cn-hangzhou); "" means region. See HBRRegion.
+	HBRRegionID string `yaml:"hbr_region_id"`
+}
+
+// HBRRegion is the RegionId of the HBR API: hbr_region_id, or region when
+// that is unset.
+func (c *Config) HBRRegion() string {
+	if c.HBRRegionID != "" {
+		return c.HBRRegionID
+	}
+	return c.Region
 }
 
 // MaxSweeperIntervalSeconds bounds sweeper_interval_seconds (one week).
@@ -135,11 +147,12 @@ type FileSystem struct {
 }
 
 var (
-	accountRE  = regexp.MustCompile(`^[0-9]{12}$`)
-	akidRE     = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
-	fsIDRE     = regexp.MustCompile(`^fs-[0-9a-f]{8,17}$`)
-	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*$`)
+	accountRE   = regexp.MustCompile(`^[0-9]{12}$`)
+	akidRE      = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
+	fsIDRE      = regexp.MustCompile(`^fs-[0-9a-f]{8,17}$`)
+	regionRE    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	hbrRegionRE = regexp.MustCompile(`^[a-z]{2,}(-[a-z0-9]+){1,4}$`)
+	hostnameRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*$`)
 )
 
 // Load reads, strictly parses (unknown keys are errors) and validates a
@@ -217,6 +230,9 @@ func (c *Config) Validate() error {
 	}
 	if !regionRE.MatchString(c.Region) {
 		return keyErr("region", "%q does not look like a region (e.g. us-east-1)", c.Region)
+	}
+	if c.HBRRegionID != "" && (len(c.HBRRegionID) > 64 || !hbrRegionRE.MatchString(c.HBRRegionID)) {
+		return keyErr("hbr_region_id", "%q does not look like a region id (e.g. cn-hangzhou)", c.HBRRegionID)
 	}
 	if len(c.Accounts) == 0 {
 		return keyErr("accounts", "at least one account is required")

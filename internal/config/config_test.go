@@ -65,6 +65,15 @@ func TestParseGood(t *testing.T) {
 	if c.Listen != DefaultListen || c.DataDir != DefaultDataDir || c.Region != DefaultRegion {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
+	if c.HBRRegion() != DefaultRegion {
+		t.Fatalf("HBR region %q, want the region %q when hbr_region_id is unset", c.HBRRegion(), DefaultRegion)
+	}
+	for _, id := range []string{"cn-hangzhou", "cn-shanghai-finance-1", "ap-southeast-1"} {
+		c, err := Parse([]byte(minimal + "hbr_region_id: " + id + "\n"))
+		if err != nil || c.HBRRegion() != id || c.Region != DefaultRegion {
+			t.Fatalf("hbr_region_id %s: %v, %+v", id, err, c)
+		}
+	}
 }
 
 func TestParseBad(t *testing.T) {
@@ -99,6 +108,11 @@ func TestParseBad(t *testing.T) {
 		{"negative sweeper interval", `region: "us-east-1"`, "region: \"us-east-1\"\nsweeper_interval_seconds: -1", "sweeper_interval_seconds: must be"},
 		{"sweeper interval too long", `region: "us-east-1"`, "region: \"us-east-1\"\nsweeper_interval_seconds: 604801", "sweeper_interval_seconds: must be"},
 		{"sweeper interval not a number", `region: "us-east-1"`, "region: \"us-east-1\"\nsweeper_interval_seconds: 1h", "cannot unmarshal"},
+		{"hbr region upper case", `region: "us-east-1"`, "region: \"us-east-1\"\nhbr_region_id: CN-hangzhou", "hbr_region_id:"},
+		{"hbr region one word", `region: "us-east-1"`, "region: \"us-east-1\"\nhbr_region_id: hangzhou", "hbr_region_id:"},
+		{"hbr region with space", `region: "us-east-1"`, "region: \"us-east-1\"\nhbr_region_id: \"cn- hangzhou\"", "hbr_region_id:"},
+		{"hbr region not a string", `region: "us-east-1"`, "region: \"us-east-1\"\nhbr_region_id: [cn-hangzhou]", "cannot unmarshal"},
+		{"hbr region misspelt key", `region: "us-east-1"`, "region: \"us-east-1\"\nhbr_region: cn-hangzhou", "field hbr_region not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !strings.Contains(good, tc.from) {

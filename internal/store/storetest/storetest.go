@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Resources", testResources},
 		{"ClaimJob", testClaim},
 		{"RecoveryPointQueries", testRecoveryPointQueries},
+		{"RestoreJobExtra", testRestoreJobExtra},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
