@@ -60,6 +60,11 @@ type Config struct {
 	S3Endpoints []S3Endpoint `yaml:"s3_endpoints"`
 	// Buckets are the protected buckets, each on one of S3Endpoints.
 	Buckets []Bucket `yaml:"buckets"`
+	// SweeperIntervalSeconds is how often the sweeper runs: expired
+	// recovery points, reclamation of vaults where jobs failed or recovery
+	// points were deleted, orphan manifests, idempotency tokens (0: the
+	// default, one hour).
+	SweeperIntervalSeconds int `yaml:"sweeper_interval_seconds"`
 	// HBRRegionID is the RegionId the Alibaba Cloud Backup (HBR) API
 	// accepts (e.g. cn-hangzhou); "" means region. See HBRRegion.
 	HBRRegionID string `yaml:"hbr_region_id"`
@@ -109,6 +114,9 @@ type Bucket struct {
 	Endpoint string            `yaml:"endpoint"`
 	Tags     map[string]string `yaml:"tags"`
 }
+
+// MaxSweeperIntervalSeconds bounds sweeper_interval_seconds (one week).
+const MaxSweeperIntervalSeconds = 7 * 24 * 3600
 
 // Vault storage types.
 const (
@@ -347,6 +355,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateBuckets(accounts); err != nil {
 		return err
+	}
+	if c.SweeperIntervalSeconds < 0 || c.SweeperIntervalSeconds > MaxSweeperIntervalSeconds {
+		return keyErr("sweeper_interval_seconds", "must be 0 (the default, 3600) or 1 to %d, got %d", MaxSweeperIntervalSeconds, c.SweeperIntervalSeconds)
 	}
 	return c.VaultStorage.validate()
 }
