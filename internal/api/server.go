@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -56,6 +57,9 @@ type Config struct {
 	AccountOf map[string]string
 	// TokenKey signs pagination tokens (at least 32 bytes).
 	TokenKey []byte
+	// Limits bound connections, request time and concurrent requests; zero
+	// fields take their defaults.
+	Limits Limits
 }
 
 // Deps are the server's collaborators.
@@ -95,6 +99,8 @@ type Server struct {
 	pager    *pager
 	handlers map[string]handler
 	log      *slog.Logger
+	limits   Limits
+	inflight *limiter
 }
 
 // New builds a server. It fails on an incomplete configuration.
@@ -115,7 +121,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, deps: deps, svc: deps.Service, model: m, router: newRouter(m), decoder: &decoder{m: m}, pager: &pager{key: cfg.TokenKey}, log: deps.Logger}
+	lim := cfg.Limits.withDefaults()
+	s := &Server{cfg: cfg, deps: deps, svc: deps.Service, model: m, router: newRouter(m), decoder: &decoder{m: m}, pager: &pager{key: cfg.TokenKey}, log: deps.Logger,
+		limits: lim, inflight: newLimiter(lim.MaxConcurrentRequests, lim.QueueWait)}
 	s.handlers = s.table()
 	for name := range s.handlers {
 		if m.Operations[name] == nil {
@@ -177,10 +185,18 @@ func (s *Server) Operations() []string {
 }
 
 // Serve answers requests on ln until ctx is cancelled, then shuts down
-// gracefully (in-flight requests get up to 10 seconds).
+// gracefully (in-flight requests get up to 10 seconds). Connections are
+// bounded in time by Limits: headers must arrive within ReadHeaderTimeout,
+// a body within BodyTimeout (set per request in ServeHTTP, so that a long
+// handler is not cut short), a response must be taken within WriteTimeout,
+// and a keep-alive connection idle for IdleTimeout is closed.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: s.limits.ReadHeaderTimeout, IdleTimeout: s.limits.IdleTimeout,
+		MaxHeaderBytes: s.limits.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	l := s.limits
+	s.log.Info("api limits", "max_concurrent_requests", l.MaxConcurrentRequests, "queue_wait", l.QueueWait,
+		"read_header_timeout", l.ReadHeaderTimeout, "body_timeout", l.BodyTimeout, "write_timeout", l.WriteTimeout,
+		"idle_timeout", l.IdleTimeout, "max_header_bytes", l.MaxHeaderBytes)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -206,8 +222,15 @@ func newRequestID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// ServeHTTP authenticates, routes, decodes, validates and dispatches.
+// ServeHTTP reads the body, authenticates, then routes, decodes, validates
+// and dispatches holding one of Limits.MaxConcurrentRequests slots.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Bound the body read (net/http bounds only the headers). Errors mean
+	// the writer has no connection (e.g. httptest): nothing to bound.
+	rc := http.NewResponseController(w)
+	if r.ContentLength != 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(s.limits.BodyTimeout))
+	}
 	reqID := newRequestID()
 	w.Header().Set("x-amzn-RequestId", reqID)
 	start := time.Now()
@@ -218,7 +241,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if p := recover(); p != nil {
 			s.log.Error("panic in request", "request_id", reqID, "operation", opName, "panic", fmt.Sprint(p))
 			status = http.StatusInternalServerError
-			s.writeError(w, &Error{Status: status, Code: excServiceUnavail, Message: "internal error"})
+			s.writeError(w, rc, &Error{Status: status, Code: excServiceUnavail, Message: "internal error"})
 		}
 		s.log.Info("request", "request_id", reqID, "method", r.Method, "operation", opName, "status", status,
 			"account", id.AccountID, "duration_ms", time.Since(start).Milliseconds())
@@ -229,13 +252,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.log.Error("request failed", "request_id", reqID, "operation", opName, "err", err)
 		}
 		status = e.Status
-		s.writeError(w, e)
+		s.writeError(w, rc, e)
 	}
 	body, err := readBody(w, r)
 	if err != nil {
+		// Leave the expired or pending deadline: the server then closes
+		// the connection instead of draining the rest of the body.
+		w.Header().Set("Connection", "close")
 		fail(err)
 		return
 	}
+	// The body is read; from here net/http only watches the connection for
+	// the client going away, and a deadline firing during a long handler
+	// would end that watch with an error that cancels the request's
+	// context. net/http clears the deadline when the watch starts at the
+	// body's end; clearing it here too does not rely on that.
+	_ = rc.SetReadDeadline(time.Time{})
 	akid, err := s.deps.Auth.Authenticate(r, body)
 	if err != nil {
 		var ae *Error
@@ -251,32 +283,60 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id = Identity{AccountID: acct, Region: s.cfg.Region, AccessKeyID: akid, Management: acct == s.cfg.ManagementAccount}
-	out, name, err := s.dispatch(r.Context(), id, r.Method, r.URL.EscapedPath(), r.URL.RawQuery, body)
+	code, buf, name, err := s.handle(r, id, body)
 	opName = name
 	if err != nil {
 		fail(err)
 		return
 	}
-	code := http.StatusOK
+	status = code
+	if buf == nil {
+		s.reply(w, rc, code, "", nil)
+		return
+	}
+	s.reply(w, rc, code, "application/json", buf)
+}
+
+// handle runs an authenticated request under a concurrency slot and
+// returns the encoded response. The slot is given back before the response
+// is written, so a client slow to read it holds no slot.
+func (s *Server) handle(r *http.Request, id Identity, body []byte) (code int, buf []byte, name string, err error) {
+	release, err := s.inflight.acquire(r.Context())
+	if err != nil {
+		return 0, nil, "", err
+	}
+	defer release()
+	out, name, err := s.dispatch(r.Context(), id, r.Method, r.URL.EscapedPath(), r.URL.RawQuery, body)
+	if err != nil {
+		return 0, nil, name, err
+	}
+	code = http.StatusOK
 	if op := s.model.Operations[name]; op != nil && op.HTTP.ResponseCode != 0 {
 		code = op.HTTP.ResponseCode
 	}
-	status = code
 	if out == nil {
-		w.Header().Set("Content-Length", "0")
-		w.WriteHeader(code)
-		return
+		return code, nil, name, nil
 	}
-	buf, err := json.Marshal(out)
+	buf, err = json.Marshal(out)
 	if err != nil {
-		fail(fmt.Errorf("encode response: %w", err))
-		return
+		return 0, nil, name, fmt.Errorf("encode response: %w", err)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	return code, buf, name, nil
+}
+
+// reply writes a response; the client has Limits.WriteTimeout to take it.
+func (s *Server) reply(w http.ResponseWriter, rc *http.ResponseController, code int, contentType string, buf []byte) {
+	_ = rc.SetWriteDeadline(time.Now().Add(s.limits.WriteTimeout))
+	h := w.Header()
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(buf)))
 	w.WriteHeader(code)
-	// A client that went away is not the server's error.
-	_, _ = w.Write(buf)
+	if len(buf) > 0 {
+		// A client that went away is not the server's error.
+		_, _ = w.Write(buf)
+	}
 }
 
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
@@ -289,6 +349,9 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, tooLarge
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, apiErr(http.StatusRequestTimeout, excRequestTimeout, "request body not received in time")
 		}
 		return nil, apiErr(http.StatusBadRequest, excSerialization, "could not read request body")
 	}
@@ -329,13 +392,9 @@ func truncate(s string, n int) string {
 	return s
 }
 
-func (s *Server) writeError(w http.ResponseWriter, e *Error) {
+func (s *Server) writeError(w http.ResponseWriter, rc *http.ResponseController, e *Error) {
 	var buf bytes.Buffer
 	_ = json.NewEncoder(&buf).Encode(e.body()) // strings only: cannot fail
-	h := w.Header()
-	h.Set("X-Amzn-ErrorType", e.Code)
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(buf.Bytes()) // a client that went away is not the server's error
+	w.Header().Set("X-Amzn-ErrorType", e.Code)
+	s.reply(w, rc, e.Status, "application/json", buf.Bytes())
 }

@@ -1,0 +1,116 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of Limits.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultBodyTimeout lets a MaxBodyBytes body arrive at ~17 KiB/s.
+	DefaultBodyTimeout  = 60 * time.Second
+	DefaultWriteTimeout = 60 * time.Second
+	DefaultIdleTimeout  = 30 * time.Second
+	// DefaultMaxHeaderBytes bounds the request line and headers (SigV4
+	// requests need well under 8 KiB).
+	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultMaxConcurrentRequests bounds the requests being decoded and
+	// handled at once. Most requests allocate well under 1 MiB, but the
+	// largest (a ~1 MiB access policy) allocate ~20 MiB while decoded and
+	// validated; 16 of those stay within the default memory limit, and on
+	// two cores 16 handlers keep the CPU as busy as more would.
+	DefaultMaxConcurrentRequests = 16
+	// DefaultQueueWait is how long a request waits for a slot.
+	DefaultQueueWait = 2 * time.Second
+)
+
+// Limits bound the time and memory one client can hold of the server. Zero
+// fields take the defaults above.
+type Limits struct {
+	// ReadHeaderTimeout bounds reading a request's line and headers,
+	// counted from its first byte (or from the accept).
+	ReadHeaderTimeout time.Duration
+	// BodyTimeout bounds reading a request's body, counted from the end of
+	// its headers. A client still sending then gets 408
+	// RequestTimeoutException and the connection is closed.
+	BodyTimeout time.Duration
+	// WriteTimeout bounds writing a response to a client that does not read it.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that carries no request
+	// for this long.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers (431 beyond).
+	MaxHeaderBytes int
+	// MaxConcurrentRequests bounds the authenticated requests being decoded
+	// and handled at once.
+	MaxConcurrentRequests int
+	// QueueWait is how long a request waits for one of those slots before
+	// it is answered 400 ThrottlingException (which the SDKs retry).
+	QueueWait time.Duration
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&l.BodyTimeout, DefaultBodyTimeout)
+	def(&l.WriteTimeout, DefaultWriteTimeout)
+	def(&l.IdleTimeout, DefaultIdleTimeout)
+	def(&l.QueueWait, DefaultQueueWait)
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.MaxConcurrentRequests <= 0 {
+		l.MaxConcurrentRequests = DefaultMaxConcurrentRequests
+	}
+	return l
+}
+
+// excRequestTimeout answers a body that did not arrive in time (the name
+// the SDKs know as a retryable timeout).
+const excRequestTimeout = "RequestTimeoutException"
+
+// limiter is a counting semaphore with a bounded wait. Its timer is the
+// real clock, like net/http's deadlines: it bounds transport behaviour, not
+// business time.
+type limiter struct {
+	slots chan struct{}
+	wait  time.Duration
+	// waiting counts the requests waiting for a slot, throttled those
+	// turned away.
+	waiting, throttled atomic.Int64
+}
+
+func newLimiter(n int, wait time.Duration) *limiter {
+	return &limiter{slots: make(chan struct{}, n), wait: wait}
+}
+
+// acquire takes a slot, waiting at most l.wait; release gives it back.
+// When none frees up in time, or ctx ends first (the client went away),
+// the error is 400 ThrottlingException.
+func (l *limiter) acquire(ctx context.Context) (release func(), err error) {
+	release = func() { <-l.slots }
+	select {
+	case l.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
+	t := time.NewTimer(l.wait)
+	defer t.Stop()
+	select {
+	case l.slots <- struct{}{}:
+		return release, nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	l.throttled.Add(1)
+	return nil, apiErr(http.StatusBadRequest, excThrottling, "Rate exceeded")
+}
