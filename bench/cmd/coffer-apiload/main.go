@@ -1,0 +1,312 @@
+// Command coffer-apiload measures the peak memory of `coffer serve` under
+// API load: it starts the given coffer executable with a fresh data dir and
+// -backups file systems that all point at -tree, starts one backup job of
+// each, and while they run lets -clients goroutines (each with its own SDK
+// client and connections) call List*/Describe* operations as fast as the
+// server answers. When every job has ended it prints the server's peak RSS
+// (VmHWM from /proc/PID/status), the highest VmRSS it sampled, request
+// counts and error codes. It asserts nothing about time: it is a
+// measurement, not a test.
+//
+//	go build -o /tmp/coffer ./cmd/coffer
+//	go run ./bench/cmd/coffer-apiload -coffer /tmp/coffer -tree DIR [-clients 50] [-backups 4]
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/backup"
+	"github.com/aws/smithy-go"
+	"gopkg.in/yaml.v3"
+
+	"coffer/internal/config"
+)
+
+const (
+	account = "111111111111"
+	region  = "us-east-1"
+	vault   = "load"
+)
+
+func main() {
+	bin := flag.String("coffer", "", "coffer executable (required)")
+	tree := flag.String("tree", "", "directory to back up (required)")
+	clients := flag.Int("clients", 50, "concurrent API clients")
+	backups := flag.Int("backups", 4, "backup jobs (one file system each, all on -tree)")
+	workers := flag.Int("workers", 0, "workers key of the config (0: coffer's default)")
+	extra := flag.String("config-extra", "", "YAML appended to the generated config (e.g. \"max_concurrent_requests: 32\")")
+	work := flag.String("work", "", "work directory (default: a new temporary directory, removed afterwards)")
+	flag.Parse()
+	if *bin == "" || *tree == "" {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(*bin, *tree, *work, *extra, *clients, *backups, *workers); err != nil {
+		fmt.Fprintln(os.Stderr, "coffer-apiload:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin, tree, work, extra string, clients, backups, workers int) error {
+	tree, err := filepath.Abs(tree)
+	if err != nil {
+		return err
+	}
+	if work == "" {
+		if work, err = os.MkdirTemp("", "coffer-apiload-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+	}
+	key, err := config.GenerateAccessKey()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := config.Config{Listen: addr, DataDir: filepath.Join(work, "data"), Region: region, Workers: workers,
+		Accounts: []config.Account{{ID: account, AccessKeys: []config.AccessKey{key}}}}
+	for i := range backups {
+		cfg.FileSystems = append(cfg.FileSystems, config.FileSystem{ID: fmt.Sprintf("fs-%017x", i+1), Account: account, Path: tree})
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	b = append(b, []byte("\n"+extra+"\n")...)
+	cfgPath := filepath.Join(work, "coffer.yaml")
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		return err
+	}
+	logPath := filepath.Join(work, "serve.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	pid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+
+	ctx := context.Background()
+	newClient := func() *backup.Client {
+		return backup.New(backup.Options{Region: region, BaseEndpoint: aws.String("http://" + addr),
+			Credentials: credentials.NewStaticCredentialsProvider(key.AccessKeyID, key.SecretAccessKey, "")})
+	}
+	admin := newClient()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		_, err := admin.ListBackupVaults(ctx, &backup.ListBackupVaultsInput{})
+		if err == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("server exited (%v); log in %s", err, logPath)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server does not answer: %w", err)
+		}
+	}
+	if _, err := admin.CreateBackupVault(ctx, &backup.CreateBackupVaultInput{BackupVaultName: aws.String(vault)}); err != nil {
+		return err
+	}
+	idle := readStatus(pid)
+	role := "arn:aws:iam::" + account + ":role/service-role/AWSBackupDefaultServiceRole"
+	var jobIDs []string
+	for _, fs := range cfg.FileSystems {
+		out, err := admin.StartBackupJob(ctx, &backup.StartBackupJobInput{BackupVaultName: aws.String(vault),
+			ResourceArn: aws.String(cfg.FileSystemArn(fs)), IamRoleArn: aws.String(role)})
+		if err != nil {
+			return fmt.Errorf("StartBackupJob: %w", err)
+		}
+		jobIDs = append(jobIDs, aws.ToString(out.BackupJobId))
+	}
+	start := time.Now()
+
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var (
+		wg       sync.WaitGroup
+		requests atomic.Int64
+		mu       sync.Mutex
+		errCodes = map[string]int{}
+	)
+	for range clients {
+		wg.Go(func() {
+			c := newClient()
+			for loadCtx.Err() == nil {
+				err := call(loadCtx, c, jobIDs)
+				if loadCtx.Err() != nil {
+					return
+				}
+				requests.Add(1)
+				if err != nil {
+					code := "other"
+					var ae smithy.APIError
+					if errors.As(err, &ae) {
+						code = ae.ErrorCode()
+					}
+					mu.Lock()
+					errCodes[code]++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+
+	var maxRSS int64
+	var atMax map[string]int64
+	states := map[string]string{}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	lastPoll := time.Time{}
+	for {
+		<-tick.C
+		if st := readStatus(pid); st["VmRSS"] > maxRSS {
+			maxRSS, atMax = st["VmRSS"], st
+		}
+		select {
+		case err := <-exited:
+			stopLoad()
+			return fmt.Errorf("server exited (%v); log in %s", err, logPath)
+		default:
+		}
+		if time.Since(lastPoll) < 2*time.Second {
+			continue
+		}
+		lastPoll = time.Now()
+		done := 0
+		for _, id := range jobIDs {
+			out, err := admin.DescribeBackupJob(ctx, &backup.DescribeBackupJobInput{BackupJobId: aws.String(id)})
+			if err != nil {
+				continue
+			}
+			states[id] = string(out.State)
+			switch out.State {
+			case "COMPLETED", "FAILED", "ABORTED", "EXPIRED", "PARTIAL":
+				done++
+			}
+		}
+		if done == len(jobIDs) {
+			break
+		}
+	}
+	elapsed := time.Since(start)
+	stopLoad()
+	wg.Wait()
+	end := readStatus(pid)
+
+	fmt.Printf("clients=%d backups=%d tree=%s elapsed=%s\n", clients, backups, tree, elapsed.Round(time.Second))
+	fmt.Printf("server: VmHWM=%.1f MiB  max sampled VmRSS=%.1f MiB  idle VmRSS (before jobs)=%.1f MiB  end VmRSS=%.1f MiB\n",
+		mib(end["VmHWM"]), mib(maxRSS), mib(idle["VmRSS"]), mib(end["VmRSS"]))
+	fmt.Printf("at the max sample: RssAnon=%.1f MiB RssFile=%.1f MiB\n", mib(atMax["RssAnon"]), mib(atMax["RssFile"]))
+	fmt.Printf("requests=%d (%.0f/s)\n", requests.Load(), float64(requests.Load())/elapsed.Seconds())
+	codes := make([]string, 0, len(errCodes))
+	for c := range errCodes {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	for _, c := range codes {
+		fmt.Printf("  error %s: %d\n", c, errCodes[c])
+	}
+	for _, id := range jobIDs {
+		fmt.Printf("  job %s: %s\n", id, states[id])
+	}
+	if mem := grepLog(logPath, "memory limit"); mem != "" {
+		fmt.Println("server log:", mem)
+	}
+	return nil
+}
+
+// call makes one randomly chosen List*/Describe* request.
+func call(ctx context.Context, c *backup.Client, jobIDs []string) error {
+	var err error
+	switch rand.IntN(7) {
+	case 0:
+		_, err = c.ListBackupVaults(ctx, &backup.ListBackupVaultsInput{})
+	case 1:
+		_, err = c.DescribeBackupVault(ctx, &backup.DescribeBackupVaultInput{BackupVaultName: aws.String(vault)})
+	case 2:
+		_, err = c.ListBackupJobs(ctx, &backup.ListBackupJobsInput{})
+	case 3:
+		_, err = c.DescribeBackupJob(ctx, &backup.DescribeBackupJobInput{BackupJobId: aws.String(jobIDs[rand.IntN(len(jobIDs))])})
+	case 4:
+		_, err = c.ListRecoveryPointsByBackupVault(ctx, &backup.ListRecoveryPointsByBackupVaultInput{BackupVaultName: aws.String(vault)})
+	case 5:
+		_, err = c.ListProtectedResources(ctx, &backup.ListProtectedResourcesInput{})
+	case 6:
+		_, err = c.GetSupportedResourceTypes(ctx, &backup.GetSupportedResourceTypesInput{})
+	}
+	return err
+}
+
+// readStatus returns the Vm* and Rss* fields of /proc/PID/status in bytes.
+func readStatus(pid int) map[string]int64 {
+	out := map[string]int64{}
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || !(strings.HasPrefix(k, "Vm") || strings.HasPrefix(k, "Rss")) {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) == 2 && fields[1] == "kB" {
+			n, _ := strconv.ParseInt(fields[0], 10, 64)
+			out[k] = n << 10
+		}
+	}
+	return out
+}
+
+func grepLog(path, s string) string {
+	b, _ := os.ReadFile(path)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
