@@ -188,7 +188,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	}()
 
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
-		AccountOf: accountOf, TokenKey: tokenKey},
+		AccountOf: accountOf, TokenKey: tokenKey,
+		Limits: api.Limits{MaxConcurrentRequests: cfg.MaxConcurrentRequests}},
 		api.Deps{Clock: clk, Logger: log, Service: svc,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: cfg.Region, MaxSkew: 15 * time.Minute}}})
 	if err != nil {
