@@ -3,13 +3,15 @@
 // -backups file systems that all point at -tree, starts one backup job of
 // each, and while they run lets -clients goroutines (each with its own SDK
 // client and connections) call List*/Describe* operations as fast as the
-// server answers. When every job has ended it prints the server's peak RSS
-// (VmHWM from /proc/PID/status), the highest VmRSS it sampled, request
-// counts and error codes. It asserts nothing about time: it is a
-// measurement, not a test.
+// server answers (with -policy-bytes N: put and get N-byte vault access
+// policies instead). When every job has ended (or, without backups, after
+// -duration) it prints the server's peak RSS (VmHWM from /proc/PID/status),
+// the highest VmRSS it sampled, request counts and error codes. It asserts
+// nothing about time: it is a measurement, not a test. Linux only.
 //
 //	go build -o /tmp/coffer ./cmd/coffer
 //	go run ./bench/cmd/coffer-apiload -coffer /tmp/coffer -tree DIR [-clients 50] [-backups 4]
+//	go run ./bench/cmd/coffer-apiload -coffer /tmp/coffer -tree DIR -backups 0 -clients 200 -policy-bytes 700000 -duration 30s
 package main
 
 import (
@@ -54,19 +56,31 @@ func main() {
 	workers := flag.Int("workers", 0, "workers key of the config (0: coffer's default)")
 	extra := flag.String("config-extra", "", "YAML appended to the generated config (e.g. \"max_concurrent_requests: 32\")")
 	work := flag.String("work", "", "work directory (default: a new temporary directory, removed afterwards)")
+	duration := flag.Duration("duration", 30*time.Second, "how long to load the server when -backups is 0")
+	policyBytes := flag.Int("policy-bytes", 0, "if > 0, clients put and get vault access policies of this size instead of List*/Describe*")
 	flag.Parse()
 	if *bin == "" || *tree == "" {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*bin, *tree, *work, *extra, *clients, *backups, *workers); err != nil {
+	o := options{bin: *bin, tree: *tree, work: *work, extra: *extra, clients: *clients, backups: *backups,
+		workers: *workers, duration: *duration, policyBytes: *policyBytes}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "coffer-apiload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, tree, work, extra string, clients, backups, workers int) error {
-	tree, err := filepath.Abs(tree)
+type options struct {
+	bin, tree, work, extra    string
+	clients, backups, workers int
+	duration                  time.Duration
+	policyBytes               int
+}
+
+func run(o options) error {
+	bin, work, extra, clients, backups, workers := o.bin, o.work, o.extra, o.clients, o.backups, o.workers
+	tree, err := filepath.Abs(o.tree)
 	if err != nil {
 		return err
 	}
@@ -86,7 +100,16 @@ func run(bin, tree, work, extra string, clients, backups, workers int) error {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cfg := config.Config{Listen: addr, DataDir: filepath.Join(work, "data"), Region: region, Workers: workers,
+	// Only the keys every coffer version knows, so that older builds can
+	// be measured too; -config-extra adds others.
+	cfg := struct {
+		Listen      string              `yaml:"listen"`
+		DataDir     string              `yaml:"data_dir"`
+		Region      string              `yaml:"region"`
+		Workers     int                 `yaml:"workers,omitempty"`
+		Accounts    []config.Account    `yaml:"accounts"`
+		FileSystems []config.FileSystem `yaml:"file_systems"`
+	}{Listen: addr, DataDir: filepath.Join(work, "data"), Region: region, Workers: workers,
 		Accounts: []config.Account{{ID: account, AccessKeys: []config.AccessKey{key}}}}
 	for i := range backups {
 		cfg.FileSystems = append(cfg.FileSystems, config.FileSystem{ID: fmt.Sprintf("fs-%017x", i+1), Account: account, Path: tree})
@@ -108,12 +131,15 @@ func run(bin, tree, work, extra string, clients, backups, workers int) error {
 	defer logf.Close()
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
 	cmd.Stderr = logf
+	// The server dies with this process, however that ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	pid := cmd.Process.Pid
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{}) // closed when the server has exited, after waitErr is set
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -136,8 +162,9 @@ func run(bin, tree, work, extra string, clients, backups, workers int) error {
 			break
 		}
 		select {
-		case err := <-exited:
-			return fmt.Errorf("server exited (%v); log in %s", err, logPath)
+		case <-exited:
+			b, _ := os.ReadFile(logPath)
+			return fmt.Errorf("server exited (%v):\n%s", waitErr, b)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -147,12 +174,24 @@ func run(bin, tree, work, extra string, clients, backups, workers int) error {
 	if _, err := admin.CreateBackupVault(ctx, &backup.CreateBackupVaultInput{BackupVaultName: aws.String(vault)}); err != nil {
 		return err
 	}
+	var policy string
+	if o.policyBytes > 0 {
+		// A valid policy of about policyBytes: repeated statements.
+		stmt := `{"Effect":"Allow","Principal":"*","Action":"backup:DescribeBackupVault","Resource":"*"}`
+		var b strings.Builder
+		b.WriteString(`{"Version":"2012-10-17","Statement":[` + stmt)
+		for b.Len() < o.policyBytes {
+			b.WriteString("," + stmt)
+		}
+		b.WriteString("]}")
+		policy = b.String()
+	}
 	idle := readStatus(pid)
 	role := "arn:aws:iam::" + account + ":role/service-role/AWSBackupDefaultServiceRole"
 	var jobIDs []string
 	for _, fs := range cfg.FileSystems {
 		out, err := admin.StartBackupJob(ctx, &backup.StartBackupJobInput{BackupVaultName: aws.String(vault),
-			ResourceArn: aws.String(cfg.FileSystemArn(fs)), IamRoleArn: aws.String(role)})
+			ResourceArn: aws.String((&config.Config{Region: region}).FileSystemArn(fs)), IamRoleArn: aws.String(role)})
 		if err != nil {
 			return fmt.Errorf("StartBackupJob: %w", err)
 		}
@@ -171,7 +210,12 @@ func run(bin, tree, work, extra string, clients, backups, workers int) error {
 		wg.Go(func() {
 			c := newClient()
 			for loadCtx.Err() == nil {
-				err := call(loadCtx, c, jobIDs)
+				var err error
+				if policy != "" {
+					err = callPolicy(loadCtx, c, policy)
+				} else {
+					err = call(loadCtx, c, jobIDs)
+				}
 				if loadCtx.Err() != nil {
 					return
 				}
@@ -202,9 +246,10 @@ func run(bin, tree, work, extra string, clients, backups, workers int) error {
 			maxRSS, atMax = st["VmRSS"], st
 		}
 		select {
-		case err := <-exited:
+		case <-exited:
 			stopLoad()
-			return fmt.Errorf("server exited (%v); log in %s", err, logPath)
+			b, _ := os.ReadFile(logPath)
+			return fmt.Errorf("server exited (%v):\n%s", waitErr, b)
 		default:
 		}
 		if time.Since(lastPoll) < 2*time.Second {
@@ -223,7 +268,7 @@ func run(bin, tree, work, extra string, clients, backups, workers int) error {
 				done++
 			}
 		}
-		if done == len(jobIDs) {
+		if backups > 0 && done == len(jobIDs) || backups == 0 && time.Since(start) >= o.duration {
 			break
 		}
 	}
@@ -254,10 +299,25 @@ func run(bin, tree, work, extra string, clients, backups, workers int) error {
 	return nil
 }
 
-// call makes one randomly chosen List*/Describe* request.
+// callPolicy puts or gets the vault's access policy.
+func callPolicy(ctx context.Context, c *backup.Client, policy string) error {
+	if rand.IntN(2) == 0 {
+		_, err := c.PutBackupVaultAccessPolicy(ctx, &backup.PutBackupVaultAccessPolicyInput{BackupVaultName: aws.String(vault), Policy: aws.String(policy)})
+		return err
+	}
+	_, err := c.GetBackupVaultAccessPolicy(ctx, &backup.GetBackupVaultAccessPolicyInput{BackupVaultName: aws.String(vault)})
+	return err
+}
+
+// call makes one randomly chosen List*/Describe* request (none about jobs
+// when there are none).
 func call(ctx context.Context, c *backup.Client, jobIDs []string) error {
 	var err error
-	switch rand.IntN(7) {
+	n := 7
+	if len(jobIDs) == 0 {
+		n = 3
+	}
+	switch rand.IntN(n) {
 	case 0:
 		_, err = c.ListBackupVaults(ctx, &backup.ListBackupVaultsInput{})
 	case 1:
