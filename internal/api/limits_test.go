@@ -32,7 +32,9 @@ const closeBound = 60 * time.Second
 // watchClose reads c until the server closes it (EOF or reset: true) or
 // closeBound passes (false). first, when set, gets the first response read.
 func watchClose(c net.Conn, first func(*http.Response)) bool {
-	c.SetReadDeadline(time.Now().Add(closeBound))
+	if err := c.SetReadDeadline(time.Now().Add(closeBound)); err != nil {
+		return false
+	}
 	br := bufio.NewReader(c)
 	if first != nil {
 		resp, err := http.ReadResponse(br, nil)
@@ -40,7 +42,7 @@ func watchClose(c net.Conn, first func(*http.Response)) bool {
 			var ne net.Error
 			return !(errors.As(err, &ne) && ne.Timeout())
 		}
-		io.Copy(io.Discard, resp.Body)
+		_, _ = io.Copy(io.Discard, resp.Body) // the close is what counts
 		resp.Body.Close()
 		first(resp)
 	}
@@ -107,8 +109,12 @@ func TestSlowAndIdleConnectionsAreClosed(t *testing.T) {
 		go func() {
 			// An unsigned request is rejected (403); the connection stays
 			// open for the next one and then idles.
-			io.WriteString(c, "GET /backup-vaults/ HTTP/1.1\r\nHost: "+addr+"\r\n\r\n")
 			r := result{kind: "idle keep-alive"}
+			if _, err := io.WriteString(c, "GET /backup-vaults/ HTTP/1.1\r\nHost: "+addr+"\r\n\r\n"); err != nil {
+				started.Done()
+				results <- r // status 0: reported below
+				return
+			}
 			r.closed = watchClose(c, func(resp *http.Response) {
 				r.status, r.code = resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType")
 				if resp.Close {
@@ -183,7 +189,11 @@ func TestOversizedHeadersAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	go io.WriteString(c, "GET /backup-vaults/ HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 256<<10)+"\r\n\r\n")
+	// The server answers and closes before taking all of it: the write's
+	// error is expected.
+	go func() {
+		_, _ = io.WriteString(c, "GET /backup-vaults/ HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 256<<10)+"\r\n\r\n")
+	}()
 	status := 0
 	if !watchClose(c, func(r *http.Response) { status = r.StatusCode }) {
 		t.Fatalf("connection still open after %s", closeBound)

@@ -141,11 +141,16 @@ func run(o options) error {
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			<-exited // it has exited already
+			return
+		}
 		select {
 		case <-exited:
 		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
+			if err := cmd.Process.Kill(); err != nil {
+				fmt.Fprintln(os.Stderr, "coffer-apiload: kill server:", err)
+			}
 			<-exited
 		}
 	}()
