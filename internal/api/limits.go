@@ -25,6 +25,9 @@ const (
 	DefaultMaxConcurrentRequests = 16
 	// DefaultQueueWait is how long a request waits for a slot.
 	DefaultQueueWait = 2 * time.Second
+	// DefaultMaxQueuedBodyBytes bounds the bodies of the requests waiting
+	// for a slot: as many full-size bodies as there are default slots.
+	DefaultMaxQueuedBodyBytes = DefaultMaxConcurrentRequests * MaxBodyBytes
 )
 
 // Limits bound the time and memory one client can hold of the server. Zero
@@ -50,6 +53,11 @@ type Limits struct {
 	// QueueWait is how long a request waits for one of those slots before
 	// it is answered 400 ThrottlingException (which the SDKs retry).
 	QueueWait time.Duration
+	// MaxQueuedBodyBytes bounds the total size of the bodies of the
+	// requests waiting for a slot; a request whose body does not fit is
+	// answered ThrottlingException at once. Requests without a body always
+	// fit.
+	MaxQueuedBodyBytes int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -69,6 +77,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxConcurrentRequests <= 0 {
 		l.MaxConcurrentRequests = DefaultMaxConcurrentRequests
 	}
+	if l.MaxQueuedBodyBytes <= 0 {
+		l.MaxQueuedBodyBytes = int64(l.MaxConcurrentRequests) * MaxBodyBytes
+	}
 	return l
 }
 
@@ -76,31 +87,38 @@ func (l Limits) withDefaults() Limits {
 // the SDKs know as a retryable timeout).
 const excRequestTimeout = "RequestTimeoutException"
 
-// limiter is a counting semaphore with a bounded wait. Its timer is the
-// real clock, like net/http's deadlines: it bounds transport behaviour, not
-// business time.
+// limiter is a counting semaphore with a bounded wait and a bound on the
+// body bytes of its waiters. Its timer is the real clock, like net/http's
+// deadlines: it bounds transport behaviour, not business time.
 type limiter struct {
-	slots chan struct{}
-	wait  time.Duration
-	// waiting counts the requests waiting for a slot, throttled those
-	// turned away.
-	waiting, throttled atomic.Int64
+	slots     chan struct{}
+	wait      time.Duration
+	maxQueued int64
+	// queued is the body bytes of the waiters; waiting counts them;
+	// throttled counts the requests turned away.
+	queued, waiting, throttled atomic.Int64
 }
 
-func newLimiter(n int, wait time.Duration) *limiter {
-	return &limiter{slots: make(chan struct{}, n), wait: wait}
+func newLimiter(l Limits) *limiter {
+	return &limiter{slots: make(chan struct{}, l.MaxConcurrentRequests), wait: l.QueueWait, maxQueued: l.MaxQueuedBodyBytes}
 }
 
-// acquire takes a slot, waiting at most l.wait; release gives it back.
-// When none frees up in time, or ctx ends first (the client went away),
-// the error is 400 ThrottlingException.
-func (l *limiter) acquire(ctx context.Context) (release func(), err error) {
+// acquire takes a slot for a request with a body of bodyBytes, waiting at
+// most l.wait; release gives it back. When the body does not fit in the
+// queue, no slot frees up in time, or ctx ends first (the client went
+// away), the error is 400 ThrottlingException.
+func (l *limiter) acquire(ctx context.Context, bodyBytes int64) (release func(), err error) {
 	release = func() { <-l.slots }
 	select {
 	case l.slots <- struct{}{}:
 		return release, nil
 	default:
 	}
+	if l.queued.Add(bodyBytes) > l.maxQueued && bodyBytes > 0 {
+		l.queued.Add(-bodyBytes)
+		return nil, l.throttle()
+	}
+	defer l.queued.Add(-bodyBytes)
 	l.waiting.Add(1)
 	defer l.waiting.Add(-1)
 	t := time.NewTimer(l.wait)
@@ -111,6 +129,10 @@ func (l *limiter) acquire(ctx context.Context) (release func(), err error) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+	return nil, l.throttle()
+}
+
+func (l *limiter) throttle() error {
 	l.throttled.Add(1)
-	return nil, apiErr(http.StatusBadRequest, excThrottling, "Rate exceeded")
+	return apiErr(http.StatusBadRequest, excThrottling, "Rate exceeded")
 }

@@ -2,7 +2,10 @@ package api_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/backup"
 	"github.com/aws/smithy-go"
@@ -338,5 +342,98 @@ func TestThrottledCLIRetrySucceeds(t *testing.T) {
 	}
 	if e.vaultCount(acctA) != 1 {
 		t.Fatal("vault not created")
+	}
+}
+
+// TestBodyElementsBound: a body within MaxJSONElements is decoded (unknown
+// members dropped); the protocol table has the one beyond it.
+func TestBodyElementsBound(t *testing.T) {
+	e := start(t)
+	var b strings.Builder
+	b.WriteString(`{"BackupVaultTags":{`)
+	for i := range 50 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"k%d":"v"`, i)
+	}
+	b.WriteString(`},"Pad":[0` + strings.Repeat(",0", api.MaxJSONElements-100) + `]}`)
+	if status, code, body := e.raw(&acctA, "PUT", "/backup-vaults/v1", []byte(b.String()), nil); status != http.StatusOK {
+		t.Fatalf("got %d %s %s", status, code, body)
+	}
+	out, err := e.client(acctA).ListTags(context.Background(), &backup.ListTagsInput{ResourceArn: aws.String(vaultArn(acctA, "v1"))})
+	if err != nil || len(out.Tags) != 50 {
+		t.Fatalf("ListTags: %v, %d tags", err, len(out.Tags))
+	}
+}
+
+// signed returns a request signed as a (for use off the test goroutine).
+func signed(a account, method, url string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(body)
+	err = v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: a.akid, SecretAccessKey: a.secret},
+		req, hex.EncodeToString(sum[:]), "backup", region, time.Now())
+	return req, err
+}
+
+// send does a request signed as a and returns its status and error type;
+// it gives up after closeBound.
+func send(a account, method, url string, body []byte) (int, string, error) {
+	req, err := signed(a, method, url, body)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := (&http.Client{Timeout: closeBound}).Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), err
+}
+
+// TestQueuedBodiesAreBounded: a request whose body would take the queued
+// bodies over MaxQueuedBodyBytes is throttled at once instead of waiting;
+// requests without a body still queue.
+func TestQueuedBodiesAreBounded(t *testing.T) {
+	e := start(t, func(c *api.Config) {
+		// The wait outlasts every bound below: only the byte bound can
+		// throttle here.
+		c.Limits = api.Limits{MaxConcurrentRequests: 1, QueueWait: 10 * closeBound, MaxQueuedBodyBytes: 1 << 20}
+	})
+	release := api.HoldSlots(e.srv, 1)
+	body := func(vault string) []byte {
+		return []byte(`{"BackupVaultTags":{"v":"` + vault + `"},"Pad":"` + strings.Repeat("x", 600<<10) + `"}`)
+	}
+	type answer struct {
+		status int
+		code   string
+		err    error
+	}
+	first, small := make(chan answer, 1), make(chan answer, 1)
+	go func() {
+		s, c, err := send(acctA, "PUT", e.url+"/backup-vaults/v1", body("v1"))
+		first <- answer{s, c, err}
+	}()
+	waitFor(t, "the first request to queue", func() bool { return api.Waiting(e.srv) == 1 })
+
+	status, code, err := send(acctA, "PUT", e.url+"/backup-vaults/v2", body("v2"))
+	if err != nil || status != http.StatusBadRequest || code != "ThrottlingException" {
+		t.Fatalf("second large body: %d %s %v, want 400 ThrottlingException", status, code, err)
+	}
+	go func() {
+		s, c, err := send(acctA, "GET", e.url+"/backup-vaults/", nil)
+		small <- answer{s, c, err}
+	}()
+	waitFor(t, "the bodiless request to queue", func() bool { return api.Waiting(e.srv) == 2 })
+	release()
+	for _, ch := range []chan answer{first, small} {
+		if a := <-ch; a.err != nil || a.status != http.StatusOK {
+			t.Fatalf("queued request: %d %s %v, want 200", a.status, a.code, a.err)
+		}
 	}
 }

@@ -123,7 +123,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	lim := cfg.Limits.withDefaults()
 	s := &Server{cfg: cfg, deps: deps, svc: deps.Service, model: m, router: newRouter(m), decoder: &decoder{m: m}, pager: &pager{key: cfg.TokenKey}, log: deps.Logger,
-		limits: lim, inflight: newLimiter(lim.MaxConcurrentRequests, lim.QueueWait)}
+		limits: lim, inflight: newLimiter(lim)}
 	s.handlers = s.table()
 	for name := range s.handlers {
 		if m.Operations[name] == nil {
@@ -195,6 +195,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes: s.limits.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	l := s.limits
 	s.log.Info("api limits", "max_concurrent_requests", l.MaxConcurrentRequests, "queue_wait", l.QueueWait,
+		"max_queued_body_bytes", l.MaxQueuedBodyBytes,
 		"read_header_timeout", l.ReadHeaderTimeout, "body_timeout", l.BodyTimeout, "write_timeout", l.WriteTimeout,
 		"idle_timeout", l.IdleTimeout, "max_header_bytes", l.MaxHeaderBytes)
 	errc := make(chan error, 1)
@@ -301,7 +302,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // returns the encoded response. The slot is given back before the response
 // is written, so a client slow to read it holds no slot.
 func (s *Server) handle(r *http.Request, id Identity, body []byte) (code int, buf []byte, name string, err error) {
-	release, err := s.inflight.acquire(r.Context())
+	release, err := s.inflight.acquire(r.Context(), int64(len(body)))
 	if err != nil {
 		return 0, nil, "", err
 	}
@@ -344,6 +345,8 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > MaxBodyBytes {
 		return nil, tooLarge
 	}
+	// ReadAll grows the buffer as data arrives: a client that declares a
+	// large body and trickles it holds only what it has sent.
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
