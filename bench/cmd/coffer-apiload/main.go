@@ -3,25 +3,32 @@
 // -backups file systems that all point at -tree, starts one backup job of
 // each, and while they run lets -clients goroutines (each with its own SDK
 // client and connections) call List*/Describe* operations as fast as the
-// server answers (with -policy-bytes N: put and get N-byte vault access
-// policies instead). When every job has ended (or, without backups, after
+// server answers (with -pad-bytes N: DescribeBackupVault requests that
+// carry an N-byte JSON body of small numbers under an unknown member, which
+// the server decodes in full and then drops: the most memory a request of
+// that size costs the decoder). When every job has ended (or, without backups, after
 // -duration) it prints the server's peak RSS (VmHWM from /proc/PID/status),
 // the highest VmRSS it sampled, request counts and error codes. It asserts
 // nothing about time: it is a measurement, not a test. Linux only.
 //
 //	go build -o /tmp/coffer ./cmd/coffer
 //	go run ./bench/cmd/coffer-apiload -coffer /tmp/coffer -tree DIR [-clients 50] [-backups 4]
-//	go run ./bench/cmd/coffer-apiload -coffer /tmp/coffer -tree DIR -backups 0 -clients 200 -policy-bytes 700000 -duration 30s
+//	go run ./bench/cmd/coffer-apiload -coffer /tmp/coffer -tree DIR -backups 0 -clients 200 -pad-bytes 1000000 -duration 30s
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +41,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/backup"
 	"github.com/aws/smithy-go"
@@ -57,14 +65,14 @@ func main() {
 	extra := flag.String("config-extra", "", "YAML appended to the generated config (e.g. \"max_concurrent_requests: 32\")")
 	work := flag.String("work", "", "work directory (default: a new temporary directory, removed afterwards)")
 	duration := flag.Duration("duration", 30*time.Second, "how long to load the server when -backups is 0")
-	policyBytes := flag.Int("policy-bytes", 0, "if > 0, clients put and get vault access policies of this size instead of List*/Describe*")
+	padBytes := flag.Int("pad-bytes", 0, "if > 0, clients send DescribeBackupVault with a JSON body of this size instead of List*/Describe*")
 	flag.Parse()
 	if *bin == "" || *tree == "" {
 		flag.Usage()
 		os.Exit(2)
 	}
 	o := options{bin: *bin, tree: *tree, work: *work, extra: *extra, clients: *clients, backups: *backups,
-		workers: *workers, duration: *duration, policyBytes: *policyBytes}
+		workers: *workers, duration: *duration, padBytes: *padBytes}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "coffer-apiload:", err)
 		os.Exit(1)
@@ -75,7 +83,7 @@ type options struct {
 	bin, tree, work, extra    string
 	clients, backups, workers int
 	duration                  time.Duration
-	policyBytes               int
+	padBytes                  int
 }
 
 func run(o options) error {
@@ -179,18 +187,17 @@ func run(o options) error {
 	if _, err := admin.CreateBackupVault(ctx, &backup.CreateBackupVaultInput{BackupVaultName: aws.String(vault)}); err != nil {
 		return err
 	}
-	var policy string
-	if o.policyBytes > 0 {
-		// A valid policy of about policyBytes: repeated statements.
-		stmt := `{"Effect":"Allow","Principal":"*","Action":"backup:DescribeBackupVault","Resource":"*"}`
-		var b strings.Builder
-		b.WriteString(`{"Version":"2012-10-17","Statement":[` + stmt)
-		for b.Len() < o.policyBytes {
-			b.WriteString("," + stmt)
+	var pad []byte
+	if o.padBytes > 0 {
+		pad = append(pad, `{"Pad":[0`...)
+		for len(pad) < o.padBytes-2 {
+			pad = append(pad, ",0"...)
 		}
-		b.WriteString("]}")
-		policy = b.String()
+		pad = append(pad, "]}"...)
 	}
+	signer := v4.NewSigner()
+	creds := aws.Credentials{AccessKeyID: key.AccessKeyID, SecretAccessKey: key.SecretAccessKey}
+	padSum := sha256.Sum256(pad)
 	idle := readStatus(pid)
 	role := "arn:aws:iam::" + account + ":role/service-role/AWSBackupDefaultServiceRole"
 	var jobIDs []string
@@ -214,10 +221,11 @@ func run(o options) error {
 	for range clients {
 		wg.Go(func() {
 			c := newClient()
+			hc := &http.Client{Transport: &http.Transport{}} // its own connection, like c
 			for loadCtx.Err() == nil {
 				var err error
-				if policy != "" {
-					err = callPolicy(loadCtx, c, policy)
+				if pad != nil {
+					err = callPadded(loadCtx, hc, signer, creds, "http://"+addr, pad, hex.EncodeToString(padSum[:]))
 				} else {
 					err = call(loadCtx, c, jobIDs)
 				}
@@ -304,14 +312,35 @@ func run(o options) error {
 	return nil
 }
 
-// callPolicy puts or gets the vault's access policy.
-func callPolicy(ctx context.Context, c *backup.Client, policy string) error {
-	if rand.IntN(2) == 0 {
-		_, err := c.PutBackupVaultAccessPolicy(ctx, &backup.PutBackupVaultAccessPolicyInput{BackupVaultName: aws.String(vault), Policy: aws.String(policy)})
-		return err
+// callPadded sends DescribeBackupVault with the padded body, signed, and
+// returns the answer's error code as an error (retrying a
+// ThrottlingException up to twice, as the SDKs would).
+func callPadded(ctx context.Context, hc *http.Client, signer *v4.Signer, creds aws.Credentials, base string, body []byte, sum string) error {
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/backup-vaults/"+vault, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if err := signer.SignHTTP(ctx, creds, req, sum, "backup", region, time.Now()); err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		code := resp.Header.Get("X-Amzn-ErrorType")
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			return nil
+		case code == "ThrottlingException" && attempt < 2:
+			time.Sleep(time.Duration(rand.IntN(1000<<attempt)) * time.Millisecond)
+			continue
+		}
+		return &smithy.GenericAPIError{Code: code, Message: resp.Status}
 	}
-	_, err := c.GetBackupVaultAccessPolicy(ctx, &backup.GetBackupVaultAccessPolicyInput{BackupVaultName: aws.String(vault)})
-	return err
 }
 
 // call makes one randomly chosen List*/Describe* request (none about jobs
