@@ -18,16 +18,13 @@ const (
 	// requests need well under 8 KiB).
 	DefaultMaxHeaderBytes = 64 << 10
 	// DefaultMaxConcurrentRequests bounds the requests being decoded and
-	// handled at once. Most requests allocate well under 1 MiB, but the
-	// largest (a ~1 MiB access policy) allocate ~20 MiB while decoded and
-	// validated; 16 of those stay within the default memory limit, and on
-	// two cores 16 handlers keep the CPU as busy as more would.
+	// handled at once. Most requests allocate well under 1 MiB and the
+	// largest (1 MiB bodies, MaxJSONElements) up to ~8 MiB while decoded
+	// and validated; 16 of those stay within the default memory limit, and
+	// on two cores 16 handlers keep the CPU as busy as more would.
 	DefaultMaxConcurrentRequests = 16
 	// DefaultQueueWait is how long a request waits for a slot.
 	DefaultQueueWait = 2 * time.Second
-	// DefaultMaxQueuedBodyBytes bounds the bodies of the requests waiting
-	// for a slot: as many full-size bodies as there are default slots.
-	DefaultMaxQueuedBodyBytes = DefaultMaxConcurrentRequests * MaxBodyBytes
 )
 
 // Limits bound the time and memory one client can hold of the server. Zero
@@ -56,7 +53,7 @@ type Limits struct {
 	// MaxQueuedBodyBytes bounds the total size of the bodies of the
 	// requests waiting for a slot; a request whose body does not fit is
 	// answered ThrottlingException at once. Requests without a body always
-	// fit.
+	// fit. Default: MaxConcurrentRequests full-size bodies.
 	MaxQueuedBodyBytes int64
 }
 
