@@ -216,7 +216,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if ready != nil {
 		ready <- addr
 	}
-	err = serveHTTP(ctx, ln, frontEnds(srv, hsrv), log)
+	err = srv.ServeHandler(ctx, ln, frontEnds(srv, hsrv))
 	log.Info("coffer stopped")
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err

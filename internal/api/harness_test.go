@@ -52,6 +52,13 @@ type env struct {
 // with real time. opts adjust the configuration (e.g. Limits).
 func start(t *testing.T, opts ...func(*api.Config)) *env {
 	t.Helper()
+	return startFront(t, nil, opts...)
+}
+
+// startFront is start with the handler front(srv) in front of the server
+// (ServeHandler), as `coffer serve` puts its front-end router; nil: none.
+func startFront(t *testing.T, front func(*api.Server) http.Handler, opts ...func(*api.Config)) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
 	if err != nil {
@@ -80,7 +87,13 @@ func start(t *testing.T, opts ...func(*api.Config)) *env {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	go func() {
+		if front == nil {
+			done <- srv.Serve(ctx, ln)
+			return
+		}
+		done <- srv.ServeHandler(ctx, ln, front(srv))
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

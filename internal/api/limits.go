@@ -133,3 +133,46 @@ func (l *limiter) throttle() error {
 	l.throttled.Add(1)
 	return apiErr(http.StatusBadRequest, excThrottling, "Rate exceeded")
 }
+
+// bounded puts the per-request deadlines on every request h serves: the
+// body must arrive within BodyTimeout (net/http bounds only the headers;
+// it clears the deadline itself when the body has been read to its end,
+// and the AWS handler clears it too), and the response, once its first
+// byte is written, must be taken within WriteTimeout.
+func (s *Server) bounded(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if r.ContentLength != 0 {
+			_ = rc.SetReadDeadline(time.Now().Add(s.limits.BodyTimeout))
+		}
+		h.ServeHTTP(&timedWriter{ResponseWriter: w, rc: rc, d: s.limits.WriteTimeout}, r)
+	})
+}
+
+// timedWriter sets the connection's write deadline when the response
+// starts. Unwrap lets http.ResponseController reach the connection.
+type timedWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	d     time.Duration
+	armed bool
+}
+
+func (t *timedWriter) arm() {
+	if !t.armed {
+		t.armed = true
+		_ = t.rc.SetWriteDeadline(time.Now().Add(t.d))
+	}
+}
+
+func (t *timedWriter) WriteHeader(code int) {
+	t.arm()
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *timedWriter) Write(b []byte) (int, error) {
+	t.arm()
+	return t.ResponseWriter.Write(b)
+}
+
+func (t *timedWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }

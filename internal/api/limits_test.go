@@ -184,6 +184,69 @@ func TestSlowAndIdleConnectionsAreClosed(t *testing.T) {
 	}
 }
 
+// TestEveryFrontEndIsBounded: the limits hold for requests that another
+// handler in front of the server (here a plain one reading the body, as the
+// HBR front end does) serves, not only for the AWS API.
+func TestEveryFrontEndIsBounded(t *testing.T) {
+	e := startFront(t, func(srv *api.Server) http.Handler {
+		mux := http.NewServeMux()
+		mux.Handle("/", srv)
+		mux.HandleFunc("/other", func(w http.ResponseWriter, r *http.Request) {
+			if _, err := io.ReadAll(r.Body); err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		})
+		return mux
+	}, func(c *api.Config) {
+		c.Limits = api.Limits{ReadHeaderTimeout: 5 * time.Second, BodyTimeout: 2 * time.Second, IdleTimeout: time.Second}
+	})
+	addr := strings.TrimPrefix(e.url, "http://")
+	stop := make(chan struct{})
+	defer close(stop)
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	trickler, idle := dial(), dial()
+	go trickle(trickler, "POST /other HTTP/1.1\r\nHost: "+addr+"\r\n"+fmt.Sprintf("Content-Length: %d\r\n\r\n", api.MaxBodyBytes), ' ', 50*time.Millisecond, stop)
+	if _, err := io.WriteString(idle, "GET /other HTTP/1.1\r\nHost: "+addr+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	idleStatus := 0
+	closed := make(chan string, 2)
+	go func() {
+		if !watchClose(trickler, nil) {
+			closed <- "body trickler"
+			return
+		}
+		closed <- ""
+	}()
+	go func() {
+		if !watchClose(idle, func(r *http.Response) { idleStatus = r.StatusCode }) {
+			closed <- "idle keep-alive"
+			return
+		}
+		closed <- ""
+	}()
+	if _, err := e.client(acctA).ListBackupVaults(context.Background(), &backup.ListBackupVaultsInput{}); err != nil {
+		t.Fatalf("ListBackupVaults through the front: %v", err)
+	}
+	for range 2 {
+		if kind := <-closed; kind != "" {
+			t.Errorf("%s connection still open after %s", kind, closeBound)
+		}
+	}
+	if idleStatus != http.StatusOK {
+		t.Errorf("GET /other: %d, want 200", idleStatus)
+	}
+}
+
 // TestOversizedHeadersAreRefused: headers beyond MaxHeaderBytes get 431 and
 // the connection is closed.
 func TestOversizedHeadersAreRefused(t *testing.T) {

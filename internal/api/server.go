@@ -184,14 +184,22 @@ func (s *Server) Operations() []string {
 	return out
 }
 
-// Serve answers requests on ln until ctx is cancelled, then shuts down
-// gracefully (in-flight requests get up to 10 seconds). Connections are
-// bounded in time by Limits: headers must arrive within ReadHeaderTimeout,
-// a body within BodyTimeout (set per request in ServeHTTP, so that a long
-// handler is not cut short), a response must be taken within WriteTimeout,
-// and a keep-alive connection idle for IdleTimeout is closed.
+// Serve answers requests on ln with s until ctx is cancelled; see
+// ServeHandler.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: s.limits.ReadHeaderTimeout, IdleTimeout: s.limits.IdleTimeout,
+	return s.ServeHandler(ctx, ln, s)
+}
+
+// ServeHandler answers requests on ln with h (s, or a handler that sends
+// some requests to s and others elsewhere) until ctx is cancelled, then
+// shuts down gracefully: in-flight requests get up to 10 seconds, then
+// their connections are closed. Every connection is bounded in time by
+// Limits, whichever handler serves it: headers must arrive within
+// ReadHeaderTimeout, a body within BodyTimeout of the headers, a response
+// must be taken within WriteTimeout of its first byte, and a keep-alive
+// connection idle for IdleTimeout is closed.
+func (s *Server) ServeHandler(ctx context.Context, ln net.Listener, h http.Handler) error {
+	hs := &http.Server{Handler: s.bounded(h), ReadHeaderTimeout: s.limits.ReadHeaderTimeout, IdleTimeout: s.limits.IdleTimeout,
 		MaxHeaderBytes: s.limits.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	l := s.limits
 	s.log.Info("api limits", "max_concurrent_requests", l.MaxConcurrentRequests, "queue_wait", l.QueueWait,
@@ -207,7 +215,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+	if err := hs.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
+		// The grace period is over: drop the requests still running.
+		if err := hs.Close(); err != nil {
+			return fmt.Errorf("api: close: %w", err)
+		}
+	} else if err != nil {
 		return fmt.Errorf("api: shutdown: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -226,12 +239,10 @@ func newRequestID() string {
 // ServeHTTP reads the body, authenticates, then routes, decodes, validates
 // and dispatches holding one of Limits.MaxConcurrentRequests slots.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Bound the body read (net/http bounds only the headers). Errors mean
-	// the writer has no connection (e.g. httptest): nothing to bound.
+	// Under ServeHandler the body read has a deadline (bounded) and the
+	// response one once written. Errors of rc mean the writer has no
+	// connection (e.g. httptest): nothing to bound.
 	rc := http.NewResponseController(w)
-	if r.ContentLength != 0 {
-		_ = rc.SetReadDeadline(time.Now().Add(s.limits.BodyTimeout))
-	}
 	reqID := newRequestID()
 	w.Header().Set("x-amzn-RequestId", reqID)
 	start := time.Now()
@@ -242,7 +253,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if p := recover(); p != nil {
 			s.log.Error("panic in request", "request_id", reqID, "operation", opName, "panic", fmt.Sprint(p))
 			status = http.StatusInternalServerError
-			s.writeError(w, rc, &Error{Status: status, Code: excServiceUnavail, Message: "internal error"})
+			s.writeError(w, &Error{Status: status, Code: excServiceUnavail, Message: "internal error"})
 		}
 		s.log.Info("request", "request_id", reqID, "method", r.Method, "operation", opName, "status", status,
 			"account", id.AccountID, "duration_ms", time.Since(start).Milliseconds())
@@ -253,7 +264,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.log.Error("request failed", "request_id", reqID, "operation", opName, "err", err)
 		}
 		status = e.Status
-		s.writeError(w, rc, e)
+		s.writeError(w, e)
 	}
 	body, err := readBody(w, r)
 	if err != nil {
@@ -292,10 +303,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	status = code
 	if buf == nil {
-		s.reply(w, rc, code, "", nil)
+		s.reply(w, code, "", nil)
 		return
 	}
-	s.reply(w, rc, code, "application/json", buf)
+	s.reply(w, code, "application/json", buf)
 }
 
 // handle runs an authenticated request under a concurrency slot and
@@ -325,9 +336,9 @@ func (s *Server) handle(r *http.Request, id Identity, body []byte) (code int, bu
 	return code, buf, name, nil
 }
 
-// reply writes a response; the client has Limits.WriteTimeout to take it.
-func (s *Server) reply(w http.ResponseWriter, rc *http.ResponseController, code int, contentType string, buf []byte) {
-	_ = rc.SetWriteDeadline(time.Now().Add(s.limits.WriteTimeout))
+// reply writes a response (under ServeHandler the client has
+// Limits.WriteTimeout to take it).
+func (s *Server) reply(w http.ResponseWriter, code int, contentType string, buf []byte) {
 	h := w.Header()
 	if contentType != "" {
 		h.Set("Content-Type", contentType)
@@ -395,9 +406,9 @@ func truncate(s string, n int) string {
 	return s
 }
 
-func (s *Server) writeError(w http.ResponseWriter, rc *http.ResponseController, e *Error) {
+func (s *Server) writeError(w http.ResponseWriter, e *Error) {
 	var buf bytes.Buffer
 	_ = json.NewEncoder(&buf).Encode(e.body()) // strings only: cannot fail
 	w.Header().Set("X-Amzn-ErrorType", e.Code)
-	s.reply(w, rc, e.Status, "application/json", buf.Bytes())
+	s.reply(w, e.Status, "application/json", buf.Bytes())
 }
