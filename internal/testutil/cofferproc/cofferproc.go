@@ -1,16 +1,20 @@
 // Package cofferproc runs `coffer serve` as a child process for crash tests:
 // build the binary, start it, learn its listen address from its log, and
-// kill it with SIGKILL.
+// kill it with SIGKILL (or stop it with SIGTERM and wait for its exit).
 package cofferproc
 
 import (
 	"bufio"
+	"bytes"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Build compiles cmd/coffer into a temporary directory and returns the path.
@@ -28,6 +32,10 @@ type Proc struct {
 	cmd *exec.Cmd
 	// Addr is the host:port it listens on.
 	Addr string
+
+	done chan struct{} // closed when the process has exited and was reaped
+	mu   sync.Mutex
+	log  bytes.Buffer // everything the process wrote to stderr
 }
 
 var servingRE = regexp.MustCompile(`msg="coffer serving" listen=(\S+)`)
@@ -36,7 +44,26 @@ var servingRE = regexp.MustCompile(`msg="coffer serving" listen=(\S+)`)
 // process is killed at the end of the test if it still runs.
 func Start(tb testing.TB, bin, cfg string) *Proc {
 	tb.Helper()
+	return StartWith(tb, bin, cfg, Options{})
+}
+
+// Options change how the process is started.
+type Options struct {
+	// Credential runs the process as another user (root bypasses
+	// permission checks, so permission tests run the server unprivileged).
+	Credential *syscall.Credential
+	// Dir is the working directory ("" : the test's).
+	Dir string
+}
+
+// StartWith is Start with options.
+func StartWith(tb testing.TB, bin, cfg string, o Options) *Proc {
+	tb.Helper()
 	cmd := exec.Command(bin, "serve", "--config", cfg)
+	cmd.Dir = o.Dir
+	if o.Credential != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: o.Credential}
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -45,12 +72,20 @@ func Start(tb testing.TB, bin, cfg string) *Proc {
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
+	p := &Proc{cmd: cmd, done: make(chan struct{})}
 	addrc := make(chan string, 1)
+	readDone := make(chan struct{})
 	go func() {
+		defer close(readDone)
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		sent := false
 		for sc.Scan() {
-			if m := servingRE.FindStringSubmatch(sc.Text()); m != nil && !sent {
+			line := sc.Text()
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := servingRE.FindStringSubmatch(line); m != nil && !sent {
 				addrc <- m[1]
 				sent = true
 			}
@@ -58,21 +93,69 @@ func Start(tb testing.TB, bin, cfg string) *Proc {
 		if !sent {
 			close(addrc)
 		}
+		io.Copy(io.Discard, stderr)
+	}()
+	go func() {
+		// Wait must not run before the pipe has been read to its end.
+		<-readDone
+		cmd.Wait()
+		close(p.done)
 	}()
 	addr, ok := <-addrc
 	if !ok {
-		cmd.Wait()
-		tb.Fatal("coffer serve exited before listening")
+		<-p.done
+		tb.Fatalf("coffer serve exited before listening:\n%s", p.Log())
 	}
-	p := &Proc{cmd: cmd, Addr: addr}
+	p.Addr = addr
 	tb.Cleanup(p.Kill)
 	return p
 }
 
 // Kill sends SIGKILL (no clean shutdown) and reaps the process.
 func (p *Proc) Kill() {
-	if p.cmd.ProcessState == nil {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		p.cmd.Wait()
+	select {
+	case <-p.done:
+		return
+	default:
 	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Signal sends sig to the process (e.g. syscall.SIGTERM).
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Wait waits up to d for the process to exit and reports whether it did.
+// It is a bounded wait for tests, not a timing measurement.
+func (p *Proc) Wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// ExitCode is the process's exit code (-1 while it runs or when a signal
+// ended it).
+func (p *Proc) ExitCode() int {
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	default:
+		return -1
+	}
+}
+
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Log returns what the process has written to stderr so far (its slog
+// lines).
+func (p *Proc) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
 }
