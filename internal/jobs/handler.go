@@ -28,8 +28,10 @@ type Handler interface {
 	// Commit runs in the same store transaction that marks the job COMPLETED,
 	// conditional on the lease generation (so e.g. a recovery point row and
 	// its job's completion commit together or not at all). A returned error
-	// fails the job; its message becomes the job's StatusMessage (use
-	// *backup.Error for a precise message and MessageCategory via Failure).
+	// fails the job. Its StatusMessage and MessageCategory come from the
+	// outermost *Failure (backup.JobFailure) in the chain, else from a
+	// *backup.Error's Message (never its cause); any other error ends the
+	// job with a generic message. The full error is logged with the job id.
 	Run(ctx context.Context, job *backup.Job, p Progress) (Result, error)
 }
 
@@ -79,12 +81,7 @@ type Cleaner interface {
 	Cleanup(ctx context.Context, job *backup.Job) error
 }
 
-// Failure is an error carrying the MessageCategory to store with a FAILED
-// job (e.g. "AccessDenied", "InvalidParameters").
-type Failure struct {
-	Category string
-	Err      error
-}
-
-func (f *Failure) Error() string { return f.Err.Error() }
-func (f *Failure) Unwrap() error { return f.Err }
+// Failure is why a job failed, in the caller's terms (backup.JobFailure):
+// Message becomes the StatusMessage, Category the MessageCategory, and Err
+// goes to the server log with the job id only.
+type Failure = backup.JobFailure
