@@ -280,8 +280,9 @@ func TestCorruptPackFailsWithoutTouchingTarget(t *testing.T) {
 	// Reopen so no cached blob hides the damage.
 	must(t, e.repos.Close())
 	j := e.drive(e.start(map[string]string{"file-system-id": dstFS, "newFileSystem": "false"}))
-	if j.State != "FAILED" || !strings.Contains(j.StatusMessage, "restore failed") {
-		t.Fatalf("job %s: %s", j.State, j.StatusMessage)
+	if j.State != "FAILED" || j.MessageCategory != backup.CategoryRecoveryPointCorrupt || !strings.Contains(j.StatusMessage, e.rpArn+" in backup vault v1 is damaged") ||
+		strings.Contains(j.StatusMessage, dir) || strings.Contains(j.StatusMessage, "load ") {
+		t.Fatalf("job %s %s: %s", j.State, j.MessageCategory, j.StatusMessage)
 	}
 	t.Logf("status message: %s", j.StatusMessage)
 	changes, err := sent.Changes()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -181,11 +180,8 @@ func (e *env) drive(id string) *backup.Job {
 			runErr = res.Commit(ctx, tx)
 		}
 		if runErr != nil {
-			j.State, j.StatusMessage = "FAILED", runErr.Error()
-			var f *jobs.Failure
-			if errors.As(runErr, &f) {
-				j.MessageCategory = f.Category
-			}
+			j.State = "FAILED"
+			j.StatusMessage, j.MessageCategory = jobs.FailureStatus(runErr)
 		} else {
 			res.Apply(j)
 			j.State, j.PercentDone = "COMPLETED", "100.0"

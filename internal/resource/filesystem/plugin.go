@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"coffer/internal/backup"
-	"coffer/internal/repository"
 	"coffer/internal/resource"
 	"coffer/internal/resource/fstree"
 )
@@ -156,10 +155,12 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 	var fsID string
 	if spec.Target.New {
 		if p.NewFileSystemsDir == "" {
-			return res, fmt.Errorf("%w: no new_file_systems_dir is configured", resource.ErrInvalid)
+			return res, backup.Fail(backup.CategoryInvalidParameters, resource.ErrInvalid,
+				"This server has no new_file_systems_dir configured, so restores cannot create file systems.")
 		}
 		if err := os.MkdirAll(p.NewFileSystemsDir, 0o700); err != nil {
-			return res, fmt.Errorf("new_file_systems_dir: %w", err)
+			return res, backup.Fail(backup.CategoryFailed, err, "The server cannot create new file systems: its new_file_systems_dir cannot be used (%s).",
+				reason(err, p.NewFileSystemsDir))
 		}
 		fsID = NewFileSystemID(sc, req.JobID, spec.Target.CreationToken)
 		created := &backup.Resource{AccountID: sc.AccountID, Region: sc.Region, Type: ResourceType, ID: fsID,
@@ -178,12 +179,13 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 			// The new file system appears under its final name only inside
 			// the completing transaction.
 			root, err := os.OpenRoot(p.NewFileSystemsDir)
-			if err != nil {
-				return fmt.Errorf("new_file_systems_dir: %w", err)
+			if err == nil {
+				defer root.Close()
+				err = root.Rename(staged, fsID)
 			}
-			defer root.Close()
-			if err := root.Rename(staged, fsID); err != nil {
-				return fmt.Errorf("move new file system %s into place: %w", fsID, err)
+			if err != nil {
+				return backup.Fail(backup.CategoryFailed, err, "The new file system %s could not be put in place (%s); nothing was restored.",
+					fsID, reason(err, p.NewFileSystemsDir))
 			}
 			return nil
 		}
@@ -208,31 +210,20 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 	}
 	rr, err := fstree.Restore(ctx, req.Snapshot.Loader, req.Snapshot.Root, opts)
 	if err != nil {
-		msg := err.Error()
-		if len(rr.Problems) > 0 {
-			msg += "; " + problemSummary(rr.Problems)
+		if ctx.Err() != nil {
+			return resource.RestoreResult{}, err
 		}
-		var kind error
-		switch {
-		case errors.Is(err, fstree.ErrHostileEntry), errors.Is(err, repository.ErrCorrupt):
-			kind = resource.ErrCorrupt
-		case errors.Is(err, fstree.ErrDestExists), errors.Is(err, fstree.ErrInvalidOptions):
-			kind = resource.ErrInvalid
-		case errors.Is(err, fstree.ErrInsufficientSpace):
-			kind = resource.ErrNoSpace
+		if p.Log != nil {
+			p.Log.Warn("restore failed", "job", req.JobID, "file_system", fsID, "target_root", opts.TargetRoot, "err", err)
 		}
-		if kind != nil {
-			return resource.RestoreResult{}, &restoreError{kind: kind, msg: "restore failed: " + msg}
-		}
-		return resource.RestoreResult{}, errors.New("restore failed: " + msg)
+		return resource.RestoreResult{}, restoreFailure(err, req.RecoveryPoint.Arn, fsID, res.Location, rr.Problems,
+			opts.TargetRoot, p.NewFileSystemsDir)
 	}
 	res.Items, res.Bytes, res.Skipped, res.Replaced = rr.Files, rr.Bytes, rr.Skipped, rr.Replaced
 	if req.Target != nil && rr.Dest != "" {
 		res.Location = "/" + rr.Dest
 	}
-	for _, pr := range rr.Problems {
-		res.Problems = append(res.Problems, resource.Problem{Path: pr.Path, Err: pr.Err})
-	}
+	res.Problems = problems(rr.Problems, opts.TargetRoot, p.NewFileSystemsDir)
 	res.Details = details{FileSystemID: fsID, Path: res.Location, Files: rr.Files, Dirs: rr.Dirs, Symlinks: rr.Symlinks,
 		HardLinks: rr.HardLinks, Bytes: rr.Bytes, Skipped: rr.Skipped, Replaced: rr.Replaced, Problems: len(rr.Problems)}
 	if p.Log != nil {
@@ -243,8 +234,8 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 	if spec.ConflictPolicy != backup.ConflictDefault {
 		res.Summary += fmt.Sprintf("; %s kept %d and replaced %d existing entries", spec.ConflictPolicy, rr.Skipped, rr.Replaced)
 	}
-	if len(rr.Problems) > 0 {
-		res.Summary += "; " + problemSummary(rr.Problems)
+	if len(res.Problems) > 0 {
+		res.Summary += "; " + problemSummary(res.Problems)
 	}
 	return res, nil
 }
@@ -263,17 +254,7 @@ type details struct {
 	Problems     int    `json:"problems"`
 }
 
-// restoreError carries a failed restore's message and its kind
-// (resource.ErrCorrupt, ErrInvalid, ErrNoSpace).
-type restoreError struct {
-	kind error
-	msg  string
-}
-
-func (e *restoreError) Error() string { return e.msg }
-func (e *restoreError) Unwrap() error { return e.kind }
-
-func problemSummary(ps []fstree.Problem) string {
+func problemSummary(ps []resource.Problem) string {
 	const maxListed = 5
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d problem(s): ", len(ps))
