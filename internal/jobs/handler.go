@@ -58,6 +58,10 @@ type Result struct {
 	// State overrides the terminal state (e.g. PARTIAL); empty means
 	// COMPLETED.
 	State backup.JobState
+	// Committed, if set, is called after the transaction that completed
+	// the job committed (e.g. to remove what Commit kept for undoing
+	// itself after a crash). Its error is logged by the runner.
+	Committed func(ctx context.Context) error
 	// Abandon, if set, is called when the result is not committed (the
 	// lease was lost, the job was stopped or expired after Run returned, or
 	// Commit failed), so that the handler can remove what it wrote (e.g. a

@@ -518,6 +518,13 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 	})
 	if err == nil {
 		if runErr == nil && (cause == nil || shutdown) {
+			if res.Committed != nil {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abandonTimeout)
+				if err := res.Committed(cctx); err != nil {
+					log.Warn("job committed; its cleanup failed", "err", err)
+				}
+				cancel()
+			}
 			log.Info("job finished")
 		} else {
 			abandon()

@@ -95,6 +95,13 @@ func TestKillDuringRestore(t *testing.T) {
 		t.Fatalf("FAILED job without a reason: %+v", d)
 	}
 	t.Logf("after restart: %s: %s", d.Status, aws.ToString(d.StatusMessage))
+	// The runner that failed the job removes its staging area right after.
+	for i := 0; stagingExists(dst); i++ {
+		if i > 6000 {
+			t.Fatal("staging area survived the restart")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	changes, err := sent.Changes()
 	must(t, err)
 	for _, ch := range changes {
@@ -130,6 +137,16 @@ func TestKillDuringRestore(t *testing.T) {
 		t.Fatalf("no recovery directory: %v", ents)
 	}
 	compare(t, src, filepath.Join(dst, restored))
+}
+
+func stagingExists(root string) bool {
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), fstree.StagingPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func stagingHasFiles(root string) bool {

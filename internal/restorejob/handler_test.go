@@ -356,3 +356,27 @@ func TestTwoRestoresSameMillisecond(t *testing.T) {
 		t.Errorf("second job's status %q does not name its directory", j2.StatusMessage)
 	}
 }
+
+// Found by the crash campaign (issue 14 defect 10): a restore started while
+// a prune held the vault's exclusive lock (or while a killed prune's lock
+// had not expired) FAILED at once; it now waits for the lock, as backups
+// do, and completes.
+func TestRestoreWaitsForMaintenanceLock(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	repo, err := e.repos.Open(ctx, e.vault)
+	must(t, err)
+	lock, err := repo.AcquireLock(ctx, repository.LockExclusive)
+	must(t, err)
+	id := e.start(map[string]string{"file-system-id": dstFS, "newFileSystem": "false"})
+	done := make(chan *backup.Job, 1)
+	go func() { done <- e.drive(id) }()
+	// The restore meets the lock (no timing is asserted: the job must
+	// complete whenever the lock goes away).
+	time.Sleep(time.Second)
+	must(t, lock.Release(ctx))
+	j := <-done
+	if j.State != "COMPLETED" {
+		t.Fatalf("restore under a prune's lock: %s %s", j.State, j.StatusMessage)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"coffer/internal/backup"
 	"coffer/internal/clock"
@@ -117,8 +118,11 @@ func (h *Handler) Run(ctx context.Context, job *backup.Job, p jobs.Progress) (jo
 	if err != nil {
 		return jobs.Result{}, jobs.VaultFailure(vault.Name, doing, err)
 	}
-	lock, err := repo.AcquireLock(ctx, repository.LockShared)
+	lock, err := sharedLock(ctx, repo)
 	if err != nil {
+		if ctx.Err() != nil {
+			return jobs.Result{}, ctx.Err()
+		}
 		return jobs.Result{}, jobs.VaultFailure(vault.Name, doing, err)
 	}
 	defer lock.Release(context.WithoutCancel(ctx))
@@ -168,8 +172,36 @@ func (h *Handler) Run(ctx context.Context, job *backup.Job, p jobs.Progress) (jo
 		Commit: func(ctx context.Context, tx store.Tx) error {
 			return h.commit(ctx, tx, job, rp, &res)
 		},
-		Abandon: discard,
+		Committed: res.Committed,
+		Abandon:   discard,
 	}, nil
+}
+
+// Lock-wait backoff bounds.
+const (
+	lockWaitMin = 500 * time.Millisecond
+	lockWaitMax = 30 * time.Second
+)
+
+// sharedLock takes the repository's shared lock, waiting while maintenance
+// (a prune) holds the exclusive one, as backups do, instead of failing the
+// restore. The wait ends with ctx (stop, shutdown, lost lease).
+func sharedLock(ctx context.Context, repo *repository.Repository) (*repository.Lock, error) {
+	wait := lockWaitMin
+	for {
+		lock, err := repo.AcquireLock(ctx, repository.LockShared)
+		if !errors.Is(err, repository.ErrLocked) || ctx.Err() != nil {
+			return lock, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait = min(wait*2, lockWaitMax)
+	}
 }
 
 // readFailure describes a failed read of recovery point rp in vault.

@@ -188,6 +188,13 @@ func (e *env) drive(id string) *backup.Job {
 		}
 		return tx.UpdateJob(ctx, j, j.LeaseGeneration)
 	}))
+	// As the runner: after the commit, the result's Committed; a result
+	// not committed is abandoned.
+	if j.State == "COMPLETED" && res.Committed != nil {
+		must(t, res.Committed(ctx))
+	} else if j.State != "COMPLETED" && res.Abandon != nil {
+		must(t, res.Abandon(ctx))
+	}
 	return j
 }
 

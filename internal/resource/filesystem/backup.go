@@ -109,6 +109,11 @@ func (p *Plugin) CleanStaging(ctx context.Context, req resource.CleanupRequest) 
 		if _, err := os.Lstat(root); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
+		// Placed but not committed (a crash in between): taken away first.
+		if err := undoUncommitted(root, req.Live, req.Completed); err != nil {
+			errs = append(errs, fmt.Errorf("restore staging cleanup of file system %s: %w", r.ID, err))
+			continue
+		}
 		if err := fstree.CleanStaging(root, req.Live); err != nil {
 			errs = append(errs, fmt.Errorf("restore staging cleanup of file system %s: %w", r.ID, err))
 		}
@@ -120,15 +125,16 @@ func (p *Plugin) CleanStaging(ctx context.Context, req resource.CleanupRequest) 
 				errs = append(errs, fmt.Errorf("restore staging cleanup of new_file_systems_dir: %w", err))
 			}
 		}
-		if err := cleanNewFSStaging(dir, req.Live); err != nil {
+		if err := cleanNewFSStaging(dir, req.Live, req.Completed); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// cleanNewFSStaging removes new file systems whose restore is not live.
-func cleanNewFSStaging(dir string, live func(jobID string) bool) error {
+// cleanNewFSStaging removes new file systems whose restore is not live,
+// and those moved into place by a restore that then did not complete.
+func cleanNewFSStaging(dir string, live, completed func(jobID string) bool) error {
 	root, err := os.OpenRoot(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -151,6 +157,17 @@ func cleanNewFSStaging(dir string, live func(jobID string) bool) error {
 		job, ok := strings.CutPrefix(n, NewFSStagingPrefix)
 		if !ok || (live != nil && live(job)) {
 			continue
+		}
+		if job, ok := strings.CutSuffix(job, placedSuffix); ok {
+			if live != nil && live(job) {
+				continue
+			}
+			if completed == nil || !completed(job) {
+				if err := undoPlacedNewFS(root, job); err != nil {
+					errs = append(errs, fmt.Errorf("restore staging cleanup of new_file_systems_dir: %w", err))
+					continue
+				}
+			}
 		}
 		if err := root.RemoveAll(n); err != nil {
 			errs = append(errs, fmt.Errorf("restore staging cleanup of new_file_systems_dir: %w", err))

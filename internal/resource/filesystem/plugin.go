@@ -174,14 +174,17 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 		}
 		opts.TargetRoot, opts.Dest = p.NewFileSystemsDir, NewFSStagingPrefix+req.JobID
 		res.Created, res.TargetArn, res.Location = created, created.Arn, "/"
-		staged := opts.Dest
+		staged, marker := opts.Dest, opts.Dest+placedSuffix
 		res.Finish = func(context.Context) error {
 			// The new file system appears under its final name only inside
-			// the completing transaction.
+			// the completing transaction; the marker lets a crash before
+			// the commit be undone (place.go).
 			root, err := os.OpenRoot(p.NewFileSystemsDir)
 			if err == nil {
 				defer root.Close()
-				err = root.Rename(staged, fsID)
+				if err = writeMarker(root, marker, fsID); err == nil {
+					err = root.Rename(staged, fsID)
+				}
 			}
 			if err != nil {
 				return backup.Fail(backup.CategoryFailed, err, "The new file system %s could not be put in place (%s); nothing was restored.",
@@ -189,13 +192,30 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 			}
 			return nil
 		}
+		res.Committed = func(context.Context) error {
+			root, err := os.OpenRoot(p.NewFileSystemsDir)
+			if err != nil {
+				return err
+			}
+			defer root.Close()
+			return root.Remove(marker)
+		}
 		res.Discard = func(context.Context) error {
 			root, err := os.OpenRoot(p.NewFileSystemsDir)
 			if err != nil {
 				return err
 			}
 			defer root.Close()
-			return root.RemoveAll(staged)
+			if err := undoPlacedNewFS(root, req.JobID); err != nil {
+				return err
+			}
+			if err := root.RemoveAll(staged); err != nil {
+				return err
+			}
+			if err := root.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			return nil
 		}
 	} else {
 		t := req.Target
@@ -207,6 +227,10 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 			opts.Dest, opts.UniqueDest = restoreDirName(req), true
 		}
 		res.TargetArn, res.Location = t.Arn, "/"+opts.Dest
+		// A new directory appears in Finish, with the job's completion
+		// (a merge into an existing one happens here: it cannot be one
+		// step).
+		opts.KeepStaged = true
 	}
 	rr, err := fstree.Restore(ctx, req.Snapshot.Loader, req.Snapshot.Root, opts)
 	if err != nil {
@@ -218,6 +242,9 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 		}
 		return resource.RestoreResult{}, restoreFailure(err, req.RecoveryPoint.Arn, fsID, res.Location, rr.Problems,
 			opts.TargetRoot, p.NewFileSystemsDir)
+	}
+	if rr.Staged {
+		p.placeLater(&res, opts.TargetRoot, req.JobID, rr.Dest, opts.UniqueDest, fsID)
 	}
 	res.Items, res.Bytes, res.Skipped, res.Replaced = rr.Files, rr.Bytes, rr.Skipped, rr.Replaced
 	if req.Target != nil && rr.Dest != "" {
@@ -238,6 +265,41 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 		res.Summary += "; " + problemSummary(res.Problems)
 	}
 	return res, nil
+}
+
+// placeLater makes a restore fstree left staged in an existing file
+// system appear in Finish (see place.go).
+func (p *Plugin) placeLater(res *resource.RestoreResult, targetRoot, job, dest string, unique bool, fsID string) {
+	marker := fstree.StagingPrefix + job + "/" + placedFile
+	res.Finish = func(context.Context) error {
+		root, err := os.OpenRoot(targetRoot)
+		if err == nil {
+			_, err = fstree.PlaceStaged(targetRoot, job, dest, unique, func(name string) error { return writeMarker(root, marker, name) })
+			root.Close()
+		}
+		if err != nil {
+			if errors.Is(err, fstree.ErrDestExists) {
+				return backup.Fail(backup.CategoryInvalidParameters, err, "The restore destination /%s appeared in file system %s during the restore; nothing was restored.",
+					dest, fsID)
+			}
+			return backup.Fail(backup.CategoryFailed, err, "The restored data could not be put in place in file system %s (%s); nothing was restored.",
+				fsID, reason(err, targetRoot))
+		}
+		return nil
+	}
+	res.Committed = func(context.Context) error { return fstree.DiscardStaged(targetRoot, job) }
+	res.Discard = func(context.Context) error {
+		root, err := os.OpenRoot(targetRoot)
+		if err != nil {
+			return err
+		}
+		err = undoPlacedInTarget(root, job)
+		root.Close()
+		if err != nil {
+			return err
+		}
+		return fstree.DiscardStaged(targetRoot, job)
+	}
 }
 
 // details are recorded as the job's ResultJSON.
