@@ -32,7 +32,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return cli.Run(ctx, args, stdout, stderr, os.Getenv)
 		case a == "help", a == "-h", a == "--help":
 			code := run(ctx, args, stdout, stderr)
-			io.WriteString(stdout, cli.Usage+"\n")
+			_, _ = io.WriteString(stdout, cli.Usage+"\n")
 			return code
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"coffer/internal/clock"
 	"coffer/internal/config"
 	"coffer/internal/copyjob"
+	"coffer/internal/hbr"
 	"coffer/internal/jobs"
 	"coffer/internal/memlimit"
 	"coffer/internal/repository"
@@ -188,13 +189,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err != nil {
 		return err
 	}
+	// The Alibaba Cloud Backup (HBR) API on the same listener, with the
+	// same accounts' access keys.
+	hsrv, err := hbr.New(hbr.Config{Region: cfg.Region, RegionID: cfg.HBRRegion(), ManagementAccount: cfg.Organization.ManagementAccount,
+		AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: clk, Logger: log})
+	if err != nil {
+		return err
+	}
 
 	// Background roles and the API run until ctx ends (SIGTERM) or the
 	// listener fails; nothing after this point returns early.
 	bg, stopBg := context.WithCancel(ctx)
 	defer stopBg()
 	runnerDone := make(chan struct{})
-	go func() { runner.Run(bg); close(runnerDone) }()
+	go func() {
+		if err := runner.Run(bg); err != nil {
+			log.Error("job runner stopped", "err", err)
+		}
+		close(runnerDone)
+	}()
 	sweeper := &retention.Sweeper{Store: st, Repos: repos, Clock: clk, Logger: log}
 	sweeperDone := make(chan struct{})
 	go func() { sweeper.Run(bg, time.Hour); close(sweeperDone) }()
@@ -202,10 +215,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	defer stopHTTP()
 	var serveErr error
 	httpDone := make(chan struct{})
-	go func() { serveErr = srv.Serve(httpCtx, ln); close(httpDone) }()
+	go func() { serveErr = serveHTTP(httpCtx, ln, frontEnds(srv, hsrv), log); close(httpDone) }()
 
 	addr := ln.Addr().String()
-	log.Info("coffer serving", "listen", addr, "region", cfg.Region, "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
+	log.Info("coffer serving", "listen", addr, "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
 	if zeroConfig {
 		ak := cfg.Accounts[0].AccessKeys[0]
 		if generated {

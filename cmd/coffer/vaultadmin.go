@@ -238,7 +238,7 @@ func (o *openedVault) header(w io.Writer) {
 // checkVerdict prints the check report and its verdict and returns the
 // exit code. hint is printed after the verdict when index files are damaged.
 func checkVerdict(w io.Writer, rep *maintenance.Report, readData bool, hint string) int {
-	io.WriteString(w, rep.String())
+	_, _ = io.WriteString(w, rep.String())
 	n := damageCount(rep)
 	what := "structure"
 	if readData {
@@ -271,7 +271,7 @@ func vaultCheck(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if err != nil {
 		return 0, err
 	}
-	defer o.close()
+	defer func() { _ = o.close() }()
 	rep, err := maintenance.Check(ctx, o.repo, maintenance.CheckOptions{ReadData: *readData})
 	if err != nil {
 		return 0, err
@@ -291,7 +291,7 @@ func vaultRepairIndex(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return 0, err
 	}
-	defer o.close()
+	defer func() { _ = o.close() }()
 	rr, err := maintenance.RebuildIndex(ctx, o.repo, maintenance.RebuildOptions{DryRun: !*apply})
 	if err != nil {
 		return 0, err

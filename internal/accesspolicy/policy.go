@@ -148,7 +148,7 @@ func (s statement) applies(req Request, deny bool) (bool, error) {
 	if present(s.Condition) {
 		var c map[string]json.RawMessage
 		if err := json.Unmarshal(s.Condition, &c); err != nil {
-			return false, fmt.Errorf("Condition: %v", err)
+			return false, fmt.Errorf("element Condition: %v", err)
 		}
 		if len(c) > 0 {
 			unsupported = true
@@ -159,18 +159,18 @@ func (s statement) applies(req Request, deny bool) (bool, error) {
 		return deny, nil
 	}
 	if !present(s.Principal) {
-		return false, errors.New("Principal is required in a resource policy")
+		return false, errors.New("element Principal is required in a resource policy")
 	}
 	okP, err := principalMatches(s.Principal, req)
 	if err != nil {
 		return false, err
 	}
 	if !present(s.Action) {
-		return false, errors.New("Action is required")
+		return false, errors.New("element Action is required")
 	}
 	actions, err := stringOrList(s.Action)
 	if err != nil {
-		return false, fmt.Errorf("Action: %v", err)
+		return false, fmt.Errorf("element Action: %v", err)
 	}
 	okA := false
 	for _, a := range actions {
@@ -182,7 +182,7 @@ func (s statement) applies(req Request, deny bool) (bool, error) {
 	if present(s.Resource) {
 		res, err := stringOrList(s.Resource)
 		if err != nil {
-			return false, fmt.Errorf("Resource: %v", err)
+			return false, fmt.Errorf("element Resource: %v", err)
 		}
 		okR = false
 		for _, r := range res {
@@ -198,19 +198,19 @@ func principalMatches(raw json.RawMessage, req Request) (bool, error) {
 	var star string
 	if err := json.Unmarshal(raw, &star); err == nil {
 		if star != "*" {
-			return false, fmt.Errorf("Principal string must be \"*\", not %q", star)
+			return false, fmt.Errorf("element Principal as a string must be \"*\", not %q", star)
 		}
 		return true, nil
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return false, fmt.Errorf("Principal: %v", err)
+		return false, fmt.Errorf("element Principal: %v", err)
 	}
 	match := false
 	for k, v := range m {
 		vals, err := stringOrList(v)
 		if err != nil {
-			return false, fmt.Errorf("Principal.%s: %v", k, err)
+			return false, fmt.Errorf("element Principal.%s: %v", k, err)
 		}
 		if k != "AWS" {
 			continue // Service, Federated, CanonicalUser: never an account caller

@@ -20,33 +20,33 @@ func Validate(p string) error {
 	}
 	var version string
 	if raw, ok := doc["Version"]; !ok || json.Unmarshal(raw, &version) != nil || version == "" {
-		return bad("Version must be a non-empty string")
+		return bad("element Version must be a non-empty string")
 	}
 	raw, ok := doc["Statement"]
 	if !ok {
-		return bad("Statement is missing")
+		return bad("element Statement is missing")
 	}
 	var stmts []map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &stmts); err != nil {
 		var one map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &one); err != nil {
-			return bad("Statement must be a list of objects")
+			return bad("element Statement must be a list of objects")
 		}
 		stmts = []map[string]json.RawMessage{one}
 	}
 	if len(stmts) == 0 {
-		return bad("Statement must not be empty")
+		return bad("element Statement must not be empty")
 	}
 	for i, st := range stmts {
 		var effect string
 		if raw, ok := st["Effect"]; !ok || json.Unmarshal(raw, &effect) != nil || (effect != "Allow" && effect != "Deny") {
-			return bad("Statement[%d].Effect must be Allow or Deny", i)
+			return bad("element Statement[%d].Effect must be Allow or Deny", i)
 		}
 		if !has(st, "Action") && !has(st, "NotAction") {
-			return bad("Statement[%d] needs Action", i)
+			return bad("element Statement[%d] needs Action", i)
 		}
 		if !has(st, "Principal") && !has(st, "NotPrincipal") && !has(st, "Resource") && !has(st, "NotResource") {
-			return bad("Statement[%d] needs Principal or Resource", i)
+			return bad("element Statement[%d] needs Principal or Resource", i)
 		}
 	}
 	return nil

@@ -73,7 +73,7 @@ func startCopy(t *testing.T) *copyEnv {
 	t.Cleanup(func() {
 		cancel()
 		for i := 0; i < 2; i++ {
-			if err := <-done; err != nil && err != context.Canceled {
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 				t.Errorf("serve/run: %v", err)
 			}
 		}
@@ -219,7 +219,7 @@ func TestCopyJobsEndToEnd(t *testing.T) {
 	}
 	_, err = a.StartCopyJob(ctx, &backup.StartCopyJobInput{RecoveryPointArn: aws.String(rpArn), SourceBackupVaultName: aws.String("src"),
 		DestinationBackupVaultArn: aws.String(dstArn), IamRoleArn: aws.String(role), IdempotencyToken: aws.String("tok-1")})
-	wantErr[*types.InvalidRequestException](t, err)
+	expectErr[*types.InvalidRequestException](t, err)
 	j1 := cpWaitCopy(t, a, id1)
 	if j1.State != types.CopyJobStateCompleted || aws.ToString(j1.AccountId) != acctA.id || aws.ToString(j1.SourceRecoveryPointArn) != rpArn ||
 		aws.ToString(j1.DestinationBackupVaultArn) != dstArn || aws.ToString(j1.ResourceArn) != fsArn || j1.ResourceType == nil ||
@@ -331,20 +331,20 @@ func TestCopyJobsEndToEnd(t *testing.T) {
 		chk  func(error)
 	}{
 		{"unknown source vault", backup.StartCopyJobInput{RecoveryPointArn: aws.String(rpArn), SourceBackupVaultName: aws.String("nope"),
-			DestinationBackupVaultArn: aws.String(dstArn), IamRoleArn: aws.String(role)}, func(err error) { wantErr[*types.ResourceNotFoundException](t, err) }},
+			DestinationBackupVaultArn: aws.String(dstArn), IamRoleArn: aws.String(role)}, func(err error) { expectErr[*types.ResourceNotFoundException](t, err) }},
 		{"wrong source vault", backup.StartCopyJobInput{RecoveryPointArn: aws.String(rpArn), SourceBackupVaultName: aws.String("dst"),
-			DestinationBackupVaultArn: aws.String(dstArn), IamRoleArn: aws.String(role)}, func(err error) { wantErr[*types.ResourceNotFoundException](t, err) }},
+			DestinationBackupVaultArn: aws.String(dstArn), IamRoleArn: aws.String(role)}, func(err error) { expectErr[*types.ResourceNotFoundException](t, err) }},
 		{"missing own destination", backup.StartCopyJobInput{RecoveryPointArn: aws.String(rpArn), SourceBackupVaultName: aws.String("src"),
-			DestinationBackupVaultArn: aws.String(cb.VaultArn(region, acctA.id, "nope")), IamRoleArn: aws.String(role)}, func(err error) { wantErr[*types.ResourceNotFoundException](t, err) }},
+			DestinationBackupVaultArn: aws.String(cb.VaultArn(region, acctA.id, "nope")), IamRoleArn: aws.String(role)}, func(err error) { expectErr[*types.ResourceNotFoundException](t, err) }},
 		{"bad destination arn", backup.StartCopyJobInput{RecoveryPointArn: aws.String(rpArn), SourceBackupVaultName: aws.String("src"),
-			DestinationBackupVaultArn: aws.String("arn:aws:s3:::bucket"), IamRoleArn: aws.String(role)}, func(err error) { wantErr[*types.InvalidParameterValueException](t, err) }},
+			DestinationBackupVaultArn: aws.String("arn:aws:s3:::bucket"), IamRoleArn: aws.String(role)}, func(err error) { expectErr[*types.InvalidParameterValueException](t, err) }},
 		{"other region", backup.StartCopyJobInput{RecoveryPointArn: aws.String(rpArn), SourceBackupVaultName: aws.String("src"),
-			DestinationBackupVaultArn: aws.String(cb.VaultArn("eu-west-1", acctA.id, "dst")), IamRoleArn: aws.String(role)}, func(err error) { wantErr[*types.InvalidParameterValueException](t, err) }},
+			DestinationBackupVaultArn: aws.String(cb.VaultArn("eu-west-1", acctA.id, "dst")), IamRoleArn: aws.String(role)}, func(err error) { expectErr[*types.InvalidParameterValueException](t, err) }},
 		{"bad role", backup.StartCopyJobInput{RecoveryPointArn: aws.String(rpArn), SourceBackupVaultName: aws.String("src"),
-			DestinationBackupVaultArn: aws.String(dstArn), IamRoleArn: aws.String("role")}, func(err error) { wantErr[*types.InvalidParameterValueException](t, err) }},
+			DestinationBackupVaultArn: aws.String(dstArn), IamRoleArn: aws.String("role")}, func(err error) { expectErr[*types.InvalidParameterValueException](t, err) }},
 		{"bad lifecycle", backup.StartCopyJobInput{RecoveryPointArn: aws.String(rpArn), SourceBackupVaultName: aws.String("src"),
 			DestinationBackupVaultArn: aws.String(dstArn), IamRoleArn: aws.String(role), Lifecycle: &types.Lifecycle{DeleteAfterDays: aws.Int64(-2)}},
-			func(err error) { wantErr[*types.InvalidParameterValueException](t, err) }},
+			func(err error) { expectErr[*types.InvalidParameterValueException](t, err) }},
 		{"foreign recovery point", backup.StartCopyJobInput{RecoveryPointArn: aws.String(cb.RecoveryPointArn(region, acctB.id, "x")),
 			SourceBackupVaultName: aws.String("src"), DestinationBackupVaultArn: aws.String(dstArn), IamRoleArn: aws.String(role)},
 			func(err error) {

@@ -162,6 +162,12 @@ func wantErr[T error](t *testing.T, err error) T {
 	return target
 }
 
+// expectErr asserts err is the SDK's typed exception T.
+func expectErr[T error](t *testing.T, err error) {
+	t.Helper()
+	_ = wantErr[T](t, err)
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

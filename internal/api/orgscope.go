@@ -11,14 +11,14 @@ import (
 // the filter and the account parameter, lists through the service (which
 // applies the organization view of acct) and converts each job with conv.
 func listJobPage[T any](ctx context.Context, s *Server, id Identity, op string, acct *string, f service.JobFilter,
-	token *string, max *int64, conv func(*backup.Job) T) ([]T, *string, error) {
+	token *string, maxResults *int64, conv func(*backup.Job) T) ([]T, *string, error) {
 	view := id.caller().ResolveOrgView(acct)
 	bound := struct {
 		F       service.JobFilter
 		Account string
 		All     bool
 	}{f, view.Scope.AccountID, view.All}
-	pg, err := s.pager.page(id.AccountID, op, bound, token, max)
+	pg, err := s.pager.page(id.AccountID, op, bound, token, maxResults)
 	if err != nil {
 		return nil, nil, err
 	}

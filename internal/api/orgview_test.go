@@ -240,7 +240,7 @@ func TestOrgViewTenancy(t *testing.T) {
 					if acct, err := orgDescribe(b, k, id); err == nil {
 						t.Fatalf("member B described %s job %s of account %s", k, id, acct)
 					} else {
-						wantErr[*types.ResourceNotFoundException](t, err)
+						expectErr[*types.ResourceNotFoundException](t, err)
 					}
 				}
 			}
@@ -293,7 +293,7 @@ func TestOrgViewTenancy(t *testing.T) {
 		t.Fatal("no token")
 	}
 	_, err = b.ListCopyJobs(context.Background(), &backup.ListCopyJobsInput{ByAccountId: aws.String("*"), MaxResults: aws.Int32(1), NextToken: r.NextToken})
-	wantErr[*types.InvalidParameterValueException](t, err)
+	expectErr[*types.InvalidParameterValueException](t, err)
 }
 
 type sumRow struct {
@@ -392,7 +392,7 @@ func TestOrgViewSummaries(t *testing.T) {
 		t.Fatalf("pages count %d jobs, want 12", seen)
 	}
 	_, err = b.ListBackupJobSummaries(context.Background(), &backup.ListBackupJobSummariesInput{MaxResults: aws.Int32(501)})
-	wantErr[*types.InvalidParameterValueException](t, err)
+	expectErr[*types.InvalidParameterValueException](t, err)
 }
 
 // TestSummariesOneDayBuckets compares ONE_DAY rows with per-day counts

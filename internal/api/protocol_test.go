@@ -179,19 +179,19 @@ func TestTenancy(t *testing.T) {
 	}
 	for _, name := range []string{"secret-vault", "never-existed"} {
 		_, err = b.DescribeBackupVault(ctx, &backup.DescribeBackupVaultInput{BackupVaultName: aws.String(name)})
-		wantErr[*types.ResourceNotFoundException](t, err)
+		expectErr[*types.ResourceNotFoundException](t, err)
 		_, err = b.DescribeBackupVault(ctx, &backup.DescribeBackupVaultInput{BackupVaultName: aws.String(name), BackupVaultAccountId: aws.String(acctA.id)})
-		wantErr[*types.ResourceNotFoundException](t, err)
+		expectErr[*types.ResourceNotFoundException](t, err)
 		_, err = b.DeleteBackupVault(ctx, &backup.DeleteBackupVaultInput{BackupVaultName: aws.String(name)})
-		wantErr[*types.ResourceNotFoundException](t, err)
+		expectErr[*types.ResourceNotFoundException](t, err)
 		_, err = b.PutBackupVaultAccessPolicy(ctx, &backup.PutBackupVaultAccessPolicyInput{BackupVaultName: aws.String(name), Policy: aws.String(policy)})
-		wantErr[*types.ResourceNotFoundException](t, err)
+		expectErr[*types.ResourceNotFoundException](t, err)
 		_, err = b.PutBackupVaultLockConfiguration(ctx, &backup.PutBackupVaultLockConfigurationInput{BackupVaultName: aws.String(name), MinRetentionDays: aws.Int64(1)})
-		wantErr[*types.ResourceNotFoundException](t, err)
+		expectErr[*types.ResourceNotFoundException](t, err)
 		_, err = b.TagResource(ctx, &backup.TagResourceInput{ResourceArn: aws.String(vaultArn(acctA, name)), Tags: map[string]string{"x": "y"}})
-		wantErr[*types.ResourceNotFoundException](t, err)
+		expectErr[*types.ResourceNotFoundException](t, err)
 		_, err = b.ListTags(ctx, &backup.ListTagsInput{ResourceArn: aws.String(vaultArn(acctA, name))})
-		wantErr[*types.ResourceNotFoundException](t, err)
+		expectErr[*types.ResourceNotFoundException](t, err)
 	}
 	_, e1 := b.DescribeBackupVault(ctx, &backup.DescribeBackupVaultInput{BackupVaultName: aws.String("secret-vault")})
 	_, e2 := b.DescribeBackupVault(ctx, &backup.DescribeBackupVaultInput{BackupVaultName: aws.String("NAME")})
@@ -282,18 +282,18 @@ func TestPagination(t *testing.T) {
 	}
 	// Same token, different filter.
 	_, err = a.ListBackupVaults(ctx, &backup.ListBackupVaultsInput{MaxResults: aws.Int32(5), NextToken: tok, ByVaultType: types.VaultTypeBackupVault})
-	wantErr[*types.InvalidParameterValueException](t, err)
+	expectErr[*types.InvalidParameterValueException](t, err)
 	// Another account.
 	_, err = e.client(acctB).ListBackupVaults(ctx, &backup.ListBackupVaultsInput{MaxResults: aws.Int32(5), NextToken: tok})
-	wantErr[*types.InvalidParameterValueException](t, err)
+	expectErr[*types.InvalidParameterValueException](t, err)
 	// Another operation.
 	_, err = a.ListTags(ctx, &backup.ListTagsInput{ResourceArn: aws.String(vaultArn(acctA, "vault-000")), NextToken: tok})
-	wantErr[*types.InvalidParameterValueException](t, err)
+	expectErr[*types.InvalidParameterValueException](t, err)
 	// Edited tokens.
 	edited := []string{"x" + *tok, (*tok)[:len(*tok)-2], strings.Replace(*tok, ".", "", 1), "garbage", "Zm9v.YmFy"}
 	for _, bad := range edited {
 		_, err = a.ListBackupVaults(ctx, &backup.ListBackupVaultsInput{MaxResults: aws.Int32(5), NextToken: aws.String(bad)})
-		wantErr[*types.InvalidParameterValueException](t, err)
+		expectErr[*types.InvalidParameterValueException](t, err)
 	}
 	// The genuine token still works.
 	second, err := a.ListBackupVaults(ctx, &backup.ListBackupVaultsInput{MaxResults: aws.Int32(5), NextToken: tok})

@@ -33,7 +33,7 @@ func (e *renv) rawReq(a account, method, path, body string) (int, string) {
 		req, hex.EncodeToString(sum[:]), "backup", region, time.Now()))
 	resp, err := http.DefaultClient.Do(req)
 	mustDo(e.t, err)
-	io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType")
 }

@@ -193,7 +193,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("api: shutdown: %w", err)
 	}
-	<-errc
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("api: serve: %w", err)
+	}
 	return nil
 }
 
@@ -273,7 +275,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
 	w.WriteHeader(code)
-	w.Write(buf)
+	// A client that went away is not the server's error.
+	_, _ = w.Write(buf)
 }
 
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
@@ -328,11 +331,11 @@ func truncate(s string, n int) string {
 
 func (s *Server) writeError(w http.ResponseWriter, e *Error) {
 	var buf bytes.Buffer
-	json.NewEncoder(&buf).Encode(e.body())
+	_ = json.NewEncoder(&buf).Encode(e.body()) // strings only: cannot fail
 	h := w.Header()
 	h.Set("X-Amzn-ErrorType", e.Code)
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(e.Status)
-	w.Write(buf.Bytes())
+	_, _ = w.Write(buf.Bytes()) // a client that went away is not the server's error
 }

@@ -99,9 +99,9 @@ func TestCreateDescribeListDeleteVault(t *testing.T) {
 	_, err = c.DeleteBackupVault(ctx, &backup.DeleteBackupVaultInput{BackupVaultName: aws.String("v1")})
 	must(t, err)
 	_, err = c.DescribeBackupVault(ctx, &backup.DescribeBackupVaultInput{BackupVaultName: aws.String("v1")})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 	_, err = c.DeleteBackupVault(ctx, &backup.DeleteBackupVaultInput{BackupVaultName: aws.String("v1")})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 	// Tags and policy went with the vault: a new vault of the same name starts clean.
 	_, err = c.CreateBackupVault(ctx, &backup.CreateBackupVaultInput{BackupVaultName: aws.String("v1")})
 	must(t, err)
@@ -111,7 +111,7 @@ func TestCreateDescribeListDeleteVault(t *testing.T) {
 		t.Fatalf("tags survived deletion: %v", tags.Tags)
 	}
 	_, err = c.GetBackupVaultAccessPolicy(ctx, &backup.GetBackupVaultAccessPolicyInput{BackupVaultName: aws.String("v1")})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 }
 
 func TestCreateVaultErrors(t *testing.T) {
@@ -127,14 +127,14 @@ func TestCreateVaultErrors(t *testing.T) {
 		{"bad name", &backup.CreateBackupVaultInput{BackupVaultName: aws.String("a.b")}},
 	} {
 		_, err := c.CreateBackupVault(ctx, tc.in)
-		wantErr[*types.InvalidParameterValueException](t, err)
+		expectErr[*types.InvalidParameterValueException](t, err)
 	}
 	many := map[string]string{}
 	for i := 0; i < 51; i++ {
 		many[fmt.Sprintf("k%d", i)] = "v"
 	}
 	_, err := c.CreateBackupVault(ctx, &backup.CreateBackupVaultInput{BackupVaultName: aws.String("vv"), BackupVaultTags: many})
-	wantErr[*types.LimitExceededException](t, err)
+	expectErr[*types.LimitExceededException](t, err)
 	if n := e.vaultCount(acctA); n != 0 {
 		t.Fatalf("%d vaults after failed creates", n)
 	}
@@ -148,7 +148,7 @@ func TestAccessPolicy(t *testing.T) {
 	_, err := c.CreateBackupVault(ctx, &backup.CreateBackupVaultInput{BackupVaultName: aws.String("pv")})
 	must(t, err)
 	_, err = c.GetBackupVaultAccessPolicy(ctx, &backup.GetBackupVaultAccessPolicyInput{BackupVaultName: aws.String("pv")})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 	for _, bad := range []string{
 		`not json`, `[]`, `{"Statement":[{"Effect":"Allow","Action":"x","Resource":"*"}]}`,
 		`{"Version":"2012-10-17","Statement":[]}`,
@@ -157,12 +157,12 @@ func TestAccessPolicy(t *testing.T) {
 		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"x"}]}`,
 	} {
 		_, err = c.PutBackupVaultAccessPolicy(ctx, &backup.PutBackupVaultAccessPolicyInput{BackupVaultName: aws.String("pv"), Policy: aws.String(bad)})
-		wantErr[*types.InvalidParameterValueException](t, err)
+		expectErr[*types.InvalidParameterValueException](t, err)
 	}
 	_, err = c.PutBackupVaultAccessPolicy(ctx, &backup.PutBackupVaultAccessPolicyInput{BackupVaultName: aws.String("pv")})
-	wantErr[*types.MissingParameterValueException](t, err)
+	expectErr[*types.MissingParameterValueException](t, err)
 	_, err = c.PutBackupVaultAccessPolicy(ctx, &backup.PutBackupVaultAccessPolicyInput{BackupVaultName: aws.String("nope"), Policy: aws.String(policy)})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 	_, err = c.PutBackupVaultAccessPolicy(ctx, &backup.PutBackupVaultAccessPolicyInput{BackupVaultName: aws.String("pv"), Policy: aws.String(policy)})
 	must(t, err)
 	got, err := c.GetBackupVaultAccessPolicy(ctx, &backup.GetBackupVaultAccessPolicyInput{BackupVaultName: aws.String("pv")})
@@ -175,9 +175,9 @@ func TestAccessPolicy(t *testing.T) {
 	_, err = c.DeleteBackupVaultAccessPolicy(ctx, &backup.DeleteBackupVaultAccessPolicyInput{BackupVaultName: aws.String("pv")})
 	must(t, err)
 	_, err = c.GetBackupVaultAccessPolicy(ctx, &backup.GetBackupVaultAccessPolicyInput{BackupVaultName: aws.String("pv")})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 	_, err = c.DeleteBackupVaultAccessPolicy(ctx, &backup.DeleteBackupVaultAccessPolicyInput{BackupVaultName: aws.String("nope")})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 }
 
 func TestVaultLock(t *testing.T) {
@@ -196,10 +196,10 @@ func TestVaultLock(t *testing.T) {
 	} {
 		bad.BackupVaultName = aws.String("gov")
 		_, err := c.PutBackupVaultLockConfiguration(ctx, bad)
-		wantErr[*types.InvalidParameterValueException](t, err)
+		expectErr[*types.InvalidParameterValueException](t, err)
 	}
 	_, err := c.PutBackupVaultLockConfiguration(ctx, &backup.PutBackupVaultLockConfigurationInput{BackupVaultName: aws.String("nope"), MinRetentionDays: aws.Int64(1)})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 
 	// Governance: changeable and removable any time.
 	_, err = c.PutBackupVaultLockConfiguration(ctx, &backup.PutBackupVaultLockConfigurationInput{BackupVaultName: aws.String("gov"),
@@ -235,16 +235,16 @@ func TestVaultLock(t *testing.T) {
 	must(t, err)
 	e.clock.Advance(72 * time.Hour) // exactly the new LockDate
 	_, err = c.PutBackupVaultLockConfiguration(ctx, &backup.PutBackupVaultLockConfigurationInput{BackupVaultName: aws.String("comp"), MinRetentionDays: aws.Int64(5)})
-	wantErr[*types.InvalidRequestException](t, err)
+	expectErr[*types.InvalidRequestException](t, err)
 	_, err = c.DeleteBackupVaultLockConfiguration(ctx, &backup.DeleteBackupVaultLockConfigurationInput{BackupVaultName: aws.String("comp")})
-	wantErr[*types.InvalidRequestException](t, err)
+	expectErr[*types.InvalidRequestException](t, err)
 	d, err = c.DescribeBackupVault(ctx, &backup.DescribeBackupVaultInput{BackupVaultName: aws.String("comp")})
 	must(t, err)
 	if aws.ToInt64(d.MinRetentionDays) != 2 || !aws.ToBool(d.Locked) {
 		t.Fatalf("immutable lock changed: %+v", d)
 	}
 	_, err = c.DeleteBackupVaultLockConfiguration(ctx, &backup.DeleteBackupVaultLockConfigurationInput{BackupVaultName: aws.String("nope")})
-	wantErr[*types.ResourceNotFoundException](t, err)
+	expectErr[*types.ResourceNotFoundException](t, err)
 }
 
 func TestTags(t *testing.T) {
@@ -309,9 +309,9 @@ func TestTags(t *testing.T) {
 		over[fmt.Sprintf("x%d", i)] = "v"
 	}
 	_, err = c.TagResource(ctx, &backup.TagResourceInput{ResourceArn: aws.String(arn), Tags: over})
-	wantErr[*types.LimitExceededException](t, err)
+	expectErr[*types.LimitExceededException](t, err)
 	_, err = c.TagResource(ctx, &backup.TagResourceInput{ResourceArn: aws.String(arn), Tags: map[string]string{"aws:reserved": "x"}})
-	wantErr[*types.InvalidParameterValueException](t, err)
+	expectErr[*types.InvalidParameterValueException](t, err)
 
 	for _, tc := range []struct {
 		arn  string
@@ -329,9 +329,9 @@ func TestTags(t *testing.T) {
 		_, err3 := c.UntagResource(ctx, &backup.UntagResourceInput{ResourceArn: aws.String(tc.arn), TagKeyList: []string{"a"}})
 		for _, err := range []error{err, err2, err3} {
 			if tc.kind == "notfound" {
-				wantErr[*types.ResourceNotFoundException](t, err)
+				expectErr[*types.ResourceNotFoundException](t, err)
 			} else {
-				wantErr[*types.InvalidParameterValueException](t, err)
+				expectErr[*types.InvalidParameterValueException](t, err)
 			}
 		}
 	}

@@ -81,10 +81,10 @@ func (p *pager) issue(account, op string, filter any, cursor string) *string {
 }
 
 // page turns the request's NextToken/MaxResults into a service.Page.
-func (p *pager) page(account, op string, filter any, token *string, max *int64) (service.Page, error) {
+func (p *pager) page(account, op string, filter any, token *string, maxResults *int64) (service.Page, error) {
 	pg := service.Page{Limit: DefaultPageSize}
-	if max != nil {
-		pg.Limit = int(*max)
+	if maxResults != nil {
+		pg.Limit = int(*maxResults)
 	}
 	if token == nil || *token == "" {
 		return pg, nil

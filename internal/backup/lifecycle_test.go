@@ -10,8 +10,8 @@ import (
 func i64(v int64) *int64 { return &v }
 
 func TestCheckLock(t *testing.T) {
-	locked := func(min, max *int64) *backup.Vault {
-		return &backup.Vault{Name: "v", Locked: true, MinRetentionDays: min, MaxRetentionDays: max}
+	locked := func(minDays, maxDays *int64) *backup.Vault {
+		return &backup.Vault{Name: "v", Locked: true, MinRetentionDays: minDays, MaxRetentionDays: maxDays}
 	}
 	tests := []struct {
 		name  string

@@ -323,8 +323,8 @@ func (l parentLoader) LoadBlob(ctx context.Context, t repository.BlobType, id re
 
 // Lock-wait backoff bounds.
 const (
-	lockWaitMin = 500 * time.Millisecond
-	lockWaitMax = 30 * time.Second
+	lockWaitFirst = 500 * time.Millisecond
+	lockWaitLimit = 30 * time.Second
 )
 
 // withWriter runs repo.WithWriter, waiting while the vault is locked by
@@ -333,7 +333,7 @@ const (
 // (stop, completion window, lost lease). A session whose lock lease was
 // lost is retried from the start too; the data it already stored dedups.
 func (h *Handler) withWriter(ctx context.Context, repo *repository.Repository, fn func(context.Context, *repository.Writer) error) error {
-	wait := lockWaitMin
+	wait := lockWaitFirst
 	for {
 		err := repo.WithWriter(ctx, fn)
 		if !errors.Is(err, repository.ErrLocked) || ctx.Err() != nil {
@@ -346,8 +346,8 @@ func (h *Handler) withWriter(ctx context.Context, repo *repository.Repository, f
 			return err
 		case <-t.C:
 		}
-		if wait *= 2; wait > lockWaitMax {
-			wait = lockWaitMax
+		if wait *= 2; wait > lockWaitLimit {
+			wait = lockWaitLimit
 		}
 	}
 }

@@ -88,8 +88,8 @@ func BenchmarkAPIBackup(b *testing.B) {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{}, 2)
-	go func() { srv.Serve(sctx, ln); done <- struct{}{} }()
-	go func() { runner.Run(sctx); done <- struct{}{} }()
+	go func() { _ = srv.Serve(sctx, ln); done <- struct{}{} }()
+	go func() { _ = runner.Run(sctx); done <- struct{}{} }()
 	defer func() { cancel(); <-done; <-done }()
 	fs := &fileSystem{AccountID: acct, Region: region, ID: "fs-0000beef", Arn: filesystem.ARN(region, acct, "fs-0000beef"),
 		Path: src, CreationDate: clk.Now()}

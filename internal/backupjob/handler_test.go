@@ -230,7 +230,7 @@ func TestHandlerWaitsForMaintenanceLock(t *testing.T) {
 	// Stopped while waiting: Run returns promptly with the context's error.
 	lock, err = repo.AcquireLock(ctx, repository.LockExclusive)
 	must(t, err)
-	defer lock.Release(ctx)
+	defer func() { _ = lock.Release(ctx) }()
 	cctx, cancel := context.WithCancel(ctx)
 	go func() {
 		_, err := h.Run(cctx, j, nopProgress{})

@@ -55,6 +55,18 @@ type Config struct {
 	// VaultStorage says where vault repositories live (default: local disk
 	// under data_dir/vaults).
 	VaultStorage VaultStorage `yaml:"vault_storage"`
+	// HBRRegionID is the RegionId the Alibaba Cloud Backup (HBR) API
+	// accepts (e.g. cn-hangzhou); "" means region. See HBRRegion.
+	HBRRegionID string `yaml:"hbr_region_id"`
+}
+
+// HBRRegion is the RegionId of the HBR API: hbr_region_id, or region when
+// that is unset.
+func (c *Config) HBRRegion() string {
+	if c.HBRRegionID != "" {
+		return c.HBRRegionID
+	}
+	return c.Region
 }
 
 // Vault storage types.
@@ -127,11 +139,12 @@ type FileSystem struct {
 }
 
 var (
-	accountRE  = regexp.MustCompile(`^[0-9]{12}$`)
-	akidRE     = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
-	fsIDRE     = regexp.MustCompile(`^fs-[0-9a-f]{8,17}$`)
-	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*$`)
+	accountRE   = regexp.MustCompile(`^[0-9]{12}$`)
+	akidRE      = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
+	fsIDRE      = regexp.MustCompile(`^fs-[0-9a-f]{8,17}$`)
+	regionRE    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	hbrRegionRE = regexp.MustCompile(`^[a-z]{2,}(-[a-z0-9]+){1,4}$`)
+	hostnameRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*$`)
 )
 
 // Load reads, strictly parses (unknown keys are errors) and validates a
@@ -209,6 +222,9 @@ func (c *Config) Validate() error {
 	}
 	if !regionRE.MatchString(c.Region) {
 		return keyErr("region", "%q does not look like a region (e.g. us-east-1)", c.Region)
+	}
+	if c.HBRRegionID != "" && (len(c.HBRRegionID) > 64 || !hbrRegionRE.MatchString(c.HBRRegionID)) {
+		return keyErr("hbr_region_id", "%q does not look like a region id (e.g. cn-hangzhou)", c.HBRRegionID)
 	}
 	if len(c.Accounts) == 0 {
 		return keyErr("accounts", "at least one account is required")
@@ -478,9 +494,18 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.Link(tmp, path); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	// The new name is durable only once its directory is synced; a failure
+	// here is an I/O error the caller must see.
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("config: sync directory: %w", err)
+	}
+	defer d.Close()
+	if err := syncDir(d); err != nil {
+		return fmt.Errorf("config: sync directory: %w", err)
 	}
 	return nil
 }
+
+// syncDir fsyncs a directory; tests replace it to inject a failure.
+var syncDir = (*os.File).Sync

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,13 +51,22 @@ func TestParseGood(t *testing.T) {
 	if got := c.FileSystemArn(c.FileSystems[0]); got != "arn:aws:elasticfilesystem:us-east-1:111111111111:file-system/fs-0123456789abcdef0" {
 		t.Fatal(got)
 	}
-	min := "accounts:\n  - id: \"111111111111\"\n    access_keys:\n      - access_key_id: AKIAAAAAAAAAAAAAAAAA\n        secret_access_key: secretsecretsecretsecret\n"
-	c, err = Parse([]byte(min))
+	minimal := "accounts:\n  - id: \"111111111111\"\n    access_keys:\n      - access_key_id: AKIAAAAAAAAAAAAAAAAA\n        secret_access_key: secretsecretsecretsecret\n"
+	c, err = Parse([]byte(minimal))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Listen != DefaultListen || c.DataDir != DefaultDataDir || c.Region != DefaultRegion {
 		t.Fatalf("defaults not applied: %+v", c)
+	}
+	if c.HBRRegion() != DefaultRegion {
+		t.Fatalf("HBR region %q, want the region %q when hbr_region_id is unset", c.HBRRegion(), DefaultRegion)
+	}
+	for _, id := range []string{"cn-hangzhou", "cn-shanghai-finance-1", "ap-southeast-1"} {
+		c, err := Parse([]byte(minimal + "hbr_region_id: " + id + "\n"))
+		if err != nil || c.HBRRegion() != id || c.Region != DefaultRegion {
+			t.Fatalf("hbr_region_id %s: %v, %+v", id, err, c)
+		}
 	}
 }
 
@@ -65,7 +75,7 @@ func TestParseBad(t *testing.T) {
 		name, from, to, want string
 	}{
 		{"unknown top key", `region: "us-east-1"`, "region: \"us-east-1\"\nregoin: x", "field regoin not found"},
-		{"unknown nested key", `name: "ops"`, "name: \"ops\"\n    nmae: x", "field nmae not found"},
+		{"unknown nested key", `name: "ops"`, "name: \"ops\"\n    label: x", "field label not found"},
 		{"bad listen", `listen: "127.0.0.1:7480"`, `listen: "nope"`, "listen: must be host:port"},
 		{"bad port", `listen: "127.0.0.1:7480"`, `listen: "127.0.0.1:99999"`, "listen: port"},
 		{"bad region", `region: "us-east-1"`, `region: "useast"`, "region:"},
@@ -89,6 +99,11 @@ func TestParseBad(t *testing.T) {
 		{"memory limit below -1", `region: "us-east-1"`, "region: \"us-east-1\"\nmemory_limit_mib: -2", "memory_limit_mib:"},
 		{"memory limit too small", `region: "us-east-1"`, "region: \"us-east-1\"\nmemory_limit_mib: 63", "memory_limit_mib:"},
 		{"memory limit too large", `region: "us-east-1"`, "region: \"us-east-1\"\nmemory_limit_mib: 1048577", "memory_limit_mib:"},
+		{"hbr region upper case", `region: "us-east-1"`, "region: \"us-east-1\"\nhbr_region_id: CN-hangzhou", "hbr_region_id:"},
+		{"hbr region one word", `region: "us-east-1"`, "region: \"us-east-1\"\nhbr_region_id: hangzhou", "hbr_region_id:"},
+		{"hbr region with space", `region: "us-east-1"`, "region: \"us-east-1\"\nhbr_region_id: \"cn- hangzhou\"", "hbr_region_id:"},
+		{"hbr region not a string", `region: "us-east-1"`, "region: \"us-east-1\"\nhbr_region_id: [cn-hangzhou]", "cannot unmarshal"},
+		{"hbr region misspelt key", `region: "us-east-1"`, "region: \"us-east-1\"\nhbr_region: cn-hangzhou", "field hbr_region not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !strings.Contains(good, tc.from) {
@@ -166,5 +181,29 @@ func TestLoadOrCreateSecret(t *testing.T) {
 	}
 	if _, err := LoadOrCreateSecret(p, 16); err == nil {
 		t.Fatal("wrong-size secret accepted")
+	}
+}
+
+// A failed fsync of the directory after the link means the new file may not
+// survive a crash: writeFileAtomic must report it, not drop it.
+func TestWriteFileAtomicReportsDirectorySyncFailure(t *testing.T) {
+	injected := errors.New("injected EIO")
+	var synced []string
+	syncDir = func(d *os.File) error {
+		synced = append(synced, d.Name())
+		return injected
+	}
+	t.Cleanup(func() { syncDir = (*os.File).Sync })
+
+	dir := t.TempDir()
+	p := filepath.Join(dir, "k")
+	if _, err := LoadOrCreateSecret(p, 32); !errors.Is(err, injected) {
+		t.Fatalf("LoadOrCreateSecret = %v, want the directory sync error", err)
+	}
+	if len(synced) != 1 || synced[0] != dir {
+		t.Fatalf("synced %q, want [%q]", synced, dir)
+	}
+	if _, _, err := Default(t.TempDir()); !errors.Is(err, injected) {
+		t.Fatalf("Default = %v, want the directory sync error", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"coffer/internal/repository"
 	"coffer/internal/resource/filesystem"
 	"coffer/internal/resource/fstree"
+	"coffer/internal/resource/fstree/fstreetest"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
@@ -65,29 +66,12 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func pseudoRandom(seed byte, n int) []byte {
-	b := make([]byte, n)
-	x := uint32(seed) + 1
-	for i := range b {
-		x = x*1664525 + 1013904223
-		b[i] = byte(x >> 24)
-	}
-	return b
-}
-
-func writeFile(t *testing.T, p string, data []byte, mode os.FileMode) {
-	t.Helper()
-	must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-	must(t, os.WriteFile(p, data, mode))
-	must(t, os.Chmod(p, mode))
-}
-
 func makeTree(t *testing.T, root string) {
-	writeFile(t, filepath.Join(root, "empty"), nil, 0o644)
-	writeFile(t, filepath.Join(root, "small.txt"), []byte("hello\n"), 0o640)
-	writeFile(t, filepath.Join(root, "big.bin"), pseudoRandom(1, 3<<20+17), 0o600)
-	writeFile(t, filepath.Join(root, "dir/a.go"), pseudoRandom(2, 5000), 0o644)
-	writeFile(t, filepath.Join(root, "dir/sub/b.txt"), bytes.Repeat([]byte("x"), 70000), 0o755)
+	fstreetest.WriteFile(t, filepath.Join(root, "empty"), nil, 0o644)
+	fstreetest.WriteFile(t, filepath.Join(root, "small.txt"), []byte("hello\n"), 0o640)
+	fstreetest.WriteFile(t, filepath.Join(root, "big.bin"), fstreetest.PseudoRandom(1, 3<<20+17), 0o600)
+	fstreetest.WriteFile(t, filepath.Join(root, "dir/a.go"), fstreetest.PseudoRandom(2, 5000), 0o644)
+	fstreetest.WriteFile(t, filepath.Join(root, "dir/sub/b.txt"), bytes.Repeat([]byte("x"), 70000), 0o755)
 	must(t, os.MkdirAll(filepath.Join(root, "emptydir"), 0o750))
 	must(t, os.Symlink("../small.txt", filepath.Join(root, "dir", "link")))
 }
@@ -296,7 +280,7 @@ func TestCopySameAccountOnlyMissingChunks(t *testing.T) {
 	}
 
 	// A second recovery point sharing most data: only the changed file moves.
-	writeFile(t, filepath.Join(e.src, "dir/new.bin"), pseudoRandom(9, 200000), 0o644)
+	fstreetest.WriteFile(t, filepath.Join(e.src, "dir/new.bin"), fstreetest.PseudoRandom(9, 200000), 0o644)
 	rp2 := e.backup(src, e.src, backup.Lifecycle{DeleteAfterDays: days(35)})
 	j3, r3 := e.drive(e.copyJob(rp2, src, dst, acctA, "dst", backup.Lifecycle{DeleteAfterDays: days(100)}, false))
 	if j3.State != "COMPLETED" {

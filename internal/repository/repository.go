@@ -264,7 +264,7 @@ func Open(ctx context.Context, st blob.Storage, masterKey []byte, opts Options) 
 	}
 	var km keyMaterial
 	found := false
-	var lastErr error = ErrWrongKey
+	lastErr := ErrWrongKey
 	for _, name := range keyNames {
 		b, err := st.Get(ctx, name, 0, -1)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"coffer/internal/resource/fstree/fstreetest"
 	"coffer/internal/testutil"
 )
 
@@ -18,7 +19,7 @@ func benchTree(b testing.TB, root string) int64 {
 	var total int64
 	for i := range 64 {
 		p := filepath.Join(root, fmt.Sprintf("big/%02d.bin", i))
-		writeFile(b, p, pseudoRandom(byte(i), 1<<20), 0o644)
+		fstreetest.WriteFile(b, p, fstreetest.PseudoRandom(byte(i), 1<<20), 0o644)
 		total += 1 << 20
 	}
 	for i := range 2000 {
@@ -26,7 +27,7 @@ func benchTree(b testing.TB, root string) int64 {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			b.Fatal(err)
 		}
-		if err := os.WriteFile(p, pseudoRandom(byte(i*7), 16<<10), 0o644); err != nil {
+		if err := os.WriteFile(p, fstreetest.PseudoRandom(byte(i*7), 16<<10), 0o644); err != nil {
 			b.Fatal(err)
 		}
 		total += 16 << 10

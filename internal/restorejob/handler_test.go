@@ -107,7 +107,7 @@ func TestRestoreToNewFileSystem(t *testing.T) {
 
 func TestRestoreIntoExistingFileSystem(t *testing.T) {
 	e := newEnv(t)
-	writeFile(t, filepath.Join(e.dst, "keep/me.txt"), []byte("existing data"), 0o644)
+	fstreetest.WriteFile(t, filepath.Join(e.dst, "keep/me.txt"), []byte("existing data"), 0o644)
 	sent, err := fstreetest.RecordSentinel(e.dst)
 	must(t, err)
 	j := e.drive(e.start(map[string]string{"file-system-id": dstFS, "newFileSystem": "false"}))
@@ -216,9 +216,9 @@ func TestInPlaceConflictPolicies(t *testing.T) {
 		t.Run(tc.policy+"/"+tc.existing.Sub(srcM).String(), func(t *testing.T) {
 			dir := "inplace-" + strings.ToLower(tc.policy) + "-" + strings.ReplaceAll(tc.existing.Sub(srcM).String(), "-", "m")
 			p := filepath.Join(e.dst, dir, "small.txt")
-			writeFile(t, p, []byte("existing"), 0o600)
+			fstreetest.WriteFile(t, p, []byte("existing"), 0o600)
 			must(t, os.Chtimes(p, tc.existing, tc.existing))
-			writeFile(t, filepath.Join(e.dst, dir, "extra.txt"), []byte("not in backup"), 0o600)
+			fstreetest.WriteFile(t, filepath.Join(e.dst, dir, "extra.txt"), []byte("not in backup"), 0o600)
 			j := e.drive(e.start(map[string]string{"file-system-id": dstFS, "newFileSystem": "false",
 				"TargetPath": "/" + dir, "ConflictPolicy": tc.policy, "ItemsToRestore": `["/small.txt","/dir/a.go"]`}))
 			if j.State != "COMPLETED" {
@@ -309,13 +309,13 @@ func TestCleanStaging(t *testing.T) {
 		filepath.Join(e.newDir, filesystem.NewFSStagingPrefix+"JOB-4", "deep", "f"),
 	}
 	for _, p := range leftovers {
-		writeFile(t, p, []byte("partial"), 0o600)
+		fstreetest.WriteFile(t, p, []byte("partial"), 0o600)
 	}
-	writeFile(t, filepath.Join(e.dst, "keep.txt"), []byte("keep"), 0o644)
-	writeFile(t, filepath.Join(e.newDir, "fs-00000000000000abc", "keep.txt"), []byte("keep"), 0o644)
+	fstreetest.WriteFile(t, filepath.Join(e.dst, "keep.txt"), []byte("keep"), 0o644)
+	fstreetest.WriteFile(t, filepath.Join(e.newDir, "fs-00000000000000abc", "keep.txt"), []byte("keep"), 0o644)
 	// A link named like staging that points outside is removed as a link.
 	outside := t.TempDir()
-	writeFile(t, filepath.Join(outside, "victim"), []byte("v"), 0o644)
+	fstreetest.WriteFile(t, filepath.Join(outside, "victim"), []byte("v"), 0o644)
 	must(t, os.Symlink(outside, filepath.Join(e.newDir, filesystem.NewFSStagingPrefix+"LINK")))
 	must(t, e.cleanStaging(e.newDir))
 	for _, p := range leftovers {

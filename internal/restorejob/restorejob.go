@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"time"
 
@@ -92,12 +93,13 @@ func (h *Handler) Run(ctx context.Context, job *backup.Job, p jobs.Progress) (jo
 	var rp *backup.RecoveryPoint
 	var vault *backup.Vault
 	var target *backup.Resource
+	src := sourceScope(job)
 	err = h.Store.Read(ctx, func(tx store.Tx) error {
 		var err error
-		if rp, err = tx.GetRecoveryPoint(ctx, sc, job.RecoveryPointArn); err != nil {
+		if rp, err = tx.GetRecoveryPoint(ctx, src, job.RecoveryPointArn); err != nil {
 			return err
 		}
-		if vault, err = tx.GetVault(ctx, sc, rp.VaultName); err != nil {
+		if vault, err = tx.GetVault(ctx, src, rp.VaultName); err != nil {
 			return err
 		}
 		if !spec.Target.New {
@@ -125,7 +127,11 @@ func (h *Handler) Run(ctx context.Context, job *backup.Job, p jobs.Progress) (jo
 		}
 		return jobs.Result{}, jobs.VaultFailure(vault.Name, doing, err)
 	}
-	defer lock.Release(context.WithoutCancel(ctx))
+	defer func() {
+		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+			slog.Warn("repository lock not released; it expires", "job", job.ID, "vault", vault.Name, "err", err)
+		}
+	}()
 	man, err := repo.LoadManifest(ctx, pr.ManifestID)
 	if err != nil {
 		return jobs.Result{}, readFailure(err, rp, vault.Name)
@@ -230,7 +236,8 @@ func (h *Handler) commit(ctx context.Context, tx store.Tx, job *backup.Job, rp *
 			return err
 		}
 	}
-	cur, err := tx.GetRecoveryPoint(ctx, sc, rp.Arn)
+	src := sourceScope(job)
+	cur, err := tx.GetRecoveryPoint(ctx, src, rp.Arn)
 	if err == nil {
 		cur.LastRestoreTime = &now
 		if err := tx.UpdateRecoveryPoint(ctx, cur); err != nil {
@@ -245,11 +252,22 @@ func (h *Handler) commit(ctx context.Context, tx store.Tx, job *backup.Job, rp *
 	}
 	lr := store.LatestRestore{ExecutionTimeMinutes: int64(math.Ceil(now.Sub(start).Minutes())),
 		JobCreationDate: job.CreationDate, RecoveryPointCreationDate: rp.CreationDate}
-	if err := tx.SetLatestRestore(ctx, sc, rp.ResourceArn, lr); err != nil && !backup.IsCode(err, backup.CodeNotFound) {
+	if err := tx.SetLatestRestore(ctx, src, rp.ResourceArn, lr); err != nil && !backup.IsCode(err, backup.CodeNotFound) {
 		return err
 	}
 	if res.Finish != nil {
 		return res.Finish(ctx)
 	}
 	return nil
+}
+
+// sourceScope is the scope of the job's recovery point: the account its
+// ARN names, which differs from the job's own for a cross-account restore
+// (the job belongs to the account restored into; service.StartRestore
+// authorized it).
+func sourceScope(job *backup.Job) store.Scope {
+	if region, account, ok := backup.RecoveryPointArnScope(job.RecoveryPointArn); ok {
+		return store.Scope{AccountID: account, Region: region}
+	}
+	return store.Scope{AccountID: job.AccountID, Region: job.Region}
 }

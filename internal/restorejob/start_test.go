@@ -2,6 +2,7 @@ package restorejob_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -71,7 +72,8 @@ func TestStartValidation(t *testing.T) {
 			if !backup.IsCode(err, tc.code) {
 				t.Fatalf("error %v, want %s", err, tc.code)
 			}
-			if be := err.(*backup.Error); tc.ctx != "" && be.Context != tc.ctx {
+			var be *backup.Error
+			if errors.As(err, &be) && tc.ctx != "" && be.Context != tc.ctx {
 				t.Errorf("context %q, want %q", be.Context, tc.ctx)
 			}
 			if n := countJobs(t, e, scA) + countJobs(t, e, scB); n != 0 {

@@ -11,14 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"coffer/internal/backup"
 	"coffer/internal/clock"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
 	"coffer/internal/resource/filesystem"
 	"coffer/internal/resource/fstree"
+	"coffer/internal/resource/fstree/fstreetest"
 	"coffer/internal/restorejob"
 	"coffer/internal/service"
 	"coffer/internal/store"
@@ -59,7 +58,7 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
-	return newEnvWith(t, func(tb testing.TB, root string) { makeTree(tb, root) })
+	return newEnvWith(t, func(tb testing.TB, root string) { fstreetest.MakeTree(tb, root) })
 }
 
 func newEnvWith(t testing.TB, mk func(testing.TB, string)) *env {
@@ -203,50 +202,6 @@ func (e *env) start(md map[string]string) string {
 	id, err := e.svc.Start(context.Background(), scA, StartRequest{RecoveryPointArn: e.rpArn, Metadata: md})
 	must(e.t, err)
 	return id
-}
-
-func writeFile(t testing.TB, p string, data []byte, mode os.FileMode) {
-	t.Helper()
-	must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-	must(t, os.WriteFile(p, data, mode))
-	must(t, os.Chmod(p, mode))
-}
-
-func pseudoRandom(seed byte, n int) []byte {
-	b := make([]byte, n)
-	x := uint32(seed) + 1
-	for i := range b {
-		x = x*1664525 + 1013904223
-		b[i] = byte(x >> 24)
-	}
-	return b
-}
-
-// makeTree builds a source tree with files of several sizes (one spans
-// several chunks), directories, a symlink, a hard link, modes and distinct
-// nanosecond mtimes.
-func makeTree(t testing.TB, root string) {
-	writeFile(t, filepath.Join(root, "empty"), nil, 0o644)
-	writeFile(t, filepath.Join(root, "small.txt"), []byte("hello\n"), 0o640)
-	writeFile(t, filepath.Join(root, "big.bin"), pseudoRandom(1, 5<<20+17), 0o600)
-	writeFile(t, filepath.Join(root, "dir/a.go"), pseudoRandom(2, 5000), 0o644)
-	writeFile(t, filepath.Join(root, "dir/sub/b.txt"), bytes.Repeat([]byte("x"), 70000), 0o755)
-	writeFile(t, filepath.Join(root, "dir/sub/c.go"), []byte("package c\n"), 0o644)
-	writeFile(t, filepath.Join(root, "vendor/v.go"), []byte("package v\n"), 0o644)
-	writeFile(t, filepath.Join(root, "docs/readme.md"), []byte("# docs\n"), 0o644)
-	must(t, os.MkdirAll(filepath.Join(root, "emptydir"), 0o750))
-	must(t, os.Symlink("../small.txt", filepath.Join(root, "dir", "link")))
-	must(t, os.Link(filepath.Join(root, "small.txt"), filepath.Join(root, "dir", "hard")))
-	var paths []string
-	must(t, filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		paths = append(paths, p)
-		return err
-	}))
-	for i := len(paths) - 1; i >= 0; i-- {
-		ns := int64(1_600_000_000_000_000_000) + int64(i)*1_000_000_007 + 123
-		ts := []unix.Timespec{unix.NsecToTimespec(ns), unix.NsecToTimespec(ns)}
-		must(t, unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], ts, unix.AT_SYMLINK_NOFOLLOW))
-	}
 }
 
 // StartRequest is the service's restore request.

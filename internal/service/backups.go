@@ -78,46 +78,30 @@ func (s *Service) StartBackup(ctx context.Context, c Caller, req StartBackupRequ
 	}
 	dreq := req
 	dreq.IdempotencyToken = ""
-	dig := digest(dreq)
 	params, err := json.Marshal(backupjob.Params{StartWindowMinutes: startWin, CompleteWindowMinutes: completeWin, RecoveryPointTags: req.RecoveryPointTags})
 	if err != nil {
 		return nil, err
 	}
 	now := s.clk.Now()
 	sc := c.Scope()
-	var out *backup.Job
-	err = s.st.Write(ctx, func(tx store.Tx) error {
-		j, err := replay(ctx, tx, sc, OpStartBackup, req.IdempotencyToken, dig, backup.JobBackup, now)
-		if err != nil || j != nil {
-			out = j
-			return err
-		}
-		v, err := tx.GetVault(ctx, sc, req.VaultName)
-		if err != nil {
-			return err
-		}
-		p, r, err := s.resolveResource(ctx, tx, c, "ResourceArn", req.ResourceArn)
-		if err != nil {
-			return err
-		}
-		startBy := now.Add(time.Duration(startWin) * time.Minute)
-		j = &backup.Job{Kind: backup.JobBackup, ID: backup.NewJobID(), AccountID: c.AccountID, Region: c.Region, State: backup.JobCreated,
-			CreationDate: now, StartBy: &startBy, VaultName: v.Name, VaultArn: v.Arn,
-			RecoveryPointArn: backup.RecoveryPointArn(c.Region, c.AccountID, strings.ToLower(backup.NewRecoveryPointID())),
-			ResourceArn:      r.Arn, ResourceType: p.Type(), ResourceName: r.Name, IamRoleArn: req.IamRoleArn,
-			Lifecycle: req.Lifecycle, BackupOptions: req.BackupOptions, IdempotencyToken: req.IdempotencyToken,
-			CreatedByJSON: req.CreatedBy, ParametersJSON: string(params)}
-		if err := tx.CreateJob(ctx, j); err != nil {
-			return err
-		}
-		out = j
-		return remember(ctx, tx, sc, OpStartBackup, req.IdempotencyToken, dig, j.ID, now)
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify()
-	return out, nil
+	return s.createJob(ctx, sc, idempotentRequest{op: OpStartBackup, token: req.IdempotencyToken, params: dreq, kind: backup.JobBackup}, now,
+		func(tx store.Tx) (*backup.Job, error) {
+			v, err := tx.GetVault(ctx, sc, req.VaultName)
+			if err != nil {
+				return nil, err
+			}
+			p, r, err := s.resolveResource(ctx, tx, c, "ResourceArn", req.ResourceArn)
+			if err != nil {
+				return nil, err
+			}
+			startBy := now.Add(time.Duration(startWin) * time.Minute)
+			return &backup.Job{Kind: backup.JobBackup, ID: backup.NewJobID(), AccountID: c.AccountID, Region: c.Region, State: backup.JobCreated,
+				CreationDate: now, StartBy: &startBy, VaultName: v.Name, VaultArn: v.Arn,
+				RecoveryPointArn: backup.RecoveryPointArn(c.Region, c.AccountID, strings.ToLower(backup.NewRecoveryPointID())),
+				ResourceArn:      r.Arn, ResourceType: p.Type(), ResourceName: r.Name, IamRoleArn: req.IamRoleArn,
+				Lifecycle: req.Lifecycle, BackupOptions: req.BackupOptions, IdempotencyToken: req.IdempotencyToken,
+				CreatedByJSON: req.CreatedBy, ParametersJSON: string(params)}, nil
+		})
 }
 
 // StopBackup asks a backup job to stop: a queued one becomes ABORTED at

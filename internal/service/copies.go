@@ -49,7 +49,6 @@ func (s *Service) StartCopy(ctx context.Context, c Caller, req StartCopyRequest)
 	}
 	dreq := req
 	dreq.IdempotencyToken = ""
-	dig := digest(dreq)
 	jobID := backup.NewJobID()
 	params, err := json.Marshal(copyjob.Params{DestinationAccount: dAcct, DestinationVaultName: dName, KeepSourceExpiry: req.KeepSourceExpiry,
 		DestinationRecoveryPointArn: backup.RecoveryPointArn(c.Region, dAcct, backup.NewRecoveryPointID())})
@@ -58,54 +57,39 @@ func (s *Service) StartCopy(ctx context.Context, c Caller, req StartCopyRequest)
 	}
 	now := s.clk.Now()
 	sc := c.Scope()
-	var out *backup.Job
-	err = s.st.Write(ctx, func(tx store.Tx) error {
-		j, err := replay(ctx, tx, sc, OpStartCopy, req.IdempotencyToken, dig, backup.JobCopy, now)
-		if err != nil || j != nil {
-			out = j
-			return err
-		}
-		v, err := tx.GetVault(ctx, sc, req.SourceVaultName)
-		if err != nil {
-			return err
-		}
-		rp, err := tx.GetRecoveryPoint(ctx, sc, req.RecoveryPointArn)
-		if err != nil {
-			return err
-		}
-		if rp.VaultName != v.Name {
-			return backup.NotFound(req.RecoveryPointArn, "Recovery point %s does not exist in backup vault %s", backup.Truncate(req.RecoveryPointArn, 300), v.Name)
-		}
-		if rp.Status != backup.RecoveryPointCompleted {
-			return backup.Errorf(backup.CodeInvalidRequest, "Recovery point %s is %s; only COMPLETED recovery points can be copied", rp.Arn, rp.Status)
-		}
-		if rp.StorageClass == backup.StorageCold {
-			return backup.Errorf(backup.CodeInvalidRequest, "Recovery point %s is in cold storage and cannot be copied", rp.Arn)
-		}
-		if dAcct == c.AccountID {
-			// Same account: a missing destination is the caller's own
-			// mistake. Other accounts' vaults are checked by the job, so the
-			// call reveals nothing about them.
-			if _, err := tx.GetVault(ctx, sc, dName); err != nil {
-				return err
+	return s.createJob(ctx, sc, idempotentRequest{op: OpStartCopy, token: req.IdempotencyToken, params: dreq, kind: backup.JobCopy}, now,
+		func(tx store.Tx) (*backup.Job, error) {
+			v, err := tx.GetVault(ctx, sc, req.SourceVaultName)
+			if err != nil {
+				return nil, err
 			}
-		}
-		j = &backup.Job{Kind: backup.JobCopy, ID: jobID, AccountID: c.AccountID, Region: c.Region, State: backup.JobCreated,
-			CreationDate: now, VaultName: v.Name, VaultArn: v.Arn, DestinationVaultArn: req.DestinationVaultArn,
-			RecoveryPointArn: rp.Arn, ResourceArn: rp.ResourceArn, ResourceType: rp.ResourceType, ResourceName: rp.ResourceName,
-			BackupSizeBytes: rp.BackupSizeBytes, IamRoleArn: req.IamRoleArn, Lifecycle: req.Lifecycle, IdempotencyToken: req.IdempotencyToken,
-			CreatedByJSON: req.CreatedBy, ParametersJSON: string(params)}
-		if err := tx.CreateJob(ctx, j); err != nil {
-			return err
-		}
-		out = j
-		return remember(ctx, tx, sc, OpStartCopy, req.IdempotencyToken, dig, jobID, now)
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify()
-	return out, nil
+			rp, err := tx.GetRecoveryPoint(ctx, sc, req.RecoveryPointArn)
+			if err != nil {
+				return nil, err
+			}
+			if rp.VaultName != v.Name {
+				return nil, backup.NotFound(req.RecoveryPointArn, "Recovery point %s does not exist in backup vault %s", backup.Truncate(req.RecoveryPointArn, 300), v.Name)
+			}
+			if rp.Status != backup.RecoveryPointCompleted {
+				return nil, backup.Errorf(backup.CodeInvalidRequest, "Recovery point %s is %s; only COMPLETED recovery points can be copied", rp.Arn, rp.Status)
+			}
+			if rp.StorageClass == backup.StorageCold {
+				return nil, backup.Errorf(backup.CodeInvalidRequest, "Recovery point %s is in cold storage and cannot be copied", rp.Arn)
+			}
+			if dAcct == c.AccountID {
+				// Same account: a missing destination is the caller's own
+				// mistake. Other accounts' vaults are checked by the job, so the
+				// call reveals nothing about them.
+				if _, err := tx.GetVault(ctx, sc, dName); err != nil {
+					return nil, err
+				}
+			}
+			return &backup.Job{Kind: backup.JobCopy, ID: jobID, AccountID: c.AccountID, Region: c.Region, State: backup.JobCreated,
+				CreationDate: now, VaultName: v.Name, VaultArn: v.Arn, DestinationVaultArn: req.DestinationVaultArn,
+				RecoveryPointArn: rp.Arn, ResourceArn: rp.ResourceArn, ResourceType: rp.ResourceType, ResourceName: rp.ResourceName,
+				BackupSizeBytes: rp.BackupSizeBytes, IamRoleArn: req.IamRoleArn, Lifecycle: req.Lifecycle, IdempotencyToken: req.IdempotencyToken,
+				CreatedByJSON: req.CreatedBy, ParametersJSON: string(params)}, nil
+		})
 }
 
 // CopyKeepsSourceExpiry reports whether copy job j's copy expires when its

@@ -66,3 +66,50 @@ func remember(ctx context.Context, tx store.Idempotencies, sc store.Scope, op, t
 	return tx.PutIdempotency(ctx, sc, &store.Idempotency{Operation: op, Token: token, ParamsDigest: dig, ResultID: jobID,
 		ExpiresAt: now.Add(IdempotencyWindow)})
 }
+
+// idempotentRequest is one Start* request under an idempotency token.
+type idempotentRequest struct {
+	op, token string
+	params    any // the request without its token: the digest's input
+	kind      backup.JobKind
+	// created, when set, runs in the transaction after the job's insert.
+	created func(tx store.Tx, j *backup.Job) error
+}
+
+// createJob runs one idempotent Start* request: in one write transaction
+// it returns the job an earlier request with the same token and parameters
+// created, refuses the token with other parameters, or builds the job with
+// build, inserts it and remembers the token. A new job wakes the runner.
+func (s *Service) createJob(ctx context.Context, sc store.Scope, r idempotentRequest, now time.Time,
+	build func(tx store.Tx) (*backup.Job, error)) (*backup.Job, error) {
+	dig := digest(r.params)
+	var out *backup.Job
+	created := false
+	err := s.st.Write(ctx, func(tx store.Tx) error {
+		j, err := replay(ctx, tx, sc, r.op, r.token, dig, r.kind, now)
+		if err != nil || j != nil {
+			out = j
+			return err
+		}
+		if j, err = build(tx); err != nil {
+			return err
+		}
+		if err := tx.CreateJob(ctx, j); err != nil {
+			return err
+		}
+		if r.created != nil {
+			if err := r.created(tx, j); err != nil {
+				return err
+			}
+		}
+		out, created = j, true
+		return remember(ctx, tx, sc, r.op, r.token, dig, j.ID, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		s.notify()
+	}
+	return out, nil
+}

@@ -133,10 +133,11 @@ func (s *Service) ListRestoreJobsByResource(ctx context.Context, c Caller, q Res
 }
 
 // JobInUse reports which restore or copy job still reads recovery point
-// rpArn ("" when none).
+// rpArn ("" when none). Jobs of every account count: a cross-account
+// restore belongs to the account it restores into.
 func JobInUse(ctx context.Context, tx store.Jobs, sc store.Scope, rpArn string) (string, error) {
 	for _, kind := range []backup.JobKind{backup.JobRestore, backup.JobCopy} {
-		js, _, err := tx.ListJobs(ctx, sc, store.JobFilter{Kind: kind, RecoveryPointArn: rpArn}, store.Page{Limit: 1000})
+		js, _, err := tx.ListJobs(ctx, sc, store.JobFilter{Kind: kind, RecoveryPointArn: rpArn, AllAccounts: true}, store.Page{Limit: 1000})
 		if err != nil {
 			return "", err
 		}

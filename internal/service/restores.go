@@ -28,6 +28,19 @@ type StartRestoreRequest struct {
 	// CreatedBy is the RestoreJobCreator (JSON); "" for an on-demand
 	// restore.
 	CreatedBy string
+	// SourceAccount is the account whose recovery point is restored; ""
+	// is the caller's. Another account's recovery point is restored only
+	// when its vault's access policy allows the caller (see
+	// crossaccount.go); the job belongs to the caller either way.
+	SourceAccount string
+	// VaultName, when set, is the vault the recovery point must be in.
+	VaultName string
+	// ManifestID, when set, must be the recovery point's snapshot (a
+	// front end naming the snapshot by its content hash).
+	ManifestID string
+	// Labels are a front end's facts about the request, recorded with the
+	// job for that front end to show back (e.g. HBR's RestoreType).
+	Labels map[string]string
 }
 
 // StartRestore validates req in the documented order (see
@@ -55,18 +68,32 @@ func (s *Service) StartRestore(ctx context.Context, c Caller, req StartRestoreRe
 		return nil, backup.InvalidParam("RecoveryPointArn", "RecoveryPointArn is not a recovery point ARN (arn:aws:backup:<region>:<account>:recovery-point:<id>)")
 	}
 	notFound := backup.NotFound(req.RecoveryPointArn, "Recovery point %s does not exist", req.RecoveryPointArn)
-	if region != c.Region || account != c.AccountID {
-		return nil, notFound // another account's recovery point looks exactly like a missing one
+	src, cross, err := restoreSource(c, req, region, account)
+	if err != nil {
+		return nil, err
 	}
 	sc := c.Scope()
 	var rp *backup.RecoveryPoint
 	var vault *backup.Vault
-	err := s.st.Read(ctx, func(tx store.Tx) error {
+	err = s.st.Read(ctx, func(tx store.Tx) error {
 		var err error
-		if rp, err = tx.GetRecoveryPoint(ctx, sc, req.RecoveryPointArn); err != nil {
+		if cross {
+			// Authorized first: nothing about another account's vaults
+			// shows before its policy allows the caller.
+			if vault, err = tx.GetVault(ctx, src, req.VaultName); err != nil && !backup.IsCode(err, backup.CodeNotFound) {
+				return err
+			}
+			if err := authorizeCrossAccountRestore(c, src, req.VaultName, vault); err != nil {
+				return err
+			}
+		}
+		if rp, err = tx.GetRecoveryPoint(ctx, src, req.RecoveryPointArn); err != nil {
 			return err
 		}
-		vault, err = tx.GetVault(ctx, sc, rp.VaultName)
+		if req.VaultName != "" && rp.VaultName != req.VaultName {
+			return notFound
+		}
+		vault, err = tx.GetVault(ctx, src, rp.VaultName)
 		return err
 	})
 	if backup.IsCode(err, backup.CodeNotFound) {
@@ -74,6 +101,9 @@ func (s *Service) StartRestore(ctx context.Context, c Caller, req StartRestoreRe
 	}
 	if err != nil {
 		return nil, err
+	}
+	if req.ManifestID != "" && req.ManifestID != rp.ManifestID {
+		return nil, backup.InvalidParam("ManifestID", "the snapshot hash does not match recovery point %s", rp.Arn)
 	}
 	if !rp.Status.Restorable() {
 		return nil, &backup.Error{Code: backup.CodeInvalidRequest, Context: rp.Arn,
@@ -101,6 +131,10 @@ func (s *Service) StartRestore(ctx context.Context, c Caller, req StartRestoreRe
 	dreq.IdempotencyToken = ""
 	dig := digest(dreq)
 	now := s.clk.Now().UTC()
+	idem := idempotentRequest{op: OpStartRestore, token: req.IdempotencyToken, params: dreq, kind: backup.JobRestore,
+		created: func(tx store.Tx, j *backup.Job) error {
+			return tx.SetRestoreJobExtra(ctx, sc, j.ID, store.RestoreJobExtra{RecoveryPointCreationDate: rp.CreationDate, Labels: req.Labels})
+		}}
 
 	// A retried request gets its job back before anything else is checked
 	// (the target may since have changed).
@@ -136,27 +170,7 @@ func (s *Service) StartRestore(ctx context.Context, c Caller, req StartRestoreRe
 		ResourceArn: rp.ResourceArn, ResourceType: rp.ResourceType, ResourceName: rp.ResourceName, IamRoleArn: role,
 		BackupSizeBytes: rp.BackupSizeBytes, PercentDone: "0.0", IdempotencyToken: req.IdempotencyToken, CreatedByJSON: req.CreatedBy,
 		ParametersJSON: string(pj)}
-	var out *backup.Job
-	err = s.st.Write(ctx, func(tx store.Tx) error {
-		j, err := replay(ctx, tx, sc, OpStartRestore, req.IdempotencyToken, dig, backup.JobRestore, now)
-		if err != nil || j != nil {
-			out = j
-			return err
-		}
-		if err := tx.CreateJob(ctx, job); err != nil {
-			return err
-		}
-		if err := tx.SetRestoreJobExtra(ctx, sc, job.ID, store.RestoreJobExtra{RecoveryPointCreationDate: rp.CreationDate}); err != nil {
-			return err
-		}
-		out = job
-		return remember(ctx, tx, sc, OpStartRestore, req.IdempotencyToken, dig, job.ID, now)
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify()
-	return out, nil
+	return s.createJob(ctx, sc, idem, now, func(store.Tx) (*backup.Job, error) { return job, nil })
 }
 
 // checkCapabilities rejects a typed spec the resource type cannot carry

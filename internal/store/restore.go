@@ -28,4 +28,8 @@ type RestoreJobQuery struct {
 // RestoreJobExtra is what a restore job stores besides backup.Job.
 type RestoreJobExtra struct {
 	RecoveryPointCreationDate time.Time
+	// Labels are facts a front end recorded about the request (nil when
+	// none), e.g. the Alibaba HBR API's RestoreType; only that front end
+	// reads them.
+	Labels map[string]string
 }

@@ -45,6 +45,16 @@ func main() {
 // both stopped (and their files complete) before it returns, also when the
 // operation failed or was interrupted.
 func runProfiled(ctx context.Context) (err error) {
+	var stops []func() error
+	defer func() {
+		// The profile and trace are stopped in reverse order; the first
+		// failure to stop one is the result when the operation succeeded.
+		for i := len(stops) - 1; i >= 0; i-- {
+			if serr := stops[i](); serr != nil && err == nil {
+				err = serr
+			}
+		}
+	}()
 	for _, r := range []struct {
 		env   string
 		start func(io.Writer) error
@@ -53,15 +63,11 @@ func runProfiled(ctx context.Context) (err error) {
 		{ProfileEnv, pprof.StartCPUProfile, pprof.StopCPUProfile},
 		{TraceEnv, trace.Start, trace.Stop},
 	} {
-		stop, err := startToFile(r.env, r.start, r.stop)
-		if err != nil {
-			return err
+		stop, serr := startToFile(r.env, r.start, r.stop)
+		if serr != nil {
+			return serr
 		}
-		defer func() {
-			if serr := stop(); serr != nil && err == nil {
-				err = serr
-			}
-		}()
+		stops = append(stops, stop)
 	}
 	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }

@@ -84,13 +84,13 @@ func (res *Results) rows() []row {
 				sz = append(sz, float64(n)/(1<<20))
 			}
 			var peak Sample
-			var any bool
+			var found bool
 			for op := OpInitial; op < numOps; op++ {
-				if d := rd.Done[t]; d != nil && d[op] && (!any || rd.Samples[t][op].MaxRSS > peak.MaxRSS) {
-					peak, any = rd.Samples[t][op], true
+				if d := rd.Done[t]; d != nil && d[op] && (!found || rd.Samples[t][op].MaxRSS > peak.MaxRSS) {
+					peak, found = rd.Samples[t][op], true
 				}
 			}
-			if any {
+			if found {
 				pk = append(pk, float64(peak.MaxRSS)/(1<<20))
 				floored = floored || peak.Floored()
 			}

@@ -2,6 +2,7 @@ package sigv4
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -359,8 +360,8 @@ func TestMisconfigured(t *testing.T) {
 	req := buildRequest(t, "http://example.com", baseShape)
 	signGo(t, req, []byte(baseShape.body), testAKID, testSecret, "backup", testRegion, t0)
 	_, err := v.Verify(req, []byte(baseShape.body))
-	e, ok := err.(*Error)
-	if !ok || e.Status != 500 {
+	var e *Error
+	if !errors.As(err, &e) || e.Status != 500 {
 		t.Fatalf("err = %v", err)
 	}
 }

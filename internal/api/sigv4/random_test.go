@@ -93,9 +93,10 @@ func genWire(r *rand.Rand, hc hexCase) (s shape, dots bool) {
 			seg, dots = []string{".", ".."}[r.IntN(2)], true
 		case k < 4:
 			seg = []string{"%2e", "%2E", "%2e%2e", "%2E%2E", "%2e%2E", ".%2e"}[r.IntN(6)]
-			if hc == hexLower {
+			switch hc {
+			case hexLower:
 				seg = strings.ToLower(seg)
-			} else if hc == hexUpper {
+			case hexUpper:
 				seg = strings.ToUpper(seg)
 			}
 		default:

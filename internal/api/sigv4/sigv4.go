@@ -26,8 +26,6 @@ const (
 	amzDateFormat  = "20060102T150405Z"
 	defaultMaxSkew = 15 * time.Minute
 
-	emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
 	// maxKeyCache bounds the derived signing key cache.
 	maxKeyCache = 1024
 )

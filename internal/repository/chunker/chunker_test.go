@@ -31,7 +31,7 @@ func chunks(t *testing.T, rd io.Reader, p chunker.Params, tab *chunker.Table) []
 	var out [][]byte
 	for {
 		b, err := c.Next(nil)
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return out
 		}
 		if err != nil {
@@ -163,7 +163,7 @@ func BenchmarkChunker(b *testing.B) {
 		c.Reset(bytes.NewReader(in), tab)
 		for {
 			out, err := c.Next(buf)
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
@@ -235,7 +235,7 @@ func TestChunkerSmallStreamKeepsBuffer(t *testing.T) {
 	if grown != 0 || cap(out) != cap(buf) {
 		t.Fatalf("buffer grown %d times to %d bytes for a 10 KiB stream", grown, cap(out))
 	}
-	if _, err := c.Next(buf); err != io.EOF {
+	if _, err := c.Next(buf); !errors.Is(err, io.EOF) {
 		t.Fatalf("second Next: %v, want EOF", err)
 	}
 }

@@ -53,7 +53,8 @@ func TestIDHasherKeyed(t *testing.T) {
 	h1, _ := crypto.NewIDHasher(bytes.Repeat([]byte{1}, 32))
 	h2, _ := crypto.NewIDHasher(bytes.Repeat([]byte{2}, 32))
 	d := []byte("same content")
-	if h1.Sum(d) != h1.Sum(d) || h1.Sum(d) == h2.Sum(d) || h1.Sum(d) == crypto.Hash(d) {
+	again := h1.Sum(d)
+	if h1.Sum(d) != again || h1.Sum(d) == h2.Sum(d) || h1.Sum(d) == crypto.Hash(d) {
 		t.Fatal("keyed hash not deterministic per key or not key-dependent")
 	}
 }

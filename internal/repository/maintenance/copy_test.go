@@ -241,7 +241,8 @@ func TestCopyCacheDrops(t *testing.T) {
 	src := repotest.New(t)
 	m, files := backupNested(t, src, true)
 	want := walkStats(t, src, m)
-	defer maintenance.SetCopyCacheMax(1)()
+	restore := maintenance.SetCopyCacheMax(1)
+	defer restore()
 	dst := repotest.New(t)
 	out, st, err := maintenance.Copy(ctx, src, dst, m.ID, maintenance.CopyOptions{})
 	if err != nil {

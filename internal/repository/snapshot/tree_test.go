@@ -136,7 +136,7 @@ func TestWalk(t *testing.T) {
 	err = snapshot.Walk(ctx, r, root, func(p string, n *snapshot.Node) error {
 		paths = append(paths, p)
 		if p == "c" {
-			return snapshot.SkipDir
+			return snapshot.ErrSkipDir
 		}
 		return nil
 	})

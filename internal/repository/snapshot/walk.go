@@ -13,8 +13,8 @@ type Loader interface {
 	LoadBlob(ctx context.Context, t repository.BlobType, id repository.ID, buf []byte) ([]byte, error)
 }
 
-// SkipDir, returned by a WalkFunc for a directory node, skips its subtree.
-var SkipDir = errors.New("skip this directory")
+// ErrSkipDir, returned by a WalkFunc for a directory node, skips its subtree.
+var ErrSkipDir = errors.New("skip this directory")
 
 // WalkFunc is called for every node; path is the '/'-joined names from the
 // root (names may hold any bytes but '/' and NUL).
@@ -70,7 +70,7 @@ func walk(ctx context.Context, l Loader, id repository.ID, prefix string, depth 
 			p = prefix + "/" + n.Name
 		}
 		err := fn(p, n)
-		if errors.Is(err, SkipDir) && n.Type == TypeDir {
+		if errors.Is(err, ErrSkipDir) && n.Type == TypeDir {
 			continue
 		}
 		if err != nil {

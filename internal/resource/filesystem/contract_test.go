@@ -1,14 +1,11 @@
 package filesystem_test
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"coffer/internal/backup"
 	"coffer/internal/resource"
@@ -51,14 +48,14 @@ func (h *fsHarness) next(kind string) (string, string) {
 
 func (h *fsHarness) NewSource(t *testing.T, sc resource.Scope) *backup.Resource {
 	id, dir := h.next("src")
-	makeTree(t, dir)
+	fstreetest.MakeTree(t, dir)
 	return filesystem.NewResource(sc.Region, sc.AccountID, id, dir, map[string]string{"Name": "src"})
 }
 
 func (h *fsHarness) Change(t *testing.T, src *backup.Resource) {
 	root := src.Attr(filesystem.AttrPath)
-	writeFile(t, filepath.Join(root, "added.txt"), []byte("new file\n"), 0o644)
-	writeFile(t, filepath.Join(root, "dir", "a.go"), pseudoRandom(9, 6000), 0o644)
+	fstreetest.WriteFile(t, filepath.Join(root, "added.txt"), []byte("new file\n"), 0o644)
+	fstreetest.WriteFile(t, filepath.Join(root, "dir", "a.go"), fstreetest.PseudoRandom(9, 6000), 0o644)
 	must(t, os.Remove(filepath.Join(root, "docs", "readme.md")))
 }
 
@@ -229,50 +226,5 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-func writeFile(t testing.TB, p string, data []byte, mode os.FileMode) {
-	t.Helper()
-	must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-	must(t, os.WriteFile(p, data, mode))
-	must(t, os.Chmod(p, mode))
-}
-
-func pseudoRandom(seed byte, n int) []byte {
-	b := make([]byte, n)
-	x := uint32(seed) + 1
-	for i := range b {
-		x = x*1664525 + 1013904223
-		b[i] = byte(x >> 24)
-	}
-	return b
-}
-
-// makeTree builds a tree with every kind of entry the plugin keeps: files
-// of several sizes (one spans many chunks), an empty file and directory,
-// a symlink, a hard link, modes, an extended attribute and distinct
-// nanosecond times.
-func makeTree(t testing.TB, root string) {
-	writeFile(t, filepath.Join(root, "empty"), nil, 0o644)
-	writeFile(t, filepath.Join(root, "small.txt"), []byte("hello\n"), 0o640)
-	writeFile(t, filepath.Join(root, "big.bin"), pseudoRandom(1, 3<<20+17), 0o600)
-	writeFile(t, filepath.Join(root, "dir", "a.go"), pseudoRandom(2, 5000), 0o644)
-	writeFile(t, filepath.Join(root, "dir", "sub", "b.txt"), bytes.Repeat([]byte("x"), 70000), 0o755)
-	writeFile(t, filepath.Join(root, "dir", "sub", "c.go"), []byte("package c\n"), 0o644)
-	writeFile(t, filepath.Join(root, "docs", "readme.md"), []byte("# docs\n"), 0o644)
-	must(t, os.MkdirAll(filepath.Join(root, "emptydir"), 0o750))
-	must(t, os.Symlink("../small.txt", filepath.Join(root, "dir", "link")))
-	must(t, os.Link(filepath.Join(root, "small.txt"), filepath.Join(root, "dir", "hard")))
-	_ = unix.Setxattr(filepath.Join(root, "docs", "readme.md"), "user.coffer", []byte("v1"), 0) // not every file system has xattrs
-	var paths []string
-	must(t, filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		paths = append(paths, p)
-		return err
-	}))
-	for i := len(paths) - 1; i >= 0; i-- {
-		ns := int64(1_600_000_000_000_000_000) + int64(i)*1_000_000_007 + 123
-		ts := []unix.Timespec{unix.NsecToTimespec(ns), unix.NsecToTimespec(ns)}
-		must(t, unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], ts, unix.AT_SYMLINK_NOFOLLOW))
 	}
 }

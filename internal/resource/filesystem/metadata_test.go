@@ -1,6 +1,7 @@
 package filesystem
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -100,8 +101,8 @@ func TestParseMetadata(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			be, ok := err.(*backup.Error)
-			if !ok || be.Code != backup.CodeInvalidParameter {
+			var be *backup.Error
+			if !errors.As(err, &be) || be.Code != backup.CodeInvalidParameter {
 				t.Fatalf("error %v is not InvalidParameterValue", err)
 			}
 			if be.Context != tc.key {
@@ -125,7 +126,8 @@ func FuzzParseMetadata(f *testing.F) {
 		m := map[string]string{"file-system-id": "fs-12345678", "newFileSystem": "false", k1: v1, k2: v2, k3: v3}
 		md, err := ParseMetadata(m)
 		if err != nil {
-			if be, ok := err.(*backup.Error); !ok || be.Code != backup.CodeInvalidParameter {
+			var be *backup.Error
+			if !errors.As(err, &be) || be.Code != backup.CodeInvalidParameter {
 				t.Fatalf("error %v is not InvalidParameterValue", err)
 			}
 			return

@@ -14,6 +14,7 @@ import (
 	"coffer/internal/resource"
 	"coffer/internal/resource/filesystem"
 	"coffer/internal/resource/fstree"
+	"coffer/internal/resource/fstree/fstreetest"
 )
 
 type nopProgress struct{}
@@ -32,7 +33,7 @@ func TestRestoreAppearsOnlyWithItsCommit(t *testing.T) {
 	p := &filesystem.Plugin{NewFileSystemsDir: filepath.Join(world, "new")}
 	sc := resource.Scope{AccountID: "111111111111", Region: "us-east-1"}
 	src := filesystem.NewResource(sc.Region, sc.AccountID, "fs-0000000000000001", filepath.Join(world, "src"), nil)
-	makeTree(t, src.Attr(filesystem.AttrPath))
+	fstreetest.MakeTree(t, src.Attr(filesystem.AttrPath))
 	dst := filesystem.NewResource(sc.Region, sc.AccountID, "fs-0000000000000002", filepath.Join(world, "dst"), nil)
 	must(t, os.MkdirAll(dst.Attr(filesystem.AttrPath), 0o755))
 	repo := repotest.New(t)

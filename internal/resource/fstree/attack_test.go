@@ -298,10 +298,10 @@ func TestPathAttacks(t *testing.T) {
 			switch {
 			case c.wantErr == nil && err != nil:
 				t.Fatalf("restore failed: %v (%v)", err, res.Problems)
-			case c.wantErr == errAny && err == nil, c.wantErr != nil && c.wantErr != errAny && !errors.Is(err, c.wantErr):
+			case errors.Is(c.wantErr, errAny) && err == nil, c.wantErr != nil && !errors.Is(c.wantErr, errAny) && !errors.Is(err, c.wantErr):
 				t.Fatalf("err = %v, want %v", err, c.wantErr)
 			}
-			if c.wantErr == ErrHostileEntry && len(res.Problems) == 0 {
+			if errors.Is(c.wantErr, ErrHostileEntry) && len(res.Problems) == 0 {
 				t.Errorf("hostile entry not listed in Problems")
 			}
 			if err != nil {
@@ -435,8 +435,8 @@ func TestSwapDirForSymlinkDuringRestore(t *testing.T) {
 								if os.Symlink(e.outside, d) == nil {
 									flips.Add(1)
 								}
-								os.Remove(d)
-								os.Rename(d+".moved", d)
+								_ = os.Remove(d)
+								_ = os.Rename(d+".moved", d)
 							}
 						}
 					}

@@ -264,21 +264,21 @@ func newRestorer(loader Loader, opts RestoreOptions) (*restorer, error) {
 func validateDest(d string) error {
 	switch {
 	case d == "":
-		return errors.New("Dest is empty")
+		return errors.New("option Dest is empty")
 	case len(d) > MaxItemLen:
-		return errors.New("Dest is too long")
+		return errors.New("option Dest is too long")
 	case d[0] == '/':
-		return fmt.Errorf("Dest %q must be relative to TargetRoot", d)
+		return fmt.Errorf("option Dest %q must be relative to TargetRoot", d)
 	case strings.IndexByte(d, 0) >= 0:
-		return errors.New("Dest contains NUL")
+		return errors.New("option Dest contains NUL")
 	}
 	for _, seg := range strings.Split(d, "/") {
 		if err := validName(seg); err != nil {
-			return fmt.Errorf("Dest %q: %v", d, err)
+			return fmt.Errorf("option Dest %q: %v", d, err)
 		}
 	}
 	if strings.HasPrefix(d, StagingPrefix) {
-		return fmt.Errorf("Dest %q uses the staging prefix", d)
+		return fmt.Errorf("option Dest %q uses the staging prefix", d)
 	}
 	return nil
 }

@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"coffer/internal/backup"
@@ -41,8 +43,16 @@ func (t *txn) GetLatestRestore(ctx context.Context, s store.Scope, resourceArn s
 }
 
 func (t *txn) SetRestoreJobExtra(ctx context.Context, s store.Scope, jobID string, x store.RestoreJobExtra) error {
-	res, err := t.tx.ExecContext(ctx, `UPDATE jobs SET rp_creation_ms=? WHERE id=? AND kind=? AND account_id=? AND region=?`,
-		ms(x.RecoveryPointCreationDate), jobID, string(backup.JobRestore), s.AccountID, s.Region)
+	var labels sql.NullString
+	if x.Labels != nil {
+		b, err := json.Marshal(x.Labels)
+		if err != nil {
+			return fmt.Errorf("sqlite: encode restore job labels: %w", err)
+		}
+		labels = sql.NullString{String: string(b), Valid: true}
+	}
+	res, err := t.tx.ExecContext(ctx, `UPDATE jobs SET rp_creation_ms=?, labels_json=? WHERE id=? AND kind=? AND account_id=? AND region=?`,
+		ms(x.RecoveryPointCreationDate), labels, jobID, string(backup.JobRestore), s.AccountID, s.Region)
 	if err != nil {
 		return dbErr("set restore job extra", err)
 	}
@@ -51,8 +61,9 @@ func (t *txn) SetRestoreJobExtra(ctx context.Context, s store.Scope, jobID strin
 
 func (t *txn) GetRestoreJobExtra(ctx context.Context, s store.Scope, jobID string) (*store.RestoreJobExtra, error) {
 	var rp sql.NullInt64
-	err := t.tx.QueryRowContext(ctx, `SELECT rp_creation_ms FROM jobs WHERE id=? AND kind=? AND account_id=? AND region=?`,
-		jobID, string(backup.JobRestore), s.AccountID, s.Region).Scan(&rp)
+	var labels sql.NullString
+	err := t.tx.QueryRowContext(ctx, `SELECT rp_creation_ms, labels_json FROM jobs WHERE id=? AND kind=? AND account_id=? AND region=?`,
+		jobID, string(backup.JobRestore), s.AccountID, s.Region).Scan(&rp, &labels)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "Job " + jobID + " does not exist", Context: jobID}
 	}
@@ -62,6 +73,11 @@ func (t *txn) GetRestoreJobExtra(ctx context.Context, s store.Scope, jobID strin
 	x := &store.RestoreJobExtra{}
 	if rp.Valid {
 		x.RecoveryPointCreationDate = time.UnixMilli(rp.Int64).UTC()
+	}
+	if labels.Valid {
+		if err := json.Unmarshal([]byte(labels.String), &x.Labels); err != nil {
+			return nil, fmt.Errorf("sqlite: restore job %s labels: %w", jobID, err)
+		}
 	}
 	return x, nil
 }

@@ -134,19 +134,19 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		var n int
 		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_version WHERE version = ?", num).Scan(&n); err != nil {
-			tx.Rollback()
+			_ = tx.Rollback() // the migration error is the answer
 			return fmt.Errorf("sqlite: migration %s: %w", base, err)
 		}
 		if n > 0 {
-			tx.Rollback()
+			_ = tx.Rollback() // the migration error is the answer
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			tx.Rollback()
+			_ = tx.Rollback() // the migration error is the answer
 			return fmt.Errorf("sqlite: migration %s: %w", base, err)
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_version (version) VALUES (?)", num); err != nil {
-			tx.Rollback()
+			_ = tx.Rollback() // the migration error is the answer
 			return fmt.Errorf("sqlite: migration %s: %w", base, err)
 		}
 		if err := tx.Commit(); err != nil {
@@ -172,11 +172,15 @@ func (s *Store) run(ctx context.Context, db *sql.DB, ro bool, fn func(store.Tx) 
 		return unavailable("begin transaction", err)
 	}
 	if err := fn(&txn{tx: tx}); err != nil {
-		tx.Rollback()
+		// fn's error is the answer; a failed rollback leaves nothing
+		// committed either (the connection discards the transaction).
+		_ = tx.Rollback()
 		return err
 	}
 	if ro {
-		tx.Rollback()
+		if err := tx.Rollback(); err != nil {
+			return unavailable("end read transaction", err)
+		}
 		return nil
 	}
 	if err := tx.Commit(); err != nil {

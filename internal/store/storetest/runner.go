@@ -117,7 +117,7 @@ func testClaim(t *testing.T, s store.Store) {
 			return err
 		}
 		if bj.State != "PENDING" {
-			return fmt.Errorf("B = %s", bj.State)
+			return fmt.Errorf("job B = %s", bj.State)
 		}
 		l, err := tx.ListJobsInStates(ctx, []backup.JobKind{backup.JobBackup}, []backup.JobState{backup.JobRunning}, 10)
 		if err != nil || len(l) != 2 || l[0].ID != "A" || l[1].ID != "D" {

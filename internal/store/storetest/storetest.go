@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Resources", testResources},
 		{"ClaimJob", testClaim},
 		{"RecoveryPointQueries", testRecoveryPointQueries},
+		{"RestoreJobExtra", testRestoreJobExtra},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,13 +73,11 @@ func testVaultCRUD(t *testing.T, s store.Store) {
 	err := s.Write(ctx, func(tx store.Tx) error { return tx.CreateVault(ctx, vault(a, "v1")) })
 	wantCode(t, err, backup.CodeAlreadyExists)
 	var be *backup.Error
-	if e, ok := err.(*backup.Error); ok {
-		be = e
-	}
+	_ = errors.As(err, &be)
 	if be == nil || be.Arn != backup.VaultArn(a.Region, a.AccountID, "v1") || be.CreatorRequestID != "req-v1" {
 		t.Fatalf("AlreadyExists lacks Arn/CreatorRequestId: %+v", be)
 	}
-	min, max := int64(1), int64(30)
+	minDays, maxDays := int64(1), int64(30)
 	lock := t0.Add(72 * time.Hour)
 	policy := `{"Version":"2012-10-17"}`
 	mustWrite(t, s, func(tx store.Tx) error {
@@ -85,7 +85,7 @@ func testVaultCRUD(t *testing.T, s store.Store) {
 		if err != nil {
 			return err
 		}
-		v.Locked, v.MinRetentionDays, v.MaxRetentionDays, v.LockDate, v.AccessPolicy = true, &min, &max, &lock, &policy
+		v.Locked, v.MinRetentionDays, v.MaxRetentionDays, v.LockDate, v.AccessPolicy = true, &minDays, &maxDays, &lock, &policy
 		return tx.UpdateVault(ctx, v)
 	})
 	err = s.Read(ctx, func(tx store.Tx) error {
@@ -265,7 +265,7 @@ func testRollback(t *testing.T, s store.Store) {
 		}
 		return boom
 	})
-	if err != boom {
+	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
 	err = s.Read(ctx, func(tx store.Tx) error { _, err := tx.GetVault(ctx, a, "gone"); return err })

@@ -6,6 +6,7 @@ package cofferproc
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -29,13 +30,15 @@ func Build(tb testing.TB) string {
 
 // Proc is a running `coffer serve`.
 type Proc struct {
+	tb  testing.TB
 	cmd *exec.Cmd
 	// Addr is the host:port it listens on.
 	Addr string
 
-	done chan struct{} // closed when the process has exited and was reaped
-	mu   sync.Mutex
-	log  bytes.Buffer // everything the process wrote to stderr
+	done    chan struct{} // closed when the process has exited and was reaped
+	waitErr error         // what Wait returned
+	mu      sync.Mutex
+	log     bytes.Buffer // everything the process wrote to stderr
 }
 
 var servingRE = regexp.MustCompile(`msg="coffer serving" listen=(\S+)`)
@@ -72,7 +75,7 @@ func StartWith(tb testing.TB, bin, cfg string, o Options) *Proc {
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	p := &Proc{cmd: cmd, done: make(chan struct{})}
+	p := &Proc{tb: tb, cmd: cmd, done: make(chan struct{})}
 	addrc := make(chan string, 1)
 	readDone := make(chan struct{})
 	go func() {
@@ -93,33 +96,43 @@ func StartWith(tb testing.TB, bin, cfg string, o Options) *Proc {
 		if !sent {
 			close(addrc)
 		}
-		io.Copy(io.Discard, stderr)
+		_, _ = io.Copy(io.Discard, stderr)
 	}()
 	go func() {
 		// Wait must not run before the pipe has been read to its end.
 		<-readDone
-		cmd.Wait()
+		p.waitErr = cmd.Wait()
 		close(p.done)
 	}()
 	addr, ok := <-addrc
 	if !ok {
 		<-p.done
-		tb.Fatalf("coffer serve exited before listening:\n%s", p.Log())
+		tb.Fatalf("coffer serve exited before listening (%v); its log:\n%s", p.waitErr, p.Log())
 	}
 	p.Addr = addr
 	tb.Cleanup(p.Kill)
 	return p
 }
 
-// Kill sends SIGKILL (no clean shutdown) and reaps the process.
+// Kill sends SIGKILL (no clean shutdown) and reaps the process. A process
+// that already exited is only reaped; failing to signal or reap it fails the
+// test.
 func (p *Proc) Kill() {
 	select {
 	case <-p.done:
 		return
 	default:
 	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		p.tb.Errorf("kill coffer serve: %v", err)
+	}
 	<-p.done
+	// Wait reports how the process ended ("signal: killed", or its own exit
+	// status) as an *exec.ExitError; any other error is a failure to reap.
+	var exit *exec.ExitError
+	if p.waitErr != nil && !errors.As(p.waitErr, &exit) {
+		p.tb.Errorf("reap coffer serve: %v", p.waitErr)
+	}
 }
 
 // Signal sends sig to the process (e.g. syscall.SIGTERM).

@@ -47,19 +47,22 @@ func TestCompareTreesFindsEachDifference(t *testing.T) {
 		want   string
 	}{
 		{"equal", func(*testing.T, string) {}, ""},
-		{"content", func(t *testing.T, b string) { os.WriteFile(filepath.Join(b, "d/b"), []byte("X"), 0o644) }, "content differs"},
-		{"mode", func(t *testing.T, b string) { os.Chmod(filepath.Join(b, "d/b"), 0o600) }, "mode"},
+		{"content", func(t *testing.T, b string) { _ = os.WriteFile(filepath.Join(b, "d/b"), []byte("X"), 0o644) }, "content differs"},
+		{"mode", func(t *testing.T, b string) { _ = os.Chmod(filepath.Join(b, "d/b"), 0o600) }, "mode"},
 		{"missing", func(t *testing.T, b string) { os.Remove(filepath.Join(b, "d/b")) }, "missing"},
-		{"extra", func(t *testing.T, b string) { os.WriteFile(filepath.Join(b, "new"), nil, 0o644) }, "unexpected entry"},
-		{"symlink", func(t *testing.T, b string) { os.Remove(filepath.Join(b, "l")); os.Symlink("b", filepath.Join(b, "l")) }, "symlink target"},
-		{"mtime", func(t *testing.T, b string) { os.Chtimes(filepath.Join(b, "a"), time.Now(), time.Now()) }, "mtime"},
+		{"extra", func(t *testing.T, b string) { _ = os.WriteFile(filepath.Join(b, "new"), nil, 0o644) }, "unexpected entry"},
+		{"symlink", func(t *testing.T, b string) {
+			os.Remove(filepath.Join(b, "l"))
+			_ = os.Symlink("b", filepath.Join(b, "l"))
+		}, "symlink target"},
+		{"mtime", func(t *testing.T, b string) { _ = os.Chtimes(filepath.Join(b, "a"), time.Now(), time.Now()) }, "mtime"},
 		{"hard link broken", func(t *testing.T, b string) {
 			os.Remove(filepath.Join(b, "d/a2"))
-			os.WriteFile(filepath.Join(b, "d/a2"), []byte("A"), 0o644)
+			_ = os.WriteFile(filepath.Join(b, "d/a2"), []byte("A"), 0o644)
 		}, "hard link groups"},
 		{"type", func(t *testing.T, b string) {
 			os.Remove(filepath.Join(b, "d/b"))
-			os.Mkdir(filepath.Join(b, "d/b"), 0o755)
+			_ = os.Mkdir(filepath.Join(b, "d/b"), 0o755)
 		}, "type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
