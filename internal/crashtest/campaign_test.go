@@ -775,12 +775,13 @@ func (c *campaign) checkVaults() {
 	// Packs that went away since the last check were deleted by prunes.
 	packs := map[string]bool{}
 	for _, v := range vaults {
-		filepath.WalkDir(filepath.Join(c.data, "vaults", acct, region, v, "data"), func(p string, d fs.DirEntry, err error) error {
+		err := filepath.WalkDir(filepath.Join(c.data, "vaults", acct, region, v, "data"), func(p string, d fs.DirEntry, err error) error {
 			if err == nil && !d.IsDir() {
 				packs[p] = true
 			}
 			return nil
 		})
+		must(c.t, err)
 	}
 	for p := range c.packs {
 		if !packs[p] {

@@ -55,7 +55,13 @@ func TestStatusMessagesPermissionDenied(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(src, "d0", "secret.bin"), []byte("not for the server"), 0o000))
 	must(t, os.MkdirAll(locked, 0o000))
 	must(t, os.MkdirAll(ro, 0o555))
-	t.Cleanup(func() { os.Chmod(locked, 0o755); os.Chmod(ro, 0o755) })
+	t.Cleanup(func() {
+		for _, d := range []string{locked, ro} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Error(err)
+			}
+		}
+	})
 	cfg := filepath.Join(base, "coffer.yaml")
 	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
 data_dir: %s

@@ -185,15 +185,15 @@ func (h *Handler) Run(ctx context.Context, job *backup.Job, p jobs.Progress) (jo
 
 // Lock-wait backoff bounds.
 const (
-	lockWaitMin = 500 * time.Millisecond
-	lockWaitMax = 30 * time.Second
+	lockWaitFirst = 500 * time.Millisecond
+	lockWaitLimit = 30 * time.Second
 )
 
 // sharedLock takes the repository's shared lock, waiting while maintenance
 // (a prune) holds the exclusive one, as backups do, instead of failing the
 // restore. The wait ends with ctx (stop, shutdown, lost lease).
 func sharedLock(ctx context.Context, repo *repository.Repository) (*repository.Lock, error) {
-	wait := lockWaitMin
+	wait := lockWaitFirst
 	for {
 		lock, err := repo.AcquireLock(ctx, repository.LockShared)
 		if !errors.Is(err, repository.ErrLocked) || ctx.Err() != nil {
@@ -206,7 +206,7 @@ func sharedLock(ctx context.Context, repo *repository.Repository) (*repository.L
 			return nil, err
 		case <-t.C:
 		}
-		wait = min(wait*2, lockWaitMax)
+		wait = min(wait*2, lockWaitLimit)
 	}
 }
 
