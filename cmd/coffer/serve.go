@@ -253,6 +253,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 			log.Error("shutdown timed out; exiting without waiting", "role", role.name, "timeout", shutdownTimeout)
 		}
 	}
+	if !abandoned {
+		// Closing waits for what still uses the repositories and the store
+		// (a job handler the runner gave up on): bounded too.
+		closed := make(chan struct{})
+		go func() { repos.Close(); st.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-sctx.Done():
+			log.Error("shutdown timed out closing the vault repositories and the store; exiting without waiting", "timeout", shutdownTimeout)
+		}
+		abandoned = true // closed (or given up on): the deferred closes are done
+	}
 	log.Info("coffer stopped")
 	select {
 	case <-httpDone:
