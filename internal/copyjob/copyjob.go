@@ -260,7 +260,7 @@ func copyFailure(err error, rp, src, dst string) error {
 		return backup.Fail(backup.CategoryRecoveryPointCorrupt, err,
 			"Recovery point %s in backup vault %s is damaged: some of its data is missing or fails verification, so it cannot be copied. `coffer vault check --read-data` names the damage.",
 			rp, src)
-	case jobs.StorageNoSpace:
+	case jobs.StorageNoSpace, jobs.StorageLocked:
 		return jobs.VaultFailure(dst, doing, err)
 	case jobs.StorageFailed:
 		return jobs.Internal(doing+" into backup vault "+dst, err)

@@ -25,6 +25,7 @@ const (
 	StorageDenied                            // permission denied, read-only storage, S3 403
 	StorageDamaged                           // data missing or failing verification
 	StorageUnreachable                       // the storage did not answer (network, timeouts, S3 5xx)
+	StorageLocked                            // maintenance (a prune, an index repair) holds the vault
 )
 
 // ClassifyStorage says what kind of vault storage failure err is.
@@ -32,6 +33,8 @@ func ClassifyStorage(err error) StorageProblem {
 	var status interface{ HTTPStatusCode() int }
 	var nerr net.Error
 	switch {
+	case errors.Is(err, repository.ErrLocked):
+		return StorageLocked
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return StorageNoSpace
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
@@ -67,6 +70,9 @@ func VaultFailure(vault, doing string, err error) *Failure {
 			"Backup vault %s holds damaged or missing data, found while %s; `coffer vault check --read-data` names what is damaged.", vault, doing)
 	case StorageUnreachable:
 		return backup.Fail(backup.CategoryFailed, err, "The storage of backup vault %s could not be reached while %s.", vault, doing)
+	case StorageLocked:
+		return backup.Fail(backup.CategoryFailed, err,
+			"Backup vault %s was locked by maintenance (a prune or an index repair) while %s; start the job again later.", vault, doing)
 	}
 	return backup.Fail(backup.CategoryFailed, err, "The storage of backup vault %s failed while %s; the server log has the details under this job's id.", vault, doing)
 }
