@@ -459,9 +459,9 @@ func TestStatusMessages(t *testing.T) {
 		{"stopped", nil, func(w *world, id string, _ context.CancelFunc) {
 			must(t, w.stk.Service.StopBackup(ctx, msgCaller, id))
 		}, backup.JobAborted, "", "stopped"},
-		{"expired", ptr(int64(60)), func(w *world, id string, _ context.CancelFunc) {
-			w.clk.Advance(2 * time.Hour)
-		}, backup.JobExpired, "", "expired"},
+		// The completion window (60 min) has passed when the job starts
+		// (moving the clock while it runs would expire its lease too).
+		{"expired", ptr(int64(60)), func(w *world, id string, _ context.CancelFunc) {}, backup.JobExpired, "", "expired"},
 		{"server shutdown", nil, func(w *world, id string, shutdown context.CancelFunc) {
 			shutdown()
 		}, backup.JobFailed, backup.CategoryInterrupted, "interrupted"},
@@ -473,11 +473,23 @@ func TestStatusMessages(t *testing.T) {
 			w.fileSystems(map[string]string{"fs-0000000a": src})
 			blocked := w.hang.arm()
 			id := w.startBackup("fs-0000000a", tc.complete)
+			if tc.complete != nil {
+				w.clk.Advance(time.Duration(*tc.complete+1) * time.Minute)
+			}
 			rctx, shutdown := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() { done <- w.runner.Run(rctx) }()
 			w.runner.Notify()
-			<-blocked
+			// Until the backup blocks on its storage (or, expired at once,
+			// has already ended).
+			for waiting := true; waiting; {
+				select {
+				case <-blocked:
+					waiting = false
+				case <-time.After(10 * time.Millisecond):
+					waiting = !w.job(backup.JobBackup, id).State.Terminal()
+				}
+			}
 			tc.end(w, id, shutdown)
 			for {
 				if j := w.job(backup.JobBackup, id); j.State.Terminal() {
