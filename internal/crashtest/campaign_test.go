@@ -198,6 +198,7 @@ type campaign struct {
 	stats               map[string]int
 	errors              map[string]string // server log errors, one example per kind
 	packs               map[string]bool   // pack files at the last vault check
+	took                map[string]time.Duration
 	restoreDirsExpected map[string]bool   // recovery directories of COMPLETED restores in target
 }
 
@@ -242,13 +243,13 @@ func newCampaign(t *testing.T, seed int64) *campaign {
 	c := &campaign{t: t, r: rand.New(rand.NewSource(seed)), ctx: context.Background(), dir: dir,
 		data: filepath.Join(dir, "data"), newFS: filepath.Join(dir, "newfs"),
 		backups: map[string]*backupRec{}, restores: map[string]*restoreRec{}, copies: map[string]*copyRec{},
-		rps: map[string]*rpRec{}, pending: map[string]time.Time{}, stats: map[string]int{}, errors: map[string]string{}, restoreDirsExpected: map[string]bool{}}
+		rps: map[string]*rpRec{}, pending: map[string]time.Time{}, stats: map[string]int{}, errors: map[string]string{}, took: map[string]time.Duration{}, restoreDirsExpected: map[string]bool{}}
 	c.bin = cofferproc.Build(t)
 	var fsYAML strings.Builder
 	for i := range 4 {
 		s := &source{id: fmt.Sprintf("fs-0000000%d", i+1), path: filepath.Join(dir, "src", strconv.Itoa(i+1))}
 		for j := range 8 {
-			c.writeFile(s, fmt.Sprintf("d%d/seed%02d.bin", j%3, j), 1<<20+c.r.Intn(3<<20))
+			c.writeFile(s, fmt.Sprintf("d%d/seed%02d.bin", j%3, j), 512<<10+c.r.Intn(2<<20))
 		}
 		c.sources = append(c.sources, s)
 		fmt.Fprintf(&fsYAML, "  - {id: %s, account: \"%s\", path: %s}\n", s.id, acct, s.path)
@@ -301,6 +302,7 @@ func must(t testing.TB, err error) {
 }
 
 func (c *campaign) start() {
+	defer c.timed("starts")()
 	c.proc = cofferproc.Start(c.t, c.bin, c.cfg)
 	c.cl = sdk.New(sdk.Options{Region: region, BaseEndpoint: aws.String("http://" + c.proc.Addr), RetryMaxAttempts: 1,
 		Credentials: credentials.NewStaticCredentialsProvider(akid, secret, "")})
@@ -323,14 +325,14 @@ func (c *campaign) writeFile(s *source, rel string, n int) {
 }
 
 // mutate changes a source: new, rewritten, deleted, renamed and re-moded
-// files and symlinks, keeping it below about 40 MiB.
+// files and symlinks, keeping it below about 24 MiB.
 func (c *campaign) mutate(s *source) {
 	for range 1 + c.r.Intn(4) {
 		switch op := c.r.Intn(6); {
 		case op == 0 || len(s.files) < 4:
-			c.writeFile(s, fmt.Sprintf("d%d/n%04d.bin", c.r.Intn(4), s.version), 64<<10+c.r.Intn(4<<20))
+			c.writeFile(s, fmt.Sprintf("d%d/n%04d.bin", c.r.Intn(4), s.version), 64<<10+c.r.Intn(2<<20))
 		case op == 1:
-			c.writeFile(s, s.files[c.r.Intn(len(s.files))], 64<<10+c.r.Intn(3<<20))
+			c.writeFile(s, s.files[c.r.Intn(len(s.files))], 64<<10+c.r.Intn(2<<20))
 		case op == 2:
 			i := c.r.Intn(len(s.files))
 			must(c.t, os.Remove(filepath.Join(s.path, s.files[i])))
@@ -352,7 +354,7 @@ func (c *campaign) mutate(s *source) {
 		s.version++
 	}
 	// Keep the size bounded.
-	for size := c.size(s); size > 40<<20 && len(s.files) > 4; size = c.size(s) {
+	for size := c.size(s); size > 24<<20 && len(s.files) > 4; size = c.size(s) {
 		i := c.r.Intn(len(s.files))
 		must(c.t, os.Remove(filepath.Join(s.path, s.files[i])))
 		s.files = slices.Delete(s.files, i, i+1)
@@ -438,6 +440,7 @@ func (c *campaign) iteration(k, kills int) {
 		ops = c.work(c.account())
 		delay = 2*time.Second + time.Duration(c.r.Intn(3000))*time.Millisecond
 	}
+	c.took["waiting to kill"] += delay
 	time.Sleep(delay)
 	c.scanLog()
 	// What the server is running when it dies must be finished by a later
@@ -506,6 +509,7 @@ func (c *campaign) scanLog() {
 // finished restores with their recovery point's source, and checks that
 // jobs of killed servers finished in time.
 func (c *campaign) account() map[string]jobInfo {
+	defer c.timed("accounting and comparing")()
 	// Recovery points first: one that is listed was committed with its
 	// job's completion, so the job listing that follows shows it finished.
 	listed := map[string][]string{}
@@ -765,6 +769,7 @@ func (c *campaign) work(js map[string]jobInfo) []string {
 // checkVaults runs `coffer vault check --read-data` on every vault while
 // the server is down.
 func (c *campaign) checkVaults() {
+	defer c.timed("vault checks")()
 	for _, v := range vaults {
 		out, err := exec.Command(c.bin, "vault", "check", "--config", c.cfg, "--vault", v, "--read-data").CombinedOutput()
 		if err != nil {
@@ -939,10 +944,19 @@ func (c *campaign) finish() {
 	c.stats["recovery points at the end"] = len(survivors)
 }
 
+// timed adds the time until the returned func runs to phase.
+func (c *campaign) timed(phase string) func() {
+	t0 := time.Now()
+	return func() { c.took[phase] += time.Since(t0) }
+}
+
 func (c *campaign) summary() string {
 	var parts []string
 	for _, k := range slices.Sorted(mapsKeys(c.stats)) {
 		parts = append(parts, fmt.Sprintf("%s: %d", k, c.stats[k]))
+	}
+	for _, k := range slices.Sorted(mapsKeys(c.took)) {
+		parts = append(parts, fmt.Sprintf("time in %s: %v", k, c.took[k].Round(time.Second)))
 	}
 	return strings.Join(parts, "; ")
 }
