@@ -199,7 +199,7 @@ type campaign struct {
 	errors              map[string]string // server log errors, one example per kind
 	packs               map[string]bool   // pack files at the last vault check
 	took                map[string]time.Duration
-	restoreDirsExpected map[string]bool   // recovery directories of COMPLETED restores in target
+	restoreDirsExpected map[string]bool // recovery directories of COMPLETED restores in target
 }
 
 func TestCrashCampaign(t *testing.T) {
@@ -302,7 +302,8 @@ func must(t testing.TB, err error) {
 }
 
 func (c *campaign) start() {
-	defer c.timed("starts")()
+	done := c.timed("starts")
+	defer done()
 	c.proc = cofferproc.Start(c.t, c.bin, c.cfg)
 	c.cl = sdk.New(sdk.Options{Region: region, BaseEndpoint: aws.String("http://" + c.proc.Addr), RetryMaxAttempts: 1,
 		Credentials: credentials.NewStaticCredentialsProvider(akid, secret, "")})
@@ -509,7 +510,8 @@ func (c *campaign) scanLog() {
 // finished restores with their recovery point's source, and checks that
 // jobs of killed servers finished in time.
 func (c *campaign) account() map[string]jobInfo {
-	defer c.timed("accounting and comparing")()
+	done := c.timed("accounting and comparing")
+	defer done()
 	// Recovery points first: one that is listed was committed with its
 	// job's completion, so the job listing that follows shows it finished.
 	listed := map[string][]string{}
@@ -769,7 +771,8 @@ func (c *campaign) work(js map[string]jobInfo) []string {
 // checkVaults runs `coffer vault check --read-data` on every vault while
 // the server is down.
 func (c *campaign) checkVaults() {
-	defer c.timed("vault checks")()
+	done := c.timed("vault checks")
+	defer done()
 	for _, v := range vaults {
 		out, err := exec.Command(c.bin, "vault", "check", "--config", c.cfg, "--vault", v, "--read-data").CombinedOutput()
 		if err != nil {
