@@ -446,8 +446,10 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 	cancel(nil)
 	<-hbDone
 
+	abandoned := false
 	abandon := func() {
-		if res.Abandon != nil {
+		if res.Abandon != nil && !abandoned {
+			abandoned = true
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abandonTimeout)
 			defer cancel()
 			if err := res.Abandon(actx); err != nil {
@@ -464,6 +466,11 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 	// a lost lease): a job that finished is committed, any other ends
 	// Interrupted.
 	shutdown := ctx.Err() != nil && !errors.Is(cause, errStopped) && !errors.Is(cause, errExpired)
+	// A job that will not complete gives its result up first, so that
+	// nothing it wrote is left once its end is visible.
+	if runErr != nil || (cause != nil && !shutdown) {
+		abandon()
+	}
 
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer wcancel()
