@@ -263,6 +263,7 @@ func newCampaign(t *testing.T, seed int64) *campaign {
 data_dir: %s
 region: %s
 new_file_systems_dir: %s
+sweeper_interval_seconds: 2
 accounts:
   - id: "%s"
     access_keys:
