@@ -166,6 +166,11 @@ type restoreRun struct {
 // records every change so that a failed or cancelled restore undoes itself
 // and CleanStaging undoes one whose process died.
 func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (resource.RestoreResult, error) {
+	res, err := p.restore(ctx, req)
+	return res, failure(err)
+}
+
+func (p *Plugin) restore(ctx context.Context, req resource.RestoreRequest) (resource.RestoreResult, error) {
 	var res resource.RestoreResult
 	spec := req.Spec
 	root, err := readRoot(ctx, req.Snapshot.Loader, req.Snapshot.Root)
