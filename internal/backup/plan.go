@@ -41,6 +41,10 @@ type Rule struct {
 	RecoveryPointTags       map[string]string
 	CopyActions             []CopyAction
 	EnableContinuousBackup  bool
+	// ScheduleSince is when the rule's schedule (expression and zone) took
+	// effect: the version that introduced the rule or last changed its
+	// schedule. The scheduler runs no occurrence before it.
+	ScheduleSince time.Time
 }
 
 // CopyAction copies each recovery point a rule creates into another vault.

@@ -1,6 +1,6 @@
 // Package retention enforces recovery point lifecycles: the sweeper
-// deletes recovery points whose retention has passed (unless a vault lock
-// or a running restore or copy holds them), prunes the vaults it touched so
+// deletes recovery points whose retention has passed (unless an active
+// legal hold, a vault lock or a running restore or copy holds them), prunes the vaults it touched so
 // their space is reclaimed, deletes orphan manifests and expires
 // idempotency tokens.
 package retention
@@ -42,7 +42,7 @@ type Sweeper struct {
 // SweepReport says what one Sweep did.
 type SweepReport struct {
 	Deleted    int
-	Skipped    int // in use by a restore or copy, or protected by a vault lock
+	Skipped    int // under a legal hold, in use by a restore or copy, or protected by a vault lock
 	BytesFreed int64
 }
 
@@ -90,6 +90,16 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 			}
 			if cur.DeleteAt == nil || cur.DeleteAt.After(now) {
 				return nil // lifecycle changed meanwhile
+			}
+			// An active legal hold keeps it until the hold is cancelled
+			// (the due list already leaves held points out; a hold placed
+			// since is seen here, in the deleting transaction).
+			holds, err := tx.ActiveLegalHolds(ctx, sc, cur.Arn)
+			if err != nil {
+				return err
+			}
+			if len(holds) > 0 {
+				return nil
 			}
 			if v.LockRefusesDelete(cur, now) != "" {
 				return nil
