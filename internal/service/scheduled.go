@@ -118,3 +118,15 @@ func (s *Service) PlanVersion(ctx context.Context, sc store.Scope, id, versionID
 	})
 	return p, err
 }
+
+// StaleOccurrences lists claimed occurrences whose owner's lease expired
+// (it died while starting their jobs), oldest first.
+func (s *Service) StaleOccurrences(ctx context.Context, limit int) ([]*Occurrence, error) {
+	var out []*Occurrence
+	err := s.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		out, err = tx.ListStaleOccurrences(ctx, s.clk.Now(), limit)
+		return err
+	})
+	return out, err
+}

@@ -88,6 +88,10 @@ type Occurrences interface {
 	LatestOccurrence(ctx context.Context, ruleID string) (*time.Time, error)
 	// GetOccurrence returns one occurrence (NotFound).
 	GetOccurrence(ctx context.Context, ruleID string, instant time.Time) (*Occurrence, error)
+	// ListStaleOccurrences lists up to limit CLAIMED occurrences whose
+	// lease expired before now (their owner died while starting jobs),
+	// oldest first.
+	ListStaleOccurrences(ctx context.Context, now time.Time, limit int) ([]*Occurrence, error)
 }
 
 // ScheduledJobs finds jobs by their unique schedule key.

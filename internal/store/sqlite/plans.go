@@ -426,6 +426,24 @@ func (t *txn) FinishOccurrence(ctx context.Context, ruleID string, instant time.
 	return nil
 }
 
+func (t *txn) ListStaleOccurrences(ctx context.Context, now time.Time, limit int) ([]*store.Occurrence, error) {
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+occCols+` FROM schedule_occurrences WHERE state=? AND lease_expiry_ms < ?
+		ORDER BY instant_ms, rule_id LIMIT ?`, store.OccurrenceClaimed, ms(now), limit)
+	if err != nil {
+		return nil, dbErr("list stale occurrences", err)
+	}
+	defer rows.Close()
+	var out []*store.Occurrence
+	for rows.Next() {
+		o, err := scanOccurrence(rows)
+		if err != nil {
+			return nil, dbErr("list stale occurrences", err)
+		}
+		out = append(out, o)
+	}
+	return out, dbErr("list stale occurrences", rows.Err())
+}
+
 func (t *txn) LatestOccurrence(ctx context.Context, ruleID string) (*time.Time, error) {
 	var v sql.NullInt64
 	err := t.tx.QueryRowContext(ctx, `SELECT MAX(instant_ms) FROM schedule_occurrences WHERE rule_id=?`, ruleID).Scan(&v)

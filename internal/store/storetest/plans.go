@@ -251,6 +251,25 @@ func testOccurrences(t *testing.T, s store.Store) {
 	if !claim(occ("n1", t0.Add(3*time.Minute)), t0.Add(30*time.Second)) {
 		t.Fatal("the owner could not renew its claim")
 	}
+	stale := func(now time.Time) int {
+		t.Helper()
+		var n int
+		err := s.Read(ctx, func(tx store.Tx) error {
+			os, err := tx.ListStaleOccurrences(ctx, now, 10)
+			n = len(os)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := stale(t0.Add(time.Minute)); n != 0 {
+		t.Fatalf("%d stale occurrences while the lease lives", n)
+	}
+	if n := stale(t0.Add(4 * time.Minute)); n != 1 {
+		t.Fatalf("%d stale occurrences after the lease expired, want 1", n)
+	}
 	// n1 dies; once its lease expires n2 takes over, and n1 can no longer finish.
 	if !claim(occ("n2", t0.Add(10*time.Minute)), t0.Add(4*time.Minute)) {
 		t.Fatal("an expired claim was not taken over")
@@ -260,6 +279,9 @@ func testOccurrences(t *testing.T, s store.Store) {
 	mustWrite(t, s, func(tx store.Tx) error { return tx.FinishOccurrence(ctx, "r1", inst, "n2", 3, t0.Add(5*time.Minute)) })
 	if claim(occ("n3", t0.Add(time.Hour)), t0.Add(time.Hour)) {
 		t.Fatal("a DONE occurrence was claimed again")
+	}
+	if n := stale(t0.Add(time.Hour)); n != 0 {
+		t.Fatalf("a DONE occurrence is listed as stale (%d)", n)
 	}
 	err = s.Read(ctx, func(tx store.Tx) error {
 		o, err := tx.GetOccurrence(ctx, "r1", inst)

@@ -65,6 +65,7 @@ CREATE TABLE schedule_occurrences (
     done_ms         INTEGER,
     PRIMARY KEY (rule_id, instant_ms)
 ) WITHOUT ROWID;
+CREATE INDEX schedule_occurrences_stale ON schedule_occurrences (state, lease_expiry_ms);
 
 -- A job started by the scheduler carries its occurrence's key; the unique
 -- index makes a second job for the same (rule, instant, resource) or (backup
