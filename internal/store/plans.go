@@ -24,7 +24,7 @@ type Plans interface {
 	FindPlan(ctx context.Context, s Scope, creatorRequestID, name string) (*backup.Plan, error)
 	ListPlans(ctx context.Context, s Scope, includeDeleted bool, p Page) ([]*backup.Plan, string, error)
 	ListPlanVersions(ctx context.Context, s Scope, id string, p Page) ([]*backup.Plan, string, error)
-	CountPlans(ctx context.Context, s Scope) (int, error)            // not deleted
+	CountPlans(ctx context.Context, s Scope) (int, error) // not deleted
 	CountPlanVersions(ctx context.Context, s Scope, id string) (int, error)
 	// DeletePlan stamps the plan deleted at when.
 	DeletePlan(ctx context.Context, s Scope, id string, when time.Time) error
