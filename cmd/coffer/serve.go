@@ -26,6 +26,7 @@ import (
 	"coffer/internal/repository/blob/s3"
 	"coffer/internal/restorejob"
 	"coffer/internal/retention"
+	"coffer/internal/scheduler"
 	"coffer/internal/service"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
@@ -161,6 +162,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	svc.SetNotifier(runner)
+	// Backup plans: the scheduler starts their jobs through the service.
+	sched, err := scheduler.New(scheduler.Options{Service: svc, Clock: clk, Logger: log})
+	if err != nil {
+		return err
+	}
+	svc.SetPlanNotifier(sched)
 	bg, stopBg := context.WithCancel(ctx)
 	defer stopBg()
 	runnerDone := make(chan error, 1)
@@ -168,12 +175,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	sweeper := &retention.Sweeper{Store: st, Repos: repos, Clock: clk, Logger: log}
 	sweeperDone := make(chan struct{})
 	go func() { sweeper.Run(bg, time.Hour); close(sweeperDone) }()
+	schedDone := make(chan struct{})
+	go func() { sched.Run(bg); close(schedDone) }()
 	defer func() {
 		stopBg()
 		if err := <-runnerDone; err != nil {
 			log.Error("job runner stopped", "err", err)
 		}
 		<-sweeperDone
+		<-schedDone
 	}()
 
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,

@@ -77,6 +77,7 @@ type Scheduler struct {
 	lookback time.Duration
 	log      *slog.Logger
 
+	wake       chan struct{}
 	mu         sync.Mutex
 	copiedTo   time.Time       // copy actions are done for jobs completed before this
 	copyFailed map[string]bool // copy keys whose StartCopy failed (logged once)
@@ -88,7 +89,7 @@ func New(o Options) (*Scheduler, error) {
 		return nil, errors.New("scheduler: Service is required")
 	}
 	s := &Scheduler{svc: o.Service, clk: o.Clock, owner: o.Owner, ttl: o.LeaseTTL, poll: o.Poll, maxMiss: o.MaxMissed,
-		lookback: o.CopyLookback, log: o.Logger, copyFailed: map[string]bool{}}
+		lookback: o.CopyLookback, log: o.Logger, copyFailed: map[string]bool{}, wake: make(chan struct{}, 1)}
 	if s.clk == nil {
 		s.clk = clock.Real{}
 	}
@@ -115,6 +116,14 @@ func New(o Options) (*Scheduler, error) {
 		s.owner = "scheduler-" + hex.EncodeToString(b[:])
 	}
 	return s, nil
+}
+
+// Notify wakes Run for a pass now (plans or selections changed).
+func (s *Scheduler) Notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Owner returns the scheduler's claim owner id.
@@ -352,7 +361,7 @@ func (s *Scheduler) copies(ctx context.Context, plans []*backup.Plan, now time.T
 }
 
 // Run runs passes until ctx ends: after each pass it waits until the next
-// occurrence is due or Poll passes, whichever is first. A failed pass is
+// occurrence is due, Poll passes or Notify is called, whichever is first. A failed pass is
 // logged and the next one retries.
 func (s *Scheduler) Run(ctx context.Context) {
 	for {
@@ -372,6 +381,8 @@ func (s *Scheduler) Run(ctx context.Context) {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-s.wake:
+			t.Stop()
 		case <-t.C:
 		}
 	}

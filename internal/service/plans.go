@@ -270,6 +270,9 @@ func (s *Service) CreatePlan(ctx context.Context, c Caller, req CreatePlanReques
 		out = p
 		return nil
 	})
+	if err == nil {
+		s.plansChanged()
+	}
 	return out, err
 }
 
@@ -337,6 +340,9 @@ func (s *Service) UpdatePlan(ctx context.Context, c Caller, id string, in PlanIn
 		out = p
 		return nil
 	})
+	if err == nil {
+		s.plansChanged()
+	}
 	return out, err
 }
 

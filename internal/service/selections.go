@@ -172,6 +172,9 @@ func (s *Service) CreateSelection(ctx context.Context, c Caller, req CreateSelec
 		out = &sel
 		return nil
 	})
+	if err == nil {
+		s.plansChanged()
+	}
 	return out, err
 }
 
