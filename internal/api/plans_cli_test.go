@@ -74,7 +74,9 @@ func TestPlansAWSCLI(t *testing.T) {
 		t.Fatalf("create %+v", created)
 	}
 	var got struct {
-		BackupPlan           struct{ Rules []struct{ RuleId, ScheduleExpression string } }
+		BackupPlan struct {
+			Rules []struct{ RuleId, ScheduleExpression string }
+		}
 		ScheduledRunsPreview []struct {
 			ExecutionTime     any
 			RuleId            string
@@ -94,7 +96,9 @@ func TestPlansAWSCLI(t *testing.T) {
 		file("sel.json", `{"SelectionName":"by-tag","IamRoleArn":"`+roleArn+`","Resources":["*"],"Conditions":{"StringEquals":[{"ConditionKey":"aws:ResourceTag/backup","ConditionValue":"daily"}]}}`))
 	var selOut struct{ SelectionId string }
 	must(t, json.Unmarshal([]byte(sel), &selOut))
-	var sels struct{ BackupSelectionsList []struct{ SelectionName string } }
+	var sels struct {
+		BackupSelectionsList []struct{ SelectionName string }
+	}
 	must(t, json.Unmarshal([]byte(ok("list-backup-selections", "--backup-plan-id", created.BackupPlanId, "--page-size", "1")), &sels))
 	if len(sels.BackupSelectionsList) != 1 || sels.BackupSelectionsList[0].SelectionName != "by-tag" {
 		t.Fatalf("selections %+v", sels)
@@ -102,7 +106,9 @@ func TestPlansAWSCLI(t *testing.T) {
 	fail("InvalidRequestException", "delete-backup-plan", "--backup-plan-id", created.BackupPlanId)
 	ok("delete-backup-selection", "--backup-plan-id", created.BackupPlanId, "--selection-id", selOut.SelectionId)
 	ok("delete-backup-plan", "--backup-plan-id", created.BackupPlanId)
-	var plans struct{ BackupPlansList []struct{ BackupPlanId string } }
+	var plans struct {
+		BackupPlansList []struct{ BackupPlanId string }
+	}
 	must(t, json.Unmarshal([]byte(ok("list-backup-plans", "--include-deleted", "--page-size", "1")), &plans))
 	if len(plans.BackupPlansList) != 1 {
 		t.Fatalf("plans %+v", plans)

@@ -33,7 +33,7 @@ func TestBackupPlanLifecycle(t *testing.T) {
 	_, err := c.CreateBackupVault(ctx, &backup.CreateBackupVaultInput{BackupVaultName: aws.String("v1")})
 	must(t, err)
 	created, err := c.CreateBackupPlan(ctx, &backup.CreateBackupPlanInput{
-		BackupPlan: &types.BackupPlanInput{BackupPlanName: aws.String("daily"), Rules: []types.BackupRuleInput{planRule("r1", "v1")}},
+		BackupPlan:     &types.BackupPlanInput{BackupPlanName: aws.String("daily"), Rules: []types.BackupRuleInput{planRule("r1", "v1")}},
 		BackupPlanTags: map[string]string{"team": "ops"}, CreatorRequestId: aws.String("req-1")})
 	must(t, err)
 	if !strings.HasPrefix(aws.ToString(created.BackupPlanArn), "arn:aws:backup:us-east-1:111111111111:backup-plan:") || aws.ToString(created.VersionId) == "" {
