@@ -175,14 +175,14 @@ func likeMatch(p, s string) (bool, error) {
 // Conditions entry.
 func (sel *Selection) MatchesTags(tags map[string]string) bool {
 	if len(sel.ListOfTags) > 0 {
-		any := false
+		matched := false
 		for _, c := range sel.ListOfTags {
 			if v, ok := tags[ConditionTagKey(c.Key)]; ok && v == c.Value {
-				any = true
+				matched = true
 				break
 			}
 		}
-		if !any {
+		if !matched {
 			return false
 		}
 	}

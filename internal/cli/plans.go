@@ -43,7 +43,7 @@ func (c *cmd) plansList(ctx context.Context, args []string) error {
 			}
 			last := fmtTime(plan.LastExecutionDate)
 			for _, r := range plan.BackupPlan.Rules {
-				next := "-"
+				var next string
 				switch {
 				case plan.DeletionDate != nil:
 					next = "deleted"

@@ -250,10 +250,10 @@ func (f field) parseRange(item string) (lo, hi, step int, err error) {
 		}
 		step = n
 	}
-	switch {
-	case base == "*":
+	switch base {
+	case "*":
 		return f.min, f.max, step, nil
-	case base == "":
+	case "":
 		return 0, 0, 0, errorf("empty value in the %s field (%q)", f.name, item)
 	}
 	a, b, isRange := strings.Cut(base, "-")
