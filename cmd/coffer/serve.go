@@ -14,6 +14,7 @@ import (
 
 	"coffer/internal/api"
 	"coffer/internal/api/sigv4"
+	"coffer/internal/backup"
 	"coffer/internal/backupjob"
 	"coffer/internal/clock"
 	"coffer/internal/config"
@@ -36,7 +37,8 @@ import (
 
 const usage = `usage: coffer serve [--config FILE] [--listen HOST:PORT]
        coffer vault check --config FILE --vault NAME [--account ID] [--read-data]
-       coffer vault repair-index --config FILE --vault NAME [--account ID] [--apply]`
+       coffer vault repair-index --config FILE --vault NAME [--account ID] [--apply]
+       coffer vault prune --config FILE --vault NAME [--account ID] [--dry-run]`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -138,8 +140,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err != nil {
 		return err
 	}
+	// The sweeper reclaims space: it prunes vaults where recovery points
+	// were deleted and where backups or copies failed, were stopped or were
+	// interrupted (each marks its vaults), at most once per vault per sweep.
+	sweeper := &retention.Sweeper{Store: st, Repos: repos, Clock: clk, Logger: log}
 	svc, err := service.New(service.Deps{Store: st, Clock: clk, Plugins: reg, Repos: repos, VaultStorage: repos,
-		RecoveryPointData: repos, Logger: log})
+		RecoveryPointData: &retention.ReclaimOnDelete{RecoveryPointData: repos, Sweeper: sweeper}, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -153,8 +159,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	}
 	// Job handlers, one per kind; the runner claims jobs of these kinds.
 	handlers := []jobs.Handler{
-		&backupjob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: reg},
-		&copyjob.Handler{Store: st, Repos: repos, Clock: clk},
+		&retention.ReclaimAfterFailure{Handler: &backupjob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: reg},
+			Sweeper: sweeper, Vaults: backupVaults},
+		&retention.ReclaimAfterFailure{Handler: &copyjob.Handler{Store: st, Repos: repos, Clock: clk},
+			Sweeper: sweeper, Vaults: copyVaults},
 		&restorejob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: reg},
 	}
 	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Handlers: handlers, Workers: cfg.Workers, Logger: log})
@@ -172,9 +180,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	defer stopBg()
 	runnerDone := make(chan error, 1)
 	go func() { runnerDone <- runner.Run(bg) }()
-	sweeper := &retention.Sweeper{Store: st, Repos: repos, Clock: clk, Logger: log}
+	interval := retention.DefaultInterval
+	if cfg.SweeperIntervalSeconds > 0 {
+		interval = time.Duration(cfg.SweeperIntervalSeconds) * time.Second
+	}
 	sweeperDone := make(chan struct{})
-	go func() { sweeper.Run(bg, time.Hour); close(sweeperDone) }()
+	go func() { sweeper.Run(bg, interval); close(sweeperDone) }()
 	schedDone := make(chan struct{})
 	go func() { sched.Run(bg); close(schedDone) }()
 	defer func() {
@@ -220,6 +231,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	return nil
+}
+
+// backupVaults is the vault a backup job writes into.
+func backupVaults(j *backup.Job) []*backup.Vault {
+	return []*backup.Vault{{AccountID: j.AccountID, Region: j.Region, Name: j.VaultName}}
+}
+
+// copyVaults is the vault a copy job writes into (the destination).
+func copyVaults(j *backup.Job) []*backup.Vault {
+	p, err := copyjob.ParseParams(j.ParametersJSON)
+	if err != nil {
+		return nil
+	}
+	return []*backup.Vault{{AccountID: p.DestinationAccount, Region: j.Region, Name: p.DestinationVaultName}}
 }
 
 // applyMemoryLimit sets the runtime's soft memory limit from

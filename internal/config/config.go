@@ -55,6 +55,11 @@ type Config struct {
 	// VaultStorage says where vault repositories live (default: local disk
 	// under data_dir/vaults).
 	VaultStorage VaultStorage `yaml:"vault_storage"`
+	// SweeperIntervalSeconds is how often the sweeper runs: expired
+	// recovery points, reclamation of vaults where jobs failed or recovery
+	// points were deleted, orphan manifests, idempotency tokens (0: the
+	// default, one hour).
+	SweeperIntervalSeconds int `yaml:"sweeper_interval_seconds"`
 	// HBRRegionID is the RegionId the Alibaba Cloud Backup (HBR) API
 	// accepts (e.g. cn-hangzhou); "" means region. See HBRRegion.
 	HBRRegionID string `yaml:"hbr_region_id"`
@@ -68,6 +73,9 @@ func (c *Config) HBRRegion() string {
 	}
 	return c.Region
 }
+
+// MaxSweeperIntervalSeconds bounds sweeper_interval_seconds (one week).
+const MaxSweeperIntervalSeconds = 7 * 24 * 3600
 
 // Vault storage types.
 const (
@@ -296,6 +304,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MemoryLimitMiB < -1 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) || c.MemoryLimitMiB > 1<<20 {
 		return keyErr("memory_limit_mib", "must be 0 (derived from workers), -1 (no limit) or 64 to 1048576, got %d", c.MemoryLimitMiB)
+	}
+	if c.SweeperIntervalSeconds < 0 || c.SweeperIntervalSeconds > MaxSweeperIntervalSeconds {
+		return keyErr("sweeper_interval_seconds", "must be 0 (the default, 3600) or 1 to %d, got %d", MaxSweeperIntervalSeconds, c.SweeperIntervalSeconds)
 	}
 	return c.VaultStorage.validate()
 }

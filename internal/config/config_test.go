@@ -45,6 +45,12 @@ func TestParseGood(t *testing.T) {
 			t.Fatalf("memory_limit_mib %d: %v, %+v", v, err, lc)
 		}
 	}
+	for _, v := range []int{0, 1, 3600, MaxSweeperIntervalSeconds} {
+		with := strings.Replace(good, `region: "us-east-1"`, fmt.Sprintf("region: \"us-east-1\"\nsweeper_interval_seconds: %d", v), 1)
+		if lc, err := Parse([]byte(with)); err != nil || lc.SweeperIntervalSeconds != v {
+			t.Fatalf("sweeper_interval_seconds %d: %v, %+v", v, err, lc)
+		}
+	}
 	if len(c.Accounts) != 2 || c.FileSystems[0].Tags["env"] != "prod" || c.Organization.ManagementAccount != "111111111111" {
 		t.Fatalf("%+v", c)
 	}
@@ -99,6 +105,9 @@ func TestParseBad(t *testing.T) {
 		{"memory limit below -1", `region: "us-east-1"`, "region: \"us-east-1\"\nmemory_limit_mib: -2", "memory_limit_mib:"},
 		{"memory limit too small", `region: "us-east-1"`, "region: \"us-east-1\"\nmemory_limit_mib: 63", "memory_limit_mib:"},
 		{"memory limit too large", `region: "us-east-1"`, "region: \"us-east-1\"\nmemory_limit_mib: 1048577", "memory_limit_mib:"},
+		{"negative sweeper interval", `region: "us-east-1"`, "region: \"us-east-1\"\nsweeper_interval_seconds: -1", "sweeper_interval_seconds: must be"},
+		{"sweeper interval too long", `region: "us-east-1"`, "region: \"us-east-1\"\nsweeper_interval_seconds: 604801", "sweeper_interval_seconds: must be"},
+		{"sweeper interval not a number", `region: "us-east-1"`, "region: \"us-east-1\"\nsweeper_interval_seconds: 1h", "cannot unmarshal"},
 		{"hbr region upper case", `region: "us-east-1"`, "region: \"us-east-1\"\nhbr_region_id: CN-hangzhou", "hbr_region_id:"},
 		{"hbr region one word", `region: "us-east-1"`, "region: \"us-east-1\"\nhbr_region_id: hangzhou", "hbr_region_id:"},
 		{"hbr region with space", `region: "us-east-1"`, "region: \"us-east-1\"\nhbr_region_id: \"cn- hangzhou\"", "hbr_region_id:"},

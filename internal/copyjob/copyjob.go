@@ -198,7 +198,7 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 	}
 	tr, _ := p.(jobs.TransferReporter)
 	total := rp.BackupSizeBytes
-	m, cs, err := maintenance.Copy(ctx, srcRepo, dstRepo, rp.ManifestID, maintenance.CopyOptions{Labels: labels,
+	m, cs, err := copyWaitingForPrune(ctx, srcRepo, dstRepo, rp.ManifestID, maintenance.CopyOptions{Labels: labels,
 		Progress: func(done int64) { p.Update(done, total) }})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -249,4 +249,32 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 			return dstRepo.DeleteManifest(ctx, m.ID)
 		},
 	}, nil
+}
+
+// Lock-wait backoff bounds.
+const (
+	lockWaitFirst = 500 * time.Millisecond
+	lockWaitLimit = 30 * time.Second
+)
+
+// copyWaitingForPrune runs maintenance.Copy, waiting while the destination
+// is locked by maintenance (a prune holds the exclusive lock) instead of
+// failing the job, as backups do. The copy takes the lock before it writes
+// anything, so a refused attempt leaves nothing behind.
+func copyWaitingForPrune(ctx context.Context, src, dst *repository.Repository, manifestID string, opts maintenance.CopyOptions) (repository.Manifest, maintenance.CopyStats, error) {
+	wait := lockWaitFirst
+	for {
+		m, cs, err := maintenance.Copy(ctx, src, dst, manifestID, opts)
+		if !errors.Is(err, repository.ErrLocked) || ctx.Err() != nil {
+			return m, cs, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return m, cs, err
+		case <-t.C:
+		}
+		wait = min(wait*2, lockWaitLimit)
+	}
 }
