@@ -41,7 +41,7 @@ var (
 // env is a real SQLite store, real vault repositories on disk, the wired
 // core (service and job handlers) and a job runner, all on a fake clock.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	dir    string
 	dbPath string
@@ -53,7 +53,7 @@ type env struct {
 	runner *jobs.Runner
 }
 
-func newEnv(t *testing.T, start time.Time) *env {
+func newEnv(t testing.TB, start time.Time) *env {
 	t.Helper()
 	e := &env{t: t, ctx: context.Background(), dir: t.TempDir(), clk: clock.NewFake(start)}
 	e.dbPath = filepath.Join(e.dir, "meta.db")

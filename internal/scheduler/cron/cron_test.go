@@ -310,3 +310,26 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkNext: the next occurrence of a daily rule in a DST zone, of a
+// last-Friday rule, and of a rule whose only year is far away.
+func BenchmarkNext(b *testing.B) {
+	from := time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct{ name, expr, tz string }{
+		{"daily-NY", "cron(30 2 ? * * *)", "America/New_York"},
+		{"last-friday", "cron(15 10 ? * 6L *)", "Europe/Berlin"},
+		{"year-2199", "cron(0 0 1 1 ? 2199)", ""},
+	} {
+		s, err := Parse(tc.expr, tc.tz)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, ok := s.Next(from); !ok {
+					b.Fatal("none")
+				}
+			}
+		})
+	}
+}
