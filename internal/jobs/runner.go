@@ -513,6 +513,11 @@ func (r *Runner) heartbeat(ctx context.Context, id string, kind backup.JobKind, 
 			if n := p.stored.Load(); n >= 0 {
 				cur.BytesTransferred = n
 			}
+			if total > 0 && cur.Kind == backup.JobBackup {
+				// A backup's size is known as soon as the resource has been
+				// sized (AWS shows BackupSizeInBytes while it runs).
+				cur.BackupSizeBytes = total
+			}
 			if total > 0 {
 				pct := math.Min(100*float64(done)/float64(total), 99.9)
 				pct = math.Floor(pct*10) / 10

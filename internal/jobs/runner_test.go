@@ -176,6 +176,9 @@ func TestCompleteWithProgress(t *testing.T) {
 	if j.State != backup.JobRunning || j.BytesTransferred != 50 || j.InitiationDate == nil || j.LeaseOwner != "r1" || j.LeaseGeneration != 1 {
 		t.Fatalf("running job = %+v", j)
 	}
+	if j.BackupSizeBytes != 200 {
+		t.Errorf("running backup's size = %d, want the progress total 200", j.BackupSizeBytes)
+	}
 	// ETA from the measured rate: 50 of 200 bytes in 10 s → 30 s to go.
 	clk.Advance(10 * time.Second)
 	for {
