@@ -68,6 +68,10 @@ type Config struct {
 	// HBRRegionID is the RegionId the Alibaba Cloud Backup (HBR) API
 	// accepts (e.g. cn-hangzhou); "" means region. See HBRRegion.
 	HBRRegionID string `yaml:"hbr_region_id"`
+	// MaxConcurrentRequests bounds the API requests decoded and handled at
+	// once (0: the API's default, 16); more wait briefly, then get
+	// ThrottlingException.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 }
 
 // HBRRegion is the RegionId of the HBR API: hbr_region_id, or region when
@@ -358,6 +362,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SweeperIntervalSeconds < 0 || c.SweeperIntervalSeconds > MaxSweeperIntervalSeconds {
 		return keyErr("sweeper_interval_seconds", "must be 0 (the default, 3600) or 1 to %d, got %d", MaxSweeperIntervalSeconds, c.SweeperIntervalSeconds)
+	}
+	if c.MaxConcurrentRequests < 0 || c.MaxConcurrentRequests > 4096 {
+		return keyErr("max_concurrent_requests", "must be between 0 (default) and 4096, got %d", c.MaxConcurrentRequests)
 	}
 	return c.VaultStorage.validate()
 }
