@@ -639,3 +639,74 @@ func TestLifecycleAndLegalHold(t *testing.T) {
 		t.Fatalf("sweep after cancelling: %+v %v", rep, err)
 	}
 }
+
+// TestCrossAccountCopyAction: a copy action into another account's vault
+// goes through the destination vault's access policy like StartCopyJob:
+// without a policy allowing the plan's account the copy job fails (access
+// denied, naming nothing of the other account but the vault ARN it was
+// given); once the other account allows backup:CopyIntoBackupVault, the
+// next occurrence's copy lands there, carrying the plan's CreatedBy.
+func TestCrossAccountCopyAction(t *testing.T) {
+	const other = "222222222222"
+	e := newEnv(t, utc("2026-03-02 04:59"))
+	e.vault("primary")
+	oc := service.Caller{AccountID: other, Region: region}
+	dr, err := e.svc.CreateVault(e.ctx, oc, service.CreateVaultRequest{Name: "dr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.fileSystem("fs-00000000000000031", nil)
+	r := rule("daily", "cron(0 5 ? * * *)", "")
+	r.CopyActions = []backup.CopyAction{{DestinationVaultArn: dr.Arn}}
+	p := e.plan("p", r)
+	e.selectAll(p.ID)
+	s := e.scheduler("n", e.svc)
+
+	day := func(d string) *backup.Job {
+		t.Helper()
+		e.clk.Set(utc(d + " 05:00"))
+		if rep := e.tick(s); rep.Backups != 1 {
+			t.Fatalf("%s: %+v", d, rep)
+		}
+		e.runAll() // the backup
+		e.clk.Advance(time.Minute)
+		if rep := e.tick(s); rep.Copies != 1 {
+			t.Fatalf("%s: copies %+v", d, rep)
+		}
+		e.runAll() // the copy
+		cs := e.jobs(backup.JobCopy)
+		return cs[len(cs)-1]
+	}
+	denied := day("2026-03-02")
+	if denied.State != backup.JobFailed || !strings.Contains(denied.StatusMessage, "Access denied") ||
+		!strings.Contains(denied.StatusMessage, dr.Arn) {
+		t.Fatalf("copy without a policy: %s %q", denied.State, denied.StatusMessage)
+	}
+	if rps, _, err := e.svc.ListRecoveryPoints(e.ctx, oc, service.RecoveryPointQuery{VaultName: "dr"}, store.Page{Limit: 10}); err != nil || len(rps) != 0 {
+		t.Fatalf("denied copy left %d recovery points (%v)", len(rps), err)
+	}
+	// A later pass does not start the failed copy again.
+	if e.tick(s); len(e.jobs(backup.JobCopy)) != 1 {
+		t.Fatalf("failed copy started again: %d copy jobs", len(e.jobs(backup.JobCopy)))
+	}
+
+	pol := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + acct +
+		`:root"},"Action":"backup:CopyIntoBackupVault","Resource":"*"}]}`
+	if err := e.svc.PutVaultAccessPolicy(e.ctx, oc, "dr", pol); err != nil {
+		t.Fatal(err)
+	}
+	allowed := day("2026-03-03")
+	if allowed.State != backup.JobCompleted {
+		t.Fatalf("copy with a policy: %s %q", allowed.State, allowed.StatusMessage)
+	}
+	if c := creator(t, allowed); c.BackupPlanId != p.ID || c.BackupRuleId != p.Rules[0].ID {
+		t.Fatalf("copy CreatedBy %+v", c)
+	}
+	rps, _, err := e.svc.ListRecoveryPoints(e.ctx, oc, service.RecoveryPointQuery{VaultName: "dr"}, store.Page{Limit: 10})
+	if err != nil || len(rps) != 1 {
+		t.Fatalf("copies in the other account's vault: %d (%v)", len(rps), err)
+	}
+	if c, ok := backup.ParseCreator(rps[0].CreatedByJSON); !ok || c.BackupPlanId != p.ID {
+		t.Fatalf("copied recovery point CreatedBy %q", rps[0].CreatedByJSON)
+	}
+}
