@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -63,8 +64,12 @@ func TestBackupSelections(t *testing.T) {
 	}{
 		{"unknown plan", aws.String("nope"), bad(func(*types.BackupSelection) {}), "InvalidParameterValueException", "Backup plan nope does not exist"},
 		{"bad role", p.BackupPlanId, bad(func(s *types.BackupSelection) { s.IamRoleArn = aws.String("role") }), "InvalidParameterValueException", "IamRoleArn"},
-		{"inner wildcard", p.BackupPlanId, bad(func(s *types.BackupSelection) { s.Resources = []string{"arn:aws:elasticfilesystem:*:fs-1"} }),
-			"InvalidParameterValueException", "only allowed at the end"},
+		{"31 wildcard ARNs", p.BackupPlanId, bad(func(s *types.BackupSelection) {
+			s.Resources = nil
+			for i := 0; i <= 30; i++ {
+				s.Resources = append(s.Resources, fmt.Sprintf("arn:aws:elasticfilesystem:*:*:file-system/fs-%d*", i))
+			}
+		}), "LimitExceededException", "at most 30 resource ARNs with wildcards"},
 		{"not an ARN", p.BackupPlanId, bad(func(s *types.BackupSelection) { s.Resources = []string{"fs-1"} }), "InvalidParameterValueException", "not a resource ARN"},
 		{"nothing selected", p.BackupPlanId, bad(func(s *types.BackupSelection) { s.Resources = nil }), "InvalidParameterValueException", "must name Resources"},
 		{"condition key", p.BackupPlanId, bad(func(s *types.BackupSelection) {
@@ -80,6 +85,16 @@ func TestBackupSelections(t *testing.T) {
 			t.Fatalf("%s: err = %v, want %s containing %q", tc.name, err, tc.code, tc.inMsg)
 		}
 	}
+	// Wildcards anywhere, as in AWS's own examples (region and account).
+	aws1, err := c.CreateBackupSelection(ctx, &backup.CreateBackupSelectionInput{BackupPlanId: p.BackupPlanId, BackupSelection: &types.BackupSelection{
+		SelectionName: aws.String("all-efs"), IamRoleArn: aws.String(roleArn), Resources: []string{"arn:aws:elasticfilesystem:*:*:file-system/*"}}})
+	must(t, err)
+	g2, err := c.GetBackupSelection(ctx, &backup.GetBackupSelectionInput{BackupPlanId: p.BackupPlanId, SelectionId: aws1.SelectionId})
+	must(t, err)
+	if fmt.Sprint(g2.BackupSelection.Resources) != "[arn:aws:elasticfilesystem:*:*:file-system/*]" {
+		t.Fatalf("stored Resources %v", g2.BackupSelection.Resources)
+	}
+	must(t, errOnly(c.DeleteBackupSelection(ctx, &backup.DeleteBackupSelectionInput{BackupPlanId: p.BackupPlanId, SelectionId: aws1.SelectionId})))
 	_, err = c.GetBackupSelection(ctx, &backup.GetBackupSelectionInput{BackupPlanId: p.BackupPlanId, SelectionId: aws.String("nope")})
 	expectErr[*types.ResourceNotFoundException](t, err)
 	_, err = c.ListBackupSelections(ctx, &backup.ListBackupSelectionsInput{BackupPlanId: aws.String("nope")})

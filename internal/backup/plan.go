@@ -2,7 +2,6 @@ package backup
 
 import (
 	"encoding/json"
-	"path"
 	"strings"
 	"time"
 )
@@ -88,8 +87,8 @@ func PlanArn(region, account, id string) string {
 	return "arn:aws:backup:" + region + ":" + account + ":backup-plan:" + id
 }
 
-// Selection assigns resources to a plan: the resources it names (ARNs,
-// trailing-* patterns, "*" for every resource), minus NotResources,
+// Selection assigns resources to a plan: the resources it names (ARNs
+// with * and ? wildcards, "*" for every resource), minus NotResources,
 // restricted by tag conditions.
 type Selection struct {
 	AccountID        string
@@ -146,28 +145,34 @@ func ConditionTagKey(key string) string {
 // LikeMatch matches s against an AWS StringLike pattern: * is any run of
 // characters, ? any single character; everything else is literal.
 func LikeMatch(pattern, s string) bool {
-	// path.Match treats [ and \ specially; escape them.
-	var b strings.Builder
-	for _, r := range pattern {
-		switch r {
-		case '[', ']', '\\':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	p := b.String()
-	// path.Match does not let * cross '/'; tag values may contain '/'.
-	ok, err := likeMatch(p, s)
-	return err == nil && ok
+	return wildcardMatch([]rune(pattern), []rune(s))
 }
 
-func likeMatch(p, s string) (bool, error) {
-	if !strings.Contains(s, "/") {
-		return path.Match(p, s)
+// wildcardMatch matches s against p (* any run, including none; ? one
+// character), backtracking only to the last *: linear in practice, never
+// exponential.
+func wildcardMatch(p, s []rune) bool {
+	pi, si := 0, 0
+	star, mark := -1, 0
+	for si < len(s) {
+		switch {
+		case pi < len(p) && (p[pi] == '?' || p[pi] != '*' && p[pi] == s[si]):
+			pi++
+			si++
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case star >= 0:
+			mark++
+			pi, si = star+1, mark
+		default:
+			return false
+		}
 	}
-	// Replace '/' (in both) by a byte that cannot occur in UTF-8 text.
-	const sep = "\xff"
-	return path.Match(strings.ReplaceAll(p, "/", sep), strings.ReplaceAll(s, "/", sep))
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
 }
 
 // MatchesTags reports whether a resource with tags is selected by the
@@ -209,16 +214,28 @@ func (sel *Selection) MatchesTags(tags map[string]string) bool {
 	return true
 }
 
-// ArnMatches reports whether pattern (an ARN, an ARN prefix ending in *,
-// or "*") names arn.
+// ArnMatches reports whether pattern names arn: "*" names every resource;
+// otherwise * in the pattern is any run of characters and ? any single
+// character, as AWS documents for selections
+// ("arn:aws:elasticfilesystem:*:*:file-system/*").
 func ArnMatches(pattern, arn string) bool {
 	if pattern == "*" {
 		return true
 	}
-	if p, ok := strings.CutSuffix(pattern, "*"); ok {
-		return strings.HasPrefix(arn, p)
+	if !strings.ContainsAny(pattern, "*?") {
+		return pattern == arn
 	}
-	return pattern == arn
+	return wildcardMatch([]rune(pattern), []rune(arn))
+}
+
+// NamesResourceType reports whether a selection's Resources pattern names
+// a resource type: an ARN whose service part has no wildcard (an exact ARN
+// or "arn:aws:elasticfilesystem:*:*:file-system/*"), not "*" or "arn:*".
+// AWS includes such explicitly assigned types even when they are not opted
+// in.
+func NamesResourceType(pattern string) bool {
+	parts := strings.SplitN(pattern, ":", 4)
+	return len(parts) == 4 && parts[0] == "arn" && parts[2] != "" && !strings.ContainsAny(parts[1]+parts[2], "*?")
 }
 
 // RecoveryPointCreator identifies the plan and rule that created a backup

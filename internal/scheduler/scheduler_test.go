@@ -108,6 +108,11 @@ func TestSelections(t *testing.T) {
 		{"exact ARNs", backup.Selection{Resources: []string{prod, dev}}, []string{prod, dev}},
 		{"prefix wildcard", backup.Selection{Resources: []string{"arn:aws:elasticfilesystem:us-east-1:111111111111:file-system/fs-0000000000000000*"}},
 			[]string{prod, stage, dev, bare}},
+		{"AWS's documented pattern", backup.Selection{Resources: []string{"arn:aws:elasticfilesystem:*:*:file-system/*"}},
+			[]string{prod, stage, dev, bare}},
+		{"inner wildcards", backup.Selection{Resources: []string{"arn:aws:elasticfilesystem:*:111111111111:file-system/fs-*0?"}},
+			[]string{prod, stage, dev, bare}},
+		{"another type's pattern", backup.Selection{Resources: []string{"arn:aws:ec2:*:*:volume/*"}}, nil},
 		{"wildcard minus NotResources", backup.Selection{Resources: []string{"*"}, NotResources: []string{stage, "arn:aws:elasticfilesystem:us-east-1:111111111111:file-system/fs-00000000000000004*"}},
 			[]string{prod, dev}},
 		{"ListOfTags OR", backup.Selection{ListOfTags: []backup.TagCondition{{Type: "STRINGEQUALS", Key: "env", Value: "dev"},
@@ -156,8 +161,9 @@ func TestSelections(t *testing.T) {
 	if err != nil || len(rs) != 3 {
 		t.Fatalf("after retagging: %d %v", len(rs), err)
 	}
-	// Opt out of EFS: tag and wildcard selections stop selecting file
-	// systems; an exact ARN still does (as AWS documents).
+	// Opt out of EFS: tag selections and "*" stop selecting file systems;
+	// Resources that name the type (an exact ARN, or a pattern of the type)
+	// still do (as AWS documents).
 	if err := e.svc.UpdateRegionSettings(e.ctx, caller, map[string]bool{"EFS": false}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -167,6 +173,14 @@ func TestSelections(t *testing.T) {
 	e.selection(p.ID, backup.Selection{Name: "exact", IamRoleArn: role, Resources: []string{bare}})
 	if rs, _ := e.svc.PlanResources(e.ctx, scope, p.ID); len(rs) != 1 || rs[0].Arn != bare {
 		t.Fatalf("exact ARN of an opted-out type: %v", rs)
+	}
+	e.selection(p.ID, backup.Selection{Name: "every", IamRoleArn: role, Resources: []string{"*"}})
+	if rs, _ := e.svc.PlanResources(e.ctx, scope, p.ID); len(rs) != 1 {
+		t.Fatalf("* selected an opted-out type: %v", rs)
+	}
+	e.selection(p.ID, backup.Selection{Name: "efs", IamRoleArn: role, Resources: []string{"arn:aws:elasticfilesystem:*:*:file-system/*"}})
+	if rs, _ := e.svc.PlanResources(e.ctx, scope, p.ID); len(rs) != 4 {
+		t.Fatalf("a pattern naming an opted-out type: %d selected", len(rs))
 	}
 }
 

@@ -42,12 +42,9 @@ func checkArnPatterns(param string, arns []string) error {
 			continue
 		}
 		if !strings.HasPrefix(a, "arn:") {
-			return backup.InvalidParam(param, "%q is not a resource ARN: write an ARN, an ARN prefix ending in *, or * for every resource", backup.Truncate(a, 200))
+			return backup.InvalidParam(param, "%q is not a resource ARN: write an ARN (* matches any characters, as in arn:aws:elasticfilesystem:*:*:file-system/*), or * for every resource", backup.Truncate(a, 200))
 		}
-		if i := strings.IndexByte(a, '*'); i >= 0 {
-			if i != len(a)-1 {
-				return backup.InvalidParam(param, "%q: * is only allowed at the end of a resource ARN", backup.Truncate(a, 200))
-			}
+		if strings.ContainsAny(a, "*?") {
 			wild++
 		}
 	}
@@ -229,8 +226,10 @@ type SelectedResource struct {
 	IamRoleArn string
 }
 
-// selects reports whether sel selects r; explicit is true when sel names
-// r's ARN without a wildcard (opt-in settings do not apply then).
+// selects reports whether sel selects r; explicit is true when the
+// Resources pattern that selects r names its resource type (an exact ARN
+// or a pattern like arn:aws:elasticfilesystem:*:*:file-system/*, not "*"):
+// opt-in settings do not apply then.
 func selects(sel *backup.Selection, r *backup.Resource) (in, explicit bool) {
 	for _, p := range sel.NotResources {
 		if backup.ArnMatches(p, r.Arn) {
@@ -242,7 +241,7 @@ func selects(sel *backup.Selection, r *backup.Resource) (in, explicit bool) {
 		for _, p := range sel.Resources {
 			if backup.ArnMatches(p, r.Arn) {
 				matched = true
-				explicit = explicit || p == r.Arn
+				explicit = explicit || backup.NamesResourceType(p)
 			}
 		}
 		if !matched {
@@ -255,8 +254,10 @@ func selects(sel *backup.Selection, r *backup.Resource) (in, explicit bool) {
 // PlanResources resolves which resources of every registered type the
 // plan's selections select now: configured resources and those created by
 // restores, with their current tags. Resource types opted out in the
-// region settings are left out unless a selection names the resource's
-// ARN exactly (as AWS does). Ordered by ARN.
+// region settings are left out unless the selection's Resources name the
+// type (an ARN or ARN pattern of the type; "If a resource type is
+// explicitly assigned to a backup plan, it will be included in the backup
+// even if the opt-in is not enabled", AWS). Ordered by ARN.
 func (s *Service) PlanResources(ctx context.Context, sc store.Scope, planID string) ([]SelectedResource, error) {
 	var out []SelectedResource
 	err := s.st.Read(ctx, func(tx store.Tx) error {
