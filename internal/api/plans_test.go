@@ -110,7 +110,7 @@ func TestBackupPlanLifecycle(t *testing.T) {
 		SelectionName: aws.String("all"), IamRoleArn: aws.String(roleArn), Resources: []string{"*"}}})
 	must(t, err)
 	_, err = c.DeleteBackupPlan(ctx, &backup.DeleteBackupPlanInput{BackupPlanId: created.BackupPlanId})
-	if ir := wantErr[*types.InvalidRequestException](t, err); !strings.Contains(aws.ToString(ir.Message), "backup selections") {
+	if ir := wantErr[*types.InvalidRequestException](t, err); aws.ToString(ir.Message) != "Related backup plan selections must be deleted prior to backup plan deletion" {
 		t.Fatalf("delete with selections: %v", err)
 	}
 	must(t, errOnly(c.DeleteBackupSelection(ctx, &backup.DeleteBackupSelectionInput{BackupPlanId: created.BackupPlanId, SelectionId: sel.SelectionId})))

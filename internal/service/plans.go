@@ -365,7 +365,9 @@ func (s *Service) DeletePlan(ctx context.Context, c Caller, id string) (*backup.
 		}
 		if n > 0 {
 			return &backup.Error{Code: backup.CodeInvalidRequest, Context: id,
-				Message: "Backup plan " + id + " cannot be deleted while it has resource assignments (backup selections); delete them first"}
+				// AWS's wording: Terraform retries DeleteBackupPlan while the
+				// message contains it (selections being deleted meanwhile).
+				Message: "Related backup plan selections must be deleted prior to backup plan deletion"}
 		}
 		now := s.clk.Now()
 		if err := tx.DeletePlan(ctx, c.Scope(), id, now); err != nil {
