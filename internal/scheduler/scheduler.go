@@ -81,6 +81,10 @@ type Scheduler struct {
 	mu         sync.Mutex
 	copiedTo   time.Time       // copy actions are done for jobs completed before this
 	copyFailed map[string]bool // copy keys whose StartCopy failed (logged once)
+	// latest is, per rule id, an instant at or before the rule's latest
+	// occurrence claimed in the store (by any scheduler): occurrences only
+	// ever grow, so while none is due after it a pass needs no read.
+	latest map[string]time.Time
 }
 
 // New returns a Scheduler.
@@ -89,7 +93,8 @@ func New(o Options) (*Scheduler, error) {
 		return nil, errors.New("scheduler: Service is required")
 	}
 	s := &Scheduler{svc: o.Service, clk: o.Clock, owner: o.Owner, ttl: o.LeaseTTL, poll: o.Poll, maxMiss: o.MaxMissed,
-		lookback: o.CopyLookback, log: o.Logger, copyFailed: map[string]bool{}, wake: make(chan struct{}, 1)}
+		lookback: o.CopyLookback, log: o.Logger, copyFailed: map[string]bool{}, latest: map[string]time.Time{},
+		wake: make(chan struct{}, 1)}
 	if s.clk == nil {
 		s.clk = clock.Real{}
 	}
@@ -178,12 +183,27 @@ func (s *Scheduler) rule(ctx context.Context, p *backup.Plan, r *backup.Rule, no
 	if from.IsZero() {
 		from = p.VersionDate
 	}
-	latest, err := s.svc.LatestOccurrence(ctx, r.ID)
-	if err != nil {
-		return err
+	s.mu.Lock()
+	known, ok := s.latest[r.ID]
+	s.mu.Unlock()
+	if ok && known.After(from) {
+		from = known
 	}
-	if latest != nil && latest.After(from) {
-		from = *latest
+	if !ok || anyDue(sched, from, now) {
+		// Something may be due: ask the store what was claimed last (by
+		// this or another scheduler).
+		latest, err := s.svc.LatestOccurrence(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		var l time.Time // zero: nothing claimed yet
+		if latest != nil {
+			l = *latest
+		}
+		s.setLatest(r.ID, l)
+		if l.After(from) {
+			from = l
+		}
 	}
 	due, skipped := sched.Between(from, now, s.maxMiss)
 	if skipped > 0 {
@@ -195,11 +215,28 @@ func (s *Scheduler) rule(ctx context.Context, p *backup.Plan, r *backup.Rule, no
 		if err := s.occurrence(ctx, p, r, t, rep); err != nil {
 			return err
 		}
+		// Claimed now, by this scheduler or (refused) another one.
+		s.setLatest(r.ID, t)
 	}
 	if next, ok := sched.Next(now); ok && (rep.NextDue.IsZero() || next.Before(rep.NextDue)) {
 		rep.NextDue = next
 	}
 	return nil
+}
+
+// anyDue reports whether sched has an occurrence in (from, now].
+func anyDue(sched *cron.Schedule, from, now time.Time) bool {
+	next, ok := sched.Next(from)
+	return ok && !next.After(now)
+}
+
+// setLatest records that rule id's occurrences up to t are claimed.
+func (s *Scheduler) setLatest(id string, t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.latest[id]; !ok || t.After(cur) {
+		s.latest[id] = t
+	}
 }
 
 // stale re-runs occurrences whose claimer died before finishing them.

@@ -724,3 +724,41 @@ func TestCrossAccountCopyAction(t *testing.T) {
 		t.Fatalf("copied recovery point CreatedBy %q", rps[0].CreatedByJSON)
 	}
 }
+
+// TestPassesRememberClaims: a scheduler skips the store read for rules
+// with nothing due after the occurrence it last saw claimed, yet never
+// misses one: not when another scheduler claimed the latest occurrence,
+// and not when the rule's schedule changed.
+func TestPassesRememberClaims(t *testing.T) {
+	e := newEnv(t, utc("2026-03-02 04:00"))
+	e.vault("primary")
+	e.fileSystem("fs-00000000000000041", nil)
+	p := e.plan("p", rule("daily", "cron(0 5 ? * * *)", ""))
+	e.selectAll(p.ID)
+	a, b := e.scheduler("a", e.svc), e.scheduler("b", e.svc)
+	step := func(s *Scheduler, at string, want int) {
+		t.Helper()
+		e.clk.Set(utc(at))
+		if rep := e.tick(s); rep.Occurrences != want {
+			t.Fatalf("%s at %s: %d occurrences, want %d", s.Owner(), at, rep.Occurrences, want)
+		}
+	}
+	step(a, "2026-03-02 05:00", 1)
+	step(a, "2026-03-02 12:00", 0)
+	step(b, "2026-03-03 05:00", 1) // b claims day 2; a has not seen it
+	step(a, "2026-03-03 05:30", 0)
+	step(a, "2026-03-04 05:00", 1)
+	step(b, "2026-03-04 05:10", 0)
+	// A new schedule: 06:00 from now on.
+	r := rule("daily", "cron(0 6 ? * * *)", "")
+	if _, err := e.svc.UpdatePlan(e.ctx, caller, p.ID, service.PlanInput{Name: "p", Rules: []service.RuleInput{r}}); err != nil {
+		t.Fatal(err)
+	}
+	step(a, "2026-03-04 06:00", 1)
+	step(b, "2026-03-04 06:01", 0)
+	step(b, "2026-03-05 06:00", 1)
+	step(a, "2026-03-05 06:00", 0)
+	if n := len(e.jobs(backup.JobBackup)); n != 5 {
+		t.Fatalf("%d backup jobs, want 5", n)
+	}
+}

@@ -34,6 +34,7 @@ import (
 	"math/bits"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // zones work on machines without a zone database
 )
@@ -64,12 +65,20 @@ func LoadZone(name string) (*time.Location, error) {
 	if name == "Local" || strings.ContainsAny(name, " \\") || strings.Contains(name, "..") {
 		return nil, errorf("%q is not an IANA time zone name (for example Europe/Paris or America/New_York)", name)
 	}
+	if loc, ok := zones.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
 		return nil, errorf("%q is not an IANA time zone name (for example Europe/Paris or America/New_York)", name)
 	}
+	zones.Store(name, loc) // bounded: only names the zone database knows
 	return loc, nil
 }
+
+// zones caches loaded zones: every scheduler pass parses every rule, and
+// reading a zone from the embedded database costs more than the parse.
+var zones sync.Map
 
 // Schedule is a parsed cron expression in a time zone.
 type Schedule struct {
