@@ -20,7 +20,9 @@ import (
 
 // Status messages the runner writes.
 const (
-	MsgExpiredRunning = "Backup job expired before completion."
+	// MsgCompletionWindow ends a job still running when its completion
+	// window closes: AWS Backup cancels such jobs (ABORTED).
+	MsgCompletionWindow = "Backup job was aborted: it did not complete within its completion window."
 	MsgStopped        = "Job was stopped by a StopBackupJob request."
 	// MsgShutdown ends a job that was running when its server shut down
 	// (SIGTERM); MessageCategory Interrupted.
@@ -308,8 +310,7 @@ func (r *Runner) Reconcile(ctx context.Context) error {
 					continue
 				}
 				gen := j.LeaseGeneration
-				j.Finish(backup.JobExpired, fmt.Sprintf("Backup job expired before it could start: its start window ended at %s.",
-					j.StartBy.Format(time.RFC3339)), "", now)
+				ExpireUnstarted(j, now)
 				j.LeaseGeneration = gen + 1
 				if err := tx.UpdateJob(ctx, j, gen); err != nil {
 					return err
@@ -332,6 +333,17 @@ func (r *Runner) Reconcile(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// ExpireUnstarted ends a job whose start window (StartBy) passed before it
+// started: EXPIRED, with a message naming the window's end.
+func ExpireUnstarted(j *backup.Job, now time.Time) {
+	end := now
+	if j.StartBy != nil {
+		end = *j.StartBy
+	}
+	j.Finish(backup.JobExpired, fmt.Sprintf("Backup job expired before it could start: its start window ended at %s.",
+		end.Format(time.RFC3339)), "", now)
 }
 
 // Stop asks for a job to stop: a CREATED or PENDING job becomes ABORTED at
@@ -490,7 +502,7 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 		case cur.State == backup.JobAborting || errors.Is(cause, errStopped):
 			cur.Finish(backup.JobAborted, MsgStopped, "", now)
 		case errors.Is(cause, errExpired):
-			cur.Finish(backup.JobExpired, MsgExpiredRunning, "", now)
+			cur.Finish(backup.JobAborted, MsgCompletionWindow, "", now)
 		case shutdown:
 			cur.Finish(backup.JobFailed, MsgShutdown, backup.CategoryInterrupted, now)
 		case runErr != nil:
