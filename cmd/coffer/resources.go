@@ -8,6 +8,7 @@ import (
 	"coffer/internal/config"
 	"coffer/internal/resource"
 	"coffer/internal/resource/filesystem"
+	"coffer/internal/resource/pgdb"
 	"coffer/internal/service"
 	"coffer/internal/store"
 )
@@ -17,7 +18,26 @@ import (
 func plugins(cfg *config.Config, log *slog.Logger) (*resource.Registry, error) {
 	return resource.NewRegistry(
 		&filesystem.Plugin{NewFileSystemsDir: cfg.NewFileSystemsDir, Log: log},
+		&pgdb.Plugin{Servers: databaseServers(cfg), ReservedIDs: databaseIDs(cfg), Log: log},
 	)
+}
+
+// databaseServers are the configured database servers.
+func databaseServers(cfg *config.Config) []pgdb.Server {
+	var out []pgdb.Server
+	for _, s := range cfg.DatabaseServers {
+		out = append(out, pgdb.Server{ID: s.ID, Host: s.Host, Port: s.Port, User: s.User, Password: s.Password, SSLMode: s.SSLMode})
+	}
+	return out
+}
+
+// databaseIDs are the configured databases' identifiers.
+func databaseIDs(cfg *config.Config) []string {
+	var out []string
+	for _, d := range cfg.Databases {
+		out = append(out, d.ID)
+	}
+	return out
 }
 
 // configuredResources are the resources the config declares, by type.
@@ -26,6 +46,10 @@ func configuredResources(cfg *config.Config) map[string][]*backup.Resource {
 	for _, f := range cfg.FileSystems {
 		out[filesystem.ResourceType] = append(out[filesystem.ResourceType],
 			filesystem.NewResource(cfg.Region, f.Account, f.ID, f.Path, f.Tags))
+	}
+	for _, d := range cfg.Databases {
+		out[pgdb.ResourceType] = append(out[pgdb.ResourceType],
+			pgdb.NewResource(cfg.Region, d.Account, d.ID, d.Server, d.Database, d.Tags))
 	}
 	return out
 }

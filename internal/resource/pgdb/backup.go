@@ -55,9 +55,10 @@ type dumper struct {
 	req  resource.BackupRequest
 	prog *tracker
 
-	parent   *stored
-	params   chunker.Params // zero: the session's default SaveStream
-	snapshot string
+	parent    *stored
+	params    chunker.Params // zero: the session's default SaveStream
+	connected bool           // the database existed when the backup began
+	snapshot  string
 
 	mu        sync.Mutex
 	bytesRead int64
@@ -75,6 +76,9 @@ const (
 func (d *dumper) explain(ctx context.Context, err error) error {
 	var ce *ConnError
 	if errors.As(err, &ce) && ce.Code == "3D000" {
+		if d.connected {
+			return fmt.Errorf("%w: database %q on server %s was dropped during the backup", resource.ErrSourceNotFound, d.db, d.srv.ID)
+		}
 		return fmt.Errorf("%w: database %q does not exist on server %s", resource.ErrSourceNotFound, d.db, d.srv.ID)
 	}
 	if errors.Is(err, ErrTool) || errors.As(err, &ce) {
@@ -104,6 +108,7 @@ func (d *dumper) run(ctx context.Context) (resource.BackupResult, error) {
 		return out, err
 	}
 	defer main.Close(context.WithoutCancel(ctx))
+	d.connected = true
 	major, version, err := serverVersion(ctx, main)
 	if err != nil {
 		return out, d.srv.queryError(err, "read the server version")

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"coffer/internal/backup"
+	"coffer/internal/resource"
 	"coffer/internal/resource/pgdb"
 	"coffer/internal/resource/pgdb/pgtest"
 )
@@ -214,4 +215,13 @@ func lineDiff(a, b string) string {
 		out = append(out[:40], fmt.Sprintf("... and %d more", len(out)-40))
 	}
 	return strings.Join(out, "\n")
+}
+
+func manifestOf(t testing.TB, snap resource.Snapshot) *pgdb.Manifest {
+	t.Helper()
+	m, err := pgdb.ReadManifest(context.Background(), snap.Loader, snap.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -212,3 +212,12 @@ func load(ctx context.Context, l resource.Loader, root repository.ID) (*stored, 
 	}
 	return st, nil
 }
+
+// ReadManifest reads the manifest of a database backup.
+func ReadManifest(ctx context.Context, l resource.Loader, root repository.ID) (*Manifest, error) {
+	st, err := load(ctx, l, root)
+	if err != nil {
+		return nil, err
+	}
+	return st.man, nil
+}
