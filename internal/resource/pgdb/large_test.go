@@ -86,9 +86,10 @@ func restoreDB(t testing.TB, p *pgdb.Plugin, snap resource.Snapshot, src *backup
 		spec.Settings[k] = v
 	}
 	sc := resource.Scope{AccountID: src.AccountID, Region: src.Region}
-	rp := &backup.RecoveryPoint{Arn: backup.RecoveryPointArn(sc.Region, sc.AccountID, "rp"), ResourceArn: src.Arn, ResourceType: pgdb.ResourceType}
+	rp := &backup.RecoveryPoint{Arn: backup.RecoveryPointArn(sc.Region, sc.AccountID, "rp"), ResourceArn: src.Arn, ResourceType: pgdb.ResourceType,
+		Tags: map[string]string{"team": "db"}}
 	res, err := p.Restore(context.Background(), resource.RestoreRequest{JobID: "JOB-" + id, Scope: sc, Spec: spec, RecoveryPoint: rp,
-		Snapshot: snap, Created: time.Now(), Progress: nopProgress{}})
+		Snapshot: snap, Created: time.Now(), Progress: nopProgress{}, CopySourceTags: true})
 	if err == nil && res.Finish != nil {
 		err = res.Finish(context.Background())
 	}

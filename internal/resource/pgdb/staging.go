@@ -15,7 +15,9 @@ import (
 // restores that will not finish: staging databases (StagingName) whose
 // job is not live, and databases a restore renamed to their final name
 // (its marker comment says so) but never registered, whose job is not
-// live. A server that cannot be reached is reported and skipped.
+// live. A server that cannot be reached is skipped with a warning (Coffer
+// starts without it; its leftovers go at a later start); other failures
+// are errors.
 func (p *Plugin) CleanStaging(ctx context.Context, req resource.CleanupRequest) error {
 	registered := map[string]bool{}
 	for _, r := range req.Resources {
@@ -25,7 +27,13 @@ func (p *Plugin) CleanStaging(ctx context.Context, req resource.CleanupRequest) 
 	var errs []error
 	for i := range p.Servers {
 		s := &p.Servers[i]
-		if err := s.cleanStaging(ctx, live, registered); err != nil {
+		err := s.cleanStaging(ctx, live, registered)
+		var ce *ConnError
+		if errors.As(err, &ce) {
+			p.log().Warn("restore staging cleanup skipped: database server unreachable", "server", s.ID, "err", err)
+			continue
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("restore staging cleanup on database server %s: %w", s.ID, err))
 		}
 	}
