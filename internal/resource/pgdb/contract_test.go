@@ -99,7 +99,9 @@ func (h *pgHarness) Outside(t *testing.T) string {
 		lines = append(lines, "database "+db)
 	}
 	lines = append(lines, contentOf(t, s, "outside")...)
-	rows, err := s.Connect(t, "postgres").Query(context.Background(), "SELECT rolname::text FROM pg_roles")
+	c := s.Open(t, "postgres")
+	defer c.Close(context.Background())
+	rows, err := c.Query(context.Background(), "SELECT rolname::text FROM pg_roles")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +121,9 @@ func (h *pgHarness) Outside(t *testing.T) string {
 func (h *pgHarness) Unrestored(t *testing.T, _ *backup.Resource, jobID string) {
 	t.Helper()
 	s := server(t)
-	rows, err := s.Connect(t, "postgres").Query(context.Background(),
+	c := s.Open(t, "postgres")
+	defer c.Close(context.Background())
+	rows, err := c.Query(context.Background(),
 		"SELECT datname::text FROM pg_database WHERE datname = $1 OR shobj_description(oid, 'pg_database') LIKE $2",
 		pgdb.StagingName(jobID), "coffer-restore job="+jobID+" %")
 	if err != nil {

@@ -127,7 +127,8 @@ func schemaOf(t testing.TB, s *pgtest.Server, db string) string {
 func contentOf(t testing.TB, s *pgtest.Server, db string) []string {
 	t.Helper()
 	ctx := context.Background()
-	c := s.Connect(t, db)
+	c := s.Open(t, db)
+	defer c.Close(ctx)
 	rows, err := c.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'`)
 	if err != nil {

@@ -314,8 +314,17 @@ func (s *Server) DSN(db string) string {
 		s.Host, s.Port, Superuser, Password, strings.ReplaceAll(strings.ReplaceAll(db, `\`, `\\`), `'`, `\'`))
 }
 
-// Connect opens a connection to db; it closes at the end of the test.
+// Connect opens a connection to db; it closes at the end of the test
+// (use Open for one closed earlier).
 func (s *Server) Connect(tb testing.TB, db string) *pgx.Conn {
+	tb.Helper()
+	c := s.Open(tb, db)
+	tb.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// Open opens a connection to db that the caller closes.
+func (s *Server) Open(tb testing.TB, db string) *pgx.Conn {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -323,7 +332,6 @@ func (s *Server) Connect(tb testing.TB, db string) *pgx.Conn {
 	if err != nil {
 		tb.Fatalf("pgtest: connect to %s: %v", db, err)
 	}
-	tb.Cleanup(func() { c.Close(context.Background()) })
 	return c
 }
 
@@ -353,8 +361,14 @@ func (s *Server) CreateDB(tb testing.TB, name string) {
 // Databases lists the server's databases but the built-in ones, sorted.
 func (s *Server) Databases(tb testing.TB) []string {
 	tb.Helper()
-	c := s.Connect(tb, "postgres")
-	rows, err := c.Query(context.Background(), "SELECT datname FROM pg_database WHERE datname NOT IN ('postgres','template0','template1') ORDER BY datname")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := pgx.Connect(ctx, s.DSN("postgres"))
+	if err != nil {
+		tb.Fatalf("pgtest: connect: %v", err)
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(ctx, "SELECT datname FROM pg_database WHERE datname NOT IN ('postgres','template0','template1') ORDER BY datname")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -363,6 +377,22 @@ func (s *Server) Databases(tb testing.TB) []string {
 		tb.Fatal(err)
 	}
 	return names
+}
+
+// QueryRow runs a one-row query in db on a connection of its own and
+// scans the row into dest.
+func (s *Server) QueryRow(tb testing.TB, db, sql string, dest ...any) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := pgx.Connect(ctx, s.DSN(db))
+	if err != nil {
+		tb.Fatalf("pgtest: connect to %s: %v", db, err)
+	}
+	defer c.Close(context.Background())
+	if err := c.QueryRow(ctx, sql).Scan(dest...); err != nil {
+		tb.Fatalf("pgtest: in %s: %v\n%s", db, err, sql)
+	}
 }
 
 // Stop shuts the server down (fast shutdown), keeping its data directory;
