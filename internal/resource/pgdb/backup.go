@@ -3,6 +3,8 @@ package pgdb
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
 
 	"coffer/internal/repository"
@@ -55,10 +58,11 @@ type dumper struct {
 	req  resource.BackupRequest
 	prog *tracker
 
-	parent    *stored
-	params    chunker.Params // zero: the session's default SaveStream
-	connected bool           // the database existed when the backup began
-	snapshot  string
+	parent     *stored
+	params     chunker.Params // zero: the session's default SaveStream
+	connected  bool           // the database existed when the backup began
+	recordHash bool           // the server has hash_record_extended
+	snapshot   string
 
 	mu        sync.Mutex
 	bytesRead int64
@@ -161,6 +165,10 @@ func (d *dumper) run(ctx context.Context) (resource.BackupResult, error) {
 	if err := main.QueryRow(ctx, "SELECT count(*) FROM pg_largeobject_metadata").Scan(&los); err != nil {
 		return out, d.srv.queryError(err, "count large objects")
 	}
+	if man.ChecksumProbes, err = checksumProbes(ctx, main); err != nil {
+		return out, d.srv.queryError(err, "probe the checksum functions")
+	}
+	_, d.recordHash = man.ChecksumProbes[ChecksumRecord]
 	if h := d.p.hooks.afterSnapshot; h != nil {
 		h()
 	}
@@ -390,22 +398,40 @@ func (d *dumper) dumpTable(ctx context.Context, c *pgx.Conn, t *Table) (snapshot
 	if h := d.p.hooks.beforeTable; h != nil {
 		h(t.qualified())
 	}
-	if err := c.QueryRow(ctx, checksumSQL(t)).Scan(&t.Rows, &t.Checksum); err != nil {
+	pt := d.parentTable(t)
+	if err := d.checksum(ctx, c, t, pt); err != nil {
 		return snapshot.Node{}, d.srv.queryError(err, "checksum table "+t.qualified())
 	}
-	pt := d.parentTable(t)
-	if pt != nil && pt.Rows == t.Rows && pt.Checksum == t.Checksum {
-		if n, ok := d.parent.tables[pt.fileName()]; ok {
-			t.Bytes, t.Order = pt.Bytes, pt.Order
-			n.Name = t.fileName()
-			d.prog.finish(name, t.Bytes)
-			d.count(itemUnchanged, 0)
+	var pn snapshot.Node
+	if pt != nil {
+		pn, _ = d.parent.tables[pt.fileName()]
+	}
+	if pt != nil && pn.Name != "" && pt.Rows == t.Rows && pt.Checksum == t.Checksum && pt.ChecksumMethod == t.ChecksumMethod {
+		t.Bytes, t.Order, t.Layers, t.StreamSHA256 = pt.Bytes, pt.Order, pt.Layers, pt.StreamSHA256
+		pn.Name = t.fileName()
+		d.prog.finish(name, t.Bytes)
+		d.count(itemUnchanged, 0)
+		return pn, nil
+	}
+	kind := itemNew
+	if pt != nil {
+		kind = itemChanged
+	}
+	if pt != nil && pn.Name != "" && deltaWorthIt(pt) {
+		n, err := d.dumpDelta(ctx, c, t, pt, pn)
+		if err == nil {
+			d.count(kind, t.Bytes)
 			return n, nil
 		}
+		if ctx.Err() != nil || !errors.Is(err, errNoDelta) {
+			return snapshot.Node{}, err
+		}
+		d.p.log().Info("backup: table stored whole instead of as a delta", "table", t.qualified(), "why", err)
 	}
 	cw := &countWriter{t: d.prog, name: name}
+	sum := sha256.New()
 	ids, n, err := d.pipeSave(ctx, func(w io.Writer) error {
-		_, err := c.PgConn().CopyTo(ctx, io.MultiWriter(w, cw), copyOutSQL(t))
+		_, err := c.PgConn().CopyTo(ctx, io.MultiWriter(w, cw, sum), copyOutSQL(t))
 		if err != nil {
 			return d.srv.queryError(err, "read table "+t.qualified())
 		}
@@ -418,14 +444,144 @@ func (d *dumper) dumpTable(ctx context.Context, c *pgx.Conn, t *Table) (snapshot
 	if cw.lines != t.Rows {
 		return snapshot.Node{}, fmt.Errorf("table %s: %d rows dumped but %d counted in the same snapshot", t.qualified(), cw.lines, t.Rows)
 	}
-	t.Bytes = n
+	t.Bytes, t.Layers, t.StreamSHA256 = n, nil, hex.EncodeToString(sum.Sum(nil))
 	d.prog.finish(name, n)
-	kind := itemNew
-	if pt != nil {
-		kind = itemChanged
-	}
 	d.count(kind, n)
 	return fileNode(t.fileName(), ids, n), nil
+}
+
+// Row delta policy: a table is stored as a delta on its previous backup
+// until it has maxLayers layers or its deltas add up to more than a
+// quarter of its whole stream; then it is stored whole again, so that a
+// restore never applies many layers.
+const maxLayers = 8
+
+func deltaWorthIt(pt *Table) bool {
+	if pt.StreamSHA256 == "" {
+		return false
+	}
+	layers := pt.layers()
+	if len(layers)+1 > maxLayers {
+		return false
+	}
+	var deltas int64
+	for _, l := range layers[1:] {
+		deltas += l.Bytes
+	}
+	return deltas <= layers[0].Bytes/4
+}
+
+// errNoDelta means a table cannot be stored as a delta this time (a row
+// too long, the previous backup's rows unusable): it is stored whole.
+var errNoDelta = errors.New("no delta")
+
+// dumpDelta stores t's rows as a delta against the previous backup's
+// (node pn, entry pt), read back from the repository as the rows are
+// read from the server.
+func (d *dumper) dumpDelta(ctx context.Context, c *pgx.Conn, t *Table, pt *Table, pn snapshot.Node) (snapshot.Node, error) {
+	name := "t:" + t.qualified()
+	prev, err := layersReader(ctx, d.parent.loader, pn.Content, pt.layers())
+	if err != nil {
+		return snapshot.Node{}, fmt.Errorf("%w: %w", errNoDelta, err)
+	}
+	defer prev.Close()
+	prevSum := sha256.New()
+	cw := &countWriter{t: d.prog, name: name}
+	sum := sha256.New()
+	var st deltaStats
+	ids, n, err := d.pipeSave(ctx, func(w io.Writer) error {
+		cur, curW := io.Pipe()
+		copyErr := make(chan error, 1)
+		go func() {
+			_, err := c.PgConn().CopyTo(ctx, io.MultiWriter(curW, cw, sum), copyOutSQL(t))
+			if err != nil {
+				err = d.srv.queryError(err, "read table "+t.qualified())
+			}
+			curW.CloseWithError(err)
+			copyErr <- err
+		}()
+		var err error
+		st, err = encodeDelta(io.TeeReader(prev, prevSum), cur, w)
+		cur.CloseWithError(errors.Join(err, errors.New("delta ended")))
+		cerr := <-copyErr
+		if errors.Is(err, errLineTooLong) || errors.Is(err, errBadDelta) {
+			return fmt.Errorf("%w: %w", errNoDelta, err)
+		}
+		if err != nil {
+			return errors.Join(err, cerr)
+		}
+		return cerr
+	})
+	if err != nil {
+		return snapshot.Node{}, err
+	}
+	if got := hex.EncodeToString(prevSum.Sum(nil)); got != pt.StreamSHA256 {
+		return snapshot.Node{}, fmt.Errorf("%w: the previous backup's rows of %s read back differently", errNoDelta, t.qualified())
+	}
+	cw.flush()
+	if cw.lines != t.Rows {
+		return snapshot.Node{}, fmt.Errorf("table %s: %d rows dumped but %d counted in the same snapshot", t.qualified(), cw.lines, t.Rows)
+	}
+	t.Bytes, t.StreamSHA256 = cw.n, hex.EncodeToString(sum.Sum(nil))
+	t.Layers = append([]Layer(nil), pt.layers()...)
+	if t.Layers[0].Blobs < 0 { // the previous backup stored the rows whole
+		t.Layers[0].Blobs = len(pn.Content)
+	}
+	t.Layers = append(t.Layers, Layer{Blobs: len(ids), Bytes: n})
+	d.prog.finish(name, t.Bytes)
+	d.p.log().Debug("backup: table stored as a delta", "table", t.qualified(), "copied", st.Copied, "skipped", st.Skipped, "inserted", st.Inserted, "bytes", n)
+	content := append(append([]repository.ID(nil), pn.Content...), ids...)
+	return fileNode(t.fileName(), content, pn.Size+n), nil
+}
+
+// checksum computes t's row count and checksum, with the per-column hash
+// method where the server and the column types have it (tried under a
+// savepoint: a type without hash support fails the query), else the text
+// method. A table keeps its parent's method while its row type does.
+func (d *dumper) checksum(ctx context.Context, c *pgx.Conn, t *Table, parent *Table) error {
+	if d.recordHash && (parent == nil || parent.ChecksumMethod == ChecksumRecord) {
+		if _, err := c.Exec(ctx, "SAVEPOINT coffer_checksum"); err != nil {
+			return err
+		}
+		err := c.QueryRow(ctx, checksumSQL(t, ChecksumRecord)).Scan(&t.Rows, &t.Checksum)
+		if err == nil {
+			t.ChecksumMethod = ChecksumRecord
+			_, err = c.Exec(ctx, "RELEASE SAVEPOINT coffer_checksum")
+			return err
+		}
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) {
+			return err
+		}
+		if _, err := c.Exec(ctx, "ROLLBACK TO SAVEPOINT coffer_checksum"); err != nil {
+			return err
+		}
+	}
+	t.ChecksumMethod = ChecksumText
+	return c.QueryRow(ctx, checksumSQL(t, ChecksumText)).Scan(&t.Rows, &t.Checksum)
+}
+
+// checksumProbes computes the probes of the checksum methods the server
+// has (hash_record_extended arrived in PostgreSQL 14).
+func checksumProbes(ctx context.Context, c *pgx.Conn) (map[string]string, error) {
+	probes := map[string]string{}
+	if _, err := c.Exec(ctx, "SAVEPOINT coffer_probe"); err != nil {
+		return nil, err
+	}
+	var rec, text string
+	if err := c.QueryRow(ctx, checksumProbesSQL).Scan(&rec, &text); err == nil {
+		probes[ChecksumRecord], probes[ChecksumText] = rec, text
+		_, err = c.Exec(ctx, "RELEASE SAVEPOINT coffer_probe")
+		return probes, err
+	}
+	if _, err := c.Exec(ctx, "ROLLBACK TO SAVEPOINT coffer_probe"); err != nil {
+		return nil, err
+	}
+	if err := c.QueryRow(ctx, "SELECT hashint8extended(hashtextextended('coffer', 0), 1)::text").Scan(&text); err != nil {
+		return nil, err
+	}
+	probes[ChecksumText] = text
+	return probes, nil
 }
 
 // loPiece is the size of the pieces large objects are read in.

@@ -154,20 +154,38 @@ func listRoles(ctx context.Context, c *pgx.Conn) ([]string, error) {
 	return out, nil
 }
 
+// Checksum methods of a table (Table.ChecksumMethod).
+const (
+	// ChecksumRecord hashes each row with the hash functions of its
+	// columns' types (hash_record_extended), fast; tables with a column
+	// type without hash support use ChecksumText.
+	ChecksumRecord = "record"
+	// ChecksumText hashes each row's text form (hashtextextended).
+	ChecksumText = "text"
+)
+
 // checksumSQL computes a table's row count and content checksum: the
-// count and two sums of the 64-bit halves of md5 over each row's text
-// form (ChecksumAlgorithm), independent of row order.
-func checksumSQL(t *Table) string {
-	return `SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)::text || ':' ||
-		coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text
-		FROM (SELECT md5(t::text) AS h FROM ONLY ` + ident(t.Schema, t.Name) + ` t) q`
+// count and the sum over the rows of a 64-bit hash of each row, mixed
+// (hashint8extended) so that the sum is a multiset hash: independent of
+// row order, sensitive to any change of a row (ChecksumAlgorithm).
+func checksumSQL(t *Table, method string) string {
+	row := "hash_record_extended(t, 0)"
+	if method == ChecksumText {
+		row = "hashtextextended(t::text, 0)"
+	}
+	return `SELECT count(*), coalesce(sum(hashint8extended(` + row + `, 1)), 0)::text FROM ONLY ` + ident(t.Schema, t.Name) + ` t`
 }
 
 // largeObjectsSQL is the count and checksum of every large object (its
 // oid and content), as checksumSQL computes them for rows.
-const largeObjectsSQL = `SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)::text || ':' ||
-	coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text
-	FROM (SELECT md5(m.oid::text || ':' || md5(lo_get(m.oid))) AS h FROM pg_largeobject_metadata m) q`
+const largeObjectsSQL = `SELECT count(*), coalesce(sum(hashint8extended(hashtextextended(m.oid::text, 0) # hashtextextended(md5(lo_get(m.oid)), 0), 1)), 0)::text
+	FROM pg_largeobject_metadata m`
+
+// checksumProbesSQL computes the checksum methods' hashes of fixed values:
+// equal on two servers, their checksums are comparable (hash functions
+// depend on the byte order of the machine).
+const checksumProbesSQL = `SELECT hashint8extended(hash_record_extended(ROW(1::int, 'coffer'::text, 1.5::numeric, '2000-01-01'::date, '{1,2}'::int[]), 0), 1)::text,
+	hashint8extended(hashtextextended('coffer', 0), 1)::text`
 
 // copyOutSQL copies a table's rows in the manifest's order.
 func copyOutSQL(t *Table) string {

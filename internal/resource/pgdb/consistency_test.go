@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"coffer/internal/repository/chunker"
+	"coffer/internal/resource"
 	"coffer/internal/resource/pgdb"
 )
 
@@ -130,9 +132,10 @@ func TestWritesDuringBackup(t *testing.T) {
 	}
 }
 
-// A second backup after 1%% of the rows changed stores a small fraction of
-// the first (recent rows changed and added, as daily traffic does); rows
-// changed uniformly through the table are reported too.
+// A second backup after 1% of the rows changed stores a small fraction of
+// the first, whether the changes are recent rows changed and added (as
+// daily traffic does) or rows changed uniformly through the table (row
+// deltas; chunks alone would re-store nearly every chunk).
 func TestIncrementalStoresLittle(t *testing.T) {
 	s := server(t)
 	rows := 200000
@@ -146,7 +149,7 @@ func TestIncrementalStoresLittle(t *testing.T) {
 	}{
 		{"recent", `UPDATE app.orders SET amount = amount + 1, note = 'changed' WHERE id > (SELECT max(id) FROM app.orders) - %[1]d / 2;
 			INSERT INTO app.orders (customer_id, amount, note) SELECT 1 + i %% 100, i, 'new' FROM generate_series(1, %[1]d / 2) i;`, 0.10},
-		{"uniform", `UPDATE app.orders SET amount = amount + 1 WHERE id %% 100 = 42 AND %[1]d > 0;`, 0},
+		{"uniform", `UPDATE app.orders SET amount = amount + 1 WHERE id %% 100 = 42 AND %[1]d > 0;`, 0.05},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := newDB(t, s, "pg", uniqueName("incr"), rows)
@@ -201,5 +204,65 @@ func TestChunkSizesKept(t *testing.T) {
 	snap3, _, _ := backupDB(t, p2, repo, src2, nil)
 	if m := manifestOf(t, snap3); m.ChunkSize != p2.ChunkSize {
 		t.Fatalf("new database recorded %+v, want %+v", m.ChunkSize, p2.ChunkSize)
+	}
+}
+
+// Daily backups, each after changes anywhere in the tables, build row
+// delta layers up to the limit and then store the table whole again;
+// every day restores exactly as the database was.
+func TestDailyDeltas(t *testing.T) {
+	s := server(t)
+	src := newDB(t, s, "pg", uniqueName("daily"), 20000)
+	p := newPlugin(t)
+	repo := memRepo(t)
+	var parent *resource.Snapshot
+	type day struct {
+		snap    resource.Snapshot
+		content []string
+		layers  int
+	}
+	var days []day
+	rebased := false
+	for d := 1; d <= 11; d++ {
+		if d > 1 {
+			s.Exec(t, src.ID, fmt.Sprintf(`UPDATE app.orders SET amount = amount + 1 WHERE id %% 97 = %d;
+				DELETE FROM app.orders WHERE id %% 331 = %d;
+				INSERT INTO app.orders (customer_id, amount, note) SELECT 1 + i, i, 'day %d' FROM generate_series(1, 50) i;
+				UPDATE app.customers SET name = name || '.' WHERE id %% 89 = %d;`, d, d, d, d))
+		}
+		snap, _, _ := backupDB(t, p, repo, src, parent)
+		parent = &snap
+		m := manifestOf(t, snap)
+		layers := 0
+		for _, tb := range m.Tables {
+			if tb.Schema == "app" && tb.Name == "orders" {
+				layers = max(len(tb.Layers), 1)
+			}
+		}
+		if layers > 8 {
+			t.Fatalf("day %d: %d layers", d, layers)
+		}
+		if len(days) > 0 && layers < days[len(days)-1].layers {
+			rebased = true
+		}
+		days = append(days, day{snap, contentOf(t, s, src.ID), layers})
+	}
+	if !rebased {
+		t.Errorf("orders never stored whole again: layers %v", func() []int {
+			var l []int
+			for _, d := range days {
+				l = append(l, d.layers)
+			}
+			return l
+		}())
+	}
+	for _, d := range []int{2, 8, 9, 11} {
+		id := uniqueName("daily-copy")
+		if _, err := restoreDB(t, p, days[d-1].snap, src, id, nil); err != nil {
+			t.Fatalf("restore of day %d (%d layers): %v", d, days[d-1].layers, err)
+		}
+		if got := strings.Join(contentOf(t, s, id), "\n"); got != strings.Join(days[d-1].content, "\n") {
+			t.Errorf("day %d restored differently:\n%s", d, lineDiff(strings.Join(days[d-1].content, "\n"), got))
+		}
 	}
 }

@@ -111,9 +111,10 @@ func TestLargeRoundTrip(t *testing.T) {
 	t.Logf("backup: %d tables, %d bytes read, %d stored, %d blobs in %v", res.Items, res.BytesRead, stats.StoredBytes, stats.NewBlobs, time.Since(start))
 	id := uniqueName("large-copy")
 	start = time.Now()
-	if _, err := restoreDB(t, p, snap, src, id, nil); err != nil {
+	rres, err := restoreDB(t, p, snap, src, id, nil)
+	if err != nil {
 		t.Fatalf("restore: %v", err)
 	}
-	t.Logf("restore in %v", time.Since(start))
+	t.Logf("restore in %v: %+v", time.Since(start), rres.Details)
 	sameDatabase(t, s, src.ID, s, id)
 }

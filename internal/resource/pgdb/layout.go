@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"coffer/internal/repository"
 	"coffer/internal/repository/chunker"
@@ -33,10 +34,10 @@ const (
 // FormatVersion is the manifest's format; readers refuse newer ones.
 const FormatVersion = 1
 
-// ChecksumAlgorithm names how table checksums are computed: the row count
-// and two 64-bit sums over the rows of the halves of md5(row::text) (an
-// order-independent multiset hash), in the snapshot, with sessionSettings.
-const ChecksumAlgorithm = "md5-row-text-sum128-v1"
+// ChecksumAlgorithm names how table checksums are computed (checksumSQL):
+// the row count and the sum of a mixed 64-bit hash of every row, by the
+// table's ChecksumMethod, in the snapshot, with sessionSettings.
+const ChecksumAlgorithm = "row-hash-sum64-v2"
 
 // DefaultChunkSize is the chunk size distribution of database streams:
 // small, so that a changed row dirties little (the repository default of
@@ -60,6 +61,10 @@ type Manifest struct {
 	CType             string `json:"ctype"`
 	DatabaseSize      int64  `json:"database_size"`
 	ChecksumAlgorithm string `json:"checksum_algorithm"`
+	// ChecksumProbes are the source server's hashes of fixed values by
+	// method: a restore compares checksums only where its server gives the
+	// same.
+	ChecksumProbes map[string]string `json:"checksum_probes"`
 	// ChunkSize are the sizes the table and large-object streams were
 	// chunked with (zero: the repository's default). Later backups of the
 	// database keep them.
@@ -86,10 +91,90 @@ type Table struct {
 	Signature string `json:"signature"`
 	// Order is how the rows are sorted: the primary key's columns, or
 	// empty for the table's physical order.
-	Order    []string `json:"order,omitempty"`
-	Rows     int64    `json:"rows"`
-	Checksum string   `json:"checksum"`
-	Bytes    int64    `json:"bytes"` // COPY text bytes
+	Order []string `json:"order,omitempty"`
+	// Layers say how the rows are stored: the node's blobs are the
+	// layers' blobs in order; the first layer is the rows as COPY text,
+	// each later one a row delta (delta.go) on what the layers before it
+	// give. Empty: one layer, the whole node.
+	Layers []Layer `json:"layers,omitempty"`
+	// StreamSHA256 is the SHA-256 of the rows as COPY text (what the
+	// layers give); restores check it.
+	StreamSHA256   string `json:"stream_sha256"`
+	Rows           int64  `json:"rows"`
+	Checksum       string `json:"checksum"`
+	ChecksumMethod string `json:"checksum_method"`
+	Bytes          int64  `json:"bytes"` // COPY text bytes
+}
+
+// Layer is one layer of a table's stored rows.
+type Layer struct {
+	Blobs int   `json:"blobs"`
+	Bytes int64 `json:"bytes"`
+}
+
+// layers are t's layers, one whole layer when none are recorded (Bytes
+// is then the rows' size; the node's blobs are all of it).
+func (t *Table) layers() []Layer {
+	if len(t.Layers) > 0 {
+		return t.Layers
+	}
+	return []Layer{{Blobs: -1, Bytes: t.Bytes}}
+}
+
+// layersReader gives the rows the layers stored in content make.
+func layersReader(ctx context.Context, l resource.Loader, content []repository.ID, layers []Layer) (io.ReadCloser, error) {
+	if len(layers) == 1 && layers[0].Blobs < 0 {
+		return newBlobReader(ctx, l, content, 8), nil
+	}
+	total := 0
+	for _, ly := range layers {
+		if ly.Blobs < 0 {
+			return nil, fmt.Errorf("%w: bad layer", repository.ErrCorrupt)
+		}
+		total += ly.Blobs
+	}
+	if total != len(content) {
+		return nil, fmt.Errorf("%w: layers of %d blobs for %d", repository.ErrCorrupt, total, len(content))
+	}
+	lr := &layered{}
+	base := newBlobReader(ctx, l, content[:layers[0].Blobs], 8)
+	lr.closers = append(lr.closers, base)
+	var cur io.Reader = base
+	off := layers[0].Blobs
+	for _, ly := range layers[1:] {
+		delta := newBlobReader(ctx, l, content[off:off+ly.Blobs], 2)
+		off += ly.Blobs
+		pr, pw := io.Pipe()
+		lr.closers = append(lr.closers, delta, pr)
+		lr.wg.Add(1)
+		go func(prev io.Reader) {
+			defer lr.wg.Done()
+			err := applyDelta(prev, delta, pw)
+			if errors.Is(err, errBadDelta) {
+				err = fmt.Errorf("%w: %w", repository.ErrCorrupt, err)
+			}
+			pw.CloseWithError(err)
+		}(cur)
+		cur = pr
+	}
+	lr.r = cur
+	return lr, nil
+}
+
+type layered struct {
+	r       io.Reader
+	closers []io.Closer
+	wg      sync.WaitGroup
+}
+
+func (l *layered) Read(p []byte) (int, error) { return l.r.Read(p) }
+
+func (l *layered) Close() error {
+	for i := len(l.closers) - 1; i >= 0; i-- {
+		_ = l.closers[i].Close()
+	}
+	l.wg.Wait()
+	return nil
 }
 
 // Sequence is a sequence's state.
@@ -155,6 +240,7 @@ func sortNodes(n []snapshot.Node) {
 
 // stored is a backup read back: its manifest and the nodes of its files.
 type stored struct {
+	loader resource.Loader
 	man    *Manifest
 	files  map[string]snapshot.Node // root files by name
 	tables map[string]snapshot.Node // table files by name
@@ -172,7 +258,7 @@ func load(ctx context.Context, l resource.Loader, root repository.ID) (*stored, 
 	if err != nil {
 		return nil, err
 	}
-	st := &stored{files: map[string]snapshot.Node{}, tables: map[string]snapshot.Node{}}
+	st := &stored{loader: l, files: map[string]snapshot.Node{}, tables: map[string]snapshot.Node{}}
 	for _, n := range t.Nodes {
 		if n.Type == snapshot.TypeDir && n.Name == tablesDir {
 			sub, err := snapshot.LoadTree(ctx, l, n.Subtree)
