@@ -24,12 +24,15 @@ import (
 // which together consume the previous stream exactly.
 
 // Delta encoder limits: lines examined ahead to find where the streams
-// agree again after a difference, the bytes that window may hold, and the
-// longest line (row) a delta handles (a longer row makes the table stored
-// whole).
+// agree again after a difference (first deltaWindow, growing fourfold up
+// to deltaMaxWindow while nothing matches, so that a block of rows
+// deleted or inserted in one piece is found), the bytes a window may hold
+// on each side, and the longest line (row) a delta handles (a longer row
+// makes the table stored whole).
 const (
 	deltaWindow      = 256
-	deltaWindowBytes = 8 << 20
+	deltaMaxWindow   = 1 << 16
+	deltaWindowBytes = 4 << 20
 	deltaMaxLine     = 16 << 20
 	deltaInsertBatch = 1 << 20
 )
@@ -194,31 +197,20 @@ func encodeDelta(prev, cur io.Reader, out io.Writer) (deltaStats, error) {
 			continue
 		}
 		// The streams differ here: look ahead for the nearest point where
-		// they agree again (two lines in a row, or one at a window's end).
+		// they agree again, in a window that grows while nothing matches.
 		p.unread(pl)
 		c.unread(cl)
-		if err := p.fill(deltaWindow, deltaWindowBytes); err != nil {
-			return e.st, err
-		}
-		if err := c.fill(deltaWindow, deltaWindowBytes); err != nil {
-			return e.st, err
-		}
-		at := map[uint64][]int{}
-		for i, l := range p.q {
-			h := maphash.Bytes(seed, l)
-			at[h] = append(at[h], i)
-		}
-		bi, bj, best := -1, -1, len(p.q)+len(c.q)
-		for j := 0; j < len(c.q) && j < best; j++ {
-			for _, i := range at[maphash.Bytes(seed, c.q[j])] {
-				if i+j >= best || !bytes.Equal(p.q[i], c.q[j]) {
-					continue
-				}
-				// Any alignment gives a correct delta; the second line
-				// only keeps repeated rows from aligning too early.
-				if i+1 >= len(p.q) || j+1 >= len(c.q) || bytes.Equal(p.q[i+1], c.q[j+1]) {
-					bi, bj, best = i, j, i+j
-				}
+		bi, bj := -1, -1
+		for w := deltaWindow; ; w *= 4 {
+			if err := p.fill(w, deltaWindowBytes); err != nil {
+				return e.st, err
+			}
+			if err := c.fill(w, deltaWindowBytes); err != nil {
+				return e.st, err
+			}
+			bi, bj = nearestMatch(seed, p.q, c.q)
+			if bi >= 0 || w >= deltaMaxWindow || len(p.q) < w && len(c.q) < w {
+				break
 			}
 		}
 		if bi < 0 { // nothing in common within the window
@@ -237,6 +229,30 @@ func encodeDelta(prev, cur io.Reader, out io.Writer) (deltaStats, error) {
 			c.drop(bj)
 		}
 	}
+}
+
+// nearestMatch finds the agreement point (i, j) with the least i+j:
+// p[i] == c[j], confirmed by the next lines where both windows have them
+// (any alignment gives a correct delta; the second line only keeps
+// repeated rows from aligning too early). (-1, -1): none.
+func nearestMatch(seed maphash.Seed, p, c [][]byte) (int, int) {
+	at := make(map[uint64][]int, len(p))
+	for i, l := range p {
+		h := maphash.Bytes(seed, l)
+		at[h] = append(at[h], i)
+	}
+	bi, bj, best := -1, -1, len(p)+len(c)
+	for j := 0; j < len(c) && j < best; j++ {
+		for _, i := range at[maphash.Bytes(seed, c[j])] {
+			if i+j >= best || !bytes.Equal(p[i], c[j]) {
+				continue
+			}
+			if i+1 >= len(p) || j+1 >= len(c) || bytes.Equal(p[i+1], c[j+1]) {
+				bi, bj, best = i, j, i+j
+			}
+		}
+	}
+	return bi, bj
 }
 
 type deltaEncoder struct {

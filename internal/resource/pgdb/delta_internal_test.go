@@ -61,6 +61,15 @@ func TestDeltaCases(t *testing.T) {
 			return row(i)
 		}), 50 * 120},
 		{"repeated rows", lines(3000, func(i int) string { return fmt.Sprint(i % 3) }), 0},
+		{"block of 3000 deleted", lines(5000, func(i int) string {
+			if i < 2000 {
+				return row(i)
+			}
+			return row(i + 3000)
+		})[:len(lines(2000, row))], 60},
+		{"first 3000 deleted", []byte(strings.Join(strings.Split(string(base), "\n")[3000:], "\n")), 60},
+		{"4000 inserted in the middle", []byte(strings.Join(strings.Split(string(base), "\n")[:2500], "\n") + "\n" +
+			string(lines(4000, func(i int) string { return "new " + fmt.Sprint(i) })) + strings.Join(strings.Split(string(base), "\n")[2500:], "\n")), 4000*12 + 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prev := base
