@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 
 	"coffer/internal/backup"
 	"coffer/internal/config"
 	"coffer/internal/resource"
 	"coffer/internal/resource/filesystem"
 	"coffer/internal/resource/pgdb"
+	"coffer/internal/resource/s3bucket"
 	"coffer/internal/service"
 	"coffer/internal/store"
 )
@@ -18,8 +20,23 @@ import (
 func plugins(cfg *config.Config, log *slog.Logger) (*resource.Registry, error) {
 	return resource.NewRegistry(
 		&filesystem.Plugin{NewFileSystemsDir: cfg.NewFileSystemsDir, Log: log},
+		&s3bucket.Plugin{Endpoints: s3Endpoints(cfg), StateDir: filepath.Join(cfg.DataDir, S3RestoreStateDir), Log: log},
 		&pgdb.Plugin{Servers: databaseServers(cfg), ReservedIDs: databaseIDs(cfg), Log: log},
 	)
+}
+
+// S3RestoreStateDir holds, inside data_dir, the journals of running
+// restores into buckets.
+const S3RestoreStateDir = "s3-restores"
+
+// s3Endpoints are the configured S3 endpoints.
+func s3Endpoints(cfg *config.Config) []s3bucket.Endpoint {
+	var out []s3bucket.Endpoint
+	for _, e := range cfg.S3Endpoints {
+		out = append(out, s3bucket.Endpoint{ID: e.ID, URL: e.URL, Region: e.Region, PathStyle: e.PathStyle,
+			AccessKeyID: e.AccessKeyID, SecretAccessKey: e.SecretAccessKey})
+	}
+	return out
 }
 
 // databaseServers are the configured database servers.
@@ -46,6 +63,10 @@ func configuredResources(cfg *config.Config) map[string][]*backup.Resource {
 	for _, f := range cfg.FileSystems {
 		out[filesystem.ResourceType] = append(out[filesystem.ResourceType],
 			filesystem.NewResource(cfg.Region, f.Account, f.ID, f.Path, f.Tags))
+	}
+	for _, b := range cfg.Buckets {
+		out[s3bucket.ResourceType] = append(out[s3bucket.ResourceType],
+			s3bucket.NewResource(cfg.Region, b.Account, b.Name, b.Endpoint, b.Tags))
 	}
 	for _, d := range cfg.Databases {
 		out[pgdb.ResourceType] = append(out[pgdb.ResourceType],

@@ -16,6 +16,7 @@ import (
 	"coffer/internal/clock"
 	"coffer/internal/config"
 	"coffer/internal/repository"
+	"coffer/internal/repository/blob"
 	"coffer/internal/repository/maintenance"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
@@ -23,7 +24,8 @@ import (
 )
 
 const vaultUsage = `usage: coffer vault check --config FILE --vault NAME [--account ID] [--read-data]
-       coffer vault repair-index --config FILE --vault NAME [--account ID] [--apply]`
+       coffer vault repair-index --config FILE --vault NAME [--account ID] [--apply]
+       coffer vault prune --config FILE --vault NAME [--account ID] [--dry-run]`
 
 // Exit codes of the vault admin commands.
 const (
@@ -54,6 +56,8 @@ func vaultAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		code, err = vaultCheck(ctx, args[1:], stdout, stderr)
 	case "repair-index":
 		code, err = vaultRepairIndex(ctx, args[1:], stdout, stderr)
+	case "prune":
+		code, err = vaultPrune(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, vaultUsage)
 		return vaultExitClean
@@ -236,9 +240,14 @@ func (o *openedVault) header(w io.Writer) {
 }
 
 // checkVerdict prints the check report and its verdict and returns the
-// exit code. hint is printed after the verdict when index files are damaged.
-func checkVerdict(w io.Writer, rep *maintenance.Report, readData bool, hint string) int {
+// exit code. hint is printed after the verdict when index files are
+// damaged; affected lists the resources whose recovery points reference
+// damaged blobs (for the hint on healing them).
+func checkVerdict(w io.Writer, rep *maintenance.Report, readData bool, hint string, affected []string) int {
 	_, _ = io.WriteString(w, rep.String())
+	if rep.Recorded > 0 {
+		fmt.Fprintf(w, "recorded %d damaged blob copies: the next backup that meets their content stores it again\n", rep.Recorded)
+	}
 	n := damageCount(rep)
 	what := "structure"
 	if readData {
@@ -246,13 +255,49 @@ func checkVerdict(w io.Writer, rep *maintenance.Report, readData bool, hint stri
 	}
 	if n == 0 {
 		fmt.Fprintf(w, "OK: no damage found (%s checked)\n", what)
+		if len(rep.HealedBlobs) > 0 {
+			fmt.Fprintf(w, "note: %d damaged blob copies have intact copies (stored again by later backups); `coffer vault prune` removes the damaged copies once their packs are older than the 24 h grace period\n", len(rep.HealedBlobs))
+		}
 		return vaultExitClean
 	}
 	fmt.Fprintf(w, "PROBLEMS: %d damaged objects (%s checked)\n", n, what)
 	if len(rep.DamagedIndexes) > 0 && hint != "" {
 		fmt.Fprintln(w, "hint: "+hint)
 	}
+	if len(rep.DamagedBlobs) > 0 {
+		fmt.Fprintln(w, "hint: damaged blobs are recorded in the vault, so the next backup of their content stores it again instead of referring to the damage.")
+		fmt.Fprintln(w, "      To heal, back up the affected resources again: the new recovery points are complete, and older ones that")
+		fmt.Fprintln(w, "      reference the same content read the intact copy. Then `coffer vault prune` removes the damaged packs once")
+		fmt.Fprintln(w, "      nothing needs them (after the 24 h grace period). Content that no longer exists at the source stays lost.")
+		for _, a := range affected {
+			fmt.Fprintln(w, "      affected resource: "+a)
+		}
+	}
 	return vaultExitProblems
+}
+
+// affectedResources returns the resource ARNs (from manifest labels) of the
+// damaged manifests, each once, in order.
+func affectedResources(ctx context.Context, repo *repository.Repository, rep *maintenance.Report) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range rep.DamagedManifests {
+		m, err := repo.LoadManifest(ctx, strings.TrimPrefix(p.Object, repository.ManifestPrefix))
+		if err != nil {
+			continue
+		}
+		a := m.Labels[backup.LabelResourceArn]
+		if a == "" {
+			a = "(unlabelled recovery point " + m.ID + ")"
+		} else if rp := m.Labels[backup.LabelRecoveryPointArn]; rp != "" {
+			a += " (recovery point " + rp + ")"
+		}
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // damageCount counts the damaged objects of a check report (warnings are
@@ -272,11 +317,13 @@ func vaultCheck(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return 0, err
 	}
 	defer func() { _ = o.close() }()
-	rep, err := maintenance.Check(ctx, o.repo, maintenance.CheckOptions{ReadData: *readData})
+	// Damaged blobs that reading finds are recorded, so that backups store
+	// their content again (safe while coffer serve runs: a new object).
+	rep, err := maintenance.Check(ctx, o.repo, maintenance.CheckOptions{ReadData: *readData, RecordDamage: *readData})
 	if err != nil {
 		return 0, err
 	}
-	return checkVerdict(stdout, rep, *readData, repairHint), nil
+	return checkVerdict(stdout, rep, *readData, repairHint, affectedResources(ctx, o.repo, rep)), nil
 }
 
 // vaultRepairIndex runs `coffer vault repair-index`. By default it is a
@@ -305,7 +352,7 @@ func vaultRepairIndex(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return 0, err
 	}
-	code := checkVerdict(stdout, rep, false, "")
+	code := checkVerdict(stdout, rep, false, "", affectedResources(ctx, o.repo, rep))
 	if rr.IndexFilesWritten > 0 {
 		fmt.Fprintln(stdout, "note: a running coffer serve keeps its old in-memory index until it restarts")
 	}
@@ -335,7 +382,7 @@ func repairDryRunReport(ctx context.Context, w io.Writer, o *openedVault, rr *ma
 	// The verdict is check's: damaged index files that a readable one
 	// already supersedes (as after an applied rebuild) and unindexed packs
 	// are warnings, not damage to repair.
-	code := checkVerdict(w, rep, false, "")
+	code := checkVerdict(w, rep, false, "", affectedResources(ctx, o.repo, rep))
 	switch {
 	case rr.PacksRead+rr.PacksCarried == 0 && rr.IndexFilesSuperseded == 0:
 		fmt.Fprintln(w, "dry run: nothing written; the repository is empty, --apply would write nothing either")
@@ -345,4 +392,82 @@ func repairDryRunReport(ctx context.Context, w io.Writer, o *openedVault, rr *ma
 		fmt.Fprintln(w, "dry run: nothing written; re-run with --apply to write the rebuilt index")
 	}
 	return code, nil
+}
+
+// vaultPrune runs `coffer vault prune`: it removes what no recovery point
+// of the vault references — data of deleted recovery points, packs of
+// failed, stopped or killed backups and copies, temporary files of
+// interrupted writes — and reports what it freed (with --dry-run: what it
+// would free, changing nothing). It takes the repository's exclusive lock,
+// so it is safe while coffer serve runs: it fails, changing nothing, while
+// a backup or copy writes into the vault, and backups wait while it runs.
+func vaultPrune(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	f := newVaultFlags("prune", stderr)
+	dryRun := f.fs.Bool("dry-run", false, "only report what would be removed and freed")
+	o, err := f.open(ctx, args, stdout, stderr)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = o.close() }()
+	beforeN, beforeBytes, err := packUsage(ctx, o.repo)
+	if err != nil {
+		return 0, err
+	}
+	rep, err := maintenance.Prune(ctx, o.repo, maintenance.PruneOptions{DryRun: *dryRun})
+	if errors.Is(err, repository.ErrLocked) {
+		return 0, fmt.Errorf("the vault is in use (a backup or copy is writing to it, or another prune runs), nothing changed; run prune again when it has finished: %w", err)
+	}
+	if err != nil {
+		return 0, err
+	}
+	verb, freed := "would free", "freed"
+	fmt.Fprintf(stdout, "recovery points (manifests) kept: %d, blobs they use: %d\n", rep.Manifests, rep.UsedBlobs)
+	fmt.Fprintf(stdout, "packs of deleted data: %d deleted, %d rewritten (%d blobs kept)\n", rep.PacksDeleted, rep.PacksRewritten, rep.BlobsRewritten)
+	fmt.Fprintf(stdout, "abandoned packs (failed, stopped or killed sessions): %d deleted\n", rep.OrphansDeleted)
+	if rep.PacksKeptYoung > 0 {
+		fmt.Fprintf(stdout, "packs kept because they are younger than the 24 h grace period: %d\n", rep.PacksKeptYoung)
+	}
+	for _, l := range rep.WritingLocks {
+		fmt.Fprintf(stdout, "kept abandoned packs younger than the grace period: a session may still be writing its index (%s)\n", l)
+	}
+	if rep.DamagedPacksKept > 0 {
+		fmt.Fprintf(stdout, "packs kept because they hold the only (damaged) copy of data a recovery point uses: %d (back the source up again to heal)\n", rep.DamagedPacksKept)
+	}
+	if rep.TempFilesRemoved > 0 {
+		fmt.Fprintf(stdout, "temporary files of interrupted writes removed: %d\n", rep.TempFilesRemoved)
+	}
+	if rep.LocksRemoved > 0 {
+		fmt.Fprintf(stdout, "stale locks of dead processes removed: %d\n", rep.LocksRemoved)
+	}
+	if *dryRun {
+		fmt.Fprintf(stdout, "packs: %d (%s); prune %s %s\n", beforeN, fmtBytes(beforeBytes), verb, fmtBytes(rep.BytesFreed))
+		fmt.Fprintln(stdout, "dry run: nothing changed")
+		return vaultExitClean, nil
+	}
+	afterN, afterBytes, err := packUsage(ctx, o.repo)
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(stdout, "packs: %d (%s) before, %d (%s) after\n", beforeN, fmtBytes(beforeBytes), afterN, fmtBytes(afterBytes))
+	fmt.Fprintf(stdout, "done: %s %s\n", fmtBytes(rep.BytesFreed), freed)
+	return vaultExitClean, nil
+}
+
+// packUsage counts the vault's packs and their bytes.
+func packUsage(ctx context.Context, repo *repository.Repository) (int, int64, error) {
+	n, size := 0, int64(0)
+	err := repo.Storage().List(ctx, repository.DataPrefix, func(i blob.Info) error {
+		n++
+		size += i.Size
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("list packs: %w", err)
+	}
+	return n, size, nil
+}
+
+// mib formats a byte count.
+func fmtBytes(n int64) string {
+	return fmt.Sprintf("%d bytes, %.1f MiB", n, float64(n)/(1<<20))
 }

@@ -76,8 +76,11 @@ func TestHandlerFailsOnMissingTree(t *testing.T) {
 		}
 		return nil
 	}))
-	if got.State != backup.JobFailed || !strings.Contains(got.StatusMessage, missing) {
-		t.Fatalf("job %s %q", got.State, got.StatusMessage)
+	// The message names the file system, not the server's path (issue 14
+	// defect 6).
+	if got.State != backup.JobFailed || got.MessageCategory != backup.CategoryResourceNotFound ||
+		!strings.Contains(got.StatusMessage, "fs-00000abc") || strings.Contains(got.StatusMessage, filepath.Dir(missing)) {
+		t.Fatalf("job %s %s %q", got.State, got.MessageCategory, got.StatusMessage)
 	}
 }
 
@@ -272,7 +275,7 @@ func TestSweeperRetriesBlockedPrune(t *testing.T) {
 	must(t, err)
 	sw := &retention.Sweeper{Store: st, Repos: repos, Clock: clk, PruneGrace: time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	rep, err := sw.Sweep(ctx)
-	if err == nil || rep.Deleted != 1 || rep.BytesFreed != 0 {
+	if err != nil || rep.Deleted != 1 || rep.Busy != 1 || rep.BytesFreed != 0 {
 		t.Fatalf("sweep under a shared lock: %+v, %v", rep, err)
 	}
 	must(t, shared.Release(ctx))

@@ -55,6 +55,16 @@ type Config struct {
 	// VaultStorage says where vault repositories live (default: local disk
 	// under data_dir/vaults).
 	VaultStorage VaultStorage `yaml:"vault_storage"`
+	// S3Endpoints are the S3-compatible servers whose buckets Coffer
+	// protects (AWS resource type S3).
+	S3Endpoints []S3Endpoint `yaml:"s3_endpoints"`
+	// Buckets are the protected buckets, each on one of S3Endpoints.
+	Buckets []Bucket `yaml:"buckets"`
+	// SweeperIntervalSeconds is how often the sweeper runs: expired
+	// recovery points, reclamation of vaults where jobs failed or recovery
+	// points were deleted, orphan manifests, idempotency tokens (0: the
+	// default, one hour).
+	SweeperIntervalSeconds int `yaml:"sweeper_interval_seconds"`
 	// HBRRegionID is the RegionId the Alibaba Cloud Backup (HBR) API
 	// accepts (e.g. cn-hangzhou); "" means region. See HBRRegion.
 	HBRRegionID string `yaml:"hbr_region_id"`
@@ -62,6 +72,10 @@ type Config struct {
 	// protects; Databases are those databases (AWS resource type RDS).
 	DatabaseServers []DatabaseServer `yaml:"database_servers"`
 	Databases       []Database       `yaml:"databases"`
+	// MaxConcurrentRequests bounds the API requests decoded and handled at
+	// once (0: the API's default, 16); more wait briefly, then get
+	// ThrottlingException.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 }
 
 // HBRRegion is the RegionId of the HBR API: hbr_region_id, or region when
@@ -72,6 +86,45 @@ func (c *Config) HBRRegion() string {
 	}
 	return c.Region
 }
+
+// S3Endpoint is one S3-compatible server holding protected buckets.
+type S3Endpoint struct {
+	// ID names the endpoint in buckets[].endpoint: [a-z0-9-]{1,32}.
+	ID string `yaml:"id"`
+	// URL is scheme://host[:port].
+	URL       string `yaml:"url"`
+	Region    string `yaml:"region"`
+	PathStyle bool   `yaml:"path_style"`
+	// AccessKeyID and SecretAccessKey are the credentials; the secret may
+	// instead come from the environment variable SecretAccessKeyEnv names.
+	AccessKeyID        string `yaml:"access_key_id"`
+	SecretAccessKey    string `yaml:"secret_access_key"`
+	SecretAccessKeyEnv string `yaml:"secret_access_key_env"`
+}
+
+// String describes the endpoint without the secret.
+func (e S3Endpoint) String() string {
+	return fmt.Sprintf("s3 endpoint id=%s url=%q region=%s path_style=%t access_key_id=%s secret_access_key_env=%s",
+		e.ID, e.URL, e.Region, e.PathStyle, e.AccessKeyID, e.SecretAccessKeyEnv)
+}
+
+// LogValue keeps the secret out of logs.
+func (e S3Endpoint) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", e.ID), slog.String("url", e.URL), slog.String("region", e.Region),
+		slog.Bool("path_style", e.PathStyle), slog.String("access_key_id", e.AccessKeyID),
+		slog.String("secret_access_key_env", e.SecretAccessKeyEnv))
+}
+
+// Bucket is a protected S3 bucket (AWS resource type S3).
+type Bucket struct {
+	Name     string            `yaml:"name"`
+	Account  string            `yaml:"account"`
+	Endpoint string            `yaml:"endpoint"`
+	Tags     map[string]string `yaml:"tags"`
+}
+
+// MaxSweeperIntervalSeconds bounds sweeper_interval_seconds (one week).
+const MaxSweeperIntervalSeconds = 7 * 24 * 3600
 
 // Vault storage types.
 const (
@@ -202,6 +255,13 @@ func Parse(b []byte) (*Config, error) {
 	if err := c.resolveDatabasePasswords(); err != nil {
 		return nil, err
 	}
+	for i := range c.S3Endpoints {
+		if e := &c.S3Endpoints[i]; e.SecretAccessKey == "" && e.SecretAccessKeyEnv != "" {
+			e.SecretAccessKey = os.Getenv(e.SecretAccessKeyEnv)
+		} else if e.SecretAccessKey != "" && e.SecretAccessKeyEnv != "" {
+			return nil, keyErr(fmt.Sprintf("s3_endpoints[%d].secret_access_key_env", i), "set either secret_access_key or secret_access_key_env, not both")
+		}
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -307,7 +367,106 @@ func (c *Config) Validate() error {
 	if err := c.validateDatabases(accounts); err != nil {
 		return err
 	}
+	if err := c.validateBuckets(accounts); err != nil {
+		return err
+	}
+	if c.SweeperIntervalSeconds < 0 || c.SweeperIntervalSeconds > MaxSweeperIntervalSeconds {
+		return keyErr("sweeper_interval_seconds", "must be 0 (the default, 3600) or 1 to %d, got %d", MaxSweeperIntervalSeconds, c.SweeperIntervalSeconds)
+	}
+	if c.MaxConcurrentRequests < 0 || c.MaxConcurrentRequests > 4096 {
+		return keyErr("max_concurrent_requests", "must be between 0 (default) and 4096, got %d", c.MaxConcurrentRequests)
+	}
 	return c.VaultStorage.validate()
+}
+
+var (
+	endpointIDRE = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+)
+
+// validBucketName follows the S3 bucket naming rules.
+func validBucketName(n string) bool {
+	if !bucketRE.MatchString(n) || strings.Contains(n, "..") || strings.Contains(n, ".-") || strings.Contains(n, "-.") || net.ParseIP(n) != nil {
+		return false
+	}
+	for _, p := range []string{"xn--", "sthree-", "amzn-s3-demo-"} {
+		if strings.HasPrefix(n, p) {
+			return false
+		}
+	}
+	for _, x := range []string{"-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"} {
+		if strings.HasSuffix(n, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// validateBuckets checks s3_endpoints and buckets. Errors never show a
+// secret.
+func (c *Config) validateBuckets(accounts map[string]bool) error {
+	eps := map[string]bool{}
+	for i, e := range c.S3Endpoints {
+		k := fmt.Sprintf("s3_endpoints[%d]", i)
+		if !endpointIDRE.MatchString(e.ID) {
+			return keyErr(k+".id", "must be 1 to 32 lower-case letters, digits or '-', got %q", e.ID)
+		}
+		if eps[e.ID] {
+			return keyErr(k+".id", "duplicate endpoint id %s", e.ID)
+		}
+		eps[e.ID] = true
+		u, err := url.Parse(e.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return keyErr(k+".url", "must be an http:// or https:// URL with a host, got %q", e.URL)
+		}
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
+			return keyErr(k+".url", "must be scheme://host[:port] without user, path or query, got %q", e.URL)
+		}
+		if e.Region == "" {
+			return keyErr(k+".region", "must not be empty")
+		}
+		if !s3RegionRE.MatchString(e.Region) {
+			return keyErr(k+".region", "must be lower-case letters, digits and '-', got %q", e.Region)
+		}
+		if e.AccessKeyID == "" {
+			return keyErr(k+".access_key_id", "must not be empty")
+		}
+		if len(e.AccessKeyID) > 128 || strings.ContainsAny(e.AccessKeyID, " \t\r\n") {
+			return keyErr(k+".access_key_id", "must be at most 128 characters without white space")
+		}
+		if e.SecretAccessKeyEnv != "" && !envNameRE.MatchString(e.SecretAccessKeyEnv) {
+			return keyErr(k+".secret_access_key_env", "must be an environment variable name, got %q", e.SecretAccessKeyEnv)
+		}
+		if e.SecretAccessKey == "" {
+			if e.SecretAccessKeyEnv != "" {
+				return keyErr(k+".secret_access_key_env", "environment variable %s is not set or empty", e.SecretAccessKeyEnv)
+			}
+			return keyErr(k+".secret_access_key", "must not be empty (or set secret_access_key_env)")
+		}
+	}
+	names := map[string]bool{}
+	for i, b := range c.Buckets {
+		k := fmt.Sprintf("buckets[%d]", i)
+		if !validBucketName(b.Name) {
+			return keyErr(k+".name", "must be an S3 bucket name (3-63 lower-case letters, digits, '.', '-'), got %q", b.Name)
+		}
+		if names[b.Name] {
+			return keyErr(k+".name", "duplicate bucket %s (bucket names are unique across the config)", b.Name)
+		}
+		names[b.Name] = true
+		if !accounts[b.Account] {
+			return keyErr(k+".account", "account %q is not listed in accounts", b.Account)
+		}
+		if !eps[b.Endpoint] {
+			return keyErr(k+".endpoint", "endpoint %q is not listed in s3_endpoints", b.Endpoint)
+		}
+		for tk := range b.Tags {
+			if tk == "" {
+				return keyErr(k+".tags", "tag keys must not be empty")
+			}
+		}
+	}
+	return nil
 }
 
 var (

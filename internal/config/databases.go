@@ -67,10 +67,9 @@ const DefaultPostgresPort = 5432
 // SSLModes are the libpq sslmode values.
 var SSLModes = []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 
-var (
-	dbServerIDRE = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-)
+// dbServerIDRE is the rule for database_servers[].id (envNameRE, shared
+// with s3_endpoints, is the rule for password_env).
+var dbServerIDRE = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 
 // ValidDBIdentifier reports whether id is an RDS DB identifier: 1 to 63
 // letters, digits and hyphens, starting with a letter, without a trailing

@@ -113,3 +113,37 @@ func FuzzDecodeLock(f *testing.F) {
 		_, _ = r.decodeLock(r.aead.Seal(nil, b, []byte(lockAAD)))
 	})
 }
+
+func FuzzDecodeDamage(f *testing.F) {
+	r, _ := fuzzRepo(f)
+	good, err := r.encodeDamage([]DamagedBlob{{Type: DataBlob, ID: ID{1}, Pack: [32]byte{2}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(r.aead.Seal(nil, []byte(`{"version":1,"blobs":[{"type":3,"id":"00","pack":"00"}]}`), []byte(damagedAAD)))
+	f.Add(r.aead.Seal(nil, []byte(`{"version":2,"blobs":[]}`), []byte(damagedAAD)))
+	f.Add([]byte("x"))
+	name := func(b []byte) string {
+		s := sum(b)
+		return DamagedPrefix + ID(s[:32]).String()
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, in := range [][]byte{b, r.aead.Seal(nil, b, []byte(damagedAAD))} {
+			ds, err := r.decodeDamage(name(in), in)
+			if err != nil {
+				continue
+			}
+			for _, d := range ds {
+				if d.Type != DataBlob && d.Type != TreeBlob {
+					t.Fatalf("blob type %d accepted", d.Type)
+				}
+			}
+			// A record that decodes names itself: a renamed one does not.
+			other := DamagedPrefix + (ID{}).String()
+			if _, err := r.decodeDamage(other, in); err == nil && name(in) != other {
+				t.Fatal("record accepted under another name")
+			}
+		}
+	})
+}

@@ -122,10 +122,21 @@ func ActiveIndexFiles(files []IndexFile) []IndexFile {
 	return out
 }
 
-// Reload rereads the index from storage (after prune rewrote it).
-func (r *Repository) Reload(ctx context.Context) error { return r.loadIndex(ctx) }
+// Reload rereads the index (and the damage records) from storage (after
+// prune rewrote it).
+func (r *Repository) Reload(ctx context.Context) error {
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	return r.loadIndexLocked(ctx)
+}
 
-func (r *Repository) loadIndex(ctx context.Context) error {
+func (r *Repository) loadIndex(ctx context.Context) error { return r.Reload(ctx) }
+
+// loadIndexLocked builds the in-memory index; r.idxMu is held. It holds
+// r.dmgMu too, so that no damage record written meanwhile is lost.
+func (r *Repository) loadIndexLocked(ctx context.Context) error {
+	r.dmgMu.Lock()
+	defer r.dmgMu.Unlock()
 	// Damaged index files are skipped (with a warning) so that the rest of
 	// the repository stays readable; Check reports them and prune refuses
 	// to run until they are dealt with.
@@ -133,20 +144,34 @@ func (r *Repository) loadIndex(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	names := map[[32]byte]bool{}
 	for _, d := range damaged {
 		switch {
 		case !d.Named:
 			r.opts.Logger.Warn("repository: ignoring unknown object", "name", d.Name)
 		case errors.Is(d.Err, ErrCorrupt):
 			r.opts.Logger.Warn("repository: skipping damaged index file", "name", d.Name, "err", d.Err)
+			names[d.ID] = true
 		default:
 			return d.Err
 		}
 	}
+	// Damage records: a copy recorded as damaged gives way to an intact
+	// copy of the same blob in another pack.
+	dmg, err := r.loadDamageLocked(ctx)
+	if err != nil {
+		return err
+	}
 	idx := index.New()
+	for _, f := range files {
+		names[f.ID] = true
+	}
+	replace := func(k index.Key, oldPack, newPack [32]byte) bool {
+		return dmg.has(k, oldPack) && !dmg.has(k, newPack)
+	}
 	for _, f := range ActiveIndexFiles(files) {
 		for _, p := range f.File.Packs {
-			idx.AddPack(p)
+			idx.AddPackReplacing(p, replace)
 		}
 	}
 	// Packs are listed after the index was read: every pack an index we read
@@ -172,5 +197,117 @@ func (r *Repository) loadIndex(ctx context.Context) error {
 		r.opts.Logger.Warn("repository: packs missing or with wrong size; their blobs will be uploaded again", "packs", len(gone), "blobs", n)
 	}
 	r.idx.Store(idx)
+	r.idxFiles = names
+	r.dmg.Store(dmg)
 	return nil
+}
+
+// loadDamageLocked reads the damage records; unreadable ones are logged
+// and skipped (Check reports them). r.dmgMu is held.
+func (r *Repository) loadDamageLocked(ctx context.Context) (*damageSet, error) {
+	recs, bad, err := r.ReadDamageRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d := &damageSet{}
+	for _, rec := range recs {
+		d = d.with(rec.Name, rec.Blobs)
+	}
+	for _, u := range bad {
+		r.opts.Logger.Warn("repository: skipping unreadable damage record", "name", u.Name, "err", u.Err)
+		d = d.with(u.Name, nil)
+	}
+	return d, nil
+}
+
+// addIndexed adds a session's packs, whose index files are durable, to the
+// in-memory index: an intact new copy replaces a damaged one.
+func (r *Repository) addIndexed(files [][32]byte, packs []index.PackBlobs) {
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	for _, f := range files {
+		r.idxFiles[f] = true
+	}
+	idx := r.idx.Load()
+	for _, p := range packs {
+		idx.AddPackReplacing(p, func(k index.Key, oldPack, newPack [32]byte) bool {
+			return r.damagedCopy(k, oldPack) && !r.damagedCopy(k, newPack)
+		})
+	}
+}
+
+// refreshIndex reloads the index when index files or damage records in
+// storage differ from those the in-memory index reflects: another process
+// (`coffer vault prune`, `check --read-data`, a second server on shared
+// storage) changed the repository. It reports whether it reloaded. A long
+// running process calls it before a write session, so that it never
+// deduplicates against packs a prune elsewhere deleted, and when a pack it
+// reads has gone.
+func (r *Repository) refreshIndex(ctx context.Context) (bool, error) {
+	var idxNames []string
+	if err := r.st.List(ctx, IndexPrefix, func(i blob.Info) error {
+		idxNames = append(idxNames, i.Name)
+		return nil
+	}); err != nil {
+		return false, fmt.Errorf("list index: %w", err)
+	}
+	var dmgNames []string
+	if err := r.st.List(ctx, DamagedPrefix, func(i blob.Info) error {
+		dmgNames = append(dmgNames, i.Name)
+		return nil
+	}); err != nil {
+		return false, fmt.Errorf("list damage records: %w", err)
+	}
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	same, n := true, 0
+	for _, name := range idxNames {
+		id, err := ParseID(strings.TrimPrefix(name, IndexPrefix))
+		if err != nil {
+			continue // unknown objects are Check's business
+		}
+		n++
+		same = same && r.idxFiles[id]
+	}
+	dn := r.dmg.Load().names
+	for _, name := range dmgNames {
+		same = same && dn[name]
+	}
+	same = same && n == len(r.idxFiles) && len(dmgNames) == len(dn)
+	if same {
+		return false, nil
+	}
+	if err := r.loadIndexLocked(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// UnindexedPacks counts the packs in storage that the in-memory index does
+// not list, and their bytes: packs of failed or interrupted sessions (or of
+// sessions still running, or written by another process since the index
+// was loaded), together with the temporary files of pack writes on storages
+// that leave them (blob.TempCleaner). One listing of data/; a cheap test of
+// whether a prune would find abandoned data.
+func (r *Repository) UnindexedPacks(ctx context.Context) (int, int64, error) {
+	known := map[[32]byte]bool{}
+	r.idx.Load().Packs(func(id [32]byte, _ int64) { known[id] = true })
+	n, size := 0, int64(0)
+	if err := r.st.List(ctx, DataPrefix, func(i blob.Info) error {
+		if id, ok := ParsePackName(i.Name); ok && !known[id] {
+			n++
+			size += i.Size
+		}
+		return nil
+	}); err != nil {
+		return 0, 0, fmt.Errorf("list packs: %w", err)
+	}
+	if tc, ok := r.st.(blob.TempCleaner); ok {
+		tn, tsize, err := tc.TempUsage(ctx, DataPrefix)
+		if err != nil {
+			return 0, 0, err
+		}
+		n, size = n+tn, size+tsize
+	}
+	return n, size, nil
 }

@@ -11,9 +11,14 @@ import (
 	"coffer/internal/repository/pack"
 )
 
-// HasBlob reports whether the index knows the blob.
+// HasBlob reports whether the index knows an intact copy of the blob: a
+// blob whose only known copy is recorded as damaged counts as absent, so
+// that callers deciding whether to store content (deduplication, an
+// incremental backup reusing a parent's file, a copy) store it again.
 func (r *Repository) HasBlob(t BlobType, id ID) bool {
-	return r.idx.Load().Has(index.Key{Type: uint8(t), ID: id})
+	k := index.Key{Type: uint8(t), ID: id}
+	_, pack, ok := r.idx.Load().Lookup(k)
+	return ok && !r.damagedCopy(k, pack)
 }
 
 // BlobSize returns the plaintext size of a blob from the index.
@@ -25,22 +30,57 @@ func (r *Repository) BlobSize(t BlobType, id ID) (uint32, bool) {
 // LoadBlob reads, authenticates, decompresses and verifies one blob, appending
 // its plaintext to buf[:0]. It fails with ErrBlobNotFound for unknown blobs
 // and with an error wrapping ErrCorrupt when any check fails.
+//
+// When the blob's pack has gone, the index is reloaded if another process
+// changed it (a prune elsewhere moved the blob) and the read retried. A
+// copy that is damaged (it fails its checks twice, its pack is truncated,
+// or its pack is gone while the index still lists it) is recorded with
+// RecordDamaged, so that the next backup stores the content again.
 func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte) ([]byte, error) {
-	l, packID, ok := r.idx.Load().Lookup(index.Key{Type: uint8(t), ID: id})
+	k := index.Key{Type: uint8(t), ID: id}
+	out, packID, err := r.loadBlobOnce(ctx, k, buf)
+	if err == nil || !errors.Is(err, ErrCorrupt) || ctx.Err() != nil {
+		return out, err
+	}
+	if errors.Is(err, blob.ErrNotFound) {
+		if reloaded, rerr := r.refreshIndex(ctx); rerr != nil || !reloaded {
+			if rerr == nil {
+				r.recordReadDamage(ctx, t, id, packID)
+			}
+			return nil, err
+		}
+	}
+	// A second read tells damage from a fault on the way (or, after a
+	// reload, reads the blob where it is now).
+	out, packID2, err2 := r.loadBlobOnce(ctx, k, buf)
+	if err2 == nil {
+		return out, nil
+	}
+	if errors.Is(err2, ErrCorrupt) && packID2 == packID && ctx.Err() == nil {
+		r.recordReadDamage(ctx, t, id, packID)
+	}
+	return nil, err2
+}
+
+// loadBlobOnce is one attempt of LoadBlob; it returns the pack it read.
+func (r *Repository) loadBlobOnce(ctx context.Context, k index.Key, buf []byte) ([]byte, [32]byte, error) {
+	t, id := BlobType(k.Type), ID(k.ID)
+	l, packID, ok := r.idx.Load().Lookup(k)
 	if !ok {
-		return nil, fmt.Errorf("%w: %v %v", ErrBlobNotFound, t, id)
+		return nil, packID, fmt.Errorf("%w: %v %v", ErrBlobNotFound, t, id)
 	}
 	name := PackName(packID)
 	sealed, err := blob.GetInto(ctx, r.st, name, int64(l.Offset), int64(l.Length), r.sealedBufs.get())
 	defer r.sealedBufs.put(sealed)
 	if err != nil {
 		if errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrInvalidRange) {
-			return nil, fmt.Errorf("load %v %v from %s: %w: %w", t, id, name, ErrCorrupt, err)
+			return nil, packID, fmt.Errorf("load %v %v from %s: %w: %w", t, id, name, ErrCorrupt, err)
 		}
-		return nil, fmt.Errorf("load %v %v from %s: %w", t, id, name, err)
+		return nil, packID, fmt.Errorf("load %v %v from %s: %w", t, id, name, err)
 	}
-	return r.openBlob(buf, sealed, pack.Entry{Type: uint8(t), Compression: l.Compression, ID: id,
+	out, err := r.openBlob(buf, sealed, pack.Entry{Type: uint8(t), Compression: l.Compression, ID: id,
 		Offset: l.Offset, Length: l.Length, RawLength: l.RawLength}, name)
+	return out, packID, err
 }
 
 // bufPool recycles byte buffers of at most 16 MiB.

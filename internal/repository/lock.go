@@ -31,7 +31,18 @@ type LockInfo struct {
 	Holder  string    `json:"holder"`
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
+	// The holder's process identity (added later; absent in older locks):
+	// with it a process on the same machine can prove that the holder is
+	// gone (see holderDead) instead of waiting for the lease to expire.
+	BootID string `json:"boot_id,omitempty"`
+	PIDNS  string `json:"pid_ns,omitempty"`
+	PID    int    `json:"pid,omitempty"`
+	Start  uint64 `json:"start,omitempty"`
 }
+
+// HolderDead reports whether the lock's holder provably no longer runs (a
+// process of this machine, boot and pid namespace that has exited).
+func (li LockInfo) HolderDead() bool { return holderDead(li) }
 
 // Lock is a lease held in storage. Refresh it before it expires; Release it
 // when done.
@@ -94,12 +105,16 @@ func (r *Repository) decodeLock(b []byte) (LockInfo, error) {
 // then lists all locks; a conflicting unexpired lock (any other lock for an
 // exclusive request, an exclusive one for a shared request) makes it remove
 // its own object and fail with ErrLocked. Unreadable lock objects count as
-// conflicting. The lock refreshes itself every LeaseDuration/3 until
-// Release.
+// conflicting. A lock whose holder is provably dead (HolderDead: a process
+// of this machine that has exited) does not conflict, so a restart after a
+// crash need not wait for the dead process's lease to expire. The lock
+// refreshes itself every LeaseDuration/3 until Release.
 func (r *Repository) AcquireLock(ctx context.Context, kind LockKind) (*Lock, error) {
 	host, _ := os.Hostname()
 	now := r.opts.Clock.Now()
-	info := LockInfo{Kind: kind, Holder: fmt.Sprintf("%s pid %d", host, os.Getpid()), Created: now, Expires: now.Add(r.opts.LeaseDuration)}
+	me := selfIdentity()
+	info := LockInfo{Kind: kind, Holder: fmt.Sprintf("%s pid %d", host, os.Getpid()), Created: now, Expires: now.Add(r.opts.LeaseDuration),
+		BootID: me.BootID, PIDNS: me.PIDNS, PID: me.PID, Start: me.Start}
 	name, err := r.writeLock(ctx, info)
 	if err != nil {
 		return nil, err
@@ -127,7 +142,7 @@ func (r *Repository) AcquireLock(ctx context.Context, kind LockKind) (*Lock, err
 			conflict = fmt.Errorf("%w: unreadable lock %s: %w", ErrLocked, n, err)
 			break
 		}
-		if !li.Expires.After(r.opts.Clock.Now()) {
+		if !li.Expires.After(r.opts.Clock.Now()) || holderDead(li) {
 			continue
 		}
 		if kind == LockExclusive || li.Kind == LockExclusive {
@@ -172,7 +187,11 @@ func (l *Lock) Refresh(ctx context.Context) error {
 	}
 	info := l.info
 	info.Expires = l.r.opts.Clock.Now().Add(l.r.opts.LeaseDuration)
-	name, err := l.r.writeLock(ctx, info)
+	// A refresh that lands after the old lease ended could revive a lease
+	// that prune already treated as over: give up at the old expiry.
+	wctx, cancel := context.WithTimeout(ctx, l.info.Expires.Sub(l.r.opts.Clock.Now()))
+	defer cancel()
+	name, err := l.r.writeLock(wctx, info)
 	if err != nil {
 		return err
 	}
@@ -182,6 +201,14 @@ func (l *Lock) Refresh(ctx context.Context) error {
 		return fmt.Errorf("remove old lock: %w", err)
 	}
 	return nil
+}
+
+// Remaining returns how long the current lease lasts unless it is
+// refreshed (negative once it ended).
+func (l *Lock) Remaining() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.info.Expires.Sub(l.r.opts.Clock.Now())
 }
 
 // Valid returns nil while the lease is unexpired.
@@ -213,7 +240,8 @@ func (l *Lock) Release(ctx context.Context) error {
 }
 
 // RemoveExpiredLocks deletes lock objects whose lease ended more than
-// margin ago (left by crashed holders). Call it only under the exclusive lock.
+// margin ago (left by crashed holders) and those whose holder is provably
+// dead (HolderDead). Call it only under the exclusive lock.
 func (r *Repository) RemoveExpiredLocks(ctx context.Context, own *Lock, margin time.Duration) (int, error) {
 	if own == nil || own.info.Kind != LockExclusive {
 		return 0, fmt.Errorf("repository: removing expired locks needs the exclusive lock")
@@ -237,7 +265,7 @@ func (r *Repository) RemoveExpiredLocks(ctx context.Context, own *Lock, margin t
 		if err != nil {
 			continue // unreadable or gone: leave it for Check to report
 		}
-		if li.Expires.Add(margin).Before(r.opts.Clock.Now()) {
+		if li.Expires.Add(margin).Before(r.opts.Clock.Now()) || holderDead(li) {
 			if err := r.st.Delete(ctx, name); err != nil && !errors.Is(err, blob.ErrNotFound) {
 				return n, fmt.Errorf("remove expired lock %s: %w", name, err)
 			}
@@ -245,4 +273,52 @@ func (r *Repository) RemoveExpiredLocks(ctx context.Context, own *Lock, margin t
 		}
 	}
 	return n, nil
+}
+
+// WritingLocks returns the lock objects, other than own, whose holder may
+// still be in a write session that can yet write an index: a holder not
+// provably dead whose lease ended less than margin ago (or has not ended),
+// and every lock object that cannot be read. Under the exclusive lock no
+// holder's lease is current, so what this finds are sessions whose lease
+// lapsed just now: one that passed its last lease check before the lease
+// ended may still be writing its index (bounded by the lease's end, see
+// session), or a refresh that was under way at the end may still land.
+// Prune deletes unindexed packs early only when this is empty.
+func (r *Repository) WritingLocks(ctx context.Context, own *Lock, margin time.Duration) ([]string, error) {
+	if own == nil || own.info.Kind != LockExclusive {
+		return nil, fmt.Errorf("repository: inspecting locks needs the exclusive lock")
+	}
+	var names []string
+	if err := r.st.List(ctx, LocksPrefix, func(i blob.Info) error {
+		names = append(names, i.Name)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list locks: %w", err)
+	}
+	own.mu.Lock()
+	mine := own.name
+	own.mu.Unlock()
+	var out []string
+	now := r.opts.Clock.Now()
+	for _, name := range names {
+		if name == mine {
+			continue
+		}
+		li, err := r.ReadLock(ctx, name)
+		if errors.Is(err, blob.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			out = append(out, fmt.Sprintf("%s (unreadable)", strings.TrimPrefix(name, LocksPrefix)))
+			continue
+		}
+		if holderDead(li) || !li.Expires.Add(margin).After(now) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s lock of %s (lease ended %s)", li.Kind, li.Holder, li.Expires.Format(time.RFC3339)))
+	}
+	return out, nil
 }

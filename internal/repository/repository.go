@@ -152,6 +152,16 @@ type Repository struct {
 	gear   *chunker.Table
 	codec  *compress.Codec
 	idx    atomic.Pointer[index.Index]
+	// idxMu serialises index (re)loads with the additions of a session's
+	// packs, so that a reload cannot drop packs a session just indexed.
+	idxMu sync.Mutex
+	// idxFiles names the index files the in-memory index reflects
+	// (guarded by idxMu; with dmg.names, what refreshIndex compares with).
+	idxFiles map[[32]byte]bool
+	// dmg holds the damaged blob copies known (see damaged.go); dmgMu
+	// serialises writers of records.
+	dmg   atomic.Pointer[damageSet]
+	dmgMu sync.Mutex
 
 	bufMu  sync.Mutex
 	closed bool
@@ -232,8 +242,10 @@ func newRepository(st blob.Storage, opts Options, cfg Config, km keyMaterial) (*
 	if err != nil {
 		return nil, err
 	}
-	r := &Repository{st: st, opts: opts, cfg: cfg, repoID: km.repoID, aead: a, hasher: h, gear: g, codec: codec}
+	r := &Repository{st: st, opts: opts, cfg: cfg, repoID: km.repoID, aead: a, hasher: h, gear: g, codec: codec,
+		idxFiles: map[[32]byte]bool{}}
 	r.idx.Store(index.New())
+	r.dmg.Store(&damageSet{})
 	return r, nil
 }
 
@@ -330,3 +342,9 @@ func (r *Repository) ComputeID(data []byte) ID { return ID(r.hasher.Sum(data)) }
 
 // Clock returns the repository's time source.
 func (r *Repository) Clock() clock.Clock { return r.opts.Clock }
+
+// LeaseDuration returns how long a lock lease lasts without refresh.
+func (r *Repository) LeaseDuration() time.Duration { return r.opts.LeaseDuration }
+
+// Logger returns the repository's logger.
+func (r *Repository) Logger() *slog.Logger { return r.opts.Logger }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 
@@ -39,6 +40,9 @@ type Writer struct {
 
 	doneMu sync.Mutex
 	done   []index.PackBlobs
+	// tried names every pack this session started to store, so that a
+	// failed session can remove them (see discard).
+	tried []string
 
 	// rewrite makes the session store blobs even when the index already
 	// knows them (prune's repacking).
@@ -136,8 +140,10 @@ func growChunkBuf(old []byte, need int) []byte {
 
 // WithWriter runs fn with a write session. When fn returns nil, every pack
 // and the index of the session are durable when WithWriter returns nil; if
-// fn (or the session) fails, the session is abandoned: its packs stay in
-// storage unreferenced until prune removes them. The session holds a shared
+// fn (or the session) fails before the index is written, the session is
+// abandoned and deletes the packs it stored (nothing can reference them:
+// pack names are unique to the session and no index lists them); what it
+// cannot delete, prune removes. The session holds a shared
 // lock (lease) in storage that excludes prune; if the lease expires before
 // the index is written the session fails.
 func (r *Repository) WithWriter(ctx context.Context, fn func(ctx context.Context, w *Writer) error) (err error) {
@@ -150,6 +156,12 @@ func (r *Repository) WithWriter(ctx context.Context, fn func(ctx context.Context
 			err = e
 		}
 	}()
+	// Under the shared lock no prune runs until the session ends; catch up
+	// with one that ran elsewhere since the index was loaded, so that the
+	// session never deduplicates against packs it deleted.
+	if _, err := r.refreshIndex(ctx); err != nil {
+		return fmt.Errorf("write session: %w", err)
+	}
 	_, err = r.session(ctx, lock, false, fn)
 	return err
 }
@@ -209,6 +221,7 @@ func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn f
 		w.committers.Wait()
 	}
 	if ferr != nil {
+		w.discard(ctx)
 		// fn often only saw the session's context end; report why it ended
 		// (a failed upload, say) unless the caller cancelled.
 		if cerr := context.Cause(sctx); errors.Is(ferr, context.Canceled) && ctx.Err() == nil && cerr != nil && !errors.Is(cerr, context.Canceled) {
@@ -217,19 +230,65 @@ func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn f
 		return RewriteResult{}, ferr
 	}
 	if cerr := context.Cause(sctx); cerr != nil {
+		w.discard(ctx)
 		return RewriteResult{}, fmt.Errorf("write session: %w", cerr)
 	}
 	if err := lock.Valid(); err != nil {
+		w.discard(ctx)
 		return RewriteResult{}, fmt.Errorf("write session: not writing the index: %w", err)
 	}
-	files, err := r.writeIndex(ctx, w.done, nil)
+	// The index is written within the lease: a session whose lease lapses
+	// meanwhile stops, so that no index of it can land once prune may
+	// treat its packs as abandoned (Repository.WritingLocks).
+	ictx, icancel := context.WithTimeout(ctx, lock.Remaining())
+	files, err := r.writeIndex(ictx, w.done, nil)
+	icancel()
 	if err != nil {
+		// Some index files may be durable: the packs stay for prune.
 		return RewriteResult{}, fmt.Errorf("write session: %w", err)
 	}
-	for _, p := range w.done {
-		r.idx.Load().AddPack(p)
-	}
+	r.addIndexed(files, w.done)
 	return RewriteResult{Packs: w.done, IndexFiles: files}, nil
+}
+
+// Bounds of the clean-up of a failed session: short when the caller's
+// context already ended (a stop or a shutdown should not wait on storage).
+const (
+	discardTimeout       = time.Minute
+	discardCancelTimeout = 3 * time.Second
+)
+
+// discard deletes every pack the failed session stored or started to
+// store, once its uploads have ended. Safe because nothing references
+// them: a pack's name covers a random nonce, so no other session writes a
+// pack of that name, the session wrote no index file, and no other session
+// deduplicates against it (blobs enter the shared index only after the
+// session's index is written). Errors are logged; prune removes what is
+// left once no session that may still index it is running.
+func (w *Writer) discard(ctx context.Context) {
+	w.doneMu.Lock()
+	names := w.tried
+	w.tried = nil
+	w.doneMu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	limit := discardTimeout
+	if ctx.Err() != nil {
+		limit = discardCancelTimeout
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
+	defer cancel()
+	removed := 0
+	for _, name := range names {
+		err := w.r.st.Delete(dctx, name)
+		if err != nil && !errors.Is(err, blob.ErrNotFound) {
+			w.r.opts.Logger.Warn("repository: failed session's packs not all removed; prune removes the rest", "removed", removed, "left", len(names)-removed, "err", err)
+			return
+		}
+		removed++
+	}
+	w.r.opts.Logger.Info("repository: failed session's packs removed", "packs", removed)
 }
 
 func (w *Writer) fail(err error) {
@@ -258,9 +317,13 @@ func (w *Writer) Stats() WriterStats {
 // markNew reports whether the blob is new to the repository and this
 // session, and reserves it for the caller if so.
 func (w *Writer) markNew(k index.Key) bool {
-	if !w.rewrite && w.r.idx.Load().Has(k) {
-		w.stats.dupBlobs.Add(1)
-		return false
+	if !w.rewrite {
+		// A blob whose known copy is damaged counts as new: storing it
+		// again heals every snapshot that references it.
+		if _, pack, ok := w.r.idx.Load().Lookup(k); ok && !w.r.damagedCopy(k, pack) {
+			w.stats.dupBlobs.Add(1)
+			return false
+		}
 	}
 	w.seenMu.Lock()
 	defer w.seenMu.Unlock()

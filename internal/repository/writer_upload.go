@@ -69,6 +69,9 @@ func (w *Writer) uploader() {
 		}
 		name := PackName(fp.id)
 		entry := index.PackBlobs{PackID: fp.id, Size: int64(len(fp.data)), Blobs: fp.blobs}
+		w.doneMu.Lock()
+		w.tried = append(w.tried, name)
+		w.doneMu.Unlock()
 		if async {
 			commit, err := ap.PutAsync(w.ctx, name, fp.data, blob.PutOptions{IfAbsent: true})
 			w.recyclePack(fp)

@@ -1,8 +1,10 @@
-// Package retention enforces recovery point lifecycles: the sweeper
-// deletes recovery points whose retention has passed (unless a vault lock
-// or a running restore or copy holds them), prunes the vaults it touched so
-// their space is reclaimed, deletes orphan manifests and expires
-// idempotency tokens.
+// Package retention enforces recovery point lifecycles and reclaims space:
+// the sweeper deletes recovery points whose retention has passed (unless a
+// vault lock or a running restore or copy holds them), prunes the vaults
+// that need it — where recovery points were deleted (by expiry or
+// DeleteRecoveryPoint) or where failed, stopped or interrupted jobs may
+// have left data — deletes orphan manifests and expires idempotency
+// tokens.
 package retention
 
 import (
@@ -26,7 +28,9 @@ type Repos interface {
 }
 
 // Sweeper deletes recovery points whose lifecycle DeleteAt has passed and
-// then prunes the vaults it touched, so their data is reclaimed.
+// prunes the vaults marked for reclamation (Reclaim), so their data is
+// reclaimed. Marks are batched: each sweep prunes a marked vault at most
+// once, however many jobs failed or points were deleted in it since.
 type Sweeper struct {
 	Store store.Store
 	Repos Repos
@@ -36,13 +40,68 @@ type Sweeper struct {
 	Logger     *slog.Logger
 
 	mu      sync.Mutex
-	pending map[string]*backup.Vault // vaults whose prune has yet to succeed
+	pending map[string]mark // vaults whose prune has yet to succeed
+}
+
+// Reason says why a vault needs reclamation.
+type Reason int
+
+const (
+	// ReasonFailedJob: a backup or copy into the vault failed, was stopped,
+	// expired or was interrupted. Its session normally removes its own
+	// packs; what a killed process or a failed clean-up left is unindexed,
+	// so the vault is pruned only when it holds packs no index lists.
+	ReasonFailedJob Reason = iota
+	// ReasonDeleted: recovery points were deleted; their data is
+	// unreferenced, so the vault is pruned.
+	ReasonDeleted
+)
+
+// mark is a vault waiting for reclamation.
+type mark struct {
+	vault *backup.Vault
+	full  bool // ReasonDeleted: prune whatever the cheap check says
+	// notBefore: the last prune kept unreferenced packs for being younger
+	// than the grace period; the next one is of use only from then on.
+	notBefore time.Time
+}
+
+func vaultKey(v *backup.Vault) string { return v.AccountID + "/" + v.Region + "/" + v.Name }
+
+// Reclaim marks the vault for the next sweep. Safe for concurrent use; only
+// the vault's account, region and name are used.
+func (s *Sweeper) Reclaim(v *backup.Vault, why Reason) {
+	if v == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addLocked(mark{vault: &backup.Vault{AccountID: v.AccountID, Region: v.Region, Name: v.Name}, full: why == ReasonDeleted})
+}
+
+func (s *Sweeper) addLocked(m mark) {
+	if s.pending == nil {
+		s.pending = map[string]mark{}
+	}
+	k := vaultKey(m.vault)
+	if old, ok := s.pending[k]; ok {
+		m.full = m.full || old.full
+		// A new event may leave data that is reclaimable at once.
+		if old.notBefore.IsZero() || m.notBefore.IsZero() {
+			m.notBefore = time.Time{}
+		} else if old.notBefore.Before(m.notBefore) {
+			m.notBefore = old.notBefore
+		}
+	}
+	s.pending[k] = m
 }
 
 // SweepReport says what one Sweep did.
 type SweepReport struct {
 	Deleted    int
 	Skipped    int // in use by a restore or copy, or protected by a vault lock
+	Pruned     int // vaults pruned
+	Busy       int // vaults left for the next sweep because a backup or copy was writing
 	BytesFreed int64
 }
 
@@ -62,17 +121,20 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 	}); err != nil {
 		return rep, err
 	}
-	touched := map[string]*backup.Vault{}
+	// The marks this sweep works on; marks added meanwhile wait for the
+	// next one, and those this sweep cannot finish go back.
 	s.mu.Lock()
-	for k, v := range s.pending {
-		touched[k] = v
-	}
+	work := s.pending
+	s.pending = nil
 	s.mu.Unlock()
+	if work == nil {
+		work = map[string]mark{}
+	}
 	defer func() {
-		// Vaults not pruned (an error, or a backup holding the lock) are
-		// pruned by the next sweep.
 		s.mu.Lock()
-		s.pending = touched
+		for _, m := range work {
+			s.addLocked(m)
+		}
 		s.mu.Unlock()
 	}()
 	for _, rp := range due {
@@ -126,28 +188,74 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 				return rep, fmt.Errorf("sweep %s: delete manifest: %w", rp.Arn, err)
 			}
 		}
-		touched[vault.Arn] = vault
+		m := mark{vault: vault, full: true}
+		work[vaultKey(vault)] = m
 	}
 	var errs []error
-	for k, v := range touched {
-		repo, err := s.Repos.Open(ctx, v)
-		if backup.IsCode(err, backup.CodeNotFound) {
-			delete(touched, k) // the vault is gone
+	for k, m := range work {
+		if m.notBefore.After(now) {
 			continue
 		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		freed, pruned, again, err := s.reclaim(ctx, m, log)
+		switch {
+		case backup.IsCode(err, backup.CodeNotFound):
+			delete(work, k) // the vault is gone
+		case errors.Is(err, repository.ErrLocked):
+			// A backup or copy is writing (or a prune elsewhere runs):
+			// the next sweep tries again.
+			rep.Busy++
+			log.Info("vault busy; reclamation left for the next sweep", "vault", m.vault.Name, "account", m.vault.AccountID, "err", err)
+		case err != nil:
+			errs = append(errs, fmt.Errorf("prune vault %s: %w", m.vault.Name, err))
+		default:
+			delete(work, k)
+			if again != nil {
+				work[k] = *again
+			}
+			rep.BytesFreed += freed
+			if pruned {
+				rep.Pruned++
+			}
 		}
-		pr, err := maintenance.Prune(ctx, repo, maintenance.PruneOptions{Grace: s.PruneGrace, Clock: s.Clock})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("prune vault %s: %w", v.Name, err))
-			continue
-		}
-		delete(touched, k)
-		rep.BytesFreed += pr.BytesFreed
 	}
 	return rep, errors.Join(errs...)
+}
+
+// reclaim prunes one marked vault. A vault marked only for failed jobs is
+// pruned only when it holds packs its index does not list (a cheap listing
+// of its packs), so a failed job whose session cleaned up after itself
+// costs no prune. again is the mark to keep when the prune had to leave
+// reclaimable data for later: packs younger than the grace period (retried
+// once they are old enough), or abandoned packs of a session that may
+// still write its index (retried at the next sweep).
+func (s *Sweeper) reclaim(ctx context.Context, m mark, log *slog.Logger) (freed int64, pruned bool, again *mark, err error) {
+	repo, err := s.Repos.Open(ctx, m.vault)
+	if err != nil {
+		return 0, false, nil, err
+	}
+	if !m.full {
+		n, _, err := repo.UnindexedPacks(ctx)
+		if err != nil {
+			return 0, false, nil, err
+		}
+		if n == 0 {
+			return 0, false, nil, nil
+		}
+	}
+	pr, err := maintenance.Prune(ctx, repo, maintenance.PruneOptions{Grace: s.PruneGrace, Clock: s.Clock})
+	if err != nil {
+		return 0, false, nil, err
+	}
+	log.Info("vault pruned", "vault", m.vault.Name, "account", m.vault.AccountID, "bytes_freed", pr.BytesFreed,
+		"packs_deleted", pr.PacksDeleted, "packs_rewritten", pr.PacksRewritten, "abandoned_packs_deleted", pr.OrphansDeleted,
+		"packs_kept_young", pr.PacksKeptYoung, "temp_files_removed", pr.TempFilesRemoved)
+	switch {
+	case len(pr.WritingLocks) > 0:
+		again = &mark{vault: m.vault, full: m.full}
+	case !pr.NextEligible.IsZero():
+		again = &mark{vault: m.vault, full: true, notBefore: pr.NextEligible}
+	}
+	return pr.BytesFreed, true, again, nil
 }
 
 // VaultLister lists the vaults that have repositories (vaultrepo.Manager).
@@ -237,11 +345,27 @@ func (s *Sweeper) ExpireIdempotency(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// DefaultInterval is the sweep interval of `coffer serve` unless
+// sweeper_interval_seconds sets another.
+const DefaultInterval = time.Hour
+
 // Run sweeps every interval until ctx ends: expired recovery points,
-// orphan manifests and expired idempotency tokens.
+// reclamation of marked vaults, orphan manifests and expired idempotency
+// tokens. Before the first sweep it marks every vault (when Repos lists
+// them) for the cheap check of failed jobs: a process killed mid-backup
+// leaves packs nobody else would reclaim.
 func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	if vl, ok := s.Repos.(VaultLister); ok {
+		if vs, err := vl.Vaults(ctx); err == nil {
+			for _, v := range vs {
+				s.Reclaim(v, ReasonFailedJob)
+			}
+		} else if ctx.Err() == nil && s.Logger != nil {
+			s.Logger.Error("listing vaults for reclamation failed", "err", err)
+		}
+	}
 	for {
 		l := s.Logger
 		if l == nil {

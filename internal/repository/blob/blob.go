@@ -122,3 +122,13 @@ func GetInto(ctx context.Context, s Storage, name string, offset, length int64, 
 type AsyncPutter interface {
 	PutAsync(ctx context.Context, name string, data []byte, opts PutOptions) (commit func(ctx context.Context) error, err error)
 }
+
+// TempCleaner is implemented by storages whose Puts leave temporary objects
+// when the writing process dies (the local directory). CleanTempIn removes
+// those under prefix (a "/"-terminated name prefix, "" for all) older than
+// olderThan and returns how many it removed; TempUsage counts those under
+// prefix and their bytes.
+type TempCleaner interface {
+	CleanTempIn(ctx context.Context, prefix string, olderThan time.Duration) (int, error)
+	TempUsage(ctx context.Context, prefix string) (int, int64, error)
+}

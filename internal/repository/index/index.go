@@ -242,6 +242,13 @@ func (x *Index) find(k Key) (Location, bool) {
 // AddPack records a pack and its blobs. A blob already known keeps its first
 // location (duplicates are counted and left for prune).
 func (x *Index) AddPack(p PackBlobs) {
+	x.AddPackReplacing(p, func(Key, [32]byte, [32]byte) bool { return false })
+}
+
+// AddPackReplacing records a pack like AddPack, but a blob already known
+// takes its location in p when replace(k, oldPack, p.PackID) says so (a
+// damaged copy giving way to an intact one).
+func (x *Index) AddPackReplacing(p PackBlobs, replace func(k Key, oldPack, newPack [32]byte) bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	n, ok := x.packNum[p.PackID]
@@ -253,11 +260,23 @@ func (x *Index) AddPack(p PackBlobs) {
 	}
 	for _, e := range p.Blobs {
 		k := Key{Type: e.Type, ID: e.ID}
-		if _, dup := x.find(k); dup {
-			x.dups++
+		loc := Location{Pack: n, Offset: e.Offset, Length: e.Length, RawLength: e.RawLength, Compression: e.Compression}
+		old, dup := x.find(k)
+		if !dup {
+			x.recent[k] = loc
 			continue
 		}
-		x.recent[k] = Location{Pack: n, Offset: e.Offset, Length: e.Length, RawLength: e.RawLength, Compression: e.Compression}
+		x.dups++
+		if old.Pack == n || !replace(k, x.packIDs[old.Pack], p.PackID) {
+			continue
+		}
+		if _, ok := x.recent[k]; ok {
+			x.recent[k] = loc
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(x.sorted, k, func(r record, k Key) int { return cmpKey(&r, k) })
+		r := &x.sorted[i]
+		r.pack, r.offset, r.length, r.rawLength, r.comp = loc.Pack, loc.Offset, loc.Length, loc.RawLength, loc.Compression
 	}
 	if len(x.recent) >= max(4096, len(x.sorted)/8) {
 		x.merge()

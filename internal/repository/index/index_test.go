@@ -69,3 +69,34 @@ func FuzzDecodeIndex(f *testing.F) {
 		}
 	})
 }
+
+// AddPackReplacing moves a blob to the new pack only where replace says so,
+// both for recently added entries and for merged (sorted) ones.
+func TestAddPackReplacing(t *testing.T) {
+	for _, merged := range []bool{false, true} {
+		x := index.New()
+		x.AddPack(index.PackBlobs{PackID: [32]byte{1}, Size: 100, Blobs: []pack.Entry{
+			{Type: 1, ID: [32]byte{7}, Offset: 0, Length: 50}, {Type: 1, ID: [32]byte{8}, Offset: 50, Length: 50}}})
+		if merged {
+			// Enough other entries to force a merge into the sorted array.
+			var many []pack.Entry
+			for i := 0; i < 5000; i++ {
+				many = append(many, pack.Entry{Type: 1, ID: [32]byte{9, byte(i), byte(i >> 8)}, Offset: uint32(i), Length: 1})
+			}
+			x.AddPack(index.PackBlobs{PackID: [32]byte{3}, Size: 5000, Blobs: many})
+		}
+		x.AddPackReplacing(index.PackBlobs{PackID: [32]byte{2}, Size: 100, Blobs: []pack.Entry{
+			{Type: 1, ID: [32]byte{7}, Offset: 10, Length: 50}, {Type: 1, ID: [32]byte{8}, Offset: 60, Length: 40}}},
+			func(k index.Key, oldPack, newPack [32]byte) bool {
+				return k.ID == [32]byte{7} && oldPack == [32]byte{1} && newPack == [32]byte{2}
+			})
+		l, p, ok := x.Lookup(index.Key{Type: 1, ID: [32]byte{7}})
+		if !ok || p != [32]byte{2} || l.Offset != 10 {
+			t.Fatalf("merged=%v: blob 7 at %x offset %d, want the new pack", merged, p[:1], l.Offset)
+		}
+		l, p, ok = x.Lookup(index.Key{Type: 1, ID: [32]byte{8}})
+		if !ok || p != [32]byte{1} || l.Offset != 50 {
+			t.Fatalf("merged=%v: blob 8 at %x offset %d, want the old pack", merged, p[:1], l.Offset)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob"
@@ -20,6 +21,10 @@ import (
 type CheckOptions struct {
 	// ReadData decrypts and hashes every blob of every pack.
 	ReadData bool
+	// RecordDamage records the damaged blob copies ReadData finds
+	// (Repository.RecordDamaged), so that the next backup of their content
+	// stores it again instead of deduplicating against the damage.
+	RecordDamage bool
 }
 
 // Problem names one damaged object and what is wrong with it.
@@ -42,7 +47,16 @@ type Report struct {
 	Manifests, IndexFiles, Packs, Blobs int
 	DamagedIndexes                      []Problem
 	DamagedPacks                        []Problem
-	DamagedBlobs                        []Problem
+	// DamagedBlobs lists damaged blob copies (found by ReadData or
+	// recorded earlier) of which no intact copy exists.
+	DamagedBlobs []Problem
+	// HealedBlobs lists damaged blob copies that have an intact copy in
+	// another pack (stored again by a later backup): readers use that
+	// copy, and prune removes the damaged one. Not damage.
+	HealedBlobs []Problem
+	// Recorded counts the damaged blob copies this check newly recorded
+	// (RecordDamage).
+	Recorded int
 	// DamagedManifests lists manifests that cannot be read or whose trees
 	// reference missing, damaged or undecodable blobs.
 	DamagedManifests []Problem
@@ -66,6 +80,9 @@ func (r *Report) String() string {
 			fmt.Fprintf(&b, "%s: %s\n", s.h, p)
 		}
 	}
+	for _, p := range r.HealedBlobs {
+		fmt.Fprintf(&b, "healed blob (an intact copy exists): %s\n", p)
+	}
 	for _, w := range r.Warnings {
 		fmt.Fprintf(&b, "warning: %s\n", w)
 	}
@@ -73,8 +90,26 @@ func (r *Report) String() string {
 }
 
 type blobState struct {
-	damaged map[index.Key]string // reason
+	damaged map[index.Key]string // reason; blobs without an intact copy
 	indexed *index.Index
+	// copies: damaged copies found (pack name → reason) per blob, before
+	// they are resolved against intact copies elsewhere.
+	copies map[index.Key]map[string]string
+	// blobCopy: damaged blob copies (not whole packs) with their pack name.
+	blobCopy []damagedCopy
+}
+
+type damagedCopy struct {
+	key    index.Key
+	pack   [32]byte
+	detail string
+}
+
+func (bs *blobState) damage(k index.Key, pack, why string) {
+	if bs.copies[k] == nil {
+		bs.copies[k] = map[string]string{}
+	}
+	bs.copies[k][pack] = why
 }
 
 // Check verifies the repository's structure and, with ReadData, every blob.
@@ -124,7 +159,29 @@ func Check(ctx context.Context, repo *repository.Repository, opts CheckOptions) 
 	}); err != nil {
 		return nil, fmt.Errorf("check: list packs: %w", err)
 	}
-	bs := &blobState{damaged: map[index.Key]string{}, indexed: idx}
+	bs := &blobState{damaged: map[index.Key]string{}, indexed: idx, copies: map[index.Key]map[string]string{}}
+	// Damage recorded earlier (by reads, restores or checks).
+	recs, badRecs, err := repo.ReadDamageRecords(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	for _, u := range badRecs {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("unreadable damage record %s: %v", u.Name, u.Err))
+	}
+	recorded := map[index.Key]map[[32]byte]time.Time{}
+	for _, rec := range recs {
+		for _, d := range rec.Blobs {
+			k := index.Key{Type: uint8(d.Type), ID: d.ID}
+			if recorded[k] == nil {
+				recorded[k] = map[[32]byte]time.Time{}
+			}
+			recorded[k][d.Pack] = d.Found
+		}
+	}
+	badPacks := map[[32]byte]int{} // damaged blob copies per pack
 	packIDs := make([][32]byte, 0, len(packEntries))
 	for id := range packEntries {
 		packIDs = append(packIDs, id)
@@ -141,7 +198,7 @@ func Check(ctx context.Context, repo *repository.Repository, opts CheckOptions) 
 		markAll := func(detail string) {
 			rep.DamagedPacks = append(rep.DamagedPacks, Problem{Object: name, Detail: detail})
 			for _, e := range p.Blobs {
-				bs.damaged[index.Key{Type: e.Type, ID: e.ID}] = name + ": " + detail
+				bs.damage(index.Key{Type: e.Type, ID: e.ID}, name, name+": "+detail)
 			}
 		}
 		if !ok {
@@ -152,9 +209,86 @@ func Check(ctx context.Context, repo *repository.Repository, opts CheckOptions) 
 			markAll(fmt.Sprintf("size %d, index says %d (truncated or replaced)", size, p.Size))
 			continue
 		}
-		if err := checkPack(ctx, repo, name, p, opts.ReadData, rep, bs); err != nil {
+		found, err := checkPack(ctx, repo, name, p, opts.ReadData, rep, bs)
+		if err != nil {
 			return nil, err
 		}
+		if opts.ReadData && found == nil {
+			continue // unreadable: every blob is marked already
+		}
+		// Recorded damage: with ReadData, a recorded copy that reads
+		// intact now is only a warning (the record was a transient fault).
+		for _, e := range p.Blobs {
+			k := index.Key{Type: e.Type, ID: e.ID}
+			when, ok := recorded[k][id]
+			if !ok || found[k] {
+				continue
+			}
+			if opts.ReadData {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("blob %s (in %s) was recorded as damaged on %s but reads intact now; backups store its content again anyway",
+					blobName(k), name, when.UTC().Format(time.RFC3339)))
+				continue
+			}
+			why := fmt.Sprintf("recorded as damaged on %s", when.UTC().Format(time.RFC3339))
+			bs.damage(k, name, why)
+			bs.blobCopy = append(bs.blobCopy, damagedCopy{key: k, pack: id, detail: why})
+		}
+	}
+	for _, c := range bs.blobCopy {
+		badPacks[c.pack]++
+	}
+	// A damaged copy matters only if no intact copy of the blob exists in
+	// another pack that is present and sound.
+	intact := intactCopies(packEntries, present, bs)
+	for _, c := range bs.blobCopy {
+		pr := Problem{Object: blobName(c.key), Pack: repository.PackName(c.pack), Detail: c.detail}
+		if intact[c.key] {
+			rep.HealedBlobs = append(rep.HealedBlobs, pr)
+		} else {
+			rep.DamagedBlobs = append(rep.DamagedBlobs, pr)
+		}
+	}
+	for _, id := range packIDs {
+		n := badPacks[id]
+		if n == 0 {
+			continue
+		}
+		name := repository.PackName(id)
+		healed := true
+		for _, e := range packEntries[id].Blobs {
+			k := index.Key{Type: e.Type, ID: e.ID}
+			if _, bad := bs.copies[k][name]; bad && !intact[k] {
+				healed = false
+			}
+		}
+		if healed {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("pack %s: %d of %d blobs damaged, each with an intact copy in another pack (prune removes the damaged copies after the grace period)",
+				name, n, len(packEntries[id].Blobs)))
+		} else {
+			rep.DamagedPacks = append(rep.DamagedPacks, Problem{Object: name, Detail: fmt.Sprintf("%d of %d blobs damaged", n, len(packEntries[id].Blobs))})
+		}
+	}
+	for k, packs := range bs.copies {
+		if intact[k] {
+			continue
+		}
+		for _, why := range packs {
+			bs.damaged[k] = why
+			break
+		}
+	}
+	if opts.RecordDamage && len(bs.blobCopy) > 0 {
+		var ds []repository.DamagedBlob
+		for _, c := range bs.blobCopy {
+			if _, ok := recorded[c.key][c.pack]; !ok {
+				ds = append(ds, repository.DamagedBlob{Type: repository.BlobType(c.key.Type), ID: repository.ID(c.key.ID), Pack: c.pack})
+			}
+		}
+		n, err := repo.RecordDamaged(ctx, ds)
+		if err != nil {
+			return nil, fmt.Errorf("check: %w", err)
+		}
+		rep.Recorded = n
 	}
 	for id := range present {
 		if _, ok := packEntries[id]; !ok {
@@ -189,7 +323,8 @@ func Check(ctx context.Context, repo *repository.Repository, opts CheckOptions) 
 		n := i.Name
 		switch {
 		case n == repository.ConfigName, strings.HasPrefix(n, repository.KeysPrefix), strings.HasPrefix(n, repository.DataPrefix),
-			strings.HasPrefix(n, repository.IndexPrefix), strings.HasPrefix(n, repository.ManifestPrefix), strings.HasPrefix(n, repository.LocksPrefix):
+			strings.HasPrefix(n, repository.IndexPrefix), strings.HasPrefix(n, repository.ManifestPrefix), strings.HasPrefix(n, repository.LocksPrefix),
+			strings.HasPrefix(n, repository.DamagedPrefix):
 			if strings.HasPrefix(n, repository.ManifestPrefix) && !validManifestName(strings.TrimPrefix(n, repository.ManifestPrefix)) {
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("unknown object %s", n))
 			}
@@ -215,8 +350,37 @@ func blobName(k index.Key) string {
 	return fmt.Sprintf("%v/%x", repository.BlobType(k.Type), k.ID)
 }
 
-// checkPack reads the pack's header (and with readData all of it).
-func checkPack(ctx context.Context, repo *repository.Repository, name string, p index.PackBlobs, readData bool, rep *Report, bs *blobState) error {
+// intactCopies returns the blobs with a copy that is not known to be
+// damaged, in a pack that is present at its indexed size and not damaged
+// as a whole.
+func intactCopies(packEntries map[[32]byte]index.PackBlobs, present map[[32]byte]int64, bs *blobState) map[index.Key]bool {
+	out := map[index.Key]bool{}
+	if len(bs.copies) == 0 {
+		return out
+	}
+	for id, p := range packEntries {
+		if size, ok := present[id]; !ok || size != p.Size {
+			continue
+		}
+		name := repository.PackName(id)
+		for _, e := range p.Blobs {
+			k := index.Key{Type: e.Type, ID: e.ID}
+			bad, ok := bs.copies[k]
+			if !ok {
+				continue
+			}
+			if _, damaged := bad[name]; !damaged {
+				out[k] = true
+			}
+		}
+	}
+	return out
+}
+
+// checkPack reads the pack's header (and with readData all of it) and
+// returns the blobs whose copy in it is damaged (nil when the pack could
+// not be read at all or readData is off).
+func checkPack(ctx context.Context, repo *repository.Repository, name string, p index.PackBlobs, readData bool, rep *Report, bs *blobState) (map[index.Key]bool, error) {
 	st := repo.Storage()
 	damaged := func(detail string) {
 		rep.DamagedPacks = append(rep.DamagedPacks, Problem{Object: name, Detail: detail})
@@ -228,13 +392,13 @@ func checkPack(ctx context.Context, repo *repository.Repository, name string, p 
 		data, err = st.Get(ctx, name, 0, -1)
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
 			damaged("read: " + err.Error())
 			for _, e := range p.Blobs {
-				bs.damaged[index.Key{Type: e.Type, ID: e.ID}] = name + " unreadable"
+				bs.damage(index.Key{Type: e.Type, ID: e.ID}, name, name+" unreadable")
 			}
-			return nil
+			return nil, nil
 		}
 		hdr, err := pack.ParsePack(data, repo.AEAD())
 		if err != nil {
@@ -249,7 +413,7 @@ func checkPack(ctx context.Context, repo *repository.Repository, name string, p 
 		hdr, err := readPackHeader(ctx, st, repo, blob.Info{Name: name, Size: p.Size})
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
 			damaged("header: " + err.Error())
 		}
@@ -268,24 +432,21 @@ func checkPack(ctx context.Context, repo *repository.Repository, name string, p 
 		}
 	}
 	if !readData {
-		return nil
+		return nil, nil
 	}
 	var buf []byte
-	bad := 0
+	found := map[index.Key]bool{} // non-nil: the pack was read
 	for _, e := range p.Blobs {
 		k := index.Key{Type: e.Type, ID: e.ID}
 		var err error
 		buf, err = repo.OpenPackBlob(buf[:0], data[e.Offset:e.Offset+e.Length], e, name)
 		if err != nil {
-			bad++
-			bs.damaged[k] = err.Error()
-			rep.DamagedBlobs = append(rep.DamagedBlobs, Problem{Object: blobName(k), Pack: name, Detail: err.Error()})
+			found[k] = true
+			bs.damage(k, name, err.Error())
+			bs.blobCopy = append(bs.blobCopy, damagedCopy{key: k, pack: p.PackID, detail: err.Error()})
 		}
 	}
-	if bad > 0 {
-		damaged(fmt.Sprintf("%d of %d blobs damaged", bad, len(p.Blobs)))
-	}
-	return nil
+	return found, nil
 }
 
 // checkTree reports why the tree rooted at id is damaged ("" if it is not).

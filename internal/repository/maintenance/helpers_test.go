@@ -26,21 +26,8 @@ func backup(t testing.TB, r *repository.Repository, files map[string][]byte, lab
 	ctx := context.Background()
 	var root repository.ID
 	err := r.WithWriter(ctx, func(ctx context.Context, w *repository.Writer) error {
-		names := make([]string, 0, len(files))
-		for n := range files {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		var tr snapshot.Tree
-		for _, n := range names {
-			ids, size, err := w.SaveStream(ctx, bytes.NewReader(files[n]))
-			if err != nil {
-				return err
-			}
-			tr.Nodes = append(tr.Nodes, snapshot.Node{Name: n, Type: snapshot.TypeFile, Mode: 0644, Size: size, Content: ids})
-		}
 		var err error
-		root, err = snapshot.SaveTree(ctx, w, &tr)
+		root, err = saveFlat(ctx, w, files)
 		return err
 	})
 	if err != nil {
@@ -51,6 +38,24 @@ func backup(t testing.TB, r *repository.Repository, files map[string][]byte, lab
 		t.Fatalf("save manifest: %v", err)
 	}
 	return m
+}
+
+// saveFlat stores files as one flat tree in w and returns its root.
+func saveFlat(ctx context.Context, w *repository.Writer, files map[string][]byte) (repository.ID, error) {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var tr snapshot.Tree
+	for _, n := range names {
+		ids, size, err := w.SaveStream(ctx, bytes.NewReader(files[n]))
+		if err != nil {
+			return repository.ID{}, err
+		}
+		tr.Nodes = append(tr.Nodes, snapshot.Node{Name: n, Type: snapshot.TypeFile, Mode: 0644, Size: size, Content: ids})
+	}
+	return snapshot.SaveTree(ctx, w, &tr)
 }
 
 // restore reads every file of a manifest back; it returns the first error.

@@ -14,11 +14,21 @@ import (
 	"coffer/internal/repository/snapshot"
 )
 
+// StaleLockMargin is how long after a lock's lease ended prune still
+// treats its holder as possibly finishing a write session: unindexed packs
+// are then kept for the full grace period. It covers a session's last
+// index write (bounded by its lease), a lock refresh on its way when the
+// lease ended, and clock differences between machines sharing storage.
+const StaleLockMargin = time.Minute
+
 // PruneOptions tune Prune.
 type PruneOptions struct {
-	// Grace: packs younger than this are never deleted or rewritten, so data
-	// a concurrent or crashed session wrote but did not index survives.
-	// Default 24 h; it must exceed the longest write session.
+	// Grace: indexed packs younger than this are never deleted or
+	// rewritten, so the data of a session that wrote its index but not yet
+	// its manifest survives. Unindexed packs (left by failed, stopped or
+	// killed sessions) are deleted at once when no lock of a session that
+	// may still index them exists (see Repository.WritingLocks), and
+	// otherwise once older than Grace. Default 24 h.
 	Grace time.Duration
 	// Clock defaults to the repository's clock.
 	Clock clock.Clock
@@ -37,12 +47,28 @@ type PruneReport struct {
 	PacksDeleted     int // only unreferenced blobs
 	PacksRewritten   int
 	OrphansDeleted   int // packs in no index, older than grace
-	PacksKeptYoung   int // would qualify, but younger than grace
+	PacksKeptYoung   int // would be deleted or rewritten, but younger than grace
 	BlobsRewritten   int
 	BytesFreed       int64
 	IndexFilesBefore int
 	IndexFilesAfter  int
 	LocksRemoved     int // expired lock objects of crashed holders
+	// WritingLocks lists locks of sessions that may still index their
+	// packs: while there are any, unindexed packs younger than Grace stay.
+	WritingLocks []string
+	// TempFilesRemoved counts temporary files of interrupted pack writes
+	// (local storage) removed.
+	TempFilesRemoved int
+	// DamagedPacksKept counts packs that would be deleted or rewritten but
+	// hold the only (damaged) copy of a blob a recovery point uses.
+	DamagedPacksKept int
+	// DamageEntriesDropped counts damage records' entries dropped because
+	// their pack is gone.
+	DamageEntriesDropped int
+	// NextEligible is when the first pack kept only for being younger than
+	// Grace (one with unreferenced data, or unindexed) becomes old enough
+	// for a prune to reclaim it; zero when there is none.
+	NextEligible time.Time
 }
 
 // Prune removes data no manifest references. It holds the repository's
@@ -68,16 +94,31 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 		return nil, fmt.Errorf("prune: %w", err)
 	}
 	rep := &PruneReport{}
+	// Before expired locks are removed: they are the evidence of sessions
+	// that may still be writing their index.
+	if rep.WritingLocks, err = repo.WritingLocks(ctx, lock, StaleLockMargin); err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
 	if !opts.DryRun {
 		// Leases of crashed holders: expired, so they block nobody, but the
 		// objects would pile up.
-		if rep.LocksRemoved, err = repo.RemoveExpiredLocks(ctx, lock, time.Minute); err != nil {
+		if rep.LocksRemoved, err = repo.RemoveExpiredLocks(ctx, lock, StaleLockMargin); err != nil {
 			return nil, fmt.Errorf("prune: %w", err)
 		}
 	}
 	sv, err := survey(ctx, repo)
 	if err != nil {
 		return nil, err
+	}
+	sv.prompt = len(rep.WritingLocks) == 0
+	if !opts.DryRun && sv.prompt {
+		// No session can be writing packs: temporary files of pack writes
+		// are left by dead processes.
+		if tc, ok := repo.Storage().(blob.TempCleaner); ok {
+			if rep.TempFilesRemoved, err = tc.CleanTempIn(ctx, repository.DataPrefix, 0); err != nil {
+				return nil, fmt.Errorf("prune: %w", err)
+			}
+		}
 	}
 	rep.IndexFilesBefore = len(sv.files) + len(sv.supDamaged)
 	used, manifests, err := markUsed(ctx, repo)
@@ -89,7 +130,9 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 	if err != nil {
 		return nil, err
 	}
-	if opts.DryRun || (len(pl.del) == 0 && len(pl.orphans) == 0 && len(sv.files) <= 1 && len(sv.supDamaged) == 0) {
+	staleDamage := staleDamageEntries(sv, pl)
+	rep.DamageEntriesDropped = staleDamage
+	if opts.DryRun || (len(pl.del) == 0 && len(pl.orphans) == 0 && len(sv.files) <= 1 && len(sv.supDamaged) == 0 && staleDamage == 0) {
 		rep.IndexFilesAfter = rep.IndexFilesBefore
 		return rep, nil
 	}
@@ -102,6 +145,11 @@ func Prune(ctx context.Context, repo *repository.Repository, opts PruneOptions) 
 	}
 	if err := deleteSuperseded(ctx, repo.Storage(), lock, sv, pl, written); err != nil {
 		return nil, err
+	}
+	if staleDamage > 0 {
+		if err := rewriteDamageRecords(ctx, repo, lock, sv, pl); err != nil {
+			return nil, err
+		}
 	}
 	if err := repo.Reload(ctx); err != nil {
 		return nil, fmt.Errorf("prune: reload: %w", err)
@@ -144,7 +192,15 @@ type pruneSurvey struct {
 	files      []repository.IndexFile        // readable index files
 	supDamaged []repository.DamagedIndexFile // damaged index files a readable one supersedes
 	present    map[[32]byte]packInfo         // pack objects under data/
+	damage     []repository.DamageRecord     // readable damage records
+	bad        map[index.Key]map[[32]byte]bool
+	// prompt: no session may still index a pack, so unindexed packs are
+	// garbage whatever their age.
+	prompt bool
 }
+
+// damaged reports whether the copy of k in pack is recorded as damaged.
+func (sv *pruneSurvey) damaged(k index.Key, pack [32]byte) bool { return sv.bad[k][pack] }
 
 // survey reads every index file and lists the packs in storage. A damaged
 // index file is only tolerated when a readable file supersedes it (as after
@@ -159,7 +215,21 @@ func survey(ctx context.Context, repo *repository.Repository) (*pruneSurvey, err
 	if len(damaged) > 0 {
 		return nil, fmt.Errorf("prune: damaged index file (run check; coffer vault repair-index --apply rebuilds the index): %w", damaged[0].Err)
 	}
-	sv := &pruneSurvey{files: ix.Readable, supDamaged: supDamaged, present: map[[32]byte]packInfo{}}
+	sv := &pruneSurvey{files: ix.Readable, supDamaged: supDamaged, present: map[[32]byte]packInfo{}, bad: map[index.Key]map[[32]byte]bool{}}
+	// Unreadable damage records are left alone (Check reports them); the
+	// copies they name are only not known to be damaged.
+	if sv.damage, _, err = repo.ReadDamageRecords(ctx); err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	for _, rec := range sv.damage {
+		for _, d := range rec.Blobs {
+			k := index.Key{Type: uint8(d.Type), ID: d.ID}
+			if sv.bad[k] == nil {
+				sv.bad[k] = map[[32]byte]bool{}
+			}
+			sv.bad[k][d.Pack] = true
+		}
+	}
 	if err := repo.Storage().List(ctx, repository.DataPrefix, func(i blob.Info) error {
 		if id, ok := repository.ParsePackName(i.Name); ok {
 			sv.present[id] = packInfo{i.Size, i.ModTime}
@@ -219,8 +289,11 @@ func activePacks(files []repository.IndexFile) ([]index.PackBlobs, map[[32]byte]
 
 // plan decides, at time now, which indexed packs to keep, which to delete
 // (rewriting their used blobs) and which orphan packs to delete, and counts
-// that in rep. Packs younger than the grace period are always kept. It
-// fails when a used blob would end up in no pack.
+// that in rep. Indexed packs younger than the grace period are always
+// kept; unindexed ones too unless sv.prompt. A copy of a blob recorded as
+// damaged never counts as the used copy and is never rewritten; a pack
+// holding the only copy of a used blob, damaged or not, is kept. It fails
+// when a used blob would end up in no pack.
 func plan(sv *pruneSurvey, used map[index.Key]struct{}, now time.Time, opts PruneOptions, rep *PruneReport) (*prunePlan, error) {
 	young := func(id [32]byte) bool {
 		pi, ok := sv.present[id]
@@ -228,15 +301,30 @@ func plan(sv *pruneSurvey, used map[index.Key]struct{}, now time.Time, opts Prun
 	}
 	active, seen := activePacks(sv.files)
 	pl := &prunePlan{}
+	// Used blobs with an intact (not recorded damaged) copy in a pack that
+	// is present.
+	intact := map[index.Key]bool{}
+	for _, p := range active {
+		if _, ok := sv.present[p.PackID]; !ok {
+			continue
+		}
+		for _, e := range p.Blobs {
+			k := index.Key{Type: e.Type, ID: e.ID}
+			if _, ok := used[k]; ok && !sv.damaged(k, p.PackID) {
+				intact[k] = true
+			}
+		}
+	}
 	// A referenced blob counts as used in the first pack that claims it:
 	// young packs first (they are kept anyway), then the others in order, so
-	// duplicates left by concurrent sessions count as unused.
+	// duplicates left by concurrent sessions count as unused. Damaged
+	// copies never claim.
 	claimed := map[index.Key]struct{}{}
 	classify := func(p index.PackBlobs) (usedBytes, total int64) {
 		for _, e := range p.Blobs {
 			total += int64(e.Length)
 			k := index.Key{Type: e.Type, ID: e.ID}
-			if _, ok := used[k]; !ok {
+			if _, ok := used[k]; !ok || sv.damaged(k, p.PackID) {
 				continue
 			}
 			if _, ok := claimed[k]; ok {
@@ -247,11 +335,31 @@ func plan(sv *pruneSurvey, used map[index.Key]struct{}, now time.Time, opts Prun
 		}
 		return
 	}
+	// onlyCopy reports whether p holds a damaged copy of a used blob that
+	// has no intact copy: deleting p would lose what is left of it.
+	onlyCopy := func(p index.PackBlobs) bool {
+		for _, e := range p.Blobs {
+			k := index.Key{Type: e.Type, ID: e.ID}
+			if _, ok := used[k]; ok && sv.damaged(k, p.PackID) && !intact[k] {
+				return true
+			}
+		}
+		return false
+	}
+	keptYoung := func(mod time.Time) {
+		rep.PacksKeptYoung++
+		if at := mod.Add(opts.Grace); rep.NextEligible.IsZero() || at.Before(rep.NextEligible) {
+			rep.NextEligible = at
+		}
+	}
 	var candidates []index.PackBlobs
 	for _, p := range active {
 		if young(p.PackID) {
-			if u, t := classify(p); u < t {
-				rep.PacksKeptYoung++
+			// Counted when it would be deleted or rewritten if it were old.
+			if u, t := classify(p); (u == 0 && t > 0) || (t > 0 && float64(t-u)/float64(t) > opts.MaxUnused) {
+				if pi, ok := sv.present[p.PackID]; ok {
+					keptYoung(pi.mod)
+				}
 			}
 			pl.keep = append(pl.keep, p)
 		}
@@ -262,31 +370,40 @@ func plan(sv *pruneSurvey, used map[index.Key]struct{}, now time.Time, opts Prun
 		}
 		u, t := classify(p)
 		switch {
-		case u == 0 && t > 0:
-			candidates = append(candidates, p)
-		case t > 0 && float64(t-u)/float64(t) > opts.MaxUnused:
+		case (u == 0 && t > 0) || (t > 0 && float64(t-u)/float64(t) > opts.MaxUnused):
+			if onlyCopy(p) {
+				rep.DamagedPacksKept++
+				pl.keep = append(pl.keep, p)
+				continue
+			}
 			candidates = append(candidates, p)
 		default:
 			pl.keep = append(pl.keep, p)
 		}
 	}
+	// kept: blobs with a copy in a kept pack; keptIntact: with an intact one.
 	kept := map[index.Key]struct{}{}
+	keptIntact := map[index.Key]struct{}{}
 	for _, p := range pl.keep {
 		for _, e := range p.Blobs {
-			kept[index.Key{Type: e.Type, ID: e.ID}] = struct{}{}
+			k := index.Key{Type: e.Type, ID: e.ID}
+			kept[k] = struct{}{}
+			if !sv.damaged(k, p.PackID) {
+				keptIntact[k] = struct{}{}
+			}
 		}
 	}
 	for _, p := range candidates {
 		needs := false
 		for _, e := range p.Blobs {
 			k := index.Key{Type: e.Type, ID: e.ID}
-			if _, ok := used[k]; !ok {
+			if _, ok := used[k]; !ok || sv.damaged(k, p.PackID) {
 				continue
 			}
-			if _, ok := kept[k]; ok {
+			if _, ok := keptIntact[k]; ok {
 				continue
 			}
-			kept[k] = struct{}{}
+			kept[k], keptIntact[k] = struct{}{}, struct{}{}
 			pl.moves = append(pl.moves, k)
 			needs = true
 		}
@@ -306,17 +423,74 @@ func plan(sv *pruneSurvey, used map[index.Key]struct{}, now time.Time, opts Prun
 	}
 	for id, pi := range sv.present {
 		if !seen[id] {
-			if now.Sub(pi.mod) >= opts.Grace {
+			if sv.prompt || now.Sub(pi.mod) >= opts.Grace {
 				pl.orphans = append(pl.orphans, id)
 				rep.BytesFreed += pi.size
 			} else {
-				rep.PacksKeptYoung++
+				keptYoung(pi.mod)
 			}
 		}
 	}
 	rep.OrphansDeleted = len(pl.orphans)
 	rep.BlobsRewritten = len(pl.moves)
 	return pl, nil
+}
+
+// remainingDamage returns the damage entries whose pack survives the plan.
+func remainingDamage(sv *pruneSurvey, pl *prunePlan) (keep []repository.DamagedBlob, dropped int) {
+	gone := map[[32]byte]bool{}
+	for _, id := range pl.del {
+		gone[id] = true
+	}
+	for _, id := range pl.orphans {
+		gone[id] = true
+	}
+	for _, rec := range sv.damage {
+		for _, d := range rec.Blobs {
+			if _, ok := sv.present[d.Pack]; !ok || gone[d.Pack] {
+				dropped++
+				continue
+			}
+			keep = append(keep, d)
+		}
+	}
+	return keep, dropped
+}
+
+// staleDamageEntries counts damage entries whose pack is gone or deleted
+// by the plan.
+func staleDamageEntries(sv *pruneSurvey, pl *prunePlan) int {
+	_, n := remainingDamage(sv, pl)
+	return n
+}
+
+// rewriteDamageRecords replaces the damage records the survey read by one
+// holding the entries whose pack still exists (written first, so a crash
+// leaves duplicates, never a loss).
+func rewriteDamageRecords(ctx context.Context, repo *repository.Repository, lock *repository.Lock, sv *pruneSurvey, pl *prunePlan) error {
+	keep, _ := remainingDamage(sv, pl)
+	if err := lock.Valid(); err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	fresh := map[string]bool{}
+	for len(keep) > 0 {
+		n := min(len(keep), repository.MaxDamageEntries)
+		name, err := repo.WriteDamageRecord(ctx, keep[:n])
+		if err != nil {
+			return fmt.Errorf("prune: %w", err)
+		}
+		fresh[name] = true
+		keep = keep[n:]
+	}
+	for _, rec := range sv.damage {
+		if fresh[rec.Name] {
+			continue
+		}
+		if err := repo.Storage().Delete(ctx, rec.Name); err != nil && !errors.Is(err, blob.ErrNotFound) {
+			return fmt.Errorf("prune: delete %s: %w", rec.Name, err)
+		}
+	}
+	return nil
 }
 
 // rewriteBlobs copies the still-used blobs of the packs to delete into new

@@ -242,10 +242,22 @@ func TestPruneRemovesDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := map[string][]byte{"x": randBytes(50, 4<<20)}
-	// r2 does not see r1's index (opened before r1 wrote), so it stores the
-	// data again.
-	m1 := backup(t, r1, files, "one")
-	m2 := backup(t, r2, files, "two")
+	// The sessions overlap: r2's starts before r1's writes its index, so
+	// neither sees the other's copy and both store the data.
+	var m2 repository.Manifest
+	var root1 repository.ID
+	if err := r1.WithWriter(ctx, func(ctx context.Context, w *repository.Writer) error {
+		m2 = backup(t, r2, files, "two")
+		var err error
+		root1, err = saveFlat(ctx, w, files)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m1, err := r1.SaveManifest(ctx, repository.Manifest{Root: root1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if storedBytes(st) < 8<<20 {
 		t.Fatalf("setup: expected two copies, %d bytes stored", storedBytes(st))
 	}

@@ -49,3 +49,33 @@ func TestCleanTempHonoursAge(t *testing.T) {
 		t.Fatalf("List = %v, want [d/obj]", names)
 	}
 }
+
+// CleanTempIn and TempUsage see only the temp files under their prefix;
+// olderThan 0 removes them whatever their age.
+func TestCleanTempInPrefix(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), Options{Clock: clock.NewFake(time.Now().Add(-time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"data/ab/" + tempPrefix + "a", "data/cd/" + tempPrefix + "b", "locks/" + tempPrefix + "c"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(s.Root(), p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(s.Root(), p), []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, size, err := s.TempUsage(ctx, "data/"); err != nil || n != 2 || size != 14 {
+		t.Fatalf("TempUsage(data/) = %d, %d, %v; want 2, 14", n, size, err)
+	}
+	if n, err := s.CleanTempIn(ctx, "data/", 0); err != nil || n != 2 {
+		t.Fatalf("CleanTempIn(data/, 0) = %d, %v; want 2", n, err)
+	}
+	if _, temps := listFiles(t, s.Root()); len(temps) != 1 {
+		t.Fatalf("temps left: %v, want the one under locks/", temps)
+	}
+	if _, err := s.CleanTempIn(ctx, "../x/", 0); err == nil {
+		t.Fatal("CleanTempIn accepted an invalid prefix")
+	}
+}

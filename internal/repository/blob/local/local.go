@@ -499,10 +499,20 @@ func (s *Storage) Delete(ctx context.Context, name string) error {
 // it removed. Use a margin larger than the longest Put when other writers
 // may be running; 0 is safe only when no Put is in flight.
 func (s *Storage) CleanTemp(ctx context.Context, olderThan time.Duration) (int, error) {
-	cutoff := s.clock.Now().Add(-olderThan)
-	removed := 0
-	touched := map[string]bool{}
-	err := s.walk(ctx, "", func(name string, d fs.DirEntry) (bool, error) {
+	return s.CleanTempIn(ctx, "", olderThan)
+}
+
+// TempUsage counts the temporary files under prefix and their bytes
+// (blob.TempCleaner).
+func (s *Storage) TempUsage(ctx context.Context, prefix string) (int, int64, error) {
+	rel := strings.TrimSuffix(prefix, "/")
+	if rel != "" {
+		if err := blob.ValidateName(rel); err != nil {
+			return 0, 0, err
+		}
+	}
+	n, size := 0, int64(0)
+	err := s.walk(ctx, rel, func(name string, d fs.DirEntry) (bool, error) {
 		if d.IsDir() {
 			return true, nil
 		}
@@ -516,7 +526,44 @@ func (s *Storage) CleanTemp(ctx context.Context, olderThan time.Duration) (int, 
 		if err != nil {
 			return false, classify(err)
 		}
-		if fi.ModTime().After(cutoff) {
+		n++
+		size += fi.Size()
+		return false, nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("local: temp usage: %w", err)
+	}
+	return n, size, nil
+}
+
+// CleanTempIn is CleanTemp for the objects under prefix (blob.TempCleaner).
+// With olderThan <= 0 it removes every temporary file, whatever the clock
+// says.
+func (s *Storage) CleanTempIn(ctx context.Context, prefix string, olderThan time.Duration) (int, error) {
+	rel := strings.TrimSuffix(prefix, "/")
+	if rel != "" {
+		if err := blob.ValidateName(rel); err != nil {
+			return 0, err
+		}
+	}
+	cutoff := s.clock.Now().Add(-olderThan)
+	removed := 0
+	touched := map[string]bool{}
+	err := s.walk(ctx, rel, func(name string, d fs.DirEntry) (bool, error) {
+		if d.IsDir() {
+			return true, nil
+		}
+		if !strings.HasPrefix(d.Name(), tempPrefix) {
+			return false, nil
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, classify(err)
+		}
+		if olderThan > 0 && fi.ModTime().After(cutoff) {
 			return false, nil
 		}
 		p := s.path(name)
