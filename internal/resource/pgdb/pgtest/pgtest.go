@@ -46,7 +46,7 @@ type Server struct {
 	Version string // e.g. "15.18"
 	root    string // temporary directory: data/, log, pwfile
 	cmd     *exec.Cmd
-	exited  chan error
+	exited  chan struct{} // closed when the postmaster has exited
 	opts    Options
 	cred    *syscall.Credential
 	mu      sync.Mutex
@@ -73,8 +73,8 @@ func BinDirs() []string {
 		dirs = append(dirs, m...)
 	}
 	if p, err := exec.LookPath("initdb"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			p = real
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			p = resolved
 		}
 		dirs = append(dirs, filepath.Dir(p))
 	}
@@ -274,8 +274,9 @@ func (s *Server) launch(opts Options) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var werr error
+	go func() { werr = cmd.Wait(); close(exited) }()
 	s.Port = port
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -288,7 +289,7 @@ func (s *Server) launch(opts Options) error {
 			return nil
 		}
 		select {
-		case werr := <-exited:
+		case <-exited:
 			log, _ := os.ReadFile(filepath.Join(s.root, "server.log"))
 			return fmt.Errorf("pgtest: postgres exited (%v):\n%s", werr, tail(string(log), 2000))
 		case <-time.After(100 * time.Millisecond):
@@ -306,6 +307,17 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// Pid is the postmaster's process id (0 when the server is not running);
+// benchmarks read its CPU time and its backends'.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil || s.stopped {
+		return 0
+	}
+	return s.cmd.Process.Pid
 }
 
 // DSN is a connection string for database db as the superuser.
