@@ -32,9 +32,10 @@ const MinServerMajor = 12
 // equal the parent's are not read again: their streams are the parent's.
 func (p *Plugin) Backup(ctx context.Context, req resource.BackupRequest) (resource.BackupResult, error) {
 	r := req.Resource
+	what := "Backup of RDS " + r.ID + " failed"
 	srv, ok := p.server(r.Attr(AttrServer))
 	if !ok {
-		return resource.BackupResult{}, fmt.Errorf("%w: database %s is on server %q, which is not configured", resource.ErrInvalid, r.ID, r.Attr(AttrServer))
+		return resource.BackupResult{}, caller(failed(resource.ErrInvalid, "database %s is on server %q, which is not configured", r.ID, r.Attr(AttrServer)), what)
 	}
 	d := &dumper{p: p, srv: srv, db: r.Attr(AttrDatabase), req: req, prog: newTracker(req.Progress)}
 	start := time.Now()
@@ -43,7 +44,7 @@ func (p *Plugin) Backup(ctx context.Context, req resource.BackupRequest) (resour
 		if ctx.Err() != nil {
 			return out, ctx.Err()
 		}
-		return out, d.explain(ctx, err)
+		return out, caller(d.explain(ctx, err), what)
 	}
 	p.log().Info("database backed up", "database", r.ID, "server", srv.ID, "tables", out.Items, "bytes", out.BytesTotal,
 		"read", out.BytesRead, "unchanged_tables", out.Unchanged, "seconds", time.Since(start).Seconds())
@@ -81,9 +82,9 @@ func (d *dumper) explain(ctx context.Context, err error) error {
 	var ce *ConnError
 	if errors.As(err, &ce) && ce.Code == "3D000" {
 		if d.connected {
-			return fmt.Errorf("%w: database %q on server %s was dropped during the backup", resource.ErrSourceNotFound, d.db, d.srv.ID)
+			return failed(resource.ErrSourceNotFound, "database %q on server %s was dropped during the backup", d.db, d.srv.ID)
 		}
-		return fmt.Errorf("%w: database %q does not exist on server %s", resource.ErrSourceNotFound, d.db, d.srv.ID)
+		return failed(resource.ErrSourceNotFound, "database %q does not exist on server %s", d.db, d.srv.ID)
 	}
 	if errors.Is(err, ErrTool) || errors.As(err, &ce) {
 		return err
@@ -97,7 +98,7 @@ func (d *dumper) explain(ctx context.Context, err error) error {
 	defer c.Close(cctx)
 	var n int
 	if qerr := c.QueryRow(cctx, "SELECT count(*) FROM pg_database WHERE datname = $1", d.db).Scan(&n); qerr == nil && n == 0 {
-		return fmt.Errorf("%w: database %q on server %s was dropped during the backup", resource.ErrSourceNotFound, d.db, d.srv.ID)
+		return failed(resource.ErrSourceNotFound, "database %q on server %s was dropped during the backup", d.db, d.srv.ID)
 	}
 	return err
 }
@@ -118,7 +119,7 @@ func (d *dumper) run(ctx context.Context) (resource.BackupResult, error) {
 		return out, d.srv.queryError(err, "read the server version")
 	}
 	if major < MinServerMajor {
-		return out, fmt.Errorf("%w: database server %s runs PostgreSQL %s; Coffer backs up PostgreSQL %d and later", resource.ErrInvalid, d.srv.ID, version, MinServerMajor)
+		return out, failed(resource.ErrInvalid, "database server %s runs PostgreSQL %s; Coffer backs up PostgreSQL %d and later", d.srv.ID, version, MinServerMajor)
 	}
 	dump, err := d.p.findTool(ctx, "pg_dump", major, "dump server "+d.srv.ID+"'s databases")
 	if err != nil {
@@ -695,7 +696,7 @@ func (d *dumper) dumpSchema(ctx context.Context, dump tool, section string) (sna
 	_, _ = io.Copy(io.Discard, stdout)
 	werr := cmd.Wait()
 	if werr != nil && ctx.Err() == nil {
-		return snapshot.Node{}, fmt.Errorf("pg_dump %s of database %q on server %s failed: %s", sec, d.db, d.srv.ID, stderr.summary(d.srv))
+		return snapshot.Node{}, failed(nil, "pg_dump %s of database %q on server %s failed: %s", sec, d.db, d.srv.ID, stderr.summary(d.srv))
 	}
 	if err != nil {
 		return snapshot.Node{}, fmt.Errorf("pg_dump %s of database %q on server %s: %w", sec, d.db, d.srv.ID, err)

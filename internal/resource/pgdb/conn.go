@@ -98,6 +98,11 @@ func (s *Server) connect(ctx context.Context, db string) (*pgx.Conn, error) {
 // the server id and address, never the password.
 type ConnError struct {
 	Server string
+	User   string
+	// Reason is why, without the server's address: the server's message
+	// ("password authentication failed for user \"coffer\""), or the
+	// network's ("connection refused").
+	Reason string
 	Msg    string
 	// Code is the SQLSTATE when the server answered ("28P01" wrong
 	// password, "3D000" no such database).
@@ -134,7 +139,7 @@ func (s *Server) connError(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		reason = "timed out"
 	}
-	return &ConnError{Server: s.ID, Code: code, err: errors.Unwrap(err),
+	return &ConnError{Server: s.ID, User: s.User, Reason: s.scrub(reason), Code: code, err: errors.Unwrap(err),
 		Msg: s.scrub(fmt.Sprintf("cannot connect to database server %s (%s) as %s: %s", s.ID, s.addr(), s.User, reason))}
 }
 

@@ -132,8 +132,8 @@ func TestEndToEnd(t *testing.T) {
 		sameDatabase(t, e.s, "orders_db", e.s2, "orders-pg2")
 		// A server that is down fails the job, naming it.
 		r = restoreJob(t, ca, rp, map[string]string{"DBInstanceIdentifier": "orders-down", "TargetServer": "down"})
-		if r.Status != btypes.RestoreJobStatusFailed || !contains(aws.ToString(r.StatusMessage), "database server down") ||
-			strings.Contains(aws.ToString(r.StatusMessage), wrongPassword) {
+		if r.Status != btypes.RestoreJobStatusFailed || !contains(aws.ToString(r.StatusMessage), "database server down", "orders-down", rp) ||
+			strings.Contains(aws.ToString(r.StatusMessage), wrongPassword) || strings.Contains(aws.ToString(r.StatusMessage), "127.0.0.1") {
 			t.Fatalf("restore to a server that is down: %s %s", r.Status, aws.ToString(r.StatusMessage))
 		}
 	})
@@ -150,18 +150,24 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("B's backup: %s %s", d.State, aws.ToString(d.StatusMessage))
 		}
 		for _, tc := range []struct {
-			arn  string
-			want []string
+			arn      string
+			want     []string
+			category string
 		}{
-			{dbArn(acctA, "wrong-password"), []string{"badpw", "password authentication failed"}},
-			{dbArn(acctA, "unreachable"), []string{"database server down", "cannot connect"}},
-			{dbArn(acctA, "vanished"), []string{"no_such_db", "does not exist", "pg"}},
+			{dbArn(acctA, "wrong-password"), []string{"Backup of RDS wrong-password failed", "badpw", "password authentication failed"}, "AccessDenied"},
+			{dbArn(acctA, "unreachable"), []string{"Backup of RDS unreachable failed", "database server down", "cannot connect"}, "Failed"},
+			{dbArn(acctA, "vanished"), []string{"Backup of RDS vanished failed", "no_such_db", "does not exist", "pg"}, "ResourceNotFound"},
 		} {
 			d := startBackup(t, ca, "vault", tc.arn)
 			msg := aws.ToString(d.StatusMessage)
+			// The message names the server, never its password or
+			// address.
 			if d.State != btypes.BackupJobStateFailed || !contains(msg, tc.want...) || strings.Contains(msg, wrongPassword) ||
-				strings.Contains(msg, pgtest.Password) {
+				strings.Contains(msg, pgtest.Password) || strings.Contains(msg, "127.0.0.1") {
 				t.Errorf("backup of %s: %s %q", tc.arn, d.State, msg)
+			}
+			if got := aws.ToString(d.MessageCategory); got != tc.category {
+				t.Errorf("backup of %s: MessageCategory %q, want %q", tc.arn, got, tc.category)
 			}
 		}
 		for _, tc := range []struct {

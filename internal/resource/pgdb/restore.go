@@ -48,8 +48,9 @@ func parseMarker(comment string) (jobID, final string, ok bool) {
 }
 
 // Restore creates the database under StagingName(job), loads the schema,
-// rows, large objects and sequences, builds indexes and constraints,
-// verifies every table's row count and checksum against the backup's and
+// rows (verifying each table's row count and checksum against the
+// backup's as soon as it is loaded), large objects and sequences, builds
+// indexes and constraints, verifies the large objects and sequences and
 // returns a result whose Finish renames it to DBInstanceIdentifier. On
 // failure or cancellation the staging database is dropped.
 func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (resource.RestoreResult, error) {
@@ -69,7 +70,7 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 	}
 	srv, err := p.targetServer(md, st.man)
 	if err != nil {
-		return resource.RestoreResult{}, fmt.Errorf("%w: %w", resource.ErrInvalid, err)
+		return resource.RestoreResult{}, caller(fmt.Errorf("%w: %w", resource.ErrInvalid, err), "The restore of recovery point "+req.RecoveryPoint.Arn+" failed")
 	}
 	r := &restorer{p: p, srv: srv, req: req, st: st, final: md.Identifier, staging: StagingName(req.JobID), prog: newTracker(req.Progress)}
 	start := time.Now()
@@ -81,10 +82,12 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 		if ctx.Err() != nil {
 			return resource.RestoreResult{}, ctx.Err()
 		}
-		return resource.RestoreResult{}, err
+		return resource.RestoreResult{}, caller(err, "The restore of recovery point "+req.RecoveryPoint.Arn+" as database "+md.Identifier+
+			" on server "+srv.ID+" failed")
 	}
+	d, _ := res.Details.(details)
 	p.log().Info("database restored", "job", req.JobID, "database", md.Identifier, "server", srv.ID, "tables", res.Items,
-		"bytes", res.Bytes, "seconds", time.Since(start).Seconds())
+		"bytes", res.Bytes, "seconds", time.Since(start).Seconds(), "phase_seconds", d.Seconds)
 	return res, nil
 }
 
@@ -99,6 +102,9 @@ type restorer struct {
 	major          int
 	created        bool
 	countOnly      atomic.Int64 // tables verified by row count only
+	// probes are the target server's checksum probes (checksumProbes):
+	// a table's checksum is compared where they equal the source's.
+	probes map[string]string
 }
 
 func (r *restorer) run(ctx context.Context) (resource.RestoreResult, error) {
@@ -119,7 +125,7 @@ func (r *restorer) run(ctx context.Context) (resource.RestoreResult, error) {
 	}
 	pgRestore, err := r.p.findTool(ctx, "pg_restore", max(r.major, man.PgDumpMajor), "restore into server "+r.srv.ID)
 	if err != nil {
-		return res, fmt.Errorf("%w: %w", resource.ErrInvalid, err)
+		return res, err
 	}
 	if r.p.reserved(r.final) {
 		return res, failed(resource.ErrInvalid, "database %s already exists (a configured database); restores never replace a database", r.final)
@@ -274,12 +280,14 @@ func (r *restorer) pgRestore(ctx context.Context, t tool, file, item string, par
 	defer br.Close()
 	cw := &countWriter{t: r.prog, name: item}
 	var cmd *exec.Cmd
+	tmp := ""
 	if parallel && r.p.workers() > 1 {
 		dir, err := os.MkdirTemp(r.p.TempDir, "coffer-pgrestore-")
 		if err != nil {
 			return fmt.Errorf("restore: temporary directory: %w", err)
 		}
 		defer os.RemoveAll(dir)
+		tmp = dir
 		path := dir + "/" + file
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err != nil {
@@ -303,8 +311,12 @@ func (r *restorer) pgRestore(ctx context.Context, t tool, file, item string, par
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("pg_restore of the %s into database %s on server %s failed: %s", strings.TrimSuffix(file, ".pgdump"),
-			r.staging, r.srv.ID, stderr.summary(r.srv))
+		msg := stderr.summary(r.srv)
+		if tmp != "" {
+			msg = strings.ReplaceAll(msg, tmp+"/", "")
+		}
+		return failed(nil, "pg_restore of the %s into database %s on server %s failed: %s", strings.TrimSuffix(file, ".pgdump"),
+			r.staging, r.srv.ID, msg)
 	}
 	cw.flush()
 	r.prog.finish(item, node.Size)
@@ -339,6 +351,9 @@ func (r *restorer) loadData(ctx context.Context) error {
 		return err
 	}
 	defer closeAll()
+	if err := r.probe(ctx, conns[0]); err != nil {
+		return err
+	}
 	order := make([]int, len(man.Tables))
 	for i := range order {
 		order[i] = i
@@ -371,8 +386,11 @@ func (r *restorer) loadData(ctx context.Context) error {
 				var err error
 				if i == loTask {
 					err = r.loadLargeObjects(gctx, c)
-				} else {
-					err = r.loadTable(gctx, c, &man.Tables[i])
+				} else if err = r.loadTable(gctx, c, &man.Tables[i]); err == nil {
+					// Verified at once, while the other sessions
+					// still load: its rows are final (post-data
+					// adds indexes, constraints and triggers only).
+					err = r.verifyTable(gctx, c, &man.Tables[i])
 				}
 				if err != nil {
 					return err
@@ -491,78 +509,68 @@ func (r *restorer) loadLargeObjects(ctx context.Context, c *pgx.Conn) error {
 	return nil
 }
 
-// verify recomputes every table's row count and checksum, the large
-// objects' and the sequences' state in the staging database and compares
-// them with the backup's. It returns the rows verified.
+// probe reads the target server's checksum probes.
+func (r *restorer) probe(ctx context.Context, c *pgx.Conn) error {
+	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+		return r.srv.queryError(err, "probe the checksum functions")
+	}
+	probes, err := checksumProbes(ctx, c)
+	if err == nil {
+		_, err = c.Exec(ctx, "COMMIT")
+	}
+	if err != nil {
+		return r.srv.queryError(err, "probe the checksum functions")
+	}
+	r.probes = probes
+	return nil
+}
+
+// comparable reports whether checksums of method computed on the target
+// server compare with the backup's.
+func (r *restorer) comparable(method string) bool {
+	man := r.st.man
+	return man.ChecksumAlgorithm == ChecksumAlgorithm && man.ChecksumProbes[method] != "" && man.ChecksumProbes[method] == r.probes[method]
+}
+
+// verifyTable recomputes a loaded table's row count and checksum in the
+// staging database and compares them with the backup's.
+func (r *restorer) verifyTable(ctx context.Context, c *pgx.Conn, t *Table) error {
+	var n int64
+	var sum string
+	if r.comparable(t.ChecksumMethod) {
+		if err := c.QueryRow(ctx, checksumSQL(t, t.ChecksumMethod)).Scan(&n, &sum); err != nil {
+			return r.srv.queryError(err, "verify table "+t.qualified())
+		}
+	} else {
+		r.countOnly.Add(1)
+		sum = t.Checksum
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM ONLY "+ident(t.Schema, t.Name)).Scan(&n); err != nil {
+			return r.srv.queryError(err, "verify table "+t.qualified())
+		}
+	}
+	if n != t.Rows || sum != t.Checksum {
+		return failed(resource.ErrCorrupt, "verification of the restored database failed: table %s has %d rows (checksum %s), the backup recorded %d rows (checksum %s)",
+			t.qualified(), n, sum, t.Rows, t.Checksum)
+	}
+	r.prog.finish("v:"+t.qualified(), t.Bytes)
+	return nil
+}
+
+// verify checks, once the schema is complete, the large objects' count
+// and checksum and the sequences' state against the backup's (each table
+// was verified as it was loaded). It returns the rows verified.
 func (r *restorer) verify(ctx context.Context) (int64, error) {
 	man := r.st.man
-	conns, closeAll, err := r.sessions(ctx, max(1, min(r.p.workers(), len(man.Tables))))
-	if err != nil {
-		return 0, err
-	}
-	defer closeAll()
 	var rows int64
 	for _, t := range man.Tables {
 		rows += t.Rows
 	}
-	// Checksums compare where this server hashes as the source did.
-	if _, err := conns[0].Exec(ctx, "BEGIN"); err != nil {
-		return 0, r.srv.queryError(err, "probe the checksum functions")
-	}
-	probes, err := checksumProbes(ctx, conns[0])
-	if err == nil {
-		_, err = conns[0].Exec(ctx, "COMMIT")
-	}
+	c, err := r.srv.connect(ctx, r.staging)
 	if err != nil {
-		return 0, r.srv.queryError(err, "probe the checksum functions")
-	}
-	comparable := func(method string) bool {
-		return man.ChecksumAlgorithm == ChecksumAlgorithm && man.ChecksumProbes[method] != "" && man.ChecksumProbes[method] == probes[method]
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	tasks := make(chan int)
-	g.Go(func() error {
-		defer close(tasks)
-		for i := range man.Tables {
-			select {
-			case tasks <- i:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		return nil
-	})
-	for _, c := range conns {
-		g.Go(func() error {
-			for i := range tasks {
-				t := man.Tables[i]
-				var n int64
-				var sum string
-				if comparable(t.ChecksumMethod) {
-					if err := c.QueryRow(gctx, checksumSQL(&t, t.ChecksumMethod)).Scan(&n, &sum); err != nil {
-						return r.srv.queryError(err, "verify table "+t.qualified())
-					}
-				} else {
-					r.countOnly.Add(1)
-					sum = t.Checksum
-					if err := c.QueryRow(gctx, "SELECT count(*) FROM ONLY "+ident(t.Schema, t.Name)).Scan(&n); err != nil {
-						return r.srv.queryError(err, "verify table "+t.qualified())
-					}
-				}
-				if n != t.Rows || sum != t.Checksum {
-					return failed(resource.ErrCorrupt, "verification of the restored database failed: table %s has %d rows (checksum %s), the backup recorded %d rows (checksum %s)",
-						t.qualified(), n, sum, t.Rows, t.Checksum)
-				}
-				r.prog.finish("v:"+t.qualified(), t.Bytes)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
 		return 0, err
 	}
-	c := conns[0]
-	if lo := man.LargeObjects; lo.Count > 0 && comparable(ChecksumText) {
+	defer c.Close(context.WithoutCancel(ctx))
+	if lo := man.LargeObjects; lo.Count > 0 && r.comparable(ChecksumText) {
 		var n int64
 		var sum string
 		if err := c.QueryRow(ctx, largeObjectsSQL).Scan(&n, &sum); err != nil {

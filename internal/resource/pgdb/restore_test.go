@@ -137,14 +137,13 @@ func TestRestoreVerificationFailure(t *testing.T) {
 	src := newDB(t, s, "pg", uniqueName("verify"), 300)
 	snap, _, _ := backupDB(t, p, memRepo(t), src, nil)
 	id := uniqueName("tampered")
-	once := false
-	pgdb.SetHooks(p, nil, func(string) {
-		if once {
+	pgdb.SetHooks(p, nil, func(table string) {
+		if table != "app.empty" {
 			return
 		}
-		once = true
 		// Meddle with the staging database while it loads: a row the
-		// backup never had.
+		// backup never had, in the table about to be loaded (tables are
+		// verified as soon as they are loaded).
 		for _, db := range s.Databases(t) {
 			if strings.HasPrefix(db, pgdb.StagingPrefix+"JOB-"+id) {
 				s.Exec(t, db, "INSERT INTO app.empty VALUES (42)")
