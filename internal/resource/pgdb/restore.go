@@ -423,7 +423,23 @@ func (r *restorer) loadTable(ctx context.Context, c *pgx.Conn, t *Table) error {
 	name := "t:" + t.qualified()
 	cw := &countWriter{t: r.prog, name: name}
 	sum := sha256.New()
-	if _, err := c.PgConn().CopyFrom(ctx, io.TeeReader(rows, io.MultiWriter(cw, sum)), copyInSQL(t)); err != nil {
+	// The rows go in frozen (COPY FREEZE, which needs the table emptied
+	// in the same transaction): the verification right after and the
+	// index builds then read them without visibility lookups and without
+	// rewriting every page to set hint bits.
+	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+		return r.srv.queryError(err, "load table "+t.qualified())
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if _, err := c.Exec(ctx, "TRUNCATE ONLY "+ident(t.Schema, t.Name)); err != nil {
+		return r.srv.queryError(err, "load table "+t.qualified())
+	}
+	if _, err := c.PgConn().CopyFrom(ctx, io.TeeReader(rows, io.MultiWriter(cw, sum)), copyInSQL(t)+" (FREEZE)"); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -432,11 +448,15 @@ func (r *restorer) loadTable(ctx context.Context, c *pgx.Conn, t *Table) error {
 		}
 		return r.srv.queryError(err, "load table "+t.qualified())
 	}
-	cw.flush()
 	if got := hex.EncodeToString(sum.Sum(nil)); t.StreamSHA256 != "" && got != t.StreamSHA256 {
 		return failed(resource.ErrCorrupt, "the rows of table %s read back from the recovery point differ from those backed up (SHA-256 %s, recorded %s)",
 			t.qualified(), got, t.StreamSHA256)
 	}
+	if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+		return r.srv.queryError(err, "load table "+t.qualified())
+	}
+	committed = true
+	cw.flush()
 	r.prog.finish(name, t.Bytes)
 	return nil
 }

@@ -130,33 +130,42 @@ func TestRestoreToAnotherServerNeedsRoles(t *testing.T) {
 }
 
 // A restore whose loaded data does not verify fails as corrupt and leaves
-// neither the staging database nor the final one.
+// neither the staging database nor the final one: a trigger slipped into
+// the staging database changes one value of every row of app.orders as it
+// is loaded (same row count, different content), another drops one of its
+// rows.
 func TestRestoreVerificationFailure(t *testing.T) {
 	s := server(t)
-	p := newPlugin(t)
 	src := newDB(t, s, "pg", uniqueName("verify"), 300)
-	snap, _, _ := backupDB(t, p, memRepo(t), src, nil)
-	id := uniqueName("tampered")
-	pgdb.SetHooks(p, nil, func(table string) {
-		if table != "app.empty" {
-			return
-		}
-		// Meddle with the staging database while it loads: a row the
-		// backup never had, in the table about to be loaded (tables are
-		// verified as soon as they are loaded).
-		for _, db := range s.Databases(t) {
-			if strings.HasPrefix(db, pgdb.StagingPrefix+"JOB-"+id) {
-				s.Exec(t, db, "INSERT INTO app.empty VALUES (42)")
+	snap, _, _ := backupDB(t, newPlugin(t), memRepo(t), src, nil)
+	for _, tc := range []struct {
+		table, sql, want string
+	}{
+		{"app.orders", `CREATE FUNCTION app.meddle() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.note := 'meddled'; RETURN NEW; END $$;
+			CREATE TRIGGER meddle BEFORE INSERT ON app.orders FOR EACH ROW EXECUTE FUNCTION app.meddle()`, "checksum"},
+		{"app.orders", `CREATE FUNCTION app.drop_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN CASE WHEN NEW.id = 1 THEN NULL ELSE NEW END; END $$;
+			CREATE TRIGGER drop_one BEFORE INSERT ON app.orders FOR EACH ROW EXECUTE FUNCTION app.drop_one()`, "rows"},
+	} {
+		p := newPlugin(t)
+		id := uniqueName("tampered")
+		pgdb.SetHooks(p, nil, func(table string) {
+			if table != tc.table {
+				return
 			}
+			for _, db := range s.Databases(t) {
+				if strings.HasPrefix(db, pgdb.StagingPrefix+"JOB-"+id) {
+					s.Exec(t, db, tc.sql)
+				}
+			}
+		})
+		_, err := restoreDB(t, p, snap, src, id, nil)
+		if !errors.Is(err, resource.ErrCorrupt) || !strings.Contains(err.Error(), tc.table) || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("tampered restore (%s): %v", tc.table, err)
 		}
-	})
-	_, err := restoreDB(t, p, snap, src, id, nil)
-	if !errors.Is(err, resource.ErrCorrupt) || !strings.Contains(err.Error(), "app.empty") {
-		t.Fatalf("tampered restore: %v", err)
-	}
-	for _, db := range s.Databases(t) {
-		if db == id || strings.HasPrefix(db, pgdb.StagingPrefix+"JOB-"+id) {
-			t.Errorf("failed restore left %s", db)
+		for _, db := range s.Databases(t) {
+			if db == id || strings.HasPrefix(db, pgdb.StagingPrefix+"JOB-"+id) {
+				t.Errorf("failed restore left %s", db)
+			}
 		}
 	}
 }
