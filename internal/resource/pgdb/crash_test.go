@@ -2,6 +2,7 @@ package pgdb_test
 
 import (
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,4 +136,25 @@ func TestKillDuringBackupAndRestore(t *testing.T) {
 		t.Fatalf("restore after the crash: %s %s", r.Status, aws.ToString(r.StatusMessage))
 	}
 	sameDatabase(t, e.s, "orders_db", e.s, "crash-copy")
+
+	// The restored database stays a resource of the account across a
+	// restart: its identifier is taken, it backs up, and is then a
+	// protected resource.
+	must(t, e.proc.Signal(syscall.SIGTERM))
+	if !e.proc.Wait(30 * time.Second) {
+		t.Fatal("coffer serve did not stop")
+	}
+	e.proc = cofferproc.Start(t, e.bin, e.cfg)
+	cl = e.client(akidA, secretA)
+	copyArn := dbArn(acctA, "crash-copy")
+	_, err = cl.StartRestoreJob(ctx, &sdk.StartRestoreJobInput{RecoveryPointArn: aws.String(rp), Metadata: map[string]string{"DBInstanceIdentifier": "crash-copy"}})
+	if apiCode(err) != "InvalidParameterValueException" {
+		t.Errorf("restore onto the restored database after a restart: %v", err)
+	}
+	backupOK(t, cl, "vault", copyArn)
+	dp, err := cl.DescribeProtectedResource(ctx, &sdk.DescribeProtectedResourceInput{ResourceArn: aws.String(copyArn)})
+	must(t, err)
+	if aws.ToString(dp.ResourceType) != "RDS" || aws.ToString(dp.ResourceName) != "crash-copy" {
+		t.Errorf("restored database after a restart: %s %s", aws.ToString(dp.ResourceType), aws.ToString(dp.ResourceName))
+	}
 }
