@@ -136,6 +136,12 @@ func TestEndToEnd(t *testing.T) {
 			strings.Contains(aws.ToString(r.StatusMessage), wrongPassword) || strings.Contains(aws.ToString(r.StatusMessage), "127.0.0.1") {
 			t.Fatalf("restore to a server that is down: %s %s", r.Status, aws.ToString(r.StatusMessage))
 		}
+		// A wrong password fails it naming the server, never the password.
+		r = restoreJob(t, ca, rp, map[string]string{"DBInstanceIdentifier": "orders-badpw", "TargetServer": "badpw"})
+		if msg := aws.ToString(r.StatusMessage); r.Status != btypes.RestoreJobStatusFailed || !contains(msg, "badpw", "password authentication failed", "orders-badpw") ||
+			strings.Contains(msg, wrongPassword) || strings.Contains(msg, "127.0.0.1") {
+			t.Fatalf("restore with a wrong password: %s %s", r.Status, msg)
+		}
 	})
 
 	t.Run("BadInput", func(t *testing.T) {
