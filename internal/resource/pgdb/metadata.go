@@ -1,14 +1,13 @@
 package pgdb
 
 import (
-	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"coffer/internal/backup"
+	"coffer/internal/resource"
 )
 
 // Restore metadata keys (matched case-insensitively), as RDS restores
@@ -95,8 +94,7 @@ func canonicalKey(k string) string {
 }
 
 func paramErr(key, format string, args ...any) *backup.Error {
-	return &backup.Error{Code: backup.CodeInvalidParameter, Context: key,
-		Message: "Metadata key " + key + ": " + fmt.Sprintf(format, args...)}
+	return resource.MetadataError(key, format, args...)
 }
 
 // Metadata is validated RDS restore metadata.
@@ -116,40 +114,9 @@ type Metadata struct {
 // ParseMetadata validates RDS restore metadata; errors are *backup.Error
 // InvalidParameter naming the key in the caller's spelling.
 func ParseMetadata(m map[string]string) (*Metadata, error) {
-	size := 0
-	for k, v := range m {
-		size += len(k) + len(v)
-	}
-	if size > MaxMetadataBytes {
-		return nil, &backup.Error{Code: backup.CodeInvalidParameter, Context: "Metadata",
-			Message: fmt.Sprintf("Metadata is %d bytes, more than the %d-byte limit", size, MaxMetadataBytes)}
-	}
-	vals, spell := map[string]string{}, map[string]string{}
-	for k, v := range m {
-		canon := canonicalKey(k)
-		if canon == "" {
-			return nil, paramErr(sanitize(k), "unknown restore metadata key for resource type RDS (allowed: %s)", strings.Join(knownKeys(), ", "))
-		}
-		if why, bad := unsupportedKeys[canon]; bad {
-			return nil, paramErr(k, "not supported: %s", why)
-		}
-		if prev, dup := spell[canon]; dup {
-			a, b := prev, k
-			if b < a {
-				a, b = b, a
-			}
-			return nil, paramErr(b, "duplicate of key %s (keys are case-insensitive)", a)
-		}
-		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-			return nil, paramErr(k, "value must be valid UTF-8 without NUL")
-		}
-		vals[canon], spell[canon] = v, k
-	}
-	name := func(canon string) string {
-		if s, ok := spell[canon]; ok {
-			return s
-		}
-		return canon
+	vals, name, err := resource.MetadataKeys(m, "RDS", knownKeys(), unsupportedKeys, MaxMetadataBytes)
+	if err != nil {
+		return nil, err
 	}
 	md := &Metadata{Settings: map[string]string{}}
 	id, ok := vals[KeyDBInstanceIdentifier]
