@@ -23,7 +23,7 @@ const (
 	// MsgCompletionWindow ends a job still running when its completion
 	// window closes: AWS Backup cancels such jobs (ABORTED).
 	MsgCompletionWindow = "Backup job was aborted: it did not complete within its completion window."
-	MsgStopped        = "Job was stopped by a StopBackupJob request."
+	MsgStopped          = "Job was stopped by a StopBackupJob request."
 	// MsgShutdown ends a job that was running when its server shut down
 	// (SIGTERM); MessageCategory Interrupted.
 	MsgShutdown = "Job was interrupted: the server shut down while it was running. Start the job again."
