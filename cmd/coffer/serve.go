@@ -34,7 +34,7 @@ import (
 	"coffer/internal/vaultrepo/s3vaults"
 )
 
-const usage = `usage: coffer serve [--config FILE] [--listen HOST:PORT]
+const usage = `usage: coffer serve [--config FILE] [--listen HOST:PORT] [--protect DIR ...] [--metrics-listen HOST:PORT]
        coffer vault check --config FILE --vault NAME [--account ID] [--read-data]
        coffer vault repair-index --config FILE --vault NAME [--account ID] [--apply]
        coffer vault prune --config FILE --vault NAME [--account ID] [--dry-run]`
@@ -68,6 +68,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration file (default: zero-config mode)")
 	listen := fs.String("listen", "", "override the listen address (host:port)")
+	var protect pathList
+	fs.Var(&protect, "protect", "zero-config mode: protect this directory as a file system (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,6 +80,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 
 	var cfg *config.Config
 	zeroConfig := *cfgPath == ""
+	if len(protect) > 0 && !zeroConfig {
+		return errors.New("--protect is a flag of the zero-config mode; with --config, list the directories in file_systems")
+	}
 	generated := false
 	if zeroConfig {
 		var err error
@@ -90,6 +95,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		if cfg, err = config.Load(*cfgPath); err != nil {
 			return err
 		}
+	}
+	if err := applyProtect(cfg, protect); err != nil {
+		return err
 	}
 	if *listen != "" {
 		cfg.Listen = *listen
@@ -151,6 +159,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err := syncResources(ctx, svc, reg, cfg); err != nil {
 		return err
 	}
+	if len(protect) > 0 {
+		if err := ensureDefaultVault(ctx, svc, cfg); err != nil {
+			return err
+		}
+	}
 	// Restores: remove staging areas of restores a crash interrupted, but
 	// never one whose job another live server may still run (I-8).
 	if err := restorejob.CleanStaging(ctx, st, reg.Plugins(), scopes(cfg), clk.Now()); err != nil {
@@ -211,6 +224,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		}
 		fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s\n", ak.AccessKeyID, ak.SecretAccessKey, cfg.Region)
 		fmt.Fprintf(stdout, "aws backup list-backup-vaults --endpoint-url http://%s\n", addr)
+		printProtectLines(stdout, cfg, "http://"+addr)
 	}
 	if ready != nil {
 		ready <- addr

@@ -47,7 +47,8 @@ Commands:
   vaults list
   vaults create NAME
   backup --vault V --resource ARN [--iam-role-arn ARN] [--wait]
-  restore --recovery-point ARN (--new-file-system | --file-system-id fs-...)
+  restore (--recovery-point ARN | --resource ARN --latest)
+          (--new-file-system | --file-system-id fs-...)
           [--vault V] [--item PATH ...] [--include GLOB ...] [--exclude GLOB ...]
           [--target-path P [--conflict-policy SKIP_EXISTING|OVERWRITE_EXISTING|OVERWRITE_IF_NEWER]]
           [--iam-role-arn ARN] [--wait]
