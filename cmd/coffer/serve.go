@@ -22,12 +22,14 @@ import (
 	"coffer/internal/hbr"
 	"coffer/internal/jobs"
 	"coffer/internal/memlimit"
+	"coffer/internal/metrics"
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob/retry"
 	"coffer/internal/repository/blob/s3"
 	"coffer/internal/restorejob"
 	"coffer/internal/retention"
 	"coffer/internal/service"
+	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
 	"coffer/internal/vaultrepo/localvaults"
@@ -70,14 +72,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	listen := fs.String("listen", "", "override the listen address (host:port)")
 	var protect pathList
 	fs.Var(&protect, "protect", "zero-config mode: protect this directory as a file system (repeatable)")
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics, /healthz and /readyz on this address (host:port; overrides metrics_listen)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-
+	// SIGHUP reloads the TLS certificate; it never stops the server.
+	hup, stopHUP := notifyHUP()
+	defer stopHUP()
 	var cfg *config.Config
 	zeroConfig := *cfgPath == ""
 	if len(protect) > 0 && !zeroConfig {
@@ -105,6 +109,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 			return fmt.Errorf("--listen: %w", err)
 		}
 	}
+	if *metricsListen != "" {
+		cfg.MetricsListen = *metricsListen
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+	}
+	log := newLogger(cfg.LogFormat, stderr)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
@@ -114,6 +125,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
+	scheme := "http"
+	var certs *certReloader
+	if cfg.TLS.Enabled() {
+		if certs, err = newCertReloader(cfg.TLS, log); err != nil {
+			return err
+		}
+		ln, scheme = tlsListener(ln, certs), "https"
+	}
+	var mln *metricsServer
+	if cfg.MetricsListen != "" {
+		if mln, err = listenMetrics(cfg.MetricsListen); err != nil {
+			return err
+		}
+		defer mln.close()
+	}
 	applyMemoryLimit(cfg, log)
 	tokenKey, err := config.LoadOrCreateSecret(filepath.Join(cfg.DataDir, config.TokenKeyFile), 32)
 	if err != nil {
@@ -128,11 +154,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	defer repos.Close()
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, config.MetadataDBFile))
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, config.MetadataDBFile))
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer db.Close()
+	// With metrics on, job state changes are counted as they commit.
+	var st store.Store = db
+	var mets *metrics.Metrics
+	var observer observers
+	if mln != nil {
+		mets = metrics.New(metrics.Sources{QueueDepth: queueDepth(db), VaultSizes: vaultSizes(db, repos, cfg), Logger: log})
+		st = mets.Store(db)
+		observer = observers{mets}
+	}
 
 	creds := api.StaticCredentials{}
 	accountOf := map[string]string{}
@@ -192,6 +227,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	}
 	sweeperDone := make(chan struct{})
 	go func() { sweeper.Run(bg, interval); close(sweeperDone) }()
+	hupDone := make(chan struct{})
+	go func() { watchHUP(bg, hup, certs, log); close(hupDone) }()
+	defer func() { stopBg(); <-hupDone }()
 	defer func() {
 		stopBg()
 		if err := <-runnerDone; err != nil {
@@ -202,7 +240,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
 		AccountOf: accountOf, TokenKey: tokenKey},
-		api.Deps{Clock: clk, Logger: log, Service: svc,
+		api.Deps{Clock: clk, Logger: log, Service: svc, Observer: observer.api(),
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: cfg.Region, MaxSkew: 15 * time.Minute}}})
 	if err != nil {
 		return err
@@ -210,12 +248,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	// The Alibaba Cloud Backup (HBR) API on the same listener, with the
 	// same accounts' access keys.
 	hsrv, err := hbr.New(hbr.Config{Region: cfg.Region, RegionID: cfg.HBRRegion(), ManagementAccount: cfg.Organization.ManagementAccount,
-		AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: clk, Logger: log})
+		AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: clk, Logger: log, Observer: observer.hbr()})
 	if err != nil {
 		return err
 	}
 	addr := ln.Addr().String()
-	log.Info("coffer serving", "listen", addr, "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
+	log.Info("coffer serving", "listen", addr, "scheme", scheme, "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
 	if zeroConfig {
 		ak := cfg.Accounts[0].AccessKeys[0]
 		if generated {
@@ -225,6 +263,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s\n", ak.AccessKeyID, ak.SecretAccessKey, cfg.Region)
 		fmt.Fprintf(stdout, "aws backup list-backup-vaults --endpoint-url http://%s\n", addr)
 		printProtectLines(stdout, cfg, "http://"+addr)
+	}
+	if mln != nil {
+		mln.serve(mets.Handler(metrics.HandlerOptions{Logger: log,
+			Ready: map[string]metrics.Check{"store": storeReady(db, cfg), "vault_storage": vaultStorageReady(cfg)}}), log)
+		log.Info("metrics serving", "metrics_listen", mln.ln.Addr().String())
 	}
 	if ready != nil {
 		ready <- addr

@@ -65,6 +65,15 @@ type Deps struct {
 	Auth   Authenticator
 	// Service runs the use cases (required).
 	Service *service.Service
+	// Observer, when set, is told about every request (metrics).
+	Observer RequestObserver
+}
+
+// RequestObserver is told about every request once it is answered: the
+// front end ("aws"), the operation ("" when none matched), the HTTP
+// status and the time it took.
+type RequestObserver interface {
+	ObserveRequest(api, operation string, status int, elapsed time.Duration)
 }
 
 type handler func(ctx context.Context, id Identity, in []byte) (any, error)
@@ -222,6 +231,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.log.Info("request", "request_id", reqID, "method", r.Method, "operation", opName, "status", status,
 			"account", id.AccountID, "duration_ms", time.Since(start).Milliseconds())
+		if s.deps.Observer != nil {
+			s.deps.Observer.ObserveRequest("aws", opName, status, time.Since(start))
+		}
 	}()
 	fail := func(err error) {
 		e, ok := toError(err)
