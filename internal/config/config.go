@@ -75,6 +75,10 @@ type Config struct {
 	LogFormat string `yaml:"log_format"`
 	// TLS, when its files are set, serves the API listener over HTTPS.
 	TLS TLS `yaml:"tls"`
+	// MaxConcurrentRequests bounds the API requests decoded and handled at
+	// once (0: the API's default, 16); more wait briefly, then get
+	// ThrottlingException.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 }
 
 // HBRRegion is the RegionId of the HBR API: hbr_region_id, or region when
@@ -373,6 +377,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SweeperIntervalSeconds < 0 || c.SweeperIntervalSeconds > MaxSweeperIntervalSeconds {
 		return keyErr("sweeper_interval_seconds", "must be 0 (the default, 3600) or 1 to %d, got %d", MaxSweeperIntervalSeconds, c.SweeperIntervalSeconds)
+	}
+	if c.MaxConcurrentRequests < 0 || c.MaxConcurrentRequests > 4096 {
+		return keyErr("max_concurrent_requests", "must be between 0 (default) and 4096, got %d", c.MaxConcurrentRequests)
 	}
 	if err := c.validateOperator(); err != nil {
 		return err
