@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"coffer/internal/api/model"
@@ -387,6 +388,9 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // dispatch routes, decodes and runs one authenticated request. It is the
 // part of ServeHTTP after authentication and is what the fuzz target drives.
 func (s *Server) dispatch(ctx context.Context, id Identity, method, rawPath, rawQuery string, body []byte) (any, string, error) {
+	if strings.HasPrefix(rawPath, ExtensionPrefix) {
+		return s.dispatchExtension(ctx, id, method, rawPath, body)
+	}
 	query, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return nil, "", apiErr(http.StatusBadRequest, excSerialization, "malformed query string")
