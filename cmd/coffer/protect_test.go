@@ -117,3 +117,88 @@ func TestProtectBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowseAndDryRunCLI: after the quick start's backup, `coffer ls`
+// lists the recovery point's root and a directory and searches it by
+// glob, and `coffer restore … --dry-run` tells what a restore would
+// create without creating a job or a file system.
+func TestBrowseAndDryRunCLI(t *testing.T) {
+	t.Chdir(t.TempDir())
+	src := "docs"
+	for name, body := range map[string]string{"a.txt": "alpha", "sub/b.txt": "bravo", "sub/c.md": "charlie"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, addr, stop := startServe(t, "--listen", "127.0.0.1:0", "--protect", src)
+	defer stop()
+	m := exportRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no export line in:\n%s", out)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", m[1])
+	t.Setenv("AWS_SECRET_ACCESS_KEY", m[2])
+	t.Setenv("AWS_DEFAULT_REGION", "us-east-1")
+	cmds := pastedLines(out)
+	coffer := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := dispatch(context.Background(), append([]string{"--endpoint-url", "http://" + addr}, args...), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	if code, o, e := coffer(cmds[0][2:]...); code != 0 {
+		t.Fatalf("backup: %d\n%s\n%s", code, o, e)
+	}
+	abs, _ := filepath.Abs(src)
+	arn := "arn:aws:elasticfilesystem:us-east-1:000000000001:file-system/" + protectedID(abs)
+	c := backup.New(backup.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
+		Credentials: credentials.NewStaticCredentialsProvider(m[1], m[2], ""), RetryMaxAttempts: 1})
+	rps, err := c.ListRecoveryPointsByResource(context.Background(), &backup.ListRecoveryPointsByResourceInput{ResourceArn: aws.String(arn)})
+	if err != nil || len(rps.RecoveryPoints) != 1 {
+		t.Fatalf("recovery points: %v %v", rps, err)
+	}
+	rp := aws.ToString(rps.RecoveryPoints[0].RecoveryPointArn)
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"ls", rp}, []string{"FILE", "0644", "5", "/a.txt", "DIRECTORY", "/sub"}},
+		{[]string{"ls", rp, "/sub"}, []string{"/sub/b.txt", "/sub/c.md"}},
+		{[]string{"ls", rp, "--glob", "*.md"}, []string{"/sub/c.md"}},
+	} {
+		code, o, e := coffer(tc.args...)
+		if code != 0 {
+			t.Fatalf("%v: %d %s", tc.args, code, e)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(o, w) {
+				t.Errorf("%v: no %q in\n%s", tc.args, w, o)
+			}
+		}
+		if strings.Contains(tc.args[len(tc.args)-1], "md") && strings.Contains(o, "b.txt") {
+			t.Errorf("glob *.md lists b.txt:\n%s", o)
+		}
+	}
+	if code, _, e := coffer("ls", rp, "/nope"); code != 2 || !strings.Contains(e, "ResourceNotFoundException") {
+		t.Errorf("ls of a missing directory: %d %s", code, e)
+	}
+	// `coffer ls` without a global flag first reaches the client too.
+	t.Setenv("AWS_ENDPOINT_URL", "http://"+addr)
+	var so, se bytes.Buffer
+	if code := dispatch(context.Background(), []string{"ls", rp}, &so, &se); code != 0 || !strings.Contains(so.String(), "/a.txt") {
+		t.Errorf("coffer ls: %d\n%s\n%s", code, so.String(), se.String())
+	}
+	code, o, e := coffer("restore", "--resource", arn, "--latest", "--new-file-system", "--dry-run")
+	if code != 0 || !strings.Contains(o, "create 4, overwrite 0, skip 0; 17 bytes to write") || !strings.Contains(o, "create    /sub/c.md") {
+		t.Fatalf("dry run: %d\n%s\n%s", code, o, e)
+	}
+	jobs, err := c.ListRestoreJobs(context.Background(), &backup.ListRestoreJobsInput{})
+	if err != nil || len(jobs.RestoreJobs) != 0 {
+		t.Fatalf("a dry run created restore jobs: %v %v", jobs, err)
+	}
+	if restored, _ := filepath.Glob(filepath.Join("coffer-data", RestoresDir, "*")); len(restored) != 0 {
+		t.Fatalf("a dry run wrote %q", restored)
+	}
+}

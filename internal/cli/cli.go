@@ -51,7 +51,9 @@ Commands:
           (--new-file-system | --file-system-id fs-...)
           [--vault V] [--item PATH ...] [--include GLOB ...] [--exclude GLOB ...]
           [--target-path P [--conflict-policy SKIP_EXISTING|OVERWRITE_EXISTING|OVERWRITE_IF_NEWER]]
-          [--iam-role-arn ARN] [--wait]
+          [--iam-role-arn ARN] [--wait | --dry-run]
+  ls RECOVERY_POINT_ARN [PATH] [--glob GLOB] [--vault V]
+                      list a directory (key prefix) of a recovery point, or search it
   jobs list [--kind backup|restore|copy] [--state S]
   jobs describe ID
   jobs watch ID
@@ -234,6 +236,8 @@ func (c *cmd) dispatch(ctx context.Context, args []string) error {
 			return c.jobsWatch(ctx, args[2:])
 		}
 		return usagef("jobs: want list, describe or watch, got %q", sub(1))
+	case "ls":
+		return c.ls(ctx, args[1:])
 	case "recovery-points":
 		if sub(1) == "list" {
 			return c.recoveryPointsList(ctx, args[2:])

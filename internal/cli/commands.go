@@ -131,6 +131,8 @@ func (c *cmd) backup(ctx context.Context, args []string) error {
 type RestoreArgs struct {
 	RecoveryPoint, Vault, FileSystemID, IamRoleArn string
 	NewFileSystem, Wait                            bool
+	// DryRun previews the restore (nothing written, no job created).
+	DryRun bool
 	// Resource with Latest restores the newest completed recovery point
 	// of that resource in the caller's vaults.
 	Resource string
@@ -156,6 +158,7 @@ func (c *cmd) parseRestore(args []string) (RestoreArgs, error) {
 	fs.StringVar(&r.ConflictPolicy, "conflict-policy", "", "SKIP_EXISTING, OVERWRITE_EXISTING or OVERWRITE_IF_NEWER")
 	fs.StringVar(&r.IamRoleArn, "iam-role-arn", "", "IAM role ARN (default: the service's default role)")
 	fs.BoolVar(&r.Wait, "wait", false, "show progress until the job ends")
+	fs.BoolVar(&r.DryRun, "dry-run", false, "show what the restore would create, overwrite and skip; start nothing")
 	if _, err := parse(fs, args); err != nil {
 		return r, err
 	}
@@ -190,6 +193,8 @@ func (c *cmd) parseRestore(args []string) (RestoreArgs, error) {
 		return r, usagef("restore: --conflict-policy needs --target-path")
 	case r.ConflictPolicy != "" && !slices.Contains(conflictPolicies, r.ConflictPolicy):
 		return r, usagef("restore: --conflict-policy must be one of %s, got %q", strings.Join(conflictPolicies, ", "), r.ConflictPolicy)
+	case r.DryRun && r.Wait:
+		return r, usagef("restore: --dry-run starts no job to --wait for")
 	}
 	return r, nil
 }
@@ -254,6 +259,9 @@ func (c *cmd) restore(ctx context.Context, args []string) error {
 	md, err := r.Metadata(sourceFS)
 	if err != nil {
 		return err
+	}
+	if r.DryRun {
+		return c.dryRun(ctx, r.RecoveryPoint, md, r.IamRoleArn)
 	}
 	in := &backup.StartRestoreJobInput{RecoveryPointArn: aws.String(r.RecoveryPoint), Metadata: md}
 	if r.IamRoleArn != "" {
