@@ -18,6 +18,7 @@ import (
 	"coffer/internal/backupjob"
 	"coffer/internal/clock"
 	"coffer/internal/config"
+	"coffer/internal/console"
 	"coffer/internal/copyjob"
 	"coffer/internal/hbr"
 	"coffer/internal/jobs"
@@ -253,6 +254,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err != nil {
 		return err
 	}
+	// The web console on the same listener, with the same access keys.
+	keys := map[string]console.Key{}
+	for _, a := range cfg.Accounts {
+		for _, k := range a.AccessKeys {
+			keys[k.AccessKeyID] = console.Key{Secret: k.SecretAccessKey, Account: a.ID}
+		}
+	}
+	ccfg := console.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount, Keys: keys, Clock: clk, Logger: log}
+	if mets != nil {
+		ccfg.Observer = mets
+	}
+	cons, err := console.New(ccfg, svc)
+	if err != nil {
+		return err
+	}
 
 	// Background roles and the API run until ctx ends (SIGTERM) or the
 	// listener fails; nothing after this point returns early.
@@ -277,7 +293,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	defer stopHTTP()
 	var serveErr error
 	httpDone := make(chan struct{})
-	go func() { serveErr = srv.ServeHandler(httpCtx, ln, frontEnds(srv, hsrv)); close(httpDone) }()
+	go func() { serveErr = srv.ServeHandler(httpCtx, ln, frontEnds(srv, hsrv, cons)); close(httpDone) }()
 
 	addr := ln.Addr().String()
 	log.Info("coffer serving", "listen", addr, "scheme", scheme, "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
@@ -289,6 +305,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		}
 		fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s\n", ak.AccessKeyID, ak.SecretAccessKey, cfg.Region)
 		fmt.Fprintf(stdout, "aws backup list-backup-vaults --endpoint-url %s://%s\n", scheme, addr)
+		fmt.Fprintf(stdout, "# web console: %s://%s/console/ (sign in with the access key above)\n", scheme, addr)
 		printProtectLines(stdout, cfg, scheme+"://"+addr)
 	}
 	if mln != nil {

@@ -146,3 +146,21 @@ func (s *Service) PreviewRestore(ctx context.Context, c Caller, req StartRestore
 	return pv.PreviewRestore(ctx, resource.PreviewRequest{Scope: resource.Scope{AccountID: c.AccountID, Region: c.Region},
 		Spec: rs.spec, RecoveryPoint: rs.rp, Snapshot: sn, Target: target, MaxPaths: maxPaths, Created: s.clk.Now().UTC()})
 }
+
+// Resources lists the caller's resources of every registered type
+// (configured or created by restores), by type then id; the console
+// offers them for backups.
+func (s *Service) Resources(ctx context.Context, c Caller) ([]*backup.Resource, error) {
+	var out []*backup.Resource
+	err := s.st.Read(ctx, func(tx store.Tx) error {
+		for _, typ := range s.plugins.Types() {
+			rs, err := tx.ListResources(ctx, c.Scope(), typ)
+			if err != nil {
+				return err
+			}
+			out = append(out, rs...)
+		}
+		return nil
+	})
+	return out, err
+}
