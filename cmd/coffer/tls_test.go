@@ -167,6 +167,17 @@ func TestTLS(t *testing.T) {
 			t.Fatalf("plain HTTP answered: %s", b)
 		}
 	}
+	// The console's session cookie is Secure over HTTPS.
+	cc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool()}}}
+	resp, err := cc.Post("https://"+addr+"/console/api/signin", "application/json",
+		strings.NewReader(`{"accessKeyId":"`+rKeyID+`","secretAccessKey":"`+rSecret+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ck := resp.Cookies(); resp.StatusCode != 200 || len(ck) != 1 || !ck[0].Secure || !ck[0].HttpOnly {
+		t.Fatalf("console sign-in over HTTPS: %d %+v", resp.StatusCode, ck)
+	}
 	// A client that does not trust the CA is refused.
 	if _, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "127.0.0.1"}); err == nil {
 		t.Fatal("handshake succeeded without trusting the CA")
