@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"coffer/internal/glob"
 	"coffer/internal/repository"
 	"coffer/internal/repository/snapshot"
 )
@@ -93,12 +94,12 @@ var ErrScanBudget = errors.New("search budget reached")
 
 // Search walks the snapshot below directory under ("/" or an item path)
 // depth first in name order and returns up to limit entries whose
-// root-relative path matches glob (the Include/Exclude syntax), starting
+// root-relative path matches pattern (the Include/Exclude syntax), starting
 // after path after ("" from the start). next is where to continue ("" at
 // the end): the last entry returned, or, when budget entries were examined
 // first, the last one examined.
-func Search(ctx context.Context, loader Loader, root repository.ID, under, glob, after string, limit, budget int) (entries []ListEntry, next string, err error) {
-	pat, err := CompilePattern(glob)
+func Search(ctx context.Context, loader Loader, root repository.ID, under, pattern, after string, limit, budget int) (entries []ListEntry, next string, err error) {
+	pat, err := glob.Compile(pattern)
 	if err != nil {
 		return nil, "", err
 	}
@@ -139,7 +140,7 @@ var errPageFull = errors.New("page full")
 
 type searcher struct {
 	loader   Loader
-	pat      Pattern
+	pat      glob.Pattern
 	after    []string
 	limit    int
 	budget   int

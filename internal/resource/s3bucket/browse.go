@@ -3,11 +3,11 @@ package s3bucket
 import (
 	"context"
 	"fmt"
-	"path"
 	"strings"
 	"time"
 
 	"coffer/internal/backup"
+	"coffer/internal/glob"
 	"coffer/internal/repository"
 	"coffer/internal/repository/snapshot"
 	"coffer/internal/resource"
@@ -22,8 +22,9 @@ const maxBrowsePrefix = 1025
 // Browse lists the keys under a prefix of a bucket snapshot as S3's
 // ListObjectsV2 with delimiter "/" does (objects, and common prefixes
 // ending with "/"), or, with a glob, every object under the prefix whose
-// key matches: a glob without "/" matches the key's last segment, one with
-// "/" the whole key (path.Match syntax; "*" does not cross "/").
+// key matches it (the restore Include syntax of internal/glob over the
+// key's "/"-separated segments; a glob without a leading "/" matches at
+// any depth).
 func (p *Plugin) Browse(ctx context.Context, req resource.BrowseRequest) (resource.BrowsePage, error) {
 	var page resource.BrowsePage
 	rp := req.RecoveryPoint
@@ -33,8 +34,10 @@ func (p *Plugin) Browse(ctx context.Context, req resource.BrowseRequest) (resour
 			return page, backup.InvalidParam(v.name, "%s must be at most %d bytes without NUL", v.name, maxBrowsePrefix)
 		}
 	}
+	var pat glob.Pattern
 	if req.Glob != "" {
-		if _, err := path.Match(req.Glob, ""); err != nil {
+		var err error
+		if pat, err = glob.Compile(req.Glob); err != nil {
 			return page, backup.InvalidParam("Glob", "Glob is not a valid pattern: %v", err)
 		}
 	}
@@ -93,11 +96,7 @@ func (p *Plugin) Browse(ctx context.Context, req resource.BrowseRequest) (resour
 		var e resource.Entry
 		switch {
 		case req.Glob != "":
-			target := key
-			if !strings.Contains(req.Glob, "/") {
-				target = key[strings.LastIndexByte(key, '/')+1:]
-			}
-			if ok, _ := path.Match(req.Glob, target); !ok {
+			if !pat.Match(key) {
 				continue
 			}
 			e = objectEntry(key, key, n)
