@@ -91,3 +91,61 @@ func TestBrowseMatchesListObjects(t *testing.T) {
 		t.Errorf("bad glob: %v", err)
 	}
 }
+
+// TestPreviewMatchesRestore: the preview of a restore into a new bucket
+// creates every selected object; into an existing bucket under a prefix it
+// names the keys each conflict policy replaces or keeps, writes nothing,
+// and the restore then does exactly what it said.
+func TestPreviewMatchesRestore(t *testing.T) {
+	srv := startMoto(t)
+	c := srv.client()
+	createBucket(t, c, "prev-src")
+	for i, k := range []string{"a.txt", "b/1.jpg", "b/2.jpg", "c.md"} {
+		putObj(t, c, "prev-src", obj{key: k, data: pseudoRandom(byte(i), 100+i)})
+	}
+	p := &s3bucket.Plugin{Endpoints: []s3bucket.Endpoint{srv.endpoint()}, StateDir: t.TempDir(), Workers: 2, MaxAttempts: 2}
+	src := s3bucket.NewResource(sc.Region, sc.AccountID, "prev-src", srv.id, nil)
+	snap, _, _ := backupBucket(t, p, newRepo(t), src, nil)
+	rp := &backup.RecoveryPoint{Arn: "rp", ResourceArn: src.Arn, ResourceType: "S3"}
+	preview := func(spec *backup.RestoreSpec, target *backup.Resource) resource.RestorePreview {
+		t.Helper()
+		out, err := p.PreviewRestore(context.Background(), resource.PreviewRequest{Scope: sc, Spec: spec, RecoveryPoint: rp, Snapshot: snap, Target: target})
+		must(t, err)
+		return out
+	}
+	if pv := preview(&backup.RestoreSpec{Target: backup.RestoreTarget{New: true, ID: "prev-new"}, Include: []string{"*.jpg"}}, nil); pv.Create != 2 ||
+		!reflect.DeepEqual(pv.CreatePaths, []string{"b/1.jpg", "b/2.jpg"}) || pv.Bytes != 101+102 {
+		t.Errorf("new bucket: %+v", pv)
+	}
+	if bucketExists(t, c, "prev-new") {
+		t.Fatal("a preview created the bucket")
+	}
+	createBucket(t, c, "prev-dst")
+	for _, k := range []string{"other", "r/a.txt", "r/b/1.jpg", "r/zzz"} {
+		putObj(t, c, "prev-dst", obj{key: k, data: []byte("existing " + k)})
+	}
+	before := bucketState(t, c, "prev-dst", nil)
+	dst := s3bucket.NewResource(sc.Region, sc.AccountID, "prev-dst", srv.id, nil)
+	spec := func(policy backup.ConflictPolicy) *backup.RestoreSpec {
+		return &backup.RestoreSpec{Target: backup.RestoreTarget{ID: "prev-dst", Path: "r/"}, ConflictPolicy: policy}
+	}
+	skip := preview(spec(backup.SkipExisting), dst)
+	if skip.Create != 2 || skip.Skip != 2 || skip.Overwrite != 0 || !reflect.DeepEqual(skip.SkipPaths, []string{"r/a.txt", "r/b/1.jpg"}) ||
+		!reflect.DeepEqual(skip.CreatePaths, []string{"r/b/2.jpg", "r/c.md"}) || skip.TargetArn != dst.Arn || skip.Location != "/r/" {
+		t.Errorf("SKIP_EXISTING: %+v", skip)
+	}
+	over := preview(spec(backup.OverwriteExisting), dst)
+	if over.Create != 2 || over.Overwrite != 2 || !reflect.DeepEqual(over.OverwritePaths, []string{"r/a.txt", "r/b/1.jpg"}) {
+		t.Errorf("OVERWRITE_EXISTING: %+v", over)
+	}
+	if d := diffStates(before, bucketState(t, c, "prev-dst", nil)); len(d) > 0 {
+		t.Fatalf("previews changed the bucket: %v", d)
+	}
+	res := restoreBucket(t, p, snap, src, spec(backup.SkipExisting), dst)
+	if res.Skipped != skip.Skip || res.Items != skip.Create || res.Replaced != 0 {
+		t.Errorf("restore did %d new, %d kept, %d replaced; the preview said %+v", res.Items, res.Skipped, res.Replaced, skip)
+	}
+	if again := preview(spec(backup.OverwriteExisting), dst); again.Overwrite != 4 || again.Create != 0 {
+		t.Errorf("after the restore: %+v", again)
+	}
+}
