@@ -182,6 +182,12 @@ func TestMetricsHealthAndJSONLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	// A failed console sign-in.
+	resp, err = http.Post("http://"+addr+"/console/api/signin", "application/json", strings.NewReader(`{"accessKeyId":"AKIAAAAAAAAAAAAAAAAA","secretAccessKey":"wrong"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 	// SIGHUP without TLS: logged, the server goes on.
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -209,6 +215,7 @@ func TestMetricsHealthAndJSONLogs(t *testing.T) {
 		{"coffer_api_requests_total", map[string]string{"api": "aws", "operation": "DescribeBackupVault", "code": "400"}, eq(1), "1"},
 		{"coffer_api_requests_total", map[string]string{"api": "hbr", "operation": "unknown"}, eq(1), "1"},
 		{"coffer_api_request_duration_seconds", map[string]string{"api": "aws", "operation": "CreateBackupVault"}, eq(1), "1 observation"},
+		{"coffer_api_requests_total", map[string]string{"api": "console", "operation": "SignIn", "code": "401"}, eq(1), "1"},
 		{"coffer_runner_queue_depth", nil, eq(0), "0"},
 		{"coffer_lease_takeovers_total", nil, eq(0), "0"},
 	} {
