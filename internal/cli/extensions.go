@@ -127,7 +127,7 @@ func (c *cmd) ls(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	in := map[string]any{"RecoveryPointArn": l.RecoveryPoint}
+	in := map[string]any{"RecoveryPointArn": l.RecoveryPoint, "MaxResults": 1000}
 	for k, v := range map[string]string{"Path": l.Path, "Glob": l.Glob, "BackupVaultName": l.Vault} {
 		if v != "" {
 			in[k] = v

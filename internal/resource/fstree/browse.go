@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 
 	"coffer/internal/glob"
 	"coffer/internal/repository"
@@ -20,22 +21,56 @@ type ListEntry struct {
 	Node *snapshot.Node
 }
 
-// dirTree returns the tree of directory dir ("/" or an item path).
-func dirTree(ctx context.Context, loader Loader, root repository.ID, dir string) (*snapshot.Tree, error) {
+// dirID returns the tree blob of directory dir ("/" or an item path).
+func dirID(ctx context.Context, loader Loader, root repository.ID, dir string) (repository.ID, error) {
 	if dir == "/" || dir == "" {
-		return loadTree(ctx, loader, root)
+		return root, nil
 	}
 	if err := validateItem(dir); err != nil {
-		return nil, err
+		return repository.ID{}, err
 	}
 	n, err := lookupItem(ctx, loader, root, dir, map[repository.ID]*snapshot.Tree{})
 	if err != nil {
-		return nil, err
+		return repository.ID{}, err
 	}
 	if n.Type != snapshot.TypeDir {
-		return nil, fmt.Errorf("%w: %q is a %s, not a directory", ErrItemNotFound, dir, n.Type)
+		return repository.ID{}, fmt.Errorf("%w: %q is a %s, not a directory", ErrItemNotFound, dir, n.Type)
 	}
-	return loadTree(ctx, loader, n.Subtree)
+	return n.Subtree, nil
+}
+
+// listCache keeps the last large directory listed, so that paging through
+// it decodes its tree once, not once per page. Tree blobs are named by
+// their content's hash, so an entry is valid for every repository that
+// holds the blob; callers reach a tree only through a snapshot they may
+// read. One tree at most: memory stays bounded by one tree.
+var listCache struct {
+	mu sync.Mutex
+	id repository.ID
+	t  *snapshot.Tree
+}
+
+// listCacheMin is the size from which a listed tree is kept.
+const listCacheMin = 1000
+
+func listTree(ctx context.Context, loader Loader, id repository.ID) (*snapshot.Tree, error) {
+	listCache.mu.Lock()
+	if listCache.t != nil && listCache.id == id && loader.HasBlob(repository.TreeBlob, id) {
+		t := listCache.t
+		listCache.mu.Unlock()
+		return t, nil
+	}
+	listCache.mu.Unlock()
+	t, err := loadTree(ctx, loader, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(t.Nodes) >= listCacheMin {
+		listCache.mu.Lock()
+		listCache.id, listCache.t = id, t
+		listCache.mu.Unlock()
+	}
+	return t, nil
 }
 
 // List returns up to limit entries of directory dir ("/" or an item path)
@@ -49,7 +84,11 @@ func List(ctx context.Context, loader Loader, root repository.ID, dir, after str
 			return nil, false, fmt.Errorf("%w: continuation: %v", ErrInvalidItem, err)
 		}
 	}
-	t, err := dirTree(ctx, loader, root, dir)
+	id, err := dirID(ctx, loader, root, dir)
+	if err != nil {
+		return nil, false, err
+	}
+	t, err := listTree(ctx, loader, id)
 	if err != nil {
 		return nil, false, err
 	}
