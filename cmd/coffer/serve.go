@@ -29,6 +29,7 @@ import (
 	"coffer/internal/repository/blob/s3"
 	"coffer/internal/restorejob"
 	"coffer/internal/retention"
+	"coffer/internal/scheduler"
 	"coffer/internal/service"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
@@ -239,6 +240,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	svc.SetNotifier(runner)
+	// Backup plans: the scheduler starts their jobs through the service.
+	sched, err := scheduler.New(scheduler.Options{Service: svc, Clock: clk, Logger: log})
+	if err != nil {
+		return err
+	}
+	svc.SetPlanNotifier(sched)
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
 		AccountOf: accountOf, TokenKey: tokenKey,
 		Limits: api.Limits{MaxConcurrentRequests: cfg.MaxConcurrentRequests}},
@@ -289,6 +296,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	go func() { sweeper.Run(bg, interval); close(sweeperDone) }()
 	hupDone := make(chan struct{})
 	go func() { watchHUP(bg, hup, certs, log); close(hupDone) }()
+	schedDone := make(chan struct{})
+	go func() { sched.Run(bg); close(schedDone) }()
 	httpCtx, stopHTTP := context.WithCancel(ctx)
 	defer stopHTTP()
 	var serveErr error
@@ -330,7 +339,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	for _, role := range []struct {
 		name string
 		done <-chan struct{}
-	}{{"api", httpDone}, {"job runner", runnerDone}, {"retention sweeper", sweeperDone}, {"certificate reloader", hupDone}} {
+	}{{"api", httpDone}, {"job runner", runnerDone}, {"retention sweeper", sweeperDone}, {"certificate reloader", hupDone}, {"plan scheduler", schedDone}} {
 		select {
 		case <-role.done:
 		case <-sctx.Done():

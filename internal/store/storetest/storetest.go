@@ -32,6 +32,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimJob", testClaim},
 		{"RecoveryPointQueries", testRecoveryPointQueries},
 		{"RestoreJobExtra", testRestoreJobExtra},
+		{"Plans", testPlans},
+		{"Selections", testSelections},
+		{"Occurrences", testOccurrences},
+		{"RecoveryPointCreator", testRecoveryPointCreator},
+		{"LegalHolds", testLegalHolds},
+		{"Settings", testSettings},
+		{"ProtectedResourcesByVault", testProtectedByVault},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
