@@ -75,6 +75,10 @@ type Config struct {
 	LogFormat string `yaml:"log_format"`
 	// TLS, when its files are set, serves the API listener over HTTPS.
 	TLS TLS `yaml:"tls"`
+	// DatabaseServers are the database servers whose databases Coffer
+	// protects; Databases are those databases (AWS resource type RDS).
+	DatabaseServers []DatabaseServer `yaml:"database_servers"`
+	Databases       []Database       `yaml:"databases"`
 	// MaxConcurrentRequests bounds the API requests decoded and handled at
 	// once (0: the API's default, 16); more wait briefly, then get
 	// ThrottlingException.
@@ -255,6 +259,9 @@ func Parse(b []byte) (*Config, error) {
 	if s3 := c.VaultStorage.S3; s3 != nil && s3.SecretAccessKey == "" {
 		s3.SecretAccessKey = os.Getenv(EnvS3SecretAccessKey)
 	}
+	if err := c.resolveDatabasePasswords(); err != nil {
+		return nil, err
+	}
 	for i := range c.S3Endpoints {
 		if e := &c.S3Endpoints[i]; e.SecretAccessKey == "" && e.SecretAccessKeyEnv != "" {
 			e.SecretAccessKey = os.Getenv(e.SecretAccessKeyEnv)
@@ -371,6 +378,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MemoryLimitMiB < -1 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) || c.MemoryLimitMiB > 1<<20 {
 		return keyErr("memory_limit_mib", "must be 0 (derived from workers), -1 (no limit) or 64 to 1048576, got %d", c.MemoryLimitMiB)
+	}
+	if err := c.validateDatabases(accounts); err != nil {
+		return err
 	}
 	if err := c.validateBuckets(accounts); err != nil {
 		return err
