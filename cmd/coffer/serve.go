@@ -18,10 +18,12 @@ import (
 	"coffer/internal/backupjob"
 	"coffer/internal/clock"
 	"coffer/internal/config"
+	"coffer/internal/console"
 	"coffer/internal/copyjob"
 	"coffer/internal/hbr"
 	"coffer/internal/jobs"
 	"coffer/internal/memlimit"
+	"coffer/internal/metrics"
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob/retry"
 	"coffer/internal/repository/blob/s3"
@@ -29,6 +31,7 @@ import (
 	"coffer/internal/retention"
 	"coffer/internal/scheduler"
 	"coffer/internal/service"
+	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
 	"coffer/internal/vaultrepo/localvaults"
@@ -42,7 +45,7 @@ import (
 // and the next start reconciles them, as after a crash.
 const shutdownTimeout = 8 * time.Second
 
-const usage = `usage: coffer serve [--config FILE] [--listen HOST:PORT]
+const usage = `usage: coffer serve [--config FILE] [--listen HOST:PORT] [--protect DIR ...] [--metrics-listen HOST:PORT]
        coffer vault check --config FILE --vault NAME [--account ID] [--read-data]
        coffer vault repair-index --config FILE --vault NAME [--account ID] [--apply]
        coffer vault prune --config FILE --vault NAME [--account ID] [--dry-run]`
@@ -76,16 +79,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration file (default: zero-config mode)")
 	listen := fs.String("listen", "", "override the listen address (host:port)")
+	var protect pathList
+	fs.Var(&protect, "protect", "zero-config mode: protect this directory as a file system (repeatable)")
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics, /healthz and /readyz on this address (host:port; overrides metrics_listen)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-
+	// SIGHUP reloads the TLS certificate; it never stops the server.
+	hup, stopHUP := notifyHUP()
+	defer stopHUP()
 	var cfg *config.Config
 	zeroConfig := *cfgPath == ""
+	if len(protect) > 0 && !zeroConfig {
+		return errors.New("--protect is a flag of the zero-config mode; with --config, list the directories in file_systems")
+	}
 	generated := false
 	if zeroConfig {
 		var err error
@@ -99,12 +109,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 			return err
 		}
 	}
+	if err := applyProtect(cfg, protect); err != nil {
+		return err
+	}
 	if *listen != "" {
 		cfg.Listen = *listen
 		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("--listen: %w", err)
 		}
 	}
+	if *metricsListen != "" {
+		cfg.MetricsListen = *metricsListen
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+	}
+	log := newLogger(cfg.LogFormat, stderr)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
@@ -114,6 +134,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
+	scheme := "http"
+	var certs *certReloader
+	if cfg.TLS.Enabled() {
+		if certs, err = newCertReloader(cfg.TLS, log); err != nil {
+			return err
+		}
+		ln, scheme = tlsListener(ln, certs), "https"
+	}
+	var mln *metricsServer
+	if cfg.MetricsListen != "" {
+		if mln, err = listenMetrics(cfg.MetricsListen); err != nil {
+			return err
+		}
+		defer mln.close()
+	}
 	applyMemoryLimit(cfg, log)
 	tokenKey, err := config.LoadOrCreateSecret(filepath.Join(cfg.DataDir, config.TokenKeyFile), 32)
 	if err != nil {
@@ -136,15 +171,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 			repos.Close()
 		}
 	}()
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, config.MetadataDBFile))
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, config.MetadataDBFile))
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if !abandoned {
-			st.Close()
+			db.Close()
 		}
 	}()
+	// With metrics on, job state changes are counted as they commit.
+	var st store.Store = db
+	var mets *metrics.Metrics
+	var observer observers
+	if mln != nil {
+		mets = metrics.New(metrics.Sources{QueueDepth: queueDepth(db), VaultSizes: vaultSizes(db, repos, cfg), Logger: log})
+		st = mets.Store(db)
+		observer = observers{mets}
+	}
 
 	creds := api.StaticCredentials{}
 	accountOf := map[string]string{}
@@ -170,6 +214,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	}
 	if err := syncResources(ctx, svc, reg, cfg); err != nil {
 		return err
+	}
+	if len(protect) > 0 {
+		if err := ensureDefaultVault(ctx, svc, cfg); err != nil {
+			return err
+		}
 	}
 	// Restores: remove staging areas of restores a crash interrupted, but
 	// never one whose job another live server may still run (I-8).
@@ -200,7 +249,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
 		AccountOf: accountOf, TokenKey: tokenKey,
 		Limits: api.Limits{MaxConcurrentRequests: cfg.MaxConcurrentRequests}},
-		api.Deps{Clock: clk, Logger: log, Service: svc,
+		api.Deps{Clock: clk, Logger: log, Service: svc, Observer: observer.api(),
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: cfg.Region, MaxSkew: 15 * time.Minute}}})
 	if err != nil {
 		return err
@@ -208,7 +257,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	// The Alibaba Cloud Backup (HBR) API on the same listener, with the
 	// same accounts' access keys.
 	hsrv, err := hbr.New(hbr.Config{Region: cfg.Region, RegionID: cfg.HBRRegion(), ManagementAccount: cfg.Organization.ManagementAccount,
-		AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: clk, Logger: log})
+		AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: clk, Logger: log, Observer: observer.hbr()})
+	if err != nil {
+		return err
+	}
+	// The web console on the same listener, with the same access keys.
+	keys := map[string]console.Key{}
+	for _, a := range cfg.Accounts {
+		for _, k := range a.AccessKeys {
+			keys[k.AccessKeyID] = console.Key{Secret: k.SecretAccessKey, Account: a.ID}
+		}
+	}
+	ccfg := console.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount, Keys: keys, Clock: clk, Logger: log}
+	if mets != nil {
+		ccfg.Observer = mets
+	}
+	cons, err := console.New(ccfg, svc)
 	if err != nil {
 		return err
 	}
@@ -230,16 +294,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	}
 	sweeperDone := make(chan struct{})
 	go func() { sweeper.Run(bg, interval); close(sweeperDone) }()
+	hupDone := make(chan struct{})
+	go func() { watchHUP(bg, hup, certs, log); close(hupDone) }()
 	schedDone := make(chan struct{})
 	go func() { sched.Run(bg); close(schedDone) }()
 	httpCtx, stopHTTP := context.WithCancel(ctx)
 	defer stopHTTP()
 	var serveErr error
 	httpDone := make(chan struct{})
-	go func() { serveErr = srv.ServeHandler(httpCtx, ln, frontEnds(srv, hsrv)); close(httpDone) }()
+	go func() { serveErr = srv.ServeHandler(httpCtx, ln, frontEnds(srv, hsrv, cons)); close(httpDone) }()
 
 	addr := ln.Addr().String()
-	log.Info("coffer serving", "listen", addr, "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
+	log.Info("coffer serving", "listen", addr, "scheme", scheme, "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
 	if zeroConfig {
 		ak := cfg.Accounts[0].AccessKeys[0]
 		if generated {
@@ -247,7 +313,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 				filepath.Join(cfg.DataDir, config.CredentialsFile))
 		}
 		fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s\n", ak.AccessKeyID, ak.SecretAccessKey, cfg.Region)
-		fmt.Fprintf(stdout, "aws backup list-backup-vaults --endpoint-url http://%s\n", addr)
+		fmt.Fprintf(stdout, "aws backup list-backup-vaults --endpoint-url %s://%s\n", scheme, addr)
+		fmt.Fprintf(stdout, "# web console: %s://%s/console/ (sign in with the access key above)\n", scheme, addr)
+		printProtectLines(stdout, cfg, scheme+"://"+addr)
+	}
+	if mln != nil {
+		mln.serve(mets.Handler(metrics.HandlerOptions{Logger: log,
+			Ready: map[string]metrics.Check{"store": storeReady(db, cfg), "vault_storage": vaultStorageReady(cfg)}}), log)
+		log.Info("metrics serving", "metrics_listen", mln.ln.Addr().String())
 	}
 	if ready != nil {
 		ready <- addr
@@ -266,7 +339,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	for _, role := range []struct {
 		name string
 		done <-chan struct{}
-	}{{"api", httpDone}, {"job runner", runnerDone}, {"retention sweeper", sweeperDone}, {"plan scheduler", schedDone}} {
+	}{{"api", httpDone}, {"job runner", runnerDone}, {"retention sweeper", sweeperDone}, {"certificate reloader", hupDone}, {"plan scheduler", schedDone}} {
 		select {
 		case <-role.done:
 		case <-sctx.Done():
@@ -278,7 +351,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		// Closing waits for what still uses the repositories and the store
 		// (a job handler the runner gave up on): bounded too.
 		closed := make(chan struct{})
-		go func() { repos.Close(); st.Close(); close(closed) }()
+		go func() { repos.Close(); db.Close(); close(closed) }()
 		select {
 		case <-closed:
 		case <-sctx.Done():

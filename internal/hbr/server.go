@@ -67,6 +67,15 @@ type Deps struct {
 	// Clock is the signing clock (timestamps, nonces); default real time.
 	Clock  clock.Clock
 	Logger *slog.Logger
+	// Observer, when set, is told about every request (metrics).
+	Observer RequestObserver
+}
+
+// RequestObserver is told about every request once it is answered: the
+// front end ("hbr"), the action ("" unless it is one this server
+// implements), the HTTP status and the time it took.
+type RequestObserver interface {
+	ObserveRequest(api, operation string, status int, elapsed time.Duration)
 }
 
 // Server is the HBR front end, an http.Handler for RPC requests (see
@@ -79,6 +88,7 @@ type Server struct {
 	log    *slog.Logger
 	nonces *nonceSet
 	ops    map[string]op
+	obs    RequestObserver
 }
 
 // New returns the front end.
@@ -101,7 +111,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, svc: d.Service, creds: d.Creds, clk: d.Clock, log: d.Logger, nonces: newNonceSet(cfg.MaxNonces)}
+	s := &Server{cfg: cfg, svc: d.Service, creds: d.Creds, clk: d.Clock, log: d.Logger, nonces: newNonceSet(cfg.MaxNonces), obs: d.Observer}
 	s.ops = s.table()
 	return s, nil
 }
@@ -171,6 +181,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.log.Info("hbr request", "request_id", reqID, "method", r.Method, "action", action, "status", status,
 			"account", account, "duration_ms", time.Since(start).Milliseconds())
+		if s.obs != nil {
+			op := action
+			if _, ok := s.ops[op]; !ok {
+				op = "" // never a label value the caller chose
+			}
+			s.obs.ObserveRequest("hbr", op, status, time.Since(start))
+		}
 	}()
 	fail := func(e *Error) {
 		status = e.Status

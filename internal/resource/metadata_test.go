@@ -1,6 +1,7 @@
 package resource_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -37,8 +38,8 @@ func TestMetadataKeys(t *testing.T) {
 				}
 				return
 			}
-			be, ok := err.(*backup.Error)
-			if !ok || be.Code != backup.CodeInvalidParameter || be.Context != tc.context || !strings.Contains(be.Message, tc.msg) {
+			var be *backup.Error
+			if !errors.As(err, &be) || be.Code != backup.CodeInvalidParameter || be.Context != tc.context || !strings.Contains(be.Message, tc.msg) {
 				t.Fatalf("err = %#v, want context %q and %q", err, tc.context, tc.msg)
 			}
 		})
