@@ -67,8 +67,12 @@ func (w *Writer) process(wp *workerPacks, j job) error {
 		}
 	}
 	p := wp.p[j.typ]
-	// Close a pack early rather than grow its buffer past PackSize + 1/8.
-	if p != nil && p.Size()+len(j.data)+len(j.data)/64+1024 > w.r.opts.PackSize+w.r.opts.PackSize/8 {
+	// Close a pack early rather than grow its buffer past PackSize + 1/8,
+	// keeping room for its header: a data pack's buffer never grows, also
+	// not in Finalize (where a pack of many small blobs whose header did not
+	// fit was copied into a new buffer of 11 MiB, the largest single item
+	// of a backup's peak heap).
+	if p != nil && p.Size()+len(j.data)+len(j.data)/64+1024+pack.TailSize(p.Count()+1) > w.r.opts.PackSize+w.r.opts.PackSize/8 {
 		wp.p[j.typ] = nil
 		if err := w.finish(wp, p); err != nil {
 			return err
