@@ -32,6 +32,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimJob", testClaim},
 		{"RecoveryPointQueries", testRecoveryPointQueries},
 		{"RestoreJobExtra", testRestoreJobExtra},
+		{"RestoreJobQueries", testRestoreJobQueries},
+		{"Summaries", testSummaries},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
