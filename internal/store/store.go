@@ -87,6 +87,9 @@ type Tx interface {
 	JobQueue
 	RestoreJobs
 	JobSummaries
+	Nonces
+	RepoVersions
+	ClusterMeta
 }
 
 // Vaults are backup vaults.

@@ -34,6 +34,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RestoreJobExtra", testRestoreJobExtra},
 		{"RestoreJobQueries", testRestoreJobQueries},
 		{"Summaries", testSummaries},
+		{"Nonces", testNonces},
+		{"RepoVersions", testRepoVersions},
+		{"ClusterMeta", testClusterMeta},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
