@@ -68,6 +68,9 @@ type Config struct {
 	// HBRRegionID is the RegionId the Alibaba Cloud Backup (HBR) API
 	// accepts (e.g. cn-hangzhou); "" means region. See HBRRegion.
 	HBRRegionID string `yaml:"hbr_region_id"`
+	// ScaleOut holds metadata, node_id, lease_seconds, master_key_env,
+	// token_key_env and allow_local_vaults_with_postgres (scaleout.go).
+	ScaleOut `yaml:",inline"`
 }
 
 // HBRRegion is the RegionId of the HBR API: hbr_region_id, or region when
@@ -241,6 +244,9 @@ func Parse(b []byte) (*Config, error) {
 	if c.VaultStorage.Type == "" {
 		c.VaultStorage.Type = VaultStorageLocal
 	}
+	if err := c.resolveScaleOut(); err != nil {
+		return nil, err
+	}
 	if s3 := c.VaultStorage.S3; s3 != nil && s3.SecretAccessKey == "" {
 		s3.SecretAccessKey = os.Getenv(EnvS3SecretAccessKey)
 	}
@@ -359,7 +365,10 @@ func (c *Config) Validate() error {
 	if c.SweeperIntervalSeconds < 0 || c.SweeperIntervalSeconds > MaxSweeperIntervalSeconds {
 		return keyErr("sweeper_interval_seconds", "must be 0 (the default, 3600) or 1 to %d, got %d", MaxSweeperIntervalSeconds, c.SweeperIntervalSeconds)
 	}
-	return c.VaultStorage.validate()
+	if err := c.VaultStorage.validate(); err != nil {
+		return err
+	}
+	return c.validateScaleOut()
 }
 
 var (
