@@ -34,6 +34,13 @@ import (
 	"coffer/internal/vaultrepo/s3vaults"
 )
 
+// shutdownTimeout bounds a shutdown (SIGTERM or SIGINT): in-flight requests
+// and running jobs get this long in total; the job runner ends the jobs
+// whose handler has not returned after jobs.DefaultShutdownGrace. Whatever
+// still runs after it is abandoned: the process exits, its leases expire
+// and the next start reconciles them, as after a crash.
+const shutdownTimeout = 8 * time.Second
+
 const usage = `usage: coffer serve [--config FILE] [--listen HOST:PORT]
        coffer vault check --config FILE --vault NAME [--account ID] [--read-data]
        coffer vault repair-index --config FILE --vault NAME [--account ID] [--apply]
@@ -119,12 +126,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err != nil {
 		return err
 	}
-	defer repos.Close()
+	// A shutdown that gave up on work still running leaves the vault
+	// repositories and the store open: the process exits anyway, and
+	// closing them could wait for that work.
+	abandoned := false
+	defer func() {
+		if !abandoned {
+			repos.Close()
+		}
+	}()
 	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, config.MetadataDBFile))
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer func() {
+		if !abandoned {
+			st.Close()
+		}
+	}()
 
 	creds := api.StaticCredentials{}
 	accountOf := map[string]string{}
@@ -153,8 +172,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	}
 	// Restores: remove staging areas of restores a crash interrupted, but
 	// never one whose job another live server may still run (I-8).
+	// A file system that cannot be read (gone, permissions) must not keep
+	// the server from starting: what is left is retried at the next start.
 	if err := restorejob.CleanStaging(ctx, st, reg.Plugins(), scopes(cfg), clk.Now()); err != nil {
-		return err
+		log.Warn("restore staging cleanup incomplete; retried at the next start", "err", err)
 	}
 	// Job handlers, one per kind; the runner claims jobs of these kinds.
 	handlers := []jobs.Handler{
@@ -169,26 +190,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	svc.SetNotifier(runner)
-	bg, stopBg := context.WithCancel(ctx)
-	defer stopBg()
-	runnerDone := make(chan error, 1)
-	go func() { runnerDone <- runner.Run(bg) }()
-	interval := retention.DefaultInterval
-	if cfg.SweeperIntervalSeconds > 0 {
-		interval = time.Duration(cfg.SweeperIntervalSeconds) * time.Second
-	}
-	sweeperDone := make(chan struct{})
-	go func() { sweeper.Run(bg, interval); close(sweeperDone) }()
-	defer func() {
-		stopBg()
-		if err := <-runnerDone; err != nil {
-			log.Error("job runner stopped", "err", err)
-		}
-		<-sweeperDone
-	}()
-
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
-		AccountOf: accountOf, TokenKey: tokenKey},
+		AccountOf: accountOf, TokenKey: tokenKey,
+		Limits: api.Limits{MaxConcurrentRequests: cfg.MaxConcurrentRequests}},
 		api.Deps{Clock: clk, Logger: log, Service: svc,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: cfg.Region, MaxSkew: 15 * time.Minute}}})
 	if err != nil {
@@ -201,6 +205,30 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if err != nil {
 		return err
 	}
+
+	// Background roles and the API run until ctx ends (SIGTERM) or the
+	// listener fails; nothing after this point returns early.
+	bg, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	runnerDone := make(chan struct{})
+	go func() {
+		if err := runner.Run(bg); err != nil {
+			log.Error("job runner stopped", "err", err)
+		}
+		close(runnerDone)
+	}()
+	interval := retention.DefaultInterval
+	if cfg.SweeperIntervalSeconds > 0 {
+		interval = time.Duration(cfg.SweeperIntervalSeconds) * time.Second
+	}
+	sweeperDone := make(chan struct{})
+	go func() { sweeper.Run(bg, interval); close(sweeperDone) }()
+	httpCtx, stopHTTP := context.WithCancel(ctx)
+	defer stopHTTP()
+	var serveErr error
+	httpDone := make(chan struct{})
+	go func() { serveErr = srv.ServeHandler(httpCtx, ln, frontEnds(srv, hsrv)); close(httpDone) }()
+
 	addr := ln.Addr().String()
 	log.Info("coffer serving", "listen", addr, "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
 	if zeroConfig {
@@ -215,10 +243,47 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if ready != nil {
 		ready <- addr
 	}
-	err = serveHTTP(ctx, ln, frontEnds(srv, hsrv), log)
+	select {
+	case <-ctx.Done():
+	case <-httpDone:
+	}
+	// Shut down: stop accepting requests and jobs, cancel running jobs
+	// (they end Interrupted), and wait at most shutdownTimeout in all.
+	log.Info("coffer shutting down", "timeout", shutdownTimeout)
+	stopHTTP()
+	stopBg()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	for _, role := range []struct {
+		name string
+		done <-chan struct{}
+	}{{"api", httpDone}, {"job runner", runnerDone}, {"retention sweeper", sweeperDone}} {
+		select {
+		case <-role.done:
+		case <-sctx.Done():
+			abandoned = true
+			log.Error("shutdown timed out; exiting without waiting", "role", role.name, "timeout", shutdownTimeout)
+		}
+	}
+	if !abandoned {
+		// Closing waits for what still uses the repositories and the store
+		// (a job handler the runner gave up on): bounded too.
+		closed := make(chan struct{})
+		go func() { repos.Close(); st.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-sctx.Done():
+			log.Error("shutdown timed out closing the vault repositories and the store; exiting without waiting", "timeout", shutdownTimeout)
+		}
+		abandoned = true // closed (or given up on): the deferred closes are done
+	}
 	log.Info("coffer stopped")
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
+	select {
+	case <-httpDone:
+		if serveErr != nil && !errors.Is(serveErr, context.Canceled) && ctx.Err() == nil {
+			return serveErr
+		}
+	default:
 	}
 	return nil
 }

@@ -110,12 +110,16 @@ func TestServeBadConfig(t *testing.T) {
 func TestServeWithConfig(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "coffer.yaml")
-	cfg := "listen: 127.0.0.1:0\ndata_dir: " + filepath.Join(dir, "data") + "\nregion: eu-west-1\naccounts:\n  - id: \"111111111111\"\n    access_keys:\n      - access_key_id: AKIAAAAAAAAAAAAAAAAA\n        secret_access_key: secretsecretsecretsecret\n"
+	cfg := "listen: 127.0.0.1:0\ndata_dir: " + filepath.Join(dir, "data") + "\nregion: eu-west-1\nmax_concurrent_requests: 3\naccounts:\n  - id: \"111111111111\"\n    access_keys:\n      - access_key_id: AKIAAAAAAAAAAAAAAAAA\n        secret_access_key: secretsecretsecretsecret\n"
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, addr, stop := startServe(t, "--config", p)
-	defer stop()
+	defer func() {
+		if logs := stop(); !strings.Contains(logs, "max_concurrent_requests=3 ") {
+			t.Errorf("max_concurrent_requests not applied; log:\n%s", logs)
+		}
+	}()
 	if strings.Contains(out, "export") {
 		t.Fatal("configured mode printed credentials")
 	}

@@ -40,6 +40,7 @@ var (
 
 type env struct {
 	t     *testing.T
+	srv   *api.Server
 	url   string
 	store *sqlite.Store
 	clock *clock.Fake
@@ -48,8 +49,15 @@ type env struct {
 // start runs the real server on 127.0.0.1:0 with a real SQLite store and
 // the real SigV4 verifier. The server's business clock is fake (lock dates
 // are driven by it); the verifier uses the real clock because the SDKs sign
-// with real time.
-func start(t *testing.T) *env {
+// with real time. opts adjust the configuration (e.g. Limits).
+func start(t *testing.T, opts ...func(*api.Config)) *env {
+	t.Helper()
+	return startFront(t, nil, opts...)
+}
+
+// startFront is start with the handler front(srv) in front of the server
+// (ServeHandler), as `coffer serve` puts its front-end router; nil: none.
+func startFront(t *testing.T, front func(*api.Server) http.Handler, opts ...func(*api.Config)) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
@@ -62,9 +70,13 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Region: region, ManagementAccount: acctA.id,
+	cfg := api.Config{Region: region, ManagementAccount: acctA.id,
 		AccountOf: map[string]string{acctA.akid: acctA.id, acctB.akid: acctB.id},
-		TokenKey:  bytes.Repeat([]byte{7}, 32)},
+		TokenKey:  bytes.Repeat([]byte{7}, 32)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := api.New(cfg,
 		api.Deps{Clock: fake, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Service: stk.Service,
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clock.Real{}, Service: "backup", Region: region}}})
 	if err != nil {
@@ -75,7 +87,13 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	go func() {
+		if front == nil {
+			done <- srv.Serve(ctx, ln)
+			return
+		}
+		done <- srv.ServeHandler(ctx, ln, front(srv))
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -83,7 +101,7 @@ func start(t *testing.T) *env {
 		}
 		st.Close()
 	})
-	return &env{t: t, url: "http://" + ln.Addr().String(), store: st, clock: fake}
+	return &env{t: t, srv: srv, url: "http://" + ln.Addr().String(), store: st, clock: fake}
 }
 
 func (e *env) client(a account) *backup.Client {

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/backup"
 	"github.com/aws/aws-sdk-go-v2/service/backup/types"
+
+	"coffer/internal/api"
 )
 
 // TestValidationRaw sends signed requests the SDKs would not pre-validate
@@ -23,6 +25,7 @@ func TestValidationRaw(t *testing.T) {
 	big := append([]byte(`{"BackupVaultTags":{"a":"`), bytes.Repeat([]byte("x"), 2<<20)...)
 	big = append(big, `"}}`...)
 	deep := strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 100)
+	wide := `{"Pad":[0` + strings.Repeat(",0", api.MaxJSONElements) + `]}`
 	for _, tc := range []struct {
 		name, method, path string
 		body               []byte
@@ -48,6 +51,7 @@ func TestValidationRaw(t *testing.T) {
 		{"trailing data", "PUT", "/backup-vaults/newvault", []byte(`{} {}`), 400, "SerializationException", "after"},
 		{"invalid UTF-8", "PUT", "/backup-vaults/newvault", []byte("{\"CreatorRequestId\":\"\xff\xfe\"}"), 400, "SerializationException", "UTF-8"},
 		{"deep nesting", "PUT", "/backup-vaults/newvault", []byte(deep), 400, "SerializationException", "deeper"},
+		{"too many elements", "PUT", "/backup-vaults/newvault", []byte(wide), 400, "SerializationException", "elements"},
 		{"oversized body", "PUT", "/backup-vaults/newvault", big, 413, "RequestEntityTooLargeException", "exceeds"},
 		{"unknown route", "GET", "/no-such-thing", nil, 404, "UnknownOperationException", "no operation"},
 		{"wrong method", "PATCH", "/backup-vaults/keep", nil, 404, "UnknownOperationException", "no operation"},

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -56,6 +57,9 @@ type Config struct {
 	AccountOf map[string]string
 	// TokenKey signs pagination tokens (at least 32 bytes).
 	TokenKey []byte
+	// Limits bound connections, request time and concurrent requests; zero
+	// fields take their defaults.
+	Limits Limits
 }
 
 // Deps are the server's collaborators.
@@ -95,6 +99,8 @@ type Server struct {
 	pager    *pager
 	handlers map[string]handler
 	log      *slog.Logger
+	limits   Limits
+	inflight *limiter
 }
 
 // New builds a server. It fails on an incomplete configuration.
@@ -115,7 +121,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, deps: deps, svc: deps.Service, model: m, router: newRouter(m), decoder: &decoder{m: m}, pager: &pager{key: cfg.TokenKey}, log: deps.Logger}
+	lim := cfg.Limits.withDefaults()
+	s := &Server{cfg: cfg, deps: deps, svc: deps.Service, model: m, router: newRouter(m), decoder: &decoder{m: m}, pager: &pager{key: cfg.TokenKey}, log: deps.Logger,
+		limits: lim, inflight: newLimiter(lim)}
 	s.handlers = s.table()
 	for name := range s.handlers {
 		if m.Operations[name] == nil {
@@ -176,11 +184,28 @@ func (s *Server) Operations() []string {
 	return out
 }
 
-// Serve answers requests on ln until ctx is cancelled, then shuts down
-// gracefully (in-flight requests get up to 10 seconds).
+// Serve answers requests on ln with s until ctx is cancelled; see
+// ServeHandler.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	return s.ServeHandler(ctx, ln, s)
+}
+
+// ServeHandler answers requests on ln with h (s, or a handler that sends
+// some requests to s and others elsewhere) until ctx is cancelled, then
+// shuts down gracefully: in-flight requests get up to 10 seconds, then
+// their connections are closed. Every connection is bounded in time by
+// Limits, whichever handler serves it: headers must arrive within
+// ReadHeaderTimeout, a body within BodyTimeout of the headers, a response
+// must be taken within WriteTimeout of its first byte, and a keep-alive
+// connection idle for IdleTimeout is closed.
+func (s *Server) ServeHandler(ctx context.Context, ln net.Listener, h http.Handler) error {
+	hs := &http.Server{Handler: s.bounded(h), ReadHeaderTimeout: s.limits.ReadHeaderTimeout, IdleTimeout: s.limits.IdleTimeout,
+		MaxHeaderBytes: s.limits.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	l := s.limits
+	s.log.Info("api limits", "max_concurrent_requests", l.MaxConcurrentRequests, "queue_wait", l.QueueWait,
+		"max_queued_body_bytes", l.MaxQueuedBodyBytes,
+		"read_header_timeout", l.ReadHeaderTimeout, "body_timeout", l.BodyTimeout, "write_timeout", l.WriteTimeout,
+		"idle_timeout", l.IdleTimeout, "max_header_bytes", l.MaxHeaderBytes)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -190,7 +215,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+	if err := hs.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
+		// The grace period is over: drop the requests still running.
+		if err := hs.Close(); err != nil {
+			return fmt.Errorf("api: close: %w", err)
+		}
+	} else if err != nil {
 		return fmt.Errorf("api: shutdown: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -206,8 +236,13 @@ func newRequestID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// ServeHTTP authenticates, routes, decodes, validates and dispatches.
+// ServeHTTP reads the body, authenticates, then routes, decodes, validates
+// and dispatches holding one of Limits.MaxConcurrentRequests slots.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Under ServeHandler the body read has a deadline (bounded) and the
+	// response one once written. Errors of rc mean the writer has no
+	// connection (e.g. httptest): nothing to bound.
+	rc := http.NewResponseController(w)
 	reqID := newRequestID()
 	w.Header().Set("x-amzn-RequestId", reqID)
 	start := time.Now()
@@ -233,9 +268,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := readBody(w, r)
 	if err != nil {
+		// Leave the expired or pending deadline: the server then closes
+		// the connection instead of draining the rest of the body.
+		w.Header().Set("Connection", "close")
 		fail(err)
 		return
 	}
+	// The body is read; from here net/http only watches the connection for
+	// the client going away, and a deadline firing during a long handler
+	// would end that watch with an error that cancels the request's
+	// context. net/http clears the deadline when the watch starts at the
+	// body's end; clearing it here too does not rely on that.
+	_ = rc.SetReadDeadline(time.Time{})
 	akid, err := s.deps.Auth.Authenticate(r, body)
 	if err != nil {
 		var ae *Error
@@ -251,32 +295,60 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id = Identity{AccountID: acct, Region: s.cfg.Region, AccessKeyID: akid, Management: acct == s.cfg.ManagementAccount}
-	out, name, err := s.dispatch(r.Context(), id, r.Method, r.URL.EscapedPath(), r.URL.RawQuery, body)
+	code, buf, name, err := s.handle(r, id, body)
 	opName = name
 	if err != nil {
 		fail(err)
 		return
 	}
-	code := http.StatusOK
+	status = code
+	if buf == nil {
+		s.reply(w, code, "", nil)
+		return
+	}
+	s.reply(w, code, "application/json", buf)
+}
+
+// handle runs an authenticated request under a concurrency slot and
+// returns the encoded response. The slot is given back before the response
+// is written, so a client slow to read it holds no slot.
+func (s *Server) handle(r *http.Request, id Identity, body []byte) (code int, buf []byte, name string, err error) {
+	release, err := s.inflight.acquire(r.Context(), int64(len(body)))
+	if err != nil {
+		return 0, nil, "", err
+	}
+	defer release()
+	out, name, err := s.dispatch(r.Context(), id, r.Method, r.URL.EscapedPath(), r.URL.RawQuery, body)
+	if err != nil {
+		return 0, nil, name, err
+	}
+	code = http.StatusOK
 	if op := s.model.Operations[name]; op != nil && op.HTTP.ResponseCode != 0 {
 		code = op.HTTP.ResponseCode
 	}
-	status = code
 	if out == nil {
-		w.Header().Set("Content-Length", "0")
-		w.WriteHeader(code)
-		return
+		return code, nil, name, nil
 	}
-	buf, err := json.Marshal(out)
+	buf, err = json.Marshal(out)
 	if err != nil {
-		fail(fmt.Errorf("encode response: %w", err))
-		return
+		return 0, nil, name, fmt.Errorf("encode response: %w", err)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	return code, buf, name, nil
+}
+
+// reply writes a response (under ServeHandler the client has
+// Limits.WriteTimeout to take it).
+func (s *Server) reply(w http.ResponseWriter, code int, contentType string, buf []byte) {
+	h := w.Header()
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(buf)))
 	w.WriteHeader(code)
-	// A client that went away is not the server's error.
-	_, _ = w.Write(buf)
+	if len(buf) > 0 {
+		// A client that went away is not the server's error.
+		_, _ = w.Write(buf)
+	}
 }
 
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
@@ -284,11 +356,16 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > MaxBodyBytes {
 		return nil, tooLarge
 	}
+	// ReadAll grows the buffer as data arrives: a client that declares a
+	// large body and trickles it holds only what it has sent.
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, tooLarge
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, apiErr(http.StatusRequestTimeout, excRequestTimeout, "request body not received in time")
 		}
 		return nil, apiErr(http.StatusBadRequest, excSerialization, "could not read request body")
 	}
@@ -332,10 +409,6 @@ func truncate(s string, n int) string {
 func (s *Server) writeError(w http.ResponseWriter, e *Error) {
 	var buf bytes.Buffer
 	_ = json.NewEncoder(&buf).Encode(e.body()) // strings only: cannot fail
-	h := w.Header()
-	h.Set("X-Amzn-ErrorType", e.Code)
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(buf.Bytes()) // a client that went away is not the server's error
+	w.Header().Set("X-Amzn-ErrorType", e.Code)
+	s.reply(w, e.Status, "application/json", buf.Bytes())
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -124,17 +123,19 @@ func (pr progress) Update(done, total int64) {
 func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs.Result, error) {
 	params, err := ParseParams(j.ParametersJSON)
 	if err != nil {
-		return jobs.Result{}, &jobs.Failure{Category: backup.CategoryInvalidParameters, Err: fmt.Errorf("job parameters: %w", err)}
+		return jobs.Result{}, backup.Fail(backup.CategoryInvalidParameters, err, "The parameters of backup job %s cannot be read.", j.ID)
 	}
 	scope := store.Scope{AccountID: j.AccountID, Region: j.Region}
 	plugin, ok := h.Plugins.Lookup(j.ResourceType)
 	if !ok {
-		return jobs.Result{}, &jobs.Failure{Category: backup.CategoryInvalidParameters, Err: fmt.Errorf("this server cannot back up resources of type %s", j.ResourceType)}
+		return jobs.Result{}, backup.Fail(backup.CategoryInvalidParameters, nil, "This server cannot back up resources of type %s.", j.ResourceType)
 	}
 	ref, ok := plugin.ParseARN(j.ResourceArn)
 	if !ok || (ref.Region != "" && ref.Region != j.Region) || (ref.Account != "" && ref.Account != j.AccountID) {
-		return jobs.Result{}, &jobs.Failure{Category: backup.CategoryInvalidParameters, Err: fmt.Errorf("resource %s is not a resource of this account", j.ResourceArn)}
+		return jobs.Result{}, backup.Fail(backup.CategoryInvalidParameters, nil, "Resource %s is not a resource of this account and Region.", j.ResourceArn)
 	}
+	// What the job does, in the caller's terms, for failure messages.
+	what := plugin.Type() + " " + ref.ID
 	var vault *backup.Vault
 	var res *backup.Resource
 	var parent *backup.RecoveryPoint
@@ -162,18 +163,18 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 		return jobs.Result{}, err
 	}
 	if err := vault.CheckLock(j.Lifecycle); err != nil {
-		return jobs.Result{}, &jobs.Failure{Category: backup.CategoryInvalidParameters, Err: fmt.Errorf("backup job failed: %w", err)}
+		return jobs.Result{}, backup.Fail(backup.CategoryInvalidParameters, err, "Backup job failed: %v.", err)
 	}
 	repo, err := h.Repos.Open(ctx, vault)
 	if err != nil {
-		return jobs.Result{}, fmt.Errorf("open vault %s: %w", vault.Name, err)
+		return jobs.Result{}, jobs.VaultFailure(vault.Name, "opening it to back up "+what, err)
 	}
 	var parentSnap *resource.Snapshot
 	parentManifest := ""
 	if parent != nil && parent.ManifestID != "" {
 		m, err := repo.LoadManifest(ctx, parent.ManifestID)
 		if err == nil {
-			parentSnap, parentManifest = &resource.Snapshot{Loader: repo, Root: m.Root}, m.ID
+			parentSnap, parentManifest = &resource.Snapshot{Loader: parentLoader{repo}, Root: m.Root}, m.ID
 		}
 		// An unreadable parent only costs reading everything again.
 	}
@@ -181,21 +182,23 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 	tr, _ := p.(jobs.TransferReporter)
 	var out resource.BackupResult
 	var session *repository.Writer
-	err = h.withWriter(ctx, repo, func(ctx context.Context, w *repository.Writer) error {
+	var pluginErr error
+	err = h.withWriter(ctx, repo, func(sctx context.Context, w *repository.Writer) error {
 		session = w
-		var err error
-		out, err = plugin.Backup(ctx, resource.BackupRequest{Resource: res, Options: j.BackupOptions, Session: w, Parent: parentSnap,
-			Progress: progress{p: p, tr: tr, w: w}})
-		return err
+		out, pluginErr = plugin.Backup(sctx, resource.BackupRequest{Resource: res, Options: j.BackupOptions, Session: jobs.TagSaver(w),
+			Parent: parentSnap, Progress: progress{p: p, tr: tr, w: w}})
+		if pluginErr != nil && sctx.Err() != nil && ctx.Err() == nil {
+			// The session ended under the plugin (a failed upload): the
+			// plugin only reports what ended it.
+			pluginErr = jobs.TagStorage(pluginErr)
+		}
+		return pluginErr
 	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return jobs.Result{}, ctx.Err()
 		}
-		if errors.Is(err, resource.ErrSourceNotFound) {
-			return jobs.Result{}, &jobs.Failure{Category: backup.CategoryResourceNotFound, Err: fmt.Errorf("backup of %s failed: %w", j.ResourceArn, err)}
-		}
-		return jobs.Result{}, fmt.Errorf("backup of %s failed: %w", j.ResourceArn, err)
+		return jobs.Result{}, backupFailure(err, pluginErr, vault.Name, what, parent)
 	}
 	// The session's final counters, packs flushed at its end included.
 	stats := session.Stats()
@@ -221,7 +224,7 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 			NewBlobs: stats.NewBlobs, Errors: int64(len(out.Problems))},
 	})
 	if err != nil {
-		return jobs.Result{}, fmt.Errorf("save manifest: %w", err)
+		return jobs.Result{}, jobs.VaultFailure(vault.Name, "saving the recovery point of "+what, err)
 	}
 	result := Result{ManifestID: m.ID, ParentManifest: parentManifest, Files: out.Items, Dirs: out.Containers, BytesTotal: out.BytesTotal,
 		BytesRead: out.BytesRead, StoredBytes: stats.StoredBytes, NewFiles: out.New, ChangedFiles: out.Changed,
@@ -269,6 +272,53 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 			return repo.DeleteManifest(ctx, m.ID)
 		},
 	}, nil
+}
+
+// backupFailure describes a failed backup session: err is what the session
+// returned, pluginErr what the plugin's Backup returned (nil when the
+// session failed after it, e.g. writing the index).
+func backupFailure(err, pluginErr error, vault, what string, parent *backup.RecoveryPoint) error {
+	fromPlugin := pluginErr != nil && errors.Is(err, pluginErr)
+	var f *jobs.Failure
+	var pe *parentError
+	switch {
+	case errors.As(err, &pe) && jobs.ClassifyStorage(err) == jobs.StorageDamaged:
+		return backup.Fail(backup.CategoryRecoveryPointCorrupt, err,
+			"Backup of %s failed: data of the previous recovery point %s in backup vault %s is damaged or missing; `coffer vault check --read-data` names it.",
+			what, parent.Arn, vault)
+	case (!fromPlugin || jobs.IsStorage(err)) && jobs.ClassifyStorage(err) == jobs.StorageDamaged:
+		// The session verifies every pack before it stores it.
+		return backup.Fail(backup.CategoryFailed, err,
+			"Backup of %s into backup vault %s failed: data could not be verified before it was stored (nothing damaged was kept); start the backup again.",
+			what, vault)
+	case !fromPlugin || jobs.IsStorage(err):
+		return jobs.VaultFailure(vault, "backing up "+what, err)
+	case errors.As(err, &f):
+		return err // the plugin said what failed
+	case errors.Is(err, resource.ErrSourceNotFound):
+		return backup.Fail(backup.CategoryResourceNotFound, err, "Backup of %s failed: the resource cannot be found.", what)
+	case errors.Is(err, resource.ErrInvalid):
+		return backup.Fail(backup.CategoryInvalidParameters, err, "Backup of %s failed: the resource cannot be backed up as configured.", what)
+	}
+	return jobs.Internal("backing up "+what, err)
+}
+
+// parentLoader reads the previous recovery point; its errors are vault
+// storage errors marked as the parent's.
+type parentLoader struct{ jobs.BlobLoader }
+
+// parentError is a failed read of the previous recovery point.
+type parentError struct{ err error }
+
+func (e *parentError) Error() string { return "previous recovery point: " + e.err.Error() }
+func (e *parentError) Unwrap() error { return e.err }
+
+func (l parentLoader) LoadBlob(ctx context.Context, t repository.BlobType, id repository.ID, buf []byte) ([]byte, error) {
+	b, err := l.BlobLoader.LoadBlob(ctx, t, id, buf)
+	if err != nil && ctx.Err() == nil {
+		err = &parentError{jobs.TagStorage(err)}
+	}
+	return b, err
 }
 
 // Lock-wait backoff bounds.

@@ -76,8 +76,11 @@ func TestHandlerFailsOnMissingTree(t *testing.T) {
 		}
 		return nil
 	}))
-	if got.State != backup.JobFailed || !strings.Contains(got.StatusMessage, missing) {
-		t.Fatalf("job %s %q", got.State, got.StatusMessage)
+	// The message names the file system, not the server's path (issue 14
+	// defect 6).
+	if got.State != backup.JobFailed || got.MessageCategory != backup.CategoryResourceNotFound ||
+		!strings.Contains(got.StatusMessage, "fs-00000abc") || strings.Contains(got.StatusMessage, filepath.Dir(missing)) {
+		t.Fatalf("job %s %s %q", got.State, got.MessageCategory, got.StatusMessage)
 	}
 }
 

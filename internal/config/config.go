@@ -71,6 +71,10 @@ type Config struct {
 	// ScaleOut holds metadata, node_id, lease_seconds, master_key_env,
 	// token_key_env and allow_local_vaults_with_postgres (scaleout.go).
 	ScaleOut `yaml:",inline"`
+	// MaxConcurrentRequests bounds the API requests decoded and handled at
+	// once (0: the API's default, 16); more wait briefly, then get
+	// ThrottlingException.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 }
 
 // HBRRegion is the RegionId of the HBR API: hbr_region_id, or region when
@@ -364,6 +368,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SweeperIntervalSeconds < 0 || c.SweeperIntervalSeconds > MaxSweeperIntervalSeconds {
 		return keyErr("sweeper_interval_seconds", "must be 0 (the default, 3600) or 1 to %d, got %d", MaxSweeperIntervalSeconds, c.SweeperIntervalSeconds)
+	}
+	if c.MaxConcurrentRequests < 0 || c.MaxConcurrentRequests > 4096 {
+		return keyErr("max_concurrent_requests", "must be between 0 (default) and 4096, got %d", c.MaxConcurrentRequests)
 	}
 	if err := c.VaultStorage.validate(); err != nil {
 		return err

@@ -51,6 +51,12 @@ func TestParseGood(t *testing.T) {
 			t.Fatalf("sweeper_interval_seconds %d: %v, %+v", v, err, lc)
 		}
 	}
+	for _, v := range []int{0, 1, 4096} {
+		withMax := strings.Replace(good, `region: "us-east-1"`, fmt.Sprintf("region: \"us-east-1\"\nmax_concurrent_requests: %d", v), 1)
+		if lc, err := Parse([]byte(withMax)); err != nil || lc.MaxConcurrentRequests != v {
+			t.Fatalf("max_concurrent_requests %d: %v, %+v", v, err, lc)
+		}
+	}
 	if len(c.Accounts) != 2 || c.FileSystems[0].Tags["env"] != "prod" || c.Organization.ManagementAccount != "111111111111" {
 		t.Fatalf("%+v", c)
 	}
@@ -104,6 +110,8 @@ func TestParseBad(t *testing.T) {
 		{"wrong type", `region: "us-east-1"`, `region: [1]`, "cannot unmarshal"},
 		{"memory limit below -1", `region: "us-east-1"`, "region: \"us-east-1\"\nmemory_limit_mib: -2", "memory_limit_mib:"},
 		{"memory limit too small", `region: "us-east-1"`, "region: \"us-east-1\"\nmemory_limit_mib: 63", "memory_limit_mib:"},
+		{"negative max concurrent requests", `region: "us-east-1"`, "region: \"us-east-1\"\nmax_concurrent_requests: -1", "config: max_concurrent_requests: must be between"},
+		{"too many concurrent requests", `region: "us-east-1"`, "region: \"us-east-1\"\nmax_concurrent_requests: 4097", "config: max_concurrent_requests: must be between"},
 		{"memory limit too large", `region: "us-east-1"`, "region: \"us-east-1\"\nmemory_limit_mib: 1048577", "memory_limit_mib:"},
 		{"negative sweeper interval", `region: "us-east-1"`, "region: \"us-east-1\"\nsweeper_interval_seconds: -1", "sweeper_interval_seconds: must be"},
 		{"sweeper interval too long", `region: "us-east-1"`, "region: \"us-east-1\"\nsweeper_interval_seconds: 604801", "sweeper_interval_seconds: must be"},

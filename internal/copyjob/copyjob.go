@@ -102,7 +102,7 @@ func AccessDeniedMessage(sourceAccount, destVaultArn string) string {
 // Authorize decides whether a job of account src may copy into vault dst
 // (nil when dst does not exist). Same-account copies need no policy.
 func Authorize(srcAccount, roleArn, dstVaultArn string, dst *backup.Vault) error {
-	denied := &jobs.Failure{Category: CategoryAccessDenied, Err: errors.New(AccessDeniedMessage(srcAccount, dstVaultArn))}
+	denied := &jobs.Failure{Category: CategoryAccessDenied, Message: AccessDeniedMessage(srcAccount, dstVaultArn) + "."}
 	if dst == nil {
 		return denied
 	}
@@ -136,7 +136,7 @@ func EffectiveLifecycle(j *backup.Job, p Params, src *backup.RecoveryPoint, crea
 func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs.Result, error) {
 	params, err := ParseParams(j.ParametersJSON)
 	if err != nil {
-		return jobs.Result{}, &jobs.Failure{Category: CategoryInvalidParameters, Err: err}
+		return jobs.Result{}, backup.Fail(CategoryInvalidParameters, err, "The parameters of copy job %s cannot be read.", j.ID)
 	}
 	srcScope := store.Scope{AccountID: j.AccountID, Region: j.Region}
 	dstScope := store.Scope{AccountID: params.DestinationAccount, Region: j.Region}
@@ -162,31 +162,29 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 		return jobs.Result{}, err
 	}
 	if rp.VaultName != srcVault.Name {
-		return jobs.Result{}, &jobs.Failure{Category: CategoryNotFound,
-			Err: fmt.Errorf("recovery point %s is not in backup vault %s", rp.Arn, srcVault.Name)}
+		return jobs.Result{}, backup.Fail(CategoryNotFound, nil, "Recovery point %s is not in backup vault %s.", rp.Arn, srcVault.Name)
 	}
 	if dstVault == nil && params.DestinationAccount == j.AccountID {
-		return jobs.Result{}, &jobs.Failure{Category: CategoryNotFound,
-			Err: fmt.Errorf("destination backup vault %s does not exist", j.DestinationVaultArn)}
+		return jobs.Result{}, backup.Fail(CategoryNotFound, nil, "Destination backup vault %s does not exist.", j.DestinationVaultArn)
 	}
 	if err := Authorize(j.AccountID, j.IamRoleArn, j.DestinationVaultArn, dstVault); err != nil {
 		return jobs.Result{}, err
 	}
 	if rp.Status != backup.RecoveryPointCompleted || rp.ManifestID == "" {
-		return jobs.Result{}, &jobs.Failure{Category: CategoryInvalidParameters,
-			Err: fmt.Errorf("recovery point %s is %s and cannot be copied", rp.Arn, rp.Status)}
+		return jobs.Result{}, backup.Fail(CategoryInvalidParameters, nil, "Recovery point %s is %s and cannot be copied.", rp.Arn, rp.Status)
 	}
 	lc, _, _ := EffectiveLifecycle(j, params, rp, j.CreationDate)
 	if err := dstVault.CheckLock(lc); err != nil {
-		return jobs.Result{}, &jobs.Failure{Category: CategoryInvalidParameters, Err: fmt.Errorf("copy job failed: %w", err)}
+		return jobs.Result{}, backup.Fail(CategoryInvalidParameters, err, "Copy job failed: %v.", err)
 	}
+	doing := "copying recovery point " + rp.Arn
 	srcRepo, err := h.Repos.Open(ctx, srcVault)
 	if err != nil {
-		return jobs.Result{}, fmt.Errorf("open vault %s: %w", srcVault.Name, err)
+		return jobs.Result{}, jobs.VaultFailure(srcVault.Name, doing, err)
 	}
 	dstRepo, err := h.Repos.Open(ctx, dstVault)
 	if err != nil {
-		return jobs.Result{}, fmt.Errorf("open vault %s: %w", dstVault.Name, err)
+		return jobs.Result{}, jobs.VaultFailure(dstVault.Name, doing, err)
 	}
 	lcJSON, _ := json.Marshal(lc)
 	labels := map[string]string{
@@ -204,7 +202,7 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 		if ctx.Err() != nil {
 			return jobs.Result{}, ctx.Err()
 		}
-		return jobs.Result{}, fmt.Errorf("copy of %s failed: %w", rp.Arn, err)
+		return jobs.Result{}, copyFailure(err, rp.Arn, srcVault.Name, dstVault.Name)
 	}
 	if tr != nil {
 		tr.SetTransferred(cs.StoredBytes)
@@ -232,7 +230,7 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 				return err
 			}
 			if err := cur.CheckLock(lc); err != nil {
-				return &jobs.Failure{Category: CategoryInvalidParameters, Err: fmt.Errorf("copy job failed: %w", err)}
+				return backup.Fail(CategoryInvalidParameters, err, "Copy job failed: %v.", err)
 			}
 			now := h.now()
 			lc2, cold, del := EffectiveLifecycle(j, params, rp, j.CreationDate)
@@ -249,6 +247,28 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 			return dstRepo.DeleteManifest(ctx, m.ID)
 		},
 	}, nil
+}
+
+// copyFailure describes a failed transfer of recovery point rp from vault
+// src into vault dst. The copy reads only the source and writes only the
+// destination, so damaged data is the source's and a full storage the
+// destination's.
+func copyFailure(err error, rp, src, dst string) error {
+	doing := "copying recovery point " + rp
+	switch jobs.ClassifyStorage(err) {
+	case jobs.StorageDamaged:
+		return backup.Fail(backup.CategoryRecoveryPointCorrupt, err,
+			"Recovery point %s in backup vault %s is damaged: some of its data is missing or fails verification, so it cannot be copied. `coffer vault check --read-data` names the damage.",
+			rp, src)
+	case jobs.StorageNoSpace, jobs.StorageLocked:
+		return jobs.VaultFailure(dst, doing, err)
+	case jobs.StorageFailed:
+		return jobs.Internal(doing+" into backup vault "+dst, err)
+	}
+	if src == dst {
+		return jobs.VaultFailure(src, doing, err)
+	}
+	return jobs.VaultFailure(src+" or "+dst, doing, err)
 }
 
 // Lock-wait backoff bounds.

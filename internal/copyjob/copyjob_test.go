@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -154,11 +153,8 @@ func (e *env) drive(j *backup.Job) (*backup.Job, Result) {
 			runErr = res.Commit(ctx, tx)
 		}
 		if runErr != nil {
-			j.State, j.StatusMessage = "FAILED", runErr.Error()
-			var f *jobs.Failure
-			if errors.As(runErr, &f) {
-				j.MessageCategory = f.Category
-			}
+			j.State = "FAILED"
+			j.StatusMessage, j.MessageCategory = jobs.FailureStatus(runErr)
 		} else {
 			res.Apply(j)
 			j.State = "COMPLETED"

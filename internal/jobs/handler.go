@@ -28,8 +28,10 @@ type Handler interface {
 	// Commit runs in the same store transaction that marks the job COMPLETED,
 	// conditional on the lease generation (so e.g. a recovery point row and
 	// its job's completion commit together or not at all). A returned error
-	// fails the job; its message becomes the job's StatusMessage (use
-	// *backup.Error for a precise message and MessageCategory via Failure).
+	// fails the job. Its StatusMessage and MessageCategory come from the
+	// outermost *Failure (backup.JobFailure) in the chain, else from a
+	// *backup.Error's Message (never its cause); any other error ends the
+	// job with a generic message. The full error is logged with the job id.
 	Run(ctx context.Context, job *backup.Job, p Progress) (Result, error)
 }
 
@@ -56,6 +58,10 @@ type Result struct {
 	// State overrides the terminal state (e.g. PARTIAL); empty means
 	// COMPLETED.
 	State backup.JobState
+	// Committed, if set, is called after the transaction that completed
+	// the job committed (e.g. to remove what Commit kept for undoing
+	// itself after a crash). Its error is logged by the runner.
+	Committed func(ctx context.Context) error
 	// Abandon, if set, is called when the result is not committed (the
 	// lease was lost, the job was stopped or expired after Run returned, or
 	// Commit failed), so that the handler can remove what it wrote (e.g. a
@@ -79,12 +85,7 @@ type Cleaner interface {
 	Cleanup(ctx context.Context, job *backup.Job) error
 }
 
-// Failure is an error carrying the MessageCategory to store with a FAILED
-// job (e.g. "AccessDenied", "InvalidParameters").
-type Failure struct {
-	Category string
-	Err      error
-}
-
-func (f *Failure) Error() string { return f.Err.Error() }
-func (f *Failure) Unwrap() error { return f.Err }
+// Failure is why a job failed, in the caller's terms (backup.JobFailure):
+// Message becomes the StatusMessage, Category the MessageCategory, and Err
+// goes to the server log with the job id only.
+type Failure = backup.JobFailure

@@ -22,13 +22,31 @@ import (
 const (
 	MsgExpiredRunning = "Backup job expired before completion."
 	MsgStopped        = "Job was stopped by a StopBackupJob request."
+	// MsgShutdown ends a job that was running when its server shut down
+	// (SIGTERM); MessageCategory Interrupted.
+	MsgShutdown = "Job was interrupted: the server shut down while it was running. Start the job again."
+	// MsgInternal ends a job whose handler failed with an error that has
+	// no message in the caller's terms; the error itself is in the server
+	// log under the job id.
+	MsgInternal = "Job failed because of an internal error; the server log has the details under this job's id."
 )
 
 // Defaults.
 const (
-	DefaultWorkers  = 2
-	DefaultLeaseTTL = 6 * time.Second
-	DefaultPoll     = time.Second
+	DefaultWorkers       = 2
+	DefaultLeaseTTL      = 6 * time.Second
+	DefaultPoll          = time.Second
+	DefaultShutdownGrace = 3 * time.Second
+)
+
+// Bounds of the work the runner does after a handler returned.
+const (
+	// abandonTimeout bounds Result.Abandon (removing what a job wrote that
+	// will not be committed). What it leaves is garbage the next prune or
+	// orphan pass removes, never something visible.
+	abandonTimeout = 10 * time.Second
+	// finishTimeout bounds the transaction that records a job's end.
+	finishTimeout = 10 * time.Second
 )
 
 // Options configure a Runner.
@@ -47,8 +65,13 @@ type Options struct {
 	// when nobody calls Notify (default 1 s).
 	Poll time.Duration
 	// Owner names this runner in lease_owner (default a random id).
-	Owner  string
-	Logger *slog.Logger
+	Owner string
+	// ShutdownGrace is how long Run waits, once its context ends, for the
+	// running jobs' handlers to return (default 3 s). Jobs whose handler
+	// has not returned by then (stuck in I/O that ignores cancellation)
+	// are ended FAILED/Interrupted and Run returns without them.
+	ShutdownGrace time.Duration
+	Logger        *slog.Logger
 }
 
 // Runner claims and runs jobs. Create it with New; Run starts its workers.
@@ -61,8 +84,18 @@ type Runner struct {
 	ttl      time.Duration
 	poll     time.Duration
 	owner    string
+	grace    time.Duration
 	log      *slog.Logger
 	wake     chan struct{}
+
+	mu      sync.Mutex
+	running map[string]runningJob // by job id
+}
+
+// runningJob is a job this runner's handler is running.
+type runningJob struct {
+	kind backup.JobKind
+	gen  int64
 }
 
 // New validates opts and returns a Runner.
@@ -71,7 +104,8 @@ func New(opts Options) (*Runner, error) {
 		return nil, errors.New("jobs: runner needs a store")
 	}
 	r := &Runner{st: opts.Store, clk: opts.Clock, handlers: map[backup.JobKind]Handler{}, workers: opts.Workers,
-		ttl: opts.LeaseTTL, poll: opts.Poll, owner: opts.Owner, log: opts.Logger, wake: make(chan struct{}, 1)}
+		ttl: opts.LeaseTTL, poll: opts.Poll, owner: opts.Owner, grace: opts.ShutdownGrace, log: opts.Logger, wake: make(chan struct{}, 1),
+		running: map[string]runningJob{}}
 	if r.clk == nil {
 		r.clk = clock.Real{}
 	}
@@ -83,6 +117,9 @@ func New(opts Options) (*Runner, error) {
 	}
 	if r.poll <= 0 {
 		r.poll = DefaultPoll
+	}
+	if r.grace <= 0 {
+		r.grace = DefaultShutdownGrace
 	}
 	if r.owner == "" {
 		var b [8]byte
@@ -116,19 +153,27 @@ func (r *Runner) Notify() {
 }
 
 // Run reconciles, then runs the workers and periodic reconciliation until
-// ctx ends. Running jobs see their context cancelled; their leases then
-// expire and the next start reconciles them. A failed reconciliation is
-// logged and retried at the next interval.
+// ctx ends (the server shuts down). Then it stops claiming, cancels the
+// running jobs and waits up to ShutdownGrace for their handlers: a job
+// whose handler returns ends FAILED with MessageCategory Interrupted (or
+// COMPLETED if it had finished); a job whose handler has not returned by
+// then is ended the same way without it, with its lease generation bumped
+// so that the handler can never commit, and Run returns. A failed
+// reconciliation is logged and retried at the next interval.
 func (r *Runner) Run(ctx context.Context) error {
 	if err := r.Reconcile(ctx); err != nil && ctx.Err() == nil {
 		r.log.Error("job reconciliation failed", "err", err)
 	}
+	// Jobs run under a context of their own, cancelled with errShutdown
+	// when ctx ends, so that a job can tell a shutdown from a stop.
+	jobsCtx, stopJobs := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopJobs(nil)
 	var wg sync.WaitGroup
 	for i := 0; i < r.workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.worker(ctx)
+			r.worker(ctx, jobsCtx)
 		}()
 	}
 	t := time.NewTicker(r.ttl / 2)
@@ -136,7 +181,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			wg.Wait()
+			stopJobs(errShutdown)
+			r.drain(&wg)
 			return nil
 		case <-t.C:
 			if err := r.Reconcile(ctx); err != nil && ctx.Err() == nil {
@@ -146,9 +192,55 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-func (r *Runner) worker(ctx context.Context) {
+// drain waits up to the shutdown grace for the workers, then ends the jobs
+// whose handler is still running.
+func (r *Runner) drain(wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(r.grace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	r.mu.Lock()
+	stuck := make(map[string]runningJob, len(r.running))
+	for id, rj := range r.running {
+		stuck[id] = rj
+	}
+	r.mu.Unlock()
+	for id, rj := range stuck {
+		r.log.Warn("job handler did not stop within the shutdown grace; ending the job without it", "job", id, "kind", rj.kind,
+			"grace", r.grace)
+		ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
+		err := r.st.Write(ctx, func(tx store.Tx) error {
+			cur, err := tx.GetJobByID(ctx, id)
+			if err != nil {
+				return err
+			}
+			if cur.LeaseGeneration != rj.gen || cur.State.Terminal() {
+				return nil
+			}
+			if cur.State == backup.JobAborting {
+				cur.Finish(backup.JobAborted, MsgStopped, "", r.clk.Now())
+			} else {
+				cur.Finish(backup.JobFailed, MsgShutdown, backup.CategoryInterrupted, r.clk.Now())
+			}
+			cur.LeaseGeneration = rj.gen + 1
+			return tx.UpdateJob(ctx, cur, rj.gen)
+		})
+		cancel()
+		if err != nil {
+			// Its lease expires; the next start's reconciliation ends it.
+			r.log.Error("job not ended at shutdown", "job", id, "err", err)
+		}
+	}
+}
+
+func (r *Runner) worker(ctx, jobsCtx context.Context) {
 	for ctx.Err() == nil {
-		ran, err := r.RunOne(ctx)
+		ran, err := r.runOne(ctx, jobsCtx)
 		if err != nil && ctx.Err() == nil {
 			r.log.Error("job runner", "err", err)
 		}
@@ -189,8 +281,10 @@ func (r *Runner) Reconcile(ctx context.Context) error {
 				if j.State == backup.JobAborting {
 					j.Finish(backup.JobAborted, MsgStopped, "", now)
 				} else {
-					j.Finish(backup.JobFailed, fmt.Sprintf("Job was interrupted: the server stopped while it was running (lease of %s expired at %s).",
-						j.LeaseOwner, j.LeaseExpiry.Format(time.RFC3339)), backup.CategoryInterrupted, now)
+					r.log.Warn("job interrupted: its runner stopped", "job", j.ID, "kind", j.Kind, "lease_owner", j.LeaseOwner,
+						"lease_expiry", j.LeaseExpiry)
+					j.Finish(backup.JobFailed, fmt.Sprintf("Job was interrupted: the server stopped while it was running (its lease expired at %s). Start the job again.",
+						j.LeaseExpiry.UTC().Format(time.RFC3339)), backup.CategoryInterrupted, now)
 				}
 				j.LeaseGeneration = gen + 1
 				if err := tx.UpdateJob(ctx, j, gen); err != nil {
@@ -286,11 +380,18 @@ var (
 	errLeaseLost = errors.New("jobs: lease lost")
 	errStopped   = errors.New("jobs: stopped")
 	errExpired   = errors.New("jobs: completion window ended")
+	errShutdown  = errors.New("jobs: server shutting down")
 )
 
 // RunOne claims one job and runs it to the end. It reports whether a job
-// was claimed.
+// was claimed. If ctx ends while the job runs, the job ends as it does at a
+// shutdown (FAILED, Interrupted).
 func (r *Runner) RunOne(ctx context.Context) (bool, error) {
+	return r.runOne(ctx, ctx)
+}
+
+// runOne claims a job under ctx and runs it under jobsCtx.
+func (r *Runner) runOne(ctx, jobsCtx context.Context) (bool, error) {
 	if len(r.kinds) == 0 {
 		return false, nil
 	}
@@ -304,14 +405,24 @@ func (r *Runner) RunOne(ctx context.Context) (bool, error) {
 	if err != nil || job == nil {
 		return false, err
 	}
-	return true, r.run(ctx, job)
+	return true, r.run(jobsCtx, job)
 }
 
+// run runs a claimed job to its end. ctx ending means the server shuts
+// down.
 func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 	h := r.handlers[job.Kind]
 	gen := job.LeaseGeneration
 	log := r.log.With("job", job.ID, "kind", job.Kind)
 	log.Info("job started", "resource", job.ResourceArn)
+	r.mu.Lock()
+	r.running[job.ID] = runningJob{kind: job.Kind, gen: gen}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.running, job.ID)
+		r.mu.Unlock()
+	}()
 
 	jctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -335,9 +446,13 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 	cancel(nil)
 	<-hbDone
 
+	abandoned := false
 	abandon := func() {
-		if res.Abandon != nil {
-			if err := res.Abandon(context.WithoutCancel(ctx)); err != nil {
+		if res.Abandon != nil && !abandoned {
+			abandoned = true
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abandonTimeout)
+			defer cancel()
+			if err := res.Abandon(actx); err != nil {
 				log.Error("job result not cleaned up", "err", err)
 			}
 		}
@@ -347,14 +462,18 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 		log.Warn("job lease lost; result discarded")
 		return nil
 	}
-	if ctx.Err() != nil && errors.Is(cause, ctx.Err()) {
-		// The server is shutting down: leave the job RUNNING; its lease
-		// expires and reconciliation fails it (or a restart does).
+	// The server is shutting down (ctx ended, not by a stop, an expiry or
+	// a lost lease): a job that finished is committed, any other ends
+	// Interrupted.
+	shutdown := ctx.Err() != nil && !errors.Is(cause, errStopped) && !errors.Is(cause, errExpired)
+	// A job that will not complete gives its result up first, so that
+	// nothing it wrote is left once its end is visible.
+	if runErr != nil || (cause != nil && !shutdown) {
 		abandon()
-		return nil
 	}
 
-	wctx := context.WithoutCancel(ctx)
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer wcancel()
 	var commitErr error
 	err := r.st.Write(wctx, func(tx store.Tx) error {
 		cur, err := tx.GetJobByID(wctx, job.ID)
@@ -365,16 +484,20 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 			return &backup.Error{Code: backup.CodeLeaseLost, Message: "lease lost before commit", Context: job.ID}
 		}
 		now := r.clk.Now()
-		success := runErr == nil && cause == nil && cur.State == backup.JobRunning
+		success := runErr == nil && (cause == nil || shutdown) && cur.State == backup.JobRunning
 		switch {
+		case success:
 		case cur.State == backup.JobAborting || errors.Is(cause, errStopped):
 			cur.Finish(backup.JobAborted, MsgStopped, "", now)
 		case errors.Is(cause, errExpired):
 			cur.Finish(backup.JobExpired, MsgExpiredRunning, "", now)
+		case shutdown:
+			cur.Finish(backup.JobFailed, MsgShutdown, backup.CategoryInterrupted, now)
 		case runErr != nil:
-			msg, cat := failure(runErr)
+			msg, cat := FailureStatus(runErr)
+			log.Error("job failed", "err", runErr, "status_message", msg, "category", cat)
 			cur.Finish(backup.JobFailed, msg, cat, now)
-		case !success:
+		default:
 			cur.Finish(backup.JobFailed, fmt.Sprintf("Job ended in unexpected state %s.", cur.State), backup.CategoryFailed, now)
 		}
 		if success {
@@ -401,7 +524,14 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 		return tx.UpdateJob(wctx, cur, gen)
 	})
 	if err == nil {
-		if runErr == nil && cause == nil {
+		if runErr == nil && (cause == nil || shutdown) {
+			if res.Committed != nil {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abandonTimeout)
+				if err := res.Committed(cctx); err != nil {
+					log.Warn("job committed; its cleanup failed", "err", err)
+				}
+				cancel()
+			}
 			log.Info("job finished")
 		} else {
 			abandon()
@@ -426,34 +556,39 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 		if cur.LeaseGeneration != gen {
 			return nil
 		}
-		msg, cat := failure(commitErr)
+		msg, cat := FailureStatus(commitErr)
+		log.Error("job failed at commit", "err", commitErr, "status_message", msg, "category", cat)
 		cur.Finish(backup.JobFailed, msg, cat, r.clk.Now())
 		return tx.UpdateJob(wctx, cur, gen)
 	})
 }
 
-// failure turns a handler error into a StatusMessage and MessageCategory.
-func failure(err error) (string, string) {
+// FailureStatus is the StatusMessage and MessageCategory a job failed with
+// err ends with, in the caller's terms: the outermost *Failure's message,
+// else a *backup.Error's message (never its cause), else MsgInternal. The
+// runner logs err itself.
+func FailureStatus(err error) (message, category string) {
+	var msg, cat string
 	var f *Failure
-	cat := ""
 	if errors.As(err, &f) {
-		cat = f.Category
+		msg, cat = f.Message, f.Category
 	}
-	msg := err.Error()
 	var be *backup.Error
-	if errors.As(err, &be) {
+	if msg == "" && errors.As(err, &be) && be.Code != backup.CodeInternal && be.Code != backup.CodeLeaseLost {
 		msg = be.Message
-		if be.Err != nil {
-			msg += ": " + be.Err.Error()
-		}
 		if cat == "" {
 			switch be.Code {
 			case backup.CodeInvalidParameter, backup.CodeInvalidRequest, backup.CodeMissingParameter:
 				cat = backup.CategoryInvalidParameters
 			case backup.CodeNotFound:
 				cat = backup.CategoryResourceNotFound
+			case backup.CodeAccessDenied:
+				cat = backup.CategoryAccessDenied
 			}
 		}
+	}
+	if msg == "" {
+		msg = MsgInternal
 	}
 	if cat == "" {
 		cat = backup.CategoryFailed

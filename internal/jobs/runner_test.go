@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,19 +204,120 @@ func TestCompleteWithProgress(t *testing.T) {
 	}
 }
 
+// A failed job's StatusMessage is in the caller's terms: the outermost
+// Failure's message, a *backup.Error's message without its cause, and for
+// anything else a generic message; never the internal error.
 func TestFailureMessage(t *testing.T) {
+	secret := errors.New("openat /srv/coffer/data/vaults/111111111111/x: write session: renameat2 failed")
+	for i, tc := range []struct {
+		err      error
+		msg, cat string
+	}{
+		{&jobs.Failure{Category: "AccessDenied", Message: "Access denied to file system fs-1.", Err: secret}, "Access denied to file system fs-1.", "AccessDenied"},
+		{fmt.Errorf("backup: %w", &jobs.Failure{Category: backup.CategoryInsufficientSpace, Message: "Backup vault v ran out of storage space.", Err: secret}),
+			"Backup vault v ran out of storage space.", backup.CategoryInsufficientSpace},
+		{&jobs.Failure{Message: "Outer.", Err: &jobs.Failure{Category: backup.CategoryRecoveryPointCorrupt, Message: "Inner.", Err: secret}}, "Outer.", backup.CategoryFailed},
+		{&backup.Error{Code: backup.CodeNotFound, Message: "Backup vault v does not exist", Err: secret}, "Backup vault v does not exist", backup.CategoryResourceNotFound},
+		{&jobs.Failure{Category: backup.CategoryInvalidParameters, Err: backup.InvalidParam("X", "Bad X")}, "Bad X", backup.CategoryInvalidParameters},
+		{fmt.Errorf("write session: %w", secret), jobs.MsgInternal, backup.CategoryFailed},
+		{&jobs.Failure{Category: backup.CategoryInsufficientSpace, Err: secret}, jobs.MsgInternal, backup.CategoryInsufficientSpace},
+		{&backup.Error{Code: backup.CodeInternal, Message: "sqlite: disk I/O error at /srv/coffer/data/metadata.db"}, jobs.MsgInternal, backup.CategoryFailed},
+	} {
+		s, clk, g := openStore(t), clock.NewFake(t0), newGate()
+		r := newRunner(t, s, clk, g, "r1")
+		newJob(t, s, "J1", "arn:res:1", t0, time.Hour)
+		done := runAsync(r)
+		<-g.started
+		g.ch("J1") <- tc.err
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		j := getJob(t, s, "J1")
+		if j.State != backup.JobFailed || j.StatusMessage != tc.msg || j.MessageCategory != tc.cat || g.commits != 0 {
+			t.Errorf("%d: failed job: %s %q %q, want %q %q", i, j.State, j.StatusMessage, j.MessageCategory, tc.msg, tc.cat)
+		}
+	}
+}
+
+// stuck is a COPY handler that ignores cancellation until released (a
+// handler stuck in I/O that does not honour its context).
+type stuck struct {
+	started   chan string
+	release   chan struct{}
+	abandoned chan struct{}
+	commits   atomic.Int32
+}
+
+func (h *stuck) Kind() backup.JobKind { return backup.JobCopy }
+
+func (h *stuck) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs.Result, error) {
+	h.started <- j.ID
+	<-h.release
+	return jobs.Result{Commit: func(context.Context, store.Tx) error { h.commits.Add(1); return nil },
+		Abandon: func(context.Context) error { close(h.abandoned); return nil }}, nil
+}
+
+// Issue 14 defect 11: when the server shuts down (its context cancelled
+// with a cause, as signal.NotifyContext does), a job whose handler returns
+// ends FAILED/Interrupted with MsgShutdown (it used to end FAILED with
+// "context canceled"); a job whose handler ignores the cancellation is
+// ended the same way after the shutdown grace, Run returns without it, and
+// the handler's late result is never committed.
+func TestShutdownEndsRunningJobs(t *testing.T) {
 	s, clk, g := openStore(t), clock.NewFake(t0), newGate()
-	r := newRunner(t, s, clk, g, "r1")
-	newJob(t, s, "J1", "arn:res:1", t0, time.Hour)
-	done := runAsync(r)
-	<-g.started
-	g.ch("J1") <- &jobs.Failure{Category: "AccessDenied", Err: errors.New("cannot read /x")}
-	if err := <-done; err != nil {
+	h := &stuck{started: make(chan string, 1), release: make(chan struct{}), abandoned: make(chan struct{})}
+	r, err := jobs.New(jobs.Options{Store: s, Clock: clk, Handlers: []jobs.Handler{g, h}, LeaseTTL: time.Minute, Workers: 2,
+		Poll: 5 * time.Millisecond, ShutdownGrace: 200 * time.Millisecond})
+	if err != nil {
 		t.Fatal(err)
 	}
-	j := getJob(t, s, "J1")
-	if j.State != backup.JobFailed || j.StatusMessage != "cannot read /x" || j.MessageCategory != "AccessDenied" || g.commits != 0 {
-		t.Fatalf("failed job = %+v", j)
+	newJob(t, s, "J1", "arn:res:1", t0, time.Hour)
+	sb := t0.Add(time.Hour)
+	cj := &backup.Job{Kind: backup.JobCopy, ID: "C1", AccountID: scope.AccountID, Region: scope.Region, State: backup.JobCreated,
+		CreationDate: t0.Add(time.Second), StartBy: &sb, ResourceArn: "arn:res:2", ResourceType: "EFS", VaultName: "v"}
+	if err := s.Write(ctx, func(tx store.Tx) error { return tx.CreateJob(ctx, cj) }); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	<-g.started
+	<-h.started
+	cancel(errors.New("terminated signal received"))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after shutdown while a handler ignored its cancellation")
+	}
+	copyJob := func() *backup.Job {
+		var j *backup.Job
+		if err := s.Read(ctx, func(tx store.Tx) error {
+			var err error
+			j, err = tx.GetJob(ctx, scope, backup.JobCopy, "C1")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	for _, j := range []*backup.Job{getJob(t, s, "J1"), copyJob()} {
+		if j.State != backup.JobFailed || j.StatusMessage != jobs.MsgShutdown || j.MessageCategory != backup.CategoryInterrupted || j.CompletionDate == nil {
+			t.Errorf("%s after shutdown: %s %q %q", j.ID, j.State, j.StatusMessage, j.MessageCategory)
+		}
+	}
+	close(h.release)
+	// The abandoned handler returns a result: the runner must refuse its
+	// commit (the generation moved on) and abandon it.
+	select {
+	case <-h.abandoned:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the abandoned handler's result was neither committed nor abandoned")
+	}
+	if n := h.commits.Load(); n != 0 || copyJob().State != backup.JobFailed || g.commits != 0 {
+		t.Fatalf("late result committed: commits %d, state %s", n, copyJob().State)
 	}
 }
 

@@ -211,10 +211,16 @@ type RestoreResult struct {
 	Details any
 	// Finish makes the restored data visible under its final name. The
 	// core calls it last, inside the transaction that completes the job
-	// and registers Created; an error fails the job. May be nil.
+	// and registers Created; an error fails the job. May be nil. Finish
+	// must leave a record that lets Discard, or CleanStaging after a crash
+	// before the commit, take the data away again (CleanupRequest.Completed
+	// tells which).
 	Finish func(ctx context.Context) error
-	// Discard removes staged data when the result is not committed. May
-	// be nil.
+	// Committed runs after the completing transaction committed: it
+	// removes that record. May be nil.
+	Committed func(ctx context.Context) error
+	// Discard removes staged data when the result is not committed (also
+	// after Finish ran, when the transaction failed). May be nil.
 	Discard func(ctx context.Context) error
 }
 
@@ -234,6 +240,11 @@ type CleanupRequest struct {
 	// Live reports whether a restore job may still write (it is queued,
 	// or running under an unexpired lease).
 	Live func(jobID string) bool
+	// Completed reports whether a restore job that is not live COMPLETED:
+	// data its Finish placed then stays; otherwise (the server died
+	// between Finish and the commit) it is taken away again. Nil means
+	// none completed.
+	Completed func(jobID string) bool
 }
 
 // Errors a plugin wraps so that the core can categorize a failed job.

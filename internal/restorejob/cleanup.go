@@ -51,11 +51,32 @@ func CleanStaging(ctx context.Context, st store.Store, plugins []resource.Plugin
 		if !ok {
 			continue
 		}
-		if err := c.CleanStaging(ctx, resource.CleanupRequest{Resources: byType[p.Type()], Live: func(id string) bool { return live[id] }}); err != nil {
+		req := resource.CleanupRequest{Resources: byType[p.Type()], Live: func(id string) bool { return live[id] },
+			Completed: func(id string) bool { return completed(ctx, st, id) }}
+		if err := c.CleanStaging(ctx, req); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// completed reports whether restore job id COMPLETED (an unreadable store
+// counts as completed: nothing is taken away on a doubt).
+func completed(ctx context.Context, st store.Store, id string) bool {
+	done := true
+	_ = st.Read(ctx, func(tx store.Tx) error {
+		j, err := tx.GetJobByID(ctx, id)
+		if backup.IsCode(err, backup.CodeNotFound) {
+			done = false
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		done = j.Kind != backup.JobRestore || j.State == backup.JobCompleted
+		return nil
+	})
+	return done
 }
 
 var _ jobs.Cleaner = (*Handler)(nil)
@@ -97,5 +118,8 @@ func (h *Handler) Cleanup(ctx context.Context, j *backup.Job) error {
 			return err
 		}
 	}
-	return c.CleanStaging(ctx, resource.CleanupRequest{Resources: targets, Live: func(id string) bool { return id != j.ID }})
+	// j was just ended FAILED: what its Finish may have placed is taken
+	// away; other jobs' staging is left to them.
+	return c.CleanStaging(ctx, resource.CleanupRequest{Resources: targets, Live: func(id string) bool { return id != j.ID },
+		Completed: func(id string) bool { return id != j.ID }})
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"time"
 
 	"coffer/internal/backup"
 	"coffer/internal/clock"
@@ -77,12 +78,11 @@ func (h *Handler) Run(ctx context.Context, job *backup.Job, p jobs.Progress) (jo
 	sc := store.Scope{AccountID: job.AccountID, Region: job.Region}
 	pr, err := ParseParams(job.ParametersJSON)
 	if err != nil {
-		return jobs.Result{}, fmt.Errorf("restore job %s: %w", job.ID, err)
+		return jobs.Result{}, backup.Fail(backup.CategoryInvalidParameters, err, "The parameters of restore job %s cannot be read.", job.ID)
 	}
 	plugin, ok := h.Plugins.Lookup(job.ResourceType)
 	if !ok {
-		return jobs.Result{}, &jobs.Failure{Category: backup.CategoryInvalidParameters,
-			Err: fmt.Errorf("this server cannot restore resources of type %s", job.ResourceType)}
+		return jobs.Result{}, backup.Fail(backup.CategoryInvalidParameters, nil, "This server cannot restore resources of type %s.", job.ResourceType)
 	}
 	spec := pr.Spec
 	if spec == nil {
@@ -110,15 +110,22 @@ func (h *Handler) Run(ctx context.Context, job *backup.Job, p jobs.Progress) (jo
 		return nil
 	})
 	if err != nil {
-		return jobs.Result{}, fmt.Errorf("restore job %s: %w", job.ID, err)
+		if backup.IsCode(err, backup.CodeNotFound) {
+			return jobs.Result{}, &jobs.Failure{Category: backup.CategoryResourceNotFound, Err: err}
+		}
+		return jobs.Result{}, err
 	}
+	doing := "restoring recovery point " + rp.Arn
 	repo, err := h.Repos.Open(ctx, vault)
 	if err != nil {
-		return jobs.Result{}, fmt.Errorf("open repository of vault %s: %w", vault.Name, err)
+		return jobs.Result{}, jobs.VaultFailure(vault.Name, doing, err)
 	}
-	lock, err := repo.AcquireLock(ctx, repository.LockShared)
+	lock, err := sharedLock(ctx, repo)
 	if err != nil {
-		return jobs.Result{}, fmt.Errorf("lock repository of vault %s: %w", vault.Name, err)
+		if ctx.Err() != nil {
+			return jobs.Result{}, ctx.Err()
+		}
+		return jobs.Result{}, jobs.VaultFailure(vault.Name, doing, err)
 	}
 	defer func() {
 		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
@@ -127,26 +134,33 @@ func (h *Handler) Run(ctx context.Context, job *backup.Job, p jobs.Progress) (jo
 	}()
 	man, err := repo.LoadManifest(ctx, pr.ManifestID)
 	if err != nil {
-		return jobs.Result{}, fmt.Errorf("read recovery point %s: %w", rp.Arn, err)
+		return jobs.Result{}, readFailure(err, rp, vault.Name)
 	}
 	res, err := plugin.Restore(ctx, resource.RestoreRequest{JobID: job.ID, Scope: resource.Scope{AccountID: sc.AccountID, Region: sc.Region},
-		Spec: spec, RecoveryPoint: rp, Snapshot: resource.Snapshot{Loader: repo, Root: man.Root}, Target: target,
+		Spec: spec, RecoveryPoint: rp, Snapshot: resource.Snapshot{Loader: jobs.TagLoader(repo), Root: man.Root}, Target: target,
 		CopySourceTags: pr.CopySourceTags, Created: job.CreationDate, Progress: p})
 	if err != nil {
-		cat := ""
-		switch {
-		case errors.Is(err, resource.ErrCorrupt):
-			cat = backup.CategoryRecoveryPointCorrupt
-		case errors.Is(err, resource.ErrInvalid):
-			cat = backup.CategoryInvalidParameters
-		case errors.Is(err, resource.ErrNoSpace):
-			cat = backup.CategoryInsufficientSpace
+		if ctx.Err() != nil {
+			return jobs.Result{}, ctx.Err()
 		}
-		return jobs.Result{}, &jobs.Failure{Category: cat, Err: err}
+		var f *jobs.Failure
+		switch {
+		case jobs.IsStorage(err):
+			return jobs.Result{}, readFailure(err, rp, vault.Name)
+		case errors.As(err, &f):
+			return jobs.Result{}, err // the plugin said what failed
+		case errors.Is(err, resource.ErrCorrupt):
+			return jobs.Result{}, backup.Fail(backup.CategoryRecoveryPointCorrupt, err, "Recovery point %s is damaged and cannot be restored.", rp.Arn)
+		case errors.Is(err, resource.ErrInvalid):
+			return jobs.Result{}, backup.Fail(backup.CategoryInvalidParameters, err, "The restore of recovery point %s cannot be carried out as requested.", rp.Arn)
+		case errors.Is(err, resource.ErrNoSpace):
+			return jobs.Result{}, backup.Fail(backup.CategoryInsufficientSpace, err, "The restore target does not have enough free space for recovery point %s.", rp.Arn)
+		}
+		return jobs.Result{}, jobs.Internal(doing, err)
 	}
 	details, err := json.Marshal(res.Details)
 	if err != nil {
-		return jobs.Result{}, err
+		return jobs.Result{}, jobs.Internal(doing, err)
 	}
 	discard := func(ctx context.Context) error {
 		if res.Discard != nil {
@@ -164,8 +178,46 @@ func (h *Handler) Run(ctx context.Context, job *backup.Job, p jobs.Progress) (jo
 		Commit: func(ctx context.Context, tx store.Tx) error {
 			return h.commit(ctx, tx, job, rp, &res)
 		},
-		Abandon: discard,
+		Committed: res.Committed,
+		Abandon:   discard,
 	}, nil
+}
+
+// Lock-wait backoff bounds.
+const (
+	lockWaitFirst = 500 * time.Millisecond
+	lockWaitLimit = 30 * time.Second
+)
+
+// sharedLock takes the repository's shared lock, waiting while maintenance
+// (a prune) holds the exclusive one, as backups do, instead of failing the
+// restore. The wait ends with ctx (stop, shutdown, lost lease).
+func sharedLock(ctx context.Context, repo *repository.Repository) (*repository.Lock, error) {
+	wait := lockWaitFirst
+	for {
+		lock, err := repo.AcquireLock(ctx, repository.LockShared)
+		if !errors.Is(err, repository.ErrLocked) || ctx.Err() != nil {
+			return lock, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait = min(wait*2, lockWaitLimit)
+	}
+}
+
+// readFailure describes a failed read of recovery point rp in vault.
+func readFailure(err error, rp *backup.RecoveryPoint, vault string) error {
+	if jobs.ClassifyStorage(err) == jobs.StorageDamaged {
+		return backup.Fail(backup.CategoryRecoveryPointCorrupt, err,
+			"Recovery point %s in backup vault %s is damaged: some of its data is missing or fails verification; nothing was restored. `coffer vault check --read-data` names the damage.",
+			rp.Arn, vault)
+	}
+	return jobs.VaultFailure(vault, "restoring recovery point "+rp.Arn, err)
 }
 
 // commit registers the restore inside the transaction that completes the
@@ -175,7 +227,7 @@ func (h *Handler) commit(ctx context.Context, tx store.Tx, job *backup.Job, rp *
 	now := h.Clock.Now().UTC()
 	if c := res.Created; c != nil {
 		if _, err := tx.GetResource(ctx, sc, c.Type, c.ID); err == nil {
-			return fmt.Errorf("%s %s already exists", c.Type, c.ID)
+			return backup.Fail(backup.CategoryInvalidParameters, nil, "The restore would create %s %s, which already exists.", c.Type, c.ID)
 		} else if !backup.IsCode(err, backup.CodeNotFound) {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -180,17 +179,21 @@ func (e *env) drive(id string) *backup.Job {
 			runErr = res.Commit(ctx, tx)
 		}
 		if runErr != nil {
-			j.State, j.StatusMessage = "FAILED", runErr.Error()
-			var f *jobs.Failure
-			if errors.As(runErr, &f) {
-				j.MessageCategory = f.Category
-			}
+			j.State = "FAILED"
+			j.StatusMessage, j.MessageCategory = jobs.FailureStatus(runErr)
 		} else {
 			res.Apply(j)
 			j.State, j.PercentDone = "COMPLETED", "100.0"
 		}
 		return tx.UpdateJob(ctx, j, j.LeaseGeneration)
 	}))
+	// As the runner: after the commit, the result's Committed; a result
+	// not committed is abandoned.
+	if j.State == "COMPLETED" && res.Committed != nil {
+		must(t, res.Committed(ctx))
+	} else if j.State != "COMPLETED" && res.Abandon != nil {
+		must(t, res.Abandon(ctx))
+	}
 	return j
 }
 

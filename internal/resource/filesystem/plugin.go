@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"coffer/internal/backup"
-	"coffer/internal/repository"
 	"coffer/internal/resource"
 	"coffer/internal/resource/fstree"
 )
@@ -156,10 +155,12 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 	var fsID string
 	if spec.Target.New {
 		if p.NewFileSystemsDir == "" {
-			return res, fmt.Errorf("%w: no new_file_systems_dir is configured", resource.ErrInvalid)
+			return res, backup.Fail(backup.CategoryInvalidParameters, resource.ErrInvalid,
+				"This server has no new_file_systems_dir configured, so restores cannot create file systems.")
 		}
 		if err := os.MkdirAll(p.NewFileSystemsDir, 0o700); err != nil {
-			return res, fmt.Errorf("new_file_systems_dir: %w", err)
+			return res, backup.Fail(backup.CategoryFailed, err, "The server cannot create new file systems: its new_file_systems_dir cannot be used (%s).",
+				reason(err, p.NewFileSystemsDir))
 		}
 		fsID = NewFileSystemID(sc, req.JobID, spec.Target.CreationToken)
 		created := &backup.Resource{AccountID: sc.AccountID, Region: sc.Region, Type: ResourceType, ID: fsID,
@@ -173,19 +174,31 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 		}
 		opts.TargetRoot, opts.Dest = p.NewFileSystemsDir, NewFSStagingPrefix+req.JobID
 		res.Created, res.TargetArn, res.Location = created, created.Arn, "/"
-		staged := opts.Dest
+		staged, marker := opts.Dest, opts.Dest+placedSuffix
 		res.Finish = func(context.Context) error {
 			// The new file system appears under its final name only inside
-			// the completing transaction.
+			// the completing transaction; the marker lets a crash before
+			// the commit be undone (place.go).
 			root, err := os.OpenRoot(p.NewFileSystemsDir)
-			if err != nil {
-				return fmt.Errorf("new_file_systems_dir: %w", err)
+			if err == nil {
+				defer root.Close()
+				if err = writeMarker(root, marker, fsID); err == nil {
+					err = root.Rename(staged, fsID)
+				}
 			}
-			defer root.Close()
-			if err := root.Rename(staged, fsID); err != nil {
-				return fmt.Errorf("move new file system %s into place: %w", fsID, err)
+			if err != nil {
+				return backup.Fail(backup.CategoryFailed, err, "The new file system %s could not be put in place (%s); nothing was restored.",
+					fsID, reason(err, p.NewFileSystemsDir))
 			}
 			return nil
+		}
+		res.Committed = func(context.Context) error {
+			root, err := os.OpenRoot(p.NewFileSystemsDir)
+			if err != nil {
+				return err
+			}
+			defer root.Close()
+			return root.Remove(marker)
 		}
 		res.Discard = func(context.Context) error {
 			root, err := os.OpenRoot(p.NewFileSystemsDir)
@@ -193,7 +206,16 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 				return err
 			}
 			defer root.Close()
-			return root.RemoveAll(staged)
+			if err := undoPlacedNewFS(root, req.JobID); err != nil {
+				return err
+			}
+			if err := root.RemoveAll(staged); err != nil {
+				return err
+			}
+			if err := root.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			return nil
 		}
 	} else {
 		t := req.Target
@@ -205,34 +227,30 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 			opts.Dest, opts.UniqueDest = restoreDirName(req), true
 		}
 		res.TargetArn, res.Location = t.Arn, "/"+opts.Dest
+		// A new directory appears in Finish, with the job's completion
+		// (a merge into an existing one happens here: it cannot be one
+		// step).
+		opts.KeepStaged = true
 	}
 	rr, err := fstree.Restore(ctx, req.Snapshot.Loader, req.Snapshot.Root, opts)
 	if err != nil {
-		msg := err.Error()
-		if len(rr.Problems) > 0 {
-			msg += "; " + problemSummary(rr.Problems)
+		if ctx.Err() != nil {
+			return resource.RestoreResult{}, err
 		}
-		var kind error
-		switch {
-		case errors.Is(err, fstree.ErrHostileEntry), errors.Is(err, repository.ErrCorrupt):
-			kind = resource.ErrCorrupt
-		case errors.Is(err, fstree.ErrDestExists), errors.Is(err, fstree.ErrInvalidOptions):
-			kind = resource.ErrInvalid
-		case errors.Is(err, fstree.ErrInsufficientSpace):
-			kind = resource.ErrNoSpace
+		if p.Log != nil {
+			p.Log.Warn("restore failed", "job", req.JobID, "file_system", fsID, "target_root", opts.TargetRoot, "err", err)
 		}
-		if kind != nil {
-			return resource.RestoreResult{}, &restoreError{kind: kind, msg: "restore failed: " + msg}
-		}
-		return resource.RestoreResult{}, errors.New("restore failed: " + msg)
+		return resource.RestoreResult{}, restoreFailure(err, req.RecoveryPoint.Arn, fsID, res.Location, rr.Problems,
+			opts.TargetRoot, p.NewFileSystemsDir)
+	}
+	if rr.Staged {
+		p.placeLater(&res, opts.TargetRoot, req.JobID, rr.Dest, opts.UniqueDest, fsID)
 	}
 	res.Items, res.Bytes, res.Skipped, res.Replaced = rr.Files, rr.Bytes, rr.Skipped, rr.Replaced
 	if req.Target != nil && rr.Dest != "" {
 		res.Location = "/" + rr.Dest
 	}
-	for _, pr := range rr.Problems {
-		res.Problems = append(res.Problems, resource.Problem{Path: pr.Path, Err: pr.Err})
-	}
+	res.Problems = problems(rr.Problems, opts.TargetRoot, p.NewFileSystemsDir)
 	res.Details = details{FileSystemID: fsID, Path: res.Location, Files: rr.Files, Dirs: rr.Dirs, Symlinks: rr.Symlinks,
 		HardLinks: rr.HardLinks, Bytes: rr.Bytes, Skipped: rr.Skipped, Replaced: rr.Replaced, Problems: len(rr.Problems)}
 	if p.Log != nil {
@@ -243,10 +261,45 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 	if spec.ConflictPolicy != backup.ConflictDefault {
 		res.Summary += fmt.Sprintf("; %s kept %d and replaced %d existing entries", spec.ConflictPolicy, rr.Skipped, rr.Replaced)
 	}
-	if len(rr.Problems) > 0 {
-		res.Summary += "; " + problemSummary(rr.Problems)
+	if len(res.Problems) > 0 {
+		res.Summary += "; " + problemSummary(res.Problems)
 	}
 	return res, nil
+}
+
+// placeLater makes a restore fstree left staged in an existing file
+// system appear in Finish (see place.go).
+func (p *Plugin) placeLater(res *resource.RestoreResult, targetRoot, job, dest string, unique bool, fsID string) {
+	marker := fstree.StagingPrefix + job + "/" + placedFile
+	res.Finish = func(context.Context) error {
+		root, err := os.OpenRoot(targetRoot)
+		if err == nil {
+			_, err = fstree.PlaceStaged(targetRoot, job, dest, unique, func(name string) error { return writeMarker(root, marker, name) })
+			root.Close()
+		}
+		if err != nil {
+			if errors.Is(err, fstree.ErrDestExists) {
+				return backup.Fail(backup.CategoryInvalidParameters, err, "The restore destination /%s appeared in file system %s during the restore; nothing was restored.",
+					dest, fsID)
+			}
+			return backup.Fail(backup.CategoryFailed, err, "The restored data could not be put in place in file system %s (%s); nothing was restored.",
+				fsID, reason(err, targetRoot))
+		}
+		return nil
+	}
+	res.Committed = func(context.Context) error { return fstree.DiscardStaged(targetRoot, job) }
+	res.Discard = func(context.Context) error {
+		root, err := os.OpenRoot(targetRoot)
+		if err != nil {
+			return err
+		}
+		err = undoPlacedInTarget(root, job)
+		root.Close()
+		if err != nil {
+			return err
+		}
+		return fstree.DiscardStaged(targetRoot, job)
+	}
 }
 
 // details are recorded as the job's ResultJSON.
@@ -263,17 +316,7 @@ type details struct {
 	Problems     int    `json:"problems"`
 }
 
-// restoreError carries a failed restore's message and its kind
-// (resource.ErrCorrupt, ErrInvalid, ErrNoSpace).
-type restoreError struct {
-	kind error
-	msg  string
-}
-
-func (e *restoreError) Error() string { return e.msg }
-func (e *restoreError) Unwrap() error { return e.kind }
-
-func problemSummary(ps []fstree.Problem) string {
+func problemSummary(ps []resource.Problem) string {
 	const maxListed = 5
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d problem(s): ", len(ps))

@@ -70,6 +70,14 @@ type RestoreOptions struct {
 	// StagingID names the staging directory StagingPrefix+StagingID inside
 	// TargetRoot (letters, digits, '-', '_'; e.g. the job ID).
 	StagingID string
+	// KeepStaged stops a restore to a new Dest before phase 4: the tree
+	// stays written and verified in the staging directory until
+	// PlaceStaged moves it to Dest (or DiscardStaged or CleanStaging
+	// removes it), so that the caller can make it appear together with
+	// its own commit. RestoreResult.Dest is the name PlaceStaged is to
+	// use. A restore into an existing Dest (ConflictPolicy) is merged as
+	// usual.
+	KeepStaged bool
 	// Items restores only these paths ("/dir/file"; see ValidateItems) with
 	// their relative paths kept under Dest.
 	Items []string
@@ -120,8 +128,10 @@ type RestoreResult struct {
 	Skipped  int64
 	Replaced int64
 	// Dest is where the result appeared (Dest, or the name UniqueDest
-	// chose).
+	// chose); with Staged, where PlaceStaged is to move it.
 	Dest string
+	// Staged: KeepStaged left the tree in the staging directory.
+	Staged bool
 	// Problems lists skipped specials (default mode) and, for a failed
 	// restore, every rejected entry.
 	Problems []Problem
@@ -164,6 +174,8 @@ type restorer struct {
 	stageName string // staging dir, relative to root
 	dataRel   string // where the tree is built, relative to root
 	destExist bool
+	kept      bool                    // KeepStaged: left in staging
+	before    func(dest string) error // PlaceStaged: called before each move attempt
 
 	mu       sync.Mutex
 	problems problemList
@@ -290,7 +302,7 @@ func (r *restorer) result() RestoreResult {
 	return RestoreResult{
 		Files: r.files.Load(), HardLinks: r.hardlinks.Load(), Dirs: r.dirs.Load(),
 		Symlinks: r.symlinks.Load(), Specials: r.specials.Load(), Bytes: r.bytes.Load(),
-		Skipped: r.skipped.Load(), Replaced: r.replaced.Load(), Dest: r.opts.Dest,
+		Skipped: r.skipped.Load(), Replaced: r.replaced.Load(), Dest: r.opts.Dest, Staged: r.kept,
 		Problems: r.problems.result(),
 	}
 }
@@ -390,7 +402,14 @@ func (r *restorer) run(ctx context.Context, rootID repository.ID) (RestoreResult
 		return r.result(), err
 	}
 
-	// Phase 4: move into place.
+	// Phase 4: move into place (unless the caller does it).
+	if r.opts.KeepStaged && !r.destExist {
+		staged, r.kept = true, true
+		if r.opts.Progress != nil {
+			r.opts.Progress(r.progress())
+		}
+		return r.result(), nil
+	}
 	if r.destExist {
 		err = r.merge(ctx)
 	} else {

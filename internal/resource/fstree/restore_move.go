@@ -51,6 +51,11 @@ func (r *restorer) moveNew() error {
 	}
 	defer dst.Close()
 	for attempt := 0; ; attempt++ {
+		if r.before != nil {
+			if err := r.before(r.opts.Dest); err != nil {
+				return err
+			}
+		}
 		err := unix.Renameat2(int(src.Fd()), "data", int(dst.Fd()), path.Base(r.opts.Dest), unix.RENAME_NOREPLACE)
 		if err == nil {
 			return nil
@@ -168,6 +173,55 @@ func (r *restorer) mergeSub(ctx context.Context, sfd, dfd int, name, drel string
 	}
 	defer d.Close()
 	return r.mergeDir(ctx, s, d, drel)
+}
+
+// PlaceStaged moves the tree a KeepStaged restore left in staging
+// directory stagingID of targetRoot to dest (the restore's
+// RestoreResult.Dest), never replacing anything: if dest appeared
+// meanwhile, unique makes it take dest-2, dest-3, … instead. before, when
+// set, is called with each name just before the move to it is tried (to
+// record where the tree goes). It returns the name used; the staging
+// directory itself stays (DiscardStaged removes it).
+func PlaceStaged(targetRoot, stagingID, dest string, unique bool, before func(dest string) error) (string, error) {
+	if !stagingIDRe.MatchString(stagingID) {
+		return "", fmt.Errorf("place staged: %w: bad StagingID %q", ErrInvalidOptions, stagingID)
+	}
+	if err := validateDest(dest); err != nil {
+		return "", fmt.Errorf("place staged: %w: %v", ErrInvalidOptions, err)
+	}
+	root, err := os.OpenRoot(targetRoot)
+	if err != nil {
+		return "", fmt.Errorf("place staged: %w", err)
+	}
+	defer root.Close()
+	r := &restorer{root: root, opts: RestoreOptions{Dest: dest, UniqueDest: unique}, stageName: StagingPrefix + stagingID,
+		before: before}
+	if err := r.moveNew(); err != nil {
+		return "", fmt.Errorf("place staged: %w", err)
+	}
+	// The move is durable before the caller commits.
+	if d, err := root.OpenFile(path.Dir(r.opts.Dest), os.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return r.opts.Dest, nil
+}
+
+// DiscardStaged removes staging directory stagingID of targetRoot (what a
+// KeepStaged restore left there, or what PlaceStaged left of it).
+func DiscardStaged(targetRoot, stagingID string) error {
+	if !stagingIDRe.MatchString(stagingID) {
+		return fmt.Errorf("discard staged: %w: bad StagingID %q", ErrInvalidOptions, stagingID)
+	}
+	root, err := os.OpenRoot(targetRoot)
+	if err != nil {
+		return fmt.Errorf("discard staged: %w", err)
+	}
+	defer root.Close()
+	if err := root.RemoveAll(StagingPrefix + stagingID); err != nil {
+		return fmt.Errorf("discard staged: %w", err)
+	}
+	return nil
 }
 
 // CleanStaging removes staging directories left in targetRoot by restores

@@ -155,6 +155,9 @@ func restore(ctx context.Context, p resource.Plugin, snap resource.Snapshot, rp 
 	if err == nil && res.Finish != nil {
 		err = res.Finish(ctx)
 	}
+	if err == nil && res.Committed != nil {
+		err = res.Committed(ctx)
+	}
 	return res, err
 }
 
