@@ -28,7 +28,6 @@ import (
 	"coffer/internal/restorejob"
 	"coffer/internal/retention"
 	"coffer/internal/service"
-	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
 	"coffer/internal/vaultrepo/localvaults"
 	"coffer/internal/vaultrepo/s3vaults"
@@ -113,16 +112,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
+	node := nodeID(cfg, ln.Addr().String())
+	// Every line names the node, but the serving line starts with the
+	// listen address (scripts and tests look for it).
+	baseLog := log
+	log = log.With("node", node)
 	applyMemoryLimit(cfg, log)
-	tokenKey, err := config.LoadOrCreateSecret(filepath.Join(cfg.DataDir, config.TokenKeyFile), 32)
+	keys, err := loadSecrets(cfg, true)
 	if err != nil {
 		return err
 	}
-	master, err := config.LoadOrCreateSecret(filepath.Join(cfg.DataDir, vaultrepo.MasterKeyFile), 32)
-	if err != nil {
-		return err
-	}
-	repos, err := openVaultRepos(cfg, master, repository.Options{Clock: clock.Real{}, Logger: log}, log)
+	tokenKey, master := keys.token, keys.master
+	// The metadata store first: a node whose keys are not the ones the
+	// store was first used with stops here, before it touches a vault.
+	st, err := openMetadata(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -132,16 +135,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	abandoned := false
 	defer func() {
 		if !abandoned {
-			repos.Close()
+			st.Close()
 		}
 	}()
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, config.MetadataDBFile))
+	if err := checkKeys(ctx, st, keys); err != nil {
+		return err
+	}
+	repos, err := openVaultRepos(cfg, master, repository.Options{Clock: clock.Real{}, Logger: log}, log)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if !abandoned {
-			st.Close()
+			repos.Close()
 		}
 	}()
 
@@ -185,7 +191,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 			Sweeper: sweeper, Vaults: copyVaults},
 		&restorejob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: reg},
 	}
-	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Handlers: handlers, Workers: cfg.Workers, Logger: log})
+	// The lease owner is the node: any node's reconciliation ends the jobs
+	// of a node that stopped heartbeating within about one lease period.
+	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Handlers: handlers, Workers: cfg.Workers, Logger: log,
+		LeaseTTL: cfg.LeaseTTL(), Owner: node})
 	if err != nil {
 		return err
 	}
@@ -201,7 +210,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	// The Alibaba Cloud Backup (HBR) API on the same listener, with the
 	// same accounts' access keys.
 	hsrv, err := hbr.New(hbr.Config{Region: cfg.Region, RegionID: cfg.HBRRegion(), ManagementAccount: cfg.Organization.ManagementAccount,
-		AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: clk, Logger: log})
+		AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: clk, Logger: log, Nonces: hbrNonces(cfg, st)})
 	if err != nil {
 		return err
 	}
@@ -223,6 +232,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	}
 	sweeperDone := make(chan struct{})
 	go func() { sweeper.Run(bg, interval); close(sweeperDone) }()
+	if cfg.UsesPostgres() {
+		go expireNonces(bg, st, clk.Now, nonceExpiryInterval, log)
+	}
 	httpCtx, stopHTTP := context.WithCancel(ctx)
 	defer stopHTTP()
 	var serveErr error
@@ -230,7 +242,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	go func() { serveErr = srv.ServeHandler(httpCtx, ln, frontEnds(srv, hsrv)); close(httpDone) }()
 
 	addr := ln.Addr().String()
-	log.Info("coffer serving", "listen", addr, "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
+	baseLog.Info("coffer serving", "listen", addr, "node", node, "metadata", cfg.Metadata.Type, "lease", cfg.LeaseTTL(), "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
 	if zeroConfig {
 		ak := cfg.Accounts[0].AccessKeys[0]
 		if generated {

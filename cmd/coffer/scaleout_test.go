@@ -1,0 +1,545 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	mrand "math/rand"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
+	sdk "github.com/aws/aws-sdk-go-v2/service/backup"
+	"github.com/aws/aws-sdk-go-v2/service/backup/types"
+
+	"coffer/internal/resource/filesystem"
+	"coffer/internal/testutil/cofferproc"
+	"coffer/internal/testutil/pgtest"
+	"coffer/internal/testutil/s3server"
+)
+
+const (
+	soRegion = "us-east-1"
+	soAcct   = "111111111111"
+	soAKID   = "AKIASCALEOUTTEST0001"
+	soSecret = "scale-out-secret-0123456789abcdef"
+	soRole   = "arn:aws:iam::111111111111:role/scale"
+)
+
+// cluster is one PostgreSQL, one versitygw and the configs of the nodes
+// that share them.
+type cluster struct {
+	t        *testing.T
+	bin      string
+	dir      string
+	sources  []string // file system paths (shared by every node)
+	newFS    string
+	pg       *pgtest.Server
+	s3       *s3server.Server
+	fsYAML   string
+	s3YAML   string
+	procs    []*cofferproc.Proc // every node process started, in order
+	procNode []string           // node id of procs[i]
+}
+
+func newCluster(t *testing.T, sources int, fileBytes int, seed int64) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dir: t.TempDir()}
+	c.pg = pgtest.Start(t, pgtest.Options{})
+	c.s3 = s3server.Start(t)
+	c.s3.CreateBucket(t, "coffer-shared")
+	c.bin = cofferproc.Build(t)
+	r := mrand.New(mrand.NewSource(seed))
+	var fsYAML strings.Builder
+	for i := range sources {
+		p := filepath.Join(c.dir, "shared", "src", strconv.Itoa(i+1))
+		for j := range 3 {
+			b := make([]byte, fileBytes/3+r.Intn(1024))
+			r.Read(b)
+			writeFile(t, filepath.Join(p, fmt.Sprintf("d%d", j%2), fmt.Sprintf("f%d.bin", j)), b)
+		}
+		writeFile(t, filepath.Join(p, "small.txt"), []byte("source "+strconv.Itoa(i+1)))
+		c.sources = append(c.sources, p)
+		fmt.Fprintf(&fsYAML, "  - {id: %s, account: \"%s\", path: %q}\n", soFS(i), soAcct, p)
+	}
+	c.fsYAML = fsYAML.String()
+	c.newFS = filepath.Join(c.dir, "shared", "newfs")
+	c.s3YAML = fmt.Sprintf(`vault_storage:
+  type: s3
+  s3: {endpoint: %q, region: %q, bucket: coffer-shared, prefix: cluster, access_key_id: %q, path_style: true}
+`, c.s3.Endpoint, c.s3.Region, c.s3.AccessKey)
+	db := c.pg.CreateDB(t)
+	t.Setenv("COFFER_TEST_PG_DSN", c.pg.URL(db))
+	t.Setenv("COFFER_S3_SECRET_ACCESS_KEY", c.s3.SecretKey)
+	t.Setenv("COFFER_TEST_MASTER_KEY", randomKey(t))
+	t.Setenv("COFFER_TEST_TOKEN_KEY", randomKey(t))
+	return c
+}
+
+func soFS(i int) string { return fmt.Sprintf("fs-%08x", 0x5c0000+i+1) }
+
+func writeFile(t *testing.T, p string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func randomKey(t *testing.T) string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// config writes the config of node id; keysFromEnv false leaves the keys
+// to the node's data_dir (a node set up wrongly).
+func (c *cluster) config(id string, keysFromEnv bool) string {
+	keys := "master_key_env: COFFER_TEST_MASTER_KEY\ntoken_key_env: COFFER_TEST_TOKEN_KEY\n"
+	if !keysFromEnv {
+		keys = ""
+	}
+	p := filepath.Join(c.dir, id+".yaml")
+	writeFile(c.t, p, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+data_dir: %q
+region: %s
+node_id: %s
+lease_seconds: 3
+workers: 1
+new_file_systems_dir: %q
+metadata:
+  type: postgres
+  postgres: {dsn_env: COFFER_TEST_PG_DSN, max_conns: 4}
+%saccounts:
+  - id: "%s"
+    access_keys:
+      - {access_key_id: %s, secret_access_key: %s}
+%sfile_systems:
+%s`, filepath.Join(c.dir, id, "data"), soRegion, id, c.newFS, keys, soAcct, soAKID, soSecret, c.s3YAML, c.fsYAML)))
+	return p
+}
+
+// start starts node id and returns it with an API client.
+func (c *cluster) start(id string) (*cofferproc.Proc, *sdk.Client) {
+	p := cofferproc.Start(c.t, c.bin, c.config(id, true))
+	c.procs = append(c.procs, p)
+	c.procNode = append(c.procNode, id)
+	return p, sdk.New(sdk.Options{Region: soRegion, BaseEndpoint: aws.String("http://" + p.Addr), RetryMaxAttempts: 1,
+		Credentials: awscreds.NewStaticCredentialsProvider(soAKID, soSecret, "")})
+}
+
+var jobStartedRE = regexp.MustCompile(`msg="job started" .*\bjob=(\S+)`)
+
+// started maps each job id to the node processes whose log says they
+// started it.
+func (c *cluster) started() map[string][]int {
+	out := map[string][]int{}
+	for i, p := range c.procs {
+		for _, m := range jobStartedRE.FindAllStringSubmatch(p.Log(), -1) {
+			out[m[1]] = append(out[m[1]], i)
+		}
+	}
+	return out
+}
+
+func (c *cluster) logs() string {
+	var b strings.Builder
+	for i, p := range c.procs {
+		fmt.Fprintf(&b, "---- %s (process %d) ----\n%s", c.procNode[i], i, p.Log())
+	}
+	return b.String()
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// backupJobs lists every backup job (through cl).
+func backupJobs(t *testing.T, cl *sdk.Client) map[string]types.BackupJob {
+	out := map[string]types.BackupJob{}
+	p := sdk.NewListBackupJobsPaginator(cl, &sdk.ListBackupJobsInput{MaxResults: aws.Int32(7)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		must(t, err)
+		for _, j := range page.BackupJobs {
+			out[aws.ToString(j.BackupJobId)] = j
+		}
+	}
+	return out
+}
+
+// waitTerminal waits (bounded) until every job in ids is terminal, as
+// node cl sees it.
+func (c *cluster) waitTerminal(cl *sdk.Client, ids []string) map[string]types.BackupJob {
+	c.t.Helper()
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		js := backupJobs(c.t, cl)
+		open := 0
+		for _, id := range ids {
+			switch js[id].State {
+			case types.BackupJobStateCompleted, types.BackupJobStateFailed, types.BackupJobStateAborted, types.BackupJobStateExpired:
+			default:
+				open++
+			}
+		}
+		if open == 0 {
+			return js
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%d jobs not terminal after the deadline\n%s", open, c.logs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestScaleOutTwoNodes runs two `coffer serve` nodes on one PostgreSQL
+// and one S3 store (versitygw): both answer for the same data (page tokens
+// and idempotency tokens work across nodes, an HBR request replayed to the
+// other node is refused), backup jobs submitted round-robin run on both,
+// and a node killed with SIGKILL while it runs a job has that job ended by
+// the other node (FAILED, interrupted) — never run twice — while the jobs
+// it had not claimed run on the survivor. Afterwards the vault checks
+// clean with `coffer vault check --read-data` while the nodes run, a
+// recovery point written by one node restores byte-identical through the
+// other, and a node whose master key differs refuses to start.
+// COFFER_SCALEOUT_ROUNDS sets the number of kills (default 3), and
+// COFFER_SCALEOUT_SEED the seed.
+func TestScaleOutTwoNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the scale-out test starts PostgreSQL, versitygw and several coffer processes")
+	}
+	rounds, seed := 3, time.Now().UnixNano()
+	if v := os.Getenv("COFFER_SCALEOUT_ROUNDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("COFFER_SCALEOUT_ROUNDS=%q: want a positive number", v)
+		}
+		rounds = n
+	}
+	if v := os.Getenv("COFFER_SCALEOUT_SEED"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		must(t, err)
+		seed = n
+	}
+	t.Logf("scale-out: %d kills, seed %d (COFFER_SCALEOUT_ROUNDS, COFFER_SCALEOUT_SEED)", rounds, seed)
+	r := mrand.New(mrand.NewSource(seed))
+	ctx := context.Background()
+	const nSources = 4
+	c := newCluster(t, nSources, 6<<20, seed)
+	a, ca := c.start("node-a")
+	_, cb := c.start("node-b")
+
+	// Any node answers for the data of all.
+	for _, v := range []string{"v1", "v2", "v3"} {
+		_, err := ca.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String(v)})
+		must(t, err)
+	}
+	p1, err := ca.ListBackupVaults(ctx, &sdk.ListBackupVaultsInput{MaxResults: aws.Int32(2)})
+	must(t, err)
+	p2, err := cb.ListBackupVaults(ctx, &sdk.ListBackupVaultsInput{MaxResults: aws.Int32(2), NextToken: p1.NextToken})
+	if err != nil || len(p1.BackupVaultList) != 2 || len(p2.BackupVaultList) != 1 || aws.ToString(p2.BackupVaultList[0].BackupVaultName) != "v3" {
+		t.Fatalf("a page token of node a on node b: %v %v %v", p1.BackupVaultList, p2, err)
+	}
+	// The same idempotency token to both nodes at once: one job.
+	var wg sync.WaitGroup
+	idem := make([]string, 2)
+	for i, cl := range []*sdk.Client{ca, cb} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o, err := cl.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("v1"), IamRoleArn: aws.String(soRole),
+				ResourceArn: aws.String(filesystem.ARN(soRegion, soAcct, soFS(0))), IdempotencyToken: aws.String("same-token-both-nodes")})
+			if err != nil {
+				t.Errorf("node %d: %v", i, err)
+				return
+			}
+			idem[i] = aws.ToString(o.BackupJobId)
+		}()
+	}
+	wg.Wait()
+	if t.Failed() || idem[0] == "" || idem[0] != idem[1] {
+		t.Fatalf("one idempotency token on two nodes gave jobs %q", idem)
+	}
+	// HBR signature nonces are shared: a request replayed to the other
+	// node is refused.
+	signed := hbrSignedURL(soAKID, soSecret, time.Now())
+	if st, code := hbrGet(t, "http://"+a.Addr+signed); st != 200 {
+		t.Fatalf("HBR DescribeVaults on node a: %d %s", st, code)
+	}
+	if st, code := hbrGet(t, "http://"+c.procs[1].Addr+signed); st != 400 || code != "SignatureNonceUsed" {
+		t.Fatalf("HBR request replayed to node b: %d %s, want 400 SignatureNonceUsed", st, code)
+	}
+	all := []string{idem[0]}
+	c.waitTerminal(cb, all)
+
+	takeovers := 0
+	for round := range rounds {
+		// New data in every source (so each backup has something to
+		// upload), then a backup of each, round-robin through the nodes.
+		for i, src := range c.sources {
+			b := make([]byte, 2<<20+r.Intn(1024))
+			r.Read(b)
+			writeFile(t, filepath.Join(src, fmt.Sprintf("round%d-%d.bin", round, i)), b)
+		}
+		var ids []string
+		for i := range nSources {
+			cl := []*sdk.Client{ca, cb}[(i+round)%2]
+			o, err := cl.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("v1"), IamRoleArn: aws.String(soRole),
+				ResourceArn: aws.String(filesystem.ARN(soRegion, soAcct, soFS(i)))})
+			must(t, err)
+			ids = append(ids, aws.ToString(o.BackupJobId))
+		}
+		all = append(all, ids...)
+		// Once node a runs one of them, at a random moment, kill -9.
+		var victim string
+		for deadline := time.Now().Add(2 * time.Minute); victim == ""; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: node a started none of the jobs\n%s", round, c.logs())
+			}
+			st := c.started()
+			for _, id := range ids {
+				for _, pi := range st[id] {
+					if c.procs[pi] == a {
+						victim = id
+					}
+				}
+			}
+		}
+		time.Sleep(time.Duration(r.Intn(300)) * time.Millisecond)
+		d, err := cb.DescribeBackupJob(ctx, &sdk.DescribeBackupJobInput{BackupJobId: aws.String(victim)})
+		must(t, err)
+		wasRunning := d.State == types.BackupJobStateRunning
+		a.Kill()
+		// Node b ends what node a ran and runs what it had not claimed.
+		js := c.waitTerminal(cb, ids)
+		for _, id := range ids {
+			j := js[id]
+			by := c.started()[id]
+			if len(by) != 1 {
+				t.Fatalf("round %d: job %s started by %d node processes, want 1\n%s", round, id, len(by), c.logs())
+			}
+			onA := c.procs[by[0]] == a
+			switch {
+			case j.State == types.BackupJobStateCompleted:
+			case onA && j.State == types.BackupJobStateFailed && strings.Contains(aws.ToString(j.StatusMessage), "interrupted"):
+				takeovers++
+			default:
+				t.Fatalf("round %d: job %s (on node a: %v) ended %s: %q\n%s", round, id, onA, j.State, aws.ToString(j.StatusMessage), c.logs())
+			}
+		}
+		if wasRunning && js[victim].State != types.BackupJobStateFailed && js[victim].State != types.BackupJobStateCompleted {
+			t.Fatalf("round %d: the killed node's job ended %s", round, js[victim].State)
+		}
+		t.Logf("round %d: killed node a while job %s was %s; it ended %s", round, victim, d.State, js[victim].State)
+		a, ca = c.start("node-a")
+	}
+	if takeovers == 0 {
+		t.Fatalf("in %d kills no job of the killed node was ended by the other one\n%s", rounds, c.logs())
+	}
+
+	// Every completed job has its own recovery point, and nothing else is
+	// in the vault: no job ran twice.
+	js := backupJobs(t, ca)
+	completed := map[string]string{} // recovery point -> job
+	for _, id := range all {
+		if j := js[id]; j.State == types.BackupJobStateCompleted {
+			rp := aws.ToString(j.RecoveryPointArn)
+			if prev, dup := completed[rp]; dup || rp == "" {
+				t.Fatalf("jobs %s and %s share recovery point %q", prev, id, rp)
+			}
+			completed[rp] = id
+		}
+	}
+	var rps []string
+	pg := sdk.NewListRecoveryPointsByBackupVaultPaginator(cb, &sdk.ListRecoveryPointsByBackupVaultInput{BackupVaultName: aws.String("v1")})
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(ctx)
+		must(t, err)
+		for _, rp := range page.RecoveryPoints {
+			rps = append(rps, aws.ToString(rp.RecoveryPointArn))
+			if _, ok := completed[aws.ToString(rp.RecoveryPointArn)]; !ok {
+				t.Errorf("recovery point %s belongs to no completed job", aws.ToString(rp.RecoveryPointArn))
+			}
+		}
+	}
+	if len(rps) != len(completed) {
+		t.Fatalf("%d recovery points for %d completed jobs", len(rps), len(completed))
+	}
+
+	// `coffer vault check --read-data` while both nodes run.
+	out, err := exec.Command(c.bin, "vault", "check", "--config", c.config("node-b", true), "--vault", "v1", "--read-data").CombinedOutput()
+	if err != nil {
+		t.Fatalf("vault check: %v\n%s", err, out)
+	}
+
+	// A recovery point that a node a process wrote restores byte-identical
+	// through node b (which had the vault open all along).
+	started := c.started()
+	var pick, pickJob string
+	for rp, id := range completed {
+		if c.procNode[started[id][0]] == "node-a" && strings.HasSuffix(aws.ToString(js[id].ResourceArn), soFS(1)) {
+			pick, pickJob = rp, id
+		}
+	}
+	if pick == "" {
+		for rp, id := range completed {
+			if strings.HasSuffix(aws.ToString(js[id].ResourceArn), soFS(1)) {
+				pick, pickJob = rp, id
+			}
+		}
+	}
+	if pick == "" {
+		t.Fatalf("no completed backup of %s", soFS(1))
+	}
+	ro, err := cb.StartRestoreJob(ctx, &sdk.StartRestoreJobInput{RecoveryPointArn: aws.String(pick), IamRoleArn: aws.String(soRole),
+		Metadata: map[string]string{"file-system-id": soFS(1), "newFileSystem": "true"}})
+	must(t, err)
+	var rj *sdk.DescribeRestoreJobOutput
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		// Described through node a: any node shows any job.
+		rj, err = ca.DescribeRestoreJob(ctx, &sdk.DescribeRestoreJobInput{RestoreJobId: ro.RestoreJobId})
+		must(t, err)
+		if rj.Status == types.RestoreJobStatusCompleted || rj.Status == types.RestoreJobStatusFailed || rj.Status == types.RestoreJobStatusAborted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restore not done: %s\n%s", rj.Status, c.logs())
+		}
+	}
+	if rj.Status != types.RestoreJobStatusCompleted {
+		t.Fatalf("restore of %s (backup job %s): %s %q\n%s", pick, pickJob, rj.Status, aws.ToString(rj.StatusMessage), c.logs())
+	}
+	created := aws.ToString(rj.CreatedResourceArn)
+	got := treeSums(t, filepath.Join(c.newFS, created[strings.LastIndex(created, "/")+1:]))
+	if want := treeSums(t, c.sources[1]); got != want {
+		t.Fatalf("restored tree differs from the source:\n got %s\nwant %s", got, want)
+	}
+
+	// A node whose master key is not the cluster's refuses to start and
+	// says why, without showing a key.
+	cfgC := c.config("node-c", false)
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	out, err = exec.CommandContext(cctx, c.bin, "serve", "--config", cfgC).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "master key") || !strings.Contains(string(out), "not the one the metadata store was first used with") {
+		t.Fatalf("node with another master key: %v\n%s", err, out)
+	}
+	keyC, rerr := os.ReadFile(filepath.Join(c.dir, "node-c", "data", "master.key"))
+	must(t, rerr)
+	if bytes.Contains(out, keyC) || strings.Contains(string(out), base64.StdEncoding.EncodeToString(keyC)) ||
+		strings.Contains(string(out), os.Getenv("COFFER_TEST_MASTER_KEY")) || strings.Contains(string(out), hex.EncodeToString(keyC)) {
+		t.Fatalf("the refusal shows a key:\n%s", out)
+	}
+	if strings.Contains(c.logs(), os.Getenv("COFFER_TEST_PG_DSN")) || strings.Contains(c.logs(), pgtest.Password) {
+		t.Fatal("a node logged the PostgreSQL DSN")
+	}
+	t.Logf("%d backup jobs, %d completed, %d ended by the other node after a kill", len(all), len(completed), takeovers)
+}
+
+// treeSums describes a tree: every path with its type, permissions, size
+// and content hash.
+func treeSums(t *testing.T, root string) string {
+	t.Helper()
+	var lines []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		line := fmt.Sprintf("%s %s", rel, fi.Mode())
+		if fi.Mode().IsRegular() {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			h := sha256.New()
+			_, err = io.Copy(h, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			line += fmt.Sprintf(" %d %x", fi.Size(), h.Sum(nil)[:8])
+		}
+		if rel != "." {
+			lines = append(lines, line)
+		}
+		return nil
+	})
+	must(t, err)
+	sort.Strings(lines)
+	return strings.Join(lines, "; ")
+}
+
+// hbrSignedURL is the path and query of a signed HBR V2 GET of
+// DescribeVaults (the host is not signed, so it can be sent to any node).
+func hbrSignedURL(akid, secret string, ts time.Time) string {
+	n := make([]byte, 8)
+	_, _ = rand.Read(n)
+	p := map[string]string{"Action": "DescribeVaults", "Version": "2017-09-08", "Format": "JSON", "AccessKeyId": akid,
+		"SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0", "SignatureNonce": hex.EncodeToString(n),
+		"Timestamp": ts.UTC().Format("2006-01-02T15:04:05Z"), "RegionId": soRegion}
+	enc := func(s string) string {
+		return strings.NewReplacer("+", "%20", "*", "%2A", "%7E", "~").Replace(url.QueryEscape(s))
+	}
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, enc(k)+"="+enc(p[k]))
+	}
+	canon := strings.Join(parts, "&")
+	m := hmac.New(sha1.New, []byte(secret+"&"))
+	m.Write([]byte("GET&%2F&" + enc(canon)))
+	return "/?" + canon + "&Signature=" + enc(base64.StdEncoding.EncodeToString(m.Sum(nil)))
+}
+
+// hbrGet sends a GET and returns the status and the error Code.
+func hbrGet(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	must(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == 200 {
+		return 200, ""
+	}
+	m := regexp.MustCompile(`"Code":"([^"]*)"`).FindSubmatch(b)
+	if m == nil {
+		return resp.StatusCode, string(b)
+	}
+	return resp.StatusCode, string(m[1])
+}
