@@ -297,6 +297,7 @@ func TestScaleOutTwoNodes(t *testing.T) {
 		t.Fatalf("HBR request replayed to node b: %d %s, want 400 SignatureNonceUsed", st, code)
 	}
 	all := []string{idem[0]}
+	trees := map[string]string{idem[0]: treeSums(t, c.sources[0])} // job -> the tree it backed up
 	c.waitTerminal(cb, all)
 
 	takeovers := 0
@@ -315,6 +316,7 @@ func TestScaleOutTwoNodes(t *testing.T) {
 				ResourceArn: aws.String(filesystem.ARN(soRegion, soAcct, soFS(i)))})
 			must(t, err)
 			ids = append(ids, aws.ToString(o.BackupJobId))
+			trees[aws.ToString(o.BackupJobId)] = treeSums(t, c.sources[i])
 		}
 		all = append(all, ids...)
 		// Once node a runs one of them, at a random moment, kill -9.
@@ -402,45 +404,40 @@ func TestScaleOutTwoNodes(t *testing.T) {
 	// A recovery point that a node a process wrote restores byte-identical
 	// through node b (which had the vault open all along).
 	started := c.started()
-	var pick, pickJob string
+	pick, pickJob := "", ""
 	for rp, id := range completed {
-		if c.procNode[started[id][0]] == "node-a" && strings.HasSuffix(aws.ToString(js[id].ResourceArn), soFS(1)) {
+		if pick == "" || c.procNode[started[id][0]] == "node-a" {
 			pick, pickJob = rp, id
 		}
 	}
 	if pick == "" {
-		for rp, id := range completed {
-			if strings.HasSuffix(aws.ToString(js[id].ResourceArn), soFS(1)) {
-				pick, pickJob = rp, id
-			}
-		}
+		t.Fatal("no completed backup")
 	}
-	if pick == "" {
-		t.Fatalf("no completed backup of %s", soFS(1))
-	}
-	ro, err := cb.StartRestoreJob(ctx, &sdk.StartRestoreJobInput{RecoveryPointArn: aws.String(pick), IamRoleArn: aws.String(soRole),
-		Metadata: map[string]string{"file-system-id": soFS(1), "newFileSystem": "true"}})
+	t.Logf("restoring %s (backup job %s) through node b", pick, pickJob)
+	c.restoreOn(cb, pick, soFSOf(aws.ToString(js[pickJob].ResourceArn)), trees[pickJob])
+
+	// A vault deleted and created again by one node has a new repository
+	// (new keys): a node that had the old one open must not write into the
+	// new one with the old keys. Node b alone runs a backup into v2 (and
+	// keeps its repository open); node a deletes and re-creates v2; node b
+	// alone backs up into it again; node a restores that byte-identical
+	// and the vault checks clean.
+	a.Kill()
+	first := c.backupOn(cb, "v2", 2)
+	a, ca = c.start("node-a")
+	_, err = ca.DeleteRecoveryPoint(ctx, &sdk.DeleteRecoveryPointInput{BackupVaultName: aws.String("v2"), RecoveryPointArn: aws.String(first)})
 	must(t, err)
-	var rj *sdk.DescribeRestoreJobOutput
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		// Described through node a: any node shows any job.
-		rj, err = ca.DescribeRestoreJob(ctx, &sdk.DescribeRestoreJobInput{RestoreJobId: ro.RestoreJobId})
-		must(t, err)
-		if rj.Status == types.RestoreJobStatusCompleted || rj.Status == types.RestoreJobStatusFailed || rj.Status == types.RestoreJobStatusAborted {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restore not done: %s\n%s", rj.Status, c.logs())
-		}
+	_, err = ca.DeleteBackupVault(ctx, &sdk.DeleteBackupVaultInput{BackupVaultName: aws.String("v2")})
+	must(t, err)
+	_, err = ca.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("v2")})
+	must(t, err)
+	a.Kill()
+	second := c.backupOn(cb, "v2", 2)
+	a, ca = c.start("node-a")
+	if out, err := exec.Command(c.bin, "vault", "check", "--config", c.config("node-a", true), "--vault", "v2", "--read-data").CombinedOutput(); err != nil {
+		t.Fatalf("vault check of the re-created vault: %v\n%s\n%s", err, out, c.logs())
 	}
-	if rj.Status != types.RestoreJobStatusCompleted {
-		t.Fatalf("restore of %s (backup job %s): %s %q\n%s", pick, pickJob, rj.Status, aws.ToString(rj.StatusMessage), c.logs())
-	}
-	created := aws.ToString(rj.CreatedResourceArn)
-	got := treeSums(t, filepath.Join(c.newFS, created[strings.LastIndex(created, "/")+1:]))
-	if want := treeSums(t, c.sources[1]); got != want {
-		t.Fatalf("restored tree differs from the source:\n got %s\nwant %s", got, want)
-	}
+	c.restoreOn(ca, second, soFS(2), treeSums(t, c.sources[2]))
 
 	// A node whose master key is not the cluster's refuses to start and
 	// says why, without showing a key.
@@ -461,6 +458,53 @@ func TestScaleOutTwoNodes(t *testing.T) {
 		t.Fatal("a node logged the PostgreSQL DSN")
 	}
 	t.Logf("%d backup jobs, %d completed, %d ended by the other node after a kill", len(all), len(completed), takeovers)
+}
+
+// backupOn backs source i up into vault through cl, waits for it, and
+// returns the recovery point.
+func (c *cluster) backupOn(cl *sdk.Client, vault string, i int) string {
+	c.t.Helper()
+	ctx := context.Background()
+	o, err := cl.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String(vault), IamRoleArn: aws.String(soRole),
+		ResourceArn: aws.String(filesystem.ARN(soRegion, soAcct, soFS(i)))})
+	must(c.t, err)
+	id := aws.ToString(o.BackupJobId)
+	j := c.waitTerminal(cl, []string{id})[id]
+	if j.State != types.BackupJobStateCompleted {
+		c.t.Fatalf("backup of %s into %s: %s %q\n%s", soFS(i), vault, j.State, aws.ToString(j.StatusMessage), c.logs())
+	}
+	return aws.ToString(j.RecoveryPointArn)
+}
+
+func soFSOf(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
+
+// restoreOn restores recovery point rp (of file system fsID) to a new
+// file system through cl and compares it with want (treeSums).
+func (c *cluster) restoreOn(cl *sdk.Client, rp, fsID, want string) {
+	c.t.Helper()
+	ctx := context.Background()
+	ro, err := cl.StartRestoreJob(ctx, &sdk.StartRestoreJobInput{RecoveryPointArn: aws.String(rp), IamRoleArn: aws.String(soRole),
+		Metadata: map[string]string{"file-system-id": fsID, "newFileSystem": "true"}})
+	must(c.t, err)
+	var rj *sdk.DescribeRestoreJobOutput
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		rj, err = cl.DescribeRestoreJob(ctx, &sdk.DescribeRestoreJobInput{RestoreJobId: ro.RestoreJobId})
+		must(c.t, err)
+		if rj.Status == types.RestoreJobStatusCompleted || rj.Status == types.RestoreJobStatusFailed || rj.Status == types.RestoreJobStatusAborted {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("restore not done: %s\n%s", rj.Status, c.logs())
+		}
+	}
+	if rj.Status != types.RestoreJobStatusCompleted {
+		c.t.Fatalf("restore of %s: %s %q\n%s", rp, rj.Status, aws.ToString(rj.StatusMessage), c.logs())
+	}
+	created := aws.ToString(rj.CreatedResourceArn)
+	got := treeSums(c.t, filepath.Join(c.newFS, created[strings.LastIndex(created, "/")+1:]))
+	if got != want {
+		c.t.Fatalf("restored tree differs from the source:\n got %s\nwant %s", got, want)
+	}
 }
 
 // treeSums describes a tree: every path with its type, permissions, size

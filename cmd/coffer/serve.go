@@ -167,9 +167,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	// The sweeper reclaims space: it prunes vaults where recovery points
 	// were deleted and where backups or copies failed, were stopped or were
 	// interrupted (each marks its vaults), at most once per vault per sweep.
-	sweeper := &retention.Sweeper{Store: st, Repos: repos, Clock: clk, Logger: log}
-	svc, err := service.New(service.Deps{Store: st, Clock: clk, Plugins: reg, Repos: repos, VaultStorage: repos,
-		RecoveryPointData: &retention.ReclaimOnDelete{RecoveryPointData: repos, Sweeper: sweeper}, Logger: log})
+	// Nodes sharing the store learn when another one re-creates a vault.
+	var vr vaultRepos = repos
+	if cfg.UsesPostgres() {
+		vr = newSharedRepos(repos, st)
+	}
+	sweeper := &retention.Sweeper{Store: st, Repos: vr, Clock: clk, Logger: log}
+	svc, err := service.New(service.Deps{Store: st, Clock: clk, Plugins: reg, Repos: vr, VaultStorage: vr,
+		RecoveryPointData: &retention.ReclaimOnDelete{RecoveryPointData: vr, Sweeper: sweeper}, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -185,11 +190,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	}
 	// Job handlers, one per kind; the runner claims jobs of these kinds.
 	handlers := []jobs.Handler{
-		&retention.ReclaimAfterFailure{Handler: &backupjob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: reg},
+		&retention.ReclaimAfterFailure{Handler: &backupjob.Handler{Store: st, Repos: vr, Clock: clk, Plugins: reg},
 			Sweeper: sweeper, Vaults: backupVaults},
-		&retention.ReclaimAfterFailure{Handler: &copyjob.Handler{Store: st, Repos: repos, Clock: clk},
+		&retention.ReclaimAfterFailure{Handler: &copyjob.Handler{Store: st, Repos: vr, Clock: clk},
 			Sweeper: sweeper, Vaults: copyVaults},
-		&restorejob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: reg},
+		&restorejob.Handler{Store: st, Repos: vr, Clock: clk, Plugins: reg},
+	}
+	if sr, ok := vr.(*sharedRepos); ok {
+		handlers[0] = &announceWrites{Handler: handlers[0], repos: sr, vaults: backupVaults}
+		handlers[1] = &announceWrites{Handler: handlers[1], repos: sr, vaults: copyVaults}
 	}
 	// The lease owner is the node: any node's reconciliation ends the jobs
 	// of a node that stopped heartbeating within about one lease period.
