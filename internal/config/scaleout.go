@@ -26,7 +26,10 @@ const (
 	MaxLeaseSeconds     = 3600
 	// DefaultMaxConns is the PostgreSQL pool size when max_conns is unset.
 	DefaultMaxConns = 8
-	MaxMaxConns     = 1000
+	// MinMaxConns: a node opens a second connection while a transaction
+	// is open (it records a vault's repository change on its own).
+	MinMaxConns = 2
+	MaxMaxConns = 1000
 	// KeyBytes is the size of the master key and the page-token key.
 	KeyBytes = 32
 )
@@ -68,7 +71,7 @@ type PostgresMetadata struct {
 	// from it when the config is loaded). Never logged.
 	DSN    string `yaml:"dsn"`
 	DSNEnv string `yaml:"dsn_env"`
-	// MaxConns bounds the connection pool (0: 8).
+	// MaxConns bounds the connection pool (0: 8; at least 2).
 	MaxConns int `yaml:"max_conns"`
 }
 
@@ -177,8 +180,8 @@ func (p *PostgresMetadata) validate() error {
 	if err := checkDSN(p.DSN); err != "" {
 		return keyErr(key, "%s", err)
 	}
-	if p.MaxConns < 0 || p.MaxConns > MaxMaxConns {
-		return keyErr("metadata.postgres.max_conns", "must be 0 (the default, %d) or 1 to %d, got %d", DefaultMaxConns, MaxMaxConns, p.MaxConns)
+	if p.MaxConns < 0 || (p.MaxConns > 0 && p.MaxConns < MinMaxConns) || p.MaxConns > MaxMaxConns {
+		return keyErr("metadata.postgres.max_conns", "must be 0 (the default, %d) or %d to %d, got %d", DefaultMaxConns, MinMaxConns, MaxMaxConns, p.MaxConns)
 	}
 	return nil
 }

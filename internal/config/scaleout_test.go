@@ -109,6 +109,7 @@ func TestScaleOutBad(t *testing.T) {
 		{"metadata:\n  type: postgres\n  postgres: {dsn: \"pw-Secret-123\"}\n" + s3Vaults, "metadata.postgres.dsn"},
 		{"metadata:\n  type: postgres\n  postgres: {dsn: \"postgres://u:pw-Secret-123@h:99999999999/db%zz\"}\n" + s3Vaults, "metadata.postgres.dsn"},
 		{pg + "    max_conns: -1\n" + s3Vaults, "metadata.postgres.max_conns"},
+		{pg + "    max_conns: 1\n" + s3Vaults, "metadata.postgres.max_conns"},
 		{pg + "    max_conns: 1001\n" + s3Vaults, "metadata.postgres.max_conns"},
 		{pg, "vault_storage.type"},
 		{"allow_local_vaults_with_postgres: true\n", "allow_local_vaults_with_postgres"},

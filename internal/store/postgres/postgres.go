@@ -59,7 +59,18 @@ type Options struct {
 	// ConnectTimeout bounds one connection attempt (default 10 s; a
 	// connect_timeout in the DSN wins).
 	ConnectTimeout time.Duration
+	// IdleInTransactionTimeout makes the server end a session that sits in
+	// an open transaction this long without sending anything (default 2
+	// minutes): a node stopped (SIGSTOP, a frozen VM) inside a transaction
+	// must not hold its row locks, and with them the other nodes, for
+	// ever. Its transaction rolls back; the node finds out when it
+	// resumes.
+	IdleInTransactionTimeout time.Duration
 }
+
+// DefaultIdleInTransactionTimeout is Options.IdleInTransactionTimeout's
+// default.
+const DefaultIdleInTransactionTimeout = 2 * time.Minute
 
 // DefaultMaxConns is the pool size when Options.MaxConns is 0.
 const DefaultMaxConns = 8
@@ -96,6 +107,13 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	// UTC and ISO dates in every session; times are stored as integers, so
 	// this is only for people reading the database.
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	idle := o.IdleInTransactionTimeout
+	if idle <= 0 {
+		idle = DefaultIdleInTransactionTimeout
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(idle.Milliseconds(), 10)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", redact(err, dsn))

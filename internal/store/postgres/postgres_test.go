@@ -340,3 +340,60 @@ func TestOpenErrorsHideThePassword(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledTransactionReleasesLocks: a node that stops inside a write
+// transaction (SIGSTOP, a frozen VM) does not hold its locks for ever: the
+// server ends its session after IdleInTransactionTimeout, the other
+// node's write goes through, and the stalled transaction does not commit.
+func TestStalledTransactionReleasesLocks(t *testing.T) {
+	dsn := pgtest.Shared(t).SchemaDSN(t)
+	stalled, err := postgres.Open(ctx, dsn, postgres.Options{IdleInTransactionTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	other := open1(t, dsn)
+	holding, release := make(chan struct{}), make(chan struct{})
+	stalledErr := make(chan error, 1)
+	go func() {
+		first := true
+		stalledErr <- stalled.Write(ctx, func(tx store.Tx) error {
+			if _, err := tx.InitMeta(ctx, "fact", "stalled"); err != nil {
+				return err
+			}
+			if first {
+				first = false
+				close(holding)
+			}
+			<-release // the node stands still with the row locked
+			return nil
+		})
+	}()
+	<-holding
+	var got string
+	done := make(chan error, 1)
+	go func() {
+		done <- other.Write(ctx, func(tx store.Tx) error {
+			var err error
+			got, err = tx.InitMeta(ctx, "fact", "other")
+			return err
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil || got != "other" {
+			t.Fatalf("the other node's write: %q, %v", got, err)
+		}
+	case <-time.After(90 * time.Second):
+		close(release)
+		t.Fatal("the other node's write still waits for the stalled transaction's lock")
+	}
+	close(release)
+	if err := <-stalledErr; err == nil {
+		t.Fatal("the stalled transaction committed after its session was ended")
+	}
+	var v string
+	if err := other.Write(ctx, func(tx store.Tx) error { var err error; v, err = tx.InitMeta(ctx, "fact", "x"); return err }); err != nil || v != "other" {
+		t.Fatalf("stored fact %q, %v; want other", v, err)
+	}
+}
