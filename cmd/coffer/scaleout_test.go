@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -586,4 +587,154 @@ func hbrGet(t *testing.T, u string) (int, string) {
 		return resp.StatusCode, string(b)
 	}
 	return resp.StatusCode, string(m[1])
+}
+
+// TestScaleOutPausedNode: a node stopped (SIGSTOP) past its lease while it
+// runs a backup has the job ended by the other node; when it resumes
+// (SIGCONT) it finds its lease lost and discards its result: the job stays
+// as the other node ended it, no recovery point appears, and the vault
+// checks clean. Then either node backs the source up, and it restores
+// byte-identical.
+func TestScaleOutPausedNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the scale-out test starts PostgreSQL, versitygw and several coffer processes")
+	}
+	ctx := context.Background()
+	c := newCluster(t, 1, 60<<20, 7)
+	a, ca := c.start("node-a")
+	_, err := ca.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("v1")})
+	must(t, err)
+	o, err := ca.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("v1"), IamRoleArn: aws.String(soRole),
+		ResourceArn: aws.String(filesystem.ARN(soRegion, soAcct, soFS(0)))})
+	must(t, err)
+	id := aws.ToString(o.BackupJobId)
+	for deadline := time.Now().Add(2 * time.Minute); len(c.started()[id]) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node a did not start the job\n%s", c.logs())
+		}
+	}
+	must(t, a.Signal(syscall.SIGSTOP))
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = a.Signal(syscall.SIGCONT)
+		}
+	}()
+	_, cb := c.start("node-b")
+	j := c.waitTerminal(cb, []string{id})[id]
+	if j.State != types.BackupJobStateFailed || !strings.Contains(aws.ToString(j.StatusMessage), "interrupted") {
+		t.Fatalf("the paused node's job ended %s %q; want FAILED, interrupted (did it finish before the pause?)\n%s",
+			j.State, aws.ToString(j.StatusMessage), c.logs())
+	}
+	must(t, a.Signal(syscall.SIGCONT))
+	resumed = true
+	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(a.Log(), "lease lost"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the resumed node did not notice it lost the lease\n%s", c.logs())
+		}
+	}
+	for _, cl := range []*sdk.Client{ca, cb} {
+		d, err := cl.DescribeBackupJob(ctx, &sdk.DescribeBackupJobInput{BackupJobId: aws.String(id)})
+		must(t, err)
+		if d.State != j.State || aws.ToString(d.StatusMessage) != aws.ToString(j.StatusMessage) || d.CompletionDate == nil || !d.CompletionDate.Equal(aws.ToTime(j.CompletionDate)) {
+			t.Fatalf("after the resume the job is %s %q %q; want it as node b ended it", d.State, aws.ToString(d.StatusMessage), aws.ToString(d.RecoveryPointArn))
+		}
+	}
+	rps, err := cb.ListRecoveryPointsByBackupVault(ctx, &sdk.ListRecoveryPointsByBackupVaultInput{BackupVaultName: aws.String("v1")})
+	must(t, err)
+	if len(rps.RecoveryPoints) != 0 {
+		t.Fatalf("the discarded result left recovery points: %v", rps.RecoveryPoints)
+	}
+	if arn := aws.ToString(j.RecoveryPointArn); arn != "" {
+		if _, err := cb.DescribeRecoveryPoint(ctx, &sdk.DescribeRecoveryPointInput{BackupVaultName: aws.String("v1"), RecoveryPointArn: aws.String(arn)}); err == nil {
+			t.Fatalf("the discarded result's recovery point %s exists", arn)
+		}
+	}
+	if out, err := exec.Command(c.bin, "vault", "check", "--config", c.config("node-b", true), "--vault", "v1", "--read-data").CombinedOutput(); err != nil {
+		t.Fatalf("vault check: %v\n%s", err, out)
+	}
+	want := treeSums(t, c.sources[0])
+	rp := c.backupOn(cb, "v1", 0)
+	c.restoreOn(ca, rp, soFS(0), want)
+}
+
+// TestScaleOutPostgresRestart: PostgreSQL crashes and restarts while two
+// nodes run backups: the nodes stay up and reconnect, every acknowledged
+// job ends COMPLETED or FAILED with a message, each completed job has its
+// recovery point, and new work runs afterwards.
+func TestScaleOutPostgresRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the scale-out test starts PostgreSQL, versitygw and several coffer processes")
+	}
+	ctx := context.Background()
+	c := newCluster(t, 3, 12<<20, 11)
+	a, ca := c.start("node-a")
+	b, cb := c.start("node-b")
+	_, err := ca.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("v1")})
+	must(t, err)
+	var ids []string
+	for i := range 3 {
+		o, err := []*sdk.Client{ca, cb}[i%2].StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("v1"),
+			IamRoleArn: aws.String(soRole), ResourceArn: aws.String(filesystem.ARN(soRegion, soAcct, soFS(i)))})
+		must(t, err)
+		ids = append(ids, aws.ToString(o.BackupJobId))
+	}
+	for deadline := time.Now().Add(2 * time.Minute); len(c.started()) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no job started\n%s", c.logs())
+		}
+	}
+	c.pg.Crash()
+	// While it is down, requests fail with an error of the API's shape.
+	_, err = cb.ListBackupJobs(ctx, &sdk.ListBackupJobsInput{})
+	if err == nil {
+		t.Fatal("ListBackupJobs answered with PostgreSQL down")
+	}
+	time.Sleep(2 * time.Second)
+	c.pg.Restart(t)
+	var js map[string]types.BackupJob
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		o, err := ca.ListBackupJobs(ctx, &sdk.ListBackupJobsInput{})
+		if err == nil && len(o.BackupJobs) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node a does not answer after the restart: %v\n%s", err, c.logs())
+		}
+	}
+	js = c.waitTerminal(cb, ids)
+	completed := 0
+	for _, id := range ids {
+		switch j := js[id]; j.State {
+		case types.BackupJobStateCompleted:
+			completed++
+			if aws.ToString(j.RecoveryPointArn) == "" {
+				t.Fatalf("completed job %s without a recovery point", id)
+			}
+		case types.BackupJobStateFailed:
+			if aws.ToString(j.StatusMessage) == "" {
+				t.Fatalf("job %s failed without a message", id)
+			}
+			t.Logf("job %s: FAILED %q", id, aws.ToString(j.StatusMessage))
+		default:
+			t.Fatalf("job %s ended %s", id, j.State)
+		}
+	}
+	for _, p := range []*cofferproc.Proc{a, b} {
+		if p.ExitCode() != -1 {
+			t.Fatalf("a node exited with PostgreSQL's restart\n%s", c.logs())
+		}
+	}
+	rps, err := cb.ListRecoveryPointsByBackupVault(ctx, &sdk.ListRecoveryPointsByBackupVaultInput{BackupVaultName: aws.String("v1")})
+	must(t, err)
+	if len(rps.RecoveryPoints) != completed {
+		t.Fatalf("%d recovery points for %d completed jobs", len(rps.RecoveryPoints), completed)
+	}
+	want := treeSums(t, c.sources[0])
+	rp := c.backupOn(ca, "v1", 0)
+	c.restoreOn(cb, rp, soFS(0), want)
+	if out, err := exec.Command(c.bin, "vault", "check", "--config", c.config("node-b", true), "--vault", "v1", "--read-data").CombinedOutput(); err != nil {
+		t.Fatalf("vault check: %v\n%s", err, out)
+	}
+	t.Logf("%d of %d jobs running across the PostgreSQL crash completed", completed, len(ids))
 }
