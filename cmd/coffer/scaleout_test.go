@@ -195,6 +195,42 @@ func backupJobs(t *testing.T, cl *sdk.Client) map[string]types.BackupJob {
 	return out
 }
 
+// copyJobs lists every copy job (through cl).
+func copyJobs(t *testing.T, cl *sdk.Client) map[string]types.CopyJob {
+	out := map[string]types.CopyJob{}
+	p := sdk.NewListCopyJobsPaginator(cl, &sdk.ListCopyJobsInput{MaxResults: aws.Int32(7)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		must(t, err)
+		for _, j := range page.CopyJobs {
+			out[aws.ToString(j.CopyJobId)] = j
+		}
+	}
+	return out
+}
+
+// waitCopies waits (bounded) until every copy job in ids is terminal.
+func (c *cluster) waitCopies(cl *sdk.Client, ids []string) map[string]types.CopyJob {
+	c.t.Helper()
+	for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		js := copyJobs(c.t, cl)
+		open := 0
+		for _, id := range ids {
+			switch js[id].State {
+			case types.CopyJobStateCompleted, types.CopyJobStateFailed, types.CopyJobStatePartial:
+			default:
+				open++
+			}
+		}
+		if open == 0 {
+			return js
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%d copy jobs not terminal after the deadline\n%s", open, c.logs())
+		}
+	}
+}
+
 // waitTerminal waits (bounded) until every job in ids is terminal, as
 // node cl sees it.
 func (c *cluster) waitTerminal(cl *sdk.Client, ids []string) map[string]types.BackupJob {
@@ -258,9 +294,11 @@ func TestScaleOutTwoNodes(t *testing.T) {
 	_, cb := c.start("node-b")
 
 	// Any node answers for the data of all.
+	var v3Arn string
 	for _, v := range []string{"v1", "v2", "v3"} {
-		_, err := ca.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String(v)})
+		o, err := ca.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String(v)})
 		must(t, err)
+		v3Arn = aws.ToString(o.BackupVaultArn)
 	}
 	p1, err := ca.ListBackupVaults(ctx, &sdk.ListBackupVaultsInput{MaxResults: aws.Int32(2)})
 	must(t, err)
@@ -299,7 +337,14 @@ func TestScaleOutTwoNodes(t *testing.T) {
 	}
 	all := []string{idem[0]}
 	trees := map[string]string{idem[0]: treeSums(t, c.sources[0])} // job -> the tree it backed up
-	c.waitTerminal(cb, all)
+	first := c.waitTerminal(cb, all)[idem[0]]
+	if first.State != types.BackupJobStateCompleted {
+		t.Fatalf("the first backup: %s %q", first.State, aws.ToString(first.StatusMessage))
+	}
+	// Completed backups (copies copy their recovery points into v3).
+	done, rpOf := []string{idem[0]}, map[string]string{idem[0]: aws.ToString(first.RecoveryPointArn)}
+	var copies []string
+	copySrc := map[string]string{} // copy job -> the backup job whose recovery point it copies
 
 	takeovers := 0
 	for round := range rounds {
@@ -320,6 +365,13 @@ func TestScaleOutTwoNodes(t *testing.T) {
 			trees[aws.ToString(o.BackupJobId)] = treeSums(t, c.sources[i])
 		}
 		all = append(all, ids...)
+		// And a copy of an earlier recovery point into v3.
+		src := done[r.Intn(len(done))]
+		co, err := []*sdk.Client{cb, ca}[round%2].StartCopyJob(ctx, &sdk.StartCopyJobInput{RecoveryPointArn: aws.String(rpOf[src]),
+			SourceBackupVaultName: aws.String("v1"), DestinationBackupVaultArn: aws.String(v3Arn), IamRoleArn: aws.String(soRole)})
+		must(t, err)
+		copyID := aws.ToString(co.CopyJobId)
+		copies, copySrc[copyID] = append(copies, copyID), src
 		// Once node a runs one of them, at a random moment, kill -9.
 		var victim string
 		for deadline := time.Now().Add(2 * time.Minute); victim == ""; time.Sleep(20 * time.Millisecond) {
@@ -347,8 +399,12 @@ func TestScaleOutTwoNodes(t *testing.T) {
 		a.Kill()
 		// Node b ends what node a ran and runs what it had not claimed.
 		js := c.waitTerminal(cb, ids)
-		for _, id := range ids {
+		cj := c.waitCopies(cb, []string{copyID})[copyID]
+		for _, id := range append(ids, copyID) {
 			j := js[id]
+			if id == copyID {
+				j = types.BackupJob{State: types.BackupJobState(cj.State), StatusMessage: cj.StatusMessage}
+			}
 			by := c.started()[id]
 			if len(by) != 1 {
 				t.Fatalf("round %d: job %s started by %d node processes, want 1\n%s", round, id, len(by), c.logs())
@@ -365,7 +421,12 @@ func TestScaleOutTwoNodes(t *testing.T) {
 		if wasRunning && js[victim].State != types.BackupJobStateFailed && js[victim].State != types.BackupJobStateCompleted {
 			t.Fatalf("round %d: the killed node's job ended %s", round, js[victim].State)
 		}
-		t.Logf("round %d: killed node a while job %s was %s; it ended %s", round, victim, d.State, js[victim].State)
+		for _, id := range ids {
+			if js[id].State == types.BackupJobStateCompleted {
+				done, rpOf[id] = append(done, id), aws.ToString(js[id].RecoveryPointArn)
+			}
+		}
+		t.Logf("round %d: killed node a while job %s was %s; it ended %s; the copy ended %s", round, victim, d.State, js[victim].State, cj.State)
 		a, ca = c.start("node-a")
 	}
 	if takeovers == 0 {
@@ -401,10 +462,37 @@ func TestScaleOutTwoNodes(t *testing.T) {
 		t.Fatalf("%d recovery points for %d completed jobs", len(rps), len(completed))
 	}
 
+	// Every completed copy has its own recovery point in v3, and nothing
+	// else is there.
+	cjs := c.waitCopies(cb, copies)
+	copied := map[string]string{} // destination recovery point -> copy job
+	for _, id := range copies {
+		if j := cjs[id]; j.State == types.CopyJobStateCompleted {
+			rp := aws.ToString(j.DestinationRecoveryPointArn)
+			if prev, dup := copied[rp]; dup || rp == "" {
+				t.Fatalf("copies %s and %s share recovery point %q", prev, id, rp)
+			}
+			copied[rp] = id
+		}
+	}
+	v3rps, err := cb.ListRecoveryPointsByBackupVault(ctx, &sdk.ListRecoveryPointsByBackupVaultInput{BackupVaultName: aws.String("v3")})
+	must(t, err)
+	if len(v3rps.RecoveryPoints) != len(copied) {
+		t.Fatalf("%d recovery points in v3 for %d completed copies", len(v3rps.RecoveryPoints), len(copied))
+	}
+
 	// `coffer vault check --read-data` while both nodes run.
-	out, err := exec.Command(c.bin, "vault", "check", "--config", c.config("node-b", true), "--vault", "v1", "--read-data").CombinedOutput()
-	if err != nil {
-		t.Fatalf("vault check: %v\n%s", err, out)
+	for _, v := range []string{"v1", "v3"} {
+		out, err := exec.Command(c.bin, "vault", "check", "--config", c.config("node-b", true), "--vault", v, "--read-data").CombinedOutput()
+		if err != nil {
+			t.Fatalf("vault check %s: %v\n%s", v, err, out)
+		}
+	}
+	// A copied recovery point restores as its source was.
+	for rp, id := range copied {
+		src := copySrc[id]
+		c.restoreOn(ca, rp, soFSOf(aws.ToString(js[src].ResourceArn)), trees[src])
+		break
 	}
 
 	// A recovery point that a node a process wrote restores byte-identical
@@ -429,9 +517,9 @@ func TestScaleOutTwoNodes(t *testing.T) {
 	// alone backs up into it again; node a restores that byte-identical
 	// and the vault checks clean.
 	a.Kill()
-	first := c.backupOn(cb, "v2", 2)
+	firstRP := c.backupOn(cb, "v2", 2)
 	a, ca = c.start("node-a")
-	_, err = ca.DeleteRecoveryPoint(ctx, &sdk.DeleteRecoveryPointInput{BackupVaultName: aws.String("v2"), RecoveryPointArn: aws.String(first)})
+	_, err = ca.DeleteRecoveryPoint(ctx, &sdk.DeleteRecoveryPointInput{BackupVaultName: aws.String("v2"), RecoveryPointArn: aws.String(firstRP)})
 	must(t, err)
 	_, err = ca.DeleteBackupVault(ctx, &sdk.DeleteBackupVaultInput{BackupVaultName: aws.String("v2")})
 	must(t, err)
@@ -450,7 +538,7 @@ func TestScaleOutTwoNodes(t *testing.T) {
 	cfgC := c.config("node-c", false)
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	out, err = exec.CommandContext(cctx, c.bin, "serve", "--config", cfgC).CombinedOutput()
+	out, err := exec.CommandContext(cctx, c.bin, "serve", "--config", cfgC).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "master key") || !strings.Contains(string(out), "not the one the metadata store was first used with") {
 		t.Fatalf("node with another master key: %v\n%s", err, out)
 	}
@@ -463,7 +551,8 @@ func TestScaleOutTwoNodes(t *testing.T) {
 	if strings.Contains(c.logs(), os.Getenv("COFFER_TEST_PG_DSN")) || strings.Contains(c.logs(), pgtest.Password) {
 		t.Fatal("a node logged the PostgreSQL DSN")
 	}
-	t.Logf("%d backup jobs, %d completed, %d ended by the other node after a kill", len(all), len(completed), takeovers)
+	t.Logf("%d backup jobs, %d completed; %d copies, %d completed; %d jobs ended by the other node after a kill",
+		len(all), len(completed), len(copies), len(copied), takeovers)
 }
 
 // backupOn backs source i up into vault through cl, waits for it, and

@@ -397,3 +397,27 @@ func TestStalledTransactionReleasesLocks(t *testing.T) {
 		t.Fatalf("stored fact %q, %v; want other", v, err)
 	}
 }
+
+// BenchmarkJobQueriesMillion is the SQLite adapter's benchmark of list,
+// filtered list and summary queries over a million jobs, on PostgreSQL
+// (after ANALYZE, as autovacuum would have run on a database that grew).
+// Run with
+//
+//	go test ./internal/store/postgres -run '^$' -bench JobQueriesMillion -benchtime 20x -timeout 60m
+func BenchmarkJobQueriesMillion(b *testing.B) {
+	dsn := pgtest.Shared(b).SchemaDSN(b)
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchJobQueriesMillion(b, s, func() error {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer c.Close(ctx)
+		_, err = c.Exec(ctx, "ANALYZE")
+		return err
+	})
+}
