@@ -39,10 +39,12 @@ import (
 	"coffer/internal/repository"
 	"coffer/internal/resource"
 	"coffer/internal/resource/filesystem"
+	"coffer/internal/resource/s3bucket"
 	"coffer/internal/restorejob"
 	"coffer/internal/service"
 	"coffer/internal/store"
 	"coffer/internal/store/sqlite"
+	"coffer/internal/testutil/s3server"
 	"coffer/internal/vaultrepo/localvaults"
 )
 
@@ -151,6 +153,10 @@ type envOptions struct {
 	noRunner bool
 	// signClock is the front end's signing clock (default real time).
 	signClock clock.Clock
+	// s3, when set, registers the S3 bucket plugin with this server as
+	// endpoint "s3" and the buckets of s3Buckets as resources of A.
+	s3        *s3server.Server
+	s3Buckets []string
 }
 
 func start(t *testing.T, o envOptions) *env {
@@ -170,7 +176,12 @@ func start(t *testing.T, o envOptions) *env {
 	buildTree(t, e.src)
 	clk := clock.Real{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	reg, err := resource.NewRegistry(gatedFS{Plugin: &filesystem.Plugin{NewFileSystemsDir: filepath.Join(fsRoot, "new")}, g: e.gate})
+	plugins := []resource.Plugin{gatedFS{Plugin: &filesystem.Plugin{NewFileSystemsDir: filepath.Join(fsRoot, "new")}, g: e.gate}}
+	if o.s3 != nil {
+		plugins = append(plugins, &s3bucket.Plugin{Endpoints: []s3bucket.Endpoint{{ID: "s3", URL: o.s3.Endpoint, Region: o.s3.Region,
+			PathStyle: true, AccessKeyID: o.s3.AccessKey, SecretAccessKey: o.s3.SecretKey}}})
+	}
+	reg, err := resource.NewRegistry(plugins...)
 	mustDo(t, err)
 	svc, err := service.New(service.Deps{Store: st, Clock: clk, Plugins: reg, Repos: repos, VaultStorage: repos, RecoveryPointData: repos, Logger: log})
 	mustDo(t, err)
@@ -181,6 +192,13 @@ func start(t *testing.T, o envOptions) *env {
 		filesystem.NewResource(region, acctA.id, fsDst, e.dst, nil),
 		filesystem.NewResource(region, acctB.id, fsB, e.dstB, nil),
 	}))
+	if o.s3 != nil {
+		var buckets []*backup.Resource
+		for _, b := range o.s3Buckets {
+			buckets = append(buckets, s3bucket.NewResource(region, acctA.id, b, "s3", nil))
+		}
+		mustDo(t, svc.SyncResources(ctx, s3bucket.ResourceType, scopes, buckets))
+	}
 	var runnerDone chan error
 	if !o.noRunner {
 		runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Poll: 20 * time.Millisecond, LeaseTTL: 1500 * time.Millisecond, Logger: log,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"coffer/internal/glob"
 	"coffer/internal/repository"
 	"coffer/internal/repository/snapshot"
 )
@@ -90,10 +91,10 @@ func (s *selection) classify(rel string, isDir bool, pm selMode) selMode {
 			if s.found != nil {
 				s.found[rel] = true
 			}
-			if matchAny(s.exclude, rel) {
+			if glob.MatchAny(s.exclude, rel) {
 				return selNone
 			}
-			if len(s.include) == 0 || matchAny(s.include, rel) {
+			if len(s.include) == 0 || glob.MatchAny(s.include, rel) {
 				return selAll
 			}
 			if isDir {
@@ -106,10 +107,10 @@ func (s *selection) classify(rel string, isDir bool, pm selMode) selMode {
 		}
 		return selNone
 	}
-	if matchAny(s.exclude, rel) {
+	if glob.MatchAny(s.exclude, rel) {
 		return selNone
 	}
-	if pm == selAll || matchAny(s.include, rel) {
+	if pm == selAll || glob.MatchAny(s.include, rel) {
 		return selAll
 	}
 	if isDir {

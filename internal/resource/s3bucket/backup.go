@@ -91,6 +91,11 @@ type backupRun struct {
 // their tags are. Objects that vanish or change while the backup runs are
 // Problems; the snapshot holds whole object versions only.
 func (p *Plugin) Backup(ctx context.Context, req resource.BackupRequest) (resource.BackupResult, error) {
+	res, err := p.backup(ctx, req)
+	return res, failure(err)
+}
+
+func (p *Plugin) backup(ctx context.Context, req resource.BackupRequest) (resource.BackupResult, error) {
 	var res resource.BackupResult
 	if err := ctx.Err(); err != nil {
 		return res, err

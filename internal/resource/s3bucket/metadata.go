@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"coffer/internal/backup"
+	"coffer/internal/glob"
 )
 
 // Restore metadata keys (matched case-insensitively). The last two are
@@ -311,8 +312,10 @@ func checkSpec(spec *backup.RestoreSpec, bucket string) error {
 			return backup.InvalidParam(KeyItemsToRestore, "Metadata key %s: item %q must be \"/\" followed by an object key or key prefix", KeyItemsToRestore, trunc(it))
 		}
 	}
-	if len(spec.Include) > 0 || len(spec.Exclude) > 0 {
-		return backup.InvalidParam("Include", "resource type S3 cannot filter a restore by patterns; use %s", KeyItemsToRestore)
+	for name, list := range map[string][]string{"Include": spec.Include, "Exclude": spec.Exclude} {
+		if _, err := glob.CompileAll(list); err != nil {
+			return backup.InvalidParam(name, "%s: %v", name, err)
+		}
 	}
 	_, err := ParseMetadata(encode(spec, bucket))
 	return err

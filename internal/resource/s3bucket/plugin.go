@@ -170,8 +170,9 @@ func (p *Plugin) CheckBackupOptions(opts map[string]string) error {
 }
 
 // Capabilities: new and existing buckets, a key prefix, items (object keys
-// and key prefixes) and every conflict policy.
+// and key prefixes), Include/Exclude globs over keys and every conflict
+// policy.
 func (p *Plugin) Capabilities() resource.Capabilities {
-	return resource.Capabilities{NewTarget: true, ExistingTarget: true, TargetPath: true, Items: true,
+	return resource.Capabilities{NewTarget: true, ExistingTarget: true, TargetPath: true, Items: true, Patterns: true,
 		ConflictPolicies: backup.ConflictPolicies, ItemNoun: "object"}
 }

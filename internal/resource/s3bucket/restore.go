@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"coffer/internal/backup"
+	"coffer/internal/glob"
 	"coffer/internal/repository/snapshot"
 	"coffer/internal/resource"
 )
@@ -150,6 +151,9 @@ type restoreRun struct {
 	m         *meter
 	sem       *semaphore.Weighted
 	noINM     atomic.Bool // the server ignores or refuses If-None-Match
+	// include and exclude filter object keys (Include/Exclude globs; a
+	// pattern matching a key prefix ending at "/" selects all below it).
+	include, exclude []glob.Pattern
 
 	items, bytes, skipped, replaced atomic.Int64
 	mu                              sync.Mutex
@@ -162,6 +166,11 @@ type restoreRun struct {
 // records every change so that a failed or cancelled restore undoes itself
 // and CleanStaging undoes one whose process died.
 func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (resource.RestoreResult, error) {
+	res, err := p.restore(ctx, req)
+	return res, failure(err)
+}
+
+func (p *Plugin) restore(ctx context.Context, req resource.RestoreRequest) (resource.RestoreResult, error) {
 	var res resource.RestoreResult
 	spec := req.Spec
 	root, err := readRoot(ctx, req.Snapshot.Loader, req.Snapshot.Root)
@@ -172,6 +181,12 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 		m: newMeter(req.Progress), sem: semaphore.NewWeighted(p.bufferBytes())}
 	if r.policy == backup.ConflictDefault {
 		r.policy = backup.SkipExisting
+	}
+	if r.include, err = glob.CompileAll(spec.Include); err != nil {
+		return res, fmt.Errorf("%w: Include: %w", resource.ErrInvalid, err)
+	}
+	if r.exclude, err = glob.CompileAll(spec.Exclude); err != nil {
+		return res, fmt.Errorf("%w: Exclude: %w", resource.ErrInvalid, err)
 	}
 	switch spec.Settings[KeyEncryptionType] {
 	case EncryptionSSES3:
@@ -397,7 +412,7 @@ func selection(items []string) []string {
 func (r *restoreRun) run(ctx context.Context, root *snapshotRoot, items []string) error {
 	prefixes := selection(items)
 	var total int64
-	if len(prefixes) == 1 && prefixes[0] == "" {
+	if len(prefixes) == 1 && prefixes[0] == "" && !r.filtered() {
 		total = root.objects.Size
 	} else {
 		for _, pfx := range prefixes {
@@ -413,7 +428,9 @@ func (r *restoreRun) run(ctx context.Context, root *snapshotRoot, items []string
 				if n == nil {
 					break
 				}
-				total += n.Size
+				if r.wanted(n) {
+					total += n.Size
+				}
 			}
 		}
 	}
@@ -435,6 +452,9 @@ func (r *restoreRun) run(ctx context.Context, root *snapshotRoot, items []string
 				if n == nil {
 					break
 				}
+				if !r.wanted(n) {
+					continue
+				}
 				select {
 				case work <- n:
 				case <-gctx.Done():
@@ -455,6 +475,28 @@ func (r *restoreRun) run(ctx context.Context, root *snapshotRoot, items []string
 		})
 	}
 	return g.Wait()
+}
+
+// filtered reports whether Include/Exclude patterns select the objects.
+func (r *restoreRun) filtered() bool { return len(r.include) > 0 || len(r.exclude) > 0 }
+
+// wanted applies Include and Exclude to an index entry's key: excluded
+// when an Exclude pattern matches the key or a prefix of it ending at a
+// "/", else included when there is no Include or one matches likewise.
+// An entry whose key cannot be decoded is left to object, which reports
+// it.
+func (r *restoreRun) wanted(n *snapshot.Node) bool {
+	if !r.filtered() {
+		return true
+	}
+	key, err := DecodeKey(n.Name)
+	if err != nil {
+		return true
+	}
+	if glob.MatchAnyTree(r.exclude, key) {
+		return false
+	}
+	return len(r.include) == 0 || glob.MatchAnyTree(r.include, key)
 }
 
 // object restores one object node under the conflict policy.

@@ -1,4 +1,4 @@
-package fstree
+package glob
 
 import (
 	"errors"
@@ -48,7 +48,7 @@ func TestPatternMatch(t *testing.T) {
 		{"?", "\xff", true},
 		{"deep", "a/b/c/deep", true},
 	} {
-		p, err := CompilePattern(tc.pat)
+		p, err := Compile(tc.pat)
 		if err != nil {
 			t.Fatalf("compile %q: %v", tc.pat, err)
 		}
@@ -60,7 +60,7 @@ func TestPatternMatch(t *testing.T) {
 
 func TestPatternManyDoubleStars(t *testing.T) {
 	// Exponential backtracking would never finish this.
-	p, err := CompilePattern("/" + strings.Repeat("**/a/", 200) + "b")
+	p, err := Compile("/" + strings.Repeat("**/a/", 200) + "b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,8 +74,8 @@ func TestPatternManyDoubleStars(t *testing.T) {
 
 func TestCompilePatternErrors(t *testing.T) {
 	for _, pat := range []string{"", "/", "a//b", "a/", "[abc", `abc\`, "a\x00b", strings.Repeat("a", maxPatternLen+1), "[!"} {
-		if _, err := CompilePattern(pat); !errors.Is(err, ErrBadPattern) {
-			t.Errorf("CompilePattern(%q) = %v, want ErrBadPattern", pat, err)
+		if _, err := Compile(pat); !errors.Is(err, ErrBadPattern) {
+			t.Errorf("Compile(%q) = %v, want ErrBadPattern", pat, err)
 		}
 	}
 }
@@ -85,7 +85,7 @@ func FuzzPattern(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, pat, path string) {
-		p, err := CompilePattern(pat)
+		p, err := Compile(pat)
 		if err != nil {
 			return
 		}
@@ -105,62 +105,6 @@ func FuzzPattern(f *testing.F) {
 	})
 }
 
-func TestValidateItems(t *testing.T) {
-	for _, tc := range []struct {
-		items []string
-		ok    bool
-	}{
-		{[]string{"/a"}, true},
-		{[]string{"/a/b", "/a/c", "/d"}, true},
-		{[]string{"/a b/\xff"}, true},
-		{[]string{"/%2e%2e"}, true}, // literal name, never decoded; CheckItems finds it absent
-		{[]string{""}, false},
-		{[]string{"/"}, false},
-		{[]string{"a/b"}, false},
-		{[]string{"/.."}, false},
-		{[]string{"/a/../../x"}, false},
-		{[]string{"/a/./b"}, false},
-		{[]string{"/a//b"}, false},
-		{[]string{"/a/"}, false},
-		{[]string{`/\..\`}, false},
-		{[]string{"/a\x00b"}, false},
-		{[]string{"/" + strings.Repeat("a/", MaxItemLen/2)}, false},
-		{[]string{"/" + strings.Repeat("x", 256)}, false},
-		{[]string{"/*.txt"}, false},
-		{[]string{"/a?"}, false},
-		{[]string{"/[ab]"}, false},
-		{[]string{"/a", "/a"}, false},
-		{[]string{"/a", "/a/b"}, false},
-		{[]string{"/a/b", "/a"}, false},
-		{[]string{"/a", "/ab"}, true},
-	} {
-		err := ValidateItems(tc.items)
-		if (err == nil) != tc.ok {
-			t.Errorf("ValidateItems(%q) = %v, want ok=%v", tc.items, err, tc.ok)
-		}
-		if err != nil && !errors.Is(err, ErrInvalidItem) {
-			t.Errorf("ValidateItems(%q) error %v does not wrap ErrInvalidItem", tc.items, err)
-		}
-	}
-}
-
-func FuzzValidateItems(f *testing.F) {
-	for _, s := range []string{"/a/b", "/..", "/a/../b", "//", "/a\x00", "/*", "/a/./b"} {
-		f.Add(s, "/x")
-	}
-	f.Fuzz(func(t *testing.T, a, b string) {
-		if ValidateItems([]string{a, b}) != nil {
-			return
-		}
-		for _, it := range []string{a, b} {
-			if it[0] != '/' || len(it) > MaxItemLen || strings.Contains(it, "/../") || strings.HasSuffix(it, "/..") ||
-				strings.Contains(it, "//") || strings.ContainsAny(it, "\x00*?[\\") || strings.HasSuffix(it, "/") {
-				t.Fatalf("accepted %q", it)
-			}
-		}
-	})
-}
-
 // refMatchSegs is the plain recursive definition of segment matching, the
 // reference for the linear algorithm.
 func refMatchSegs(pat, path []string) bool {
@@ -176,4 +120,24 @@ func refMatchSegs(pat, path []string) bool {
 		return false
 	}
 	return len(path) > 0 && matchSegment(pat[0], path[0]) && refMatchSegs(pat[1:], path[1:])
+}
+
+func TestMatchAnyTree(t *testing.T) {
+	pats, err := CompileAll([]string{"/docs", "*.md", "vendor/**/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		want bool
+	}{
+		{"docs", true}, {"docs/a/b.txt", true}, {"docs/", true}, {"a/docs/b", false},
+		{"x/y.md", true}, {"y.md/z", true}, {"md", false},
+		{"vendor/x", true}, {"a/vendor/b/x/c", true}, {"vendor/y", false},
+		{"", false}, {"/docs", false}, {"other", false},
+	} {
+		if got := MatchAnyTree(pats, tc.path); got != tc.want {
+			t.Errorf("MatchAnyTree(%q) = %v, want %v", tc.path, got, tc.want)
+		}
+	}
 }
