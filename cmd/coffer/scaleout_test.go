@@ -195,6 +195,55 @@ func backupJobs(t *testing.T, cl *sdk.Client) map[string]types.BackupJob {
 	return out
 }
 
+// envInt reads a positive count from the environment.
+func envInt(t *testing.T, name string, def, minimum int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < minimum {
+		t.Fatalf("%s=%q: want a number >= %d", name, v, minimum)
+	}
+	return n
+}
+
+// restoreJobs lists every restore job (through cl).
+func restoreJobs(t *testing.T, cl *sdk.Client) map[string]types.RestoreJobsListMember {
+	out := map[string]types.RestoreJobsListMember{}
+	p := sdk.NewListRestoreJobsPaginator(cl, &sdk.ListRestoreJobsInput{MaxResults: aws.Int32(7)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		must(t, err)
+		for _, j := range page.RestoreJobs {
+			out[aws.ToString(j.RestoreJobId)] = j
+		}
+	}
+	return out
+}
+
+// waitRestores waits (bounded) until every restore job in ids is terminal.
+func (c *cluster) waitRestores(cl *sdk.Client, ids []string) map[string]types.RestoreJobsListMember {
+	c.t.Helper()
+	for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		js := restoreJobs(c.t, cl)
+		open := 0
+		for _, id := range ids {
+			switch js[id].Status {
+			case types.RestoreJobStatusCompleted, types.RestoreJobStatusFailed, types.RestoreJobStatusAborted:
+			default:
+				open++
+			}
+		}
+		if open == 0 {
+			return js
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%d restore jobs not terminal after the deadline\n%s", open, c.logs())
+		}
+	}
+}
+
 // copyJobs lists every copy job (through cl).
 func copyJobs(t *testing.T, cl *sdk.Client) map[string]types.CopyJob {
 	out := map[string]types.CopyJob{}
@@ -256,42 +305,60 @@ func (c *cluster) waitTerminal(cl *sdk.Client, ids []string) map[string]types.Ba
 	}
 }
 
-// TestScaleOutTwoNodes runs two `coffer serve` nodes on one PostgreSQL
-// and one S3 store (versitygw): both answer for the same data (page tokens
-// and idempotency tokens work across nodes, an HBR request replayed to the
-// other node is refused), backup jobs submitted round-robin run on both,
-// and a node killed with SIGKILL while it runs a job has that job ended by
-// the other node (FAILED, interrupted) — never run twice — while the jobs
-// it had not claimed run on the survivor. Afterwards the vault checks
-// clean with `coffer vault check --read-data` while the nodes run, a
-// recovery point written by one node restores byte-identical through the
-// other, and a node whose master key differs refuses to start.
-// COFFER_SCALEOUT_ROUNDS sets the number of kills (default 3), and
-// COFFER_SCALEOUT_SEED the seed.
-func TestScaleOutTwoNodes(t *testing.T) {
+// TestScaleOutKills runs `coffer serve` nodes (two; COFFER_SCALEOUT_NODES)
+// on one PostgreSQL and one S3 store (versitygw). All answer for the same
+// data: page tokens and idempotency tokens work across nodes, and an HBR
+// request replayed to another node is refused. Then, round after round,
+// backups, copies and restores are submitted round-robin through the
+// nodes, and a random node is killed with SIGKILL once it runs one of them
+// (at a random moment after the first round): the survivors end what it
+// ran (FAILED, interrupted) — no job is ever started twice — and run what
+// it had not claimed; the killed node is restarted. Every job ends in one
+// terminal state, every completed backup and copy has exactly its own
+// recovery point, every completed restore is byte-identical to the tree
+// its recovery point was taken from, and the vaults check clean with
+// `coffer vault check --read-data` while the nodes run. A vault deleted and
+// re-created by one node is written correctly by another that had it open,
+// and a node whose master key differs refuses to start.
+//
+// The default (CI) run: 2 nodes, 4 sources, 3 kills, 1 copy and 1 restore
+// per round. The issue's campaign (3 nodes, 200 jobs, 10 kills):
+//
+//	COFFER_SCALEOUT_NODES=3 COFFER_SCALEOUT_ROUNDS=10 COFFER_SCALEOUT_SOURCES=8 COFFER_SCALEOUT_EXTRA=6 \
+//	  go test -run TestScaleOutKills -timeout 60m -v ./cmd/coffer/
+//
+// COFFER_SCALEOUT_SEED picks the seed.
+func TestScaleOutKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the scale-out test starts PostgreSQL, versitygw and several coffer processes")
 	}
-	rounds, seed := 3, time.Now().UnixNano()
-	if v := os.Getenv("COFFER_SCALEOUT_ROUNDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("COFFER_SCALEOUT_ROUNDS=%q: want a positive number", v)
-		}
-		rounds = n
-	}
+	rounds := envInt(t, "COFFER_SCALEOUT_ROUNDS", 3, 1)
+	nNodes := envInt(t, "COFFER_SCALEOUT_NODES", 2, 2)
+	nSources := envInt(t, "COFFER_SCALEOUT_SOURCES", 4, 2)
+	extra := envInt(t, "COFFER_SCALEOUT_EXTRA", 1, 0)
+	seed := time.Now().UnixNano()
 	if v := os.Getenv("COFFER_SCALEOUT_SEED"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		must(t, err)
 		seed = n
 	}
-	t.Logf("scale-out: %d kills, seed %d (COFFER_SCALEOUT_ROUNDS, COFFER_SCALEOUT_SEED)", rounds, seed)
+	t.Logf("scale-out: %d nodes, %d sources, %d kills, %d copies and restores per round, seed %d "+
+		"(COFFER_SCALEOUT_NODES, _SOURCES, _ROUNDS, _EXTRA, _SEED)", nNodes, nSources, rounds, extra, seed)
 	r := mrand.New(mrand.NewSource(seed))
 	ctx := context.Background()
-	const nSources = 4
 	c := newCluster(t, nSources, 6<<20, seed)
-	a, ca := c.start("node-a")
-	_, cb := c.start("node-b")
+	type node struct {
+		id   string
+		proc *cofferproc.Proc
+		cl   *sdk.Client
+	}
+	nodes := make([]*node, nNodes)
+	for i := range nodes {
+		n := &node{id: fmt.Sprintf("node-%c", 'a'+i)}
+		n.proc, n.cl = c.start(n.id)
+		nodes[i] = n
+	}
+	ca, cb := nodes[0].cl, nodes[1].cl
 
 	// Any node answers for the data of all.
 	var v3Arn string
@@ -306,15 +373,15 @@ func TestScaleOutTwoNodes(t *testing.T) {
 	if err != nil || len(p1.BackupVaultList) != 2 || len(p2.BackupVaultList) != 1 || aws.ToString(p2.BackupVaultList[0].BackupVaultName) != "v3" {
 		t.Fatalf("a page token of node a on node b: %v %v %v", p1.BackupVaultList, p2, err)
 	}
-	// The same idempotency token to both nodes at once: one job.
+	// The same idempotency token to every node at once: one job.
 	var wg sync.WaitGroup
-	idem := make([]string, 2)
-	for i, cl := range []*sdk.Client{ca, cb} {
+	idem := make([]string, nNodes)
+	for i, n := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o, err := cl.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("v1"), IamRoleArn: aws.String(soRole),
-				ResourceArn: aws.String(filesystem.ARN(soRegion, soAcct, soFS(0))), IdempotencyToken: aws.String("same-token-both-nodes")})
+			o, err := n.cl.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("v1"), IamRoleArn: aws.String(soRole),
+				ResourceArn: aws.String(filesystem.ARN(soRegion, soAcct, soFS(0))), IdempotencyToken: aws.String("same-token-every-node")})
 			if err != nil {
 				t.Errorf("node %d: %v", i, err)
 				return
@@ -323,114 +390,136 @@ func TestScaleOutTwoNodes(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if t.Failed() || idem[0] == "" || idem[0] != idem[1] {
-		t.Fatalf("one idempotency token on two nodes gave jobs %q", idem)
+	for i := range idem {
+		if t.Failed() || idem[i] == "" || idem[i] != idem[0] {
+			t.Fatalf("one idempotency token on %d nodes gave jobs %q", nNodes, idem)
+		}
 	}
-	// HBR signature nonces are shared: a request replayed to the other
-	// node is refused.
+	// HBR signature nonces are shared: a request replayed to another node
+	// is refused.
 	signed := hbrSignedURL(soAKID, soSecret, time.Now())
-	if st, code := hbrGet(t, "http://"+a.Addr+signed); st != 200 {
+	if st, code := hbrGet(t, "http://"+nodes[0].proc.Addr+signed); st != 200 {
 		t.Fatalf("HBR DescribeVaults on node a: %d %s", st, code)
 	}
-	if st, code := hbrGet(t, "http://"+c.procs[1].Addr+signed); st != 400 || code != "SignatureNonceUsed" {
+	if st, code := hbrGet(t, "http://"+nodes[1].proc.Addr+signed); st != 400 || code != "SignatureNonceUsed" {
 		t.Fatalf("HBR request replayed to node b: %d %s, want 400 SignatureNonceUsed", st, code)
 	}
-	all := []string{idem[0]}
-	trees := map[string]string{idem[0]: treeSums(t, c.sources[0])} // job -> the tree it backed up
+	all := []string{idem[0]}                                         // backup jobs
+	trees := map[string]string{idem[0]: treeSums(t, c.sources[0])} // backup job -> the tree it backed up
 	first := c.waitTerminal(cb, all)[idem[0]]
 	if first.State != types.BackupJobStateCompleted {
 		t.Fatalf("the first backup: %s %q", first.State, aws.ToString(first.StatusMessage))
 	}
-	// Completed backups (copies copy their recovery points into v3).
+	// Completed backups: copies and restores use their recovery points.
 	done, rpOf := []string{idem[0]}, map[string]string{idem[0]: aws.ToString(first.RecoveryPointArn)}
 	var copies []string
 	copySrc := map[string]string{} // copy job -> the backup job whose recovery point it copies
+	takeovers, restored := 0, 0
 
-	takeovers := 0
 	for round := range rounds {
 		// New data in every source (so each backup has something to
-		// upload), then a backup of each, round-robin through the nodes.
+		// upload), then a backup of each, and copies and restores of
+		// earlier recovery points, round-robin through the nodes.
 		for i, src := range c.sources {
 			b := make([]byte, 2<<20+r.Intn(1024))
 			r.Read(b)
 			writeFile(t, filepath.Join(src, fmt.Sprintf("round%d-%d.bin", round, i)), b)
 		}
-		var ids []string
+		rr := round
+		next := func() *sdk.Client { rr++; return nodes[rr%nNodes].cl }
+		var ids, roundCopies, roundRestores []string
+		restoreSrc := map[string]string{} // restore job -> backup job
 		for i := range nSources {
-			cl := []*sdk.Client{ca, cb}[(i+round)%2]
-			o, err := cl.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("v1"), IamRoleArn: aws.String(soRole),
+			o, err := next().StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("v1"), IamRoleArn: aws.String(soRole),
 				ResourceArn: aws.String(filesystem.ARN(soRegion, soAcct, soFS(i)))})
 			must(t, err)
 			ids = append(ids, aws.ToString(o.BackupJobId))
 			trees[aws.ToString(o.BackupJobId)] = treeSums(t, c.sources[i])
 		}
 		all = append(all, ids...)
-		// And a copy of an earlier recovery point into v3.
-		src := done[r.Intn(len(done))]
-		co, err := []*sdk.Client{cb, ca}[round%2].StartCopyJob(ctx, &sdk.StartCopyJobInput{RecoveryPointArn: aws.String(rpOf[src]),
-			SourceBackupVaultName: aws.String("v1"), DestinationBackupVaultArn: aws.String(v3Arn), IamRoleArn: aws.String(soRole)})
-		must(t, err)
-		copyID := aws.ToString(co.CopyJobId)
-		copies, copySrc[copyID] = append(copies, copyID), src
-		// Once node a runs one of them, at a random moment, kill -9.
-		var victim string
-		for deadline := time.Now().Add(2 * time.Minute); victim == ""; time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: node a started none of the jobs\n%s", round, c.logs())
-			}
+		for range extra {
+			src := done[r.Intn(len(done))]
+			co, err := next().StartCopyJob(ctx, &sdk.StartCopyJobInput{RecoveryPointArn: aws.String(rpOf[src]),
+				SourceBackupVaultName: aws.String("v1"), DestinationBackupVaultArn: aws.String(v3Arn), IamRoleArn: aws.String(soRole)})
+			must(t, err)
+			roundCopies = append(roundCopies, aws.ToString(co.CopyJobId))
+			copySrc[aws.ToString(co.CopyJobId)] = src
+			src = done[r.Intn(len(done))]
+			ro, err := next().StartRestoreJob(ctx, &sdk.StartRestoreJobInput{RecoveryPointArn: aws.String(rpOf[src]), IamRoleArn: aws.String(soRole),
+				Metadata: map[string]string{"file-system-id": soFS(0), "newFileSystem": "true"}})
+			must(t, err)
+			roundRestores = append(roundRestores, aws.ToString(ro.RestoreJobId))
+			restoreSrc[aws.ToString(ro.RestoreJobId)] = src
+		}
+		copies = append(copies, roundCopies...)
+		roundAll := append(append(append([]string(nil), ids...), roundCopies...), roundRestores...)
+		// Once the victim runs one of them (or after a minute), kill -9:
+		// at once in the first round (so at least one kill lands while a
+		// job runs), at a random moment later.
+		vi := r.Intn(nNodes)
+		victim := nodes[vi]
+		var victimJob string
+		for deadline := time.Now().Add(time.Minute); victimJob == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 			st := c.started()
-			for _, id := range ids {
+			for _, id := range roundAll {
 				for _, pi := range st[id] {
-					if c.procs[pi] == a {
-						victim = id
+					if c.procs[pi] == victim.proc {
+						victimJob = id
 					}
 				}
 			}
 		}
-		// The first round kills at once (its job has the most to upload,
-		// so at least one kill lands while a job runs); later ones at a
-		// random moment.
 		if round > 0 {
 			time.Sleep(time.Duration(r.Intn(300)) * time.Millisecond)
 		}
-		d, err := cb.DescribeBackupJob(ctx, &sdk.DescribeBackupJobInput{BackupJobId: aws.String(victim)})
-		must(t, err)
-		wasRunning := d.State == types.BackupJobStateRunning
-		a.Kill()
-		// Node b ends what node a ran and runs what it had not claimed.
-		js := c.waitTerminal(cb, ids)
-		cj := c.waitCopies(cb, []string{copyID})[copyID]
-		for _, id := range append(ids, copyID) {
-			j := js[id]
-			if id == copyID {
-				j = types.BackupJob{State: types.BackupJobState(cj.State), StatusMessage: cj.StatusMessage}
+		victim.proc.Kill()
+		// The others end what it ran and run what it had not claimed.
+		survivor := nodes[(vi+1)%nNodes].cl
+		js := c.waitTerminal(survivor, ids)
+		cjs := c.waitCopies(survivor, roundCopies)
+		rjs := c.waitRestores(survivor, roundRestores)
+		started := c.started()
+		for _, id := range roundAll {
+			state, msg := string(js[id].State), aws.ToString(js[id].StatusMessage)
+			if j, ok := cjs[id]; ok {
+				state, msg = string(j.State), aws.ToString(j.StatusMessage)
 			}
-			by := c.started()[id]
+			if j, ok := rjs[id]; ok {
+				state, msg = string(j.Status), aws.ToString(j.StatusMessage)
+			}
+			by := started[id]
 			if len(by) != 1 {
 				t.Fatalf("round %d: job %s started by %d node processes, want 1\n%s", round, id, len(by), c.logs())
 			}
-			onA := c.procs[by[0]] == a
+			onVictim := c.procs[by[0]] == victim.proc
 			switch {
-			case j.State == types.BackupJobStateCompleted:
-			case onA && j.State == types.BackupJobStateFailed && strings.Contains(aws.ToString(j.StatusMessage), "interrupted"):
+			case state == "COMPLETED":
+			case onVictim && state == "FAILED" && strings.Contains(msg, "interrupted"):
 				takeovers++
 			default:
-				t.Fatalf("round %d: job %s (on node a: %v) ended %s: %q\n%s", round, id, onA, j.State, aws.ToString(j.StatusMessage), c.logs())
+				t.Fatalf("round %d: job %s (on the killed node: %v) ended %s: %q\n%s", round, id, onVictim, state, msg, c.logs())
 			}
 		}
-		if wasRunning && js[victim].State != types.BackupJobStateFailed && js[victim].State != types.BackupJobStateCompleted {
-			t.Fatalf("round %d: the killed node's job ended %s", round, js[victim].State)
+		for _, id := range roundRestores {
+			if j := rjs[id]; j.Status == types.RestoreJobStatusCompleted {
+				created := aws.ToString(j.CreatedResourceArn)
+				if got, want := treeSums(t, filepath.Join(c.newFS, soFSOf(created))), trees[restoreSrc[id]]; got != want {
+					t.Fatalf("round %d: restore %s of backup %s differs from the source:\n got %s\nwant %s", round, id, restoreSrc[id], got, want)
+				}
+				restored++
+			}
 		}
 		for _, id := range ids {
 			if js[id].State == types.BackupJobStateCompleted {
 				done, rpOf[id] = append(done, id), aws.ToString(js[id].RecoveryPointArn)
 			}
 		}
-		t.Logf("round %d: killed node a while job %s was %s; it ended %s; the copy ended %s", round, victim, d.State, js[victim].State, cj.State)
-		a, ca = c.start("node-a")
+		t.Logf("round %d: killed %s (it had started %q); %d jobs", round, victim.id, victimJob, len(roundAll))
+		victim.proc, victim.cl = c.start(victim.id)
+		ca, cb = nodes[0].cl, nodes[1].cl
 	}
 	if takeovers == 0 {
-		t.Fatalf("in %d kills no job of the killed node was ended by the other one\n%s", rounds, c.logs())
+		t.Fatalf("in %d kills no job of a killed node was ended by another one\n%s", rounds, c.logs())
 	}
 
 	// Every completed job has its own recovery point, and nothing else is
@@ -481,7 +570,7 @@ func TestScaleOutTwoNodes(t *testing.T) {
 		t.Fatalf("%d recovery points in v3 for %d completed copies", len(v3rps.RecoveryPoints), len(copied))
 	}
 
-	// `coffer vault check --read-data` while both nodes run.
+	// `coffer vault check --read-data` while the nodes run.
 	for _, v := range []string{"v1", "v3"} {
 		out, err := exec.Command(c.bin, "vault", "check", "--config", c.config("node-b", true), "--vault", v, "--read-data").CombinedOutput()
 		if err != nil {
@@ -496,7 +585,7 @@ func TestScaleOutTwoNodes(t *testing.T) {
 	}
 
 	// A recovery point that a node a process wrote restores byte-identical
-	// through node b (which had the vault open all along).
+	// through node b (which had the vault open since its last start).
 	started := c.started()
 	pick, pickJob := "", ""
 	for rp, id := range completed {
@@ -516,18 +605,27 @@ func TestScaleOutTwoNodes(t *testing.T) {
 	// keeps its repository open); node a deletes and re-creates v2; node b
 	// alone backs up into it again; node a restores that byte-identical
 	// and the vault checks clean.
-	a.Kill()
+	others := func(f func(n *node)) {
+		for i, n := range nodes {
+			if i != 1 {
+				f(n)
+			}
+		}
+	}
+	others(func(n *node) { n.proc.Kill() })
 	firstRP := c.backupOn(cb, "v2", 2)
-	a, ca = c.start("node-a")
+	others(func(n *node) { n.proc, n.cl = c.start(n.id) })
+	ca = nodes[0].cl
 	_, err = ca.DeleteRecoveryPoint(ctx, &sdk.DeleteRecoveryPointInput{BackupVaultName: aws.String("v2"), RecoveryPointArn: aws.String(firstRP)})
 	must(t, err)
 	_, err = ca.DeleteBackupVault(ctx, &sdk.DeleteBackupVaultInput{BackupVaultName: aws.String("v2")})
 	must(t, err)
 	_, err = ca.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("v2")})
 	must(t, err)
-	a.Kill()
+	others(func(n *node) { n.proc.Kill() })
 	second := c.backupOn(cb, "v2", 2)
-	_, ca = c.start("node-a")
+	others(func(n *node) { n.proc, n.cl = c.start(n.id) })
+	ca = nodes[0].cl
 	if out, err := exec.Command(c.bin, "vault", "check", "--config", c.config("node-a", true), "--vault", "v2", "--read-data").CombinedOutput(); err != nil {
 		t.Fatalf("vault check of the re-created vault: %v\n%s\n%s", err, out, c.logs())
 	}
@@ -535,14 +633,14 @@ func TestScaleOutTwoNodes(t *testing.T) {
 
 	// A node whose master key is not the cluster's refuses to start and
 	// says why, without showing a key.
-	cfgC := c.config("node-c", false)
+	cfgC := c.config("node-z", false)
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(cctx, c.bin, "serve", "--config", cfgC).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "master key") || !strings.Contains(string(out), "not the one the metadata store was first used with") {
 		t.Fatalf("node with another master key: %v\n%s", err, out)
 	}
-	keyC, rerr := os.ReadFile(filepath.Join(c.dir, "node-c", "data", "master.key"))
+	keyC, rerr := os.ReadFile(filepath.Join(c.dir, "node-z", "data", "master.key"))
 	must(t, rerr)
 	if bytes.Contains(out, keyC) || strings.Contains(string(out), base64.StdEncoding.EncodeToString(keyC)) ||
 		strings.Contains(string(out), os.Getenv("COFFER_TEST_MASTER_KEY")) || strings.Contains(string(out), hex.EncodeToString(keyC)) {
@@ -551,8 +649,8 @@ func TestScaleOutTwoNodes(t *testing.T) {
 	if strings.Contains(c.logs(), os.Getenv("COFFER_TEST_PG_DSN")) || strings.Contains(c.logs(), pgtest.Password) {
 		t.Fatal("a node logged the PostgreSQL DSN")
 	}
-	t.Logf("%d backup jobs, %d completed; %d copies, %d completed; %d jobs ended by the other node after a kill",
-		len(all), len(completed), len(copies), len(copied), takeovers)
+	t.Logf("%d backup jobs, %d completed; %d copies, %d completed; %d restores compared; %d jobs ended by another node after a kill",
+		len(all), len(completed), len(copies), len(copied), restored, takeovers)
 }
 
 // backupOn backs source i up into vault through cl, waits for it, and
