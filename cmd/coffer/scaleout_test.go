@@ -404,7 +404,7 @@ func TestScaleOutKills(t *testing.T) {
 	if st, code := hbrGet(t, "http://"+nodes[1].proc.Addr+signed); st != 400 || code != "SignatureNonceUsed" {
 		t.Fatalf("HBR request replayed to node b: %d %s, want 400 SignatureNonceUsed", st, code)
 	}
-	all := []string{idem[0]}                                         // backup jobs
+	all := []string{idem[0]}                                       // backup jobs
 	trees := map[string]string{idem[0]: treeSums(t, c.sources[0])} // backup job -> the tree it backed up
 	first := c.waitTerminal(cb, all)[idem[0]]
 	if first.State != types.BackupJobStateCompleted {
