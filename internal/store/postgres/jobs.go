@@ -300,8 +300,17 @@ func (t *txn) ListJobsInStates(ctx context.Context, kinds []backup.JobKind, stat
 	for i, s := range states {
 		ss[i] = string(s)
 	}
+	// In a write transaction (reconciliation) the rows are locked, and rows
+	// another transaction holds are skipped: another node is reconciling
+	// them, or their runner is heartbeating; either way they are not this
+	// transaction's to change now, and waiting for them (or failing on
+	// their changed generation) would hold up the rest.
+	lock := ""
+	if t.write {
+		lock = " FOR NO KEY UPDATE SKIP LOCKED"
+	}
 	rows, err := t.tx.Query(ctx, `SELECT `+jobCols+` FROM jobs WHERE kind = ANY($1::text[]) AND state = ANY($2::text[])
-		ORDER BY creation_ms, id LIMIT $3`, kindArgs(kinds), ss, limit)
+		ORDER BY creation_ms, id LIMIT $3`+lock, kindArgs(kinds), ss, limit)
 	if err != nil {
 		return nil, dbErr("list jobs in states", err)
 	}

@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"coffer/internal/backup"
+	"coffer/internal/jobs"
 	"coffer/internal/store"
 	"coffer/internal/store/postgres"
 	"coffer/internal/store/storetest"
@@ -420,4 +423,71 @@ func BenchmarkJobQueriesMillion(b *testing.B) {
 		_, err = c.Exec(ctx, "ANALYZE")
 		return err
 	})
+}
+
+// TestConcurrentReconcile: nodes reconciling together (after one died) end
+// each expired job exactly once, and none of them fails on a job another
+// one ended meanwhile.
+func TestConcurrentReconcile(t *testing.T) {
+	dsn := pgtest.Shared(t).SchemaDSN(t)
+	s := open1(t, dsn)
+	const n = 300
+	past := time.Now().Add(-time.Minute)
+	err := s.Write(ctx, func(tx store.Tx) error {
+		for i := range n {
+			j := storetest.Job(scope, backup.JobBackup, i, past)
+			j.State, j.LeaseOwner, j.LeaseExpiry, j.LeaseGeneration = backup.JobRunning, "dead-node", &past, 1
+			if err := tx.CreateJob(ctx, j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nodes = 4
+	errs := make(chan error, nodes)
+	var start sync.WaitGroup
+	start.Add(1)
+	for range nodes {
+		st := open1(t, dsn)
+		r, err := jobs.New(jobs.Options{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Handlers: []jobs.Handler{noopHandler{}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { start.Wait(); errs <- r.Reconcile(ctx) }()
+	}
+	start.Done()
+	for range nodes {
+		if err := <-errs; err != nil {
+			t.Errorf("reconcile: %v", err)
+		}
+	}
+	err = s.Read(ctx, func(tx store.Tx) error {
+		js, err := tx.ListJobsInStates(ctx, []backup.JobKind{backup.JobBackup}, []backup.JobState{backup.JobFailed}, 2*n)
+		if err != nil {
+			return err
+		}
+		if len(js) != n {
+			return fmt.Errorf("%d of %d jobs FAILED", len(js), n)
+		}
+		for _, j := range js {
+			if j.LeaseGeneration != 2 {
+				return fmt.Errorf("job %s: lease generation %d, want 2 (ended once)", j.ID, j.LeaseGeneration)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+type noopHandler struct{}
+
+func (noopHandler) Kind() backup.JobKind { return backup.JobBackup }
+func (noopHandler) Run(context.Context, *backup.Job, jobs.Progress) (jobs.Result, error) {
+	return jobs.Result{}, nil
 }
