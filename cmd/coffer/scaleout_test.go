@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -60,6 +61,7 @@ type cluster struct {
 	s3YAML   string
 	procs    []*cofferproc.Proc // every node process started, in order
 	procNode []string           // node id of procs[i]
+	workers  int                // workers per node (default 1)
 }
 
 func newCluster(t *testing.T, sources int, fileBytes int, seed int64) *cluster {
@@ -129,7 +131,7 @@ data_dir: %q
 region: %s
 node_id: %s
 lease_seconds: 3
-workers: 1
+workers: %d
 new_file_systems_dir: %q
 metadata:
   type: postgres
@@ -139,7 +141,7 @@ metadata:
     access_keys:
       - {access_key_id: %s, secret_access_key: %s}
 %sfile_systems:
-%s`, filepath.Join(c.dir, id, "data"), soRegion, id, c.newFS, keys, soAcct, soAKID, soSecret, c.s3YAML, c.fsYAML)))
+%s`, filepath.Join(c.dir, id, "data"), soRegion, id, max(c.workers, 1), c.newFS, keys, soAcct, soAKID, soSecret, c.s3YAML, c.fsYAML)))
 	return p
 }
 
@@ -929,4 +931,88 @@ func TestScaleOutPostgresRestart(t *testing.T) {
 		t.Fatalf("vault check: %v\n%s", err, out)
 	}
 	t.Logf("%d of %d jobs running across the PostgreSQL crash completed", completed, len(ids))
+}
+
+// TestScaleOutThroughput measures (it asserts nothing about time; opt-in
+// with COFFER_BENCH_SCALEOUT=1): how many no-op-sized backup jobs one, two
+// and three nodes (2 workers each) claim and finish per second, and how
+// many ListBackupJobs requests 50 concurrent clients get answered per
+// second through one node and spread over three. Everything (PostgreSQL,
+// versitygw, the nodes, the clients) shares this machine's cores.
+//
+//	COFFER_BENCH_SCALEOUT=1 go test -run TestScaleOutThroughput -v -timeout 30m ./cmd/coffer/
+func TestScaleOutThroughput(t *testing.T) {
+	if os.Getenv("COFFER_BENCH_SCALEOUT") != "1" {
+		t.Skip("set COFFER_BENCH_SCALEOUT=1 to measure scale-out throughput")
+	}
+	ctx := context.Background()
+	const nSources, perSource = 20, 3
+	c := newCluster(t, nSources, 3<<10, 5)
+	c.workers = 2
+	var nodes []*sdk.Client
+	var procs []*cofferproc.Proc
+	for i := range 3 {
+		p, cl := c.start(fmt.Sprintf("node-%c", 'a'+i))
+		nodes, procs = append(nodes, cl), append(procs, p)
+	}
+	_, err := nodes[0].CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("v1")})
+	must(t, err)
+	for _, n := range []int{1, 2, 3} {
+		// Nodes beyond n are stopped (SIGSTOP: they claim nothing).
+		for i, p := range procs {
+			if i >= n {
+				must(t, p.Signal(syscall.SIGSTOP))
+			}
+		}
+		var ids []string
+		start := time.Now()
+		for k := range perSource {
+			for i := range nSources {
+				o, err := nodes[(i+k)%n].StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("v1"), IamRoleArn: aws.String(soRole),
+					ResourceArn: aws.String(filesystem.ARN(soRegion, soAcct, soFS(i)))})
+				must(t, err)
+				ids = append(ids, aws.ToString(o.BackupJobId))
+			}
+		}
+		js := c.waitTerminal(nodes[0], ids)
+		el := time.Since(start)
+		ok := 0
+		for _, id := range ids {
+			if js[id].State == types.BackupJobStateCompleted {
+				ok++
+			}
+		}
+		t.Logf("%d node(s): %d backup jobs (%d completed) in %v: %.1f jobs/s", n, len(ids), ok, el.Round(time.Millisecond), float64(len(ids))/el.Seconds())
+		for i, p := range procs {
+			if i >= n {
+				must(t, p.Signal(syscall.SIGCONT))
+			}
+		}
+	}
+	for _, n := range []int{1, 3} {
+		var okN, errN atomic.Int64
+		var wg sync.WaitGroup
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		for i := range 50 {
+			p := procs[i%n]
+			cl := sdk.New(sdk.Options{Region: soRegion, BaseEndpoint: aws.String("http://" + p.Addr), RetryMaxAttempts: 1,
+				Credentials: awscreds.NewStaticCredentialsProvider(soAKID, soSecret, "")})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for lctx.Err() == nil {
+					_, err := cl.ListBackupJobs(lctx, &sdk.ListBackupJobsInput{MaxResults: aws.Int32(50)})
+					switch {
+					case err == nil:
+						okN.Add(1)
+					case lctx.Err() == nil:
+						errN.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		cancel()
+		t.Logf("ListBackupJobs, 50 clients through %d node(s): %.0f answered/s, %d errors (throttled) in 10 s", n, float64(okN.Load())/10, errN.Load())
+	}
 }
