@@ -27,6 +27,7 @@ import (
 	"coffer/internal/repository/blob/s3"
 	"coffer/internal/restorejob"
 	"coffer/internal/retention"
+	"coffer/internal/scheduler"
 	"coffer/internal/service"
 	"coffer/internal/vaultrepo"
 	"coffer/internal/vaultrepo/localvaults"
@@ -208,6 +209,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	svc.SetNotifier(runner)
+	// Backup plans: the scheduler starts their jobs through the service.
+	sched, err := scheduler.New(scheduler.Options{Service: svc, Clock: clk, Logger: log})
+	if err != nil {
+		return err
+	}
+	svc.SetPlanNotifier(sched)
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
 		AccountOf: accountOf, TokenKey: tokenKey,
 		Limits: api.Limits{MaxConcurrentRequests: cfg.MaxConcurrentRequests}},
@@ -244,6 +251,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if cfg.UsesPostgres() {
 		go expireNonces(bg, st, clk.Now, nonceExpiryInterval, log)
 	}
+	schedDone := make(chan struct{})
+	go func() { sched.Run(bg); close(schedDone) }()
 	httpCtx, stopHTTP := context.WithCancel(ctx)
 	defer stopHTTP()
 	var serveErr error
@@ -278,7 +287,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	for _, role := range []struct {
 		name string
 		done <-chan struct{}
-	}{{"api", httpDone}, {"job runner", runnerDone}, {"retention sweeper", sweeperDone}} {
+	}{{"api", httpDone}, {"job runner", runnerDone}, {"retention sweeper", sweeperDone}, {"plan scheduler", schedDone}} {
 		select {
 		case <-role.done:
 		case <-sctx.Done():

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"coffer/internal/backup"
@@ -110,6 +111,8 @@ type BackupJobOutput struct {
 	MessageCategory        string         `json:",omitempty"`
 	NumberOfChildJobs      *int64         `json:",omitempty"`
 	ChildJobsInState       map[string]int `json:",omitempty"`
+	// CreatedBy names the plan and rule of a scheduled backup.
+	CreatedBy json.RawMessage `json:",omitempty"`
 }
 
 func backupJobOut(j *backup.Job) BackupJobOutput {
@@ -120,7 +123,8 @@ func backupJobOut(j *backup.Job) BackupJobOutput {
 		State: string(j.State), StatusMessage: j.StatusMessage, PercentDone: j.PercentDone, BackupSizeInBytes: &size, IamRoleArn: j.IamRoleArn,
 		ExpectedCompletionDate: tsp(j.ExpectedCompletionDate), StartBy: tsp(j.StartBy), ResourceType: j.ResourceType,
 		BytesTransferred: &sent, BackupOptions: j.BackupOptions, BackupType: j.BackupType, ParentJobId: j.ParentJobID,
-		IsParent: j.IsParent, ResourceName: j.ResourceName, InitiationDate: tsp(j.InitiationDate), MessageCategory: j.MessageCategory}
+		IsParent: j.IsParent, ResourceName: j.ResourceName, InitiationDate: tsp(j.InitiationDate), MessageCategory: j.MessageCategory,
+		CreatedBy: createdBy(j.CreatedByJSON)}
 	if len(o.BackupOptions) == 0 {
 		o.BackupOptions = nil
 	}

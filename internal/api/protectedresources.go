@@ -75,3 +75,31 @@ func (s *Server) describeProtectedResource(ctx context.Context, id Identity, in 
 	}
 	return &out, nil
 }
+
+// ListProtectedResourcesByBackupVaultInput is the validated input.
+type ListProtectedResourcesByBackupVaultInput struct {
+	BackupVaultName      string
+	BackupVaultAccountId *string
+	NextToken            *string
+	MaxResults           *int64
+}
+
+func (s *Server) listProtectedResourcesByBackupVault(ctx context.Context, id Identity, in *ListProtectedResourcesByBackupVaultInput) (*ListProtectedResourcesOutput, error) {
+	if in.BackupVaultAccountId != nil && *in.BackupVaultAccountId != id.AccountID {
+		return nil, vaultNotFound(in.BackupVaultName)
+	}
+	filter := struct{ Vault string }{in.BackupVaultName}
+	pg, err := s.pager.page(id.AccountID, "ListProtectedResourcesByBackupVault", filter, in.NextToken, in.MaxResults)
+	if err != nil {
+		return nil, err
+	}
+	rs, next, err := s.svc.ListProtectedResourcesByVault(ctx, id.caller(), in.BackupVaultName, pg)
+	if err != nil {
+		return nil, err
+	}
+	out := &ListProtectedResourcesOutput{Results: []ProtectedResourceOutput{}, NextToken: s.pager.issue(id.AccountID, "ListProtectedResourcesByBackupVault", filter, next)}
+	for _, r := range rs {
+		out.Results = append(out.Results, protectedOut(r))
+	}
+	return out, nil
+}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 
 	"coffer/internal/backup"
 	"coffer/internal/service"
@@ -46,6 +47,18 @@ type RecoveryPointOutput struct {
 	ResourceName         string `json:",omitempty"`
 	VaultType            string `json:",omitempty"`
 	EncryptionKeyType    string `json:",omitempty"`
+	// CreatedBy names the plan and rule of a scheduled backup's recovery
+	// point (absent for on-demand backups).
+	CreatedBy json.RawMessage `json:",omitempty"`
+}
+
+// createdBy is a job's or recovery point's RecoveryPointCreator as wire
+// JSON (nil when there is none).
+func createdBy(s string) json.RawMessage {
+	if s == "" || !json.Valid([]byte(s)) {
+		return nil
+	}
+	return json.RawMessage(s)
 }
 
 func rpOut(rp *backup.RecoveryPoint, withClass bool) RecoveryPointOutput {
@@ -55,7 +68,7 @@ func rpOut(rp *backup.RecoveryPoint, withClass bool) RecoveryPointOutput {
 		CompletionDate: tsp(rp.CompletionDate), BackupSizeInBytes: rp.BackupSizeBytes, CalculatedLifecycle: calculated(rp),
 		Lifecycle: lifecycleOut(rp.Lifecycle), EncryptionKeyArn: rp.EncryptionKeyArn, IsEncrypted: true,
 		LastRestoreTime: tsp(rp.LastRestoreTime), ResourceName: rp.ResourceName, VaultType: backup.VaultTypeBackup,
-		EncryptionKeyType: backup.EncryptionAWSOwned}
+		EncryptionKeyType: backup.EncryptionAWSOwned, CreatedBy: createdBy(rp.CreatedByJSON)}
 	if rp.EncryptionKeyArn != "" {
 		o.EncryptionKeyType = backup.EncryptionCustomerKey
 	}
@@ -90,7 +103,7 @@ func (s *Server) listRecoveryPointsByBackupVault(ctx context.Context, id Identit
 		return nil, vaultNotFound(in.BackupVaultName)
 	}
 	q := service.RecoveryPointQuery{VaultName: in.BackupVaultName, ResourceArn: str(in.ByResourceArn), ResourceType: str(in.ByResourceType),
-		CreatedAfter: tptr(in.ByCreatedAfter), CreatedBefore: tptr(in.ByCreatedBefore)}
+		CreatedAfter: tptr(in.ByCreatedAfter), CreatedBefore: tptr(in.ByCreatedBefore), BackupPlanID: str(in.ByBackupPlanId)}
 	filter := struct {
 		Q      service.RecoveryPointQuery
 		Plan   string
@@ -101,9 +114,8 @@ func (s *Server) listRecoveryPointsByBackupVault(ctx context.Context, id Identit
 		return nil, err
 	}
 	out := &ListRecoveryPointsByBackupVaultOutput{RecoveryPoints: []RecoveryPointOutput{}}
-	if filter.Plan != "" || filter.Parent != "" {
-		// Coffer's recovery points are on-demand and never composite: none
-		// was created by a plan or has a parent.
+	if filter.Parent != "" {
+		// Coffer's recovery points are never composite: none has a parent.
 		if _, err := s.svc.DescribeVault(ctx, id.caller(), in.BackupVaultName); err != nil {
 			return nil, err
 		}

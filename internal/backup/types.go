@@ -56,6 +56,9 @@ type RecoveryPoint struct {
 	ManifestID          string // repository snapshot manifest id
 	BackupJobID         string
 	Tags                map[string]string // tags captured at backup time
+	// CreatedByJSON is the RecoveryPointCreator (JSON) of a recovery point
+	// a backup plan created ("" for on-demand backups).
+	CreatedByJSON string
 }
 
 // ProtectedResource is a resource that has at least one recovery point.
@@ -118,6 +121,10 @@ type Job struct {
 	BackupOptions               map[string]string
 	CreatedByJSON               string // RecoveryPointCreator / RestoreJobCreator, JSON
 	IdempotencyToken            string
+	// ScheduleKey is unique among jobs when set: the scheduler's key of
+	// the occurrence that created the job (plan rule, scheduled instant,
+	// resource), so that an occurrence never starts a job twice.
+	ScheduleKey string
 
 	// Runner columns.
 	LeaseOwner      string

@@ -253,7 +253,7 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 				Status: backup.RecoveryPointCompleted, StatusMessage: statusMsg, StorageClass: backup.StorageWarm, BackupSizeBytes: out.BytesTotal,
 				Lifecycle: j.Lifecycle, MoveToColdStorageAt: cold, DeleteAt: del, CreationDate: j.CreationDate,
 				InitiationDate: j.InitiationDate, CompletionDate: &now, EncryptionKeyArn: vault.EncryptionKeyArn,
-				ManifestID: m.ID, BackupJobID: j.ID, Tags: params.RecoveryPointTags,
+				ManifestID: m.ID, BackupJobID: j.ID, Tags: params.RecoveryPointTags, CreatedByJSON: j.CreatedByJSON,
 			}
 			if err := tx.CreateRecoveryPoint(ctx, rp); err != nil {
 				return err

@@ -55,6 +55,7 @@ Commands:
   jobs describe ID
   jobs watch ID
   recovery-points list --vault V
+  plans [list] [--deleted]   every rule of every backup plan with its next run
 
 Global flags (also accepted after the command):
   --endpoint-url URL  server URL (default $AWS_ENDPOINT_URL_BACKUP, $AWS_ENDPOINT_URL or ` + DefaultEndpoint + `)
@@ -233,6 +234,11 @@ func (c *cmd) dispatch(ctx context.Context, args []string) error {
 			return c.jobsWatch(ctx, args[2:])
 		}
 		return usagef("jobs: want list, describe or watch, got %q", sub(1))
+	case "plans":
+		if sub(1) == "list" {
+			return c.plansList(ctx, args[2:])
+		}
+		return c.plansList(ctx, args[1:])
 	case "recovery-points":
 		if sub(1) == "list" {
 			return c.recoveryPointsList(ctx, args[2:])

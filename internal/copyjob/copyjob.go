@@ -240,7 +240,7 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 				ResourceName: rp.ResourceName, IamRoleArn: j.IamRoleArn, Status: backup.RecoveryPointCompleted, StorageClass: backup.StorageWarm,
 				BackupSizeBytes: rp.BackupSizeBytes, Lifecycle: lc2, MoveToColdStorageAt: cold, DeleteAt: del,
 				CreationDate: j.CreationDate, InitiationDate: j.InitiationDate, CompletionDate: &now,
-				EncryptionKeyArn: cur.EncryptionKeyArn, ManifestID: m.ID,
+				EncryptionKeyArn: cur.EncryptionKeyArn, ManifestID: m.ID, CreatedByJSON: j.CreatedByJSON,
 			})
 		},
 		Abandon: func(ctx context.Context) error {

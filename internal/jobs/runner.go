@@ -308,8 +308,7 @@ func (r *Runner) Reconcile(ctx context.Context) error {
 					continue
 				}
 				gen := j.LeaseGeneration
-				j.Finish(backup.JobExpired, fmt.Sprintf("Backup job expired before it could start: its start window ended at %s.",
-					j.StartBy.Format(time.RFC3339)), "", now)
+				ExpireUnstarted(j, now)
 				j.LeaseGeneration = gen + 1
 				if err := tx.UpdateJob(ctx, j, gen); err != nil {
 					return err
@@ -332,6 +331,17 @@ func (r *Runner) Reconcile(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// ExpireUnstarted ends a job whose start window (StartBy) passed before it
+// started: EXPIRED, with a message naming the window's end.
+func ExpireUnstarted(j *backup.Job, now time.Time) {
+	end := now
+	if j.StartBy != nil {
+		end = *j.StartBy
+	}
+	j.Finish(backup.JobExpired, fmt.Sprintf("Backup job expired before it could start: its start window ended at %s.",
+		end.Format(time.RFC3339)), "", now)
 }
 
 // Stop asks for a job to stop: a CREATED or PENDING job becomes ABORTED at

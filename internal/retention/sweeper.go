@@ -1,10 +1,10 @@
 // Package retention enforces recovery point lifecycles and reclaims space:
-// the sweeper deletes recovery points whose retention has passed (unless a
-// vault lock or a running restore or copy holds them), prunes the vaults
-// that need it — where recovery points were deleted (by expiry or
-// DeleteRecoveryPoint) or where failed, stopped or interrupted jobs may
-// have left data — deletes orphan manifests and expires idempotency
-// tokens.
+// the sweeper deletes recovery points whose retention has passed (unless an
+// active legal hold, a vault lock or a running restore or copy holds them),
+// prunes the vaults that need it — where recovery points were deleted (by
+// expiry or DeleteRecoveryPoint) or where failed, stopped or interrupted
+// jobs may have left data — deletes orphan manifests and expires
+// idempotency tokens.
 package retention
 
 import (
@@ -99,7 +99,7 @@ func (s *Sweeper) addLocked(m mark) {
 // SweepReport says what one Sweep did.
 type SweepReport struct {
 	Deleted    int
-	Skipped    int // in use by a restore or copy, or protected by a vault lock
+	Skipped    int // under a legal hold, in use by a restore or copy, or protected by a vault lock
 	Pruned     int // vaults pruned
 	Busy       int // vaults left for the next sweep because a backup or copy was writing
 	BytesFreed int64
@@ -152,6 +152,16 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 			}
 			if cur.DeleteAt == nil || cur.DeleteAt.After(now) {
 				return nil // lifecycle changed meanwhile
+			}
+			// An active legal hold keeps it until the hold is cancelled
+			// (the due list already leaves held points out; a hold placed
+			// since is seen here, in the deleting transaction).
+			holds, err := tx.ActiveLegalHolds(ctx, sc, cur.Arn)
+			if err != nil {
+				return err
+			}
+			if len(holds) > 0 {
+				return nil
 			}
 			if v.LockRefusesDelete(cur, now) != "" {
 				return nil

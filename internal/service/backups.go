@@ -37,6 +37,13 @@ type StartBackupRequest struct {
 	// CreatedBy is the RecoveryPointCreator (JSON) of a scheduled backup;
 	// "" for an on-demand one.
 	CreatedBy string
+	// ScheduledAt is the instant a scheduled backup was due: its start
+	// window counts from it (zero: from the job's creation). A job whose
+	// window has already closed is created EXPIRED.
+	ScheduledAt time.Time
+	// ScheduleKey makes the job unique: a request with a key that already
+	// started a job returns that job (the scheduler's exactly-once).
+	ScheduleKey string
 }
 
 // StartBackup validates req and creates the backup job (CREATED), or
@@ -84,7 +91,8 @@ func (s *Service) StartBackup(ctx context.Context, c Caller, req StartBackupRequ
 	}
 	now := s.clk.Now()
 	sc := c.Scope()
-	return s.createJob(ctx, sc, idempotentRequest{op: OpStartBackup, token: req.IdempotencyToken, params: dreq, kind: backup.JobBackup}, now,
+	return s.createJob(ctx, sc, idempotentRequest{op: OpStartBackup, token: req.IdempotencyToken, params: dreq, kind: backup.JobBackup,
+		scheduleKey: req.ScheduleKey}, now,
 		func(tx store.Tx) (*backup.Job, error) {
 			v, err := tx.GetVault(ctx, sc, req.VaultName)
 			if err != nil {
@@ -94,13 +102,21 @@ func (s *Service) StartBackup(ctx context.Context, c Caller, req StartBackupRequ
 			if err != nil {
 				return nil, err
 			}
-			startBy := now.Add(time.Duration(startWin) * time.Minute)
-			return &backup.Job{Kind: backup.JobBackup, ID: backup.NewJobID(), AccountID: c.AccountID, Region: c.Region, State: backup.JobCreated,
+			from := now
+			if !req.ScheduledAt.IsZero() {
+				from = req.ScheduledAt
+			}
+			startBy := from.Add(time.Duration(startWin) * time.Minute)
+			j := &backup.Job{Kind: backup.JobBackup, ID: backup.NewJobID(), AccountID: c.AccountID, Region: c.Region, State: backup.JobCreated,
 				CreationDate: now, StartBy: &startBy, VaultName: v.Name, VaultArn: v.Arn,
 				RecoveryPointArn: backup.RecoveryPointArn(c.Region, c.AccountID, strings.ToLower(backup.NewRecoveryPointID())),
 				ResourceArn:      r.Arn, ResourceType: p.Type(), ResourceName: r.Name, IamRoleArn: req.IamRoleArn,
 				Lifecycle: req.Lifecycle, BackupOptions: req.BackupOptions, IdempotencyToken: req.IdempotencyToken,
-				CreatedByJSON: req.CreatedBy, ParametersJSON: string(params)}, nil
+				CreatedByJSON: req.CreatedBy, ParametersJSON: string(params), ScheduleKey: req.ScheduleKey}
+			if !startBy.After(now) {
+				jobs.ExpireUnstarted(j, now)
+			}
+			return j, nil
 		})
 }
 

@@ -23,6 +23,9 @@ type StartCopyRequest struct {
 	// unset.
 	KeepSourceExpiry bool
 	CreatedBy        string
+	// ScheduleKey makes the job unique (a plan's copy action of one backup
+	// job): a request with a key that already started a job returns it.
+	ScheduleKey string
 }
 
 // StartCopy validates req and creates the copy job (CREATED), or returns
@@ -57,7 +60,8 @@ func (s *Service) StartCopy(ctx context.Context, c Caller, req StartCopyRequest)
 	}
 	now := s.clk.Now()
 	sc := c.Scope()
-	return s.createJob(ctx, sc, idempotentRequest{op: OpStartCopy, token: req.IdempotencyToken, params: dreq, kind: backup.JobCopy}, now,
+	return s.createJob(ctx, sc, idempotentRequest{op: OpStartCopy, token: req.IdempotencyToken, params: dreq, kind: backup.JobCopy,
+		scheduleKey: req.ScheduleKey}, now,
 		func(tx store.Tx) (*backup.Job, error) {
 			v, err := tx.GetVault(ctx, sc, req.SourceVaultName)
 			if err != nil {
@@ -88,7 +92,7 @@ func (s *Service) StartCopy(ctx context.Context, c Caller, req StartCopyRequest)
 				CreationDate: now, VaultName: v.Name, VaultArn: v.Arn, DestinationVaultArn: req.DestinationVaultArn,
 				RecoveryPointArn: rp.Arn, ResourceArn: rp.ResourceArn, ResourceType: rp.ResourceType, ResourceName: rp.ResourceName,
 				BackupSizeBytes: rp.BackupSizeBytes, IamRoleArn: req.IamRoleArn, Lifecycle: req.Lifecycle, IdempotencyToken: req.IdempotencyToken,
-				CreatedByJSON: req.CreatedBy, ParametersJSON: string(params)}, nil
+				CreatedByJSON: req.CreatedBy, ParametersJSON: string(params), ScheduleKey: req.ScheduleKey}, nil
 		})
 }
 

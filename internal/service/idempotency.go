@@ -72,6 +72,9 @@ type idempotentRequest struct {
 	op, token string
 	params    any // the request without its token: the digest's input
 	kind      backup.JobKind
+	// scheduleKey, when set, is the job's unique schedule key: a job
+	// already created with it is returned instead of a new one.
+	scheduleKey string
 	// created, when set, runs in the transaction after the job's insert.
 	created func(tx store.Tx, j *backup.Job) error
 }
@@ -86,6 +89,16 @@ func (s *Service) createJob(ctx context.Context, sc store.Scope, r idempotentReq
 	var out *backup.Job
 	created := false
 	err := s.st.Write(ctx, func(tx store.Tx) error {
+		if r.scheduleKey != "" {
+			j, err := tx.GetJobByScheduleKey(ctx, r.scheduleKey)
+			if err == nil {
+				out = j
+				return nil
+			}
+			if !backup.IsCode(err, backup.CodeNotFound) {
+				return err
+			}
+		}
 		j, err := replay(ctx, tx, sc, r.op, r.token, dig, r.kind, now)
 		if err != nil || j != nil {
 			out = j

@@ -48,3 +48,20 @@ func (s *Service) DescribeProtectedResource(ctx context.Context, c Caller, arn s
 	})
 	return out, err
 }
+
+// ListProtectedResourcesByVault lists one page of the resources that have
+// recovery points in a vault of the caller, each with its latest one
+// there, by ARN.
+func (s *Service) ListProtectedResourcesByVault(ctx context.Context, c Caller, vault string, p Page) ([]*backup.ProtectedResource, string, error) {
+	var rs []*backup.ProtectedResource
+	var next string
+	err := s.st.Read(ctx, func(tx store.Tx) error {
+		if _, err := tx.GetVault(ctx, c.Scope(), vault); err != nil {
+			return err
+		}
+		var err error
+		rs, next, err = tx.ListProtectedResourcesByVault(ctx, c.Scope(), vault, p)
+		return err
+	})
+	return rs, next, err
+}

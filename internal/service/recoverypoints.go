@@ -52,8 +52,8 @@ func (s *Service) DescribeRecoveryPoint(ctx context.Context, c Caller, vault, ar
 	return rp, err
 }
 
-// DeleteRecoveryPoint deletes a recovery point unless its vault's lock
-// protects it or a restore or copy still reads it; its repository data is
+// DeleteRecoveryPoint deletes a recovery point unless an active legal hold
+// or its vault's lock protects it or a restore or copy still reads it; its repository data is
 // then deleted (or left to the sweeper's orphan pass when that fails).
 func (s *Service) DeleteRecoveryPoint(ctx context.Context, c Caller, vaultName, arn string) error {
 	var vault *backup.Vault
@@ -62,6 +62,13 @@ func (s *Service) DeleteRecoveryPoint(ctx context.Context, c Caller, vaultName, 
 		v, rp, err := recoveryPointIn(ctx, tx, c.Scope(), vaultName, arn)
 		if err != nil {
 			return err
+		}
+		why, err := legalHoldRefusal(ctx, tx, c.Scope(), rp.Arn)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			return &backup.Error{Code: backup.CodeInvalidRequest, Message: why, Context: rp.Arn}
 		}
 		if why := v.LockRefusesDelete(rp, s.clk.Now()); why != "" {
 			return &backup.Error{Code: backup.CodeInvalidRequest, Message: why, Context: rp.Arn}

@@ -80,6 +80,8 @@ type Service struct {
 	plugins *resource.Registry
 	deps    Deps
 	log     *slog.Logger
+	// planNotifier is woken when plans or selections change.
+	planNotifier Notifier
 }
 
 // New returns a Service.
@@ -142,3 +144,13 @@ func (l resourceLookup) GetResource(ctx context.Context, typ, id string) (*backu
 // SetNotifier sets who is woken after a job is created (the runner, which
 // is built after the service).
 func (s *Service) SetNotifier(n Notifier) { s.deps.Notifier = n }
+
+// SetPlanNotifier sets who is woken after a backup plan or selection
+// changes (the scheduler, which is built after the service).
+func (s *Service) SetPlanNotifier(n Notifier) { s.planNotifier = n }
+
+func (s *Service) plansChanged() {
+	if s.planNotifier != nil {
+		s.planNotifier.Notify()
+	}
+}

@@ -9,8 +9,8 @@ import (
 	"coffer/internal/store"
 )
 
-// taggable checks that arn names an existing vault or recovery point of
-// the caller. ARNs of other accounts or regions are reported exactly like
+// taggable checks that arn names an existing vault, recovery point,
+// backup plan or legal hold of the caller. ARNs of other accounts or regions are reported exactly like
 // missing resources; other ARN kinds are InvalidParameter.
 func taggable(ctx context.Context, tx store.Tx, c Caller, arn string) error {
 	parts := strings.SplitN(arn, ":", 7)
@@ -18,7 +18,7 @@ func taggable(ctx context.Context, tx store.Tx, c Caller, arn string) error {
 		return backup.InvalidParam("ResourceArn", "Unsupported resource type: %s", backup.Truncate(arn, 300))
 	}
 	kind, name := parts[5], parts[6]
-	if kind != "backup-vault" && kind != "recovery-point" {
+	if kind != "backup-vault" && kind != "recovery-point" && kind != "backup-plan" && kind != "legal-hold" {
 		return backup.InvalidParam("ResourceArn", "Unsupported resource type: %s", backup.Truncate(arn, 300))
 	}
 	notFound := backup.NotFound(arn, "Resource %s does not exist", backup.Truncate(arn, 300))
@@ -26,9 +26,14 @@ func taggable(ctx context.Context, tx store.Tx, c Caller, arn string) error {
 		return notFound
 	}
 	var err error
-	if kind == "backup-vault" {
+	switch kind {
+	case "backup-vault":
 		_, err = tx.GetVault(ctx, c.Scope(), name)
-	} else {
+	case "backup-plan":
+		_, err = tx.GetPlan(ctx, c.Scope(), name, "")
+	case "legal-hold":
+		_, err = tx.GetLegalHold(ctx, c.Scope(), name)
+	default:
 		_, err = tx.GetRecoveryPoint(ctx, c.Scope(), arn)
 	}
 	if backup.IsCode(err, backup.CodeNotFound) {
@@ -37,7 +42,8 @@ func taggable(ctx context.Context, tx store.Tx, c Caller, arn string) error {
 	return err
 }
 
-// TagResource adds or replaces tags of a vault or recovery point.
+// TagResource adds or replaces tags of a vault, recovery point, backup
+// plan or legal hold.
 func (s *Service) TagResource(ctx context.Context, c Caller, arn string, tags map[string]string) error {
 	if len(tags) == 0 {
 		return backup.MissingParam("Tags")
@@ -63,7 +69,8 @@ func (s *Service) TagResource(ctx context.Context, c Caller, arn string, tags ma
 	})
 }
 
-// UntagResource removes tags of a vault or recovery point.
+// UntagResource removes tags of a vault, recovery point, backup plan or
+// legal hold.
 func (s *Service) UntagResource(ctx context.Context, c Caller, arn string, keys []string) error {
 	if len(keys) == 0 {
 		return backup.MissingParam("TagKeyList")
@@ -76,7 +83,7 @@ func (s *Service) UntagResource(ctx context.Context, c Caller, arn string, keys 
 	})
 }
 
-// ListTags lists one page of a vault's or recovery point's tags, by key.
+// ListTags lists one page of a taggable resource's tags, by key.
 func (s *Service) ListTags(ctx context.Context, c Caller, arn string, p Page) (map[string]string, string, error) {
 	out := map[string]string{}
 	next := ""

@@ -23,4 +23,7 @@ type RecoveryPointQuery struct {
 	Status        backup.RecoveryPointStatus
 	CreatedAfter  *time.Time // exclusive
 	CreatedBefore *time.Time // exclusive
+	// BackupPlanID: recovery points a backup plan created (their
+	// RecoveryPointCreator's BackupPlanId).
+	BackupPlanID string
 }

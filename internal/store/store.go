@@ -90,6 +90,13 @@ type Tx interface {
 	Nonces
 	RepoVersions
 	ClusterMeta
+	Plans
+	Selections
+	Occurrences
+	ScheduledJobs
+	LegalHolds
+	Settings
+	VaultResources
 }
 
 // Vaults are backup vaults.
@@ -129,7 +136,8 @@ type RecoveryPoints interface {
 	// filters, newest first.
 	QueryRecoveryPoints(ctx context.Context, s Scope, q RecoveryPointQuery, p Page) ([]*backup.RecoveryPoint, string, error)
 	// ListDueRecoveryPoints lists up to limit recovery points of every
-	// account whose DeleteAt is at or before now.
+	// account whose DeleteAt is at or before now and that no ACTIVE legal
+	// hold holds.
 	ListDueRecoveryPoints(ctx context.Context, now time.Time, limit int) ([]*backup.RecoveryPoint, error)
 }
 

@@ -2,12 +2,11 @@ package filesystem
 
 import (
 	"encoding/json"
-	"fmt"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 
 	"coffer/internal/backup"
+	"coffer/internal/resource"
 	"coffer/internal/resource/fstree"
 )
 
@@ -75,8 +74,7 @@ type Metadata struct {
 // ParseError is a metadata validation error naming the offending key in
 // the caller's spelling.
 func paramErr(key, format string, args ...any) *backup.Error {
-	return &backup.Error{Code: backup.CodeInvalidParameter, Context: key,
-		Message: "Metadata key " + key + ": " + fmt.Sprintf(format, args...)}
+	return resource.MetadataError(key, format, args...)
 }
 
 // ParseMetadata validates EFS restore metadata. Keys are matched
@@ -84,44 +82,9 @@ func paramErr(key, format string, args ...any) *backup.Error {
 // case) and malformed values are *backup.Error InvalidParameterValue
 // naming the key. It reads nothing but m.
 func ParseMetadata(m map[string]string) (*Metadata, error) {
-	size := 0
-	for k, v := range m {
-		size += len(k) + len(v)
-	}
-	if size > MaxMetadataBytes {
-		return nil, &backup.Error{Code: backup.CodeInvalidParameter, Context: "Metadata",
-			Message: fmt.Sprintf("Metadata is %d bytes, more than the %d-byte limit", size, MaxMetadataBytes)}
-	}
-	vals := map[string]string{}  // canonical key → value
-	spell := map[string]string{} // canonical key → caller's spelling
-	for k, v := range m {
-		canon := ""
-		for _, kk := range knownKeys {
-			if strings.EqualFold(k, kk) {
-				canon = kk
-				break
-			}
-		}
-		if canon == "" {
-			return nil, paramErr(sanitizeKey(k), "unknown restore metadata key for resource type EFS (allowed: %s)", strings.Join(knownKeys, ", "))
-		}
-		if prev, dup := spell[canon]; dup {
-			a, b := prev, k
-			if b < a {
-				a, b = b, a
-			}
-			return nil, paramErr(b, "duplicate of key %s (keys are case-insensitive)", a)
-		}
-		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-			return nil, paramErr(k, "value must be valid UTF-8 without NUL")
-		}
-		vals[canon], spell[canon] = v, k
-	}
-	name := func(canon string) string {
-		if s, ok := spell[canon]; ok {
-			return s
-		}
-		return canon
+	vals, name, err := resource.MetadataKeys(m, "EFS", knownKeys, MaxMetadataBytes)
+	if err != nil {
+		return nil, err
 	}
 	md := &Metadata{}
 	var ok bool
@@ -172,7 +135,6 @@ func ParseMetadata(m map[string]string) (*Metadata, error) {
 		}
 		md.CreationToken = v
 	}
-	var err error
 	if v, ok := vals[KeyItemsToRestore]; ok {
 		if md.Items, err = parseList(name(KeyItemsToRestore), v); err != nil {
 			return nil, err
@@ -254,10 +216,4 @@ func trunc(s string) string {
 		return s[:80] + "..."
 	}
 	return s
-}
-
-func sanitizeKey(k string) string {
-	k = strings.ToValidUTF8(k, "?")
-	k = strings.ReplaceAll(k, "\x00", "?")
-	return trunc(k)
 }

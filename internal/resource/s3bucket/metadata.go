@@ -2,14 +2,13 @@ package s3bucket
 
 import (
 	"encoding/json"
-	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"coffer/internal/backup"
 	"coffer/internal/glob"
+	"coffer/internal/resource"
 )
 
 // Restore metadata keys (matched case-insensitively). The last two are
@@ -69,8 +68,7 @@ type Metadata struct {
 }
 
 func paramErr(key, format string, args ...any) *backup.Error {
-	return &backup.Error{Code: backup.CodeInvalidParameter, Context: key,
-		Message: "Metadata key " + key + ": " + fmt.Sprintf(format, args...)}
+	return resource.MetadataError(key, format, args...)
 }
 
 func trunc(s string) string {
@@ -84,44 +82,9 @@ func trunc(s string) string {
 // case-insensitively; unknown keys, duplicates and bad values are
 // *backup.Error InvalidParameter naming the key in the caller's spelling.
 func ParseMetadata(m map[string]string) (*Metadata, error) {
-	size := 0
-	for k, v := range m {
-		size += len(k) + len(v)
-	}
-	if size > MaxMetadataBytes {
-		return nil, &backup.Error{Code: backup.CodeInvalidParameter, Context: "Metadata",
-			Message: fmt.Sprintf("Metadata is %d bytes, more than the %d-byte limit", size, MaxMetadataBytes)}
-	}
-	vals, spell := map[string]string{}, map[string]string{}
-	for k, v := range m {
-		canon := ""
-		for _, kk := range knownKeys {
-			if strings.EqualFold(k, kk) {
-				canon = kk
-				break
-			}
-		}
-		if canon == "" {
-			return nil, paramErr(trunc(strings.ToValidUTF8(strings.ReplaceAll(k, "\x00", "?"), "?")),
-				"unknown restore metadata key for resource type S3 (allowed: %s)", strings.Join(knownKeys, ", "))
-		}
-		if prev, dup := spell[canon]; dup {
-			a, b := prev, k
-			if b < a {
-				a, b = b, a
-			}
-			return nil, paramErr(b, "duplicate of key %s (keys are case-insensitive)", a)
-		}
-		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-			return nil, paramErr(k, "value must be valid UTF-8 without NUL")
-		}
-		vals[canon], spell[canon] = v, k
-	}
-	name := func(canon string) string {
-		if s, ok := spell[canon]; ok {
-			return s
-		}
-		return canon
+	vals, name, err := resource.MetadataKeys(m, "S3", knownKeys, MaxMetadataBytes)
+	if err != nil {
+		return nil, err
 	}
 	md := &Metadata{}
 	dest, ok := vals[KeyDestinationBucketName]

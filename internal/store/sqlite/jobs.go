@@ -18,9 +18,9 @@ const jobCols = `kind, id, account_id, region, state, status_message, message_ca
 	destination_vault_arn, recovery_point_arn, destination_recovery_point_arn, resource_arn, resource_type, resource_name,
 	iam_role_arn, created_resource_arn, parent_job_id, is_parent, backup_type, lc_cold_after_days, lc_delete_after_days,
 	lc_opt_in_archive, backup_options_json, created_by_json, idempotency_token, lease_owner, lease_generation,
-	lease_expiry_ms, heartbeat_ms, progress_percent, parameters_json, result_json`
+	lease_expiry_ms, heartbeat_ms, progress_percent, parameters_json, result_json, schedule_key`
 
-const jobColCount = 41
+const jobColCount = 42
 
 func jobArgs(j *backup.Job) ([]any, error) {
 	opts := j.BackupOptions
@@ -44,7 +44,7 @@ func jobArgs(j *backup.Job) ([]any, error) {
 		j.DestinationRecoveryPointArn, j.ResourceArn, j.ResourceType, j.ResourceName, j.IamRoleArn, j.CreatedResourceArn,
 		j.ParentJobID, j.IsParent, j.BackupType, ni(j.Lifecycle.MoveToColdStorageAfterDays), ni(j.Lifecycle.DeleteAfterDays),
 		nb(j.Lifecycle.OptInToArchiveForSupportedResources), string(oj), j.CreatedByJSON, j.IdempotencyToken, j.LeaseOwner,
-		j.LeaseGeneration, nms(j.LeaseExpiry), nms(j.Heartbeat), j.ProgressPercent, params, result}, nil
+		j.LeaseGeneration, nms(j.LeaseExpiry), nms(j.Heartbeat), j.ProgressPercent, params, result, nstr(j.ScheduleKey)}, nil
 }
 
 func scanJob(sc interface{ Scan(...any) error }) (*backup.Job, error) {
@@ -53,15 +53,17 @@ func scanJob(sc interface{ Scan(...any) error }) (*backup.Job, error) {
 	var created int64
 	var isParent int64
 	var comp, init, startBy, expected, cold, del, optIn, leaseExp, hb sql.NullInt64
+	var key sql.NullString
 	if err := sc.Scan(&kind, &j.ID, &j.AccountID, &j.Region, &j.State, &j.StatusMessage, &j.MessageCategory, &j.PercentDone,
 		&j.BytesTransferred, &j.BackupSizeBytes, &created, &comp, &init, &startBy, &expected, &j.VaultName, &j.VaultArn,
 		&j.DestinationVaultArn, &j.RecoveryPointArn, &j.DestinationRecoveryPointArn, &j.ResourceArn, &j.ResourceType,
 		&j.ResourceName, &j.IamRoleArn, &j.CreatedResourceArn, &j.ParentJobID, &isParent, &j.BackupType, &cold, &del, &optIn,
 		&opts, &j.CreatedByJSON, &j.IdempotencyToken, &j.LeaseOwner, &j.LeaseGeneration, &leaseExp, &hb, &j.ProgressPercent,
-		&j.ParametersJSON, &j.ResultJSON); err != nil {
+		&j.ParametersJSON, &j.ResultJSON, &key); err != nil {
 		return nil, err
 	}
 	j.Kind = backup.JobKind(kind)
+	j.ScheduleKey = key.String
 	j.CreationDate = time.UnixMilli(created).UTC()
 	j.CompletionDate, j.InitiationDate, j.StartBy, j.ExpectedCompletionDate = tms(comp), tms(init), tms(startBy), tms(expected)
 	j.IsParent = isParent != 0
@@ -81,6 +83,9 @@ func (t *txn) CreateJob(ctx context.Context, j *backup.Job) error {
 	ph := strings.TrimSuffix(strings.Repeat("?,", jobColCount), ",")
 	_, err = t.tx.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`) VALUES (`+ph+`)`, args...)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+		if j.ScheduleKey != "" && strings.Contains(err.Error(), "schedule_key") {
+			return &backup.Error{Code: backup.CodeAlreadyExists, Message: "a job for scheduled occurrence " + j.ScheduleKey + " already exists", Context: j.ScheduleKey}
+		}
 		return &backup.Error{Code: backup.CodeAlreadyExists, Message: "job " + j.ID + " already exists", Context: j.ID}
 	}
 	return dbErr("create job", err)

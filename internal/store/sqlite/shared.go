@@ -9,7 +9,7 @@ import (
 	"coffer/internal/store"
 )
 
-// ---- shared state (migration 0007) ----
+// ---- shared state (migration 0008) ----
 
 func (t *txn) UseNonce(ctx context.Context, key string, now, expires time.Time) (bool, error) {
 	// An expired entry is taken over; an unexpired one makes the update's

@@ -117,13 +117,13 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	sort.Strings(names)
+	nums, err := migrationNumbers(names)
+	if err != nil {
+		return err
+	}
 	for _, name := range names {
 		base := strings.TrimPrefix(name, "migrations/")
-		num, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("sqlite: migration %s: bad name", base)
-		}
+		num := nums[name]
 		body, err := migrations.ReadFile(name)
 		if err != nil {
 			return fmt.Errorf("sqlite: migration %s: %w", base, err)
@@ -154,6 +154,29 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// migrationNumbers sorts names (migrations/NNNN_what.sql) and returns each
+// one's number. Two migrations with one number are refused: the second
+// would be taken as applied and silently skipped (branches that each add
+// "the next" migration collide this way when they merge).
+func migrationNumbers(names []string) (map[string]int, error) {
+	sort.Strings(names)
+	nums := make(map[string]int, len(names))
+	seen := map[int]string{}
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		num, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: migration %s: bad name", base)
+		}
+		if prev, ok := seen[num]; ok {
+			return nil, fmt.Errorf("sqlite: migrations %s and %s share number %d", prev, base, num)
+		}
+		seen[num] = base
+		nums[name] = num
+	}
+	return nums, nil
 }
 
 // Read runs fn in a read-only transaction on the read pool.

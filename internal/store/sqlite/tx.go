@@ -308,7 +308,7 @@ func (t *txn) DeleteExpiredIdempotency(ctx context.Context, now time.Time) (int6
 const rpCols = `arn, account_id, region, vault_name, vault_arn, source_vault_arn, resource_arn, resource_type, resource_name,
 	iam_role_arn, status, status_message, storage_class, backup_size_bytes, lc_cold_after_days, lc_delete_after_days,
 	lc_opt_in_archive, cold_at_ms, delete_at_ms, creation_ms, initiation_ms, completion_ms, last_restore_ms,
-	encryption_key_arn, manifest_id, backup_job_id, tags_json`
+	encryption_key_arn, manifest_id, backup_job_id, tags_json, created_by_json, backup_plan_id`
 
 func scanRP(sc interface{ Scan(...any) error }) (*backup.RecoveryPoint, error) {
 	var r backup.RecoveryPoint
@@ -318,7 +318,7 @@ func scanRP(sc interface{ Scan(...any) error }) (*backup.RecoveryPoint, error) {
 	if err := sc.Scan(&r.Arn, &r.AccountID, &r.Region, &r.VaultName, &r.VaultArn, &r.SourceVaultArn, &r.ResourceArn,
 		&r.ResourceType, &r.ResourceName, &r.IamRoleArn, &r.Status, &r.StatusMessage, &r.StorageClass, &r.BackupSizeBytes,
 		&cold, &del, &optIn, &coldAt, &delAt, &created, &init, &comp, &lastRestore, &r.EncryptionKeyArn, &r.ManifestID,
-		&r.BackupJobID, &tagsJSON); err != nil {
+		&r.BackupJobID, &tagsJSON, &r.CreatedByJSON, new(string)); err != nil {
 		return nil, err
 	}
 	r.Lifecycle = backup.Lifecycle{MoveToColdStorageAfterDays: pi(cold), DeleteAfterDays: pi(del), OptInToArchiveForSupportedResources: pb(optIn)}
@@ -329,6 +329,20 @@ func scanRP(sc interface{ Scan(...any) error }) (*backup.RecoveryPoint, error) {
 		return nil, fmt.Errorf("recovery point %s: tags: %w", r.Arn, err)
 	}
 	return &r, nil
+}
+
+// creatorPlanID is the BackupPlanId of a RecoveryPointCreator ("" when
+// none), kept in its own column for the ByBackupPlanId filter.
+func creatorPlanID(createdBy string) string {
+	c, _ := backup.ParseCreator(createdBy)
+	return c.BackupPlanId
+}
+
+func nstr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 func rpArgs(r *backup.RecoveryPoint) ([]any, error) {
@@ -344,7 +358,7 @@ func rpArgs(r *backup.RecoveryPoint) ([]any, error) {
 		r.ResourceName, r.IamRoleArn, string(r.Status), r.StatusMessage, r.StorageClass, r.BackupSizeBytes,
 		ni(r.Lifecycle.MoveToColdStorageAfterDays), ni(r.Lifecycle.DeleteAfterDays), nb(r.Lifecycle.OptInToArchiveForSupportedResources),
 		nms(r.MoveToColdStorageAt), nms(r.DeleteAt), ms(r.CreationDate), nms(r.InitiationDate), nms(r.CompletionDate),
-		nms(r.LastRestoreTime), r.EncryptionKeyArn, r.ManifestID, r.BackupJobID, string(tj)}, nil
+		nms(r.LastRestoreTime), r.EncryptionKeyArn, r.ManifestID, r.BackupJobID, string(tj), r.CreatedByJSON, creatorPlanID(r.CreatedByJSON)}, nil
 }
 
 func (t *txn) CreateRecoveryPoint(ctx context.Context, r *backup.RecoveryPoint) error {
@@ -355,7 +369,8 @@ func (t *txn) CreateRecoveryPoint(ctx context.Context, r *backup.RecoveryPoint) 
 	if err != nil {
 		return dbErr("create recovery point", err)
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO recovery_points (`+rpCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, args...)
+	ph := strings.TrimSuffix(strings.Repeat("?,", len(args)), ",")
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO recovery_points (`+rpCols+`) VALUES (`+ph+`)`, args...)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 		return &backup.Error{Code: backup.CodeAlreadyExists, Message: "recovery point already exists", Context: r.Arn, Arn: r.Arn}
 	}

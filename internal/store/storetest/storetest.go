@@ -37,6 +37,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Nonces", testNonces},
 		{"RepoVersions", testRepoVersions},
 		{"ClusterMeta", testClusterMeta},
+		{"Plans", testPlans},
+		{"Selections", testSelections},
+		{"Occurrences", testOccurrences},
+		{"RecoveryPointCreator", testRecoveryPointCreator},
+		{"LegalHolds", testLegalHolds},
+		{"Settings", testSettings},
+		{"ProtectedResourcesByVault", testProtectedByVault},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
--- Coffer metadata schema on PostgreSQL, version 2 (SQLite version 7):
+-- Coffer metadata schema on PostgreSQL, version 2 (SQLite version 8):
 -- state that the nodes sharing the database share (see
 -- internal/store/shared.go).
 
