@@ -19,7 +19,7 @@ const jobCols = `kind, id, account_id, region, state, status_message, message_ca
 	destination_vault_arn, recovery_point_arn, destination_recovery_point_arn, resource_arn, resource_type, resource_name,
 	iam_role_arn, created_resource_arn, parent_job_id, is_parent, backup_type, lc_cold_after_days, lc_delete_after_days,
 	lc_opt_in_archive, backup_options_json, created_by_json, idempotency_token, lease_owner, lease_generation,
-	lease_expiry_ms, heartbeat_ms, progress_percent, parameters_json, result_json`
+	lease_expiry_ms, heartbeat_ms, progress_percent, parameters_json, result_json, schedule_key`
 
 var jobColList = splitCols(jobCols)
 
@@ -45,7 +45,7 @@ func jobArgs(j *backup.Job) ([]any, error) {
 		j.DestinationRecoveryPointArn, j.ResourceArn, j.ResourceType, j.ResourceName, j.IamRoleArn, j.CreatedResourceArn,
 		j.ParentJobID, j.IsParent, j.BackupType, j.Lifecycle.MoveToColdStorageAfterDays, j.Lifecycle.DeleteAfterDays,
 		j.Lifecycle.OptInToArchiveForSupportedResources, string(oj), j.CreatedByJSON, j.IdempotencyToken, j.LeaseOwner,
-		j.LeaseGeneration, nms(j.LeaseExpiry), nms(j.Heartbeat), j.ProgressPercent, params, result}, nil
+		j.LeaseGeneration, nms(j.LeaseExpiry), nms(j.Heartbeat), j.ProgressPercent, params, result, nstr(j.ScheduleKey)}, nil
 }
 
 func scanJob(sc scanner) (*backup.Job, error) {
@@ -53,16 +53,20 @@ func scanJob(sc scanner) (*backup.Job, error) {
 	var kind, state, opts string
 	var created int64
 	var comp, init, startBy, expected, leaseExp, hb *int64
+	var key *string
 	if err := sc.Scan(&kind, &j.ID, &j.AccountID, &j.Region, &state, &j.StatusMessage, &j.MessageCategory, &j.PercentDone,
 		&j.BytesTransferred, &j.BackupSizeBytes, &created, &comp, &init, &startBy, &expected, &j.VaultName, &j.VaultArn,
 		&j.DestinationVaultArn, &j.RecoveryPointArn, &j.DestinationRecoveryPointArn, &j.ResourceArn, &j.ResourceType,
 		&j.ResourceName, &j.IamRoleArn, &j.CreatedResourceArn, &j.ParentJobID, &j.IsParent, &j.BackupType,
 		&j.Lifecycle.MoveToColdStorageAfterDays, &j.Lifecycle.DeleteAfterDays, &j.Lifecycle.OptInToArchiveForSupportedResources,
 		&opts, &j.CreatedByJSON, &j.IdempotencyToken, &j.LeaseOwner, &j.LeaseGeneration, &leaseExp, &hb, &j.ProgressPercent,
-		&j.ParametersJSON, &j.ResultJSON); err != nil {
+		&j.ParametersJSON, &j.ResultJSON, &key); err != nil {
 		return nil, err
 	}
 	j.Kind, j.State = backup.JobKind(kind), backup.JobState(state)
+	if key != nil {
+		j.ScheduleKey = *key
+	}
 	j.CreationDate = time.UnixMilli(created).UTC()
 	j.CompletionDate, j.InitiationDate, j.StartBy, j.ExpectedCompletionDate = tms(comp), tms(init), tms(startBy), tms(expected)
 	j.LeaseExpiry, j.Heartbeat = tms(leaseExp), tms(hb)
@@ -77,11 +81,24 @@ func (t *txn) CreateJob(ctx context.Context, j *backup.Job) error {
 	if err != nil {
 		return dbErr("create job", err)
 	}
-	tag, err := t.tx.Exec(ctx, `INSERT INTO jobs (`+jobCols+`) VALUES (`+placeholders(len(a))+`) ON CONFLICT (id) DO NOTHING`, a...)
+	// ON CONFLICT DO NOTHING (any unique key: the id or the schedule key)
+	// waits for a concurrent insert of the same key to end and then
+	// reports no row, without aborting the transaction.
+	tag, err := t.tx.Exec(ctx, `INSERT INTO jobs (`+jobCols+`) VALUES (`+placeholders(len(a))+`) ON CONFLICT DO NOTHING`, a...)
 	if err != nil {
 		return dbErr("create job", err)
 	}
 	if tag.RowsAffected() == 0 {
+		if j.ScheduleKey != "" {
+			var one int
+			err := t.tx.QueryRow(ctx, `SELECT 1 FROM jobs WHERE schedule_key=$1`, j.ScheduleKey).Scan(&one)
+			if err == nil {
+				return &backup.Error{Code: backup.CodeAlreadyExists, Message: "a job for scheduled occurrence " + j.ScheduleKey + " already exists", Context: j.ScheduleKey}
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return dbErr("create job", err)
+			}
+		}
 		return &backup.Error{Code: backup.CodeAlreadyExists, Message: "job " + j.ID + " already exists", Context: j.ID}
 	}
 	return nil

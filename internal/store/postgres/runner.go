@@ -110,6 +110,7 @@ func (t *txn) QueryRecoveryPoints(ctx context.Context, s store.Scope, f store.Re
 	q := `SELECT ` + rpCols + ` FROM recovery_points WHERE account_id=` + a.add(s.AccountID) + ` AND region=` + a.add(s.Region)
 	for _, c := range []struct{ col, v string }{
 		{"vault_name", f.VaultName}, {"resource_arn", f.ResourceArn}, {"resource_type", f.ResourceType}, {"status", string(f.Status)},
+		{"backup_plan_id", f.BackupPlanID},
 	} {
 		if c.v != "" {
 			q += ` AND ` + c.col + `=` + a.add(c.v)
@@ -148,7 +149,11 @@ func (t *txn) QueryRecoveryPoints(ctx context.Context, s store.Scope, f store.Re
 }
 
 func (t *txn) ListDueRecoveryPoints(ctx context.Context, now time.Time, limit int) ([]*backup.RecoveryPoint, error) {
-	rows, err := t.tx.Query(ctx, `SELECT `+rpCols+` FROM recovery_points WHERE delete_at_ms IS NOT NULL AND delete_at_ms <= $1
+	// A recovery point under an active legal hold is not due.
+	rows, err := t.tx.Query(ctx, `SELECT `+rpCols+` FROM recovery_points r WHERE delete_at_ms IS NOT NULL AND delete_at_ms <= $1
+		AND NOT EXISTS (SELECT 1 FROM legal_hold_recovery_points m JOIN legal_holds h
+			ON h.account_id = m.account_id AND h.region = m.region AND h.id = m.hold_id
+			WHERE m.rp_arn = r.arn AND m.account_id = r.account_id AND m.region = r.region AND h.status = 'ACTIVE')
 		ORDER BY delete_at_ms, arn LIMIT $2`, ms(now), limit)
 	if err != nil {
 		return nil, dbErr("list due recovery points", err)

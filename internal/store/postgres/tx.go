@@ -351,7 +351,7 @@ func (t *txn) DeleteExpiredIdempotency(ctx context.Context, now time.Time) (int6
 const rpCols = `arn, account_id, region, vault_name, vault_arn, source_vault_arn, resource_arn, resource_type, resource_name,
 	iam_role_arn, status, status_message, storage_class, backup_size_bytes, lc_cold_after_days, lc_delete_after_days,
 	lc_opt_in_archive, cold_at_ms, delete_at_ms, creation_ms, initiation_ms, completion_ms, last_restore_ms,
-	encryption_key_arn, manifest_id, backup_job_id, tags_json`
+	encryption_key_arn, manifest_id, backup_job_id, tags_json, created_by_json, backup_plan_id`
 
 var rpColList = splitCols(rpCols)
 
@@ -380,7 +380,7 @@ func scanRP(sc scanner) (*backup.RecoveryPoint, error) {
 		&r.ResourceType, &r.ResourceName, &r.IamRoleArn, &r.Status, &r.StatusMessage, &r.StorageClass, &r.BackupSizeBytes,
 		&r.Lifecycle.MoveToColdStorageAfterDays, &r.Lifecycle.DeleteAfterDays, &r.Lifecycle.OptInToArchiveForSupportedResources,
 		&coldAt, &delAt, &created, &init, &comp, &lastRestore, &r.EncryptionKeyArn, &r.ManifestID,
-		&r.BackupJobID, &tagsJSON); err != nil {
+		&r.BackupJobID, &tagsJSON, &r.CreatedByJSON, new(string)); err != nil {
 		return nil, err
 	}
 	r.MoveToColdStorageAt, r.DeleteAt = tms(coldAt), tms(delAt)
@@ -405,7 +405,23 @@ func rpArgs(r *backup.RecoveryPoint) ([]any, error) {
 		r.ResourceName, r.IamRoleArn, string(r.Status), r.StatusMessage, r.StorageClass, r.BackupSizeBytes,
 		r.Lifecycle.MoveToColdStorageAfterDays, r.Lifecycle.DeleteAfterDays, r.Lifecycle.OptInToArchiveForSupportedResources,
 		nms(r.MoveToColdStorageAt), nms(r.DeleteAt), ms(r.CreationDate), nms(r.InitiationDate), nms(r.CompletionDate),
-		nms(r.LastRestoreTime), r.EncryptionKeyArn, r.ManifestID, r.BackupJobID, string(tj)}, nil
+		nms(r.LastRestoreTime), r.EncryptionKeyArn, r.ManifestID, r.BackupJobID, string(tj), r.CreatedByJSON,
+		creatorPlanID(r.CreatedByJSON)}, nil
+}
+
+// creatorPlanID is the BackupPlanId of a RecoveryPointCreator ("" when
+// none), kept in its own column for the ByBackupPlanId filter.
+func creatorPlanID(createdBy string) string {
+	c, _ := backup.ParseCreator(createdBy)
+	return c.BackupPlanId
+}
+
+// nstr stores "" as NULL.
+func nstr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 func (t *txn) CreateRecoveryPoint(ctx context.Context, r *backup.RecoveryPoint) error {
