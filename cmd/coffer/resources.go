@@ -9,6 +9,7 @@ import (
 	"coffer/internal/config"
 	"coffer/internal/resource"
 	"coffer/internal/resource/filesystem"
+	"coffer/internal/resource/pgdb"
 	"coffer/internal/resource/s3bucket"
 	"coffer/internal/service"
 	"coffer/internal/store"
@@ -20,6 +21,7 @@ func plugins(cfg *config.Config, log *slog.Logger) (*resource.Registry, error) {
 	return resource.NewRegistry(
 		&filesystem.Plugin{NewFileSystemsDir: cfg.NewFileSystemsDir, Log: log},
 		&s3bucket.Plugin{Endpoints: s3Endpoints(cfg), StateDir: filepath.Join(cfg.DataDir, S3RestoreStateDir), Log: log},
+		&pgdb.Plugin{Servers: databaseServers(cfg), ReservedIDs: databaseIDs(cfg), Log: log},
 	)
 }
 
@@ -37,6 +39,24 @@ func s3Endpoints(cfg *config.Config) []s3bucket.Endpoint {
 	return out
 }
 
+// databaseServers are the configured database servers.
+func databaseServers(cfg *config.Config) []pgdb.Server {
+	var out []pgdb.Server
+	for _, s := range cfg.DatabaseServers {
+		out = append(out, pgdb.Server{ID: s.ID, Host: s.Host, Port: s.Port, User: s.User, Password: s.Password, SSLMode: s.SSLMode})
+	}
+	return out
+}
+
+// databaseIDs are the configured databases' identifiers.
+func databaseIDs(cfg *config.Config) []string {
+	var out []string
+	for _, d := range cfg.Databases {
+		out = append(out, d.ID)
+	}
+	return out
+}
+
 // configuredResources are the resources the config declares, by type.
 func configuredResources(cfg *config.Config) map[string][]*backup.Resource {
 	out := map[string][]*backup.Resource{}
@@ -47,6 +67,10 @@ func configuredResources(cfg *config.Config) map[string][]*backup.Resource {
 	for _, b := range cfg.Buckets {
 		out[s3bucket.ResourceType] = append(out[s3bucket.ResourceType],
 			s3bucket.NewResource(cfg.Region, b.Account, b.Name, b.Endpoint, b.Tags))
+	}
+	for _, d := range cfg.Databases {
+		out[pgdb.ResourceType] = append(out[pgdb.ResourceType],
+			pgdb.NewResource(cfg.Region, d.Account, d.ID, d.Server, d.Database, d.Tags))
 	}
 	return out
 }

@@ -70,7 +70,7 @@ func TestSyncFileSystems(t *testing.T) {
 
 // TestSyncBuckets: configured buckets become S3 resources of their
 // accounts (ARN arn:aws:s3:::name, endpoint attribute), restore-created
-// ones survive a sync, and both plugins are registered.
+// ones survive a sync, and every plugin is registered.
 func TestSyncBuckets(t *testing.T) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
@@ -87,7 +87,7 @@ func TestSyncBuckets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := reg.Types(); len(got) != 2 || got[0] != "EFS" || got[1] != "S3" {
+	if got := reg.Types(); len(got) != 3 || got[0] != "EFS" || got[1] != "RDS" || got[2] != "S3" {
 		t.Fatalf("registered types %v", got)
 	}
 	svc, err := service.New(service.Deps{Store: st, Clock: clk, Plugins: reg})

@@ -71,6 +71,10 @@ type Config struct {
 	// ScaleOut holds metadata, node_id, lease_seconds, master_key_env,
 	// token_key_env and allow_local_vaults_with_postgres (scaleout.go).
 	ScaleOut `yaml:",inline"`
+	// DatabaseServers are the database servers whose databases Coffer
+	// protects; Databases are those databases (AWS resource type RDS).
+	DatabaseServers []DatabaseServer `yaml:"database_servers"`
+	Databases       []Database       `yaml:"databases"`
 	// MaxConcurrentRequests bounds the API requests decoded and handled at
 	// once (0: the API's default, 16); more wait briefly, then get
 	// ThrottlingException.
@@ -254,6 +258,9 @@ func Parse(b []byte) (*Config, error) {
 	if s3 := c.VaultStorage.S3; s3 != nil && s3.SecretAccessKey == "" {
 		s3.SecretAccessKey = os.Getenv(EnvS3SecretAccessKey)
 	}
+	if err := c.resolveDatabasePasswords(); err != nil {
+		return nil, err
+	}
 	for i := range c.S3Endpoints {
 		if e := &c.S3Endpoints[i]; e.SecretAccessKey == "" && e.SecretAccessKeyEnv != "" {
 			e.SecretAccessKey = os.Getenv(e.SecretAccessKeyEnv)
@@ -362,6 +369,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MemoryLimitMiB < -1 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64) || c.MemoryLimitMiB > 1<<20 {
 		return keyErr("memory_limit_mib", "must be 0 (derived from workers), -1 (no limit) or 64 to 1048576, got %d", c.MemoryLimitMiB)
+	}
+	if err := c.validateDatabases(accounts); err != nil {
+		return err
 	}
 	if err := c.validateBuckets(accounts); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"coffer/internal/backup"
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob"
+	"coffer/internal/repository/chunker"
 )
 
 // StorageProblem is the kind of a vault storage failure, as a caller
@@ -134,8 +135,35 @@ type BlobSaver interface {
 }
 
 // TagSaver returns s with its errors marked as vault storage errors, except
-// errors of the reader handed to SaveStream (the resource's).
-func TagSaver(s BlobSaver) BlobSaver { return taggedSaver{s} }
+// errors of the reader handed to SaveStream (the resource's). When s also
+// chunks streams with the caller's sizes (SaveStreamChunked, as
+// repository.Writer does), so does the result.
+func TagSaver(s BlobSaver) BlobSaver {
+	if cs, ok := s.(chunkSaver); ok {
+		return taggedChunkSaver{taggedSaver{s}, cs}
+	}
+	return taggedSaver{s}
+}
+
+// chunkSaver is resource.ChunkSaver (a session chunking a stream with the
+// caller's sizes).
+type chunkSaver interface {
+	SaveStreamChunked(ctx context.Context, rd io.Reader, p chunker.Params) (ids []repository.ID, n int64, err error)
+}
+
+type taggedChunkSaver struct {
+	taggedSaver
+	cs chunkSaver
+}
+
+func (s taggedChunkSaver) SaveStreamChunked(ctx context.Context, rd io.Reader, p chunker.Params) ([]repository.ID, int64, error) {
+	r := &errReader{r: rd}
+	ids, n, err := s.cs.SaveStreamChunked(ctx, r, p)
+	if err != nil && (r.err == nil || !errors.Is(err, r.err)) {
+		err = TagStorage(err)
+	}
+	return ids, n, err
+}
 
 type taggedSaver struct{ s BlobSaver }
 

@@ -4,16 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 
 	"coffer/internal/backup"
 	"coffer/internal/jobs"
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob"
+	"coffer/internal/repository/chunker"
 )
 
 // httpErr stands for an S3 response error (the SDK's carry the status).
@@ -60,4 +63,49 @@ func TestVaultFailure(t *testing.T) {
 			t.Errorf("%v: the cause is not kept for the log", tc.err)
 		}
 	}
+}
+
+// A tagged session keeps SaveStreamChunked when the session has it (a
+// plugin chunking its streams with its own sizes, such as database
+// tables, would otherwise fall back to the default sizes), with its vault
+// errors tagged and its reader's errors not.
+func TestTagSaverKeepsChunkedStreams(t *testing.T) {
+	type chunkSaver interface {
+		SaveStreamChunked(ctx context.Context, rd io.Reader, p chunker.Params) ([]repository.ID, int64, error)
+	}
+	if _, ok := jobs.TagSaver(plainSaver{}).(chunkSaver); ok {
+		t.Fatal("a session without SaveStreamChunked gained it")
+	}
+	cs, ok := jobs.TagSaver(&chunkingSaver{}).(chunkSaver)
+	if !ok {
+		t.Fatal("the tagged session lost SaveStreamChunked")
+	}
+	p := chunker.Params{Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}
+	if _, _, err := cs.SaveStreamChunked(context.Background(), strings.NewReader("x"), p); !jobs.IsStorage(err) {
+		t.Errorf("vault error %v not tagged", err)
+	}
+	readErr := errors.New("source read failed")
+	if _, _, err := cs.SaveStreamChunked(context.Background(), iotest.ErrReader(readErr), p); jobs.IsStorage(err) || !errors.Is(err, readErr) {
+		t.Errorf("reader error %v tagged as the vault's", err)
+	}
+}
+
+type plainSaver struct{}
+
+func (plainSaver) SaveStream(context.Context, io.Reader) ([]repository.ID, int64, error) {
+	return nil, 0, nil
+}
+func (plainSaver) SaveBlob(context.Context, repository.BlobType, []byte) (repository.ID, error) {
+	return repository.ID{}, nil
+}
+
+// chunkingSaver fails like a vault when its reader succeeds, and passes
+// its reader's errors on.
+type chunkingSaver struct{ plainSaver }
+
+func (*chunkingSaver) SaveStreamChunked(_ context.Context, rd io.Reader, _ chunker.Params) ([]repository.ID, int64, error) {
+	if _, err := io.ReadAll(rd); err != nil {
+		return nil, 0, fmt.Errorf("save: %w", err)
+	}
+	return nil, 0, errors.New("pack upload failed")
 }

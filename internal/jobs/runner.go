@@ -20,8 +20,10 @@ import (
 
 // Status messages the runner writes.
 const (
-	MsgExpiredRunning = "Backup job expired before completion."
-	MsgStopped        = "Job was stopped by a StopBackupJob request."
+	// MsgCompletionWindow ends a job still running when its completion
+	// window closes: AWS Backup cancels such jobs (ABORTED).
+	MsgCompletionWindow = "Backup job was aborted: it did not complete within its completion window."
+	MsgStopped          = "Job was stopped by a StopBackupJob request."
 	// MsgShutdown ends a job that was running when its server shut down
 	// (SIGTERM); MessageCategory Interrupted.
 	MsgShutdown = "Job was interrupted: the server shut down while it was running. Start the job again."
@@ -500,7 +502,7 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 		case cur.State == backup.JobAborting || errors.Is(cause, errStopped):
 			cur.Finish(backup.JobAborted, MsgStopped, "", now)
 		case errors.Is(cause, errExpired):
-			cur.Finish(backup.JobExpired, MsgExpiredRunning, "", now)
+			cur.Finish(backup.JobAborted, MsgCompletionWindow, "", now)
 		case shutdown:
 			cur.Finish(backup.JobFailed, MsgShutdown, backup.CategoryInterrupted, now)
 		case runErr != nil:

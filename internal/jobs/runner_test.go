@@ -383,7 +383,7 @@ func TestCompletionWindowExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := getJob(t, s, "J1")
-	if j.State != backup.JobExpired || j.StatusMessage != jobs.MsgExpiredRunning {
+	if j.State != backup.JobAborted || j.StatusMessage != jobs.MsgCompletionWindow {
 		t.Fatalf("job = %+v", j)
 	}
 }

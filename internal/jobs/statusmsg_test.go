@@ -461,7 +461,7 @@ func TestStatusMessages(t *testing.T) {
 		}, backup.JobAborted, "", "stopped"},
 		// The completion window (60 min) has passed when the job starts
 		// (moving the clock while it runs would expire its lease too).
-		{"expired", ptr(int64(60)), func(w *world, id string, _ context.CancelFunc) {}, backup.JobExpired, "", "expired"},
+		{"expired", ptr(int64(60)), func(w *world, id string, _ context.CancelFunc) {}, backup.JobAborted, "", "completion window"},
 		{"server shutdown", nil, func(w *world, id string, shutdown context.CancelFunc) {
 			shutdown()
 		}, backup.JobFailed, backup.CategoryInterrupted, "interrupted"},

@@ -236,11 +236,18 @@ func TestConcurrentSessions(t *testing.T) {
 	var ids [2][]repository.ID
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
+	// Both sessions are open before either writes: on a loaded machine
+	// one could otherwise finish first, and the other would find every
+	// blob already indexed and write no index of its own.
+	var open sync.WaitGroup
+	open.Add(2)
 	for i, r := range []*repository.Repository{r1, r2} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			errs[i] = r.WithWriter(ctx, func(ctx context.Context, w *repository.Writer) error {
+				open.Done()
+				open.Wait()
 				var err error
 				ids[i], _, err = w.SaveStream(ctx, bytes.NewReader(data))
 				return err

@@ -382,28 +382,48 @@ func (w *Writer) submit(ctx context.Context, j job) error {
 	return fmt.Errorf("repository: write session failed: %w", context.Cause(w.ctx))
 }
 
-var chunkerPool sync.Pool
+// chunkerPools holds idle chunkers, one pool per size distribution.
+var chunkerPools sync.Map // chunker.Params → *sync.Pool
 
 // SaveStream chunks rd with the content-defined chunker and saves every
 // chunk as a DataBlob, returning the chunk IDs in order and the byte count.
 // Safe for concurrent use; memory does not grow with the stream size.
 func (w *Writer) SaveStream(ctx context.Context, rd io.Reader) (ids []ID, n int64, err error) {
+	return w.SaveStreamChunked(ctx, rd, w.r.cfg.ChunkSize)
+}
+
+// SaveStreamChunked is SaveStream with the chunk size distribution p
+// instead of the repository's: streams that deduplicate better with other
+// sizes (database tables, whose small changes would otherwise dirty large
+// chunks) choose their own. Boundaries still come from the repository's
+// keyed gear table. The caller records p with its snapshot so that later
+// backups chunk the same way; reading never depends on it. p.Max may not
+// exceed the session's in-flight budget.
+func (w *Writer) SaveStreamChunked(ctx context.Context, rd io.Reader, p chunker.Params) (ids []ID, n int64, err error) {
+	if err := p.Validate(); err != nil {
+		return nil, 0, fmt.Errorf("repository: %w", err)
+	}
+	if limit := max(w.r.opts.InFlight, w.r.cfg.ChunkSize.Max); p.Max > limit {
+		return nil, 0, fmt.Errorf("repository: maximum chunk size %d exceeds the session's in-flight budget %d", p.Max, limit)
+	}
 	if err := w.enter(); err != nil {
 		return nil, 0, err
 	}
 	defer w.inflight.Done()
+	pv, _ := chunkerPools.LoadOrStore(p, new(sync.Pool))
+	pool := pv.(*sync.Pool)
 	var ch *chunker.Chunker
-	if v := chunkerPool.Get(); v != nil && v.(*chunker.Chunker).Params() == w.r.cfg.ChunkSize {
+	if v := pool.Get(); v != nil {
 		ch = v.(*chunker.Chunker)
 		ch.Reset(rd, w.r.gear)
 	} else {
-		ch, err = chunker.New(rd, w.r.cfg.ChunkSize, w.r.gear)
+		ch, err = chunker.New(rd, p, w.r.gear)
 		if err != nil {
 			return nil, 0, err
 		}
 		ch.Grow = growChunkBuf
 	}
-	defer func() { ch.Reset(nil, nil); chunkerPool.Put(ch) }()
+	defer func() { ch.Reset(nil, nil); pool.Put(ch) }()
 	res := &streamResult{}
 	// The first chunk starts in a small buffer (most files are small); once
 	// a stream has produced a full chunk, later ones start at the average size.
@@ -418,8 +438,8 @@ func (w *Writer) SaveStream(ctx context.Context, rd io.Reader) (ids []ID, n int6
 		}
 		buf := getChunkBuf(next)
 		chunk, err := ch.Next(buf)
-		if len(chunk) >= w.r.cfg.ChunkSize.Min {
-			next = w.r.cfg.ChunkSize.Avg
+		if len(chunk) >= p.Min {
+			next = p.Avg
 		}
 		if errors.Is(err, io.EOF) {
 			putChunkBuf(chunk)

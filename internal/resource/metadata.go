@@ -13,10 +13,12 @@ import (
 // case-insensitively against known (the canonical spellings); an unknown
 // key (the allowed ones are listed), two keys differing only in case, and
 // a value that is not UTF-8 or holds NUL are *backup.Error
-// InvalidParameter naming the key in the caller's spelling. It returns the
+// InvalidParameter naming the key in the caller's spelling; so is a key of
+// unsupported (canonical spelling → why it is not supported), which are
+// matched like known keys but not listed as allowed. It returns the
 // values by canonical key, and name, which gives the caller's spelling of
 // a canonical key (the canonical one when absent) for later messages.
-func MetadataKeys(m map[string]string, resourceType string, known []string, maxBytes int) (vals map[string]string, name func(string) string, err error) {
+func MetadataKeys(m map[string]string, resourceType string, known []string, unsupported map[string]string, maxBytes int) (vals map[string]string, name func(string) string, err error) {
 	size := 0
 	for k, v := range m {
 		size += len(k) + len(v)
@@ -33,6 +35,11 @@ func MetadataKeys(m map[string]string, resourceType string, known []string, maxB
 			if strings.EqualFold(k, kk) {
 				canon = kk
 				break
+			}
+		}
+		for kk, why := range unsupported {
+			if canon == "" && strings.EqualFold(k, kk) {
+				return nil, nil, MetadataError(SanitizeKey(k), "not supported: %s", why)
 			}
 		}
 		if canon == "" {

@@ -7,7 +7,8 @@
 // session. Plugins are listed in an explicit Registry built in cmd/coffer.
 //
 // Optional capabilities are separate interfaces a plugin may implement,
-// found by type assertion (as database/sql/driver does): StagingCleaner.
+// found by type assertion (as database/sql/driver does): StagingCleaner;
+// a session may offer ChunkSaver.
 //
 // See docs/design/architecture.md, "Resource plugins".
 package resource
@@ -20,6 +21,7 @@ import (
 
 	"coffer/internal/backup"
 	"coffer/internal/repository"
+	"coffer/internal/repository/chunker"
 )
 
 // Plugin is one resource type.
@@ -93,6 +95,16 @@ type Capabilities struct {
 type Saver interface {
 	SaveStream(ctx context.Context, rd io.Reader) (ids []repository.ID, n int64, err error)
 	SaveBlob(ctx context.Context, t repository.BlobType, data []byte) (repository.ID, error)
+}
+
+// ChunkSaver is implemented by sessions that chunk a stream with sizes of
+// the caller's choosing (repository.Writer). A plugin whose streams
+// deduplicate better with other sizes than the repository's (small changes
+// spread through a database table) uses it and records the sizes with its
+// snapshot, so that its later backups chunk alike whatever the default
+// becomes; reading a snapshot never depends on them.
+type ChunkSaver interface {
+	SaveStreamChunked(ctx context.Context, rd io.Reader, p chunker.Params) (ids []repository.ID, n int64, err error)
 }
 
 // Loader reads blobs of a repository (repository.Repository).
@@ -258,3 +270,5 @@ var (
 	// ErrSourceNotFound: the resource to back up is gone.
 	ErrSourceNotFound = errors.New("resource not found")
 )
+
+var _ ChunkSaver = (*repository.Writer)(nil)

@@ -536,7 +536,7 @@ func TestCompletionWindow(t *testing.T) {
 		t.Fatal("job not stopped after its completion window")
 	}
 	j := e.jobs(backup.JobBackup)[0]
-	if j.State != backup.JobExpired || j.StatusMessage != "Backup job expired before completion." {
+	if j.State != backup.JobAborted || j.StatusMessage != "Backup job was aborted: it did not complete within its completion window." {
 		t.Fatalf("%s %q", j.State, j.StatusMessage)
 	}
 	if rps, _, _ := e.svc.ListRecoveryPoints(e.ctx, caller, service.RecoveryPointQuery{VaultName: "primary"}, store.Page{Limit: 10}); len(rps) != 0 {

@@ -201,8 +201,10 @@ func (c *Chunker) Next(dst []byte) ([]byte, error) {
 			}
 			return dst, io.EOF
 		}
-		// Read up to Min in one go, then readSize at a time.
-		n := readSize
+		// Read up to Min in one go, then readSize at a time, never past
+		// Max (what is read past the cut is copied again into the next
+		// chunk, which matters when chunks are smaller than readSize).
+		n := max(min(readSize, c.p.Max-len(dst)), 1)
 		if len(dst) < c.p.Min {
 			n = c.p.Min - len(dst)
 		}

@@ -82,7 +82,7 @@ func paramErr(key, format string, args ...any) *backup.Error {
 // case) and malformed values are *backup.Error InvalidParameterValue
 // naming the key. It reads nothing but m.
 func ParseMetadata(m map[string]string) (*Metadata, error) {
-	vals, name, err := resource.MetadataKeys(m, "EFS", knownKeys, MaxMetadataBytes)
+	vals, name, err := resource.MetadataKeys(m, "EFS", knownKeys, nil, MaxMetadataBytes)
 	if err != nil {
 		return nil, err
 	}

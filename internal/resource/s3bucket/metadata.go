@@ -82,7 +82,7 @@ func trunc(s string) string {
 // case-insensitively; unknown keys, duplicates and bad values are
 // *backup.Error InvalidParameter naming the key in the caller's spelling.
 func ParseMetadata(m map[string]string) (*Metadata, error) {
-	vals, name, err := resource.MetadataKeys(m, "S3", knownKeys, MaxMetadataBytes)
+	vals, name, err := resource.MetadataKeys(m, "S3", knownKeys, nil, MaxMetadataBytes)
 	if err != nil {
 		return nil, err
 	}

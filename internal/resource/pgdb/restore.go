@@ -1,0 +1,682 @@
+package pgdb
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"coffer/internal/repository"
+	"coffer/internal/resource"
+)
+
+// StagingPrefix starts the name of the database a restore loads and
+// verifies before renaming it; the job id follows.
+const StagingPrefix = "coffer-restore-"
+
+// markerPrefix starts the comment a restore puts on its database: the
+// job id and the final name follow. It tells a crashed restore's database
+// from everything else.
+const markerPrefix = "coffer-restore job="
+
+// StagingName is the temporary name of job jobID's database.
+func StagingName(jobID string) string { return StagingPrefix + jobID }
+
+func marker(jobID, final string) string { return markerPrefix + jobID + " name=" + final }
+
+// parseMarker splits a database comment written by marker.
+func parseMarker(comment string) (jobID, final string, ok bool) {
+	rest, ok := strings.CutPrefix(comment, markerPrefix)
+	if !ok {
+		return "", "", false
+	}
+	jobID, final, ok = strings.Cut(rest, " name=")
+	return jobID, final, ok && jobID != "" && final != ""
+}
+
+// Restore creates the database under StagingName(job), loads the schema,
+// rows (verifying each table's row count and checksum against the
+// backup's as soon as it is loaded), large objects and sequences, builds
+// indexes and constraints, verifies the large objects and sequences and
+// returns a result whose Finish renames it to DBInstanceIdentifier. On
+// failure or cancellation the staging database is dropped.
+func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (resource.RestoreResult, error) {
+	md, err := checkSpec(req.Spec)
+	if err != nil {
+		return resource.RestoreResult{}, fmt.Errorf("%w: %w", resource.ErrInvalid, err)
+	}
+	if len(StagingName(req.JobID)) > 63 {
+		return resource.RestoreResult{}, fmt.Errorf("%w: job id %q is too long for a database name", resource.ErrInvalid, req.JobID)
+	}
+	st, err := load(ctx, req.Snapshot.Loader, req.Snapshot.Root)
+	if err != nil {
+		if errors.Is(err, repository.ErrCorrupt) || errors.Is(err, errNotDatabase) {
+			return resource.RestoreResult{}, fmt.Errorf("%w: %w", resource.ErrCorrupt, err)
+		}
+		return resource.RestoreResult{}, fmt.Errorf("read recovery point %s: %w", req.RecoveryPoint.Arn, err)
+	}
+	srv, err := p.targetServer(md, st.man)
+	if err != nil {
+		return resource.RestoreResult{}, caller(fmt.Errorf("%w: %w", resource.ErrInvalid, err), "The restore of recovery point "+req.RecoveryPoint.Arn+" failed")
+	}
+	r := &restorer{p: p, srv: srv, req: req, st: st, final: md.Identifier, staging: StagingName(req.JobID), prog: newTracker(req.Progress)}
+	start := time.Now()
+	res, err := r.run(ctx)
+	if err != nil {
+		if derr := r.discard(context.WithoutCancel(ctx)); derr != nil {
+			p.log().Warn("restore: staging database not dropped; it is dropped at the next start", "job", req.JobID, "server", srv.ID, "err", derr)
+		}
+		if ctx.Err() != nil {
+			return resource.RestoreResult{}, ctx.Err()
+		}
+		return resource.RestoreResult{}, caller(err, "The restore of recovery point "+req.RecoveryPoint.Arn+" as database "+md.Identifier+
+			" on server "+srv.ID+" failed")
+	}
+	d, _ := res.Details.(details)
+	p.log().Info("database restored", "job", req.JobID, "database", md.Identifier, "server", srv.ID, "tables", res.Items,
+		"bytes", res.Bytes, "seconds", time.Since(start).Seconds(), "phase_seconds", d.Seconds)
+	return res, nil
+}
+
+// restorer is one restore.
+type restorer struct {
+	p              *Plugin
+	srv            *Server
+	req            resource.RestoreRequest
+	st             *stored
+	final, staging string
+	prog           *tracker
+	major          int
+	created        bool
+	countOnly      atomic.Int64 // tables verified by row count only
+	// probes are the target server's checksum probes (checksumProbes):
+	// a table's checksum is compared where they equal the source's.
+	probes map[string]string
+}
+
+func (r *restorer) run(ctx context.Context) (resource.RestoreResult, error) {
+	var res resource.RestoreResult
+	man := r.st.man
+	maint, err := r.srv.maintenance(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer maint.Close(context.WithoutCancel(ctx))
+	var version string
+	if r.major, version, err = serverVersion(ctx, maint); err != nil {
+		return res, r.srv.queryError(err, "read the server version")
+	}
+	if r.major < man.ServerMajor {
+		return res, failed(resource.ErrInvalid, "database server %s runs PostgreSQL %s, older than the backup's PostgreSQL %s; restore to a server of version %d or later",
+			r.srv.ID, version, man.ServerVersion, man.ServerMajor)
+	}
+	pgRestore, err := r.p.findTool(ctx, "pg_restore", max(r.major, man.PgDumpMajor), "restore into server "+r.srv.ID)
+	if err != nil {
+		return res, err
+	}
+	if r.p.reserved(r.final) {
+		return res, failed(resource.ErrInvalid, "database %s already exists (a configured database); restores never replace a database", r.final)
+	}
+	var n int
+	if err := maint.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE lower(datname) = lower($1)", r.final).Scan(&n); err != nil {
+		return res, r.srv.queryError(err, "list databases")
+	}
+	if n > 0 {
+		return res, failed(resource.ErrInvalid, "database %s already exists on server %s; restores never replace a database", r.final, r.srv.ID)
+	}
+	if len(man.Roles) > 0 {
+		rows, err := maint.Query(ctx, "SELECT x FROM unnest($1::text[]) x WHERE x NOT IN (SELECT rolname FROM pg_roles) ORDER BY x", man.Roles)
+		if err != nil {
+			return res, r.srv.queryError(err, "list roles")
+		}
+		missing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return res, r.srv.queryError(err, "list roles")
+		}
+		if len(missing) > 0 {
+			return res, failed(resource.ErrInvalid, "the backup grants privileges to roles that do not exist on server %s: %s; create them there and restore again (objects are owned by the restoring user %s, grants are kept)",
+				r.srv.ID, strings.Join(missing, ", "), r.srv.User)
+		}
+	}
+
+	// Expected work: schema, rows, large objects, then the verification
+	// reading every table again.
+	r.prog.expect("pre", man.PreDataSize)
+	r.prog.expect("post", man.PostDataSize)
+	r.prog.expect("lo", man.LargeObjects.Bytes)
+	for _, t := range man.Tables {
+		r.prog.expect("t:"+t.qualified(), t.Bytes)
+		r.prog.expect("v:"+t.qualified(), t.Bytes)
+	}
+	phases := map[string]float64{}
+	phase := func(name string, f func() error) error {
+		start := time.Now()
+		err := f()
+		phases[name] = time.Since(start).Seconds()
+		return err
+	}
+	if err := phase("create", func() error { return r.createStaging(ctx, maint) }); err != nil {
+		return res, err
+	}
+	if err := phase("pre_data", func() error { return r.pgRestore(ctx, pgRestore, preDataName, "pre", false) }); err != nil {
+		return res, err
+	}
+	if err := phase("data", func() error { return r.loadData(ctx) }); err != nil {
+		return res, err
+	}
+	if err := phase("post_data", func() error { return r.pgRestore(ctx, pgRestore, postDataName, "post", true) }); err != nil {
+		return res, err
+	}
+	var rows int64
+	if err := phase("verify", func() error {
+		var err error
+		rows, err = r.verify(ctx)
+		return err
+	}); err != nil {
+		return res, err
+	}
+
+	sc := r.req.Scope
+	created := NewResource(sc.Region, sc.AccountID, r.final, r.srv.ID, r.final, nil)
+	created.CreatedByRestoreJob = r.req.JobID
+	if r.req.CopySourceTags && len(r.req.RecoveryPoint.Tags) > 0 {
+		created.Tags = map[string]string{}
+		for k, v := range r.req.RecoveryPoint.Tags {
+			created.Tags[k] = v
+		}
+	}
+	var bytes int64
+	for _, t := range man.Tables {
+		bytes += t.Bytes
+	}
+	bytes += man.LargeObjects.Bytes
+	res = resource.RestoreResult{Created: created, TargetArn: created.Arn, Location: "/", Items: int64(len(man.Tables)), Bytes: bytes,
+		Summary: fmt.Sprintf("Restored database %s on server %s: %d tables, %d rows, %d large objects, %d bytes of data; %s",
+			r.final, r.srv.ID, len(man.Tables), rows, man.LargeObjects.Count, bytes, r.verified()),
+		Details: details{Server: r.srv.ID, Database: r.final, Tables: len(man.Tables), Rows: rows, Bytes: bytes,
+			LargeObjects: man.LargeObjects.Count, Sequences: len(man.Sequences), Verified: true, CountOnly: r.countOnly.Load(),
+			SourceVersion: man.ServerVersion, TargetVersion: version, PgRestoreVersion: pgRestore.version, Owner: r.srv.User, Seconds: phases},
+		Finish:  r.finish,
+		Discard: r.discard,
+	}
+	return res, nil
+}
+
+// verified says how the restore was verified.
+func (r *restorer) verified() string {
+	if n := r.countOnly.Load(); n > 0 {
+		return fmt.Sprintf("every table verified (row count; the checksums of %d tables are not comparable on this server, whose hash functions differ from the source's)", n)
+	}
+	return "every table verified (row count and checksum)"
+}
+
+// details are recorded as the job's ResultJSON.
+type details struct {
+	Server           string `json:"server"`
+	Database         string `json:"database"`
+	Tables           int    `json:"tables"`
+	Rows             int64  `json:"rows"`
+	Bytes            int64  `json:"bytes"`
+	LargeObjects     int64  `json:"large_objects"`
+	Sequences        int    `json:"sequences"`
+	Verified         bool   `json:"verified"`
+	CountOnly        int64  `json:"tables_verified_by_count_only,omitempty"`
+	SourceVersion    string `json:"source_server_version"`
+	TargetVersion    string `json:"target_server_version"`
+	PgRestoreVersion string `json:"pg_restore_version"`
+	Owner            string `json:"owner"`
+	// Seconds each phase took: create, pre_data, data, post_data, verify.
+	Seconds map[string]float64 `json:"seconds"`
+}
+
+// createStaging creates the empty staging database with the source's
+// encoding and locale (the target server's default locale when it lacks
+// the source's) and marks it with the job.
+func (r *restorer) createStaging(ctx context.Context, maint *pgx.Conn) error {
+	man := r.st.man
+	lit := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	base := "CREATE DATABASE " + ident(r.staging) + " TEMPLATE template0 ENCODING " + lit(man.Encoding)
+	_, err := maint.Exec(ctx, base+" LC_COLLATE "+lit(man.Collate)+" LC_CTYPE "+lit(man.CType))
+	if err != nil && ctx.Err() == nil {
+		r.p.log().Warn("restore: the source's locale is not available on the target server; using its default", "job", r.req.JobID,
+			"server", r.srv.ID, "collate", man.Collate, "err", err)
+		_, err = maint.Exec(ctx, base)
+	}
+	if err != nil {
+		return r.srv.queryError(err, "create database "+r.staging)
+	}
+	r.created = true
+	if _, err := maint.Exec(ctx, "COMMENT ON DATABASE "+ident(r.staging)+" IS "+lit(marker(r.req.JobID, r.final))); err != nil {
+		return r.srv.queryError(err, "mark database "+r.staging)
+	}
+	return nil
+}
+
+// pgRestore runs pg_restore for one schema archive: from its stream, or
+// (parallel) from a private temporary copy, since pg_restore -j needs a
+// file. The archives hold DDL only, never rows.
+func (r *restorer) pgRestore(ctx context.Context, t tool, file, item string, parallel bool) error {
+	node, ok := r.st.files[file]
+	if !ok {
+		return fmt.Errorf("%w: the backup has no %s", resource.ErrCorrupt, file)
+	}
+	args := []string{"--no-owner", "--no-tablespaces", "--no-subscriptions", "--exit-on-error", "--dbname=" + r.srv.conninfo(r.staging)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	br := newBlobReader(ctx, r.req.Snapshot.Loader, node.Content, 4)
+	defer br.Close()
+	cw := &countWriter{t: r.prog, name: item}
+	var cmd *exec.Cmd
+	tmp := ""
+	if parallel && r.p.workers() > 1 {
+		dir, err := os.MkdirTemp(r.p.TempDir, "coffer-pgrestore-")
+		if err != nil {
+			return fmt.Errorf("restore: temporary directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		tmp = dir
+		path := dir + "/" + file
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		_, err = io.Copy(f, io.TeeReader(br, cw))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("restore: read %s: %w", file, err)
+		}
+		cmd = r.srv.command(ctx, t, append(args, "--jobs="+strconv.Itoa(r.p.workers()), path)...)
+	} else {
+		cmd = r.srv.command(ctx, t, append(args, "--single-transaction")...)
+		cmd.Stdin = io.TeeReader(br, cw)
+	}
+	var stderr stderrTail
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		msg := stderr.summary(r.srv)
+		if tmp != "" {
+			msg = strings.ReplaceAll(msg, tmp+"/", "")
+		}
+		return failed(nil, "pg_restore of the %s into database %s on server %s failed: %s", strings.TrimSuffix(file, ".pgdump"),
+			r.staging, r.srv.ID, msg)
+	}
+	cw.flush()
+	r.prog.finish(item, node.Size)
+	return nil
+}
+
+// sessions opens n sessions to the staging database.
+func (r *restorer) sessions(ctx context.Context, n int) ([]*pgx.Conn, func(), error) {
+	var conns []*pgx.Conn
+	closeAll := func() {
+		for _, c := range conns {
+			c.Close(context.WithoutCancel(ctx))
+		}
+	}
+	for range n {
+		c, err := r.srv.connect(ctx, r.staging)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		conns = append(conns, c)
+	}
+	return conns, closeAll, nil
+}
+
+// loadData loads every table's rows, the large objects and the sequences,
+// the largest tables first, one table per session.
+func (r *restorer) loadData(ctx context.Context) error {
+	man := r.st.man
+	conns, closeAll, err := r.sessions(ctx, max(1, min(r.p.workers(), len(man.Tables))))
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	if err := r.probe(ctx, conns[0]); err != nil {
+		return err
+	}
+	order := make([]int, len(man.Tables))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return man.Tables[order[a]].Bytes > man.Tables[order[b]].Bytes })
+	g, gctx := errgroup.WithContext(ctx)
+	tasks := make(chan int)
+	const loTask = -1
+	g.Go(func() error {
+		defer close(tasks)
+		if man.LargeObjects.Count > 0 {
+			select {
+			case tasks <- loTask:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		for _, i := range order {
+			select {
+			case tasks <- i:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	for _, c := range conns {
+		g.Go(func() error {
+			for i := range tasks {
+				var err error
+				if i == loTask {
+					err = r.loadLargeObjects(gctx, c)
+				} else if err = r.loadTable(gctx, c, &man.Tables[i]); err == nil {
+					// Verified at once, while the other sessions
+					// still load: its rows are final (post-data
+					// adds indexes, constraints and triggers only).
+					err = r.verifyTable(gctx, c, &man.Tables[i])
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, s := range man.Sequences {
+		if _, err := conns[0].Exec(ctx, "SELECT pg_catalog.setval($1::regclass, $2, $3)", ident(s.Schema, s.Name), s.LastValue, s.IsCalled); err != nil {
+			return r.srv.queryError(err, "set sequence "+s.Schema+"."+s.Name)
+		}
+	}
+	return nil
+}
+
+func (r *restorer) loadTable(ctx context.Context, c *pgx.Conn, t *Table) error {
+	if h := r.p.hooks.beforeTable; h != nil {
+		h(t.qualified())
+	}
+	node := r.st.tables[t.fileName()]
+	rows, err := layersReader(ctx, r.req.Snapshot.Loader, node.Content, t.layers())
+	if err != nil {
+		return fmt.Errorf("%w: table %s: %w", resource.ErrCorrupt, t.qualified(), err)
+	}
+	defer rows.Close()
+	name := "t:" + t.qualified()
+	cw := &countWriter{t: r.prog, name: name}
+	sum := sha256.New()
+	// The rows go in frozen (COPY FREEZE, which needs the table emptied
+	// in the same transaction): the verification right after and the
+	// index builds then read them without visibility lookups and without
+	// rewriting every page to set hint bits.
+	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+		return r.srv.queryError(err, "load table "+t.qualified())
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if _, err := c.Exec(ctx, "TRUNCATE ONLY "+ident(t.Schema, t.Name)); err != nil {
+		return r.srv.queryError(err, "load table "+t.qualified())
+	}
+	if _, err := c.PgConn().CopyFrom(ctx, io.TeeReader(rows, io.MultiWriter(cw, sum)), copyInSQL(t)+" (FREEZE)"); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, repository.ErrCorrupt) {
+			return fmt.Errorf("%w: table %s: %w", resource.ErrCorrupt, t.qualified(), err)
+		}
+		return r.srv.queryError(err, "load table "+t.qualified())
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); t.StreamSHA256 != "" && got != t.StreamSHA256 {
+		return failed(resource.ErrCorrupt, "the rows of table %s read back from the recovery point differ from those backed up (SHA-256 %s, recorded %s)",
+			t.qualified(), got, t.StreamSHA256)
+	}
+	if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+		return r.srv.queryError(err, "load table "+t.qualified())
+	}
+	committed = true
+	cw.flush()
+	r.prog.finish(name, t.Bytes)
+	return nil
+}
+
+// loadLargeObjects writes the large objects stream back (pre-data created
+// the objects with their oids, owners aside).
+func (r *restorer) loadLargeObjects(ctx context.Context, c *pgx.Conn) error {
+	node, ok := r.st.files[largeObjsName]
+	if !ok {
+		return fmt.Errorf("%w: the backup lists large objects but has no %s", resource.ErrCorrupt, largeObjsName)
+	}
+	br := newBlobReader(ctx, r.req.Snapshot.Loader, node.Content, 4)
+	defer br.Close()
+	cw := &countWriter{t: r.prog, name: "lo"}
+	rd := bufio.NewReaderSize(io.TeeReader(br, cw), 64<<10)
+	bad := func(what string) error {
+		return fmt.Errorf("%w: large objects stream: %s", resource.ErrCorrupt, what)
+	}
+	var oid uint64
+	var off int64
+	buf := make([]byte, 0, loPiece)
+	for {
+		line, err := rd.ReadString('\n')
+		if errors.Is(err, io.EOF) && line == "" {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return bad("truncated")
+			}
+			return err
+		}
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case strings.HasPrefix(line, "L "):
+			if oid, err = strconv.ParseUint(line[2:], 10, 32); err != nil {
+				return bad("bad object header")
+			}
+			off = 0
+			var exists bool
+			if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_largeobject_metadata WHERE oid = $1)", uint32(oid)).Scan(&exists); err != nil {
+				return r.srv.queryError(err, "look up large object")
+			}
+			if !exists {
+				if _, err := c.Exec(ctx, "SELECT lo_create($1)", uint32(oid)); err != nil {
+					return r.srv.queryError(err, fmt.Sprintf("create large object %d", oid))
+				}
+			}
+		case strings.HasPrefix(line, "P "):
+			n, err := strconv.Atoi(line[2:])
+			if err != nil || n <= 0 || n > loPiece || oid == 0 {
+				return bad("bad piece header")
+			}
+			buf = buf[:n]
+			if _, err := io.ReadFull(rd, buf); err != nil {
+				return bad("truncated piece")
+			}
+			if _, err := c.Exec(ctx, "SELECT lo_put($1, $2, $3)", uint32(oid), off, buf); err != nil {
+				return r.srv.queryError(err, fmt.Sprintf("write large object %d", oid))
+			}
+			off += int64(n)
+		case line == "E":
+			oid = 0
+		default:
+			return bad("unexpected line")
+		}
+	}
+	cw.flush()
+	r.prog.finish("lo", node.Size)
+	return nil
+}
+
+// probe reads the target server's checksum probes.
+func (r *restorer) probe(ctx context.Context, c *pgx.Conn) error {
+	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+		return r.srv.queryError(err, "probe the checksum functions")
+	}
+	probes, err := checksumProbes(ctx, c)
+	if err == nil {
+		_, err = c.Exec(ctx, "COMMIT")
+	}
+	if err != nil {
+		return r.srv.queryError(err, "probe the checksum functions")
+	}
+	r.probes = probes
+	return nil
+}
+
+// comparable reports whether checksums of method computed on the target
+// server compare with the backup's.
+func (r *restorer) comparable(method string) bool {
+	man := r.st.man
+	return man.ChecksumAlgorithm == ChecksumAlgorithm && man.ChecksumProbes[method] != "" && man.ChecksumProbes[method] == r.probes[method]
+}
+
+// verifyTable recomputes a loaded table's row count and checksum in the
+// staging database and compares them with the backup's.
+func (r *restorer) verifyTable(ctx context.Context, c *pgx.Conn, t *Table) error {
+	var n int64
+	var sum string
+	if r.comparable(t.ChecksumMethod) {
+		if err := c.QueryRow(ctx, checksumSQL(t, t.ChecksumMethod)).Scan(&n, &sum); err != nil {
+			return r.srv.queryError(err, "verify table "+t.qualified())
+		}
+	} else {
+		r.countOnly.Add(1)
+		sum = t.Checksum
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM ONLY "+ident(t.Schema, t.Name)).Scan(&n); err != nil {
+			return r.srv.queryError(err, "verify table "+t.qualified())
+		}
+	}
+	if n != t.Rows || sum != t.Checksum {
+		return failed(resource.ErrCorrupt, "verification of the restored database failed: table %s has %d rows (checksum %s), the backup recorded %d rows (checksum %s)",
+			t.qualified(), n, sum, t.Rows, t.Checksum)
+	}
+	r.prog.finish("v:"+t.qualified(), t.Bytes)
+	return nil
+}
+
+// verify checks, once the schema is complete, the large objects' count
+// and checksum and the sequences' state against the backup's (each table
+// was verified as it was loaded). It returns the rows verified.
+func (r *restorer) verify(ctx context.Context) (int64, error) {
+	man := r.st.man
+	var rows int64
+	for _, t := range man.Tables {
+		rows += t.Rows
+	}
+	c, err := r.srv.connect(ctx, r.staging)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	if lo := man.LargeObjects; lo.Count > 0 && r.comparable(ChecksumText) {
+		var n int64
+		var sum string
+		if err := c.QueryRow(ctx, largeObjectsSQL).Scan(&n, &sum); err != nil {
+			return 0, r.srv.queryError(err, "verify large objects")
+		}
+		if n != lo.Count || sum != lo.Checksum {
+			return 0, failed(resource.ErrCorrupt, "verification of the restored database failed: %d large objects (checksum %s), the backup recorded %d (checksum %s)",
+				n, sum, lo.Count, lo.Checksum)
+		}
+	}
+	for _, s := range man.Sequences {
+		var last int64
+		var called bool
+		if err := c.QueryRow(ctx, "SELECT last_value, is_called FROM "+ident(s.Schema, s.Name)).Scan(&last, &called); err != nil {
+			return 0, r.srv.queryError(err, "verify sequence "+s.Schema+"."+s.Name)
+		}
+		if last != s.LastValue || called != s.IsCalled {
+			return 0, failed(resource.ErrCorrupt, "verification of the restored database failed: sequence %s.%s is at %d, the backup recorded %d", s.Schema, s.Name, last, s.LastValue)
+		}
+	}
+	return rows, nil
+}
+
+// finish renames the verified staging database to its final name (the
+// core calls it inside the transaction that completes the job).
+func (r *restorer) finish(ctx context.Context) error {
+	c, err := r.srv.maintenance(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	if _, err := c.Exec(ctx, "ALTER DATABASE "+ident(r.staging)+" RENAME TO "+ident(r.final)); err != nil {
+		return r.srv.queryError(err, "rename database "+r.staging+" to "+r.final)
+	}
+	return nil
+}
+
+// discard drops the staging database, and the database under the final
+// name when this job's restore renamed it but was not committed.
+func (r *restorer) discard(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	c, err := r.srv.maintenance(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	var errs []error
+	for _, name := range []string{r.staging, r.final} {
+		var comment *string
+		err := c.QueryRow(ctx, "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", name).Scan(&comment)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, r.srv.queryError(err, "look up database "+name))
+			continue
+		}
+		if name != r.staging {
+			if comment == nil {
+				continue
+			}
+			if job, final, ok := parseMarker(*comment); !ok || job != r.req.JobID || final != r.final {
+				continue
+			}
+		}
+		if err := dropDatabase(ctx, c, name); err != nil {
+			errs = append(errs, r.srv.queryError(err, "drop database "+name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dropDatabase drops a database, ending its sessions first.
+func dropDatabase(ctx context.Context, c *pgx.Conn, name string) error {
+	major, _, err := serverVersion(ctx, c)
+	if err != nil {
+		return err
+	}
+	if major >= 13 {
+		_, err = c.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)")
+		return err
+	}
+	if _, err := c.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name); err != nil {
+		return err
+	}
+	_, err = c.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name))
+	return err
+}
