@@ -27,7 +27,7 @@ func main() {
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch a := args[0]; {
-		case a == "vaults", a == "backup", a == "restore", a == "jobs", a == "recovery-points", a == "plans",
+		case a == "vaults", a == "backup", a == "restore", a == "jobs", a == "recovery-points", a == "ls", a == "plans",
 			strings.HasPrefix(a, "--endpoint-url"), strings.HasPrefix(a, "--data-dir"):
 			return cli.Run(ctx, args, stdout, stderr, os.Getenv)
 		case a == "help", a == "-h", a == "--help":

@@ -18,10 +18,12 @@ import (
 	"coffer/internal/backupjob"
 	"coffer/internal/clock"
 	"coffer/internal/config"
+	"coffer/internal/console"
 	"coffer/internal/copyjob"
 	"coffer/internal/hbr"
 	"coffer/internal/jobs"
 	"coffer/internal/memlimit"
+	"coffer/internal/metrics"
 	"coffer/internal/repository"
 	"coffer/internal/repository/blob/retry"
 	"coffer/internal/repository/blob/s3"
@@ -29,6 +31,7 @@ import (
 	"coffer/internal/retention"
 	"coffer/internal/scheduler"
 	"coffer/internal/service"
+	"coffer/internal/store"
 	"coffer/internal/vaultrepo"
 	"coffer/internal/vaultrepo/localvaults"
 	"coffer/internal/vaultrepo/s3vaults"
@@ -41,7 +44,7 @@ import (
 // and the next start reconciles them, as after a crash.
 const shutdownTimeout = 8 * time.Second
 
-const usage = `usage: coffer serve [--config FILE] [--listen HOST:PORT]
+const usage = `usage: coffer serve [--config FILE] [--listen HOST:PORT] [--protect DIR ...] [--metrics-listen HOST:PORT]
        coffer vault check --config FILE --vault NAME [--account ID] [--read-data]
        coffer vault repair-index --config FILE --vault NAME [--account ID] [--apply]
        coffer vault prune --config FILE --vault NAME [--account ID] [--dry-run]`
@@ -75,16 +78,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration file (default: zero-config mode)")
 	listen := fs.String("listen", "", "override the listen address (host:port)")
+	var protect pathList
+	fs.Var(&protect, "protect", "zero-config mode: protect this directory as a file system (repeatable)")
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics, /healthz and /readyz on this address (host:port; overrides metrics_listen)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-
+	// SIGHUP reloads the TLS certificate; it never stops the server.
+	hup, stopHUP := notifyHUP()
+	defer stopHUP()
 	var cfg *config.Config
 	zeroConfig := *cfgPath == ""
+	if len(protect) > 0 && !zeroConfig {
+		return errors.New("--protect is a flag of the zero-config mode; with --config, list the directories in file_systems")
+	}
 	generated := false
 	if zeroConfig {
 		var err error
@@ -98,12 +108,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 			return err
 		}
 	}
+	if err := applyProtect(cfg, protect); err != nil {
+		return err
+	}
 	if *listen != "" {
 		cfg.Listen = *listen
 		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("--listen: %w", err)
 		}
 	}
+	if *metricsListen != "" {
+		cfg.MetricsListen = *metricsListen
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+	}
+	log := newLogger(cfg.LogFormat, stderr)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
@@ -118,6 +138,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	// listen address (scripts and tests look for it).
 	baseLog := log
 	log = log.With("node", node)
+	scheme := "http"
+	var certs *certReloader
+	if cfg.TLS.Enabled() {
+		if certs, err = newCertReloader(cfg.TLS, log); err != nil {
+			return err
+		}
+		ln, scheme = tlsListener(ln, certs), "https"
+	}
+	var mln *metricsServer
+	if cfg.MetricsListen != "" {
+		if mln, err = listenMetrics(cfg.MetricsListen); err != nil {
+			return err
+		}
+		defer mln.close()
+	}
 	applyMemoryLimit(cfg, log)
 	keys, err := loadSecrets(cfg, true)
 	if err != nil {
@@ -126,7 +161,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	tokenKey, master := keys.token, keys.master
 	// The metadata store first: a node whose keys are not the ones the
 	// store was first used with stops here, before it touches a vault.
-	st, err := openMetadata(ctx, cfg, log)
+	db, err := openMetadata(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -136,10 +171,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	abandoned := false
 	defer func() {
 		if !abandoned {
-			st.Close()
+			db.Close()
 		}
 	}()
-	if err := checkKeys(ctx, st, keys); err != nil {
+	if err := checkKeys(ctx, db, keys); err != nil {
 		return err
 	}
 	repos, err := openVaultRepos(cfg, master, repository.Options{Clock: clock.Real{}, Logger: log}, log)
@@ -151,6 +186,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 			repos.Close()
 		}
 	}()
+	// Nodes sharing the store learn when another one re-creates a vault.
+	var vr vaultRepos = repos
+	if cfg.UsesPostgres() {
+		vr = newSharedRepos(repos, db)
+	}
+	// With metrics on, job state changes are counted as they commit.
+	var st store.Store = db
+	var mets *metrics.Metrics
+	var observer observers
+	if mln != nil {
+		mets = metrics.New(metrics.Sources{QueueDepth: queueDepth(db), VaultSizes: vaultSizes(db, vr, cfg), Node: node, Logger: log})
+		st = mets.Store(db)
+		observer = observers{mets}
+	}
 
 	creds := api.StaticCredentials{}
 	accountOf := map[string]string{}
@@ -168,11 +217,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	// The sweeper reclaims space: it prunes vaults where recovery points
 	// were deleted and where backups or copies failed, were stopped or were
 	// interrupted (each marks its vaults), at most once per vault per sweep.
-	// Nodes sharing the store learn when another one re-creates a vault.
-	var vr vaultRepos = repos
-	if cfg.UsesPostgres() {
-		vr = newSharedRepos(repos, st)
-	}
 	sweeper := &retention.Sweeper{Store: st, Repos: vr, Clock: clk, Logger: log}
 	svc, err := service.New(service.Deps{Store: st, Clock: clk, Plugins: reg, Repos: vr, VaultStorage: vr,
 		RecoveryPointData: &retention.ReclaimOnDelete{RecoveryPointData: vr, Sweeper: sweeper}, Logger: log})
@@ -181,6 +225,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	}
 	if err := syncResources(ctx, svc, reg, cfg); err != nil {
 		return err
+	}
+	if len(protect) > 0 {
+		if err := ensureDefaultVault(ctx, svc, cfg); err != nil {
+			return err
+		}
 	}
 	// Restores: remove staging areas of restores a crash interrupted, but
 	// never one whose job another live server may still run (I-8).
@@ -218,7 +267,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	srv, err := api.New(api.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount,
 		AccountOf: accountOf, TokenKey: tokenKey,
 		Limits: api.Limits{MaxConcurrentRequests: cfg.MaxConcurrentRequests}},
-		api.Deps{Clock: clk, Logger: log, Service: svc,
+		api.Deps{Clock: clk, Logger: log, Service: svc, Observer: observer.api(),
 			Auth: api.SigV4{V: &sigv4.Verifier{Creds: creds, Clock: clk, Service: "backup", Region: cfg.Region, MaxSkew: 15 * time.Minute}}})
 	if err != nil {
 		return err
@@ -226,7 +275,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	// The Alibaba Cloud Backup (HBR) API on the same listener, with the
 	// same accounts' access keys.
 	hsrv, err := hbr.New(hbr.Config{Region: cfg.Region, RegionID: cfg.HBRRegion(), ManagementAccount: cfg.Organization.ManagementAccount,
-		AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: clk, Logger: log, Nonces: hbrNonces(cfg, st)})
+		AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: clk, Logger: log, Nonces: hbrNonces(cfg, st), Observer: observer.hbr()})
+	if err != nil {
+		return err
+	}
+	// The web console on the same listener, with the same access keys.
+	consoleKeys := map[string]console.Key{}
+	for _, a := range cfg.Accounts {
+		for _, k := range a.AccessKeys {
+			consoleKeys[k.AccessKeyID] = console.Key{Secret: k.SecretAccessKey, Account: a.ID}
+		}
+	}
+	ccfg := console.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount, Keys: consoleKeys, Clock: clk, Logger: log}
+	if mets != nil {
+		ccfg.Observer = mets
+	}
+	cons, err := console.New(ccfg, svc)
 	if err != nil {
 		return err
 	}
@@ -251,16 +315,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if cfg.UsesPostgres() {
 		go expireNonces(bg, st, clk.Now, nonceExpiryInterval, log)
 	}
+	hupDone := make(chan struct{})
+	go func() { watchHUP(bg, hup, certs, log); close(hupDone) }()
 	schedDone := make(chan struct{})
 	go func() { sched.Run(bg); close(schedDone) }()
 	httpCtx, stopHTTP := context.WithCancel(ctx)
 	defer stopHTTP()
 	var serveErr error
 	httpDone := make(chan struct{})
-	go func() { serveErr = srv.ServeHandler(httpCtx, ln, frontEnds(srv, hsrv)); close(httpDone) }()
+	go func() { serveErr = srv.ServeHandler(httpCtx, ln, frontEnds(srv, hsrv, cons)); close(httpDone) }()
 
 	addr := ln.Addr().String()
-	baseLog.Info("coffer serving", "listen", addr, "node", node, "metadata", cfg.Metadata.Type, "lease", cfg.LeaseTTL(), "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
+	baseLog.Info("coffer serving", "listen", addr, "scheme", scheme, "node", node, "metadata", cfg.Metadata.Type, "lease", cfg.LeaseTTL(), "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
 	if zeroConfig {
 		ak := cfg.Accounts[0].AccessKeys[0]
 		if generated {
@@ -268,7 +334,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 				filepath.Join(cfg.DataDir, config.CredentialsFile))
 		}
 		fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s\n", ak.AccessKeyID, ak.SecretAccessKey, cfg.Region)
-		fmt.Fprintf(stdout, "aws backup list-backup-vaults --endpoint-url http://%s\n", addr)
+		fmt.Fprintf(stdout, "aws backup list-backup-vaults --endpoint-url %s://%s\n", scheme, addr)
+		fmt.Fprintf(stdout, "# web console: %s://%s/console/ (sign in with the access key above)\n", scheme, addr)
+		printProtectLines(stdout, cfg, scheme+"://"+addr)
+	}
+	if mln != nil {
+		mln.serve(mets.Handler(metrics.HandlerOptions{Logger: log,
+			Ready: map[string]metrics.Check{"store": storeReady(db, cfg), "vault_storage": vaultStorageReady(cfg)}}), log)
+		log.Info("metrics serving", "metrics_listen", mln.ln.Addr().String())
 	}
 	if ready != nil {
 		ready <- addr
@@ -287,7 +360,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	for _, role := range []struct {
 		name string
 		done <-chan struct{}
-	}{{"api", httpDone}, {"job runner", runnerDone}, {"retention sweeper", sweeperDone}, {"plan scheduler", schedDone}} {
+	}{{"api", httpDone}, {"job runner", runnerDone}, {"retention sweeper", sweeperDone}, {"certificate reloader", hupDone}, {"plan scheduler", schedDone}} {
 		select {
 		case <-role.done:
 		case <-sctx.Done():
@@ -299,7 +372,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		// Closing waits for what still uses the repositories and the store
 		// (a job handler the runner gave up on): bounded too.
 		closed := make(chan struct{})
-		go func() { repos.Close(); st.Close(); close(closed) }()
+		go func() { repos.Close(); db.Close(); close(closed) }()
 		select {
 		case <-closed:
 		case <-sctx.Done():

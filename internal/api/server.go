@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"coffer/internal/api/model"
@@ -69,6 +70,15 @@ type Deps struct {
 	Auth   Authenticator
 	// Service runs the use cases (required).
 	Service *service.Service
+	// Observer, when set, is told about every request (metrics).
+	Observer RequestObserver
+}
+
+// RequestObserver is told about every request once it is answered: the
+// front end ("aws"), the operation ("" when none matched), the HTTP
+// status and the time it took.
+type RequestObserver interface {
+	ObserveRequest(api, operation string, status int, elapsed time.Duration)
 }
 
 type handler func(ctx context.Context, id Identity, in []byte) (any, error)
@@ -281,6 +291,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.log.Info("request", "request_id", reqID, "method", r.Method, "operation", opName, "status", status,
 			"account", id.AccountID, "duration_ms", time.Since(start).Milliseconds())
+		if s.deps.Observer != nil {
+			s.deps.Observer.ObserveRequest("aws", opName, status, time.Since(start))
+		}
 	}()
 	fail := func(err error) {
 		e, ok := toError(err)
@@ -399,6 +412,9 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // dispatch routes, decodes and runs one authenticated request. It is the
 // part of ServeHTTP after authentication and is what the fuzz target drives.
 func (s *Server) dispatch(ctx context.Context, id Identity, method, rawPath, rawQuery string, body []byte) (any, string, error) {
+	if strings.HasPrefix(rawPath, ExtensionPrefix) {
+		return s.dispatchExtension(ctx, id, method, rawPath, body)
+	}
 	query, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return nil, "", apiErr(http.StatusBadRequest, excSerialization, "malformed query string")

@@ -47,10 +47,13 @@ Commands:
   vaults list
   vaults create NAME
   backup --vault V --resource ARN [--iam-role-arn ARN] [--wait]
-  restore --recovery-point ARN (--new-file-system | --file-system-id fs-...)
+  restore (--recovery-point ARN | --resource ARN --latest)
+          (--new-file-system | --file-system-id fs-...)
           [--vault V] [--item PATH ...] [--include GLOB ...] [--exclude GLOB ...]
           [--target-path P [--conflict-policy SKIP_EXISTING|OVERWRITE_EXISTING|OVERWRITE_IF_NEWER]]
-          [--iam-role-arn ARN] [--wait]
+          [--iam-role-arn ARN] [--wait | --dry-run]
+  ls RECOVERY_POINT_ARN [PATH] [--glob GLOB] [--vault V]
+                      list a directory (key prefix) of a recovery point, or search it
   jobs list [--kind backup|restore|copy] [--state S]
   jobs describe ID
   jobs watch ID
@@ -234,6 +237,8 @@ func (c *cmd) dispatch(ctx context.Context, args []string) error {
 			return c.jobsWatch(ctx, args[2:])
 		}
 		return usagef("jobs: want list, describe or watch, got %q", sub(1))
+	case "ls":
+		return c.ls(ctx, args[1:])
 	case "plans":
 		if sub(1) == "list" {
 			return c.plansList(ctx, args[2:])

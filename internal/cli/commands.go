@@ -131,14 +131,23 @@ func (c *cmd) backup(ctx context.Context, args []string) error {
 type RestoreArgs struct {
 	RecoveryPoint, Vault, FileSystemID, IamRoleArn string
 	NewFileSystem, Wait                            bool
-	Items, Include, Exclude                        []string
-	TargetPath, ConflictPolicy                     string
+	// DryRun previews the restore (nothing written, no job created).
+	DryRun bool
+	// Resource with Latest restores the newest completed recovery point
+	// of that resource in the caller's vaults.
+	Resource string
+	Latest   bool
+
+	Items, Include, Exclude    []string
+	TargetPath, ConflictPolicy string
 }
 
 func (c *cmd) parseRestore(args []string) (RestoreArgs, error) {
 	var r RestoreArgs
 	fs := c.flags("restore")
 	fs.StringVar(&r.RecoveryPoint, "recovery-point", "", "recovery point ARN")
+	fs.StringVar(&r.Resource, "resource", "", "with --latest: the resource whose newest recovery point to restore")
+	fs.BoolVar(&r.Latest, "latest", false, "restore the newest completed recovery point of --resource")
 	fs.StringVar(&r.Vault, "vault", "", "vault of the recovery point (default: looked up)")
 	fs.BoolVar(&r.NewFileSystem, "new-file-system", false, "restore into a new file system")
 	fs.StringVar(&r.FileSystemID, "file-system-id", "", "restore into this existing file system")
@@ -149,14 +158,27 @@ func (c *cmd) parseRestore(args []string) (RestoreArgs, error) {
 	fs.StringVar(&r.ConflictPolicy, "conflict-policy", "", "SKIP_EXISTING, OVERWRITE_EXISTING or OVERWRITE_IF_NEWER")
 	fs.StringVar(&r.IamRoleArn, "iam-role-arn", "", "IAM role ARN (default: the service's default role)")
 	fs.BoolVar(&r.Wait, "wait", false, "show progress until the job ends")
+	fs.BoolVar(&r.DryRun, "dry-run", false, "show what the restore would create, overwrite and skip; start nothing")
 	if _, err := parse(fs, args); err != nil {
 		return r, err
 	}
-	if r.RecoveryPoint == "" {
-		return r, usagef("restore: --recovery-point is required")
-	}
-	if _, err := accountOfArn(r.RecoveryPoint); err != nil {
-		return r, usagef("restore: --recovery-point: %v", err)
+	switch {
+	case r.Latest && r.RecoveryPoint != "":
+		return r, usagef("restore: --latest and --recovery-point exclude each other")
+	case r.Latest && r.Resource == "":
+		return r, usagef("restore: --latest needs --resource ARN")
+	case r.Resource != "" && !r.Latest:
+		return r, usagef("restore: --resource needs --latest (or name the recovery point with --recovery-point)")
+	case r.Latest:
+		if _, err := accountOfArn(r.Resource); err != nil {
+			return r, usagef("restore: --resource: %v", err)
+		}
+	case r.RecoveryPoint == "":
+		return r, usagef("restore: --recovery-point is required (or --resource ARN --latest)")
+	default:
+		if _, err := accountOfArn(r.RecoveryPoint); err != nil {
+			return r, usagef("restore: --recovery-point: %v", err)
+		}
 	}
 	switch {
 	case r.NewFileSystem && r.FileSystemID != "":
@@ -171,6 +193,8 @@ func (c *cmd) parseRestore(args []string) (RestoreArgs, error) {
 		return r, usagef("restore: --conflict-policy needs --target-path")
 	case r.ConflictPolicy != "" && !slices.Contains(conflictPolicies, r.ConflictPolicy):
 		return r, usagef("restore: --conflict-policy must be one of %s, got %q", strings.Join(conflictPolicies, ", "), r.ConflictPolicy)
+	case r.DryRun && r.Wait:
+		return r, usagef("restore: --dry-run starts no job to --wait for")
 	}
 	return r, nil
 }
@@ -215,6 +239,17 @@ func (c *cmd) restore(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if r.Latest {
+		rp, vault, created, err := latestRecoveryPoint(ctx, cl, r.Resource)
+		if err != nil {
+			return err
+		}
+		r.RecoveryPoint = rp
+		if r.Vault == "" {
+			r.Vault = vault
+		}
+		fmt.Fprintf(c.stderr, "coffer: latest recovery point of %s: %s (vault %s, created %s)\n", r.Resource, rp, vault, fmtTime(created))
+	}
 	sourceFS := ""
 	if r.NewFileSystem {
 		if sourceFS, err = c.sourceFileSystem(ctx, cl, r.RecoveryPoint, r.Vault); err != nil {
@@ -224,6 +259,9 @@ func (c *cmd) restore(ctx context.Context, args []string) error {
 	md, err := r.Metadata(sourceFS)
 	if err != nil {
 		return err
+	}
+	if r.DryRun {
+		return c.dryRun(ctx, r.RecoveryPoint, md, r.IamRoleArn)
 	}
 	in := &backup.StartRestoreJobInput{RecoveryPointArn: aws.String(r.RecoveryPoint), Metadata: md}
 	if r.IamRoleArn != "" {
@@ -239,6 +277,30 @@ func (c *cmd) restore(ctx context.Context, args []string) error {
 		return nil
 	}
 	return c.watch(ctx, restorePoller(cl, id))
+}
+
+// latestRecoveryPoint returns the newest COMPLETED recovery point of a
+// resource in the caller's vaults, with its vault and creation time.
+func latestRecoveryPoint(ctx context.Context, cl *backup.Client, resource string) (arn, vault string, created *time.Time, err error) {
+	p := backup.NewListRecoveryPointsByResourcePaginator(cl, &backup.ListRecoveryPointsByResourceInput{ResourceArn: aws.String(resource)})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return "", "", nil, err
+		}
+		for _, rp := range out.RecoveryPoints {
+			if rp.Status != types.RecoveryPointStatusCompleted || rp.CreationDate == nil {
+				continue
+			}
+			if created == nil || rp.CreationDate.After(*created) {
+				arn, vault, created = aws.ToString(rp.RecoveryPointArn), aws.ToString(rp.BackupVaultName), rp.CreationDate
+			}
+		}
+	}
+	if arn == "" {
+		return "", "", nil, fmt.Errorf("resource %s has no completed recovery point", resource)
+	}
+	return arn, vault, created, nil
 }
 
 // sourceFileSystem returns the file system a recovery point was taken of,

@@ -71,6 +71,13 @@ type Config struct {
 	// ScaleOut holds metadata, node_id, lease_seconds, master_key_env,
 	// token_key_env and allow_local_vaults_with_postgres (scaleout.go).
 	ScaleOut `yaml:",inline"`
+	// MetricsListen is the host:port of the Prometheus /metrics, /healthz
+	// and /readyz listener; "" turns it off.
+	MetricsListen string `yaml:"metrics_listen"`
+	// LogFormat is "text" (the default) or "json".
+	LogFormat string `yaml:"log_format"`
+	// TLS, when its files are set, serves the API listener over HTTPS.
+	TLS TLS `yaml:"tls"`
 	// DatabaseServers are the database servers whose databases Coffer
 	// protects; Databases are those databases (AWS resource type RDS).
 	DatabaseServers []DatabaseServer `yaml:"database_servers"`
@@ -274,21 +281,29 @@ func Parse(b []byte) (*Config, error) {
 	return &c, nil
 }
 
+// validateHostPort checks a host:port key.
+func validateHostPort(key, v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return keyErr(key, "must be host:port (%v)", err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return keyErr(key, "port %q is not a number between 0 and 65535", port)
+	}
+	if host != "" && net.ParseIP(host) == nil && !hostnameRE.MatchString(host) {
+		return keyErr(key, "host %q is neither an IP address nor a host name", host)
+	}
+	return nil
+}
+
 func keyErr(key, format string, args ...any) error {
 	return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
 }
 
 // Validate checks every key; the error names the key and the problem.
 func (c *Config) Validate() error {
-	host, port, err := net.SplitHostPort(c.Listen)
-	if err != nil {
-		return keyErr("listen", "must be host:port (%v)", err)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return keyErr("listen", "port %q is not a number between 0 and 65535", port)
-	}
-	if host != "" && net.ParseIP(host) == nil && !hostnameRE.MatchString(host) {
-		return keyErr("listen", "host %q is neither an IP address nor a host name", host)
+	if err := validateHostPort("listen", c.Listen); err != nil {
+		return err
 	}
 	if c.DataDir == "" {
 		return keyErr("data_dir", "must not be empty")
@@ -381,6 +396,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConcurrentRequests < 0 || c.MaxConcurrentRequests > 4096 {
 		return keyErr("max_concurrent_requests", "must be between 0 (default) and 4096, got %d", c.MaxConcurrentRequests)
+	}
+	if err := c.validateOperator(); err != nil {
+		return err
 	}
 	if err := c.VaultStorage.validate(); err != nil {
 		return err

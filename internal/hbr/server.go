@@ -71,6 +71,8 @@ type Deps struct {
 	// in-memory set: nodes sharing a metadata store share it, so a
 	// request replayed to another node is refused too.
 	Nonces NonceStore
+	// Observer, when set, is told about every request (metrics).
+	Observer RequestObserver
 }
 
 // NonceStore records a nonce key until expires and reports true, unless
@@ -78,6 +80,13 @@ type Deps struct {
 // false and changes nothing (store.Nonces in a write transaction).
 type NonceStore interface {
 	UseNonce(ctx context.Context, key string, now, expires time.Time) (bool, error)
+}
+
+// RequestObserver is told about every request once it is answered: the
+// front end ("hbr"), the action ("" unless it is one this server
+// implements), the HTTP status and the time it took.
+type RequestObserver interface {
+	ObserveRequest(api, operation string, status int, elapsed time.Duration)
 }
 
 // Server is the HBR front end, an http.Handler for RPC requests (see
@@ -91,6 +100,7 @@ type Server struct {
 	nonces *nonceSet
 	shared NonceStore
 	ops    map[string]op
+	obs    RequestObserver
 }
 
 // New returns the front end.
@@ -113,7 +123,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, svc: d.Service, creds: d.Creds, clk: d.Clock, log: d.Logger, nonces: newNonceSet(cfg.MaxNonces), shared: d.Nonces}
+	s := &Server{cfg: cfg, svc: d.Service, creds: d.Creds, clk: d.Clock, log: d.Logger, nonces: newNonceSet(cfg.MaxNonces), shared: d.Nonces, obs: d.Observer}
 	s.ops = s.table()
 	return s, nil
 }
@@ -183,6 +193,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.log.Info("hbr request", "request_id", reqID, "method", r.Method, "action", action, "status", status,
 			"account", account, "duration_ms", time.Since(start).Milliseconds())
+		if s.obs != nil {
+			op := action
+			if _, ok := s.ops[op]; !ok {
+				op = "" // never a label value the caller chose
+			}
+			s.obs.ObserveRequest("hbr", op, status, time.Since(start))
+		}
 	}()
 	fail := func(e *Error) {
 		status = e.Status

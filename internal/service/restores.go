@@ -48,6 +48,70 @@ type StartRestoreRequest struct {
 // returns the job an earlier request with the same idempotency token and
 // parameters created. Every error leaves nothing behind.
 func (s *Service) StartRestore(ctx context.Context, c Caller, req StartRestoreRequest) (*backup.Job, error) {
+	rs, err := s.resolveRestore(ctx, c, req)
+	if err != nil {
+		return nil, err
+	}
+	rp, vault, plugin, spec := rs.rp, rs.vault, rs.plugin, rs.spec
+	sc := c.Scope()
+	dreq := req
+	dreq.IdempotencyToken = ""
+	dig := digest(dreq)
+	now := s.clk.Now().UTC()
+	idem := idempotentRequest{op: OpStartRestore, token: req.IdempotencyToken, params: dreq, kind: backup.JobRestore,
+		created: func(tx store.Tx, j *backup.Job) error {
+			return tx.SetRestoreJobExtra(ctx, sc, j.ID, store.RestoreJobExtra{RecoveryPointCreationDate: rp.CreationDate, Labels: req.Labels})
+		}}
+
+	// A retried request gets its job back before anything else is checked
+	// (the target may since have changed).
+	var prev *backup.Job
+	if err := s.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		prev, err = replay(ctx, tx, sc, OpStartRestore, req.IdempotencyToken, dig, backup.JobRestore, now)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if prev != nil {
+		return prev, nil
+	}
+	jobID := backup.NewJobID()
+	check := resource.RestoreCheck{Scope: resource.Scope{AccountID: c.AccountID, Region: c.Region}, Spec: spec, RecoveryPoint: rp,
+		Resources: resourceLookup{st: s.st, sc: sc}, JobID: jobID,
+		Snapshot: func(ctx context.Context) (resource.Snapshot, error) { return s.openSnapshot(ctx, vault, rp) }}
+	if err := plugin.CheckRestore(ctx, check); err != nil {
+		return nil, err
+	}
+	ranWith := withCallerSpelling(req.Metadata, plugin.EncodeRestoreMetadata(rp, spec))
+	role := req.IamRoleArn
+	if role == "" {
+		role = backup.DefaultServiceRole(c.AccountID)
+	}
+	pj, err := json.Marshal(restorejob.Params{Metadata: ranWith, CopySourceTags: req.CopySourceTags, ManifestID: rp.ManifestID, Spec: spec})
+	if err != nil {
+		return nil, err
+	}
+	job := &backup.Job{Kind: backup.JobRestore, ID: jobID, AccountID: c.AccountID, Region: c.Region, State: backup.JobPending,
+		CreationDate: now, VaultName: rp.VaultName, VaultArn: rp.VaultArn, RecoveryPointArn: rp.Arn,
+		ResourceArn: rp.ResourceArn, ResourceType: rp.ResourceType, ResourceName: rp.ResourceName, IamRoleArn: role,
+		BackupSizeBytes: rp.BackupSizeBytes, PercentDone: "0.0", IdempotencyToken: req.IdempotencyToken, CreatedByJSON: req.CreatedBy,
+		ParametersJSON: string(pj)}
+	return s.createJob(ctx, sc, idem, now, func(store.Tx) (*backup.Job, error) { return job, nil })
+}
+
+// resolvedRestore is a validated restore request: the recovery point, its
+// vault, its type's plugin and the restore spec.
+type resolvedRestore struct {
+	rp     *backup.RecoveryPoint
+	vault  *backup.Vault
+	plugin resource.Plugin
+	spec   *backup.RestoreSpec
+}
+
+// resolveRestore validates req up to the plugin's checks (the part of
+// StartRestore a dry run shares).
+func (s *Service) resolveRestore(ctx context.Context, c Caller, req StartRestoreRequest) (*resolvedRestore, error) {
 	if req.RecoveryPointArn == "" {
 		return nil, backup.MissingParam("RecoveryPointArn")
 	}
@@ -72,7 +136,6 @@ func (s *Service) StartRestore(ctx context.Context, c Caller, req StartRestoreRe
 	if err != nil {
 		return nil, err
 	}
-	sc := c.Scope()
 	var rp *backup.RecoveryPoint
 	var vault *backup.Vault
 	err = s.st.Read(ctx, func(tx store.Tx) error {
@@ -127,50 +190,7 @@ func (s *Service) StartRestore(ctx context.Context, c Caller, req StartRestoreRe
 	if rp.ManifestID == "" {
 		return nil, &backup.Error{Code: backup.CodeInvalidRequest, Context: rp.Arn, Message: "Recovery point " + rp.Arn + " has no stored snapshot"}
 	}
-	dreq := req
-	dreq.IdempotencyToken = ""
-	dig := digest(dreq)
-	now := s.clk.Now().UTC()
-	idem := idempotentRequest{op: OpStartRestore, token: req.IdempotencyToken, params: dreq, kind: backup.JobRestore,
-		created: func(tx store.Tx, j *backup.Job) error {
-			return tx.SetRestoreJobExtra(ctx, sc, j.ID, store.RestoreJobExtra{RecoveryPointCreationDate: rp.CreationDate, Labels: req.Labels})
-		}}
-
-	// A retried request gets its job back before anything else is checked
-	// (the target may since have changed).
-	var prev *backup.Job
-	if err := s.st.Read(ctx, func(tx store.Tx) error {
-		var err error
-		prev, err = replay(ctx, tx, sc, OpStartRestore, req.IdempotencyToken, dig, backup.JobRestore, now)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	if prev != nil {
-		return prev, nil
-	}
-	jobID := backup.NewJobID()
-	check := resource.RestoreCheck{Scope: resource.Scope{AccountID: c.AccountID, Region: c.Region}, Spec: spec, RecoveryPoint: rp,
-		Resources: resourceLookup{st: s.st, sc: sc}, JobID: jobID,
-		Snapshot: func(ctx context.Context) (resource.Snapshot, error) { return s.openSnapshot(ctx, vault, rp) }}
-	if err := plugin.CheckRestore(ctx, check); err != nil {
-		return nil, err
-	}
-	ranWith := withCallerSpelling(req.Metadata, plugin.EncodeRestoreMetadata(rp, spec))
-	role := req.IamRoleArn
-	if role == "" {
-		role = backup.DefaultServiceRole(c.AccountID)
-	}
-	pj, err := json.Marshal(restorejob.Params{Metadata: ranWith, CopySourceTags: req.CopySourceTags, ManifestID: rp.ManifestID, Spec: spec})
-	if err != nil {
-		return nil, err
-	}
-	job := &backup.Job{Kind: backup.JobRestore, ID: jobID, AccountID: c.AccountID, Region: c.Region, State: backup.JobPending,
-		CreationDate: now, VaultName: rp.VaultName, VaultArn: rp.VaultArn, RecoveryPointArn: rp.Arn,
-		ResourceArn: rp.ResourceArn, ResourceType: rp.ResourceType, ResourceName: rp.ResourceName, IamRoleArn: role,
-		BackupSizeBytes: rp.BackupSizeBytes, PercentDone: "0.0", IdempotencyToken: req.IdempotencyToken, CreatedByJSON: req.CreatedBy,
-		ParametersJSON: string(pj)}
-	return s.createJob(ctx, sc, idem, now, func(store.Tx) (*backup.Job, error) { return job, nil })
+	return &resolvedRestore{rp: rp, vault: vault, plugin: plugin, spec: spec}, nil
 }
 
 // checkCapabilities rejects a typed spec the resource type cannot carry

@@ -317,18 +317,5 @@ type details struct {
 }
 
 func problemSummary(ps []resource.Problem) string {
-	const maxListed = 5
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d problem(s): ", len(ps))
-	for i, p := range ps {
-		if i == maxListed {
-			fmt.Fprintf(&b, "; and %d more", len(ps)-maxListed)
-			break
-		}
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(p.String())
-	}
-	return b.String()
+	return resource.ProblemSummary(ps, resource.Problem.String)
 }

@@ -18,6 +18,7 @@ import (
 
 	"coffer/internal/resource/pgdb/pgtest"
 	"coffer/internal/testutil/cofferproc"
+	"coffer/internal/testutil/jobwait"
 )
 
 const (
@@ -143,36 +144,12 @@ func ctxT(t *testing.T) context.Context {
 
 func waitBackup(t *testing.T, c *sdk.Client, id *string) *sdk.DescribeBackupJobOutput {
 	t.Helper()
-	ctx := ctxT(t)
-	for i := 0; ; i++ {
-		d, err := c.DescribeBackupJob(ctx, &sdk.DescribeBackupJobInput{BackupJobId: id})
-		must(t, err)
-		switch d.State {
-		case btypes.BackupJobStateCompleted, btypes.BackupJobStateFailed, btypes.BackupJobStateAborted, btypes.BackupJobStateExpired:
-			return d
-		}
-		if i > 30000 {
-			t.Fatalf("backup job still %s", d.State)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return jobwait.Backup(t, c, id)
 }
 
 func waitRestore(t *testing.T, c *sdk.Client, id *string) *sdk.DescribeRestoreJobOutput {
 	t.Helper()
-	ctx := ctxT(t)
-	for i := 0; ; i++ {
-		d, err := c.DescribeRestoreJob(ctx, &sdk.DescribeRestoreJobInput{RestoreJobId: id})
-		must(t, err)
-		switch d.Status {
-		case btypes.RestoreJobStatusCompleted, btypes.RestoreJobStatusFailed, btypes.RestoreJobStatusAborted:
-			return d
-		}
-		if i > 30000 {
-			t.Fatalf("restore job still %s", d.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return jobwait.Restore(t, c, id)
 }
 
 func startBackup(t *testing.T, c *sdk.Client, vault, arn string) *sdk.DescribeBackupJobOutput {

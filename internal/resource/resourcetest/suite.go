@@ -84,6 +84,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Progress", func(t *testing.T) { testProgress(t, h) })
 	t.Run("BadMetadata", func(t *testing.T) { testBadMetadata(t, h) })
 	t.Run("MetadataRoundTrip", func(t *testing.T) { testMetadataRoundTrip(t, h) })
+	runCapabilities(t, h)
 }
 
 func newRepo(t *testing.T) *repository.Repository {

@@ -23,6 +23,7 @@ import (
 
 	"coffer/internal/testutil"
 	"coffer/internal/testutil/cofferproc"
+	"coffer/internal/testutil/jobwait"
 	"coffer/internal/testutil/s3server"
 )
 
@@ -139,36 +140,12 @@ func (e *e2e) client(akid, secret string) *sdk.Client {
 
 func waitBackup(t *testing.T, c *sdk.Client, id *string) *sdk.DescribeBackupJobOutput {
 	t.Helper()
-	ctx := ctxT(t)
-	for i := 0; ; i++ {
-		d, err := c.DescribeBackupJob(ctx, &sdk.DescribeBackupJobInput{BackupJobId: id})
-		must(t, err)
-		switch d.State {
-		case btypes.BackupJobStateCompleted, btypes.BackupJobStateFailed, btypes.BackupJobStateAborted:
-			return d
-		}
-		if i > 24000 {
-			t.Fatalf("backup job still %s", d.State)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return jobwait.Backup(t, c, id)
 }
 
 func waitRestore(t *testing.T, c *sdk.Client, id *string) *sdk.DescribeRestoreJobOutput {
 	t.Helper()
-	ctx := ctxT(t)
-	for i := 0; ; i++ {
-		d, err := c.DescribeRestoreJob(ctx, &sdk.DescribeRestoreJobInput{RestoreJobId: id})
-		must(t, err)
-		switch d.Status {
-		case btypes.RestoreJobStatusCompleted, btypes.RestoreJobStatusFailed, btypes.RestoreJobStatusAborted:
-			return d
-		}
-		if i > 24000 {
-			t.Fatalf("restore job still %s", d.Status)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return jobwait.Restore(t, c, id)
 }
 
 func backupOK(t *testing.T, c *sdk.Client, vault, arn string) *sdk.DescribeBackupJobOutput {

@@ -304,20 +304,7 @@ type details struct {
 }
 
 func problemSummary(ps []resource.Problem) string {
-	const maxListed = 5
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d problem(s): ", len(ps))
-	for i, p := range ps {
-		if i == maxListed {
-			fmt.Fprintf(&b, "; and %d more", len(ps)-maxListed)
-			break
-		}
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(quoteKey(p.Path) + ": " + p.Err.Error())
-	}
-	return b.String()
+	return resource.ProblemSummary(ps, func(p resource.Problem) string { return quoteKey(p.Path) + ": " + p.Err.Error() })
 }
 
 // createBucket creates the new bucket, journalled and marked, and gives it
