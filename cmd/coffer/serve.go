@@ -31,7 +31,6 @@ import (
 	"coffer/internal/retention"
 	"coffer/internal/scheduler"
 	"coffer/internal/service"
-	"coffer/internal/store"
 	"coffer/internal/vaultrepo"
 	"coffer/internal/vaultrepo/localvaults"
 	"coffer/internal/vaultrepo/s3vaults"
@@ -192,7 +191,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		vr = newSharedRepos(repos, db)
 	}
 	// With metrics on, job state changes are counted as they commit.
-	var st store.Store = db
+	st := db
 	var mets *metrics.Metrics
 	var observer observers
 	if mln != nil {
