@@ -85,7 +85,7 @@ func (t *txn) summarizeDays(ctx context.Context, q store.JobSummaryQuery, from, 
 		}
 	}
 	rows, err := t.tx.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM job_day_counts WHERE `+strings.Join(where, " AND ")+
-		` GROUP BY 1, 2, 3, 4, 5 HAVING SUM(n) > 0 ORDER BY 5, 1, 2, 3, 4`, a...)
+		` GROUP BY `+dayGroups(q, width)+` HAVING SUM(n) > 0 ORDER BY `+dayGroups(q, width), a...)
 	if err != nil {
 		return nil, dbErr("summarize jobs", err)
 	}
@@ -97,4 +97,25 @@ func (t *txn) summarizeDays(ctx context.Context, q store.JobSummaryQuery, from, 
 		return r, err
 	})
 	return out, dbErr("summarize jobs", err)
+}
+
+// dayGroups is the GROUP BY (and ORDER BY) list of summarizeDays: the
+// bucket, then the grouped dimensions in the counters' key order. With
+// one-day buckets the bucket is the day itself, so the groups follow the
+// primary key and the rows are aggregated as the key range is read, without
+// a sort (the ungrouped dimensions are constants and order nothing).
+func dayGroups(q store.JobSummaryQuery, width int64) string {
+	g := []string{"5"}
+	if width == store.DayMs {
+		g[0] = "day"
+	}
+	for _, d := range []struct {
+		on  bool
+		col string
+	}{{q.GroupAccount, "account_id"}, {q.GroupState, "state"}, {q.GroupResourceType, "resource_type"}, {q.GroupMessageCategory, "message_category"}} {
+		if d.on {
+			g = append(g, d.col)
+		}
+	}
+	return strings.Join(g, ", ")
 }
