@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sdk "github.com/aws/aws-sdk-go-v2/service/backup"
 	"github.com/aws/aws-sdk-go-v2/service/backup/types"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestScaleOutPlanSchedule: three nodes on one PostgreSQL each run the plan
@@ -16,7 +19,8 @@ import (
 // minute gets exactly one backup job per selected resource (the
 // occurrence is claimed by one node, the schedule key admits one job), each
 // started by one node, and every node answers the same jobs and recovery
-// points (bounded waits, no timing assertion).
+// points (bounded waits, no timing assertion). The occurrence's claim
+// names the node that won it by its node_id.
 func TestScaleOutPlanSchedule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: starts PostgreSQL, versitygw and three coffer processes and waits for the next minute")
@@ -109,5 +113,15 @@ func TestScaleOutPlanSchedule(t *testing.T) {
 		if err != nil || got.LastExecutionDate == nil {
 			t.Errorf("node %d: LastExecutionDate %+v %v", i, got, err)
 		}
+	}
+	db, err := pgx.Connect(ctx, os.Getenv("COFFER_TEST_PG_DSN"))
+	must(t, err)
+	defer db.Close(ctx)
+	rows, err := db.Query(ctx, "SELECT owner || ' ' || state FROM schedule_occurrences")
+	must(t, err)
+	owners, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	must(t, err)
+	if len(owners) != 1 || !slices.Contains([]string{"node-a DONE", "node-b DONE", "node-c DONE"}, owners[0]) {
+		t.Errorf("occurrence claims (owner state) %q, want one DONE claimed by a node_id", owners)
 	}
 }

@@ -62,6 +62,7 @@ type cluster struct {
 	procs    []*cofferproc.Proc // every node process started, in order
 	procNode []string           // node id of procs[i]
 	workers  int                // workers per node (default 1)
+	nodeS3   map[string]string  // vault_storage section of a node, if not s3YAML
 }
 
 func newCluster(t *testing.T, sources int, fileBytes int, seed int64) *cluster {
@@ -86,16 +87,22 @@ func newCluster(t *testing.T, sources int, fileBytes int, seed int64) *cluster {
 	}
 	c.fsYAML = fsYAML.String()
 	c.newFS = filepath.Join(c.dir, "shared", "newfs")
-	c.s3YAML = fmt.Sprintf(`vault_storage:
-  type: s3
-  s3: {endpoint: %q, region: %q, bucket: coffer-shared, prefix: cluster, access_key_id: %q, path_style: true}
-`, c.s3.Endpoint, c.s3.Region, c.s3.AccessKey)
+	c.s3YAML = c.s3Config(c.s3.Endpoint)
 	db := c.pg.CreateDB(t)
 	t.Setenv("COFFER_TEST_PG_DSN", c.pg.URL(db))
 	t.Setenv("COFFER_S3_SECRET_ACCESS_KEY", c.s3.SecretKey)
 	t.Setenv("COFFER_TEST_MASTER_KEY", randomKey(t))
 	t.Setenv("COFFER_TEST_TOKEN_KEY", randomKey(t))
 	return c
+}
+
+// s3Config is the vault_storage section of a node that reaches the
+// shared bucket at endpoint.
+func (c *cluster) s3Config(endpoint string) string {
+	return fmt.Sprintf(`vault_storage:
+  type: s3
+  s3: {endpoint: %q, region: %q, bucket: coffer-shared, prefix: cluster, access_key_id: %q, path_style: true}
+`, endpoint, c.s3.Region, c.s3.AccessKey)
 }
 
 func soFS(i int) string { return fmt.Sprintf("fs-%08x", 0x5c0000+i+1) }
@@ -125,6 +132,10 @@ func (c *cluster) config(id string, keysFromEnv bool) string {
 	if !keysFromEnv {
 		keys = ""
 	}
+	s3 := c.s3YAML
+	if v, ok := c.nodeS3[id]; ok {
+		s3 = v
+	}
 	p := filepath.Join(c.dir, id+".yaml")
 	writeFile(c.t, p, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
 data_dir: %q
@@ -141,7 +152,7 @@ metadata:
     access_keys:
       - {access_key_id: %s, secret_access_key: %s}
 %sfile_systems:
-%s`, filepath.Join(c.dir, id, "data"), soRegion, id, max(c.workers, 1), c.newFS, keys, soAcct, soAKID, soSecret, c.s3YAML, c.fsYAML)))
+%s`, filepath.Join(c.dir, id, "data"), soRegion, id, max(c.workers, 1), c.newFS, keys, soAcct, soAKID, soSecret, s3, c.fsYAML)))
 	return p
 }
 

@@ -257,8 +257,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return err
 	}
 	svc.SetNotifier(runner)
-	// Backup plans: the scheduler starts their jobs through the service.
-	sched, err := scheduler.New(scheduler.Options{Service: svc, Clock: clk, Logger: log})
+	// Backup plans: the scheduler starts their jobs through the service; its
+	// occurrence claims name the node, like the job leases.
+	sched, err := scheduler.New(scheduler.Options{Service: svc, Clock: clk, Logger: log, Owner: node})
 	if err != nil {
 		return err
 	}

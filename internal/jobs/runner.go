@@ -285,7 +285,7 @@ func (r *Runner) Reconcile(ctx context.Context) error {
 				} else {
 					r.log.Warn("job interrupted: its runner stopped", "job", j.ID, "kind", j.Kind, "lease_owner", j.LeaseOwner,
 						"lease_expiry", j.LeaseExpiry)
-					j.Finish(backup.JobFailed, fmt.Sprintf("Job was interrupted: the server stopped while it was running (its lease expired at %s). Start the job again.",
+					j.Finish(backup.JobFailed, fmt.Sprintf("Job was interrupted: the server running it stopped, paused or lost contact with the metadata store (its lease expired at %s). Start the job again.",
 						j.LeaseExpiry.UTC().Format(time.RFC3339)), backup.CategoryInterrupted, now)
 				}
 				j.LeaseGeneration = gen + 1

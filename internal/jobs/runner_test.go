@@ -524,7 +524,7 @@ func TestReconcileAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	j1, j2 := getJob(t, s2, "J1"), getJob(t, s2, "J2")
-	if j1.State != backup.JobFailed || !strings.Contains(j1.StatusMessage, "the server stopped while it was running") || j1.CompletionDate == nil {
+	if j1.State != backup.JobFailed || !strings.Contains(j1.StatusMessage, "the server running it stopped") || j1.CompletionDate == nil {
 		t.Fatalf("J1 = %+v", j1)
 	}
 	if j2.State != backup.JobAborted {

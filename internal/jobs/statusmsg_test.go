@@ -442,9 +442,14 @@ func TestStatusMessages(t *testing.T) {
 				Now: w.clk.Now(), LeaseExpiry: w.clk.Now().Add(time.Second)})
 			return err
 		}))
+		expiry := w.clk.Now().Add(time.Second).UTC().Format(time.RFC3339)
 		w.clk.Advance(time.Minute)
 		must(t, w.runner.Reconcile(ctx))
-		checkMessage(t, w.job(backup.JobBackup, id), backup.JobFailed, backup.CategoryInterrupted, w.paths(), "interrupted")
+		// What happened, when, and what to do; never the dead runner's id
+		// (a node's host name and port).
+		j := w.job(backup.JobBackup, id)
+		checkMessage(t, j, backup.JobFailed, backup.CategoryInterrupted, append(w.paths(), "runner-0123456789abcdef"),
+			"Job was interrupted", "stopped, paused or lost contact with the metadata store", "lease expired at "+expiry, "Start the job again")
 	})
 	// A backup blocked on its vault storage, then stopped, expired or
 	// interrupted by a shutdown.

@@ -48,7 +48,8 @@ const (
 type Options struct {
 	Service *service.Service
 	Clock   clock.Clock // default clock.Real
-	// Owner names this scheduler in its claims (default a random id).
+	// Owner names this scheduler in its claims (coffer serve: the node_id;
+	// default a random id).
 	Owner string
 	// LeaseTTL is how long a claim on an occurrence lasts while its jobs
 	// are started (default 2 minutes); a dead owner's claim is taken over

@@ -39,3 +39,14 @@ type JobSummaryRow struct {
 	Bucket          int64
 	Count           int64
 }
+
+// DayMs is one UTC day in milliseconds: adapters count jobs per creation
+// day (creation_ms / DayMs) for the summaries.
+const DayMs = int64(24 * time.Hour / time.Millisecond)
+
+// WholeDays reports whether a summary window [from, to) in Unix
+// milliseconds, cut in buckets of width, is made of whole UTC days, so
+// per-day counts answer it exactly.
+func WholeDays(from, to, width int64) bool {
+	return from >= 0 && from%DayMs == 0 && to%DayMs == 0 && to > from && width > 0 && width%DayMs == 0
+}

@@ -8,9 +8,10 @@ import (
 )
 
 // SummarizeJobs counts jobs by the requested dimensions and creation-time
-// buckets with one grouped query. Migration 0004 adds covering indexes
-// (kind, [account,] region, creation, state, resource type, message
-// category), so the query reads only the index range of the window.
+// buckets with one grouped query. A window of whole UTC days in buckets of
+// whole days (what the API asks) sums the per-day counters of migration 0009
+// (job_day_counts, kept by triggers on jobs); any other window counts the
+// job rows over the covering indexes of migration 0004.
 func (t *txn) SummarizeJobs(ctx context.Context, q store.JobSummaryQuery) ([]store.JobSummaryRow, error) {
 	from, to := ms(q.From), ms(q.To)
 	width := q.Bucket.Milliseconds()
@@ -19,6 +20,9 @@ func (t *txn) SummarizeJobs(ctx context.Context, q store.JobSummaryQuery) ([]sto
 	}
 	if width <= 0 {
 		return []store.JobSummaryRow{}, nil
+	}
+	if store.WholeDays(from, to, width) {
+		return t.summarizeDays(ctx, q, from, to, width)
 	}
 	col := func(group bool, name string) string {
 		if group {
@@ -57,4 +61,64 @@ func (t *txn) SummarizeJobs(ctx context.Context, q store.JobSummaryQuery) ([]sto
 		out = append(out, r)
 	}
 	return out, dbErr("summarize jobs", rows.Err())
+}
+
+// summarizeDays answers a summary over whole UTC days from job_day_counts.
+func (t *txn) summarizeDays(ctx context.Context, q store.JobSummaryQuery, from, to, width int64) ([]store.JobSummaryRow, error) {
+	col := func(group bool, name string) string {
+		if group {
+			return name
+		}
+		return "''"
+	}
+	sel := []string{col(q.GroupAccount, "account_id"), col(q.GroupState, "state"), col(q.GroupResourceType, "resource_type"),
+		col(q.GroupMessageCategory, "message_category"), "(day * ? - ?) / ?", "SUM(n)"}
+	args := []any{store.DayMs, from, width, string(q.Kind), q.Region, from / store.DayMs, to / store.DayMs}
+	where := []string{"kind = ?", "region = ?", "day >= ?", "day < ?"}
+	if q.AccountID != "" {
+		where = append(where, "account_id = ?")
+		args = append(args, q.AccountID)
+	}
+	for _, f := range []struct{ col, v string }{{"state", string(q.State)}, {"resource_type", q.ResourceType}, {"message_category", q.MessageCategory}} {
+		if f.v != "" {
+			where = append(where, f.col+" = ?")
+			args = append(args, f.v)
+		}
+	}
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM job_day_counts WHERE `+strings.Join(where, " AND ")+
+		` GROUP BY `+dayGroups(q, width)+` HAVING SUM(n) > 0 ORDER BY `+dayGroups(q, width), args...)
+	if err != nil {
+		return nil, dbErr("summarize jobs", err)
+	}
+	defer rows.Close()
+	out := []store.JobSummaryRow{}
+	for rows.Next() {
+		var r store.JobSummaryRow
+		if err := rows.Scan(&r.AccountID, &r.State, &r.ResourceType, &r.MessageCategory, &r.Bucket, &r.Count); err != nil {
+			return nil, dbErr("summarize jobs", err)
+		}
+		out = append(out, r)
+	}
+	return out, dbErr("summarize jobs", rows.Err())
+}
+
+// dayGroups is the GROUP BY (and ORDER BY) list of summarizeDays: the
+// bucket, then the grouped dimensions in the counters' key order. With
+// one-day buckets the bucket is the day itself, so the groups follow the
+// primary key and the rows are aggregated as the key range is read, without
+// a sort (the ungrouped dimensions are constants and order nothing).
+func dayGroups(q store.JobSummaryQuery, width int64) string {
+	g := []string{"5"}
+	if width == store.DayMs {
+		g[0] = "day"
+	}
+	for _, d := range []struct {
+		on  bool
+		col string
+	}{{q.GroupAccount, "account_id"}, {q.GroupState, "state"}, {q.GroupResourceType, "resource_type"}, {q.GroupMessageCategory, "message_category"}} {
+		if d.on {
+			g = append(g, d.col)
+		}
+	}
+	return strings.Join(g, ", ")
 }

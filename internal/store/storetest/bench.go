@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -65,17 +66,30 @@ func BenchJobQueriesMillion(b *testing.B, st store.Store, prepare func() error) 
 		}},
 		{"Summarize/FOURTEEN_DAYS/allAccounts/state", func(tx store.Tx) error {
 			_, err := tx.SummarizeJobs(ctx, store.JobSummaryQuery{Kind: backup.JobCopy, Region: "us-east-1", State: "FAILED",
-				From: clk.Now().Add(-14 * day), To: clk.Now(), GroupAccount: true, GroupResourceType: true})
+				From: today.Add(-13 * day), To: today.Add(day), GroupAccount: true, GroupResourceType: true})
+			return err
+		}},
+		// A window that is not whole days (the API never asks one): the
+		// adapters count job rows instead of per-day counters.
+		{"Summarize/unalignedWindow/allAccounts", func(tx store.Tx) error {
+			_, err := tx.SummarizeJobs(ctx, store.JobSummaryQuery{Kind: backup.JobBackup, Region: "us-east-1",
+				From: clk.Now().Add(-14 * day), To: clk.Now(), Bucket: day, GroupState: true, GroupResourceType: true, GroupMessageCategory: true, GroupAccount: true})
 			return err
 		}},
 	}
 	for _, op := range ops {
 		b.Run(op.name, func(b *testing.B) {
+			var took []time.Duration
 			for b.Loop() {
+				t := time.Now()
 				if err := st.Read(ctx, func(tx store.Tx) error { return op.fn(tx) }); err != nil {
 					b.Fatal(err)
 				}
+				took = append(took, time.Since(t))
 			}
+			// The goal is on the 99th percentile, not the mean.
+			slices.Sort(took)
+			b.ReportMetric(float64(took[(len(took)*99)/100].Microseconds())/1000, "p99-ms")
 		})
 	}
 }

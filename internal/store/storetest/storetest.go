@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RestoreJobExtra", testRestoreJobExtra},
 		{"RestoreJobQueries", testRestoreJobQueries},
 		{"Summaries", testSummaries},
+		{"SummariesAfterChanges", testSummariesAfterChanges},
 		{"Nonces", testNonces},
 		{"RepoVersions", testRepoVersions},
 		{"ClusterMeta", testClusterMeta},
