@@ -143,7 +143,7 @@ func (d *dumper) run(ctx context.Context) (resource.BackupResult, error) {
 	}
 	man := &Manifest{Format: FormatVersion, Engine: EnginePostgres, ServerVersion: version, ServerMajor: major,
 		PgDumpVersion: dump.version, PgDumpMajor: dump.major, SourceServer: d.srv.ID, Database: d.db,
-		ChecksumAlgorithm: ChecksumAlgorithm, ChunkSize: d.params}
+		ChecksumAlgorithm: ChecksumAlgorithm, ChunkSize: d.params, TableIndexes: true}
 	facts, err := readFacts(ctx, main)
 	if err != nil {
 		return out, d.srv.queryError(err, "read the database's settings")

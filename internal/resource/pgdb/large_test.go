@@ -117,4 +117,9 @@ func TestLargeRoundTrip(t *testing.T) {
 	}
 	t.Logf("restore in %v: %+v", time.Since(start), rres.Details)
 	sameDatabase(t, s, src.ID, s, id)
+	// Primary keys and unique constraints of customers, orders, the two
+	// partitions, cache, empty and the quoted table, and orders' index.
+	if n := builtWithTables(t, rres); n < 8 {
+		t.Errorf("%d post-data entries built with their table, want every table's keys and indexes (8 or more)", n)
+	}
 }

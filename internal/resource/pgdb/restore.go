@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -102,6 +100,8 @@ type restorer struct {
 	major          int
 	created        bool
 	countOnly      atomic.Int64 // tables verified by row count only
+	tool           tool         // pg_restore
+	post           *postPlan    // the post-data archive and its split
 	// probes are the target server's checksum probes (checksumProbes):
 	// a table's checksum is compared where they equal the source's.
 	probes map[string]string
@@ -171,13 +171,28 @@ func (r *restorer) run(ctx context.Context) (resource.RestoreResult, error) {
 	if err := phase("create", func() error { return r.createStaging(ctx, maint) }); err != nil {
 		return res, err
 	}
-	if err := phase("pre_data", func() error { return r.pgRestore(ctx, pgRestore, preDataName, "pre", false) }); err != nil {
+	if err := phase("pre_data", func() error { return r.pgRestore(ctx, pgRestore, preDataName, "pre") }); err != nil {
 		return res, err
 	}
+	r.tool = pgRestore
+	if err := phase("post_data_list", func() error {
+		var err error
+		r.post, err = r.preparePost(ctx, pgRestore)
+		return err
+	}); err != nil {
+		return res, err
+	}
+	defer r.post.close()
 	if err := phase("data", func() error { return r.loadData(ctx) }); err != nil {
 		return res, err
 	}
-	if err := phase("post_data", func() error { return r.pgRestore(ctx, pgRestore, postDataName, "post", true) }); err != nil {
+	if err := phase("post_data", func() error {
+		if err := r.restoreEntries(ctx, pgRestore, r.post, r.post.rest, r.post.all, r.p.workers(), "rest.list"); err != nil {
+			return err
+		}
+		r.prog.finish("post", man.PostDataSize)
+		return nil
+	}); err != nil {
 		return res, err
 	}
 	var rows int64
@@ -208,7 +223,7 @@ func (r *restorer) run(ctx context.Context) (resource.RestoreResult, error) {
 			r.final, r.srv.ID, len(man.Tables), rows, man.LargeObjects.Count, bytes, r.verified()),
 		Details: details{Server: r.srv.ID, Database: r.final, Tables: len(man.Tables), Rows: rows, Bytes: bytes,
 			LargeObjects: man.LargeObjects.Count, Sequences: len(man.Sequences), Verified: true, CountOnly: r.countOnly.Load(),
-			SourceVersion: man.ServerVersion, TargetVersion: version, PgRestoreVersion: pgRestore.version, Owner: r.srv.User, Seconds: phases},
+			PostDataWithTables: r.post.built.Load(), SourceVersion: man.ServerVersion, TargetVersion: version, PgRestoreVersion: pgRestore.version, Owner: r.srv.User, Seconds: phases},
 		Finish:  r.finish,
 		Discard: r.discard,
 	}
@@ -225,20 +240,24 @@ func (r *restorer) verified() string {
 
 // details are recorded as the job's ResultJSON.
 type details struct {
-	Server           string `json:"server"`
-	Database         string `json:"database"`
-	Tables           int    `json:"tables"`
-	Rows             int64  `json:"rows"`
-	Bytes            int64  `json:"bytes"`
-	LargeObjects     int64  `json:"large_objects"`
-	Sequences        int    `json:"sequences"`
-	Verified         bool   `json:"verified"`
-	CountOnly        int64  `json:"tables_verified_by_count_only,omitempty"`
-	SourceVersion    string `json:"source_server_version"`
-	TargetVersion    string `json:"target_server_version"`
-	PgRestoreVersion string `json:"pg_restore_version"`
-	Owner            string `json:"owner"`
-	// Seconds each phase took: create, pre_data, data, post_data, verify.
+	Server       string `json:"server"`
+	Database     string `json:"database"`
+	Tables       int    `json:"tables"`
+	Rows         int64  `json:"rows"`
+	Bytes        int64  `json:"bytes"`
+	LargeObjects int64  `json:"large_objects"`
+	Sequences    int    `json:"sequences"`
+	Verified     bool   `json:"verified"`
+	CountOnly    int64  `json:"tables_verified_by_count_only,omitempty"`
+	// PostDataWithTables counts the post-data entries (indexes, keys)
+	// built as soon as their table was loaded.
+	PostDataWithTables int64  `json:"post_data_with_tables"`
+	SourceVersion      string `json:"source_server_version"`
+	TargetVersion      string `json:"target_server_version"`
+	PgRestoreVersion   string `json:"pg_restore_version"`
+	Owner              string `json:"owner"`
+	// Seconds each phase took: create, pre_data, post_data_list, data
+	// (with the tables' own indexes), post_data, verify.
 	Seconds map[string]float64 `json:"seconds"`
 }
 
@@ -265,10 +284,10 @@ func (r *restorer) createStaging(ctx context.Context, maint *pgx.Conn) error {
 	return nil
 }
 
-// pgRestore runs pg_restore for one schema archive: from its stream, or
-// (parallel) from a private temporary copy, since pg_restore -j needs a
-// file. The archives hold DDL only, never rows.
-func (r *restorer) pgRestore(ctx context.Context, t tool, file, item string, parallel bool) error {
+// pgRestore runs pg_restore for one schema archive from its stream in one
+// transaction (the pre-data; the post-data goes through preparePost and
+// restoreEntries). The archives hold DDL only, never rows.
+func (r *restorer) pgRestore(ctx context.Context, t tool, file, item string) error {
 	node, ok := r.st.files[file]
 	if !ok {
 		return fmt.Errorf("%w: the backup has no %s", resource.ErrCorrupt, file)
@@ -279,44 +298,16 @@ func (r *restorer) pgRestore(ctx context.Context, t tool, file, item string, par
 	br := newBlobReader(ctx, r.req.Snapshot.Loader, node.Content, 4)
 	defer br.Close()
 	cw := &countWriter{t: r.prog, name: item}
-	var cmd *exec.Cmd
-	tmp := ""
-	if parallel && r.p.workers() > 1 {
-		dir, err := os.MkdirTemp(r.p.TempDir, "coffer-pgrestore-")
-		if err != nil {
-			return fmt.Errorf("restore: temporary directory: %w", err)
-		}
-		defer os.RemoveAll(dir)
-		tmp = dir
-		path := dir + "/" + file
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			return fmt.Errorf("restore: %w", err)
-		}
-		_, err = io.Copy(f, io.TeeReader(br, cw))
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("restore: read %s: %w", file, err)
-		}
-		cmd = r.srv.command(ctx, t, append(args, "--jobs="+strconv.Itoa(r.p.workers()), path)...)
-	} else {
-		cmd = r.srv.command(ctx, t, append(args, "--single-transaction")...)
-		cmd.Stdin = io.TeeReader(br, cw)
-	}
+	cmd := r.srv.command(ctx, t, append(args, "--single-transaction")...)
+	cmd.Stdin = io.TeeReader(br, cw)
 	var stderr stderrTail
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		msg := stderr.summary(r.srv)
-		if tmp != "" {
-			msg = strings.ReplaceAll(msg, tmp+"/", "")
-		}
 		return failed(nil, "pg_restore of the %s into database %s on server %s failed: %s", strings.TrimSuffix(file, ".pgdump"),
-			r.staging, r.srv.ID, msg)
+			r.staging, r.srv.ID, stderr.summary(r.srv))
 	}
 	cw.flush()
 	r.prog.finish(item, node.Size)
@@ -391,6 +382,13 @@ func (r *restorer) loadData(ctx context.Context) error {
 					// still load: its rows are final (post-data
 					// adds indexes, constraints and triggers only).
 					err = r.verifyTable(gctx, c, &man.Tables[i])
+					if err == nil && r.post != nil && !r.post.all {
+						// Its indexes and keys now, as pg_restore
+						// -j does, while other tables load.
+						lines := r.post.perTable[i]
+						err = r.restoreEntries(gctx, r.tool, r.post, lines, false, 1, "table-"+strconv.Itoa(i)+".list")
+						r.post.built.Add(int64(len(lines)))
+					}
 				}
 				if err != nil {
 					return err
