@@ -70,7 +70,7 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 	if err != nil {
 		return resource.RestoreResult{}, caller(fmt.Errorf("%w: %w", resource.ErrInvalid, err), "The restore of recovery point "+req.RecoveryPoint.Arn+" failed")
 	}
-	r := &restorer{p: p, srv: srv, req: req, st: st, final: md.Identifier, staging: StagingName(req.JobID), prog: newTracker(req.Progress)}
+	r := &restorer{p: p, srv: srv, req: req, st: st, final: md.Identifier, staging: StagingName(req.JobID), prog: newTracker(req.Progress, "v:", "restored and verified")}
 	start := time.Now()
 	res, err := r.run(ctx)
 	if err != nil {
@@ -162,7 +162,16 @@ func (r *restorer) run(ctx context.Context) (resource.RestoreResult, error) {
 		r.prog.expect("v:"+t.qualified(), t.Bytes)
 	}
 	phases := map[string]float64{}
+	status := map[string]string{
+		"create":         "creating the database",
+		"pre_data":       "creating the schema",
+		"post_data_list": "creating the schema",
+		"data":           "",
+		"post_data":      "building the other constraints, triggers and indexes",
+		"verify":         "verifying the large objects and sequences",
+	}
 	phase := func(name string, f func() error) error {
+		r.prog.setPhase(status[name])
 		start := time.Now()
 		err := f()
 		phases[name] = time.Since(start).Seconds()
