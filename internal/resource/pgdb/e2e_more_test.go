@@ -187,3 +187,77 @@ func TestRestoreProgressThroughServe(t *testing.T) {
 		t.Errorf("gated-copy has %d gated rows, want 3", n)
 	}
 }
+
+// copiedTags: a database restored with CopySourceTagsToRestoredResource
+// gets the recovery point's tags, as a backup plan selecting by tag sees
+// them; one restored without it does not. The plan runs once, at the
+// next whole minute.
+func copiedTags(t *testing.T, c *sdk.Client, source string) {
+	ctx := ctxT(t)
+	tag := uniqueName("copied")
+	out, err := c.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("vault"), ResourceArn: aws.String(source),
+		IamRoleArn: aws.String(roleA), RecoveryPointTags: map[string]string{"tagcheck": tag}})
+	must(t, err)
+	d := waitBackup(t, c, out.BackupJobId)
+	if d.State != btypes.BackupJobStateCompleted {
+		t.Fatalf("backup: %s %s", d.State, aws.ToString(d.StatusMessage))
+	}
+	for _, copyTags := range []bool{true, false} {
+		id := "tags-copied"
+		if !copyTags {
+			id = "tags-not-copied"
+		}
+		rj, err := c.StartRestoreJob(ctx, &sdk.StartRestoreJobInput{RecoveryPointArn: d.RecoveryPointArn, ResourceType: aws.String("RDS"),
+			Metadata: map[string]string{"DBInstanceIdentifier": id}, CopySourceTagsToRestoredResource: copyTags})
+		must(t, err)
+		if r := waitRestore(t, c, rj.RestoreJobId); r.Status != btypes.RestoreJobStatusCompleted {
+			t.Fatalf("restore %s: %s %s", id, r.Status, aws.ToString(r.StatusMessage))
+		}
+	}
+	_, err = c.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("by-tag")})
+	must(t, err)
+	fire := time.Now().UTC().Truncate(time.Minute).Add(time.Minute)
+	if time.Until(fire) < 10*time.Second {
+		fire = fire.Add(time.Minute)
+	}
+	plan, err := c.CreateBackupPlan(ctx, &sdk.CreateBackupPlanInput{BackupPlan: &btypes.BackupPlanInput{
+		BackupPlanName: aws.String("by-tag"),
+		Rules: []btypes.BackupRuleInput{{RuleName: aws.String("once"), TargetBackupVaultName: aws.String("by-tag"),
+			ScheduleExpression: aws.String(fmt.Sprintf("cron(%d %d * * ? *)", fire.Minute(), fire.Hour())), StartWindowMinutes: aws.Int64(60)}},
+	}})
+	must(t, err)
+	sel, err := c.CreateBackupSelection(ctx, &sdk.CreateBackupSelectionInput{BackupPlanId: plan.BackupPlanId, BackupSelection: &btypes.BackupSelection{
+		SelectionName: aws.String("copied"), IamRoleArn: aws.String(roleA),
+		ListOfTags: []btypes.Condition{{ConditionType: btypes.ConditionTypeStringequals, ConditionKey: aws.String("tagcheck"), ConditionValue: aws.String(tag)}},
+	}})
+	must(t, err)
+	defer func() {
+		_, _ = c.DeleteBackupSelection(ctx, &sdk.DeleteBackupSelectionInput{BackupPlanId: plan.BackupPlanId, SelectionId: sel.SelectionId})
+		_, _ = c.DeleteBackupPlan(ctx, &sdk.DeleteBackupPlanInput{BackupPlanId: plan.BackupPlanId})
+	}()
+	// Bounded wait: the occurrence plus generous slack for the backup.
+	deadline := fire.Add(5 * time.Minute)
+	for {
+		jobs, err := c.ListBackupJobs(ctx, &sdk.ListBackupJobsInput{ByBackupVaultName: aws.String("by-tag")})
+		must(t, err)
+		done := len(jobs.BackupJobs) > 0
+		for _, j := range jobs.BackupJobs {
+			done = done && j.State != btypes.BackupJobStateCreated && j.State != btypes.BackupJobStatePending && j.State != btypes.BackupJobStateRunning
+		}
+		if done {
+			if len(jobs.BackupJobs) != 1 || aws.ToString(jobs.BackupJobs[0].ResourceArn) != dbArn(acctA, "tags-copied") ||
+				jobs.BackupJobs[0].State != btypes.BackupJobStateCompleted {
+				var got []string
+				for _, j := range jobs.BackupJobs {
+					got = append(got, aws.ToString(j.ResourceArn)+" "+string(j.State))
+				}
+				t.Fatalf("the plan selecting tagcheck=%s backed up %v, want only %s", tag, got, dbArn(acctA, "tags-copied"))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no scheduled backup done by %s", deadline)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
