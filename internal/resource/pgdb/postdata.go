@@ -29,6 +29,7 @@ type postPlan struct {
 	rest  []string
 	all   bool
 	built atomic.Int64 // entries built with their table
+	seq   atomic.Int64 // numbers the list files
 }
 
 func (pp *postPlan) close() {

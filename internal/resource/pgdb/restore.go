@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -359,51 +360,36 @@ func (r *restorer) loadData(ctx context.Context) error {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return man.Tables[order[a]].Bytes > man.Tables[order[b]].Bytes })
+	// The work is a queue of tasks: the large objects and each table's
+	// load, largest first; a loaded table's verification and index
+	// builds go to the front, as separate tasks any session takes, so
+	// that at the end a session that has nothing left to load verifies
+	// or indexes the last large table beside the one building another
+	// of its indexes (pg_restore -j likewise builds one index per job).
+	q := &taskQueue{}
+	if man.LargeObjects.Count > 0 {
+		q.push(false, restoreTask{kind: taskLargeObjects})
+	}
+	for _, i := range order {
+		q.push(false, restoreTask{kind: taskLoad, table: i})
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	tasks := make(chan int)
-	const loTask = -1
-	g.Go(func() error {
-		defer close(tasks)
-		if man.LargeObjects.Count > 0 {
-			select {
-			case tasks <- loTask:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		for _, i := range order {
-			select {
-			case tasks <- i:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		return nil
-	})
+	stop := context.AfterFunc(gctx, q.cancel)
+	defer stop()
 	for _, c := range conns {
 		g.Go(func() error {
-			for i := range tasks {
-				var err error
-				if i == loTask {
-					err = r.loadLargeObjects(gctx, c)
-				} else if err = r.loadTable(gctx, c, &man.Tables[i]); err == nil {
-					// Verified at once, while the other sessions
-					// still load: its rows are final (post-data
-					// adds indexes, constraints and triggers only).
-					err = r.verifyTable(gctx, c, &man.Tables[i])
-					if err == nil && r.post != nil && !r.post.all {
-						// Its indexes and keys now, as pg_restore
-						// -j does, while other tables load.
-						lines := r.post.perTable[i]
-						err = r.restoreEntries(gctx, r.tool, r.post, lines, false, 1, "table-"+strconv.Itoa(i)+".list")
-						r.post.built.Add(int64(len(lines)))
-					}
+			for {
+				tk, ok := q.pop()
+				if !ok {
+					return gctx.Err()
 				}
+				err := r.runTask(gctx, c, tk, q)
+				q.done()
 				if err != nil {
+					q.cancel()
 					return err
 				}
 			}
-			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -415,6 +401,129 @@ func (r *restorer) loadData(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Kinds of restore tasks.
+const (
+	taskLargeObjects = iota
+	taskLoad
+	taskVerify
+	taskPost
+)
+
+// restoreTask is one piece of loadData's work: table is an index into
+// Manifest.Tables, lines the post-data entries of a taskPost.
+type restoreTask struct {
+	kind, table int
+	lines       []string
+}
+
+// bigTable is the size from which a table's post-data entries are built
+// one per task (in parallel); smaller tables build theirs in one task.
+const bigTable = 64 << 20
+
+// runTask runs tk on session c; a load queues the table's verification
+// and index builds.
+func (r *restorer) runTask(ctx context.Context, c *pgx.Conn, tk restoreTask, q *taskQueue) error {
+	man := r.st.man
+	switch tk.kind {
+	case taskLargeObjects:
+		return r.loadLargeObjects(ctx, c)
+	case taskLoad:
+		if err := r.loadTable(ctx, c, &man.Tables[tk.table]); err != nil {
+			return err
+		}
+		// Its rows are final (post-data adds indexes, constraints and
+		// triggers only): verified and indexed now, while other tables
+		// still load.
+		follow := []restoreTask{{kind: taskVerify, table: tk.table}}
+		if r.post != nil && !r.post.all {
+			lines := r.post.perTable[tk.table]
+			switch {
+			case len(lines) == 0:
+			case man.Tables[tk.table].Bytes >= bigTable:
+				for _, l := range lines {
+					follow = append(follow, restoreTask{kind: taskPost, table: tk.table, lines: []string{l}})
+				}
+			default:
+				follow = append(follow, restoreTask{kind: taskPost, table: tk.table, lines: lines})
+			}
+		}
+		q.push(true, follow...)
+		return nil
+	case taskVerify:
+		return r.verifyTable(ctx, c, &man.Tables[tk.table])
+	default:
+		n := r.post.seq.Add(1)
+		err := r.restoreEntries(ctx, r.tool, r.post, tk.lines, false, 1, "entries-"+strconv.FormatInt(n, 10)+".list")
+		if err == nil {
+			r.post.built.Add(int64(len(tk.lines)))
+		}
+		return err
+	}
+}
+
+// taskQueue hands restore tasks to sessions: pop waits while none is
+// queued but some still run (they may queue more), and reports false once
+// all is done or the queue is cancelled.
+type taskQueue struct {
+	mu        sync.Mutex
+	cond      *sync.Cond
+	tasks     []restoreTask
+	running   int
+	cancelled bool
+}
+
+func (q *taskQueue) init() {
+	if q.cond == nil {
+		q.cond = sync.NewCond(&q.mu)
+	}
+}
+
+// push queues tasks, at the front when first.
+func (q *taskQueue) push(first bool, tasks ...restoreTask) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.init()
+	if first {
+		q.tasks = append(append([]restoreTask(nil), tasks...), q.tasks...)
+	} else {
+		q.tasks = append(q.tasks, tasks...)
+	}
+	q.cond.Broadcast()
+}
+
+func (q *taskQueue) pop() (restoreTask, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.init()
+	for !q.cancelled && len(q.tasks) == 0 && q.running > 0 {
+		q.cond.Wait()
+	}
+	if q.cancelled || len(q.tasks) == 0 {
+		return restoreTask{}, false
+	}
+	tk := q.tasks[0]
+	q.tasks = q.tasks[1:]
+	q.running++
+	return tk, true
+}
+
+// done ends a popped task.
+func (q *taskQueue) done() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.init()
+	q.running--
+	q.cond.Broadcast()
+}
+
+func (q *taskQueue) cancel() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.init()
+	q.cancelled = true
+	q.cond.Broadcast()
 }
 
 func (r *restorer) loadTable(ctx context.Context, c *pgx.Conn, t *Table) error {
