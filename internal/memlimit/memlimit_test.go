@@ -10,7 +10,7 @@ func TestDefault(t *testing.T) {
 	for _, tc := range []struct {
 		sessions int
 		want     int64
-	}{{0, 128 << 20}, {1, 128 << 20}, {2, 224 << 20}, {4, 416 << 20}} {
+	}{{0, 96 << 20}, {1, 96 << 20}, {2, 160 << 20}, {4, 288 << 20}} {
 		if got := Default(tc.sessions); got != tc.want {
 			t.Errorf("Default(%d) = %d MiB, want %d MiB", tc.sessions, got>>20, tc.want>>20)
 		}
@@ -46,5 +46,25 @@ func TestApply(t *testing.T) {
 				t.Fatalf("runtime limit %d, want %d", cur, tc.want)
 			}
 		})
+	}
+}
+
+func TestApplySetsGCPercent(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	oldLimit := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(oldLimit)
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	Apply(200 << 20)
+	if got := debug.SetGCPercent(100); got != GCPercent {
+		t.Fatalf("GC percent %d after Apply, want %d", got, GCPercent)
+	}
+	// GOGC in the environment wins (the runtime applied it at start).
+	t.Setenv("GOGC", "80")
+	debug.SetGCPercent(80)
+	Apply(200 << 20)
+	if got := debug.SetGCPercent(100); got != 80 {
+		t.Fatalf("GC percent %d after Apply with GOGC=80, want 80", got)
 	}
 }

@@ -72,7 +72,7 @@ type Options struct {
 	Uploads int
 	// Compression selects the zstd level (default compress.Fastest).
 	Compression compress.Level
-	// InFlight caps the bytes of chunks queued for workers (default 16 MiB,
+	// InFlight caps the bytes of chunks queued for workers (default 8 MiB,
 	// at least the maximum chunk size).
 	InFlight int
 	// SkipPackVerify disables decrypting and hashing each pack after
@@ -114,7 +114,7 @@ func (o *Options) fill(st blob.Storage) error {
 		return fmt.Errorf("repository: unknown compression level %d", o.Compression)
 	}
 	if o.InFlight == 0 {
-		o.InFlight = 16 << 20
+		o.InFlight = 8 << 20
 	}
 	if o.Clock == nil {
 		o.Clock = clock.Real{}

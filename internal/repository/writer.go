@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
+	"coffer/internal/memlimit"
 	"coffer/internal/repository/blob"
 	"coffer/internal/repository/chunker"
 	"coffer/internal/repository/index"
@@ -34,6 +35,8 @@ type Writer struct {
 	jobs   chan job
 	packs  chan *finishedPack
 	budget *semaphore.Weighted
+	// freePacks holds buffers of uploaded data packs for reuse.
+	freePacks chan []byte
 
 	seenMu sync.Mutex
 	seen   map[index.Key]struct{}
@@ -185,13 +188,15 @@ type RewriteResult struct {
 func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn func(ctx context.Context, w *Writer) error) (RewriteResult, error) {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	defer memlimit.SessionDone() // its pack and chunk buffers are garbage now
 	w := &Writer{
 		r: r, ctx: sctx, cancel: cancel,
-		jobs:    make(chan job, 2*r.opts.Workers),
-		packs:   make(chan *finishedPack),
-		budget:  semaphore.NewWeighted(int64(max(r.opts.InFlight, r.cfg.ChunkSize.Max))),
-		seen:    make(map[index.Key]struct{}),
-		rewrite: rewrite, lock: lock,
+		jobs:      make(chan job, 2*r.opts.Workers),
+		packs:     make(chan *finishedPack),
+		freePacks: make(chan []byte, r.opts.Workers+r.opts.Uploads),
+		budget:    semaphore.NewWeighted(int64(max(r.opts.InFlight, r.cfg.ChunkSize.Max))),
+		seen:      make(map[index.Key]struct{}),
+		rewrite:   rewrite, lock: lock,
 	}
 	if _, ok := r.st.(blob.AsyncPutter); ok {
 		w.commits = make(chan pendingCommit, maxPendingCommits)

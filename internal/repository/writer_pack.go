@@ -3,14 +3,18 @@ package repository
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"coffer/internal/repository/compress"
 	"coffer/internal/repository/index"
 	"coffer/internal/repository/pack"
 )
 
-var packPool sync.Pool
+// treePackStart is the initial capacity of a pack of tree blobs: they are
+// small (directory listings) and rare next to data, so a tree pack grows
+// from this instead of taking a data pack's PackSize+1/8 buffer that it
+// would hardly use (two workers held 18 MiB of tree pack buffers for a few
+// KiB of listings each).
+const treePackStart = 64 << 10
 
 // testHookPackEncoded, set only by tests, sees each pack after encoding and
 // before verification (to simulate damage between encode and upload).
@@ -63,8 +67,12 @@ func (w *Writer) process(wp *workerPacks, j job) error {
 		}
 	}
 	p := wp.p[j.typ]
-	// Close a pack early rather than grow its buffer past PackSize + 1/8.
-	if p != nil && p.Size()+len(j.data)+len(j.data)/64+1024 > w.r.opts.PackSize+w.r.opts.PackSize/8 {
+	// Close a pack early rather than grow its buffer past PackSize + 1/8,
+	// keeping room for its header: a data pack's buffer never grows, also
+	// not in Finalize (where a pack of many small blobs whose header did not
+	// fit was copied into a new buffer of 11 MiB, the largest single item
+	// of a backup's peak heap).
+	if p != nil && p.Size()+len(j.data)+len(j.data)/64+1024+pack.TailSize(p.Count()+1) > w.r.opts.PackSize+w.r.opts.PackSize/8 {
 		wp.p[j.typ] = nil
 		if err := w.finish(wp, p); err != nil {
 			return err
@@ -73,10 +81,14 @@ func (w *Writer) process(wp *workerPacks, j job) error {
 	}
 	if p == nil {
 		var buf []byte
-		if v := packPool.Get(); v != nil {
-			buf = *(v.(*[]byte))
+		if j.typ != uint8(DataBlob) {
+			buf = make([]byte, 0, treePackStart)
 		} else {
-			buf = make([]byte, 0, w.r.opts.PackSize+w.r.opts.PackSize/8)
+			select {
+			case buf = <-w.freePacks:
+			default:
+				buf = make([]byte, 0, w.r.opts.PackSize+w.r.opts.PackSize/8)
+			}
 		}
 		p = pack.NewPacker(buf)
 		p.VerifyCompression = !w.r.opts.SkipPackVerify

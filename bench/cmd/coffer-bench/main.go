@@ -33,23 +33,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("coffer-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		scale     = fs.Float64("scale", 1, "mkdata -scale of the generated dataset (1 = ~2 GiB)")
-		seed      = fs.Uint64("seed", 1, "mkdata -seed")
-		pct       = fs.Float64("pct", 1, "percentage of bytes the change step rewrites (mkdata mutate -pct)")
-		rounds    = fs.Int("rounds", 1, "rounds to run; the table shows medians")
-		budget    = fs.Duration("budget", 0, "stop starting rounds when the next one would probably end after this long (0: no limit)")
-		tools     = fs.String("tools", strings.Join(harness.DefaultTools, ","), "comma-separated tools ("+strings.Join(harness.ToolNames, ", ")+"); the first is compared with the others")
-		data      = fs.String("data", "", "existing mkdata tree to copy (cp -a) instead of generating one; it is never modified")
-		mkdata    = fs.String("mkdata", "", "mkdata generator directory (default: "+harness.DefaultMkdataDir+" from the repository root)")
-		work      = fs.String("work", "", "work directory (must be empty or absent; default: a new temporary directory)")
-		keep      = fs.Bool("keep", false, "keep the work directory")
-		out       = fs.String("out", "", "also write the markdown report to this file")
-		cofferBin = fs.String("coffer-bin", "", "coffer-direct executable (default: built from this checkout)")
-		serverBin = fs.String("coffer-server-bin", "", "coffer executable that the coffer-api tool runs as a server (default: built from this checkout)")
-		resticC   = fs.String("restic-compression", "auto", "restic --compression")
-		borgC     = fs.String("borg-compression", "zstd,1", "borg create --compression")
-		baselines = fs.Bool("baselines", true, "also time cp -r (as is and with --reflink=never) and tar reading the tree")
-		verbose   = fs.Bool("v", false, "log debug output and the tools' stderr")
+		scale      = fs.Float64("scale", 1, "mkdata -scale of the generated dataset (1 = ~2 GiB)")
+		seed       = fs.Uint64("seed", 1, "mkdata -seed")
+		pct        = fs.Float64("pct", 1, "percentage of bytes the change step rewrites (mkdata mutate -pct)")
+		rounds     = fs.Int("rounds", 1, "rounds to run; the table shows medians")
+		budget     = fs.Duration("budget", 0, "stop starting rounds when the next one would probably end after this long (0: no limit)")
+		tools      = fs.String("tools", strings.Join(harness.DefaultTools, ","), "comma-separated tools ("+strings.Join(harness.ToolNames, ", ")+"); the first is compared with the others")
+		data       = fs.String("data", "", "existing mkdata tree to copy (cp -a) instead of generating one; it is never modified")
+		mkdata     = fs.String("mkdata", "", "mkdata generator directory (default: "+harness.DefaultMkdataDir+" from the repository root)")
+		work       = fs.String("work", "", "work directory (must be empty or absent; default: a new temporary directory)")
+		keep       = fs.Bool("keep", false, "keep the work directory")
+		out        = fs.String("out", "", "also write the markdown report to this file")
+		cofferBin  = fs.String("coffer-bin", "", "coffer-direct executable (default: built from this checkout)")
+		serverBin  = fs.String("coffer-server-bin", "", "coffer executable that the coffer-api tool runs as a server (default: built from this checkout)")
+		resticC    = fs.String("restic-compression", "auto", "restic --compression")
+		borgC      = fs.String("borg-compression", "zstd,1", "borg create --compression")
+		apiWorkers = fs.Int("api-workers", 0, "coffer-api: the server's job workers (0: its default, which also sets its default memory limit)")
+		baselines  = fs.Bool("baselines", true, "also time cp -r (as is and with --reflink=never) and tar reading the tree")
+		verbose    = fs.Bool("v", false, "log debug output and the tools' stderr")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -82,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ToolOptions: harness.ToolOptions{
 			Runner:    harness.Runner{Verbose: childErr},
 			CofferBin: *cofferBin, CofferServerBin: *serverBin, ResticCompression: *resticC, BorgCompression: *borgC,
+			APIWorkers: *apiWorkers,
 		},
 		Logger: logger,
 	}

@@ -21,9 +21,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"strings"
 	"syscall"
+	"time"
 
 	"coffer/bench/internal/cofferdirect"
 	"coffer/internal/memlimit"
@@ -69,7 +72,60 @@ func runProfiled(ctx context.Context) (err error) {
 		}
 		stops = append(stops, stop)
 	}
+	if p := os.Getenv(HeapProfileEnv); p != "" {
+		stop := startPeakHeapProfile(p)
+		stops = append(stops, stop)
+	}
 	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// HeapProfileEnv names an environment variable that, when set, makes the
+// operation write a heap profile to that file, taken when the heap in use
+// was largest (sampled every 100 ms), and print the process's memory
+// (VmHWM, RssAnon, RssFile, the runtime's heap and its released pages) to
+// stderr at the end.
+const HeapProfileEnv = "COFFER_BENCH_HEAPPROFILE"
+
+// startPeakHeapProfile samples the heap every 100 ms and rewrites the
+// profile at path whenever the heap in use reaches a new peak.
+func startPeakHeapProfile(path string) func() error {
+	done, stopped := make(chan struct{}), make(chan error, 1)
+	go func() {
+		var peak uint64
+		var err error
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				status, _ := os.ReadFile("/proc/self/status")
+				var lines []string
+				for _, l := range strings.Split(string(status), "\n") {
+					if strings.HasPrefix(l, "VmHWM") || strings.HasPrefix(l, "VmRSS") || strings.HasPrefix(l, "Rss") {
+						lines = append(lines, strings.Join(strings.Fields(l), " "))
+					}
+				}
+				fmt.Fprintf(os.Stderr, "coffer-direct memory: %s; peak heap in use %d MiB; now heap in use %d MiB, sys %d MiB, released %d MiB, stacks %d MiB, GC cycles %d\n",
+					strings.Join(lines, ", "), peak>>20, ms.HeapInuse>>20, ms.HeapSys>>20, ms.HeapReleased>>20, ms.StackSys>>20, ms.NumGC)
+				stopped <- err
+				return
+			case <-t.C:
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse <= peak || err != nil {
+					continue
+				}
+				peak = ms.HeapInuse
+				var f *os.File
+				if f, err = os.Create(path); err == nil {
+					err = errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close())
+				}
+			}
+		}
+	}()
+	return func() error { close(done); return <-stopped }
 }
 
 // ProfileEnv names an environment variable that, when set, makes the

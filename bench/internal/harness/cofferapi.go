@@ -147,11 +147,11 @@ func (t *cofferAPITool) roleArn() string {
 // writeConfig writes dir/coffer.yaml for listen, checked by coffer's own
 // parser first.
 func (t *cofferAPITool) writeConfig(listen string) (string, error) {
-	// One worker: the harness runs one job at a time, and the default soft
-	// memory limit for one worker (128 MiB) is the one coffer-direct sets.
+	// The server's defaults (job workers, memory limit) unless told
+	// otherwise: the goals are about Coffer as configured out of the box.
 	c := config.Config{Listen: listen, DataDir: t.dataDir, Region: apiRegion,
 		Accounts:    []config.Account{{ID: apiAccount, Name: "bench", AccessKeys: []config.AccessKey{t.key}}},
-		FileSystems: t.fileSystems, NewFileSystemsDir: t.newFSDir, Workers: 1}
+		FileSystems: t.fileSystems, NewFileSystemsDir: t.newFSDir, Workers: t.o.APIWorkers}
 	b, err := yaml.Marshal(c)
 	if err != nil {
 		return "", fmt.Errorf("coffer-api: config: %w", err)

@@ -134,10 +134,14 @@ func settings(cfg Config, o ToolOptions) []string {
 		s = append(s, "coffer: bench/cmd/coffer-direct (engine + fstree, local directory storage, default options)")
 	}
 	if contains(cfg.Tools, "coffer-api") {
-		s = append(s, fmt.Sprintf("coffer-api: `coffer serve` (one per round, workers: 1, hence the 128 MiB soft memory limit of coffer-direct) "+
+		workers := "the server's default workers and memory limit"
+		if o.APIWorkers > 0 {
+			workers = fmt.Sprintf("workers: %d", o.APIWorkers)
+		}
+		s = append(s, fmt.Sprintf("coffer-api: `coffer serve` (one per round, %s) "+
 			"driven with StartBackupJob / StartRestoreJob (to a new file system, renamed to the target unmeasured), jobs polled every %s; "+
 			"time = Start call to the poll that sees COMPLETED; peak memory = server VmHWM (reset per operation through /proc/<pid>/clear_refs); "+
-			"user/sys = the server's /proc/<pid>/stat deltas", apiPoll))
+			"user/sys = the server's /proc/<pid>/stat deltas", workers, apiPoll))
 	}
 	s = append(s, fmt.Sprintf("machine: %d CPUs (GOMAXPROCS of the harness %d), %s/%s",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH))

@@ -217,6 +217,8 @@ func (res *Results) WriteMarkdown(w io.Writer) error {
 	}
 	p("\n\n")
 
+	res.writeCosts(p)
+
 	if res.VerificationFailed() {
 		p("**!!! VERIFICATION OR TOOL FAILURE — the numbers above are not a valid comparison !!!**\n\n")
 	}
@@ -290,6 +292,80 @@ func (res *Results) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// costRows computes, per operation, the median CPU time (user and system
+// separately, and their sum) and the median peak RSS of every tool.
+func (res *Results) costRows() (cpu, rss []row, user, sys map[Op]map[string]cell) {
+	pct := res.Dataset.ChangePct
+	user, sys = map[Op]map[string]cell{}, map[Op]map[string]cell{}
+	for op := OpInitial; op < numOps; op++ {
+		c := row{label: opLabel(op, pct) + ": CPU user + sys", unit: "s", values: map[string]cell{}}
+		m := row{label: opLabel(op, pct) + ": peak RSS", unit: "MiB", values: map[string]cell{}}
+		user[op], sys[op] = map[string]cell{}, map[string]cell{}
+		for _, t := range res.Tools {
+			var us, ss, tot, pk []float64
+			floored := false
+			for _, rd := range res.Rounds {
+				if d := rd.Done[t]; d == nil || !d[op] {
+					continue
+				}
+				s := rd.Samples[t][op]
+				us, ss = append(us, s.User.Seconds()), append(ss, s.Sys.Seconds())
+				tot = append(tot, (s.User + s.Sys).Seconds())
+				pk = append(pk, float64(s.MaxRSS)/(1<<20))
+				floored = floored || s.Floored()
+			}
+			user[op][t], sys[op][t] = medianCell(us), medianCell(ss)
+			c.values[t] = medianCell(tot)
+			mc := medianCell(pk)
+			mc.atMost = mc.ok && floored
+			m.values[t] = mc
+		}
+		cpu, rss = append(cpu, c), append(rss, m)
+	}
+	return cpu, rss, user, sys
+}
+
+// writeCosts prints the second table: CPU-seconds (user + system, each
+// shown) and peak RSS of every operation, with the first tool's ratios.
+func (res *Results) writeCosts(p func(string, ...any)) {
+	subject, peers := res.Tools[0], res.Tools[1:]
+	cpu, rss, user, sys := res.costRows()
+	p("### CPU and memory per operation\n\n")
+	p("CPU cells are user + system = total CPU-seconds (medians of each over the rounds); ratios compare totals. ")
+	p("Unlike wall times, CPU-seconds hardly depend on what else runs on the machine.\n\n")
+	p("| |")
+	for _, t := range res.Tools {
+		p(" %s |", t)
+	}
+	for _, peer := range peers {
+		p(" %s/%s |", subject, peer)
+	}
+	p("\n|---|")
+	for range len(res.Tools) + len(peers) {
+		p("---:|")
+	}
+	p("\n")
+	for i := range cpu {
+		op := OpInitial + Op(i)
+		for _, rw := range []row{cpu[i], rss[i]} {
+			p("| %s |", rw.label)
+			for _, t := range res.Tools {
+				c := rw.values[t]
+				if rw.unit == "s" && c.ok {
+					p(" %.2f + %.2f = %.2f s |", user[op][t].v, sys[op][t].v, c.v)
+				} else {
+					p(" %s |", c.format(rw.unit))
+				}
+			}
+			for _, peer := range peers {
+				p(" %s |", ratio(rw.values[subject], rw.values[peer]))
+			}
+			p("\n")
+		}
+	}
+	p("\n")
 }
 
 func (res *Results) verifyCell(t string) string {

@@ -124,3 +124,39 @@ func TestFlooredRSS(t *testing.T) {
 		t.Errorf("own peak: %v %q", s.Floored(), rssText(s))
 	}
 }
+
+func TestWriteMarkdownCostsPerOperation(t *testing.T) {
+	res := &Results{Tools: []string{"coffer-api", "restic"}, Dataset: DatasetInfo{ChangePct: 1}}
+	for _, u := range []float64{1, 3, 2} {
+		rd := fakeRound(map[string]float64{})
+		rd.Order = []string{"coffer-api", "restic"}
+		for name, f := range map[string]float64{"coffer-api": 1, "restic": 4} {
+			s, d := &[numOps]Sample{}, &[numOps]bool{}
+			for op := range s {
+				s[op] = Sample{Wall: time.Second, User: time.Duration(f * u * float64(time.Second)),
+					Sys: time.Duration(f * float64(time.Second) / 2), MaxRSS: int64(f*u) << 20}
+				d[op] = true
+			}
+			rd.Samples[name], rd.Done[name] = s, d
+		}
+		delete(rd.Samples, "coffer")
+		delete(rd.Samples, "borg")
+		res.Rounds = append(res.Rounds, rd)
+	}
+	var b bytes.Buffer
+	if err := res.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"### CPU and memory per operation",
+		// Medians: user 2 and 8 s, sys 0.5 and 2 s, total 2.5 and 10 s.
+		"| full restore: CPU user + sys | 2.00 + 0.50 = 2.50 s | 8.00 + 2.00 = 10.00 s | 0.25× |",
+		"| initial backup: peak RSS | 2.0 MiB | 8.0 MiB | 0.25× |",
+		"| 1% change backup: CPU user + sys |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -43,8 +43,9 @@ type Tool interface {
 var ToolNames = []string{"coffer", "coffer-api", "restic", "borg"}
 
 // DefaultTools are the tools a run compares unless told otherwise, in
-// order (the first is the subject of the ratios).
-var DefaultTools = []string{"coffer", "restic", "borg"}
+// order (the first is the subject of the ratios): Coffer as its users run
+// it, `coffer serve` driven through the API, against restic and borg.
+var DefaultTools = []string{"coffer-api", "restic", "borg"}
 
 // ToolOptions configure the tools.
 type ToolOptions struct {
@@ -63,6 +64,10 @@ type ToolOptions struct {
 	ResticCompression string
 	// BorgCompression is borg create's --compression (e.g. zstd,1 or lz4).
 	BorgCompression string
+	// APIWorkers, when positive, is the `workers` setting of the server
+	// coffer-api runs; 0 leaves the server's default (and with it the
+	// default soft memory limit), as a user's configuration would.
+	APIWorkers int
 }
 
 // NewTool returns the named tool, or an error saying how to get it when its

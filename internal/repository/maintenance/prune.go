@@ -292,6 +292,7 @@ func activePacks(files []repository.IndexFile) ([]index.PackBlobs, map[[32]byte]
 // that in rep. Indexed packs younger than the grace period are always
 // kept; unindexed ones too unless sv.prompt. A copy of a blob recorded as
 // damaged never counts as the used copy and is never rewritten; a pack
+// holding one is rewritten whatever its unused share, except that a pack
 // holding the only copy of a used blob, damaged or not, is kept. It fails
 // when a used blob would end up in no pack.
 func plan(sv *pruneSurvey, used map[index.Key]struct{}, now time.Time, opts PruneOptions, rep *PruneReport) (*prunePlan, error) {
@@ -346,6 +347,24 @@ func plan(sv *pruneSurvey, used map[index.Key]struct{}, now time.Time, opts Prun
 		}
 		return false
 	}
+	// hasDamage reports whether p holds a copy recorded as damaged. Such a
+	// pack is rewritten however much of it is intact (unless it holds the
+	// only copy of used data): counted merely as unused bytes, a small
+	// damaged copy kept its pack, and its damage record, below MaxUnused
+	// for ever, and every check with data found the damage again.
+	hasDamage := func(p index.PackBlobs) bool {
+		for _, e := range p.Blobs {
+			if sv.damaged(index.Key{Type: e.Type, ID: e.ID}, p.PackID) {
+				return true
+			}
+		}
+		return false
+	}
+	// reclaim reports whether p, were it old, would be deleted or rewritten.
+	reclaim := func(p index.PackBlobs) bool {
+		u, t := classify(p)
+		return (u == 0 && t > 0) || (t > 0 && float64(t-u)/float64(t) > opts.MaxUnused) || hasDamage(p)
+	}
 	keptYoung := func(mod time.Time) {
 		rep.PacksKeptYoung++
 		if at := mod.Add(opts.Grace); rep.NextEligible.IsZero() || at.Before(rep.NextEligible) {
@@ -356,7 +375,7 @@ func plan(sv *pruneSurvey, used map[index.Key]struct{}, now time.Time, opts Prun
 	for _, p := range active {
 		if young(p.PackID) {
 			// Counted when it would be deleted or rewritten if it were old.
-			if u, t := classify(p); (u == 0 && t > 0) || (t > 0 && float64(t-u)/float64(t) > opts.MaxUnused) {
+			if reclaim(p) {
 				if pi, ok := sv.present[p.PackID]; ok {
 					keptYoung(pi.mod)
 				}
@@ -368,17 +387,14 @@ func plan(sv *pruneSurvey, used map[index.Key]struct{}, now time.Time, opts Prun
 		if young(p.PackID) {
 			continue
 		}
-		u, t := classify(p)
 		switch {
-		case (u == 0 && t > 0) || (t > 0 && float64(t-u)/float64(t) > opts.MaxUnused):
-			if onlyCopy(p) {
-				rep.DamagedPacksKept++
-				pl.keep = append(pl.keep, p)
-				continue
-			}
-			candidates = append(candidates, p)
-		default:
+		case !reclaim(p):
 			pl.keep = append(pl.keep, p)
+		case onlyCopy(p):
+			rep.DamagedPacksKept++
+			pl.keep = append(pl.keep, p)
+		default:
+			candidates = append(candidates, p)
 		}
 	}
 	// kept: blobs with a copy in a kept pack; keptIntact: with an intact one.

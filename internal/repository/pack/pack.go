@@ -142,6 +142,10 @@ func (p *Packer) Add(typ uint8, id [32]byte, plaintext []byte, codec *compress.C
 	return nil
 }
 
+// TailSize is the number of bytes Finalize appends to a pack of n blobs:
+// the sealed header and the trailer.
+func TailSize(n int) int { return crypto.Overhead + 5 + n*EntrySize + TrailerSize }
+
 // Finalize appends the sealed header and trailer and returns the complete
 // pack bytes and the pack's ID. The packer must not be used afterwards.
 func (p *Packer) Finalize(a *crypto.AEAD) ([]byte, [32]byte) {

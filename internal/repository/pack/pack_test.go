@@ -144,3 +144,21 @@ func TestPackID(t *testing.T) {
 		t.Fatalf("ID of a short pack: %v", err)
 	}
 }
+
+// TailSize is exactly what Finalize appends.
+func TestTailSize(t *testing.T) {
+	a, c := setup(t)
+	for _, n := range []int{0, 1, 7, 300} {
+		p := pack.NewPacker(nil)
+		for i := 0; i < n; i++ {
+			if err := p.Add(1, [32]byte{byte(i), byte(i >> 8)}, []byte{byte(i)}, c, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := p.Size()
+		data, _ := p.Finalize(a)
+		if got := len(data) - before; got != pack.TailSize(n) {
+			t.Errorf("%d blobs: Finalize appended %d bytes, TailSize says %d", n, got, pack.TailSize(n))
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"coffer/internal/memlimit"
 	"coffer/internal/repository"
 )
 
@@ -155,6 +156,7 @@ func Restore(ctx context.Context, loader Loader, root repository.ID, opts Restor
 		return RestoreResult{}, err
 	}
 	defer r.root.Close()
+	defer memlimit.SessionDone() // the writers' blob buffers are garbage now
 	res, err := r.run(ctx, root)
 	if err != nil {
 		return res, fmt.Errorf("restore: %w", err)
@@ -187,6 +189,10 @@ type restorer struct {
 	files, hardlinks, dirs, symlinks, specials atomic.Int64
 	bytes, bytesDone, bytesTotal               atomic.Int64
 	skipped, replaced                          atomic.Int64
+	// noDirect: the target has no direct I/O (restore_direct.go);
+	// directBytes counts the bytes written with it.
+	noDirect    atomic.Bool
+	directBytes atomic.Int64
 }
 
 func newRestorer(loader Loader, opts RestoreOptions) (*restorer, error) {

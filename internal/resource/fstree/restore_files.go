@@ -21,6 +21,7 @@ var rangeBlobs = 8
 // that finishes last completes the file.
 type fileWrite struct {
 	f       *os.File // a new staging file the walk created (0600, O_EXCL, no symlinks)
+	direct  *os.File // nil, or f opened again with O_DIRECT (see restore_direct.go)
 	rel     string
 	n       *snapshot.Node
 	exts    []snapshot.Extent
@@ -65,17 +66,23 @@ func (r *restorer) splitFile(fw *fileWrite) ([]fileJob, error) {
 // blob contents, kept (grown) for its next range.
 func (r *restorer) writeRange(ctx context.Context, j fileJob, bufp *[]byte) error {
 	fw := j.fw
+	if fw.direct != nil {
+		return r.writeRangeDirect(ctx, j, bufp)
+	}
 	exts := fw.exts
 	ei, eoff := 0, j.off // current extent and offset inside it
 	var written int64
 	defer func() { fw.written.Add(written) }()
 	for _, id := range fw.n.Content[j.first:j.last] {
-		buf, err := r.loader.LoadBlob(ctx, repository.DataBlob, id, (*bufp)[:0])
+		// The buffer is sized (and aligned, for direct writes of other
+		// files) up front, so that LoadBlob never grows it.
+		size, ok := r.loader.BlobSize(repository.DataBlob, id)
+		if !ok {
+			return fmt.Errorf("/%s: %w: data %v", fw.rel, repository.ErrBlobNotFound, id)
+		}
+		buf, err := r.loader.LoadBlob(ctx, repository.DataBlob, id, blobBuf(bufp, 0, size))
 		if err != nil {
 			return fmt.Errorf("/%s: %w", fw.rel, err)
-		}
-		if cap(buf) > cap(*bufp) {
-			*bufp = buf
 		}
 		for b := buf; len(b) > 0; {
 			for ei < len(exts) && eoff >= exts[ei].Length {
@@ -111,6 +118,9 @@ func (r *restorer) rangeDone(fw *fileWrite, n int, err error) error {
 		return err
 	}
 	if failed {
+		if fw.direct != nil {
+			_ = fw.direct.Close()
+		}
 		_ = fw.f.Close()
 		return err
 	}
@@ -122,6 +132,13 @@ func (r *restorer) rangeDone(fw *fileWrite, n int, err error) error {
 func (r *restorer) finishFile(fw *fileWrite) error {
 	f, n, rel := fw.f, fw.n, fw.rel
 	defer f.Close()
+	if fw.direct != nil {
+		// Direct writes are complete when they return; the descriptor
+		// carries nothing else.
+		if err := fw.direct.Close(); err != nil {
+			return fmt.Errorf("/%s: close: %w", rel, err)
+		}
+	}
 	var want, end int64
 	for _, e := range fw.exts {
 		want += e.Length

@@ -96,7 +96,9 @@ func (r *restorer) write(ctx context.Context, rootID repository.ID) error {
 			}
 			var f *os.File
 			var err error
-			if top := dirs[len(dirs)-1]; top.rel == path.Dir(srel) {
+			top := dirs[len(dirs)-1]
+			inTop := top.rel == path.Dir(srel)
+			if inTop {
 				f, err = createIn(top, path.Base(srel))
 			} else {
 				f, err = r.root.OpenFile(srel, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
@@ -107,6 +109,9 @@ func (r *restorer) write(ctx context.Context, rootID repository.ID) error {
 			fw := &fileWrite{f: f, rel: ev.rel, n: n, exts: n.Extents}
 			if fw.exts == nil {
 				fw.exts = []snapshot.Extent{{Offset: 0, Length: n.Size}}
+			}
+			if dense := len(fw.exts) == 1 && fw.exts[0].Offset == 0 && fw.exts[0].Length == n.Size; dense && inTop && n.Size >= directMin {
+				fw.direct = r.openDirect(top, path.Base(srel), f, n.Size)
 			}
 			ranges, err := r.splitFile(fw)
 			if err != nil {

@@ -1,0 +1,63 @@
+package repository
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+
+	"coffer/internal/repository/blob/blobtest"
+	"coffer/internal/repository/crypto"
+)
+
+// A data pack is sealed in the buffer it was filled in: its header fits
+// (the writer closes a pack early enough to leave room for it), so no pack
+// of many small blobs is copied into a larger buffer by Finalize. Each
+// round stores 400 small blobs (a header of 18 KiB) and then the largest
+// blob that still fit the buffer before the header was counted, which
+// ended the pack 15 KiB short of the buffer's end.
+func TestDataPackBufferNeverGrows(t *testing.T) {
+	st := blobtest.NewMem(nil)
+	const packSize = 1 << 20
+	const bufCap = packSize + packSize/8
+	r, err := Create(context.Background(), st, bytes.Repeat([]byte{2}, 32), Options{PackSize: packSize, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var caps []int
+	testHookPackEncoded = func(b []byte) {
+		mu.Lock()
+		caps = append(caps, cap(b))
+		mu.Unlock()
+	}
+	defer func() { testHookPackEncoded = nil }()
+	const small, n = 500, 400
+	sealedSmall := n * (small + crypto.Overhead)
+	large := (bufCap - 1024 - sealedSmall) * 64 / 65
+	err = r.WithWriter(context.Background(), func(ctx context.Context, w *Writer) error {
+		for round := 0; round < 5; round++ {
+			for i := 0; i < n; i++ {
+				b := make([]byte, small)
+				crypto.Random(b) // incompressible: stored at its own size
+				if _, err := w.SaveBlob(ctx, DataBlob, b); err != nil {
+					return err
+				}
+			}
+			b := make([]byte, large)
+			crypto.Random(b)
+			if _, err := w.SaveBlob(ctx, DataBlob, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range caps {
+		if c > bufCap {
+			t.Errorf("pack %d of %d: buffer grew to %d bytes (allocated %d)", i, len(caps), c, bufCap)
+		}
+	}
+}
