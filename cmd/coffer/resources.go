@@ -21,7 +21,7 @@ func plugins(cfg *config.Config, log *slog.Logger) (*resource.Registry, error) {
 	return resource.NewRegistry(
 		&filesystem.Plugin{NewFileSystemsDir: cfg.NewFileSystemsDir, Log: log},
 		&s3bucket.Plugin{Endpoints: s3Endpoints(cfg), StateDir: filepath.Join(cfg.DataDir, S3RestoreStateDir), Log: log},
-		&pgdb.Plugin{Servers: databaseServers(cfg), ReservedIDs: databaseIDs(cfg), Log: log},
+		&pgdb.Plugin{Servers: databaseServers(cfg), ReservedIDs: databaseIDs(cfg), BinDirs: cfg.PostgresBinDirs, Log: log},
 	)
 }
 

@@ -112,6 +112,14 @@ type progress struct {
 	w  *repository.Writer
 }
 
+// SetStatus passes a plugin's running status (resource.StatusReporter)
+// to the runner.
+func (pr progress) SetStatus(msg string) {
+	if sr, ok := pr.p.(jobs.StatusReporter); ok {
+		sr.SetStatus(msg)
+	}
+}
+
 func (pr progress) Update(done, total int64) {
 	pr.p.Update(done, total)
 	if pr.tr != nil && pr.w != nil {

@@ -82,6 +82,10 @@ type Config struct {
 	// protects; Databases are those databases (AWS resource type RDS).
 	DatabaseServers []DatabaseServer `yaml:"database_servers"`
 	Databases       []Database       `yaml:"databases"`
+	// PostgresBinDirs are the directories where pg_dump and pg_restore
+	// are looked for (the highest version found is used); empty: the
+	// usual installation directories and PATH.
+	PostgresBinDirs []string `yaml:"postgres_bin_dirs"`
 	// MaxConcurrentRequests bounds the API requests decoded and handled at
 	// once (0: the API's default, 16); more wait briefly, then get
 	// ThrottlingException.

@@ -161,6 +161,11 @@ func (c *Config) validateDatabases(accounts map[string]bool) error {
 			return keyErr(k+".sslmode", "must be one of %s, got %q", strings.Join(SSLModes, ", "), trunc(s.SSLMode))
 		}
 	}
+	for i, d := range c.PostgresBinDirs {
+		if !filepath.IsAbs(d) || strings.ContainsRune(d, 0) {
+			return keyErr(fmt.Sprintf("postgres_bin_dirs[%d]", i), "must be an absolute directory path, got %q", trunc(d))
+		}
+	}
 	ids := map[string]string{}
 	for i, d := range c.Databases {
 		k := fmt.Sprintf("databases[%d]", i)

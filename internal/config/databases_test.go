@@ -39,6 +39,7 @@ databases:
     account: "111111111111"
     server: "pg-2"
     database: "billing db"
+postgres_bin_dirs: ["/usr/lib/postgresql/16/bin", "/opt/pg/bin"]
 `
 
 func TestParseDatabases(t *testing.T) {
@@ -56,6 +57,9 @@ func TestParseDatabases(t *testing.T) {
 	}
 	if s2.Password != "from-the-environment" || s2.Port != DefaultPostgresPort || s2.SSLMode != "prefer" {
 		t.Errorf("server 2 (defaults, password from env): %+v", s2)
+	}
+	if len(c.PostgresBinDirs) != 2 || c.PostgresBinDirs[1] != "/opt/pg/bin" {
+		t.Errorf("postgres_bin_dirs %v", c.PostgresBinDirs)
 	}
 	if d := c.Databases[0]; d.ID != "orders" || d.Server != "pg-main" || d.Database != "orders" || d.Tags["env"] != "prod" {
 		t.Errorf("database: %+v", d)
@@ -111,6 +115,7 @@ func TestParseDatabasesBad(t *testing.T) {
 		{"db name", `database: "orders"`, `database: ""`, "databases[0].database"},
 		{"db name too long", `database: "orders"`, `database: "` + strings.Repeat("d", 64) + `"`, "databases[0].database"},
 		{"tag key", `tags: { env: "prod" }`, `tags: { "": "prod" }`, "databases[0].tags"},
+		{"relative bin dir", `"/opt/pg/bin"`, `"opt/pg/bin"`, "postgres_bin_dirs[1]: must be an absolute directory path"},
 		{"unknown db key", `tags: { env: "prod" }`, "tags: { env: \"prod\" }\n    engine: postgres", "field engine not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

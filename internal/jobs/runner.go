@@ -370,6 +370,19 @@ func Stop(ctx context.Context, tx store.Jobs, j *backup.Job, now time.Time) erro
 type progress struct {
 	done, total atomic.Int64
 	stored      atomic.Int64 // -1: not reported
+	// status is the running job's StatusMessage given to SetStatus;
+	// written is the last one the heartbeat stored.
+	status, written atomic.Pointer[string]
+}
+
+// SetStatus sets the StatusMessage the heartbeat stores while the job
+// runs (e.g. "12 of 40 tables"); the runner replaces it when the job
+// ends (with the handler's result message or a failure's).
+func (p *progress) SetStatus(msg string) { p.status.Store(&msg) }
+
+// StatusReporter is implemented by the runner's Progress.
+type StatusReporter interface {
+	SetStatus(msg string)
 }
 
 // SetTransferred reports the bytes written to the destination so far; when
@@ -512,6 +525,11 @@ func (r *Runner) run(ctx context.Context, job *backup.Job) error {
 		default:
 			cur.Finish(backup.JobFailed, fmt.Sprintf("Job ended in unexpected state %s.", cur.State), backup.CategoryFailed, now)
 		}
+		if w := p.written.Load(); w != nil && cur.StatusMessage == *w && success {
+			// The running status is no result: the handler's Apply
+			// gives the final message, if any.
+			cur.StatusMessage = ""
+		}
 		if success {
 			if res.Apply != nil {
 				res.Apply(cur)
@@ -649,6 +667,10 @@ func (r *Runner) heartbeat(ctx context.Context, id string, kind backup.JobKind, 
 			cur.BytesTransferred = done
 			if n := p.stored.Load(); n >= 0 {
 				cur.BytesTransferred = n
+			}
+			if msg := p.status.Load(); msg != nil && *msg != "" {
+				cur.StatusMessage = *msg
+				p.written.Store(msg)
 			}
 			if total > 0 && cur.Kind == backup.JobBackup {
 				// A backup's size is known as soon as the resource has been

@@ -597,3 +597,54 @@ func TestWorkersRun(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// statusGate reports a running status, then waits like gate; its result
+// sets final as the StatusMessage (none when empty).
+type statusGate struct {
+	*gate
+	running, final string
+}
+
+func (g statusGate) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs.Result, error) {
+	p.(jobs.StatusReporter).SetStatus(g.running)
+	res, err := g.gate.Run(ctx, j, p)
+	if err == nil && g.final != "" {
+		apply := res.Apply
+		res.Apply = func(c *backup.Job) { apply(c); c.StatusMessage = g.final }
+	}
+	return res, err
+}
+
+// A running job's status (e.g. tables done of total) is its StatusMessage
+// while it runs; its end replaces it with the result's message, none, or
+// the failure's.
+func TestRunningStatusMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name, final string
+		fail        error
+		want        string
+	}{
+		{"result message", "Backed up 40 tables.", nil, "Backed up 40 tables."},
+		{"no result message", "", nil, ""},
+		{"failure", "", &jobs.Failure{Message: "Server pg-main is down."}, "Server pg-main is down."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, clk, g := openStore(t), clock.NewFake(t0), newGate()
+			h := statusGate{gate: g, running: "12 of 40 tables done", final: tc.final}
+			r := newRunner(t, s, clk, h, "r1")
+			newJob(t, s, "J1", "arn:res:1", t0, time.Hour)
+			done := runAsync(r)
+			<-g.started
+			for getJob(t, s, "J1").StatusMessage != "12 of 40 tables done" {
+				time.Sleep(5 * time.Millisecond)
+			}
+			g.ch("J1") <- tc.fail
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if j := getJob(t, s, "J1"); j.StatusMessage != tc.want {
+				t.Errorf("ended %s with StatusMessage %q, want %q", j.State, j.StatusMessage, tc.want)
+			}
+		})
+	}
+}

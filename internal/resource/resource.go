@@ -126,6 +126,14 @@ type Progress interface {
 	Update(done, total int64)
 }
 
+// StatusReporter is implemented by the Progress a job hands a plugin: the
+// message (e.g. "12 of 40 tables done") is the running job's
+// StatusMessage, as DescribeBackupJob and DescribeRestoreJob show it; the
+// job's end replaces it.
+type StatusReporter interface {
+	SetStatus(msg string)
+}
+
 // BackupRequest asks a plugin to back one resource up.
 type BackupRequest struct {
 	Resource *backup.Resource

@@ -37,7 +37,7 @@ func (p *Plugin) Backup(ctx context.Context, req resource.BackupRequest) (resour
 	if !ok {
 		return resource.BackupResult{}, caller(failed(resource.ErrInvalid, "database %s is on server %q, which is not configured", r.ID, r.Attr(AttrServer)), what)
 	}
-	d := &dumper{p: p, srv: srv, db: r.Attr(AttrDatabase), req: req, prog: newTracker(req.Progress)}
+	d := &dumper{p: p, srv: srv, db: r.Attr(AttrDatabase), req: req, prog: newTracker(req.Progress, rowItem, "backed up")}
 	start := time.Now()
 	out, err := d.run(ctx)
 	if err != nil {
@@ -143,7 +143,7 @@ func (d *dumper) run(ctx context.Context) (resource.BackupResult, error) {
 	}
 	man := &Manifest{Format: FormatVersion, Engine: EnginePostgres, ServerVersion: version, ServerMajor: major,
 		PgDumpVersion: dump.version, PgDumpMajor: dump.major, SourceServer: d.srv.ID, Database: d.db,
-		ChecksumAlgorithm: ChecksumAlgorithm, ChunkSize: d.params}
+		ChecksumAlgorithm: ChecksumAlgorithm, ChunkSize: d.params, TableIndexes: true}
 	facts, err := readFacts(ctx, main)
 	if err != nil {
 		return out, d.srv.queryError(err, "read the database's settings")
@@ -207,6 +207,7 @@ func (d *dumper) run(ctx context.Context) (resource.BackupResult, error) {
 		d.prog.expect(preDataName, d.parent.man.PreDataSize)
 		d.prog.expect(postDataName, d.parent.man.PostDataSize)
 	}
+	d.prog.setPhase("") // the first status: 0 of the tables
 
 	nodes := make([]snapshot.Node, len(tables))
 	var rootNodes []snapshot.Node

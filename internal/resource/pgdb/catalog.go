@@ -50,7 +50,9 @@ func listTables(ctx context.Context, c *pgx.Conn) ([]tableInfo, error) {
 		coalesce((SELECT array(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
 			JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum ORDER BY k.ord)
 			FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), '{}'),
-		pg_relation_size(c.oid) + coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0)
+		pg_relation_size(c.oid) + coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0),
+		array(SELECT ci.relname::text FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid WHERE i.indrelid = c.oid ORDER BY 1),
+		array(SELECT k.conname::text FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype IN ('p', 'u', 'x') ORDER BY 1)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND `+userNamespaces+` AND `+notExtensionMember("c.oid", "pg_class"))
 	if err != nil {
@@ -60,7 +62,7 @@ func listTables(ctx context.Context, c *pgx.Conn) ([]tableInfo, error) {
 	for rows.Next() {
 		var t tableInfo
 		var sig []string
-		if err := rows.Scan(&t.Schema, &t.Name, &t.Columns, &sig, &t.Order, &t.estimate); err != nil {
+		if err := rows.Scan(&t.Schema, &t.Name, &t.Columns, &sig, &t.Order, &t.estimate, &t.Indexes, &t.Constraints); err != nil {
 			return nil, err
 		}
 		t.Signature = strings.Join(sig, ", ")
@@ -69,6 +71,12 @@ func listTables(ctx context.Context, c *pgx.Conn) ([]tableInfo, error) {
 		}
 		if t.Columns == nil {
 			t.Columns = []string{}
+		}
+		if len(t.Indexes) == 0 {
+			t.Indexes = nil
+		}
+		if len(t.Constraints) == 0 {
+			t.Constraints = nil
 		}
 		out = append(out, t)
 	}

@@ -316,22 +316,36 @@ func applyDelta(prev, delta io.Reader, out io.Writer) error {
 	p := bufio.NewReaderSize(prev, 256<<10)
 	d := bufio.NewReaderSize(delta, 64<<10)
 	w := bufio.NewWriterSize(out, 256<<10)
-	// lines passes n lines of p to dst (nil: discards them).
+	// lines passes n lines of p to dst (nil: discards them), a buffer at
+	// a time: the newlines are found with bytes.IndexByte and the lines
+	// before them written in one piece.
 	lines := func(n int64, dst io.Writer) error {
 		for n > 0 {
-			l, err := p.ReadSlice('\n')
-			if dst != nil && len(l) > 0 {
-				if _, werr := dst.Write(l); werr != nil {
-					return werr
+			if p.Buffered() == 0 {
+				if _, err := p.Peek(1); err != nil {
+					if errors.Is(err, io.EOF) {
+						return fmt.Errorf("%w: it uses more rows than the previous backup has", errBadDelta)
+					}
+					return err
 				}
 			}
-			switch {
-			case err == nil:
+			buf, _ := p.Peek(p.Buffered())
+			i := 0
+			for n > 0 {
+				j := bytes.IndexByte(buf[i:], '\n')
+				if j < 0 {
+					i = len(buf)
+					break
+				}
+				i += j + 1
 				n--
-			case errors.Is(err, bufio.ErrBufferFull):
-			case errors.Is(err, io.EOF):
-				return fmt.Errorf("%w: it uses more rows than the previous backup has", errBadDelta)
-			default:
+			}
+			if dst != nil {
+				if _, err := dst.Write(buf[:i]); err != nil {
+					return err
+				}
+			}
+			if _, err := p.Discard(i); err != nil {
 				return err
 			}
 		}

@@ -3,6 +3,7 @@ package pgdb
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -152,4 +153,29 @@ func FuzzApplyDelta(f *testing.F) {
 		var out bytes.Buffer
 		_ = applyDelta(bytes.NewReader(prev), bytes.NewReader(d), &out)
 	})
+}
+
+// BenchmarkApplyDelta applies a delta changing 1% of 200,000 rows of
+// about 100 bytes (go test -run '^$' -bench ApplyDelta ./internal/resource/pgdb/).
+func BenchmarkApplyDelta(b *testing.B) {
+	var prev, cur bytes.Buffer
+	for i := range 200000 {
+		row := fmt.Sprintf("%d\tcustomer %d\t%s\n", i, i%977, strings.Repeat("x", 80))
+		prev.WriteString(row)
+		if i%100 == 42 {
+			row = fmt.Sprintf("%d\tchanged %d\t%s\n", i, i%977, strings.Repeat("y", 80))
+		}
+		cur.WriteString(row)
+	}
+	var delta bytes.Buffer
+	if _, err := encodeDelta(bytes.NewReader(prev.Bytes()), bytes.NewReader(cur.Bytes()), &delta); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(cur.Len()))
+	b.ResetTimer()
+	for range b.N {
+		if err := applyDelta(bytes.NewReader(prev.Bytes()), bytes.NewReader(delta.Bytes()), io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

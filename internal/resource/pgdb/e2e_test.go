@@ -202,6 +202,8 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("CopiedTags", func(t *testing.T) { copiedTags(t, ca, orders) })
+
 	t.Run("AWSCLI", func(t *testing.T) {
 		awsBin := testutil.RequireTool(t, "aws")
 		out := awsCLI(t, awsBin, e, "start-backup-job", "--backup-vault-name", "vault", "--resource-arn", orders, "--iam-role-arn", roleA)

@@ -2,6 +2,7 @@ package pgdb_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -225,4 +226,21 @@ func manifestOf(t testing.TB, snap resource.Snapshot) *pgdb.Manifest {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// builtWithTables is how many post-data entries (indexes, keys) a restore
+// built as soon as their table was loaded.
+func builtWithTables(t testing.TB, res resource.RestoreResult) int64 {
+	t.Helper()
+	b, err := json.Marshal(res.Details)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		N *int64 `json:"post_data_with_tables"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil || d.N == nil {
+		t.Fatalf("restore details %s: no post_data_with_tables (%v)", b, err)
+	}
+	return *d.N
 }

@@ -53,13 +53,17 @@ func backupErr(t testing.TB, p *pgdb.Plugin, r *backup.Resource) (resource.Backu
 }
 
 func backupInto(p *pgdb.Plugin, repo *repository.Repository, r *backup.Resource, parent *resource.Snapshot) (resource.BackupResult, repository.WriterStats, error) {
+	return backupWith(p, repo, r, parent, nopProgress{})
+}
+
+func backupWith(p *pgdb.Plugin, repo *repository.Repository, r *backup.Resource, parent *resource.Snapshot, pr resource.Progress) (resource.BackupResult, repository.WriterStats, error) {
 	var res resource.BackupResult
 	var stats repository.WriterStats
 	var session *repository.Writer
 	err := repo.WithWriter(context.Background(), func(ctx context.Context, w *repository.Writer) error {
 		var err error
 		session = w
-		res, err = p.Backup(ctx, resource.BackupRequest{Resource: r, Session: w, Parent: parent, Progress: nopProgress{}})
+		res, err = p.Backup(ctx, resource.BackupRequest{Resource: r, Session: w, Parent: parent, Progress: pr})
 		return err
 	})
 	if session != nil {
@@ -81,6 +85,11 @@ func backupDB(t testing.TB, p *pgdb.Plugin, repo *repository.Repository, r *back
 // restoreDB restores snap as a new database id and finishes it.
 func restoreDB(t testing.TB, p *pgdb.Plugin, snap resource.Snapshot, src *backup.Resource, id string, settings map[string]string) (resource.RestoreResult, error) {
 	t.Helper()
+	return restoreWith(t, p, snap, src, id, settings, nopProgress{})
+}
+
+func restoreWith(t testing.TB, p *pgdb.Plugin, snap resource.Snapshot, src *backup.Resource, id string, settings map[string]string, pr resource.Progress) (resource.RestoreResult, error) {
+	t.Helper()
 	spec := &backup.RestoreSpec{Target: backup.RestoreTarget{New: true, ID: id}, Settings: map[string]string{pgdb.KeyEngine: pgdb.EnginePostgres}}
 	for k, v := range settings {
 		spec.Settings[k] = v
@@ -89,7 +98,7 @@ func restoreDB(t testing.TB, p *pgdb.Plugin, snap resource.Snapshot, src *backup
 	rp := &backup.RecoveryPoint{Arn: backup.RecoveryPointArn(sc.Region, sc.AccountID, "rp"), ResourceArn: src.Arn, ResourceType: pgdb.ResourceType,
 		Tags: map[string]string{"team": "db"}}
 	res, err := p.Restore(context.Background(), resource.RestoreRequest{JobID: "JOB-" + id, Scope: sc, Spec: spec, RecoveryPoint: rp,
-		Snapshot: snap, Created: time.Now(), Progress: nopProgress{}, CopySourceTags: true})
+		Snapshot: snap, Created: time.Now(), Progress: pr, CopySourceTags: true})
 	if err == nil && res.Finish != nil {
 		err = res.Finish(context.Background())
 	}
@@ -117,4 +126,9 @@ func TestLargeRoundTrip(t *testing.T) {
 	}
 	t.Logf("restore in %v: %+v", time.Since(start), rres.Details)
 	sameDatabase(t, s, src.ID, s, id)
+	// Primary keys and unique constraints of customers, orders, the two
+	// partitions, cache, empty and the quoted table, and orders' index.
+	if n := builtWithTables(t, rres); n < 8 {
+		t.Errorf("%d post-data entries built with their table, want every table's keys and indexes (8 or more)", n)
+	}
 }

@@ -77,6 +77,9 @@ type Manifest struct {
 	// Roles are the roles the dump's privileges name (grantees, default
 	// privilege owners); a restore needs them on the target server.
 	Roles []string `json:"roles"`
+	// TableIndexes says Table.Indexes and Table.Constraints are recorded
+	// (backups before them build every index after the last table).
+	TableIndexes bool `json:"table_indexes,omitempty"`
 }
 
 // Table is one table's data.
@@ -104,6 +107,12 @@ type Table struct {
 	Checksum       string `json:"checksum"`
 	ChecksumMethod string `json:"checksum_method"`
 	Bytes          int64  `json:"bytes"` // COPY text bytes
+	// Indexes and Constraints name the table's indexes and its primary
+	// key, unique and exclusion constraints (Manifest.TableIndexes): a
+	// restore builds their post-data entries as soon as the table's rows
+	// are in, while other tables still load.
+	Indexes     []string `json:"indexes,omitempty"`
+	Constraints []string `json:"constraints,omitempty"`
 }
 
 // Layer is one layer of a table's stored rows.

@@ -2,6 +2,8 @@ package pgdb
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"sync"
 
 	"coffer/internal/resource"
@@ -11,17 +13,38 @@ import (
 // large objects) into one truthful byte count: done only grows; the total
 // is the sum of the items' estimates, each raised to what was already
 // done and corrected to the item's size when it ends.
+//
+// It also counts tables: those whose item named counted+table ended, of
+// those expected, and the bytes of rows ("t:" items), and gives them as
+// the job's running status (resource.StatusReporter) when the job offers
+// one: "12 of 40 tables backed up, 1048576 of 4194304 bytes of rows".
 type tracker struct {
 	mu          sync.Mutex
 	pr          resource.Progress
+	sr          resource.StatusReporter
 	done, total int64
 	items       map[string]*item
+	// counted prefixes the items whose end counts a table done; verb
+	// says what was done; phase, when set, is what runs after the
+	// tables.
+	counted, verb, phase   string
+	tables, tablesDone     int
+	rowsDone, rowsExpected int64
+	status                 string // last status given
 }
 
-type item struct{ done, est int64 }
+type item struct {
+	done, est int64
+	ended     bool
+}
 
-func newTracker(pr resource.Progress) *tracker {
-	return &tracker{pr: pr, items: map[string]*item{}}
+// rowItem prefixes the items of tables' rows.
+const rowItem = "t:"
+
+func newTracker(pr resource.Progress, counted, verb string) *tracker {
+	t := &tracker{pr: pr, items: map[string]*item{}, counted: counted, verb: verb}
+	t.sr, _ = pr.(resource.StatusReporter)
+	return t
 }
 
 // expect registers an item and its estimated size.
@@ -30,6 +53,20 @@ func (t *tracker) expect(name string, est int64) {
 	defer t.mu.Unlock()
 	t.items[name] = &item{est: est}
 	t.total += est
+	if strings.HasPrefix(name, t.counted) {
+		t.tables++
+	}
+	if strings.HasPrefix(name, rowItem) {
+		t.rowsExpected += est
+	}
+}
+
+// setPhase names what runs once the tables are done ("" for nothing).
+func (t *tracker) setPhase(phase string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.phase = phase
+	t.report()
 }
 
 // add reports n more bytes of item name.
@@ -43,8 +80,15 @@ func (t *tracker) add(name string, n int64) {
 	}
 	it.done += n
 	t.done += n
+	rows := strings.HasPrefix(name, rowItem)
+	if rows {
+		t.rowsDone += n
+	}
 	if it.done > it.est {
 		t.total += it.done - it.est
+		if rows {
+			t.rowsExpected += it.done - it.est
+		}
 		it.est = it.done
 	}
 	t.report()
@@ -59,12 +103,23 @@ func (t *tracker) finish(name string, size int64) {
 		it = &item{}
 		t.items[name] = it
 	}
+	rows := strings.HasPrefix(name, rowItem)
 	if size > it.done {
 		t.done += size - it.done
+		if rows {
+			t.rowsDone += size - it.done
+		}
 		it.done = size
 	}
 	t.total += it.done - it.est
+	if rows {
+		t.rowsExpected += it.done - it.est
+	}
 	it.est = it.done
+	if strings.HasPrefix(name, t.counted) && !it.ended {
+		t.tablesDone++
+	}
+	it.ended = true
 	t.report()
 }
 
@@ -72,6 +127,23 @@ func (t *tracker) report() {
 	if t.pr != nil {
 		t.pr.Update(t.done, max(t.total, t.done))
 	}
+	if t.sr != nil {
+		msg := t.statusLocked()
+		if msg != t.status {
+			t.status = msg
+			t.sr.SetStatus(msg)
+		}
+	}
+}
+
+// statusLocked is the running status: tables done of expected, bytes of
+// rows done of expected, and the phase after the tables.
+func (t *tracker) statusLocked() string {
+	msg := fmt.Sprintf("%d of %d tables %s, %d of %d bytes of rows", t.tablesDone, t.tables, t.verb, t.rowsDone, max(t.rowsExpected, t.rowsDone))
+	if t.phase != "" {
+		msg += "; " + t.phase
+	}
+	return msg
 }
 
 // countWriter counts bytes and lines passing to a progress item,

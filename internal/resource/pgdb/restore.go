@@ -8,11 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,7 +71,7 @@ func (p *Plugin) Restore(ctx context.Context, req resource.RestoreRequest) (reso
 	if err != nil {
 		return resource.RestoreResult{}, caller(fmt.Errorf("%w: %w", resource.ErrInvalid, err), "The restore of recovery point "+req.RecoveryPoint.Arn+" failed")
 	}
-	r := &restorer{p: p, srv: srv, req: req, st: st, final: md.Identifier, staging: StagingName(req.JobID), prog: newTracker(req.Progress)}
+	r := &restorer{p: p, srv: srv, req: req, st: st, final: md.Identifier, staging: StagingName(req.JobID), prog: newTracker(req.Progress, "v:", "restored and verified")}
 	start := time.Now()
 	res, err := r.run(ctx)
 	if err != nil {
@@ -102,6 +101,8 @@ type restorer struct {
 	major          int
 	created        bool
 	countOnly      atomic.Int64 // tables verified by row count only
+	tool           tool         // pg_restore
+	post           *postPlan    // the post-data archive and its split
 	// probes are the target server's checksum probes (checksumProbes):
 	// a table's checksum is compared where they equal the source's.
 	probes map[string]string
@@ -162,7 +163,16 @@ func (r *restorer) run(ctx context.Context) (resource.RestoreResult, error) {
 		r.prog.expect("v:"+t.qualified(), t.Bytes)
 	}
 	phases := map[string]float64{}
+	status := map[string]string{
+		"create":         "creating the database",
+		"pre_data":       "creating the schema",
+		"post_data_list": "creating the schema",
+		"data":           "",
+		"post_data":      "building the other constraints, triggers and indexes",
+		"verify":         "verifying the large objects and sequences",
+	}
 	phase := func(name string, f func() error) error {
+		r.prog.setPhase(status[name])
 		start := time.Now()
 		err := f()
 		phases[name] = time.Since(start).Seconds()
@@ -171,13 +181,28 @@ func (r *restorer) run(ctx context.Context) (resource.RestoreResult, error) {
 	if err := phase("create", func() error { return r.createStaging(ctx, maint) }); err != nil {
 		return res, err
 	}
-	if err := phase("pre_data", func() error { return r.pgRestore(ctx, pgRestore, preDataName, "pre", false) }); err != nil {
+	if err := phase("pre_data", func() error { return r.pgRestore(ctx, pgRestore, preDataName, "pre") }); err != nil {
 		return res, err
 	}
+	r.tool = pgRestore
+	if err := phase("post_data_list", func() error {
+		var err error
+		r.post, err = r.preparePost(ctx, pgRestore)
+		return err
+	}); err != nil {
+		return res, err
+	}
+	defer r.post.close()
 	if err := phase("data", func() error { return r.loadData(ctx) }); err != nil {
 		return res, err
 	}
-	if err := phase("post_data", func() error { return r.pgRestore(ctx, pgRestore, postDataName, "post", true) }); err != nil {
+	if err := phase("post_data", func() error {
+		if err := r.restoreEntries(ctx, pgRestore, r.post, r.post.rest, r.post.all, r.p.workers(), "rest.list"); err != nil {
+			return err
+		}
+		r.prog.finish("post", man.PostDataSize)
+		return nil
+	}); err != nil {
 		return res, err
 	}
 	var rows int64
@@ -208,7 +233,7 @@ func (r *restorer) run(ctx context.Context) (resource.RestoreResult, error) {
 			r.final, r.srv.ID, len(man.Tables), rows, man.LargeObjects.Count, bytes, r.verified()),
 		Details: details{Server: r.srv.ID, Database: r.final, Tables: len(man.Tables), Rows: rows, Bytes: bytes,
 			LargeObjects: man.LargeObjects.Count, Sequences: len(man.Sequences), Verified: true, CountOnly: r.countOnly.Load(),
-			SourceVersion: man.ServerVersion, TargetVersion: version, PgRestoreVersion: pgRestore.version, Owner: r.srv.User, Seconds: phases},
+			PostDataWithTables: r.post.built.Load(), SourceVersion: man.ServerVersion, TargetVersion: version, PgRestoreVersion: pgRestore.version, Owner: r.srv.User, Seconds: phases},
 		Finish:  r.finish,
 		Discard: r.discard,
 	}
@@ -225,20 +250,24 @@ func (r *restorer) verified() string {
 
 // details are recorded as the job's ResultJSON.
 type details struct {
-	Server           string `json:"server"`
-	Database         string `json:"database"`
-	Tables           int    `json:"tables"`
-	Rows             int64  `json:"rows"`
-	Bytes            int64  `json:"bytes"`
-	LargeObjects     int64  `json:"large_objects"`
-	Sequences        int    `json:"sequences"`
-	Verified         bool   `json:"verified"`
-	CountOnly        int64  `json:"tables_verified_by_count_only,omitempty"`
-	SourceVersion    string `json:"source_server_version"`
-	TargetVersion    string `json:"target_server_version"`
-	PgRestoreVersion string `json:"pg_restore_version"`
-	Owner            string `json:"owner"`
-	// Seconds each phase took: create, pre_data, data, post_data, verify.
+	Server       string `json:"server"`
+	Database     string `json:"database"`
+	Tables       int    `json:"tables"`
+	Rows         int64  `json:"rows"`
+	Bytes        int64  `json:"bytes"`
+	LargeObjects int64  `json:"large_objects"`
+	Sequences    int    `json:"sequences"`
+	Verified     bool   `json:"verified"`
+	CountOnly    int64  `json:"tables_verified_by_count_only,omitempty"`
+	// PostDataWithTables counts the post-data entries (indexes, keys)
+	// built as soon as their table was loaded.
+	PostDataWithTables int64  `json:"post_data_with_tables"`
+	SourceVersion      string `json:"source_server_version"`
+	TargetVersion      string `json:"target_server_version"`
+	PgRestoreVersion   string `json:"pg_restore_version"`
+	Owner              string `json:"owner"`
+	// Seconds each phase took: create, pre_data, post_data_list, data
+	// (with the tables' own indexes), post_data, verify.
 	Seconds map[string]float64 `json:"seconds"`
 }
 
@@ -265,10 +294,10 @@ func (r *restorer) createStaging(ctx context.Context, maint *pgx.Conn) error {
 	return nil
 }
 
-// pgRestore runs pg_restore for one schema archive: from its stream, or
-// (parallel) from a private temporary copy, since pg_restore -j needs a
-// file. The archives hold DDL only, never rows.
-func (r *restorer) pgRestore(ctx context.Context, t tool, file, item string, parallel bool) error {
+// pgRestore runs pg_restore for one schema archive from its stream in one
+// transaction (the pre-data; the post-data goes through preparePost and
+// restoreEntries). The archives hold DDL only, never rows.
+func (r *restorer) pgRestore(ctx context.Context, t tool, file, item string) error {
 	node, ok := r.st.files[file]
 	if !ok {
 		return fmt.Errorf("%w: the backup has no %s", resource.ErrCorrupt, file)
@@ -279,44 +308,16 @@ func (r *restorer) pgRestore(ctx context.Context, t tool, file, item string, par
 	br := newBlobReader(ctx, r.req.Snapshot.Loader, node.Content, 4)
 	defer br.Close()
 	cw := &countWriter{t: r.prog, name: item}
-	var cmd *exec.Cmd
-	tmp := ""
-	if parallel && r.p.workers() > 1 {
-		dir, err := os.MkdirTemp(r.p.TempDir, "coffer-pgrestore-")
-		if err != nil {
-			return fmt.Errorf("restore: temporary directory: %w", err)
-		}
-		defer os.RemoveAll(dir)
-		tmp = dir
-		path := dir + "/" + file
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			return fmt.Errorf("restore: %w", err)
-		}
-		_, err = io.Copy(f, io.TeeReader(br, cw))
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("restore: read %s: %w", file, err)
-		}
-		cmd = r.srv.command(ctx, t, append(args, "--jobs="+strconv.Itoa(r.p.workers()), path)...)
-	} else {
-		cmd = r.srv.command(ctx, t, append(args, "--single-transaction")...)
-		cmd.Stdin = io.TeeReader(br, cw)
-	}
+	cmd := r.srv.command(ctx, t, append(args, "--single-transaction")...)
+	cmd.Stdin = io.TeeReader(br, cw)
 	var stderr stderrTail
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		msg := stderr.summary(r.srv)
-		if tmp != "" {
-			msg = strings.ReplaceAll(msg, tmp+"/", "")
-		}
 		return failed(nil, "pg_restore of the %s into database %s on server %s failed: %s", strings.TrimSuffix(file, ".pgdump"),
-			r.staging, r.srv.ID, msg)
+			r.staging, r.srv.ID, stderr.summary(r.srv))
 	}
 	cw.flush()
 	r.prog.finish(item, node.Size)
@@ -359,44 +360,36 @@ func (r *restorer) loadData(ctx context.Context) error {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return man.Tables[order[a]].Bytes > man.Tables[order[b]].Bytes })
+	// The work is a queue of tasks: the large objects and each table's
+	// load, largest first; a loaded table's verification and index
+	// builds go to the front, as separate tasks any session takes, so
+	// that at the end a session that has nothing left to load verifies
+	// or indexes the last large table beside the one building another
+	// of its indexes (pg_restore -j likewise builds one index per job).
+	q := &taskQueue{}
+	if man.LargeObjects.Count > 0 {
+		q.push(false, restoreTask{kind: taskLargeObjects})
+	}
+	for _, i := range order {
+		q.push(false, restoreTask{kind: taskLoad, table: i})
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	tasks := make(chan int)
-	const loTask = -1
-	g.Go(func() error {
-		defer close(tasks)
-		if man.LargeObjects.Count > 0 {
-			select {
-			case tasks <- loTask:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		for _, i := range order {
-			select {
-			case tasks <- i:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		return nil
-	})
+	stop := context.AfterFunc(gctx, q.cancel)
+	defer stop()
 	for _, c := range conns {
 		g.Go(func() error {
-			for i := range tasks {
-				var err error
-				if i == loTask {
-					err = r.loadLargeObjects(gctx, c)
-				} else if err = r.loadTable(gctx, c, &man.Tables[i]); err == nil {
-					// Verified at once, while the other sessions
-					// still load: its rows are final (post-data
-					// adds indexes, constraints and triggers only).
-					err = r.verifyTable(gctx, c, &man.Tables[i])
+			for {
+				tk, ok := q.pop()
+				if !ok {
+					return gctx.Err()
 				}
+				err := r.runTask(gctx, c, tk, q)
+				q.done()
 				if err != nil {
+					q.cancel()
 					return err
 				}
 			}
-			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -408,6 +401,129 @@ func (r *restorer) loadData(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Kinds of restore tasks.
+const (
+	taskLargeObjects = iota
+	taskLoad
+	taskVerify
+	taskPost
+)
+
+// restoreTask is one piece of loadData's work: table is an index into
+// Manifest.Tables, lines the post-data entries of a taskPost.
+type restoreTask struct {
+	kind, table int
+	lines       []string
+}
+
+// bigTable is the size from which a table's post-data entries are built
+// one per task (in parallel); smaller tables build theirs in one task.
+const bigTable = 64 << 20
+
+// runTask runs tk on session c; a load queues the table's verification
+// and index builds.
+func (r *restorer) runTask(ctx context.Context, c *pgx.Conn, tk restoreTask, q *taskQueue) error {
+	man := r.st.man
+	switch tk.kind {
+	case taskLargeObjects:
+		return r.loadLargeObjects(ctx, c)
+	case taskLoad:
+		if err := r.loadTable(ctx, c, &man.Tables[tk.table]); err != nil {
+			return err
+		}
+		// Its rows are final (post-data adds indexes, constraints and
+		// triggers only): verified and indexed now, while other tables
+		// still load.
+		follow := []restoreTask{{kind: taskVerify, table: tk.table}}
+		if r.post != nil && !r.post.all {
+			lines := r.post.perTable[tk.table]
+			switch {
+			case len(lines) == 0:
+			case man.Tables[tk.table].Bytes >= bigTable:
+				for _, l := range lines {
+					follow = append(follow, restoreTask{kind: taskPost, table: tk.table, lines: []string{l}})
+				}
+			default:
+				follow = append(follow, restoreTask{kind: taskPost, table: tk.table, lines: lines})
+			}
+		}
+		q.push(true, follow...)
+		return nil
+	case taskVerify:
+		return r.verifyTable(ctx, c, &man.Tables[tk.table])
+	default:
+		n := r.post.seq.Add(1)
+		err := r.restoreEntries(ctx, r.tool, r.post, tk.lines, false, 1, "entries-"+strconv.FormatInt(n, 10)+".list")
+		if err == nil {
+			r.post.built.Add(int64(len(tk.lines)))
+		}
+		return err
+	}
+}
+
+// taskQueue hands restore tasks to sessions: pop waits while none is
+// queued but some still run (they may queue more), and reports false once
+// all is done or the queue is cancelled.
+type taskQueue struct {
+	mu        sync.Mutex
+	cond      *sync.Cond
+	tasks     []restoreTask
+	running   int
+	cancelled bool
+}
+
+func (q *taskQueue) init() {
+	if q.cond == nil {
+		q.cond = sync.NewCond(&q.mu)
+	}
+}
+
+// push queues tasks, at the front when first.
+func (q *taskQueue) push(first bool, tasks ...restoreTask) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.init()
+	if first {
+		q.tasks = append(append([]restoreTask(nil), tasks...), q.tasks...)
+	} else {
+		q.tasks = append(q.tasks, tasks...)
+	}
+	q.cond.Broadcast()
+}
+
+func (q *taskQueue) pop() (restoreTask, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.init()
+	for !q.cancelled && len(q.tasks) == 0 && q.running > 0 {
+		q.cond.Wait()
+	}
+	if q.cancelled || len(q.tasks) == 0 {
+		return restoreTask{}, false
+	}
+	tk := q.tasks[0]
+	q.tasks = q.tasks[1:]
+	q.running++
+	return tk, true
+}
+
+// done ends a popped task.
+func (q *taskQueue) done() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.init()
+	q.running--
+	q.cond.Broadcast()
+}
+
+func (q *taskQueue) cancel() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.init()
+	q.cancelled = true
+	q.cond.Broadcast()
 }
 
 func (r *restorer) loadTable(ctx context.Context, c *pgx.Conn, t *Table) error {
