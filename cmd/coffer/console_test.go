@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	backupapi "github.com/aws/aws-sdk-go-v2/service/backup"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -248,6 +251,46 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("%d JavaScript dialogs opened", dialogs.Load())
 	}
 
+	// A backup plan made on the Plans page: listed with its rule, its
+	// resources and its next runs; edited; then seen through the AWS API.
+	const fsID = "fs-0123456789abcdef0"
+	fsResource := "arn:aws:elasticfilesystem:" + rRegion + ":111111111111:file-system/" + fsID
+	planCard := `//section[@aria-label='Plan console-plan']`
+	run("create plan", chromedp.Click(link("Plans")), chromedp.WaitVisible(button("Create plan")),
+		chromedp.SendKeys(field("Plan name"), "console-plan"), chromedp.SetValue(field("Target vault"), "console-vault"),
+		chromedp.SetValue(field("Schedule expression"), "cron(30 2 ? * * *)"),
+		chromedp.Click(`//label[contains(., '`+fsID+`')]/input`), chromedp.Click(button("Create plan")),
+		chromedp.WaitVisible(planCard+`//ul[@aria-label='Next runs of console-plan']/li[contains(., '02:30:00 UTC (DailyBackups)')]`),
+		chromedp.WaitVisible(planCard+`//table[@aria-label='Resources of console-plan']//td[normalize-space(.)='`+fsResource+`']`),
+		chromedp.WaitVisible(planCard+`//table[@aria-label='Rules of console-plan']//td[normalize-space(.)='delete after 35 d']`))
+	shot("plans")
+	run("edit plan", chromedp.Click(`//a[@aria-label='Edit plan console-plan']`), chromedp.WaitVisible(button("Save plan")),
+		chromedp.SetValue(field("Delete after"), "7"), chromedp.Click(button("Save plan")),
+		chromedp.WaitVisible(planCard+`//table[@aria-label='Rules of console-plan']//td[normalize-space(.)='delete after 7 d']`))
+	api := backupapi.New(backupapi.Options{Region: rRegion, BaseEndpoint: aws.String(base),
+		Credentials: credentials.NewStaticCredentialsProvider(consoleKeyA, consoleSecretA, ""), RetryMaxAttempts: 1})
+	plans, err := api.ListBackupPlans(bctx, &backupapi.ListBackupPlansInput{})
+	if err != nil || len(plans.BackupPlansList) != 1 || aws.ToString(plans.BackupPlansList[0].BackupPlanName) != "console-plan" {
+		t.Fatalf("ListBackupPlans: %v %+v", err, plans)
+	}
+	planID := plans.BackupPlansList[0].BackupPlanId
+	got, err := api.GetBackupPlan(bctx, &backupapi.GetBackupPlanInput{BackupPlanId: planID})
+	if err != nil || len(got.BackupPlan.Rules) != 1 {
+		t.Fatalf("GetBackupPlan: %v %+v", err, got)
+	}
+	if r := got.BackupPlan.Rules[0]; aws.ToString(r.TargetBackupVaultName) != "console-vault" || aws.ToString(r.ScheduleExpression) != "cron(30 2 ? * * *)" ||
+		r.Lifecycle == nil || aws.ToInt64(r.Lifecycle.DeleteAfterDays) != 7 || aws.ToString(r.RuleName) != "DailyBackups" {
+		t.Errorf("the plan's rule through the API: %+v", r)
+	}
+	sels, err := api.ListBackupSelections(bctx, &backupapi.ListBackupSelectionsInput{BackupPlanId: planID})
+	if err != nil || len(sels.BackupSelectionsList) != 1 {
+		t.Fatalf("ListBackupSelections: %v %+v", err, sels)
+	}
+	sel, err := api.GetBackupSelection(bctx, &backupapi.GetBackupSelectionInput{BackupPlanId: planID, SelectionId: sels.BackupSelectionsList[0].SelectionId})
+	if err != nil || len(sel.BackupSelection.Resources) != 1 || sel.BackupSelection.Resources[0] != fsResource {
+		t.Fatalf("GetBackupSelection: %v %+v", err, sel)
+	}
+
 	// The browser's session cookie: HttpOnly, SameSite=Strict.
 	res, err := chromedp.Call(bctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base + "/console/"}})
 	if err != nil {
@@ -292,12 +335,38 @@ func TestConsoleInBrowser(t *testing.T) {
 		map[string]string{"X-CSRF-Token": cb.csrf}); code != 404 {
 		t.Errorf("B restores A's recovery point: %d %v", code, out)
 	}
+	// B sees no plan of A's and cannot change or delete it.
+	if code, _, bp := cb.do("GET", "plans", nil, nil); code != 200 || len(bp) != 0 {
+		t.Errorf("B lists plans: %d %v", code, bp)
+	}
+	for _, p := range []string{"plans/update", "plans/delete"} {
+		body := map[string]any{"id": aws.ToString(planID), "name": "stolen", "ruleName": "r", "schedule": "cron(0 5 ? * * *)", "vaultName": "console-vault",
+			"resources": []string{"*"}}
+		if p == "plans/delete" {
+			body = map[string]any{"id": aws.ToString(planID)}
+		}
+		if code, out, _ := cb.do("POST", p, body, map[string]string{"X-CSRF-Token": cb.csrf}); code != 404 {
+			t.Errorf("B POST %s of A's plan: %d %v", p, code, out)
+		}
+	}
 	if _, _, bj := cb.do("GET", "jobs?all=1", nil, nil); len(bj) != 0 {
 		t.Errorf("B sees %d jobs with all=1", len(bj))
 	}
 	// The management account's organization view sees every account.
 	if _, _, aj := ca.do("GET", "jobs?all=1", nil, nil); len(aj) < 2 {
 		t.Errorf("organization view: %d jobs", len(aj))
+	}
+
+	// A plan deleted through the console is gone from the AWS API, with
+	// its selection; a forged CSRF token deletes nothing.
+	if code, _, _ := ca.do("POST", "plans/delete", map[string]string{"id": aws.ToString(planID)}, map[string]string{"X-CSRF-Token": "forged"}); code != 403 {
+		t.Errorf("plan delete with a forged CSRF token: %d", code)
+	}
+	if code, out, _ := ca.do("POST", "plans/delete", map[string]string{"id": aws.ToString(planID)}, map[string]string{"X-CSRF-Token": ca.csrf}); code != 200 {
+		t.Fatalf("delete plan: %d %v", code, out)
+	}
+	if plans, err := api.ListBackupPlans(context.Background(), &backupapi.ListBackupPlansInput{}); err != nil || len(plans.BackupPlansList) != 0 {
+		t.Errorf("plans after delete: %v %+v", err, plans)
 	}
 
 	// Sign-out ends the session.

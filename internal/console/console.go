@@ -190,6 +190,10 @@ func (c *Console) routes() {
 		{"POST", "restore/preview", "PreviewRestore", c.previewRestore, false},
 		{"POST", "restore", "StartRestore", c.startRestore, false},
 		{"GET", "jobs", "ListJobs", c.listJobs, false},
+		{"GET", "plans", "ListPlans", c.listPlans, false},
+		{"POST", "plans", "CreatePlan", c.createPlan, false},
+		{"POST", "plans/update", "UpdatePlan", c.updatePlan, false},
+		{"POST", "plans/delete", "DeletePlan", c.deletePlan, false},
 		{"GET", "job", "DescribeJob", c.describeJob, false},
 	} {
 		c.mux.Handle(e.method+" "+Prefix+"api/"+e.path, c.endpoint(e.name, e.h, e.public))

@@ -388,6 +388,102 @@
       out);
   }
 
+  // Schedules offered by the plan form (the expression field is the truth).
+  const schedulePresets = [
+    ['Daily at 05:00', 'cron(0 5 ? * * *)'], ['Every hour', 'cron(0 * ? * * *)'], ['Every 12 hours', 'rate(12 hours)'],
+    ['Weekly, Sunday 05:00', 'cron(0 5 ? * 1 *)'], ['Monthly, 1st 05:00', 'cron(0 5 1 * ? *)'],
+  ];
+
+  async function plansPage(params) {
+    const editID = params.get('edit') || '';
+    const [plans, vaults, resources] = await Promise.all([api('GET', 'plans'), api('GET', 'vaults'), api('GET', 'resources')]);
+    const editing = editID ? plans.find((p) => p.id === editID && p.simple) : null;
+    const rule = editing ? editing.rules[0] : null;
+    const chosen = new Set(editing && editing.selections.length ? editing.selections[0].resources : []);
+    const name = el('input', { type: 'text', name: 'planName', required: true, pattern: '[A-Za-z0-9_.\\-]{1,200}', value: editing ? editing.name : '' });
+    const ruleName = el('input', { type: 'text', name: 'ruleName', required: true, pattern: '[A-Za-z0-9_.\\-]{1,50}', value: rule ? rule.name : 'DailyBackups' });
+    const expr = el('input', { type: 'text', name: 'schedule', required: true, class: 'mono', value: rule ? rule.schedule : schedulePresets[0][1] });
+    const preset = el('select', { name: 'preset', on: { change: () => { if (preset.value) expr.value = preset.value; } } },
+      el('option', { value: '' }, 'Custom'), schedulePresets.map(([label, e]) => el('option', { value: e, selected: e === expr.value }, label)));
+    const tz = el('input', { type: 'text', name: 'timezone', value: rule ? rule.timezone : 'Etc/UTC' });
+    const vault = el('select', { name: 'vault', required: true },
+      vaults.map((v) => el('option', { value: v.name, selected: rule ? v.name === rule.vaultName : v.name === 'Default' }, v.name)));
+    const del = el('input', { type: 'number', name: 'deleteAfterDays', min: 0, max: 36500, value: rule && rule.deleteAfterDays ? rule.deleteAfterDays : 35 });
+    const cold = el('input', { type: 'number', name: 'coldAfterDays', min: 0, max: 36500, value: rule && rule.coldAfterDays ? rule.coldAfterDays : 0 });
+    const boxes = [['*', 'All resources (*)'], ...resources.map((r) => [r.arn, r.type + ' ' + r.id])].map(([arn, label]) => {
+      const box = el('input', { type: 'checkbox', value: arn, checked: chosen.has(arn) });
+      return { arn, box, label: el('label', { class: 'check' }, box, label) };
+    });
+    const msg = el('div', { role: 'status' });
+    const form = el('form', {
+      class: 'card',
+      on: {
+        submit: async (ev) => {
+          ev.preventDefault();
+          const body = {
+            name: name.value.trim(), ruleName: ruleName.value.trim(), schedule: expr.value.trim(), timezone: tz.value.trim(), vaultName: vault.value,
+            deleteAfterDays: parseInt(del.value || '0', 10), coldAfterDays: parseInt(cold.value || '0', 10),
+            resources: boxes.filter((b) => b.box.checked).map((b) => b.arn),
+          };
+          try {
+            if (editing) {
+              await api('POST', 'plans/update', Object.assign(body, { id: editing.id, versionId: editing.versionId }));
+              location.hash = '#/plans';
+            } else {
+              await api('POST', 'plans', body);
+              render();
+            }
+          } catch (err) { msg.replaceChildren(errorLine(err)); }
+        },
+      },
+    },
+    el('h2', {}, editing ? 'Edit plan ' + editing.name : 'Create a backup plan'),
+    el('label', {}, 'Plan name', name),
+    el('fieldset', {}, el('legend', {}, 'Rule'),
+      el('label', {}, 'Rule name', ruleName),
+      el('label', {}, 'Schedule', preset), el('label', {}, 'Schedule expression', expr), el('label', {}, 'Timezone', tz),
+      el('label', {}, 'Target vault', vault),
+      el('label', {}, 'Delete after (days, 0: never)', del), el('label', {}, 'Move to cold storage after (days, 0: never)', cold)),
+    el('fieldset', { class: 'choices' }, el('legend', {}, 'Resources'), boxes.map((b) => b.label)),
+    el('p', {}, el('button', { type: 'submit' }, editing ? 'Save plan' : 'Create plan'),
+      editing ? [' ', el('a', { href: '#/plans' }, 'Cancel')] : ''),
+    msg);
+    const cards = plans.map((p) => {
+      const rules = p.rules.map((r) => el('tr', {},
+        el('td', {}, r.name), el('td', { class: 'mono' }, r.schedule + (r.timezone && r.timezone !== 'Etc/UTC' ? ' ' + r.timezone : '')),
+        el('td', {}, r.vaultName),
+        el('td', {}, (r.coldAfterDays ? 'cold after ' + r.coldAfterDays + ' d, ' : '') + (r.deleteAfterDays ? 'delete after ' + r.deleteAfterDays + ' d' : 'kept forever')),
+        el('td', { class: 'num' }, r.startWindowMinutes + ' / ' + r.completionWindowMinutes + ' min'),
+        el('td', { class: 'num' }, r.copyActions || '')));
+      const sels = p.selections.map((s) => el('tr', {},
+        el('td', {}, s.name),
+        el('td', { class: 'mono' }, s.resources.join(', ') || (s.byTags ? '(by tags)' : '')),
+        el('td', { class: 'mono' }, s.notResources.join(', '))));
+      const next = p.nextRuns.map((r) => el('li', {}, fmtTime(r.time) + ' (' + r.rule + ')'));
+      const actions = el('p', {},
+        p.simple ? el('a', { href: '#/plans?' + q({ edit: p.id }), 'aria-label': 'Edit plan ' + p.name }, 'Edit')
+          : el('span', { class: 'muted' }, 'Several rules or selections, copies or tag selections: edit through the API.'),
+        ' ',
+        el('button', {
+          type: 'button', class: 'danger', 'aria-label': 'Delete plan ' + p.name,
+          on: {
+            click: async () => {
+              if (!confirm('Delete plan ' + p.name + ' and its resource assignments?')) return;
+              try { await api('POST', 'plans/delete', { id: p.id }); render(); } catch (err) { msg.replaceChildren(errorLine(err)); }
+            },
+          },
+        }, 'Delete'));
+      return el('section', { class: 'card plan', 'aria-label': 'Plan ' + p.name },
+        el('h2', {}, p.name), el('p', { class: 'mono muted' }, p.arn),
+        table(['Rule', 'Schedule', 'Vault', 'Lifecycle', 'Start / completion window', 'Copies'], rules, 'Rules of ' + p.name),
+        table(['Selection', 'Resources', 'Except'], sels, 'Resources of ' + p.name),
+        el('h3', {}, 'Next runs'), next.length ? el('ul', { 'aria-label': 'Next runs of ' + p.name }, next) : el('p', { class: 'muted' }, 'None'),
+        el('h3', {}, 'Last runs'), table(jobHeaders, p.lastRuns.map(jobRow), 'Last runs of ' + p.name),
+        actions);
+    });
+    page('Backup plans', form, ...(cards.length ? cards : [el('p', { class: 'muted' }, 'No backup plans yet.')]));
+  }
+
   async function jobsPage(params) {
     const kind = params.get('kind') || '';
     const st = params.get('state') || '';
@@ -442,7 +538,7 @@
 
   const pages = {
     '/dashboard': dashboard, '/vaults': vaultsPage, '/recovery-points': recoveryPointsPage, '/browse': browsePage,
-    '/restore': restorePage, '/jobs': jobsPage, '/job': jobPage,
+    '/restore': restorePage, '/jobs': jobsPage, '/job': jobPage, '/plans': plansPage,
   };
 
   async function render() {
