@@ -135,12 +135,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	}
 	defer ln.Close()
 	scheme := "http"
-	var certs *certReloader
+	var certs []*certReloader
 	if cfg.TLS.Enabled() {
-		if certs, err = newCertReloader(cfg.TLS, log); err != nil {
+		r, err := newCertReloader("tls", cfg.TLS, log)
+		if err != nil {
 			return err
 		}
-		ln, scheme = tlsListener(ln, certs), "https"
+		ln, scheme, certs = tlsListener(ln, r), "https", append(certs, r)
+	}
+	if cfg.MetricsTLS.Enabled() && cfg.MetricsListen == "" {
+		return errors.New("metrics_tls is set but the metrics listener is off: set metrics_listen or --metrics-listen")
 	}
 	var mln *metricsServer
 	if cfg.MetricsListen != "" {
@@ -148,6 +152,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 			return err
 		}
 		defer mln.close()
+		if cfg.MetricsTLS.Enabled() {
+			r, err := newCertReloader("metrics_tls", cfg.MetricsTLS, log)
+			if err != nil {
+				return err
+			}
+			mln.ln, mln.scheme, certs = tlsListener(mln.ln, r), "https", append(certs, r)
+		}
 	}
 	applyMemoryLimit(cfg, log)
 	tokenKey, err := config.LoadOrCreateSecret(filepath.Join(cfg.DataDir, config.TokenKeyFile), 32)
@@ -320,7 +331,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if mln != nil {
 		mln.serve(mets.Handler(metrics.HandlerOptions{Logger: log,
 			Ready: map[string]metrics.Check{"store": storeReady(db, cfg), "vault_storage": vaultStorageReady(cfg)}}), log)
-		log.Info("metrics serving", "metrics_listen", mln.ln.Addr().String())
+		log.Info("metrics serving", "metrics_listen", mln.ln.Addr().String(), "scheme", mln.scheme)
 	}
 	if ready != nil {
 		ready <- addr
