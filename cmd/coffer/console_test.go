@@ -139,54 +139,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	defer stop()
 	base := "http://" + addr
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 860), chromedp.Flag("disable-gpu", true))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
-	bctx, cancelT := context.WithTimeout(bctx, 5*time.Minute)
-	defer cancelT()
-	var dialogs atomic.Int32
-	opened := chromedp.Events(bctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range opened {
-			if err != nil {
-				return
-			}
-			dialogs.Add(1)
-			_, _ = chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
-		}
-	}()
-	// Each step has a generous bound of its own, so a failure names it.
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		for i, a := range actions {
-			sctx, cancel := context.WithTimeout(bctx, 60*time.Second)
-			err := chromedp.Do(sctx, a)
-			cancel()
-			if err != nil {
-				html, _ := chromedp.Run(bctx, chromedp.OuterHTML(chromedp.CSS("main")))
-				t.Fatalf("%s (action %d): %v\npage: %s", what, i, err, html)
-			}
-		}
-	}
-	shot := func(name string) {
-		t.Helper()
-		run("settle", chromedp.Sleep(300*time.Millisecond))
-		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	field := func(label string) string {
-		return `//label[contains(normalize-space(.), '` + label + `')]//*[self::input or self::select or self::textarea]`
-	}
-	button := func(name string) string { return `//button[normalize-space(.)='` + name + `']` }
-	link := func(name string) string { return `//nav//a[normalize-space(.)='` + name + `']` }
+	b := newBrowser(t, chromium, shots)
+	bctx, dialogs, run, shot := b.ctx, &b.dialogs, b.run, b.shot
+	field, button, link := consoleField, consoleButton, consoleLink
 
 	// Sign-in: a wrong secret is refused, the right one signs in.
 	run("sign-in page", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(button("Sign in")))
@@ -326,7 +281,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	if code := cb.signIn(consoleKeyB, consoleSecretB); code != 200 {
 		t.Fatalf("sign in as B: %d", code)
 	}
-	for _, p := range []string{"browse?rp=" + url.QueryEscape(rpArn), "job?kind=backup&id=" + jobID} {
+	for _, p := range []string{"browse?rp=" + url.QueryEscape(rpArn), "job?kind=backup&id=" + jobID,
+		"restore-metadata?vault=console-vault&rp=" + url.QueryEscape(rpArn)} {
 		if code, out, _ := cb.do("GET", p, nil, nil); code != 404 {
 			t.Errorf("B GET %s: %d %v", p, code, out)
 		}
@@ -388,3 +344,84 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("sign-in after 5 failures: %d, want 429", code)
 	}
 }
+
+// browser is a headless Chromium driven with chromedp; JavaScript dialogs
+// are counted (and dismissed).
+type browser struct {
+	t       *testing.T
+	ctx     context.Context
+	shots   string
+	dialogs atomic.Int32
+}
+
+func newBrowser(t *testing.T, chromium, shots string) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 860), chromedp.Flag("disable-gpu", true))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelA)
+	bctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(cancelB)
+	bctx, cancelT := context.WithTimeout(bctx, 5*time.Minute)
+	t.Cleanup(cancelT)
+	b := &browser{t: t, ctx: bctx, shots: shots}
+	opened := chromedp.Events(bctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range opened {
+			if err != nil {
+				return
+			}
+			b.dialogs.Add(1)
+			_, _ = chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}
+	}()
+	return b
+}
+
+// run does the actions of a step, each with a generous bound of its own,
+// so that a failure names it.
+func (b *browser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	for i, a := range actions {
+		sctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+		err := chromedp.Do(sctx, a)
+		cancel()
+		if err != nil {
+			html, _ := chromedp.Run(b.ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+			b.t.Fatalf("%s (action %d): %v\npage: %s", what, i, err, html)
+		}
+	}
+}
+
+// shot saves a screenshot of the page as name.png.
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	b.run("settle", chromedp.Sleep(300*time.Millisecond))
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// value is the value of the form field at sel.
+func (b *browser) value(sel string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Value(sel))
+	if err != nil {
+		b.t.Fatalf("value of %s: %v", sel, err)
+	}
+	return v
+}
+
+// XPaths by accessible name: a form field by its label, a button, a
+// navigation link.
+func consoleField(label string) string {
+	return `//label[contains(normalize-space(.), '` + label + `')]//*[self::input or self::select or self::textarea]`
+}
+
+func consoleButton(name string) string { return `//button[normalize-space(.)='` + name + `']` }
+
+func consoleLink(name string) string { return `//nav//a[normalize-space(.)='` + name + `']` }

@@ -187,6 +187,7 @@ func (c *Console) routes() {
 		{"GET", "recovery-points", "ListRecoveryPoints", c.listRecoveryPoints, false},
 		{"GET", "browse", "Browse", c.browse, false},
 		{"POST", "backup", "StartBackup", c.startBackup, false},
+		{"GET", "restore-metadata", "RestoreMetadata", c.restoreMetadata, false},
 		{"POST", "restore/preview", "PreviewRestore", c.previewRestore, false},
 		{"POST", "restore", "StartRestore", c.startRestore, false},
 		{"GET", "jobs", "ListJobs", c.listJobs, false},
