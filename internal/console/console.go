@@ -83,6 +83,8 @@ type Config struct {
 	Observer interface {
 		ObserveRequest(api, operation string, status int, elapsed time.Duration)
 	}
+	// Sessions keeps the sessions (default: in memory, lost on restart).
+	Sessions SessionStore
 }
 
 // Console serves the web console.
@@ -94,13 +96,13 @@ type Console struct {
 	assets fs.FS
 
 	mu       sync.Mutex
-	sessions map[string]*session
 	failures map[string]*failures
 }
 
+// session is the signed-in session of a request.
 type session struct {
-	account, akid, csrf string
-	expires             time.Time
+	account, akid, csrf, idHash string
+	expires                     time.Time
 }
 
 type failures struct {
@@ -129,7 +131,10 @@ func New(cfg Config, svc *service.Service) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Console{cfg: cfg, svc: svc, log: cfg.Logger, assets: assets, sessions: map[string]*session{}, failures: map[string]*failures{}}
+	if cfg.Sessions == nil {
+		cfg.Sessions = newMemSessions()
+	}
+	c := &Console{cfg: cfg, svc: svc, log: cfg.Logger, assets: assets, failures: map[string]*failures{}}
 	c.routes()
 	return c, nil
 }
@@ -341,23 +346,32 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// session returns the request's live session.
+// session returns the request's live session: one the store knows, not
+// expired, whose access key still belongs to its account (a key removed
+// from the configuration ends its sessions).
 func (c *Console) session(r *http.Request) (*session, error) {
 	ck, err := r.Cookie(cookieName)
-	if err != nil || ck.Value == "" {
+	if err != nil || ck.Value == "" || len(ck.Value) > 128 {
 		return nil, fail(http.StatusUnauthorized, "not signed in")
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s, ok := c.sessions[ck.Value]
-	if !ok {
+	h := idHash(ck.Value)
+	st, err := c.cfg.Sessions.GetSession(r.Context(), h)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
 		return nil, fail(http.StatusUnauthorized, "not signed in")
 	}
-	if !c.cfg.Clock.Now().Before(s.expires) {
-		delete(c.sessions, ck.Value)
+	if !c.cfg.Clock.Now().Before(st.Expires) {
+		if err := c.cfg.Sessions.DeleteSession(r.Context(), h); err != nil {
+			c.log.Warn("console: expired session not deleted", "err", err)
+		}
 		return nil, fail(http.StatusUnauthorized, "session expired; sign in again")
 	}
-	return s, nil
+	if k, ok := c.cfg.Keys[st.AccessKeyID]; !ok || k.Account != st.AccountID {
+		return nil, fail(http.StatusUnauthorized, "not signed in")
+	}
+	return &session{account: st.AccountID, akid: st.AccessKeyID, csrf: csrfOf(ck.Value), idHash: h, expires: st.Expires}, nil
 }
 
 // clientAddr is the address failed sign-ins are counted against.
@@ -430,21 +444,20 @@ func (c *Console) signIn(_ context.Context, _ *session, r *http.Request) (any, e
 		c.log.Warn("console: sign-in failed", "remote", addr)
 		return nil, fail(http.StatusUnauthorized, "Sign-in failed: wrong access key ID or secret access key")
 	}
-	s := &session{account: key.Account, akid: in.AccessKeyID, csrf: randomHex(32), expires: now.Add(c.cfg.SessionTTL)}
 	id := randomHex(32)
-	c.mu.Lock()
-	if len(c.sessions) >= maxSessions {
-		for k, old := range c.sessions {
-			if !now.Before(old.expires) {
-				delete(c.sessions, k)
-			}
-		}
-		if len(c.sessions) >= maxSessions {
-			c.mu.Unlock()
-			return nil, fail(http.StatusServiceUnavailable, "too many sessions; try again later")
-		}
+	s := &session{account: key.Account, akid: in.AccessKeyID, csrf: csrfOf(id), idHash: idHash(id), expires: now.Add(c.cfg.SessionTTL)}
+	live, err := c.cfg.Sessions.PruneSessions(r.Context(), now)
+	if err != nil {
+		return nil, err
 	}
-	c.sessions[id] = s
+	if live >= maxSessions {
+		return nil, fail(http.StatusServiceUnavailable, "too many sessions; try again later")
+	}
+	if err := c.cfg.Sessions.CreateSession(r.Context(), StoredSession{IDHash: s.idHash, AccountID: s.account, AccessKeyID: s.akid,
+		Created: now, Expires: s.expires}); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
 	delete(c.failures, addr)
 	c.mu.Unlock()
 	c.log.Info("console: signed in", "account", s.account, "remote", addr)
@@ -462,12 +475,9 @@ func (c *Console) meOf(s *session, withToken bool) meOut {
 }
 
 func (c *Console) signOut(_ context.Context, s *session, r *http.Request) (any, error) {
-	ck, _ := r.Cookie(cookieName)
-	c.mu.Lock()
-	if ck != nil {
-		delete(c.sessions, ck.Value)
+	if err := c.cfg.Sessions.DeleteSession(r.Context(), s.idHash); err != nil {
+		return nil, err
 	}
-	c.mu.Unlock()
 	return setCookie{cookie: &http.Cookie{Name: cookieName, Value: "", Path: Prefix, HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: r.TLS != nil, MaxAge: -1}, body: map[string]bool{"signedOut": true}}, nil
 }
