@@ -17,10 +17,10 @@ import (
 	"coffer/internal/config"
 	"coffer/internal/hbr"
 	"coffer/internal/metrics"
+	"coffer/internal/repository"
 	"coffer/internal/repository/blob"
 	"coffer/internal/repository/blob/s3"
 	"coffer/internal/store"
-	"coffer/internal/vaultrepo"
 )
 
 // newLogger is the server's logger in the configured log_format.
@@ -55,7 +55,13 @@ const vaultSizeCacheTTL = 30 * time.Second
 
 // vaultSizes reads the stored bytes of every vault of every configured
 // account: the sizes of the packs its repository's index lists.
-func vaultSizes(st store.Store, repos *vaultrepo.Manager, cfg *config.Config) func(ctx context.Context) ([]metrics.VaultSize, error) {
+// vaultOpener opens a vault's repository (the shared repositories' view
+// when nodes share the store).
+type vaultOpener interface {
+	Open(ctx context.Context, v *backup.Vault) (*repository.Repository, error)
+}
+
+func vaultSizes(st store.Store, repos vaultOpener, cfg *config.Config) func(ctx context.Context) ([]metrics.VaultSize, error) {
 	var mu sync.Mutex
 	var cached []metrics.VaultSize
 	var at time.Time

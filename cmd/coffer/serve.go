@@ -31,8 +31,6 @@ import (
 	"coffer/internal/retention"
 	"coffer/internal/scheduler"
 	"coffer/internal/service"
-	"coffer/internal/store"
-	"coffer/internal/store/sqlite"
 	"coffer/internal/vaultrepo"
 	"coffer/internal/vaultrepo/localvaults"
 	"coffer/internal/vaultrepo/s3vaults"
@@ -134,6 +132,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
+	node := nodeID(cfg, ln.Addr().String())
+	// Every line names the node, but the serving line starts with the
+	// listen address (scripts and tests look for it).
+	baseLog := log
+	log = log.With("node", node)
 	scheme := "http"
 	var certs []*certReloader
 	if cfg.TLS.Enabled() {
@@ -161,15 +164,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 		}
 	}
 	applyMemoryLimit(cfg, log)
-	tokenKey, err := config.LoadOrCreateSecret(filepath.Join(cfg.DataDir, config.TokenKeyFile), 32)
+	keys, err := loadSecrets(cfg, true)
 	if err != nil {
 		return err
 	}
-	master, err := config.LoadOrCreateSecret(filepath.Join(cfg.DataDir, vaultrepo.MasterKeyFile), 32)
-	if err != nil {
-		return err
-	}
-	repos, err := openVaultRepos(cfg, master, repository.Options{Clock: clock.Real{}, Logger: log}, log)
+	tokenKey, master := keys.token, keys.master
+	// The metadata store first: a node whose keys are not the ones the
+	// store was first used with stops here, before it touches a vault.
+	db, err := openMetadata(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -179,24 +181,32 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	abandoned := false
 	defer func() {
 		if !abandoned {
-			repos.Close()
+			db.Close()
 		}
 	}()
-	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, config.MetadataDBFile))
+	if err := checkKeys(ctx, db, keys); err != nil {
+		return err
+	}
+	repos, err := openVaultRepos(cfg, master, repository.Options{Clock: clock.Real{}, Logger: log}, log)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if !abandoned {
-			db.Close()
+			repos.Close()
 		}
 	}()
+	// Nodes sharing the store learn when another one re-creates a vault.
+	var vr vaultRepos = repos
+	if cfg.UsesPostgres() {
+		vr = newSharedRepos(repos, db)
+	}
 	// With metrics on, job state changes are counted as they commit.
-	var st store.Store = db
+	st := db
 	var mets *metrics.Metrics
 	var observer observers
 	if mln != nil {
-		mets = metrics.New(metrics.Sources{QueueDepth: queueDepth(db), VaultSizes: vaultSizes(db, repos, cfg), Logger: log})
+		mets = metrics.New(metrics.Sources{QueueDepth: queueDepth(db), VaultSizes: vaultSizes(db, vr, cfg), Node: node, Logger: log})
 		st = mets.Store(db)
 		observer = observers{mets}
 	}
@@ -217,9 +227,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	// The sweeper reclaims space: it prunes vaults where recovery points
 	// were deleted and where backups or copies failed, were stopped or were
 	// interrupted (each marks its vaults), at most once per vault per sweep.
-	sweeper := &retention.Sweeper{Store: st, Repos: repos, Clock: clk, Logger: log}
-	svc, err := service.New(service.Deps{Store: st, Clock: clk, Plugins: reg, Repos: repos, VaultStorage: repos,
-		RecoveryPointData: &retention.ReclaimOnDelete{RecoveryPointData: repos, Sweeper: sweeper}, Logger: log})
+	sweeper := &retention.Sweeper{Store: st, Repos: vr, Clock: clk, Logger: log}
+	svc, err := service.New(service.Deps{Store: st, Clock: clk, Plugins: reg, Repos: vr, VaultStorage: vr,
+		RecoveryPointData: &retention.ReclaimOnDelete{RecoveryPointData: vr, Sweeper: sweeper}, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -240,13 +250,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	}
 	// Job handlers, one per kind; the runner claims jobs of these kinds.
 	handlers := []jobs.Handler{
-		&retention.ReclaimAfterFailure{Handler: &backupjob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: reg},
+		&retention.ReclaimAfterFailure{Handler: &backupjob.Handler{Store: st, Repos: vr, Clock: clk, Plugins: reg},
 			Sweeper: sweeper, Vaults: backupVaults},
-		&retention.ReclaimAfterFailure{Handler: &copyjob.Handler{Store: st, Repos: repos, Clock: clk},
+		&retention.ReclaimAfterFailure{Handler: &copyjob.Handler{Store: st, Repos: vr, Clock: clk},
 			Sweeper: sweeper, Vaults: copyVaults},
-		&restorejob.Handler{Store: st, Repos: repos, Clock: clk, Plugins: reg},
+		&restorejob.Handler{Store: st, Repos: vr, Clock: clk, Plugins: reg},
 	}
-	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Handlers: handlers, Workers: cfg.Workers, Logger: log})
+	if sr, ok := vr.(*sharedRepos); ok {
+		handlers[0] = &announceWrites{Handler: handlers[0], repos: sr, vaults: backupVaults}
+		handlers[1] = &announceWrites{Handler: handlers[1], repos: sr, vaults: copyVaults}
+	}
+	// The lease owner is the node: any node's reconciliation ends the jobs
+	// of a node that stopped heartbeating within about one lease period.
+	runner, err := jobs.New(jobs.Options{Store: st, Clock: clk, Handlers: handlers, Workers: cfg.Workers, Logger: log,
+		LeaseTTL: cfg.LeaseTTL(), Owner: node})
 	if err != nil {
 		return err
 	}
@@ -268,18 +285,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	// The Alibaba Cloud Backup (HBR) API on the same listener, with the
 	// same accounts' access keys.
 	hsrv, err := hbr.New(hbr.Config{Region: cfg.Region, RegionID: cfg.HBRRegion(), ManagementAccount: cfg.Organization.ManagementAccount,
-		AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: clk, Logger: log, Observer: observer.hbr()})
+		AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: clk, Logger: log, Nonces: hbrNonces(cfg, st), Observer: observer.hbr()})
 	if err != nil {
 		return err
 	}
 	// The web console on the same listener, with the same access keys.
-	keys := map[string]console.Key{}
+	consoleKeys := map[string]console.Key{}
 	for _, a := range cfg.Accounts {
 		for _, k := range a.AccessKeys {
-			keys[k.AccessKeyID] = console.Key{Secret: k.SecretAccessKey, Account: a.ID}
+			consoleKeys[k.AccessKeyID] = console.Key{Secret: k.SecretAccessKey, Account: a.ID}
 		}
 	}
-	ccfg := console.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount, Keys: keys, Clock: clk, Logger: log}
+	ccfg := console.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount, Keys: consoleKeys, Clock: clk, Logger: log}
 	if mets != nil {
 		ccfg.Observer = mets
 	}
@@ -305,6 +322,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	}
 	sweeperDone := make(chan struct{})
 	go func() { sweeper.Run(bg, interval); close(sweeperDone) }()
+	if cfg.UsesPostgres() {
+		go expireNonces(bg, st, clk.Now, nonceExpiryInterval, log)
+	}
 	hupDone := make(chan struct{})
 	go func() { watchHUP(bg, hup, certs, log); close(hupDone) }()
 	schedDone := make(chan struct{})
@@ -316,7 +336,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	go func() { serveErr = srv.ServeHandler(httpCtx, ln, frontEnds(srv, hsrv, cons)); close(httpDone) }()
 
 	addr := ln.Addr().String()
-	log.Info("coffer serving", "listen", addr, "scheme", scheme, "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
+	baseLog.Info("coffer serving", "listen", addr, "scheme", scheme, "node", node, "metadata", cfg.Metadata.Type, "lease", cfg.LeaseTTL(), "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
 	if zeroConfig {
 		ak := cfg.Accounts[0].AccessKeys[0]
 		if generated {

@@ -19,8 +19,6 @@ import (
 	"coffer/internal/repository/blob"
 	"coffer/internal/repository/maintenance"
 	"coffer/internal/store"
-	"coffer/internal/store/sqlite"
-	"coffer/internal/vaultrepo"
 )
 
 const vaultUsage = `usage: coffer vault check --config FILE --vault NAME [--account ID] [--read-data]
@@ -137,22 +135,21 @@ func openVault(ctx context.Context, f *vaultFlags, stderr io.Writer) (*openedVau
 	if fi, err := os.Stat(cfg.DataDir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("data_dir %s is not a directory (is --config right?)", cfg.DataDir)
 	}
-	dbPath := filepath.Join(cfg.DataDir, config.MetadataDBFile)
-	if _, err := os.Stat(dbPath); err != nil {
-		return nil, fmt.Errorf("no metadata database: %w", err)
+	if !cfg.UsesPostgres() {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, config.MetadataDBFile)); err != nil {
+			return nil, fmt.Errorf("no metadata database: %w", err)
+		}
 	}
-	master, err := os.ReadFile(filepath.Join(cfg.DataDir, vaultrepo.MasterKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("master key: %w", err)
-	}
-	if len(master) != 32 {
-		return nil, fmt.Errorf("master key %s: want 32 bytes, found %d", filepath.Join(cfg.DataDir, vaultrepo.MasterKeyFile), len(master))
-	}
-	v, err := findVault(ctx, dbPath, cfg, f.vault, f.account)
+	keys, err := loadSecrets(cfg, false)
 	if err != nil {
 		return nil, err
 	}
+	master := keys.master
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	v, err := findVault(ctx, cfg, log, f.vault, f.account)
+	if err != nil {
+		return nil, err
+	}
 	repos, err := openVaultRepos(cfg, master, repository.Options{Clock: clock.Real{}, Logger: log}, log)
 	if err != nil {
 		return nil, err
@@ -176,7 +173,7 @@ func openVault(ctx context.Context, f *vaultFlags, stderr io.Writer) (*openedVau
 
 // findVault looks the vault up by name in the configured accounts (or in
 // the one given) in the configured region.
-func findVault(ctx context.Context, dbPath string, cfg *config.Config, name, account string) (*backup.Vault, error) {
+func findVault(ctx context.Context, cfg *config.Config, log *slog.Logger, name, account string) (*backup.Vault, error) {
 	accounts := []string{account}
 	if account == "" {
 		accounts = accounts[:0]
@@ -184,7 +181,7 @@ func findVault(ctx context.Context, dbPath string, cfg *config.Config, name, acc
 			accounts = append(accounts, a.ID)
 		}
 	}
-	st, err := sqlite.Open(ctx, dbPath)
+	st, err := openMetadata(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}

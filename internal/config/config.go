@@ -68,6 +68,9 @@ type Config struct {
 	// HBRRegionID is the RegionId the Alibaba Cloud Backup (HBR) API
 	// accepts (e.g. cn-hangzhou); "" means region. See HBRRegion.
 	HBRRegionID string `yaml:"hbr_region_id"`
+	// ScaleOut holds metadata, node_id, lease_seconds, master_key_env,
+	// token_key_env and allow_local_vaults_with_postgres (scaleout.go).
+	ScaleOut `yaml:",inline"`
 	// MetricsListen is the host:port of the Prometheus /metrics, /healthz
 	// and /readyz listener; "" turns it off.
 	MetricsListen string `yaml:"metrics_listen"`
@@ -259,6 +262,9 @@ func Parse(b []byte) (*Config, error) {
 	if c.VaultStorage.Type == "" {
 		c.VaultStorage.Type = VaultStorageLocal
 	}
+	if err := c.resolveScaleOut(); err != nil {
+		return nil, err
+	}
 	if s3 := c.VaultStorage.S3; s3 != nil && s3.SecretAccessKey == "" {
 		s3.SecretAccessKey = os.Getenv(EnvS3SecretAccessKey)
 	}
@@ -397,7 +403,10 @@ func (c *Config) Validate() error {
 	if err := c.validateOperator(); err != nil {
 		return err
 	}
-	return c.VaultStorage.validate()
+	if err := c.VaultStorage.validate(); err != nil {
+		return err
+	}
+	return c.validateScaleOut()
 }
 
 var (

@@ -153,6 +153,8 @@ type envOptions struct {
 	noRunner bool
 	// signClock is the front end's signing clock (default real time).
 	signClock clock.Clock
+	// nonces, when set, is the front end's shared nonce store.
+	nonces hbr.NonceStore
 	// s3, when set, registers the S3 bucket plugin with this server as
 	// endpoint "s3" and the buckets of s3Buckets as resources of A.
 	s3        *s3server.Server
@@ -218,7 +220,8 @@ func start(t *testing.T, o envOptions) *env {
 	if signClk == nil {
 		signClk = clk
 	}
-	hsrv, err := hbr.New(hbr.Config{Region: region, RegionID: hbrRegion, AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: signClk, Logger: log})
+	hsrv, err := hbr.New(hbr.Config{Region: region, RegionID: hbrRegion, AccountOf: accountOf}, hbr.Deps{Service: svc, Creds: creds, Clock: signClk, Logger: log,
+		Nonces: o.nonces})
 	mustDo(t, err)
 	e.hsrv = hsrv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -67,8 +67,19 @@ type Deps struct {
 	// Clock is the signing clock (timestamps, nonces); default real time.
 	Clock  clock.Clock
 	Logger *slog.Logger
+	// Nonces, when set, remembers signature nonces instead of the
+	// in-memory set: nodes sharing a metadata store share it, so a
+	// request replayed to another node is refused too.
+	Nonces NonceStore
 	// Observer, when set, is told about every request (metrics).
 	Observer RequestObserver
+}
+
+// NonceStore records a nonce key until expires and reports true, unless
+// the key is recorded with an expiry after now (a replay): then it reports
+// false and changes nothing (store.Nonces in a write transaction).
+type NonceStore interface {
+	UseNonce(ctx context.Context, key string, now, expires time.Time) (bool, error)
 }
 
 // RequestObserver is told about every request once it is answered: the
@@ -87,6 +98,7 @@ type Server struct {
 	clk    clock.Clock
 	log    *slog.Logger
 	nonces *nonceSet
+	shared NonceStore
 	ops    map[string]op
 	obs    RequestObserver
 }
@@ -111,7 +123,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, svc: d.Service, creds: d.Creds, clk: d.Clock, log: d.Logger, nonces: newNonceSet(cfg.MaxNonces), obs: d.Observer}
+	s := &Server{cfg: cfg, svc: d.Service, creds: d.Creds, clk: d.Clock, log: d.Logger, nonces: newNonceSet(cfg.MaxNonces), shared: d.Nonces, obs: d.Observer}
 	s.ops = s.table()
 	return s, nil
 }
@@ -330,7 +342,7 @@ func (s *Server) verifyV2(r *http.Request, p *params, now time.Time) (string, *E
 	if !hmac.Equal([]byte(want), []byte(p.get("Signature"))) {
 		return "", errf(http.StatusBadRequest, codeSignatureMismatch, "Specified signature is not matched with our calculation.")
 	}
-	return akid, s.useNonce(akid, p.get("SignatureNonce"), "SignatureNonce", ts, now)
+	return akid, s.useNonce(r.Context(), akid, p.get("SignatureNonce"), "SignatureNonce", ts, now)
 }
 
 // v3Required are the headers a V3 signature must cover.
@@ -384,7 +396,7 @@ func (s *Server) verifyV3(r *http.Request, body []byte, header string, now time.
 	if !hmac.Equal([]byte(v3Signature(secret, sts)), []byte(a.Signature)) {
 		return "", errf(http.StatusBadRequest, codeSignatureMismatch, "Specified signature is not matched with our calculation.")
 	}
-	return a.AccessKeyID, s.useNonce(a.AccessKeyID, r.Header.Get("x-acs-signature-nonce"), "x-acs-signature-nonce", ts, now)
+	return a.AccessKeyID, s.useNonce(r.Context(), a.AccessKeyID, r.Header.Get("x-acs-signature-nonce"), "x-acs-signature-nonce", ts, now)
 }
 
 // checkTime parses a request timestamp and checks it is within MaxSkew
@@ -407,13 +419,25 @@ func (s *Server) checkTime(name, v string, now time.Time) (time.Time, *Error) {
 
 // useNonce rejects a nonce this access key already used within the
 // window and remembers it otherwise.
-func (s *Server) useNonce(akid, nonce, name string, ts, now time.Time) *Error {
+func (s *Server) useNonce(ctx context.Context, akid, nonce, name string, ts, now time.Time) *Error {
 	if !validNonce(nonce) {
 		return invalid(name, "a nonce is 1 to %d printable ASCII characters", maxNonceLen)
 	}
 	until := ts
 	if now.After(until) {
 		until = now
+	}
+	if s.shared != nil {
+		// Printable ASCII only (a database text column holds no NUL).
+		fresh, err := s.shared.UseNonce(ctx, "hbr/"+akid+"/"+nonce, now, until.Add(s.cfg.MaxSkew))
+		if err != nil {
+			s.log.Error("hbr: signature nonce not recorded", "err", err)
+			return errf(http.StatusServiceUnavailable, codeServiceUnavailable, "The request could not be checked for replay; retry later.")
+		}
+		if !fresh {
+			return errf(http.StatusBadRequest, codeNonceUsed, "Specified signature nonce was used already.")
+		}
+		return nil
 	}
 	fresh, full := s.nonces.use(akid+"\x00"+nonce, now, until.Add(s.cfg.MaxSkew))
 	if full {

@@ -1,12 +1,14 @@
 package hbr_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -352,4 +354,22 @@ func TestSignatures(t *testing.T) {
 			t.Fatalf("same nonce, other key: %d %s", st, code)
 		}
 	})
+}
+
+// failingNonces is a shared nonce store that cannot be reached.
+type failingNonces struct{}
+
+func (failingNonces) UseNonce(context.Context, string, time.Time, time.Time) (bool, error) {
+	return false, errors.New("metadata store unavailable")
+}
+
+// TestSharedNonceStoreDown: when the shared nonce store (several nodes)
+// cannot record a nonce, the request is refused with 503
+// ServiceUnavailable, never let through unchecked.
+func TestSharedNonceStoreDown(t *testing.T) {
+	now := time.Now()
+	e := start(t, envOptions{noRunner: true, nonces: failingNonces{}})
+	if st, code := send(t, e.v2Request("GET", v2Params(acctA, now), acctA.secret, nil)); st != 503 || code != "ServiceUnavailable" {
+		t.Fatalf("got %d %q, want 503 ServiceUnavailable", st, code)
+	}
 }

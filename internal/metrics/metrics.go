@@ -40,6 +40,10 @@ type Sources struct {
 	QueueDepth func(ctx context.Context) (int64, error)
 	// VaultSizes lists every vault's stored bytes.
 	VaultSizes func(ctx context.Context) ([]VaultSize, error)
+	// Node is this node's id (config node_id), exported as
+	// coffer_node_info{node="…"} 1 so dashboards can join on it; "" leaves
+	// the metric out.
+	Node string
 	// Timeout bounds one scrape's queries (default 10 s).
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -99,6 +103,12 @@ func New(src Sources) *Metrics {
 			}
 			return float64(n)
 		}))
+	}
+	if src.Node != "" {
+		info := prometheus.NewGauge(prometheus.GaugeOpts{Name: "coffer_node_info",
+			Help: "Always 1; the node label is this server's node_id.", ConstLabels: prometheus.Labels{"node": src.Node}})
+		info.Set(1)
+		m.reg.MustRegister(info)
 	}
 	if src.VaultSizes != nil {
 		m.reg.MustRegister(&vaultCollector{src: src})

@@ -183,3 +183,15 @@ func TestRolledBackWritesAreNotCounted(t *testing.T) {
 		t.Errorf("created %v, want 1", got)
 	}
 }
+
+// TestNodeInfo: the node id is exported as coffer_node_info{node}, and
+// left out when there is none.
+func TestNodeInfo(t *testing.T) {
+	m := metrics.New(metrics.Sources{Node: "node-a"})
+	if s := find(t, m, "coffer_node_info", map[string]string{"node": "node-a"}); s == nil || s.Gauge.GetValue() != 1 {
+		t.Fatalf("coffer_node_info{node=node-a} = %v, want 1", s)
+	}
+	if s := find(t, metrics.New(metrics.Sources{}), "coffer_node_info", nil); s != nil {
+		t.Fatalf("coffer_node_info without a node: %v", s)
+	}
+}

@@ -87,6 +87,9 @@ type Tx interface {
 	JobQueue
 	RestoreJobs
 	JobSummaries
+	Nonces
+	RepoVersions
+	ClusterMeta
 	Plans
 	Selections
 	Occurrences
@@ -180,7 +183,10 @@ type JobQueue interface {
 	// claimable.
 	ClaimJob(ctx context.Context, c Claim) (*backup.Job, error)
 	// ListJobsInStates lists up to limit jobs of kinds in states, oldest
-	// first.
+	// first. In a write transaction an adapter whose transactions run
+	// concurrently (PostgreSQL) locks the listed rows and leaves out rows
+	// another transaction holds locked: callers treat those as being
+	// handled elsewhere (reconciliation by another node).
 	ListJobsInStates(ctx context.Context, kinds []backup.JobKind, states []backup.JobState, limit int) ([]*backup.Job, error)
 }
 

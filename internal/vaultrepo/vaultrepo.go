@@ -207,6 +207,20 @@ func (m *Manager) Open(ctx context.Context, v *backup.Vault) (*repository.Reposi
 	return repo, nil
 }
 
+// Forget closes and forgets the cached repository of v, so that the next
+// Open reads it from storage again (another server sharing the storage
+// removed or re-created it). Callers still holding it keep a closed
+// repository.
+func (m *Manager) Forget(v *backup.Vault) error {
+	r, err := rel(v)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dropLocked(r)
+}
+
 // Close closes every open repository.
 func (m *Manager) Close() error {
 	m.mu.Lock()
