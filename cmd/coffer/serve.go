@@ -296,7 +296,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 			consoleKeys[k.AccessKeyID] = console.Key{Secret: k.SecretAccessKey, Account: a.ID}
 		}
 	}
-	ccfg := console.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount, Keys: consoleKeys, Clock: clk, Logger: log}
+	ccfg := console.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount, Keys: consoleKeys, Clock: clk, Logger: log,
+		Sessions: storeSessions{st: db}}
 	if mets != nil {
 		ccfg.Observer = mets
 	}

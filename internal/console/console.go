@@ -8,7 +8,8 @@
 // Security: sign-in with an account's access key id and secret creates a
 // server-side session named by a random id in a cookie (HttpOnly,
 // SameSite=Strict, Path=/console/, Secure under TLS) that expires after
-// Config.SessionTTL; every request other than GET must carry the
+// Config.SessionTTL, kept by Config.Sessions under a hash of the id (the
+// metadata store in `coffer serve`); every request other than GET must carry the
 // session's CSRF token in the X-CSRF-Token header (the page gets it at
 // sign-in and never stores it in a cookie); failed sign-ins are limited
 // per client address; every page is served with a Content-Security-Policy
