@@ -101,3 +101,32 @@ func TestConsoleSessionsSurviveRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleSessionAcrossNodes: two nodes sharing a PostgreSQL metadata
+// store: a session signed in on one is answered by the other, with the
+// same CSRF token; signing out on the second ends it on the first.
+func TestConsoleSessionAcrossNodes(t *testing.T) {
+	c := newCluster(t, 1, 3000, 1)
+	p1, _ := c.start("n1")
+	p2, _ := c.start("n2")
+	cl := newConsoleClient(t, "http://"+p1.Addr)
+	if code := cl.signIn(soAKID, soSecret); code != 200 {
+		t.Fatalf("sign in on n1: %d\n%s", code, c.logs())
+	}
+	u, _ := url.Parse("http://" + p1.Addr + "/console/")
+	cookies := cl.hc.Jar.Cookies(u)
+	// The jar keeps the cookie by host: the same cookie goes to n2.
+	cl.base = "http://" + p2.Addr
+	if code, out, _ := cl.do("POST", "vaults", map[string]string{"name": "from-n2"}, map[string]string{"X-CSRF-Token": cl.csrf}); code != 200 {
+		t.Fatalf("n2 with n1's session: %d %v", code, out)
+	}
+	if code, _, _ := cl.do("POST", "signout", nil, map[string]string{"X-CSRF-Token": cl.csrf}); code != 200 {
+		t.Fatalf("sign out on n2: %d", code)
+	}
+	// The signed-out cookie, replayed to n1.
+	replay := newConsoleClient(t, "http://"+p1.Addr)
+	replay.hc.Jar.SetCookies(u, cookies)
+	if code, _, _ := replay.do("GET", "vaults", nil, nil); code != 401 {
+		t.Errorf("n1 after sign-out on n2: %d, want 401", code)
+	}
+}
