@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	backupapi "github.com/aws/aws-sdk-go-v2/service/backup"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -136,54 +139,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	defer stop()
 	base := "http://" + addr
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 860), chromedp.Flag("disable-gpu", true))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
-	bctx, cancelT := context.WithTimeout(bctx, 5*time.Minute)
-	defer cancelT()
-	var dialogs atomic.Int32
-	opened := chromedp.Events(bctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range opened {
-			if err != nil {
-				return
-			}
-			dialogs.Add(1)
-			_, _ = chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
-		}
-	}()
-	// Each step has a generous bound of its own, so a failure names it.
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		for i, a := range actions {
-			sctx, cancel := context.WithTimeout(bctx, 60*time.Second)
-			err := chromedp.Do(sctx, a)
-			cancel()
-			if err != nil {
-				html, _ := chromedp.Run(bctx, chromedp.OuterHTML(chromedp.CSS("main")))
-				t.Fatalf("%s (action %d): %v\npage: %s", what, i, err, html)
-			}
-		}
-	}
-	shot := func(name string) {
-		t.Helper()
-		run("settle", chromedp.Sleep(300*time.Millisecond))
-		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	field := func(label string) string {
-		return `//label[contains(normalize-space(.), '` + label + `')]//*[self::input or self::select or self::textarea]`
-	}
-	button := func(name string) string { return `//button[normalize-space(.)='` + name + `']` }
-	link := func(name string) string { return `//nav//a[normalize-space(.)='` + name + `']` }
+	b := newBrowser(t, chromium, shots)
+	bctx, dialogs, run, shot := b.ctx, &b.dialogs, b.run, b.shot
+	field, button, link := consoleField, consoleButton, consoleLink
 
 	// Sign-in: a wrong secret is refused, the right one signs in.
 	run("sign-in page", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(button("Sign in")))
@@ -248,6 +206,46 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("%d JavaScript dialogs opened", dialogs.Load())
 	}
 
+	// A backup plan made on the Plans page: listed with its rule, its
+	// resources and its next runs; edited; then seen through the AWS API.
+	const fsID = "fs-0123456789abcdef0"
+	fsResource := "arn:aws:elasticfilesystem:" + rRegion + ":111111111111:file-system/" + fsID
+	planCard := `//section[@aria-label='Plan console-plan']`
+	run("create plan", chromedp.Click(link("Plans")), chromedp.WaitVisible(button("Create plan")),
+		chromedp.SendKeys(field("Plan name"), "console-plan"), chromedp.SetValue(field("Target vault"), "console-vault"),
+		chromedp.SetValue(field("Schedule expression"), "cron(30 2 ? * * *)"),
+		chromedp.Click(`//label[contains(., '`+fsID+`')]/input`), chromedp.Click(button("Create plan")),
+		chromedp.WaitVisible(planCard+`//ul[@aria-label='Next runs of console-plan']/li[contains(., '02:30:00 UTC (DailyBackups)')]`),
+		chromedp.WaitVisible(planCard+`//table[@aria-label='Resources of console-plan']//td[normalize-space(.)='`+fsResource+`']`),
+		chromedp.WaitVisible(planCard+`//table[@aria-label='Rules of console-plan']//td[normalize-space(.)='delete after 35 d']`))
+	shot("plans")
+	run("edit plan", chromedp.Click(`//a[@aria-label='Edit plan console-plan']`), chromedp.WaitVisible(button("Save plan")),
+		chromedp.SetValue(field("Delete after"), "7"), chromedp.Click(button("Save plan")),
+		chromedp.WaitVisible(planCard+`//table[@aria-label='Rules of console-plan']//td[normalize-space(.)='delete after 7 d']`))
+	api := backupapi.New(backupapi.Options{Region: rRegion, BaseEndpoint: aws.String(base),
+		Credentials: credentials.NewStaticCredentialsProvider(consoleKeyA, consoleSecretA, ""), RetryMaxAttempts: 1})
+	plans, err := api.ListBackupPlans(bctx, &backupapi.ListBackupPlansInput{})
+	if err != nil || len(plans.BackupPlansList) != 1 || aws.ToString(plans.BackupPlansList[0].BackupPlanName) != "console-plan" {
+		t.Fatalf("ListBackupPlans: %v %+v", err, plans)
+	}
+	planID := plans.BackupPlansList[0].BackupPlanId
+	got, err := api.GetBackupPlan(bctx, &backupapi.GetBackupPlanInput{BackupPlanId: planID})
+	if err != nil || len(got.BackupPlan.Rules) != 1 {
+		t.Fatalf("GetBackupPlan: %v %+v", err, got)
+	}
+	if r := got.BackupPlan.Rules[0]; aws.ToString(r.TargetBackupVaultName) != "console-vault" || aws.ToString(r.ScheduleExpression) != "cron(30 2 ? * * *)" ||
+		r.Lifecycle == nil || aws.ToInt64(r.Lifecycle.DeleteAfterDays) != 7 || aws.ToString(r.RuleName) != "DailyBackups" {
+		t.Errorf("the plan's rule through the API: %+v", r)
+	}
+	sels, err := api.ListBackupSelections(bctx, &backupapi.ListBackupSelectionsInput{BackupPlanId: planID})
+	if err != nil || len(sels.BackupSelectionsList) != 1 {
+		t.Fatalf("ListBackupSelections: %v %+v", err, sels)
+	}
+	sel, err := api.GetBackupSelection(bctx, &backupapi.GetBackupSelectionInput{BackupPlanId: planID, SelectionId: sels.BackupSelectionsList[0].SelectionId})
+	if err != nil || len(sel.BackupSelection.Resources) != 1 || sel.BackupSelection.Resources[0] != fsResource {
+		t.Fatalf("GetBackupSelection: %v %+v", err, sel)
+	}
+
 	// The browser's session cookie: HttpOnly, SameSite=Strict.
 	res, err := chromedp.Call(bctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base + "/console/"}})
 	if err != nil {
@@ -283,7 +281,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	if code := cb.signIn(consoleKeyB, consoleSecretB); code != 200 {
 		t.Fatalf("sign in as B: %d", code)
 	}
-	for _, p := range []string{"browse?rp=" + url.QueryEscape(rpArn), "job?kind=backup&id=" + jobID} {
+	for _, p := range []string{"browse?rp=" + url.QueryEscape(rpArn), "job?kind=backup&id=" + jobID,
+		"restore-metadata?vault=console-vault&rp=" + url.QueryEscape(rpArn)} {
 		if code, out, _ := cb.do("GET", p, nil, nil); code != 404 {
 			t.Errorf("B GET %s: %d %v", p, code, out)
 		}
@@ -292,12 +291,38 @@ func TestConsoleInBrowser(t *testing.T) {
 		map[string]string{"X-CSRF-Token": cb.csrf}); code != 404 {
 		t.Errorf("B restores A's recovery point: %d %v", code, out)
 	}
+	// B sees no plan of A's and cannot change or delete it.
+	if code, _, bp := cb.do("GET", "plans", nil, nil); code != 200 || len(bp) != 0 {
+		t.Errorf("B lists plans: %d %v", code, bp)
+	}
+	for _, p := range []string{"plans/update", "plans/delete"} {
+		body := map[string]any{"id": aws.ToString(planID), "name": "stolen", "ruleName": "r", "schedule": "cron(0 5 ? * * *)", "vaultName": "console-vault",
+			"resources": []string{"*"}}
+		if p == "plans/delete" {
+			body = map[string]any{"id": aws.ToString(planID)}
+		}
+		if code, out, _ := cb.do("POST", p, body, map[string]string{"X-CSRF-Token": cb.csrf}); code != 404 {
+			t.Errorf("B POST %s of A's plan: %d %v", p, code, out)
+		}
+	}
 	if _, _, bj := cb.do("GET", "jobs?all=1", nil, nil); len(bj) != 0 {
 		t.Errorf("B sees %d jobs with all=1", len(bj))
 	}
 	// The management account's organization view sees every account.
 	if _, _, aj := ca.do("GET", "jobs?all=1", nil, nil); len(aj) < 2 {
 		t.Errorf("organization view: %d jobs", len(aj))
+	}
+
+	// A plan deleted through the console is gone from the AWS API, with
+	// its selection; a forged CSRF token deletes nothing.
+	if code, _, _ := ca.do("POST", "plans/delete", map[string]string{"id": aws.ToString(planID)}, map[string]string{"X-CSRF-Token": "forged"}); code != 403 {
+		t.Errorf("plan delete with a forged CSRF token: %d", code)
+	}
+	if code, out, _ := ca.do("POST", "plans/delete", map[string]string{"id": aws.ToString(planID)}, map[string]string{"X-CSRF-Token": ca.csrf}); code != 200 {
+		t.Fatalf("delete plan: %d %v", code, out)
+	}
+	if plans, err := api.ListBackupPlans(context.Background(), &backupapi.ListBackupPlansInput{}); err != nil || len(plans.BackupPlansList) != 0 {
+		t.Errorf("plans after delete: %v %+v", err, plans)
 	}
 
 	// Sign-out ends the session.
@@ -319,3 +344,84 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("sign-in after 5 failures: %d, want 429", code)
 	}
 }
+
+// browser is a headless Chromium driven with chromedp; JavaScript dialogs
+// are counted (and dismissed).
+type browser struct {
+	t       *testing.T
+	ctx     context.Context
+	shots   string
+	dialogs atomic.Int32
+}
+
+func newBrowser(t *testing.T, chromium, shots string) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 860), chromedp.Flag("disable-gpu", true))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelA)
+	bctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(cancelB)
+	bctx, cancelT := context.WithTimeout(bctx, 5*time.Minute)
+	t.Cleanup(cancelT)
+	b := &browser{t: t, ctx: bctx, shots: shots}
+	opened := chromedp.Events(bctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range opened {
+			if err != nil {
+				return
+			}
+			b.dialogs.Add(1)
+			_, _ = chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}
+	}()
+	return b
+}
+
+// run does the actions of a step, each with a generous bound of its own,
+// so that a failure names it.
+func (b *browser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	for i, a := range actions {
+		sctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+		err := chromedp.Do(sctx, a)
+		cancel()
+		if err != nil {
+			html, _ := chromedp.Run(b.ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+			b.t.Fatalf("%s (action %d): %v\npage: %s", what, i, err, html)
+		}
+	}
+}
+
+// shot saves a screenshot of the page as name.png.
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	b.run("settle", chromedp.Sleep(300*time.Millisecond))
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// value is the value of the form field at sel.
+func (b *browser) value(sel string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Value(sel))
+	if err != nil {
+		b.t.Fatalf("value of %s: %v", sel, err)
+	}
+	return v
+}
+
+// XPaths by accessible name: a form field by its label, a button, a
+// navigation link.
+func consoleField(label string) string {
+	return `//label[contains(normalize-space(.), '` + label + `')]//*[self::input or self::select or self::textarea]`
+}
+
+func consoleButton(name string) string { return `//button[normalize-space(.)='` + name + `']` }
+
+func consoleLink(name string) string { return `//nav//a[normalize-space(.)='` + name + `']` }

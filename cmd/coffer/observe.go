@@ -153,10 +153,11 @@ func vaultStorageReady(cfg *config.Config) metrics.Check {
 
 // metricsServer serves the metrics listener until ctx ends.
 type metricsServer struct {
-	log  *slog.Logger
-	ln   net.Listener
-	hs   *http.Server
-	done chan error
+	log    *slog.Logger
+	ln     net.Listener
+	scheme string // http or https (metrics_tls)
+	hs     *http.Server
+	done   chan error
 }
 
 // listenMetrics opens the metrics listener (a busy port fails the start).
@@ -165,7 +166,7 @@ func listenMetrics(addr string) (*metricsServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics_listen: %w", err)
 	}
-	return &metricsServer{ln: ln}, nil
+	return &metricsServer{ln: ln, scheme: "http"}, nil
 }
 
 // serve starts answering with h.

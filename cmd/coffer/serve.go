@@ -138,12 +138,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	baseLog := log
 	log = log.With("node", node)
 	scheme := "http"
-	var certs *certReloader
+	var certs []*certReloader
 	if cfg.TLS.Enabled() {
-		if certs, err = newCertReloader(cfg.TLS, log); err != nil {
+		r, err := newCertReloader("tls", cfg.TLS, log)
+		if err != nil {
 			return err
 		}
-		ln, scheme = tlsListener(ln, certs), "https"
+		ln, scheme, certs = tlsListener(ln, r), "https", append(certs, r)
+	}
+	if cfg.MetricsTLS.Enabled() && cfg.MetricsListen == "" {
+		return errors.New("metrics_tls is set but the metrics listener is off: set metrics_listen or --metrics-listen")
 	}
 	var mln *metricsServer
 	if cfg.MetricsListen != "" {
@@ -151,6 +155,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 			return err
 		}
 		defer mln.close()
+		if cfg.MetricsTLS.Enabled() {
+			r, err := newCertReloader("metrics_tls", cfg.MetricsTLS, log)
+			if err != nil {
+				return err
+			}
+			mln.ln, mln.scheme, certs = tlsListener(mln.ln, r), "https", append(certs, r)
+		}
 	}
 	applyMemoryLimit(cfg, log)
 	keys, err := loadSecrets(cfg, true)
@@ -286,7 +297,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 			consoleKeys[k.AccessKeyID] = console.Key{Secret: k.SecretAccessKey, Account: a.ID}
 		}
 	}
-	ccfg := console.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount, Keys: consoleKeys, Clock: clk, Logger: log}
+	ccfg := console.Config{Region: cfg.Region, ManagementAccount: cfg.Organization.ManagementAccount, Keys: consoleKeys, Clock: clk, Logger: log,
+		Sessions: storeSessions{st: db}}
 	if mets != nil {
 		ccfg.Observer = mets
 	}
@@ -341,7 +353,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	if mln != nil {
 		mln.serve(mets.Handler(metrics.HandlerOptions{Logger: log,
 			Ready: map[string]metrics.Check{"store": storeReady(db, cfg), "vault_storage": vaultStorageReady(cfg)}}), log)
-		log.Info("metrics serving", "metrics_listen", mln.ln.Addr().String())
+		log.Info("metrics serving", "metrics_listen", mln.ln.Addr().String(), "scheme", mln.scheme)
 	}
 	if ready != nil {
 		ready <- addr

@@ -26,6 +26,7 @@ var tlsPollInterval = 20 * time.Second
 // renewal half written, a key that does not match) is logged and the
 // previous certificate is kept.
 type certReloader struct {
+	name              string // the config key: tls or metrics_tls
 	certFile, keyFile string
 	log               *slog.Logger
 
@@ -34,14 +35,15 @@ type certReloader struct {
 	stamp string // the files' identity when cert was read
 }
 
-// newCertReloader loads the pair once; an error stops the start.
-func newCertReloader(t config.TLS, log *slog.Logger) (*certReloader, error) {
-	r := &certReloader{certFile: t.CertFile, keyFile: t.KeyFile, log: log}
+// newCertReloader loads the pair of config key name (tls, metrics_tls)
+// once; an error stops the start.
+func newCertReloader(name string, t config.TLS, log *slog.Logger) (*certReloader, error) {
+	r := &certReloader{name: name, certFile: t.CertFile, keyFile: t.KeyFile, log: log}
 	if _, err := r.reload(true); err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	leaf := r.cert.Leaf
-	log.Info("tls: certificate loaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339),
+	log.Info(name+": certificate loaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339),
 		"serial", leaf.SerialNumber.String())
 	return r, nil
 }
@@ -99,28 +101,11 @@ func (r *certReloader) logReload(force bool, why string) {
 	changed, err := r.reload(force)
 	switch {
 	case err != nil:
-		r.log.Error("tls: certificate not reloaded; the previous one is still served", "reason", why, "err", err)
+		r.log.Error(r.name+": certificate not reloaded; the previous one is still served", "reason", why, "err", err)
 	case changed:
 		leaf := r.cert.Leaf
-		r.log.Info("tls: certificate loaded", "reason", why, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339),
+		r.log.Info(r.name+": certificate loaded", "reason", why, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339),
 			"serial", leaf.SerialNumber.String())
-	}
-}
-
-// run re-reads the files every tlsPollInterval and whenever hup fires,
-// until ctx ends.
-func (r *certReloader) run(ctx context.Context, hup <-chan struct{}) {
-	t := time.NewTicker(tlsPollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.logReload(false, "files changed")
-		case <-hup:
-			r.logReload(true, "SIGHUP")
-		}
 	}
 }
 
@@ -155,19 +140,27 @@ func notifyHUP() (hup <-chan struct{}, stop func()) {
 	return out, func() { signal.Stop(sig); close(done) }
 }
 
-// watchHUP reloads the certificate on SIGHUP and when its files change,
-// until ctx ends. Without TLS a SIGHUP is only logged.
-func watchHUP(ctx context.Context, hup <-chan struct{}, certs *certReloader, log *slog.Logger) {
-	if certs != nil {
-		certs.run(ctx, hup)
-		return
-	}
+// watchHUP reloads the certificates (of the API and the metrics
+// listener) on SIGHUP and, every tlsPollInterval, when their files
+// changed, until ctx ends. Without TLS a SIGHUP is only logged.
+func watchHUP(ctx context.Context, hup <-chan struct{}, certs []*certReloader, log *slog.Logger) {
+	t := time.NewTicker(tlsPollInterval)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-t.C:
+			for _, r := range certs {
+				r.logReload(false, "files changed")
+			}
 		case <-hup:
-			log.Info("SIGHUP: no TLS certificate to reload")
+			if len(certs) == 0 {
+				log.Info("SIGHUP: no TLS certificate to reload")
+			}
+			for _, r := range certs {
+				r.logReload(true, "SIGHUP")
+			}
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -330,5 +331,159 @@ func TestTLSStartErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("cert %s key %s: %v, want %q", tc.cert, tc.key, err, tc.want)
 		}
+	}
+}
+
+// TestMetricsTLS: with metrics_tls the metrics listener speaks HTTPS with
+// its own certificate (the API listener stays as configured, plain HTTP
+// here): /metrics, /healthz and /readyz answer a client trusting the test
+// CA, a client that does not trust it is refused, plain HTTP gets no
+// metrics, and a renewed certificate is served after a SIGHUP.
+func TestMetricsTLS(t *testing.T) {
+	old := tlsPollInterval
+	tlsPollInterval = time.Hour
+	defer func() { tlsPollInterval = old }()
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	certFile, keyFile := filepath.Join(dir, "m.pem"), filepath.Join(dir, "m.key")
+	ca.issue(t, 300, certFile, keyFile)
+	maddr := freeAddr(t)
+	cfg := operatorConfig(t, dir, dir, "metrics_listen: "+maddr+"\nmetrics_tls:\n  cert_file: "+certFile+"\n  key_file: "+keyFile+"\n")
+	addr, logs, stop := startServeLogs(t, "--config", cfg)
+	defer stop()
+
+	// The API is still plain HTTP.
+	if _, err := rClient(addr).ListBackupVaults(context.Background(), &backup.ListBackupVaultsInput{}); err != nil {
+		t.Fatalf("API over HTTP: %v", err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool()}}}
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": `"ready":true`, "/metrics": "coffer_api_requests_total"} {
+		resp, err := hc.Get("https://" + maddr + path)
+		if err != nil {
+			t.Fatalf("GET https %s: %v", path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Fatalf("GET https %s: %d %.300s", path, resp.StatusCode, b)
+		}
+	}
+	if resp, err := http.Get("http://" + maddr + "/metrics"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 || strings.Contains(string(b), "coffer_") {
+			t.Fatalf("plain HTTP got metrics: %d %.200s", resp.StatusCode, b)
+		}
+	}
+	if _, err := tls.Dial("tcp", maddr, &tls.Config{ServerName: "127.0.0.1"}); err == nil {
+		t.Fatal("handshake succeeded without trusting the CA")
+	}
+	if got := servedSerial(t, ca, maddr); got != 300 {
+		t.Fatalf("serving %d", got)
+	}
+	ca.issue(t, 301, certFile, keyFile)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitSerial(t, ca, maddr, 301)
+	waitLog(t, logs, "metrics_tls: certificate loaded")
+}
+
+// TestMetricsTLSStartErrors: metrics_tls with missing files, or without
+// the metrics listener, stops the start with a clear error.
+func TestMetricsTLSStartErrors(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	certFile, keyFile := filepath.Join(dir, "m.pem"), filepath.Join(dir, "m.key")
+	ca.issue(t, 1, certFile, keyFile)
+	missing := filepath.Join(dir, "missing.pem")
+	for _, tc := range []struct{ extra, want string }{
+		{"metrics_listen: " + freeAddr(t) + "\nmetrics_tls:\n  cert_file: " + missing + "\n  key_file: " + keyFile + "\n", "metrics_tls: stat " + missing + ": no such file"},
+		{"metrics_tls:\n  cert_file: " + certFile + "\n  key_file: " + keyFile + "\n", "metrics_tls is set but the metrics listener is off"},
+	} {
+		cfg := operatorConfig(t, dir, dir, tc.extra)
+		err := serve(context.Background(), []string{"--config", cfg}, io.Discard, io.Discard, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.extra, err, tc.want)
+		}
+	}
+}
+
+// TestCLIOverTLS: the CLI's commands, the SDK ones (vaults, backup,
+// recovery points, jobs) and the extensions (`coffer ls`, `restore
+// --dry-run`), trust the CA of AWS_CA_BUNDLE against an HTTPS server;
+// without it the server's certificate is refused, and a bundle that is
+// not PEM is a clear error.
+func TestCLIOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"a.txt": "alpha", "sub/b.txt": "bravo"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca := newTestCA(t)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.issue(t, 400, certFile, keyFile)
+	caFile, notPEM := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := operatorConfig(t, dir, src, "tls:\n  cert_file: "+certFile+"\n  key_file: "+keyFile+"\n")
+	_, addr, stop := startServe(t, "--config", cfg)
+	defer stop()
+	t.Setenv("AWS_ACCESS_KEY_ID", rKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", rSecret)
+	t.Setenv("AWS_DEFAULT_REGION", rRegion)
+	t.Setenv("AWS_ENDPOINT_URL", "https://"+addr)
+	coffer := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := dispatch(context.Background(), args, &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	arn := fsArn("fs-0123456789abcdef0")
+
+	// Without the bundle: the test CA is not trusted, by the SDK commands
+	// and by the extensions alike.
+	t.Setenv("AWS_CA_BUNDLE", "")
+	if code, o, e := coffer("vaults", "list"); code == 0 || !strings.Contains(e, "certificate") {
+		t.Fatalf("vaults list without the CA: %d %s %s", code, o, e)
+	}
+	if code, o, e := coffer("ls", "arn:aws:backup:"+rRegion+":"+rAccount+":recovery-point:x"); code == 0 || !strings.Contains(e, "certificate") {
+		t.Fatalf("ls without the CA: %d %s %s", code, o, e)
+	}
+	t.Setenv("AWS_CA_BUNDLE", notPEM)
+	if code, _, e := coffer("vaults", "list"); code == 0 || !strings.Contains(e, "AWS_CA_BUNDLE "+notPEM+": no PEM certificate") {
+		t.Fatalf("vaults list with a bundle that is not PEM: %d %s", code, e)
+	}
+
+	t.Setenv("AWS_CA_BUNDLE", caFile)
+	for _, args := range [][]string{{"vaults", "create", "v1"}, {"backup", "--vault", "v1", "--resource", arn, "--wait"}} {
+		if code, o, e := coffer(args...); code != 0 {
+			t.Fatalf("%v: %d\n%s\n%s", args, code, o, e)
+		}
+	}
+	code, o, e := coffer("recovery-points", "list", "--vault", "v1")
+	if code != 0 {
+		t.Fatalf("recovery-points list: %d %s", code, e)
+	}
+	rp := regexp.MustCompile(`arn:aws:backup:\S+:recovery-point:\S+`).FindString(o)
+	if rp == "" {
+		t.Fatalf("no recovery point in:\n%s", o)
+	}
+	if code, o, e := coffer("ls", rp, "/sub"); code != 0 || !strings.Contains(o, "/sub/b.txt") {
+		t.Fatalf("ls over TLS: %d\n%s\n%s", code, o, e)
+	}
+	if code, o, e := coffer("restore", "--resource", arn, "--latest", "--new-file-system", "--dry-run"); code != 0 || !strings.Contains(o, "create 3, overwrite 0, skip 0") {
+		t.Fatalf("restore --dry-run over TLS: %d\n%s\n%s", code, o, e)
+	}
+	if code, o, e := coffer("jobs", "list"); code != 0 || !strings.Contains(o, "COMPLETED") {
+		t.Fatalf("jobs list over TLS: %d\n%s\n%s", code, o, e)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -66,6 +67,8 @@ Global flags (also accepted after the command):
 
 Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else the zero-config
 credentials file. Region: AWS_DEFAULT_REGION, AWS_REGION or us-east-1.
+HTTPS with a private CA: AWS_CA_BUNDLE=FILE (PEM; its certificates are the
+trusted roots, as for the aws CLI).
 Exit status: 0 success, 1 job failed, 2 usage or API error.`
 
 // usageError is a command-line mistake; Run prints it with the usage text.
@@ -167,6 +170,7 @@ type cmd struct {
 
 	endpoint, dataDir string // global flags
 	client            *backup.Client
+	tr                *http.Transport
 }
 
 // flags returns a flag set for a subcommand with the global flags.
@@ -344,10 +348,15 @@ func (c *cmd) api() (*backup.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	tr, err := c.transport()
+	if err != nil {
+		return nil, err
+	}
 	c.client = backup.New(backup.Options{
 		Region:       cn.Region,
 		BaseEndpoint: aws.String(cn.Endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider(cn.AccessKeyID, cn.SecretAccessKey, cn.SessionToken),
+		HTTPClient:   &http.Client{Transport: tr},
 	})
 	return c.client, nil
 }

@@ -47,7 +47,11 @@ func (c *cmd) ext(ctx context.Context, path string, in, out any) error {
 		req, hex.EncodeToString(sum[:]), "backup", cn.Region, c.opts.Clock.Now()); err != nil {
 		return err
 	}
-	hc := &http.Client{Timeout: 5 * time.Minute}
+	tr, err := c.transport()
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 5 * time.Minute, Transport: tr}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return err

@@ -78,6 +78,9 @@ type Config struct {
 	LogFormat string `yaml:"log_format"`
 	// TLS, when its files are set, serves the API listener over HTTPS.
 	TLS TLS `yaml:"tls"`
+	// MetricsTLS, when its files are set, serves the metrics listener
+	// over HTTPS (its own pair, which may be the same files as TLS).
+	MetricsTLS TLS `yaml:"metrics_tls"`
 	// DatabaseServers are the database servers whose databases Coffer
 	// protects; Databases are those databases (AWS resource type RDS).
 	DatabaseServers []DatabaseServer `yaml:"database_servers"`

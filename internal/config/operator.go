@@ -34,15 +34,23 @@ func (c *Config) validateOperator() error {
 	default:
 		return keyErr("log_format", "must be %q or %q, got %q", LogFormatText, LogFormatJSON, c.LogFormat)
 	}
-	switch t := c.TLS; {
-	case t.CertFile == "" && t.KeyFile != "":
-		return keyErr("tls.cert_file", "must be set with tls.key_file")
-	case t.CertFile != "" && t.KeyFile == "":
-		return keyErr("tls.key_file", "must be set with tls.cert_file")
+	if err := c.TLS.validate("tls"); err != nil {
+		return err
 	}
-	for key, v := range map[string]string{"tls.cert_file": c.TLS.CertFile, "tls.key_file": c.TLS.KeyFile} {
+	return c.MetricsTLS.validate("metrics_tls")
+}
+
+// validate checks a certificate/key pair named key in the file.
+func (t TLS) validate(key string) error {
+	switch {
+	case t.CertFile == "" && t.KeyFile != "":
+		return keyErr(key+".cert_file", "must be set with %s.key_file", key)
+	case t.CertFile != "" && t.KeyFile == "":
+		return keyErr(key+".key_file", "must be set with %s.cert_file", key)
+	}
+	for k, v := range map[string]string{key + ".cert_file": t.CertFile, key + ".key_file": t.KeyFile} {
 		if strings.IndexByte(v, 0) >= 0 {
-			return keyErr(key, "must be a file path")
+			return keyErr(k, "must be a file path")
 		}
 	}
 	return nil

@@ -8,7 +8,8 @@
 // Security: sign-in with an account's access key id and secret creates a
 // server-side session named by a random id in a cookie (HttpOnly,
 // SameSite=Strict, Path=/console/, Secure under TLS) that expires after
-// Config.SessionTTL; every request other than GET must carry the
+// Config.SessionTTL, kept by Config.Sessions under a hash of the id (the
+// metadata store in `coffer serve`); every request other than GET must carry the
 // session's CSRF token in the X-CSRF-Token header (the page gets it at
 // sign-in and never stores it in a cookie); failed sign-ins are limited
 // per client address; every page is served with a Content-Security-Policy
@@ -83,6 +84,8 @@ type Config struct {
 	Observer interface {
 		ObserveRequest(api, operation string, status int, elapsed time.Duration)
 	}
+	// Sessions keeps the sessions (default: in memory, lost on restart).
+	Sessions SessionStore
 }
 
 // Console serves the web console.
@@ -94,13 +97,13 @@ type Console struct {
 	assets fs.FS
 
 	mu       sync.Mutex
-	sessions map[string]*session
 	failures map[string]*failures
 }
 
+// session is the signed-in session of a request.
 type session struct {
-	account, akid, csrf string
-	expires             time.Time
+	account, akid, csrf, idHash string
+	expires                     time.Time
 }
 
 type failures struct {
@@ -129,7 +132,10 @@ func New(cfg Config, svc *service.Service) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Console{cfg: cfg, svc: svc, log: cfg.Logger, assets: assets, sessions: map[string]*session{}, failures: map[string]*failures{}}
+	if cfg.Sessions == nil {
+		cfg.Sessions = newMemSessions()
+	}
+	c := &Console{cfg: cfg, svc: svc, log: cfg.Logger, assets: assets, failures: map[string]*failures{}}
 	c.routes()
 	return c, nil
 }
@@ -187,9 +193,14 @@ func (c *Console) routes() {
 		{"GET", "recovery-points", "ListRecoveryPoints", c.listRecoveryPoints, false},
 		{"GET", "browse", "Browse", c.browse, false},
 		{"POST", "backup", "StartBackup", c.startBackup, false},
+		{"GET", "restore-metadata", "RestoreMetadata", c.restoreMetadata, false},
 		{"POST", "restore/preview", "PreviewRestore", c.previewRestore, false},
 		{"POST", "restore", "StartRestore", c.startRestore, false},
 		{"GET", "jobs", "ListJobs", c.listJobs, false},
+		{"GET", "plans", "ListPlans", c.listPlans, false},
+		{"POST", "plans", "CreatePlan", c.createPlan, false},
+		{"POST", "plans/update", "UpdatePlan", c.updatePlan, false},
+		{"POST", "plans/delete", "DeletePlan", c.deletePlan, false},
 		{"GET", "job", "DescribeJob", c.describeJob, false},
 	} {
 		c.mux.Handle(e.method+" "+Prefix+"api/"+e.path, c.endpoint(e.name, e.h, e.public))
@@ -336,23 +347,32 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// session returns the request's live session.
+// session returns the request's live session: one the store knows, not
+// expired, whose access key still belongs to its account (a key removed
+// from the configuration ends its sessions).
 func (c *Console) session(r *http.Request) (*session, error) {
 	ck, err := r.Cookie(cookieName)
-	if err != nil || ck.Value == "" {
+	if err != nil || ck.Value == "" || len(ck.Value) > 128 {
 		return nil, fail(http.StatusUnauthorized, "not signed in")
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s, ok := c.sessions[ck.Value]
-	if !ok {
+	h := idHash(ck.Value)
+	st, err := c.cfg.Sessions.GetSession(r.Context(), h)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
 		return nil, fail(http.StatusUnauthorized, "not signed in")
 	}
-	if !c.cfg.Clock.Now().Before(s.expires) {
-		delete(c.sessions, ck.Value)
+	if !c.cfg.Clock.Now().Before(st.Expires) {
+		if err := c.cfg.Sessions.DeleteSession(r.Context(), h); err != nil {
+			c.log.Warn("console: expired session not deleted", "err", err)
+		}
 		return nil, fail(http.StatusUnauthorized, "session expired; sign in again")
 	}
-	return s, nil
+	if k, ok := c.cfg.Keys[st.AccessKeyID]; !ok || k.Account != st.AccountID {
+		return nil, fail(http.StatusUnauthorized, "not signed in")
+	}
+	return &session{account: st.AccountID, akid: st.AccessKeyID, csrf: csrfOf(ck.Value), idHash: h, expires: st.Expires}, nil
 }
 
 // clientAddr is the address failed sign-ins are counted against.
@@ -425,21 +445,20 @@ func (c *Console) signIn(_ context.Context, _ *session, r *http.Request) (any, e
 		c.log.Warn("console: sign-in failed", "remote", addr)
 		return nil, fail(http.StatusUnauthorized, "Sign-in failed: wrong access key ID or secret access key")
 	}
-	s := &session{account: key.Account, akid: in.AccessKeyID, csrf: randomHex(32), expires: now.Add(c.cfg.SessionTTL)}
 	id := randomHex(32)
-	c.mu.Lock()
-	if len(c.sessions) >= maxSessions {
-		for k, old := range c.sessions {
-			if !now.Before(old.expires) {
-				delete(c.sessions, k)
-			}
-		}
-		if len(c.sessions) >= maxSessions {
-			c.mu.Unlock()
-			return nil, fail(http.StatusServiceUnavailable, "too many sessions; try again later")
-		}
+	s := &session{account: key.Account, akid: in.AccessKeyID, csrf: csrfOf(id), idHash: idHash(id), expires: now.Add(c.cfg.SessionTTL)}
+	live, err := c.cfg.Sessions.PruneSessions(r.Context(), now)
+	if err != nil {
+		return nil, err
 	}
-	c.sessions[id] = s
+	if live >= maxSessions {
+		return nil, fail(http.StatusServiceUnavailable, "too many sessions; try again later")
+	}
+	if err := c.cfg.Sessions.CreateSession(r.Context(), StoredSession{IDHash: s.idHash, AccountID: s.account, AccessKeyID: s.akid,
+		Created: now, Expires: s.expires}); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
 	delete(c.failures, addr)
 	c.mu.Unlock()
 	c.log.Info("console: signed in", "account", s.account, "remote", addr)
@@ -457,12 +476,9 @@ func (c *Console) meOf(s *session, withToken bool) meOut {
 }
 
 func (c *Console) signOut(_ context.Context, s *session, r *http.Request) (any, error) {
-	ck, _ := r.Cookie(cookieName)
-	c.mu.Lock()
-	if ck != nil {
-		delete(c.sessions, ck.Value)
+	if err := c.cfg.Sessions.DeleteSession(r.Context(), s.idHash); err != nil {
+		return nil, err
 	}
-	c.mu.Unlock()
 	return setCookie{cookie: &http.Cookie{Name: cookieName, Value: "", Path: Prefix, HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: r.TLS != nil, MaxAge: -1}, body: map[string]bool{"signedOut": true}}, nil
 }

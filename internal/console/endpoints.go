@@ -282,6 +282,20 @@ func (c *Console) startBackup(ctx context.Context, s *session, r *http.Request) 
 	return jobOf(j), nil
 }
 
+// restoreMetadata is the recovery point's own restore metadata
+// (GetRecoveryPointRestoreMetadata): the restore wizard starts from it.
+func (c *Console) restoreMetadata(ctx context.Context, s *session, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	_, rp, md, err := c.svc.RecoveryPointRestoreMetadata(ctx, c.caller(s), q.Get("vault"), q.Get("rp"))
+	if err != nil {
+		return nil, err
+	}
+	if md == nil {
+		md = map[string]string{}
+	}
+	return map[string]any{"resourceType": rp.ResourceType, "resourceArn": rp.ResourceArn, "metadata": md}, nil
+}
+
 type restoreIn struct {
 	RecoveryPointArn string            `json:"recoveryPointArn"`
 	Metadata         map[string]string `json:"metadata"`

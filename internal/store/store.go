@@ -90,6 +90,7 @@ type Tx interface {
 	Nonces
 	RepoVersions
 	ClusterMeta
+	ConsoleSessions
 	Plans
 	Selections
 	Occurrences

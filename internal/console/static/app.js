@@ -319,73 +319,239 @@
 
   function lines(s) { return s.split(/[\n,]/).map((x) => x.trim()).filter(Boolean); }
 
+  // restoreForm returns the type's structured fields and the function that
+  // builds the restore metadata from them; base is the recovery point's
+  // own restore metadata (GetRecoveryPointRestoreMetadata).
+  function restoreForm(info, base, items) {
+    const policySel = (first) => el('select', { name: 'conflictPolicy' }, el('option', { value: '' }, first),
+      ['SKIP_EXISTING', 'OVERWRITE_EXISTING', 'OVERWRITE_IF_NEWER'].map((p) => el('option', { value: p }, p)));
+    const itemsBox = (list) => el('textarea', { rows: 4, cols: 70, name: 'items' }, list.join('\n'));
+    const incl = el('input', { type: 'text', name: 'include', placeholder: '**/*.jpg' });
+    const excl = el('input', { type: 'text', name: 'exclude', placeholder: '*.tmp' });
+    const globs = (md) => {
+      if (lines(incl.value).length) md.Include = JSON.stringify(lines(incl.value));
+      if (lines(excl.value).length) md.Exclude = JSON.stringify(lines(excl.value));
+    };
+    const sourceID = info.resourceArn.split(/[/:]/).pop();
+    if (info.resourceType === 'EFS') {
+      const newFS = el('input', { type: 'radio', name: 'target', value: 'new', checked: true });
+      const oldFS = el('input', { type: 'radio', name: 'target', value: 'existing' });
+      const fsID = el('input', { type: 'text', name: 'fsid', placeholder: 'fs-…' });
+      const tpath = el('input', { type: 'text', name: 'targetPath', placeholder: '/restored' });
+      const policy = policySel('(new directory only)');
+      const box = itemsBox(items);
+      return {
+        fields: [
+          el('fieldset', {}, el('legend', {}, 'Target'),
+            el('label', { class: 'check' }, newFS, 'New file system'),
+            el('label', { class: 'check' }, oldFS, 'Existing file system'),
+            el('label', {}, 'File system ID', fsID), el('label', {}, 'Target path', tpath), el('label', {}, 'Conflict policy', policy)),
+          el('label', {}, 'Items (one per line; empty: everything)', box),
+          el('label', {}, 'Include globs', incl), el('label', {}, 'Exclude globs', excl),
+        ],
+        metadata() {
+          const md = {};
+          if (newFS.checked) {
+            md['file-system-id'] = sourceID; md.newFileSystem = 'true';
+          } else {
+            md['file-system-id'] = fsID.value.trim(); md.newFileSystem = 'false';
+            if (tpath.value.trim()) md.TargetPath = tpath.value.trim();
+            if (policy.value) md.ConflictPolicy = policy.value;
+          }
+          const it = lines(box.value);
+          if (it.length) md.ItemsToRestore = JSON.stringify(it);
+          globs(md);
+          return md;
+        },
+      };
+    }
+    if (info.resourceType === 'S3') {
+      // Items chosen in the browser are keys and prefixes of the source
+      // bucket; ItemsToRestore names them as s3://bucket/key.
+      const source = base.DestinationBucketName || sourceID;
+      const newB = el('input', { type: 'radio', name: 'target', value: 'new', checked: true });
+      const oldB = el('input', { type: 'radio', name: 'target', value: 'existing' });
+      const bucket = el('input', { type: 'text', name: 'bucket', required: true, value: source + '-restored', spellcheck: 'false' });
+      newB.addEventListener('change', () => { if (bucket.value === source) bucket.value = source + '-restored'; });
+      oldB.addEventListener('change', () => { if (bucket.value === source + '-restored') bucket.value = source; });
+      const prefix = el('input', { type: 'text', name: 'destinationPrefix', placeholder: 'restored/' });
+      const policy = policySel('(default: skip existing keys)');
+      const enc = el('select', { name: 'encryption' }, el('option', { value: '' }, 'As in the backup'), el('option', { value: 'SSE-S3' }, 'SSE-S3'));
+      const box = itemsBox(items.map((k) => 's3://' + source + '/' + k));
+      return {
+        fields: [
+          el('fieldset', {}, el('legend', {}, 'Target'),
+            el('label', { class: 'check' }, newB, 'New bucket'),
+            el('label', { class: 'check' }, oldB, 'Existing bucket'),
+            el('label', {}, 'Destination bucket', bucket), el('label', {}, 'Destination prefix', prefix),
+            el('label', {}, 'Conflict policy', policy), el('label', {}, 'Encryption', enc)),
+          el('label', {}, 'Items (s3://bucket/key or prefix, one per line, at most 5; empty: everything)', box),
+        ],
+        metadata() {
+          const md = { DestinationBucketName: bucket.value.trim(), NewBucket: newB.checked ? 'true' : 'false' };
+          if (prefix.value.trim()) md.DestinationPrefix = prefix.value.trim();
+          if (policy.value) md.ConflictPolicy = policy.value;
+          if (enc.value) { md.Encrypted = 'true'; md.EncryptionType = enc.value; }
+          const it = lines(box.value);
+          if (it.length) md.ItemsToRestore = JSON.stringify(it);
+          return md;
+        },
+      };
+    }
+    if (info.resourceType === 'RDS') {
+      const ident = el('input', { type: 'text', name: 'dbInstanceIdentifier', required: true, spellcheck: 'false',
+        value: (base.DBInstanceIdentifier || sourceID) + '-restored' });
+      const server = el('input', { type: 'text', name: 'targetServer', placeholder: '(the source\'s server)' });
+      return {
+        noPreview: true,
+        fields: [
+          el('fieldset', {}, el('legend', {}, 'New database'),
+            el('label', {}, 'New database identifier', ident),
+            el('label', {}, 'Target server', server),
+            el('p', { class: 'muted' }, 'A restore always creates a new database; an identifier in use is refused.')),
+        ],
+        metadata() {
+          const md = Object.assign({}, base, { DBInstanceIdentifier: ident.value.trim() });
+          if (server.value.trim()) md.TargetServer = server.value.trim();
+          return md;
+        },
+      };
+    }
+    const mdBox = el('textarea', { rows: 6, cols: 70, name: 'metadata' }, JSON.stringify(base, null, 1));
+    return { fields: [el('label', {}, 'Restore metadata (JSON)', mdBox)], metadata: () => JSON.parse(mdBox.value) };
+  }
+
   async function restorePage(params) {
     const rp = params.get('rp') || '';
     let items = [];
     try { items = JSON.parse(params.get('items') || '[]'); } catch (e) { items = []; }
     const info = (await api('GET', 'recovery-points')).find((r) => r.arn === rp);
     if (!info) throw new Error('Recovery point not found');
-    const isFS = info.resourceType === 'EFS';
-    const sourceID = info.resourceArn.split('/').pop();
-    const out = el('section', { class: 'card', 'aria-live': 'polite' });
-    const mdBox = el('textarea', { rows: 6, cols: 70, name: 'metadata' }, '{}');
-    const newFS = el('input', { type: 'radio', name: 'target', value: 'new', checked: true });
-    const oldFS = el('input', { type: 'radio', name: 'target', value: 'existing' });
-    const fsID = el('input', { type: 'text', name: 'fsid', placeholder: 'fs-…' });
-    const tpath = el('input', { type: 'text', name: 'targetPath', placeholder: '/restored' });
-    const policy = el('select', { name: 'conflictPolicy' }, el('option', { value: '' }, '(new directory only)'),
-      ['SKIP_EXISTING', 'OVERWRITE_EXISTING', 'OVERWRITE_IF_NEWER'].map((p) => el('option', { value: p }, p)));
-    const itemsBox = el('textarea', { rows: 4, cols: 70, name: 'items' }, items.join('\n'));
-    const incl = el('input', { type: 'text', name: 'include', placeholder: '**/*.jpg' });
-    const excl = el('input', { type: 'text', name: 'exclude', placeholder: '*.tmp' });
-    function metadata() {
-      if (!isFS) return JSON.parse(mdBox.value);
-      const md = {};
-      if (newFS.checked) {
-        md['file-system-id'] = sourceID; md.newFileSystem = 'true';
-      } else {
-        md['file-system-id'] = fsID.value.trim(); md.newFileSystem = 'false';
-        if (tpath.value.trim()) md.TargetPath = tpath.value.trim();
-        if (policy.value) md.ConflictPolicy = policy.value;
-      }
-      const it = lines(itemsBox.value);
-      if (it.length) md.ItemsToRestore = JSON.stringify(it);
-      if (lines(incl.value).length) md.Include = JSON.stringify(lines(incl.value));
-      if (lines(excl.value).length) md.Exclude = JSON.stringify(lines(excl.value));
-      return md;
-    }
+    const base = (await api('GET', 'restore-metadata?' + q({ vault: info.vaultName, rp }))).metadata;
+    const out = el('section', { class: 'card', 'aria-live': 'polite', hidden: true });
+    const show = (...nodes) => { out.hidden = false; out.replaceChildren(...nodes); };
+    const form = restoreForm(info, base, items);
+    const targetName = { EFS: 'a new file system', S3: 'a new bucket', RDS: 'a new database' }[info.resourceType] || 'a new resource';
     async function preview() {
-      out.replaceChildren(el('p', { class: 'muted' }, 'Previewing…'));
+      show(el('p', { class: 'muted' }, 'Previewing…'));
       try {
-        const p = await api('POST', 'restore/preview', { recoveryPointArn: rp, metadata: metadata() });
+        const p = await api('POST', 'restore/preview', { recoveryPointArn: rp, metadata: form.metadata() });
         const list = (title, paths, n) => (n ? el('div', {}, el('h3', {}, title + ' (' + n + ')'),
           el('ul', {}, paths.map((x) => el('li', { class: 'mono' }, x)), n > paths.length ? el('li', { class: 'muted' }, '… and ' + (n - paths.length) + ' more') : '')) : '');
-        out.replaceChildren(el('h2', {}, 'Preview'),
+        show(el('h2', {}, 'Preview'),
           el('p', { role: 'status' }, 'Create ' + p.create + ', overwrite ' + p.overwrite + ', skip ' + p.skip + '; ' + fmtBytes(p.bytes) + ' to write into ' +
-            (p.targetArn || 'a new file system') + ' at ' + p.location + '. Nothing was written.'),
+            (p.targetArn || targetName) + ' at ' + p.location + '. Nothing was written.'),
           list('Create', p.createPaths, p.create), list('Overwrite', p.overwritePaths, p.overwrite), list('Skip', p.skipPaths, p.skip),
           p.problems.length ? el('ul', {}, p.problems.map((x) => el('li', { class: 'error' }, x))) : '');
-      } catch (err) { out.replaceChildren(errorLine(err)); }
+      } catch (err) { show(errorLine(err)); }
     }
     async function start() {
       try {
-        const j = await api('POST', 'restore', { recoveryPointArn: rp, metadata: metadata() });
+        const j = await api('POST', 'restore', { recoveryPointArn: rp, metadata: form.metadata() });
         location.hash = '#/job?' + q({ kind: 'restore', id: j.id });
-      } catch (err) { out.replaceChildren(errorLine(err)); }
+      } catch (err) { show(errorLine(err)); }
     }
-    const fields = isFS ? [
-      el('fieldset', {}, el('legend', {}, 'Target'),
-        el('label', { class: 'check' }, newFS, 'New file system'),
-        el('label', { class: 'check' }, oldFS, 'Existing file system'),
-        el('label', {}, 'File system ID', fsID), el('label', {}, 'Target path', tpath), el('label', {}, 'Conflict policy', policy)),
-      el('label', {}, 'Items (one per line; empty: everything)', itemsBox),
-      el('label', {}, 'Include globs', incl), el('label', {}, 'Exclude globs', excl),
-    ] : [el('label', {}, 'Restore metadata (JSON)', mdBox)];
     page('Restore', el('p', {}, 'From ', el('code', {}, rp), ' of ', el('code', {}, info.resourceArn)),
-      el('form', { class: 'card', on: { submit: (ev) => { ev.preventDefault(); } } }, fields,
-        el('p', {}, el('button', { type: 'button', class: 'secondary', on: { click: preview } }, 'Preview'), ' ',
+      el('form', { class: 'card', on: { submit: (ev) => { ev.preventDefault(); } } }, form.fields,
+        el('p', {}, form.noPreview ? '' : [el('button', { type: 'button', class: 'secondary', on: { click: preview } }, 'Preview'), ' '],
           el('button', { type: 'button', on: { click: start } }, 'Start restore'))),
       out);
+  }
+
+  // Schedules offered by the plan form (the expression field is the truth).
+  const schedulePresets = [
+    ['Daily at 05:00', 'cron(0 5 ? * * *)'], ['Every hour', 'cron(0 * ? * * *)'], ['Every 12 hours', 'rate(12 hours)'],
+    ['Weekly, Sunday 05:00', 'cron(0 5 ? * 1 *)'], ['Monthly, 1st 05:00', 'cron(0 5 1 * ? *)'],
+  ];
+
+  async function plansPage(params) {
+    const editID = params.get('edit') || '';
+    const [plans, vaults, resources] = await Promise.all([api('GET', 'plans'), api('GET', 'vaults'), api('GET', 'resources')]);
+    const editing = editID ? plans.find((p) => p.id === editID && p.simple) : null;
+    const rule = editing ? editing.rules[0] : null;
+    const chosen = new Set(editing && editing.selections.length ? editing.selections[0].resources : []);
+    const name = el('input', { type: 'text', name: 'planName', required: true, pattern: '[A-Za-z0-9_.\\-]{1,200}', value: editing ? editing.name : '' });
+    const ruleName = el('input', { type: 'text', name: 'ruleName', required: true, pattern: '[A-Za-z0-9_.\\-]{1,50}', value: rule ? rule.name : 'DailyBackups' });
+    const expr = el('input', { type: 'text', name: 'schedule', required: true, class: 'mono', value: rule ? rule.schedule : schedulePresets[0][1] });
+    const preset = el('select', { name: 'preset', on: { change: () => { if (preset.value) expr.value = preset.value; } } },
+      el('option', { value: '' }, 'Custom'), schedulePresets.map(([label, e]) => el('option', { value: e, selected: e === expr.value }, label)));
+    const tz = el('input', { type: 'text', name: 'timezone', value: rule ? rule.timezone : 'Etc/UTC' });
+    const vault = el('select', { name: 'vault', required: true },
+      vaults.map((v) => el('option', { value: v.name, selected: rule ? v.name === rule.vaultName : v.name === 'Default' }, v.name)));
+    const del = el('input', { type: 'number', name: 'deleteAfterDays', min: 0, max: 36500, value: rule && rule.deleteAfterDays ? rule.deleteAfterDays : 35 });
+    const cold = el('input', { type: 'number', name: 'coldAfterDays', min: 0, max: 36500, value: rule && rule.coldAfterDays ? rule.coldAfterDays : 0 });
+    const boxes = [['*', 'All resources (*)'], ...resources.map((r) => [r.arn, r.type + ' ' + r.id])].map(([arn, label]) => {
+      const box = el('input', { type: 'checkbox', value: arn, checked: chosen.has(arn) });
+      return { arn, box, label: el('label', { class: 'check' }, box, label) };
+    });
+    const msg = el('div', { role: 'status' });
+    const form = el('form', {
+      class: 'card',
+      on: {
+        submit: async (ev) => {
+          ev.preventDefault();
+          const body = {
+            name: name.value.trim(), ruleName: ruleName.value.trim(), schedule: expr.value.trim(), timezone: tz.value.trim(), vaultName: vault.value,
+            deleteAfterDays: parseInt(del.value || '0', 10), coldAfterDays: parseInt(cold.value || '0', 10),
+            resources: boxes.filter((b) => b.box.checked).map((b) => b.arn),
+          };
+          try {
+            if (editing) {
+              await api('POST', 'plans/update', Object.assign(body, { id: editing.id, versionId: editing.versionId }));
+              location.hash = '#/plans';
+            } else {
+              await api('POST', 'plans', body);
+              render();
+            }
+          } catch (err) { msg.replaceChildren(errorLine(err)); }
+        },
+      },
+    },
+    el('h2', {}, editing ? 'Edit plan ' + editing.name : 'Create a backup plan'),
+    el('label', {}, 'Plan name', name),
+    el('fieldset', {}, el('legend', {}, 'Rule'),
+      el('label', {}, 'Rule name', ruleName),
+      el('label', {}, 'Schedule', preset), el('label', {}, 'Schedule expression', expr), el('label', {}, 'Timezone', tz),
+      el('label', {}, 'Target vault', vault),
+      el('label', {}, 'Delete after (days, 0: never)', del), el('label', {}, 'Move to cold storage after (days, 0: never)', cold)),
+    el('fieldset', { class: 'choices' }, el('legend', {}, 'Resources'), boxes.map((b) => b.label)),
+    el('p', {}, el('button', { type: 'submit' }, editing ? 'Save plan' : 'Create plan'),
+      editing ? [' ', el('a', { href: '#/plans' }, 'Cancel')] : ''),
+    msg);
+    const cards = plans.map((p) => {
+      const rules = p.rules.map((r) => el('tr', {},
+        el('td', {}, r.name), el('td', { class: 'mono' }, r.schedule + (r.timezone && r.timezone !== 'Etc/UTC' ? ' ' + r.timezone : '')),
+        el('td', {}, r.vaultName),
+        el('td', {}, (r.coldAfterDays ? 'cold after ' + r.coldAfterDays + ' d, ' : '') + (r.deleteAfterDays ? 'delete after ' + r.deleteAfterDays + ' d' : 'kept forever')),
+        el('td', { class: 'num' }, r.startWindowMinutes + ' / ' + r.completionWindowMinutes + ' min'),
+        el('td', { class: 'num' }, r.copyActions || '')));
+      const sels = p.selections.map((s) => el('tr', {},
+        el('td', {}, s.name),
+        el('td', { class: 'mono' }, s.resources.join(', ') || (s.byTags ? '(by tags)' : '')),
+        el('td', { class: 'mono' }, s.notResources.join(', '))));
+      const next = p.nextRuns.map((r) => el('li', {}, fmtTime(r.time) + ' (' + r.rule + ')'));
+      const actions = el('p', {},
+        p.simple ? el('a', { href: '#/plans?' + q({ edit: p.id }), 'aria-label': 'Edit plan ' + p.name }, 'Edit')
+          : el('span', { class: 'muted' }, 'Several rules or selections, copies or tag selections: edit through the API.'),
+        ' ',
+        el('button', {
+          type: 'button', class: 'danger', 'aria-label': 'Delete plan ' + p.name,
+          on: {
+            click: async () => {
+              if (!confirm('Delete plan ' + p.name + ' and its resource assignments?')) return;
+              try { await api('POST', 'plans/delete', { id: p.id }); render(); } catch (err) { msg.replaceChildren(errorLine(err)); }
+            },
+          },
+        }, 'Delete'));
+      return el('section', { class: 'card plan', 'aria-label': 'Plan ' + p.name },
+        el('h2', {}, p.name), el('p', { class: 'mono muted' }, p.arn),
+        table(['Rule', 'Schedule', 'Vault', 'Lifecycle', 'Start / completion window', 'Copies'], rules, 'Rules of ' + p.name),
+        table(['Selection', 'Resources', 'Except'], sels, 'Resources of ' + p.name),
+        el('h3', {}, 'Next runs'), next.length ? el('ul', { 'aria-label': 'Next runs of ' + p.name }, next) : el('p', { class: 'muted' }, 'None'),
+        el('h3', {}, 'Last runs'), table(jobHeaders, p.lastRuns.map(jobRow), 'Last runs of ' + p.name),
+        actions);
+    });
+    page('Backup plans', form, ...(cards.length ? cards : [el('p', { class: 'muted' }, 'No backup plans yet.')]));
   }
 
   async function jobsPage(params) {
@@ -442,7 +608,7 @@
 
   const pages = {
     '/dashboard': dashboard, '/vaults': vaultsPage, '/recovery-points': recoveryPointsPage, '/browse': browsePage,
-    '/restore': restorePage, '/jobs': jobsPage, '/job': jobPage,
+    '/restore': restorePage, '/jobs': jobsPage, '/job': jobPage, '/plans': plansPage,
   };
 
   async function render() {

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Nonces", testNonces},
 		{"RepoVersions", testRepoVersions},
 		{"ClusterMeta", testClusterMeta},
+		{"ConsoleSessions", testConsoleSessions},
 		{"Plans", testPlans},
 		{"Selections", testSelections},
 		{"Occurrences", testOccurrences},
