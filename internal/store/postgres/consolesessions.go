@@ -11,7 +11,7 @@ import (
 	"coffer/internal/store"
 )
 
-// ---- web console sessions (migration 0004) ----
+// ---- web console sessions (migration 0005) ----
 
 func (t *txn) CreateConsoleSession(ctx context.Context, s *store.ConsoleSession) error {
 	tag, err := t.tx.Exec(ctx, `INSERT INTO console_sessions (id_hash, account_id, access_key_id, created_ms, expires_ms)

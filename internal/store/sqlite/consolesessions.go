@@ -10,7 +10,7 @@ import (
 	"coffer/internal/store"
 )
 
-// ---- web console sessions (migration 0009) ----
+// ---- web console sessions (migration 0010) ----
 
 func (t *txn) CreateConsoleSession(ctx context.Context, s *store.ConsoleSession) error {
 	res, err := t.tx.ExecContext(ctx, `INSERT INTO console_sessions (id_hash, account_id, access_key_id, created_ms, expires_ms)

@@ -1,4 +1,4 @@
--- Coffer metadata schema, version 9: web console sessions (see
+-- Coffer metadata schema, version 10: web console sessions (see
 -- internal/store/consolesessions.go). A session is kept by a hash of its
 -- id, never the id itself; expired ones are deleted at sign-in.
 CREATE TABLE console_sessions (

@@ -1,4 +1,4 @@
--- Coffer metadata schema on PostgreSQL, version 4 (SQLite version 9): web
+-- Coffer metadata schema on PostgreSQL, version 5 (SQLite version 10): web
 -- console sessions (see internal/store/consolesessions.go). A session is
 -- kept by a hash of its id, never the id itself; expired ones are deleted
 -- at sign-in.
