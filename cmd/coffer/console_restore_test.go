@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/chromedp/chromedp"
 
-	"coffer/internal/resource/pgdb/pgtest"
 	"coffer/internal/testutil"
+	"coffer/internal/testutil/pgtest"
 	"coffer/internal/testutil/s3server"
 )
 

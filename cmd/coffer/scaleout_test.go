@@ -88,7 +88,7 @@ func newCluster(t *testing.T, sources int, fileBytes int, seed int64) *cluster {
 	c.fsYAML = fsYAML.String()
 	c.newFS = filepath.Join(c.dir, "shared", "newfs")
 	c.s3YAML = c.s3Config(c.s3.Endpoint)
-	db := c.pg.CreateDB(t)
+	db := c.pg.TempDB(t)
 	t.Setenv("COFFER_TEST_PG_DSN", c.pg.URL(db))
 	t.Setenv("COFFER_S3_SECRET_ACCESS_KEY", c.s3.SecretKey)
 	t.Setenv("COFFER_TEST_MASTER_KEY", randomKey(t))

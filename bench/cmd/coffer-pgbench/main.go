@@ -14,7 +14,7 @@
 //   - repository size against the sum of the N dump files, and the peak
 //     resident memory of coffer serve over the whole run.
 //
-// It starts its own PostgreSQL server (internal/resource/pgdb/pgtest) in a
+// It starts its own PostgreSQL server (internal/testutil/pgtest) in a
 // temporary directory. See bench/README.md, "PostgreSQL databases".
 package main
 
@@ -42,7 +42,7 @@ import (
 	btypes "github.com/aws/aws-sdk-go-v2/service/backup/types"
 	"github.com/jackc/pgx/v5"
 
-	"coffer/internal/resource/pgdb/pgtest"
+	"coffer/internal/testutil/pgtest"
 )
 
 const (
@@ -122,7 +122,7 @@ func run(ctx context.Context, o options) error {
 	}
 	log.Printf("work directory %s", work)
 	srv, err := pgtest.New(pgtest.Options{Settings: map[string]string{"shared_buffers": strconv.Itoa(o.sharedBuffersMiB) + "MB",
-		"max_wal_size": "4GB", "maintenance_work_mem": "256MB"}})
+		"max_wal_size": "4GB", "maintenance_work_mem": "256MB", "synchronous_commit": "off"}})
 	if err != nil {
 		return err
 	}

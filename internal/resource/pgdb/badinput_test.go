@@ -10,7 +10,7 @@ import (
 
 	"coffer/internal/resource"
 	"coffer/internal/resource/pgdb"
-	"coffer/internal/resource/pgdb/pgtest"
+	"coffer/internal/testutil/pgtest"
 )
 
 // closedPort is a loopback address nobody listens on.

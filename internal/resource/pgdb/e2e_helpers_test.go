@@ -16,9 +16,9 @@ import (
 	btypes "github.com/aws/aws-sdk-go-v2/service/backup/types"
 	"github.com/aws/smithy-go"
 
-	"coffer/internal/resource/pgdb/pgtest"
 	"coffer/internal/testutil/cofferproc"
 	"coffer/internal/testutil/jobwait"
+	"coffer/internal/testutil/pgtest"
 )
 
 const (

@@ -14,8 +14,8 @@ import (
 	btypes "github.com/aws/aws-sdk-go-v2/service/backup/types"
 
 	"coffer/internal/resource/pgdb"
-	"coffer/internal/resource/pgdb/pgtest"
 	"coffer/internal/testutil/cofferproc"
+	"coffer/internal/testutil/pgtest"
 )
 
 // startServe runs coffer serve with the e2e configuration (servers pg and

@@ -13,8 +13,8 @@ import (
 	sdk "github.com/aws/aws-sdk-go-v2/service/backup"
 	btypes "github.com/aws/aws-sdk-go-v2/service/backup/types"
 
-	"coffer/internal/resource/pgdb/pgtest"
 	"coffer/internal/testutil"
+	"coffer/internal/testutil/pgtest"
 )
 
 // TestEndToEnd drives databases through `coffer serve`: the Go SDK for

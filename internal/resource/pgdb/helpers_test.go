@@ -20,40 +20,29 @@ import (
 	"coffer/internal/backup"
 	"coffer/internal/resource"
 	"coffer/internal/resource/pgdb"
-	"coffer/internal/resource/pgdb/pgtest"
+	"coffer/internal/testutil/pgtest"
 )
 
-// The package's tests share one server (started on first use) and name
-// their databases uniquely.
+// The package's tests share one server (pgtest.Shared, started on first
+// use) and name their databases uniquely.
 var shared struct {
 	once sync.Once
-	srv  *pgtest.Server
-	err  error
+	err  error // creating readerRole
 	seq  int
 	mu   sync.Mutex
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared.srv != nil {
-		shared.srv.Close()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // server is the shared server, with readerRole.
 func server(t testing.TB) *pgtest.Server {
 	t.Helper()
-	shared.once.Do(func() {
-		shared.srv, shared.err = pgtest.New(pgtest.Options{})
-		if shared.err == nil {
-			shared.err = execSQL(shared.srv, "postgres", "CREATE ROLE "+readerRole)
-		}
-	})
+	s := pgtest.Shared(t)
+	shared.once.Do(func() { shared.err = execSQL(s, "postgres", "CREATE ROLE "+readerRole) })
 	if shared.err != nil {
-		pgtest.Fail(t, shared.err)
+		t.Fatal(shared.err)
 	}
-	return shared.srv
+	return s
 }
 
 func execSQL(s *pgtest.Server, db, sql string) error {

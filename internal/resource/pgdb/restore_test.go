@@ -10,7 +10,7 @@ import (
 	"coffer/internal/backup"
 	"coffer/internal/resource"
 	"coffer/internal/resource/pgdb"
-	"coffer/internal/resource/pgdb/pgtest"
+	"coffer/internal/testutil/pgtest"
 )
 
 // lookupOf finds the given resources.

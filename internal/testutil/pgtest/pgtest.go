@@ -1,14 +1,17 @@
-// Package pgtest runs a throw-away PostgreSQL server for tests: initdb into
-// a temporary directory with the installed server binaries, then postgres
-// on a free loopback port with password authentication. A test (or a whole
-// test binary, see Main and Shared) gets a server it can stop, crash and
-// restart on the same port, and fresh empty databases on it.
+// Package pgtest runs throw-away PostgreSQL servers for tests and
+// benchmarks: initdb into a temporary directory with the installed server
+// binaries, then postgres on a free loopback port with password (SCRAM)
+// authentication. A test (or a whole test binary, see Main and Shared)
+// gets a server it can stop, crash and restart on the same port, with
+// databases it creates by name (CreateDB) or fresh empty ones (TempDB,
+// SchemaDSN).
 //
 // The binaries are looked up in /usr/lib/postgresql/*/bin (Debian,
-// Ubuntu), /usr/pgsql-*/bin (RHEL) and on PATH; .ci/run installs the
-// postgresql package when none is found. PostgreSQL refuses to run as
-// root, so when the tests run as root the server runs as the postgres
-// user (or nobody). Without binaries a test is skipped, and fails in CI.
+// Ubuntu), /usr/pgsql-*/bin (RHEL), /usr/local/pgsql/bin and on PATH; the
+// highest major version wins. .ci/run installs the postgresql package when
+// none is found. PostgreSQL refuses to run as root, so when the tests run
+// as root the server runs as the postgres user (or nobody). Without
+// binaries a test is skipped, and fails in CI.
 package pgtest
 
 import (
@@ -18,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -36,71 +40,106 @@ import (
 	"coffer/internal/testutil"
 )
 
-// User is the superuser of every server; Password is its password.
+// Superuser is the superuser of every server and Password its password
+// (what tests put in Coffer's configs).
 const (
-	User     = "coffer_test"
-	Password = "pgtest-9f3c-secret"
+	Superuser = "coffer"
+	Password  = "coffer-test-password-9d1e"
 )
 
-// ErrNoServer means no PostgreSQL server binaries are installed.
-var ErrNoServer = errors.New("pgtest: no PostgreSQL server binaries (initdb, postgres) found")
+// ErrNoBinaries means PostgreSQL's server programs are not installed.
+var ErrNoBinaries = errors.New("pgtest: no PostgreSQL server binaries (initdb, postgres) installed")
 
-// Server is one PostgreSQL server started by a test.
+// Server is one running PostgreSQL server.
 type Server struct {
 	// Host and Port are where it listens (Port stays the same across
 	// restarts).
 	Host string
 	Port int
-	// Version is the server's version, e.g. "15.18".
+	// BinDir is the directory of its programs (initdb, postgres, and
+	// pg_dump, psql... when installed alongside).
+	BinDir string
+	// Major and Version are the server's version, e.g. 15 and "15.18".
+	Major   int
 	Version string
 
-	bin  string // directory of initdb and postgres
 	root string // temporary directory: data/, pwfile, server.log
 	cred *syscall.Credential
-	sets map[string]string
+	opts Options
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
+	cmd  *exec.Cmd     // nil when stopped
 	done chan struct{} // closed when cmd has exited
+}
+
+// Options tune a server.
+type Options struct {
+	// Autovacuum turns autovacuum on (off by default: it changes database
+	// sizes and statistics while a test compares two backups).
+	Autovacuum bool
+	// Settings are extra `postgres -c` settings (e.g. shared_buffers);
+	// they override the defaults.
+	Settings map[string]string
 }
 
 var versionRE = regexp.MustCompile(`\(PostgreSQL\) ([0-9]+)((\.[0-9]+)*)`)
 
-// binDir returns the directory of the newest installed server binaries.
-func binDir() (string, string, error) {
+// BinDirs lists the directories holding initdb and postgres, highest
+// major version first.
+func BinDirs() []string {
 	var dirs []string
 	for _, pat := range []string{"/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/local/pgsql/bin"} {
 		m, _ := filepath.Glob(pat)
 		dirs = append(dirs, m...)
 	}
-	if p, err := exec.LookPath("postgres"); err == nil {
-		if r, err := filepath.EvalSymlinks(p); err == nil {
-			p = r
+	for _, name := range []string{"postgres", "initdb"} {
+		if p, err := exec.LookPath(name); err == nil {
+			if r, err := filepath.EvalSymlinks(p); err == nil {
+				p = r
+			}
+			dirs = append(dirs, filepath.Dir(p))
 		}
-		dirs = append(dirs, filepath.Dir(p))
 	}
-	best, bestVer, bestMajor := "", "", -1
+	type cand struct {
+		dir   string
+		major int
+	}
+	var cs []cand
+	seen := map[string]bool{}
 	for _, d := range dirs {
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
 		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
 			continue
 		}
-		out, err := exec.Command(filepath.Join(d, "postgres"), "--version").Output()
+		major, _, err := binVersion(filepath.Join(d, "postgres"))
 		if err != nil {
 			continue
 		}
-		m := versionRE.FindStringSubmatch(string(out))
-		if m == nil {
-			continue
-		}
-		major, _ := strconv.Atoi(m[1])
-		if major > bestMajor {
-			best, bestVer, bestMajor = d, m[1]+m[2], major
-		}
+		cs = append(cs, cand{d, major})
 	}
-	if best == "" {
-		return "", "", ErrNoServer
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].major > cs[j].major })
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.dir
 	}
-	return best, bestVer, nil
+	return out
+}
+
+// binVersion runs `postgres --version`: 15, "15.18".
+func binVersion(bin string) (int, string, error) {
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return 0, "", fmt.Errorf("pgtest: %s --version: %w", bin, err)
+	}
+	m := versionRE.FindStringSubmatch(string(out))
+	if m == nil {
+		return 0, "", fmt.Errorf("pgtest: %s --version: unexpected output %q", bin, out)
+	}
+	major, _ := strconv.Atoi(m[1])
+	return major, m[1] + m[2], nil
 }
 
 // serverUser is who the server runs as: nil (the caller) unless the tests
@@ -124,41 +163,45 @@ func serverUser() (*syscall.Credential, error) {
 	return nil, errors.New("pgtest: running as root, and there is no postgres or nobody user to run the server as")
 }
 
-// Options tune a server.
-type Options struct {
-	// Settings are extra `postgres -c` settings (e.g. max_connections).
-	Settings map[string]string
-}
-
 // Start starts a server for one test; it is removed when the test ends.
 func Start(tb testing.TB, o Options) *Server {
 	tb.Helper()
 	s, err := New(o)
 	if err != nil {
-		if errors.Is(err, ErrNoServer) {
-			testutil.SkipOrFail(tb, "%v", err)
-		}
-		tb.Fatal(err)
+		Fail(tb, err)
 	}
 	tb.Cleanup(s.Close)
 	return s
 }
 
-// New starts a server that lives until Close.
+// Fail ends a test whose server did not start: a skip outside CI when
+// PostgreSQL is not installed, else a failure.
+func Fail(tb testing.TB, err error) {
+	tb.Helper()
+	if errors.Is(err, ErrNoBinaries) {
+		testutil.SkipOrFail(tb, "%v", err)
+	}
+	tb.Fatal(err)
+}
+
+// New starts a server that lives until Close (for a server shared by
+// many tests, or a benchmark program).
 func New(o Options) (*Server, error) {
-	bin, ver, err := binDir()
-	if err != nil {
-		return nil, err
+	dirs := BinDirs()
+	if len(dirs) == 0 {
+		return nil, ErrNoBinaries
 	}
 	cred, err := serverUser()
 	if err != nil {
 		return nil, err
 	}
-	root, err := os.MkdirTemp("", "coffer-pgtest-")
-	if err != nil {
+	s := &Server{Host: "127.0.0.1", BinDir: dirs[0], cred: cred, opts: o}
+	if s.Major, s.Version, err = binVersion(filepath.Join(s.BinDir, "postgres")); err != nil {
+		return nil, err
+	}
+	if s.root, err = os.MkdirTemp("", "coffer-pgtest-"); err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	s := &Server{Host: "127.0.0.1", Version: ver, bin: bin, root: root, cred: cred, sets: o.Settings}
 	if err := s.initdb(); err != nil {
 		s.Close()
 		return nil, err
@@ -187,7 +230,7 @@ func freePort() (int, error) {
 }
 
 func (s *Server) command(name string, args ...string) *exec.Cmd {
-	cmd := exec.Command(filepath.Join(s.bin, name), args...)
+	cmd := exec.Command(filepath.Join(s.BinDir, name), args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C", "TZ=UTC")
 	cmd.SysProcAttr = sysProcAttr(s.cred)
 	return cmd
@@ -205,7 +248,7 @@ func (s *Server) initdb() error {
 			}
 		}
 	}
-	out, err := s.command("initdb", "--pgdata", filepath.Join(s.root, "data"), "--username", User, "--pwfile", pw,
+	out, err := s.command("initdb", "--pgdata", filepath.Join(s.root, "data"), "--username", Superuser, "--pwfile", pw,
 		"--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C", "--no-sync").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
@@ -223,10 +266,14 @@ func (s *Server) launch() error {
 		// which the operating system keeps even without fsync. A crash of
 		// the machine is not the tests' business.
 		"fsync": "off", "synchronous_commit": "on", "full_page_writes": "off",
-		"max_connections": "200", "shared_buffers": "64MB", "log_min_messages": "fatal",
-		"log_min_error_statement": "panic", "log_checkpoints": "off",
+		"max_connections": "200", "shared_buffers": "64MB", "max_wal_size": "1GB",
+		"log_min_messages": "warning", "log_min_error_statement": "panic", "log_checkpoints": "off",
+		"autovacuum": "off",
 	}
-	for k, v := range s.sets {
+	if s.opts.Autovacuum {
+		sets["autovacuum"] = "on"
+	}
+	for k, v := range s.opts.Settings {
 		sets[k] = v
 	}
 	args := []string{"-D", filepath.Join(s.root, "data")}
@@ -249,7 +296,8 @@ func (s *Server) launch() error {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	var werr error
+	go func() { werr = cmd.Wait(); close(done) }()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -262,14 +310,13 @@ func (s *Server) launch() error {
 		}
 		select {
 		case <-done:
-			b, _ := os.ReadFile(filepath.Join(s.root, "server.log"))
-			return fmt.Errorf("pgtest: postgres exited at start: %s", tail(string(b), 3000))
+			return fmt.Errorf("pgtest: postgres exited at start (%v): %s", werr, s.Log())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-done
-			return fmt.Errorf("pgtest: postgres does not accept connections: %w", err)
+			return fmt.Errorf("pgtest: postgres does not accept connections within a minute: %w", err)
 		}
 	}
 }
@@ -281,19 +328,52 @@ func tail(s string, n int) string {
 	return s
 }
 
+// Pid is the postmaster's process id, 0 when the server is not running
+// (benchmarks read its CPU time and its backends').
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.runningLocked() {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // DSN is a key=value connection string for database db as the superuser.
 func (s *Server) DSN(db string) string {
-	return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s sslmode=disable connect_timeout=10",
-		s.Host, s.Port, User, Password, db)
+	return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname='%s' sslmode=disable connect_timeout=10",
+		s.Host, s.Port, Superuser, Password, strings.ReplaceAll(strings.ReplaceAll(db, `\`, `\\`), `'`, `\'`))
 }
 
 // URL is the same as DSN in URL form (postgres://...).
 func (s *Server) URL(db string) string {
-	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable&connect_timeout=10", User, Password,
-		net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), db)
+	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable&connect_timeout=10", Superuser, Password,
+		net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), url.PathEscape(db))
 }
 
-// Exec runs sql (statements without parameters) in database db.
+// Connect opens a connection to db that is closed when the test ends (see
+// Open for one the caller closes).
+func (s *Server) Connect(tb testing.TB, db string) *pgx.Conn {
+	tb.Helper()
+	c := s.Open(tb, db)
+	tb.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+// Open opens a connection to db that the caller closes.
+func (s *Server) Open(tb testing.TB, db string) *pgx.Conn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, s.DSN(db))
+	if err != nil {
+		tb.Fatalf("pgtest: connect to %s: %v", db, err)
+	}
+	return c
+}
+
+// Exec runs SQL statements (separated by semicolons, no parameters) in
+// database db.
 func (s *Server) Exec(tb testing.TB, db, sql string) {
 	tb.Helper()
 	if err := s.exec(db, sql); err != nil {
@@ -302,7 +382,7 @@ func (s *Server) Exec(tb testing.TB, db, sql string) {
 }
 
 func (s *Server) exec(db, sql string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	c, err := pgx.Connect(ctx, s.DSN(db))
 	if err != nil {
@@ -310,25 +390,41 @@ func (s *Server) exec(db, sql string) error {
 	}
 	defer c.Close(context.Background())
 	if _, err := c.Exec(ctx, sql); err != nil {
-		return fmt.Errorf("pgtest: in %s: %w", db, err)
+		return fmt.Errorf("pgtest: in %s: %w\n%s", db, err, tail(sql, 500))
 	}
 	return nil
 }
 
-var dbNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
-
-// CreateDB creates an empty database with a random name and returns its
-// name; it is dropped when the test ends (if the server still runs).
-func (s *Server) CreateDB(tb testing.TB) string {
+// QueryRow runs a one-row query in db on a connection of its own and
+// scans the row into dest.
+func (s *Server) QueryRow(tb testing.TB, db, sql string, dest ...any) {
 	tb.Helper()
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		tb.Fatal(err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := pgx.Connect(ctx, s.DSN(db))
+	if err != nil {
+		tb.Fatalf("pgtest: connect to %s: %v", db, err)
 	}
-	name := "t_" + hex.EncodeToString(b[:])
-	if !dbNameRE.MatchString(name) {
-		tb.Fatalf("pgtest: bad database name %q", name)
+	defer c.Close(context.Background())
+	if err := c.QueryRow(ctx, sql).Scan(dest...); err != nil {
+		tb.Fatalf("pgtest: in %s: %v\n%s", db, err, sql)
 	}
+}
+
+// CreateDB creates the empty database name, dropping one of that name
+// first. It stays when the test ends (tests that share a server pick
+// unique names).
+func (s *Server) CreateDB(tb testing.TB, name string) {
+	tb.Helper()
+	s.Exec(tb, "postgres", "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	s.Exec(tb, "postgres", "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+}
+
+// TempDB creates an empty database with a random name and returns the
+// name; it is dropped when the test ends (if the server still runs).
+func (s *Server) TempDB(tb testing.TB) string {
+	tb.Helper()
+	name := "t_" + randomSuffix(tb)
 	s.Exec(tb, "postgres", "CREATE DATABASE "+name)
 	tb.Cleanup(func() {
 		if s.Running() {
@@ -344,11 +440,7 @@ func (s *Server) CreateDB(tb testing.TB) string {
 // It is dropped when the test ends (if the server still runs).
 func (s *Server) SchemaDSN(tb testing.TB) string {
 	tb.Helper()
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		tb.Fatal(err)
-	}
-	name := "s_" + hex.EncodeToString(b[:])
+	name := "s_" + randomSuffix(tb)
 	s.Exec(tb, "postgres", "CREATE SCHEMA "+name)
 	tb.Cleanup(func() {
 		if s.Running() {
@@ -358,10 +450,45 @@ func (s *Server) SchemaDSN(tb testing.TB) string {
 	return s.DSN("postgres") + " search_path=" + name
 }
 
+// randomSuffix is 12 lower-case hex digits: with a letter prefix, a name
+// that needs no quoting.
+func randomSuffix(tb testing.TB) string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		tb.Fatal(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// Databases lists the server's databases but the built-in ones, sorted.
+func (s *Server) Databases(tb testing.TB) []string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := pgx.Connect(ctx, s.DSN("postgres"))
+	if err != nil {
+		tb.Fatalf("pgtest: connect: %v", err)
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(ctx, "SELECT datname FROM pg_database WHERE datname NOT IN ('postgres','template0','template1') ORDER BY datname")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return names
+}
+
 // Running reports whether the server process runs.
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.runningLocked()
+}
+
+func (s *Server) runningLocked() bool {
 	if s.cmd == nil {
 		return false
 	}
@@ -373,7 +500,7 @@ func (s *Server) Running() bool {
 	}
 }
 
-// stop signals the server and waits for it to exit. s.mu is held.
+// stopLocked signals the server and waits for it to exit. s.mu is held.
 func (s *Server) stopLocked(sig syscall.Signal) {
 	if s.cmd == nil {
 		return
@@ -408,7 +535,8 @@ func (s *Server) Crash() {
 	s.stopLocked(syscall.SIGQUIT)
 }
 
-// Restart starts a stopped server again on the same port.
+// Restart starts a stopped (or crashed) server again on the same port,
+// with the same options.
 func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
 	s.mu.Lock()
@@ -433,7 +561,8 @@ func (s *Server) Log() string {
 	return tail(string(b), 5000)
 }
 
-// Close stops the server and removes its files.
+// Close stops the server and removes its files (kept when PGTEST_KEEP is
+// set).
 func (s *Server) Close() {
 	s.Stop()
 	if s.root != "" && os.Getenv("PGTEST_KEEP") == "" {
@@ -447,9 +576,9 @@ var (
 	sharedErr error
 )
 
-// Shared returns the server shared by the tests of this test binary,
-// starting it on first use. The package's TestMain must call Main so that
-// it is stopped at the end.
+// Shared returns the server shared by the tests of this test binary
+// (default Options), starting it on first use. The package's TestMain
+// must call Main so that it is stopped at the end.
 func Shared(tb testing.TB) *Server {
 	tb.Helper()
 	sharedMu.Lock()
@@ -458,10 +587,7 @@ func Shared(tb testing.TB) *Server {
 		shared, sharedErr = New(Options{})
 	}
 	if sharedErr != nil {
-		if errors.Is(sharedErr, ErrNoServer) {
-			testutil.SkipOrFail(tb, "%v", sharedErr)
-		}
-		tb.Fatal(sharedErr)
+		Fail(tb, sharedErr)
 	}
 	return shared
 }
