@@ -193,6 +193,12 @@ func (h *Handler) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs
 	var pluginErr error
 	err = h.withWriter(ctx, repo, func(sctx context.Context, w *repository.Writer) error {
 		session = w
+		// Packs keep landing after the plugin read the last byte (it then
+		// reports nothing more): the heartbeat reads the session's stored
+		// bytes itself.
+		if ts, ok := p.(jobs.TransferSource); ok {
+			ts.TransferredFrom(func() int64 { return w.Stats().StoredBytes })
+		}
 		out, pluginErr = plugin.Backup(sctx, resource.BackupRequest{Resource: res, Options: j.BackupOptions, Session: jobs.TagSaver(w),
 			Parent: parentSnap, Progress: progress{p: p, tr: tr, w: w}})
 		if pluginErr != nil && sctx.Err() != nil && ctx.Err() == nil {

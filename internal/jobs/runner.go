@@ -370,6 +370,8 @@ func Stop(ctx context.Context, tx store.Jobs, j *backup.Job, now time.Time) erro
 type progress struct {
 	done, total atomic.Int64
 	stored      atomic.Int64 // -1: not reported
+	// storedFrom, when set, is read at every heartbeat instead of stored.
+	storedFrom atomic.Pointer[func() int64]
 	// status is the running job's StatusMessage given to SetStatus;
 	// written is the last one the heartbeat stored.
 	status, written atomic.Pointer[string]
@@ -393,6 +395,18 @@ func (p *progress) SetTransferred(n int64) { p.stored.Store(n) }
 // TransferReporter is implemented by the runner's Progress.
 type TransferReporter interface {
 	SetTransferred(n int64)
+}
+
+// TransferredFrom makes every heartbeat read BytesTransferred from f (the
+// bytes written to the destination so far), so the figure keeps moving
+// while the handler waits on writes it reports nothing about (a backup's
+// last uploads after its resource was read). f must be safe to call from
+// another goroutine, and after the handler returned.
+func (p *progress) TransferredFrom(f func() int64) { p.storedFrom.Store(&f) }
+
+// TransferSource is implemented by the runner's Progress.
+type TransferSource interface {
+	TransferredFrom(f func() int64)
 }
 
 func (p *progress) Update(done, total int64) {
@@ -667,6 +681,9 @@ func (r *Runner) heartbeat(ctx context.Context, id string, kind backup.JobKind, 
 			cur.BytesTransferred = done
 			if n := p.stored.Load(); n >= 0 {
 				cur.BytesTransferred = n
+			}
+			if f := p.storedFrom.Load(); f != nil {
+				cur.BytesTransferred = (*f)()
 			}
 			if msg := p.status.Load(); msg != nil && *msg != "" {
 				cur.StatusMessage = *msg

@@ -648,3 +648,39 @@ func TestRunningStatusMessage(t *testing.T) {
 		})
 	}
 }
+
+// transferGate reports its transferred bytes through a live source and
+// then nothing more, as a backup does while its last uploads land.
+type transferGate struct {
+	*gate
+	n *atomic.Int64
+}
+
+func (g transferGate) Run(ctx context.Context, j *backup.Job, p jobs.Progress) (jobs.Result, error) {
+	p.(jobs.TransferSource).TransferredFrom(g.n.Load)
+	return g.gate.Run(ctx, j, p)
+}
+
+// TestTransferredFromMovesWithoutUpdates: BytesTransferred follows a live
+// source at every heartbeat while the handler reports nothing (before, it
+// froze at the last Update while a backup's last packs were uploaded).
+func TestTransferredFromMovesWithoutUpdates(t *testing.T) {
+	s, clk, g := openStore(t), clock.NewFake(t0), newGate()
+	n := &atomic.Int64{}
+	r := newRunner(t, s, clk, transferGate{gate: g, n: n}, "r1")
+	newJob(t, s, "J1", "arn:res:1", t0, time.Hour)
+	done := runAsync(r)
+	<-g.started
+	for _, want := range []int64{1 << 20, 9 << 20} {
+		n.Store(want)
+		for deadline := time.Now().Add(time.Minute); getJob(t, s, "J1").BytesTransferred != want; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("BytesTransferred %d, want %d", getJob(t, s, "J1").BytesTransferred, want)
+			}
+		}
+	}
+	g.ch("J1") <- nil
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
