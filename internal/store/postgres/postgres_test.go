@@ -401,31 +401,6 @@ func TestStalledTransactionReleasesLocks(t *testing.T) {
 	}
 }
 
-// BenchmarkJobQueriesMillion is the SQLite adapter's benchmark of list,
-// filtered list and summary queries over a million jobs, on PostgreSQL
-// (after VACUUM ANALYZE, as autovacuum would have run on a database that
-// grew: the summaries then read the covering indexes only).
-// Run with
-//
-//	go test ./internal/store/postgres -run '^$' -bench JobQueriesMillion -benchtime 20x -timeout 60m
-func BenchmarkJobQueriesMillion(b *testing.B) {
-	dsn := pgtest.Shared(b).SchemaDSN(b)
-	s, err := postgres.Open(ctx, dsn, postgres.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	storetest.BenchJobQueriesMillion(b, s, func() error {
-		c, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			return err
-		}
-		defer c.Close(ctx)
-		_, err = c.Exec(ctx, "VACUUM ANALYZE")
-		return err
-	})
-}
-
 // TestConcurrentReconcile: nodes reconciling together (after one died) end
 // each expired job exactly once, and none of them fails on a job another
 // one ended meanwhile.
