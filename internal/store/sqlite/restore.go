@@ -10,6 +10,7 @@ import (
 
 	"coffer/internal/backup"
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
 // ---- restore jobs (migration 0003) ----
@@ -17,7 +18,7 @@ import (
 func (t *txn) SetLatestRestore(ctx context.Context, s store.Scope, resourceArn string, lr store.LatestRestore) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE protected_resources SET latest_restore_exec_minutes=?,
 		latest_restore_job_creation_ms=?, latest_restore_rp_creation_ms=? WHERE account_id=? AND region=? AND resource_arn=?`,
-		lr.ExecutionTimeMinutes, ms(lr.JobCreationDate), ms(lr.RecoveryPointCreationDate), s.AccountID, s.Region, resourceArn)
+		lr.ExecutionTimeMinutes, sqlrow.Ms(lr.JobCreationDate), sqlrow.Ms(lr.RecoveryPointCreationDate), s.AccountID, s.Region, resourceArn)
 	if err != nil {
 		return dbErr("set latest restore", err)
 	}
@@ -52,7 +53,7 @@ func (t *txn) SetRestoreJobExtra(ctx context.Context, s store.Scope, jobID strin
 		labels = sql.NullString{String: string(b), Valid: true}
 	}
 	res, err := t.tx.ExecContext(ctx, `UPDATE jobs SET rp_creation_ms=?, labels_json=? WHERE id=? AND kind=? AND account_id=? AND region=?`,
-		ms(x.RecoveryPointCreationDate), labels, jobID, string(backup.JobRestore), s.AccountID, s.Region)
+		sqlrow.Ms(x.RecoveryPointCreationDate), labels, jobID, string(backup.JobRestore), s.AccountID, s.Region)
 	if err != nil {
 		return dbErr("set restore job extra", err)
 	}
@@ -92,10 +93,10 @@ func (t *txn) ListRestoreJobsByResource(ctx context.Context, s store.Scope, q st
 		where, args = append(where, "recovery_point_arn=?"), append(args, q.RecoveryPointArn)
 	}
 	if q.RPCreatedAfter != nil {
-		where, args = append(where, "rp_creation_ms > ?"), append(args, ms(*q.RPCreatedAfter))
+		where, args = append(where, "rp_creation_ms > ?"), append(args, sqlrow.Ms(*q.RPCreatedAfter))
 	}
 	if q.RPCreatedBefore != nil {
-		where, args = append(where, "rp_creation_ms < ?"), append(args, ms(*q.RPCreatedBefore))
+		where, args = append(where, "rp_creation_ms < ?"), append(args, sqlrow.Ms(*q.RPCreatedBefore))
 	}
 	return t.pageJobs(ctx, "list restore jobs", where, args, p)
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
 // SummarizeJobs counts jobs by the requested dimensions and creation-time
@@ -13,7 +14,7 @@ import (
 // (job_day_counts, kept by triggers on jobs); any other window counts the
 // job rows over the covering indexes of migration 0004.
 func (t *txn) SummarizeJobs(ctx context.Context, q store.JobSummaryQuery) ([]store.JobSummaryRow, error) {
-	from, to := ms(q.From), ms(q.To)
+	from, to := sqlrow.Ms(q.From), sqlrow.Ms(q.To)
 	width := q.Bucket.Milliseconds()
 	if width <= 0 || width >= to-from {
 		width = to - from
@@ -46,21 +47,9 @@ func (t *txn) SummarizeJobs(ctx context.Context, q store.JobSummaryQuery) ([]sto
 			args = append(args, f.v)
 		}
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM jobs WHERE `+strings.Join(where, " AND ")+
+	out, err := queryAll(ctx, t, sqlrow.ScanSummaryRow, `SELECT `+strings.Join(sel, ", ")+` FROM jobs WHERE `+strings.Join(where, " AND ")+
 		` GROUP BY 1, 2, 3, 4, 5 ORDER BY 5, 1, 2, 3, 4`, args...)
-	if err != nil {
-		return nil, dbErr("summarize jobs", err)
-	}
-	defer rows.Close()
-	out := []store.JobSummaryRow{}
-	for rows.Next() {
-		var r store.JobSummaryRow
-		if err := rows.Scan(&r.AccountID, &r.State, &r.ResourceType, &r.MessageCategory, &r.Bucket, &r.Count); err != nil {
-			return nil, dbErr("summarize jobs", err)
-		}
-		out = append(out, r)
-	}
-	return out, dbErr("summarize jobs", rows.Err())
+	return out, dbErr("summarize jobs", err)
 }
 
 // summarizeDays answers a summary over whole UTC days from job_day_counts.
@@ -85,21 +74,9 @@ func (t *txn) summarizeDays(ctx context.Context, q store.JobSummaryQuery, from, 
 			args = append(args, f.v)
 		}
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM job_day_counts WHERE `+strings.Join(where, " AND ")+
+	out, err := queryAll(ctx, t, sqlrow.ScanSummaryRow, `SELECT `+strings.Join(sel, ", ")+` FROM job_day_counts WHERE `+strings.Join(where, " AND ")+
 		` GROUP BY `+dayGroups(q, width)+` HAVING SUM(n) > 0 ORDER BY `+dayGroups(q, width), args...)
-	if err != nil {
-		return nil, dbErr("summarize jobs", err)
-	}
-	defer rows.Close()
-	out := []store.JobSummaryRow{}
-	for rows.Next() {
-		var r store.JobSummaryRow
-		if err := rows.Scan(&r.AccountID, &r.State, &r.ResourceType, &r.MessageCategory, &r.Bucket, &r.Count); err != nil {
-			return nil, dbErr("summarize jobs", err)
-		}
-		out = append(out, r)
-	}
-	return out, dbErr("summarize jobs", rows.Err())
+	return out, dbErr("summarize jobs", err)
 }
 
 // dayGroups is the GROUP BY (and ORDER BY) list of summarizeDays: the
