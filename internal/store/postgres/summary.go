@@ -4,8 +4,8 @@ import (
 	"context"
 	"strings"
 
-	"coffer/internal/backup"
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
 // SummarizeJobs counts jobs by the requested dimensions and creation-time
@@ -16,7 +16,7 @@ import (
 // them, so the count is an index-only scan once the table has been
 // vacuumed).
 func (t *txn) SummarizeJobs(ctx context.Context, q store.JobSummaryQuery) ([]store.JobSummaryRow, error) {
-	from, to := ms(q.From), ms(q.To)
+	from, to := sqlrow.Ms(q.From), sqlrow.Ms(q.To)
 	width := q.Bucket.Milliseconds()
 	if width <= 0 || width >= to-from {
 		width = to - from
@@ -52,13 +52,7 @@ func (t *txn) SummarizeJobs(ctx context.Context, q store.JobSummaryQuery) ([]sto
 	if err != nil {
 		return nil, dbErr("summarize jobs", err)
 	}
-	out, err := collect(rows, func(sc scanner) (store.JobSummaryRow, error) {
-		var r store.JobSummaryRow
-		var state string
-		err := sc.Scan(&r.AccountID, &state, &r.ResourceType, &r.MessageCategory, &r.Bucket, &r.Count)
-		r.State = backup.JobState(state)
-		return r, err
-	})
+	out, err := collect(rows, sqlrow.ScanSummaryRow)
 	return out, dbErr("summarize jobs", err)
 }
 
@@ -89,13 +83,7 @@ func (t *txn) summarizeDays(ctx context.Context, q store.JobSummaryQuery, from, 
 	if err != nil {
 		return nil, dbErr("summarize jobs", err)
 	}
-	out, err := collect(rows, func(sc scanner) (store.JobSummaryRow, error) {
-		var r store.JobSummaryRow
-		var state string
-		err := sc.Scan(&r.AccountID, &state, &r.ResourceType, &r.MessageCategory, &r.Bucket, &r.Count)
-		r.State = backup.JobState(state)
-		return r, err
-	})
+	out, err := collect(rows, sqlrow.ScanSummaryRow)
 	return out, dbErr("summarize jobs", err)
 }
 
