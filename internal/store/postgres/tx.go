@@ -177,15 +177,8 @@ func (t *txn) ListTags(ctx context.Context, arn string) (map[string]string, erro
 		return nil, dbErr("list tags", err)
 	}
 	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return nil, dbErr("list tags", err)
-		}
-		out[k] = v
-	}
-	return out, dbErr("list tags", rows.Err())
+	out, err := sqlrow.Tags(rows)
+	return out, dbErr("list tags", err)
 }
 
 func (t *txn) PutTags(ctx context.Context, arn string, tags map[string]string) error {

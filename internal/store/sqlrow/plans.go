@@ -209,18 +209,6 @@ func GlobalSettings(values string, updated *int64) (*backup.GlobalSettings, erro
 	return gs, nil
 }
 
-// ---- job summaries ----
-
-// ScanSummaryRow reads a summary row: account, state, resource type,
-// message category, bucket and count.
-func ScanSummaryRow(sc Scanner) (store.JobSummaryRow, error) {
-	var r store.JobSummaryRow
-	var state string
-	err := sc.Scan(&r.AccountID, &state, &r.ResourceType, &r.MessageCategory, &r.Bucket, &r.Count)
-	r.State = backup.JobState(state)
-	return r, err
-}
-
 // ---- web console sessions ----
 
 // ConsoleSessionCols are the columns of a console session, in the order of
@@ -241,4 +229,20 @@ func ScanConsoleSession(sc Scanner) (*store.ConsoleSession, error) {
 	}
 	s.Created, s.Expires = UTC(created), UTC(expires)
 	return &s, nil
+}
+
+// ---- tags ----
+
+// Tags reads rows of (key, value) into a map (empty, not nil, when there
+// are none). It does not close rows.
+func Tags(rows Rows) (map[string]string, error) {
+	out := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, rows.Err()
 }
