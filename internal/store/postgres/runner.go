@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -150,25 +149,13 @@ func (t *txn) GetLatestRestore(ctx context.Context, s store.Scope, resourceArn s
 	if err != nil {
 		return nil, dbErr("get latest restore", err)
 	}
-	lr := &store.LatestRestore{JobCreationDate: time.UnixMilli(*job).UTC()}
-	if mins != nil {
-		lr.ExecutionTimeMinutes = *mins
-	}
-	if rp != nil {
-		lr.RecoveryPointCreationDate = time.UnixMilli(*rp).UTC()
-	}
-	return lr, nil
+	return sqlrow.LatestRestore(mins, job, rp), nil
 }
 
 func (t *txn) SetRestoreJobExtra(ctx context.Context, s store.Scope, jobID string, x store.RestoreJobExtra) error {
-	var labels *string
-	if x.Labels != nil {
-		b, err := json.Marshal(x.Labels)
-		if err != nil {
-			return fmt.Errorf("postgres: encode restore job labels: %w", err)
-		}
-		l := string(b)
-		labels = &l
+	labels, err := sqlrow.RestoreLabels(x.Labels)
+	if err != nil {
+		return fmt.Errorf("postgres: encode restore job labels: %w", err)
 	}
 	tag, err := t.tx.Exec(ctx, `UPDATE jobs SET rp_creation_ms=$1, labels_json=$2 WHERE id=$3 AND kind=$4 AND account_id=$5 AND region=$6`,
 		sqlrow.Ms(x.RecoveryPointCreationDate), labels, jobID, string(backup.JobRestore), s.AccountID, s.Region)
@@ -189,14 +176,9 @@ func (t *txn) GetRestoreJobExtra(ctx context.Context, s store.Scope, jobID strin
 	if err != nil {
 		return nil, dbErr("get restore job extra", err)
 	}
-	x := &store.RestoreJobExtra{}
-	if rp != nil {
-		x.RecoveryPointCreationDate = time.UnixMilli(*rp).UTC()
-	}
-	if labels != nil {
-		if err := json.Unmarshal([]byte(*labels), &x.Labels); err != nil {
-			return nil, fmt.Errorf("postgres: restore job %s labels: %w", jobID, err)
-		}
+	x, err := sqlrow.RestoreJobExtra(rp, labels)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: restore job %s labels: %w", jobID, err)
 	}
 	return x, nil
 }
