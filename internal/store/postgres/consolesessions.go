@@ -9,13 +9,14 @@ import (
 
 	"coffer/internal/backup"
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
 // ---- web console sessions (migration 0005) ----
 
 func (t *txn) CreateConsoleSession(ctx context.Context, s *store.ConsoleSession) error {
-	tag, err := t.tx.Exec(ctx, `INSERT INTO console_sessions (id_hash, account_id, access_key_id, created_ms, expires_ms)
-		VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`, s.IDHash, s.AccountID, s.AccessKeyID, ms(s.Created), ms(s.Expires))
+	tag, err := t.tx.Exec(ctx, `INSERT INTO console_sessions (`+sqlrow.ConsoleSessionCols+`)
+		VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`, sqlrow.ConsoleSessionArgs(s)...)
 	if err != nil {
 		return dbErr("create console session", err)
 	}
@@ -26,18 +27,11 @@ func (t *txn) CreateConsoleSession(ctx context.Context, s *store.ConsoleSession)
 }
 
 func (t *txn) GetConsoleSession(ctx context.Context, idHash string) (*store.ConsoleSession, error) {
-	s := &store.ConsoleSession{IDHash: idHash}
-	var created, expires int64
-	err := t.tx.QueryRow(ctx, `SELECT account_id, access_key_id, created_ms, expires_ms FROM console_sessions WHERE id_hash=$1`, idHash).
-		Scan(&s.AccountID, &s.AccessKeyID, &created, &expires)
+	s, err := sqlrow.ScanConsoleSession(t.tx.QueryRow(ctx, `SELECT `+sqlrow.ConsoleSessionCols+` FROM console_sessions WHERE id_hash=$1`, idHash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "no such console session"}
 	}
-	if err != nil {
-		return nil, dbErr("get console session", err)
-	}
-	s.Created, s.Expires = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
-	return s, nil
+	return s, dbErr("get console session", err)
 }
 
 func (t *txn) DeleteConsoleSession(ctx context.Context, idHash string) error {
@@ -46,7 +40,7 @@ func (t *txn) DeleteConsoleSession(ctx context.Context, idHash string) error {
 }
 
 func (t *txn) DeleteExpiredConsoleSessions(ctx context.Context, now time.Time) (int64, error) {
-	tag, err := t.tx.Exec(ctx, `DELETE FROM console_sessions WHERE expires_ms <= $1`, ms(now))
+	tag, err := t.tx.Exec(ctx, `DELETE FROM console_sessions WHERE expires_ms <= $1`, sqlrow.Ms(now))
 	if err != nil {
 		return 0, dbErr("expire console sessions", err)
 	}
@@ -55,6 +49,6 @@ func (t *txn) DeleteExpiredConsoleSessions(ctx context.Context, now time.Time) (
 
 func (t *txn) CountConsoleSessions(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
-	err := t.tx.QueryRow(ctx, `SELECT count(*) FROM console_sessions WHERE expires_ms > $1`, ms(now)).Scan(&n)
+	err := t.tx.QueryRow(ctx, `SELECT count(*) FROM console_sessions WHERE expires_ms > $1`, sqlrow.Ms(now)).Scan(&n)
 	return n, dbErr("count console sessions", err)
 }

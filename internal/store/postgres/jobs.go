@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,79 +11,18 @@ import (
 
 	"coffer/internal/backup"
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
-const jobCols = `kind, id, account_id, region, state, status_message, message_category, percent_done, bytes_transferred,
-	backup_size_bytes, creation_ms, completion_ms, initiation_ms, start_by_ms, expected_completion_ms, vault_name, vault_arn,
-	destination_vault_arn, recovery_point_arn, destination_recovery_point_arn, resource_arn, resource_type, resource_name,
-	iam_role_arn, created_resource_arn, parent_job_id, is_parent, backup_type, lc_cold_after_days, lc_delete_after_days,
-	lc_opt_in_archive, backup_options_json, created_by_json, idempotency_token, lease_owner, lease_generation,
-	lease_expiry_ms, heartbeat_ms, progress_percent, parameters_json, result_json, schedule_key`
-
-var jobColList = splitCols(jobCols)
-
-func jobArgs(j *backup.Job) ([]any, error) {
-	opts := j.BackupOptions
-	if opts == nil {
-		opts = map[string]string{}
-	}
-	oj, err := json.Marshal(opts)
-	if err != nil {
-		return nil, err
-	}
-	params, result := j.ParametersJSON, j.ResultJSON
-	if params == "" {
-		params = "{}"
-	}
-	if result == "" {
-		result = "{}"
-	}
-	return []any{string(j.Kind), j.ID, j.AccountID, j.Region, string(j.State), j.StatusMessage, j.MessageCategory, j.PercentDone,
-		j.BytesTransferred, j.BackupSizeBytes, ms(j.CreationDate), nms(j.CompletionDate), nms(j.InitiationDate),
-		nms(j.StartBy), nms(j.ExpectedCompletionDate), j.VaultName, j.VaultArn, j.DestinationVaultArn, j.RecoveryPointArn,
-		j.DestinationRecoveryPointArn, j.ResourceArn, j.ResourceType, j.ResourceName, j.IamRoleArn, j.CreatedResourceArn,
-		j.ParentJobID, j.IsParent, j.BackupType, j.Lifecycle.MoveToColdStorageAfterDays, j.Lifecycle.DeleteAfterDays,
-		j.Lifecycle.OptInToArchiveForSupportedResources, string(oj), j.CreatedByJSON, j.IdempotencyToken, j.LeaseOwner,
-		j.LeaseGeneration, nms(j.LeaseExpiry), nms(j.Heartbeat), j.ProgressPercent, params, result, nstr(j.ScheduleKey)}, nil
-}
-
-func scanJob(sc scanner) (*backup.Job, error) {
-	var j backup.Job
-	var kind, state, opts string
-	var created int64
-	var comp, init, startBy, expected, leaseExp, hb *int64
-	var key *string
-	if err := sc.Scan(&kind, &j.ID, &j.AccountID, &j.Region, &state, &j.StatusMessage, &j.MessageCategory, &j.PercentDone,
-		&j.BytesTransferred, &j.BackupSizeBytes, &created, &comp, &init, &startBy, &expected, &j.VaultName, &j.VaultArn,
-		&j.DestinationVaultArn, &j.RecoveryPointArn, &j.DestinationRecoveryPointArn, &j.ResourceArn, &j.ResourceType,
-		&j.ResourceName, &j.IamRoleArn, &j.CreatedResourceArn, &j.ParentJobID, &j.IsParent, &j.BackupType,
-		&j.Lifecycle.MoveToColdStorageAfterDays, &j.Lifecycle.DeleteAfterDays, &j.Lifecycle.OptInToArchiveForSupportedResources,
-		&opts, &j.CreatedByJSON, &j.IdempotencyToken, &j.LeaseOwner, &j.LeaseGeneration, &leaseExp, &hb, &j.ProgressPercent,
-		&j.ParametersJSON, &j.ResultJSON, &key); err != nil {
-		return nil, err
-	}
-	j.Kind, j.State = backup.JobKind(kind), backup.JobState(state)
-	if key != nil {
-		j.ScheduleKey = *key
-	}
-	j.CreationDate = time.UnixMilli(created).UTC()
-	j.CompletionDate, j.InitiationDate, j.StartBy, j.ExpectedCompletionDate = tms(comp), tms(init), tms(startBy), tms(expected)
-	j.LeaseExpiry, j.Heartbeat = tms(leaseExp), tms(hb)
-	if err := json.Unmarshal([]byte(opts), &j.BackupOptions); err != nil {
-		return nil, fmt.Errorf("job %s: backup options: %w", j.ID, err)
-	}
-	return &j, nil
-}
-
 func (t *txn) CreateJob(ctx context.Context, j *backup.Job) error {
-	a, err := jobArgs(j)
+	a, err := sqlrow.JobArgs(j)
 	if err != nil {
 		return dbErr("create job", err)
 	}
 	// ON CONFLICT DO NOTHING (any unique key: the id or the schedule key)
 	// waits for a concurrent insert of the same key to end and then
 	// reports no row, without aborting the transaction.
-	tag, err := t.tx.Exec(ctx, `INSERT INTO jobs (`+jobCols+`) VALUES (`+placeholders(len(a))+`) ON CONFLICT DO NOTHING`, a...)
+	tag, err := t.tx.Exec(ctx, `INSERT INTO jobs (`+sqlrow.JobCols+`) VALUES (`+placeholders(len(a))+`) ON CONFLICT DO NOTHING`, a...)
 	if err != nil {
 		return dbErr("create job", err)
 	}
@@ -105,7 +43,7 @@ func (t *txn) CreateJob(ctx context.Context, j *backup.Job) error {
 }
 
 func (t *txn) GetJob(ctx context.Context, s store.Scope, kind backup.JobKind, id string) (*backup.Job, error) {
-	j, err := scanJob(t.tx.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id=$1 AND kind=$2 AND account_id=$3 AND region=$4`+t.lock(),
+	j, err := sqlrow.ScanJob(t.tx.QueryRow(ctx, `SELECT `+sqlrow.JobCols+` FROM jobs WHERE id=$1 AND kind=$2 AND account_id=$3 AND region=$4`+t.lock(),
 		id, string(kind), s.AccountID, s.Region))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "Job " + id + " does not exist", Context: id}
@@ -114,7 +52,7 @@ func (t *txn) GetJob(ctx context.Context, s store.Scope, kind backup.JobKind, id
 }
 
 func (t *txn) GetJobByID(ctx context.Context, id string) (*backup.Job, error) {
-	j, err := scanJob(t.tx.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id=$1`+t.lock(), id))
+	j, err := sqlrow.ScanJob(t.tx.QueryRow(ctx, `SELECT `+sqlrow.JobCols+` FROM jobs WHERE id=$1`+t.lock(), id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "Job " + id + " does not exist", Context: id}
 	}
@@ -145,27 +83,19 @@ func (t *txn) ListJobs(ctx context.Context, s store.Scope, f store.JobFilter, p 
 		{"completion_ms > ", f.CompleteAfter}, {"completion_ms < ", f.CompleteBefore},
 	} {
 		if c.v != nil {
-			where = append(where, c.cond+a.add(ms(*c.v)))
+			where = append(where, c.cond+a.add(sqlrow.Ms(*c.v)))
 		}
 	}
 	return t.pageJobs(ctx, "list jobs", where, a, p)
 }
 
 func (t *txn) UpdateJob(ctx context.Context, j *backup.Job, expectGeneration int64) error {
-	all, err := jobArgs(j)
+	all, err := sqlrow.JobArgs(j)
 	if err != nil {
 		return dbErr("update job", err)
 	}
 	var a args
-	sets := make([]string, 0, len(jobColList))
-	for i, c := range jobColList {
-		switch c {
-		case "kind", "id", "account_id", "region", "creation_ms":
-			continue // identity and page key never change
-		}
-		sets = append(sets, c+"="+a.add(all[i]))
-	}
-	q := `UPDATE jobs SET ` + strings.Join(sets, ", ") + ` WHERE id=` + a.add(j.ID) + ` AND kind=` + a.add(string(j.Kind)) +
+	q := `UPDATE jobs SET ` + sqlrow.Sets(sqlrow.JobColList, all, a.add, sqlrow.JobFixedCols...) + ` WHERE id=` + a.add(j.ID) + ` AND kind=` + a.add(string(j.Kind)) +
 		` AND lease_generation=` + a.add(expectGeneration)
 	tag, err := t.tx.Exec(ctx, q, a...)
 	if err != nil {
@@ -190,7 +120,7 @@ func (t *txn) UpdateJob(ctx context.Context, j *backup.Job, expectGeneration int
 // p's limit, with the cursor of the next page ("" at the end).
 func (t *txn) pageJobs(ctx context.Context, what string, where []string, a args, p store.Page) ([]*backup.Job, string, error) {
 	if p.After != "" {
-		c, id, err := splitCursor(p.After)
+		c, id, err := sqlrow.SplitCursor(p.After)
 		if err != nil {
 			return nil, "", err
 		}
@@ -199,22 +129,18 @@ func (t *txn) pageJobs(ctx context.Context, what string, where []string, a args,
 		pc := a.add(c)
 		where = append(where, "creation_ms <= "+pc, "(creation_ms < "+pc+" OR id > "+a.add(id)+")")
 	}
-	limit := limitOf(p)
-	q := `SELECT ` + jobCols + ` FROM jobs WHERE ` + strings.Join(where, " AND ") +
+	limit := sqlrow.Limit(p)
+	q := `SELECT ` + sqlrow.JobCols + ` FROM jobs WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY creation_ms DESC, id LIMIT ` + a.add(limit+1)
 	rows, err := t.tx.Query(ctx, q, a...)
 	if err != nil {
 		return nil, "", dbErr(what, err)
 	}
-	out, err := collect(rows, scanJob)
+	out, err := collect(rows, sqlrow.ScanJob)
 	if err != nil {
 		return nil, "", dbErr(what, err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = timeCursor(out[limit-1].CreationDate, out[limit-1].ID)
-	}
+	out, next := sqlrow.Trim(out, limit, sqlrow.JobCursor)
 	return out, next, nil
 }
 
@@ -241,14 +167,14 @@ func (t *txn) ClaimJob(ctx context.Context, c store.Claim) (*backup.Job, error) 
 	if len(c.Kinds) == 0 {
 		return nil, nil
 	}
-	now := ms(c.Now)
+	now := sqlrow.Ms(c.Now)
 	rows, err := t.tx.Query(ctx, `SELECT id FROM jobs WHERE state IN ('CREATED','PENDING')
 		AND kind = ANY($1::text[]) AND (start_by_ms IS NULL OR start_by_ms > $2)
 		ORDER BY creation_ms, id LIMIT $3`, kindArgs(c.Kinds), now, claimScan)
 	if err != nil {
 		return nil, dbErr("claim job", err)
 	}
-	ids, err := collect(rows, func(sc scanner) (string, error) {
+	ids, err := collect(rows, func(sc sqlrow.Scanner) (string, error) {
 		var id string
 		err := sc.Scan(&id)
 		return id, err
@@ -288,9 +214,9 @@ func (t *txn) ClaimJob(ctx context.Context, c store.Claim) (*backup.Job, error) 
 				continue
 			}
 		}
-		claimed, err := scanJob(t.tx.QueryRow(ctx, `UPDATE jobs SET state='RUNNING', lease_owner=$1, lease_generation=lease_generation+1,
-			lease_expiry_ms=$2, heartbeat_ms=$3, initiation_ms=COALESCE(initiation_ms, $3) WHERE id=$4 RETURNING `+jobCols,
-			c.Owner, ms(c.LeaseExpiry), now, id))
+		claimed, err := sqlrow.ScanJob(t.tx.QueryRow(ctx, `UPDATE jobs SET state='RUNNING', lease_owner=$1, lease_generation=lease_generation+1,
+			lease_expiry_ms=$2, heartbeat_ms=$3, initiation_ms=COALESCE(initiation_ms, $3) WHERE id=$4 RETURNING `+sqlrow.JobCols,
+			c.Owner, sqlrow.Ms(c.LeaseExpiry), now, id))
 		if err != nil {
 			return nil, dbErr("claim job", err)
 		}
@@ -326,12 +252,12 @@ func (t *txn) ListJobsInStates(ctx context.Context, kinds []backup.JobKind, stat
 	if t.write {
 		lock = " FOR NO KEY UPDATE SKIP LOCKED"
 	}
-	rows, err := t.tx.Query(ctx, `SELECT `+jobCols+` FROM jobs WHERE kind = ANY($1::text[]) AND state = ANY($2::text[])
+	rows, err := t.tx.Query(ctx, `SELECT `+sqlrow.JobCols+` FROM jobs WHERE kind = ANY($1::text[]) AND state = ANY($2::text[])
 		ORDER BY creation_ms, id LIMIT $3`+lock, kindArgs(kinds), ss, limit)
 	if err != nil {
 		return nil, dbErr("list jobs in states", err)
 	}
-	out, err := collect(rows, scanJob)
+	out, err := collect(rows, sqlrow.ScanJob)
 	if err != nil {
 		return nil, dbErr("list jobs in states", err)
 	}

@@ -2,9 +2,7 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 
 	"coffer/internal/backup"
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
 // The plans store (migration 0003), with the semantics of the SQLite one
@@ -23,13 +22,6 @@ import (
 
 // ---- backup plans ----
 
-// planDoc is what a plan version stores as document_json.
-type planDoc struct {
-	Name     string                         `json:"name"`
-	Rules    []backup.Rule                  `json:"rules"`
-	Advanced []backup.AdvancedBackupSetting `json:"advanced,omitempty"`
-}
-
 func planNotFound(id string) error {
 	return &backup.Error{Code: backup.CodeNotFound, Message: "Backup plan " + id + " does not exist", Context: id}
 }
@@ -39,12 +31,12 @@ func scopeKey(s store.Scope, parts ...string) string {
 }
 
 func (t *txn) insertPlanVersion(ctx context.Context, p *backup.Plan) error {
-	doc, err := json.Marshal(planDoc{Name: p.Name, Rules: p.Rules, Advanced: p.AdvancedBackupSettings})
+	doc, err := sqlrow.PlanDoc(p)
 	if err != nil {
 		return dbErr("store plan version", err)
 	}
 	tag, err := t.tx.Exec(ctx, `INSERT INTO backup_plan_versions (account_id, region, plan_id, version_id, creation_ms, document_json)
-		VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING`, p.AccountID, p.Region, p.ID, p.VersionID, ms(p.VersionDate), string(doc))
+		VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING`, p.AccountID, p.Region, p.ID, p.VersionID, sqlrow.Ms(p.VersionDate), doc)
 	if err != nil {
 		return dbErr("store plan version", err)
 	}
@@ -57,7 +49,7 @@ func (t *txn) insertPlanVersion(ctx context.Context, p *backup.Plan) error {
 func (t *txn) CreatePlan(ctx context.Context, p *backup.Plan) error {
 	tag, err := t.tx.Exec(ctx, `INSERT INTO backup_plans (account_id, region, id, arn, name, creator_request_id, current_version, creation_ms)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING`,
-		p.AccountID, p.Region, p.ID, p.Arn, p.Name, p.CreatorRequestID, p.VersionID, ms(p.VersionDate))
+		p.AccountID, p.Region, p.ID, p.Arn, p.Name, p.CreatorRequestID, p.VersionID, sqlrow.Ms(p.VersionDate))
 	if err != nil {
 		return dbErr("create plan", err)
 	}
@@ -79,41 +71,14 @@ func (t *txn) AddPlanVersion(ctx context.Context, p *backup.Plan) error {
 	return t.insertPlanVersion(ctx, p)
 }
 
-const planCols = `p.account_id, p.region, p.id, p.arn, p.creator_request_id, p.deletion_ms, p.last_execution_ms,
-	v.version_id, v.creation_ms, v.document_json`
-
-func scanPlan(sc scanner) (*backup.Plan, error) {
-	var p backup.Plan
-	var del, last *int64
-	var created int64
-	var doc string
-	if err := sc.Scan(&p.AccountID, &p.Region, &p.ID, &p.Arn, &p.CreatorRequestID, &del, &last, &p.VersionID, &created, &doc); err != nil {
-		return nil, err
-	}
-	p.DeletionDate, p.LastExecutionDate = tms(del), tms(last)
-	p.VersionDate = time.UnixMilli(created).UTC()
-	var d planDoc
-	if err := json.Unmarshal([]byte(doc), &d); err != nil {
-		return nil, fmt.Errorf("plan %s version %s: %w", p.ID, p.VersionID, err)
-	}
-	p.Name, p.Rules, p.AdvancedBackupSettings = d.Name, d.Rules, d.Advanced
-	return &p, nil
-}
-
 func (t *txn) queryPlans(ctx context.Context, what, q string, a ...any) ([]*backup.Plan, error) {
 	rows, err := t.tx.Query(ctx, q, a...)
 	if err != nil {
 		return nil, dbErr(what, err)
 	}
-	out, err := collect(rows, scanPlan)
+	out, err := collect(rows, sqlrow.ScanPlan)
 	return out, dbErr(what, err)
 }
-
-const planJoinCurrent = ` FROM backup_plans p JOIN backup_plan_versions v ON v.account_id = p.account_id AND v.region = p.region
-	AND v.plan_id = p.id AND v.version_id = p.current_version`
-
-const planJoinAll = ` FROM backup_plans p JOIN backup_plan_versions v ON v.account_id = p.account_id AND v.region = p.region
-	AND v.plan_id = p.id`
 
 // planLock is the locking clause of a single-plan read: in a write
 // transaction the plan row stays locked until commit.
@@ -125,13 +90,13 @@ func (t *txn) planLock() string {
 }
 
 func (t *txn) GetPlan(ctx context.Context, s store.Scope, id, versionID string) (*backup.Plan, error) {
-	q := `SELECT ` + planCols + planJoinCurrent + ` WHERE p.account_id=$1 AND p.region=$2 AND p.id=$3` + t.planLock()
+	q := `SELECT ` + sqlrow.PlanCols + sqlrow.PlanJoinCurrent + ` WHERE p.account_id=$1 AND p.region=$2 AND p.id=$3` + t.planLock()
 	a := []any{s.AccountID, s.Region, id}
 	if versionID != "" {
-		q = `SELECT ` + planCols + planJoinAll + ` WHERE p.account_id=$1 AND p.region=$2 AND p.id=$3 AND v.version_id=$4` + t.planLock()
+		q = `SELECT ` + sqlrow.PlanCols + sqlrow.PlanJoinAll + ` WHERE p.account_id=$1 AND p.region=$2 AND p.id=$3 AND v.version_id=$4` + t.planLock()
 		a = append(a, versionID)
 	}
-	p, err := scanPlan(t.tx.QueryRow(ctx, q, a...))
+	p, err := sqlrow.ScanPlan(t.tx.QueryRow(ctx, q, a...))
 	if errors.Is(err, pgx.ErrNoRows) {
 		if versionID != "" {
 			if _, err := t.GetPlan(ctx, s, id, ""); err != nil {
@@ -156,13 +121,13 @@ func (t *txn) FindPlan(ctx context.Context, s store.Scope, creatorRequestID, nam
 		return nil, dbErr("find plan", err)
 	}
 	var a args
-	q := `SELECT ` + planCols + planJoinCurrent + ` WHERE p.account_id=` + a.add(s.AccountID) + ` AND p.region=` + a.add(s.Region)
+	q := `SELECT ` + sqlrow.PlanCols + sqlrow.PlanJoinCurrent + ` WHERE p.account_id=` + a.add(s.AccountID) + ` AND p.region=` + a.add(s.Region)
 	if creatorRequestID != "" {
 		q += ` AND p.creator_request_id=` + a.add(creatorRequestID) + ` ORDER BY p.creation_ms LIMIT 1`
 	} else {
 		q += ` AND p.name=` + a.add(name) + ` AND p.deletion_ms IS NULL ORDER BY p.creation_ms LIMIT 1`
 	}
-	p, err := scanPlan(t.tx.QueryRow(ctx, q, a...))
+	p, err := sqlrow.ScanPlan(t.tx.QueryRow(ctx, q, a...))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -172,7 +137,7 @@ func (t *txn) FindPlan(ctx context.Context, s store.Scope, creatorRequestID, nam
 // Plan lists page by (name, id); the cursor is "<name>\x00<id>".
 func (t *txn) ListPlans(ctx context.Context, s store.Scope, includeDeleted bool, p store.Page) ([]*backup.Plan, string, error) {
 	var a args
-	q := `SELECT ` + planCols + planJoinCurrent + ` WHERE p.account_id=` + a.add(s.AccountID) + ` AND p.region=` + a.add(s.Region)
+	q := `SELECT ` + sqlrow.PlanCols + sqlrow.PlanJoinCurrent + ` WHERE p.account_id=` + a.add(s.AccountID) + ` AND p.region=` + a.add(s.Region)
 	if !includeDeleted {
 		q += ` AND p.deletion_ms IS NULL`
 	}
@@ -184,17 +149,13 @@ func (t *txn) ListPlans(ctx context.Context, s store.Scope, includeDeleted bool,
 		pn := a.add(name)
 		q += ` AND (p.name > ` + pn + ` OR (p.name = ` + pn + ` AND p.id > ` + a.add(id) + `))`
 	}
-	limit := limitOf(p)
+	limit := sqlrow.Limit(p)
 	q += ` ORDER BY p.name, p.id LIMIT ` + a.add(limit+1)
 	out, err := t.queryPlans(ctx, "list plans", q, a...)
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[limit-1].Name + "\x00" + out[limit-1].ID
-	}
+	out, next := sqlrow.Trim(out, limit, sqlrow.PlanCursor)
 	return out, next, nil
 }
 
@@ -203,27 +164,23 @@ func (t *txn) ListPlanVersions(ctx context.Context, s store.Scope, id string, p 
 		return nil, "", err
 	}
 	var a args
-	q := `SELECT ` + planCols + planJoinAll + ` WHERE p.account_id=` + a.add(s.AccountID) + ` AND p.region=` + a.add(s.Region) +
+	q := `SELECT ` + sqlrow.PlanCols + sqlrow.PlanJoinAll + ` WHERE p.account_id=` + a.add(s.AccountID) + ` AND p.region=` + a.add(s.Region) +
 		` AND p.id=` + a.add(id)
 	if p.After != "" {
-		c, vid, err := splitCursor(p.After)
+		c, vid, err := sqlrow.SplitCursor(p.After)
 		if err != nil {
 			return nil, "", err
 		}
 		pc := a.add(c)
 		q += ` AND (v.creation_ms < ` + pc + ` OR (v.creation_ms = ` + pc + ` AND v.version_id > ` + a.add(vid) + `))`
 	}
-	limit := limitOf(p)
+	limit := sqlrow.Limit(p)
 	q += ` ORDER BY v.creation_ms DESC, v.version_id LIMIT ` + a.add(limit+1)
 	out, err := t.queryPlans(ctx, "list plan versions", q, a...)
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = timeCursor(out[limit-1].VersionDate, out[limit-1].VersionID)
-	}
+	out, next := sqlrow.Trim(out, limit, sqlrow.PlanVersionCursor)
 	return out, next, nil
 }
 
@@ -243,7 +200,7 @@ func (t *txn) CountPlanVersions(ctx context.Context, s store.Scope, id string) (
 
 func (t *txn) DeletePlan(ctx context.Context, s store.Scope, id string, when time.Time) error {
 	tag, err := t.tx.Exec(ctx, `UPDATE backup_plans SET deletion_ms=$1 WHERE account_id=$2 AND region=$3 AND id=$4`,
-		ms(when), s.AccountID, s.Region, id)
+		sqlrow.Ms(when), s.AccountID, s.Region, id)
 	if err != nil {
 		return dbErr("delete plan", err)
 	}
@@ -252,7 +209,7 @@ func (t *txn) DeletePlan(ctx context.Context, s store.Scope, id string, when tim
 
 func (t *txn) SetPlanLastExecution(ctx context.Context, s store.Scope, id string, when time.Time) error {
 	tag, err := t.tx.Exec(ctx, `UPDATE backup_plans SET last_execution_ms=GREATEST(COALESCE(last_execution_ms, 0), $1)
-		WHERE account_id=$2 AND region=$3 AND id=$4`, ms(when), s.AccountID, s.Region, id)
+		WHERE account_id=$2 AND region=$3 AND id=$4`, sqlrow.Ms(when), s.AccountID, s.Region, id)
 	if err != nil {
 		return dbErr("set plan last execution", err)
 	}
@@ -260,40 +217,14 @@ func (t *txn) SetPlanLastExecution(ctx context.Context, s store.Scope, id string
 }
 
 func (t *txn) ListActivePlans(ctx context.Context) ([]*backup.Plan, error) {
-	return t.queryPlans(ctx, "list active plans", `SELECT `+planCols+planJoinCurrent+` WHERE p.deletion_ms IS NULL
+	return t.queryPlans(ctx, "list active plans", `SELECT `+sqlrow.PlanCols+sqlrow.PlanJoinCurrent+` WHERE p.deletion_ms IS NULL
 		ORDER BY p.account_id, p.region, p.id`)
 }
 
 // ---- selections ----
 
-// selectionDoc is what a selection stores as document_json.
-type selectionDoc struct {
-	Resources    []string              `json:"resources,omitempty"`
-	NotResources []string              `json:"notResources,omitempty"`
-	ListOfTags   []backup.TagCondition `json:"listOfTags,omitempty"`
-	Conditions   backup.Conditions     `json:"conditions"`
-}
-
-const selCols = `account_id, region, plan_id, id, name, iam_role_arn, creator_request_id, creation_ms, document_json`
-
-func scanSelection(sc scanner) (*backup.Selection, error) {
-	var s backup.Selection
-	var created int64
-	var doc string
-	if err := sc.Scan(&s.AccountID, &s.Region, &s.PlanID, &s.ID, &s.Name, &s.IamRoleArn, &s.CreatorRequestID, &created, &doc); err != nil {
-		return nil, err
-	}
-	s.CreationDate = time.UnixMilli(created).UTC()
-	var d selectionDoc
-	if err := json.Unmarshal([]byte(doc), &d); err != nil {
-		return nil, fmt.Errorf("selection %s: %w", s.ID, err)
-	}
-	s.Resources, s.NotResources, s.ListOfTags, s.Conditions = d.Resources, d.NotResources, d.ListOfTags, d.Conditions
-	return &s, nil
-}
-
 func (t *txn) CreateSelection(ctx context.Context, sel *backup.Selection) error {
-	doc, err := json.Marshal(selectionDoc{Resources: sel.Resources, NotResources: sel.NotResources, ListOfTags: sel.ListOfTags, Conditions: sel.Conditions})
+	a, err := sqlrow.SelectionArgs(sel)
 	if err != nil {
 		return dbErr("create selection", err)
 	}
@@ -308,8 +239,7 @@ func (t *txn) CreateSelection(ctx context.Context, sel *backup.Selection) error 
 	if err != nil {
 		return dbErr("create selection", err)
 	}
-	tag, err := t.tx.Exec(ctx, `INSERT INTO backup_selections (`+selCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT DO NOTHING`,
-		sel.AccountID, sel.Region, sel.PlanID, sel.ID, sel.Name, sel.IamRoleArn, sel.CreatorRequestID, ms(sel.CreationDate), string(doc))
+	tag, err := t.tx.Exec(ctx, `INSERT INTO backup_selections (`+sqlrow.SelectionCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT DO NOTHING`, a...)
 	if err != nil {
 		return dbErr("create selection", err)
 	}
@@ -321,7 +251,7 @@ func (t *txn) CreateSelection(ctx context.Context, sel *backup.Selection) error 
 }
 
 func (t *txn) GetSelection(ctx context.Context, s store.Scope, planID, id string) (*backup.Selection, error) {
-	sel, err := scanSelection(t.tx.QueryRow(ctx, `SELECT `+selCols+` FROM backup_selections WHERE account_id=$1 AND region=$2
+	sel, err := sqlrow.ScanSelection(t.tx.QueryRow(ctx, `SELECT `+sqlrow.SelectionCols+` FROM backup_selections WHERE account_id=$1 AND region=$2
 		AND plan_id=$3 AND id=$4`+t.lock(), s.AccountID, s.Region, planID, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Context: id, Message: "Backup selection " + id + " does not exist in backup plan " + planID}
@@ -333,7 +263,7 @@ func (t *txn) FindSelection(ctx context.Context, s store.Scope, planID, creatorR
 	if err := t.advisoryLock(ctx, "selection", scopeKey(s, planID, creatorRequestID)); err != nil {
 		return nil, dbErr("find selection", err)
 	}
-	sel, err := scanSelection(t.tx.QueryRow(ctx, `SELECT `+selCols+` FROM backup_selections WHERE account_id=$1 AND region=$2
+	sel, err := sqlrow.ScanSelection(t.tx.QueryRow(ctx, `SELECT `+sqlrow.SelectionCols+` FROM backup_selections WHERE account_id=$1 AND region=$2
 		AND plan_id=$3 AND creator_request_id=$4 ORDER BY creation_ms LIMIT 1`, s.AccountID, s.Region, planID, creatorRequestID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -343,31 +273,27 @@ func (t *txn) FindSelection(ctx context.Context, s store.Scope, planID, creatorR
 
 func (t *txn) ListSelections(ctx context.Context, s store.Scope, planID string, p store.Page) ([]*backup.Selection, string, error) {
 	var a args
-	q := `SELECT ` + selCols + ` FROM backup_selections WHERE account_id=` + a.add(s.AccountID) + ` AND region=` + a.add(s.Region) +
+	q := `SELECT ` + sqlrow.SelectionCols + ` FROM backup_selections WHERE account_id=` + a.add(s.AccountID) + ` AND region=` + a.add(s.Region) +
 		` AND plan_id=` + a.add(planID)
 	if p.After != "" {
-		c, id, err := splitCursor(p.After)
+		c, id, err := sqlrow.SplitCursor(p.After)
 		if err != nil {
 			return nil, "", err
 		}
 		pc := a.add(c)
 		q += ` AND (creation_ms > ` + pc + ` OR (creation_ms = ` + pc + ` AND id > ` + a.add(id) + `))`
 	}
-	limit := limitOf(p)
+	limit := sqlrow.Limit(p)
 	q += ` ORDER BY creation_ms, id LIMIT ` + a.add(limit+1)
 	rows, err := t.tx.Query(ctx, q, a...)
 	if err != nil {
 		return nil, "", dbErr("list selections", err)
 	}
-	out, err := collect(rows, scanSelection)
+	out, err := collect(rows, sqlrow.ScanSelection)
 	if err != nil {
 		return nil, "", dbErr("list selections", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = timeCursor(out[limit-1].CreationDate, out[limit-1].ID)
-	}
+	out, next := sqlrow.Trim(out, limit, sqlrow.SelectionCursor)
 	return out, next, nil
 }
 
@@ -389,23 +315,9 @@ func (t *txn) DeleteSelection(ctx context.Context, s store.Scope, planID, id str
 
 // ---- scheduler occurrences ----
 
-const occCols = `rule_id, instant_ms, account_id, region, plan_id, version_id, state, owner, lease_expiry_ms, jobs, done_ms`
-
-func scanOccurrence(sc scanner) (*store.Occurrence, error) {
-	var o store.Occurrence
-	var inst, lease, jobs int64
-	var done *int64
-	if err := sc.Scan(&o.RuleID, &inst, &o.AccountID, &o.Region, &o.PlanID, &o.VersionID, &o.State, &o.Owner, &lease, &jobs, &done); err != nil {
-		return nil, err
-	}
-	o.Instant, o.LeaseExpiry, o.DoneAt = time.UnixMilli(inst).UTC(), time.UnixMilli(lease).UTC(), tms(done)
-	o.Jobs = int(jobs)
-	return &o, nil
-}
-
 func (t *txn) GetOccurrence(ctx context.Context, ruleID string, instant time.Time) (*store.Occurrence, error) {
-	o, err := scanOccurrence(t.tx.QueryRow(ctx, `SELECT `+occCols+` FROM schedule_occurrences WHERE rule_id=$1 AND instant_ms=$2`+t.lock(),
-		ruleID, ms(instant)))
+	o, err := sqlrow.ScanOccurrence(t.tx.QueryRow(ctx, `SELECT `+sqlrow.OccurrenceCols+` FROM schedule_occurrences WHERE rule_id=$1 AND instant_ms=$2`+t.lock(),
+		ruleID, sqlrow.Ms(instant)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "occurrence not found", Context: ruleID}
 	}
@@ -417,9 +329,8 @@ func (t *txn) GetOccurrence(ctx context.Context, ruleID string, instant time.Tim
 // over of an existing claim is one UPDATE whose condition is evaluated
 // again on the newest row version after any concurrent update commits.
 func (t *txn) ClaimOccurrence(ctx context.Context, o *store.Occurrence, now time.Time) (bool, error) {
-	tag, err := t.tx.Exec(ctx, `INSERT INTO schedule_occurrences (`+occCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,0,NULL)
-		ON CONFLICT DO NOTHING`,
-		o.RuleID, ms(o.Instant), o.AccountID, o.Region, o.PlanID, o.VersionID, store.OccurrenceClaimed, o.Owner, ms(o.LeaseExpiry))
+	tag, err := t.tx.Exec(ctx, `INSERT INTO schedule_occurrences (`+sqlrow.OccurrenceCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,0,NULL)
+		ON CONFLICT DO NOTHING`, sqlrow.ClaimArgs(o)...)
 	if err != nil {
 		return false, dbErr("claim occurrence", err)
 	}
@@ -430,7 +341,7 @@ func (t *txn) ClaimOccurrence(ctx context.Context, o *store.Occurrence, now time
 	// over. A DONE occurrence or another owner's live claim stays.
 	tag, err = t.tx.Exec(ctx, `UPDATE schedule_occurrences SET owner=$1, lease_expiry_ms=$2, version_id=$3
 		WHERE rule_id=$4 AND instant_ms=$5 AND state=$6 AND (owner=$1 OR lease_expiry_ms <= $7)`,
-		o.Owner, ms(o.LeaseExpiry), o.VersionID, o.RuleID, ms(o.Instant), store.OccurrenceClaimed, ms(now))
+		o.Owner, sqlrow.Ms(o.LeaseExpiry), o.VersionID, o.RuleID, sqlrow.Ms(o.Instant), store.OccurrenceClaimed, sqlrow.Ms(now))
 	if err != nil {
 		return false, dbErr("claim occurrence", err)
 	}
@@ -440,7 +351,7 @@ func (t *txn) ClaimOccurrence(ctx context.Context, o *store.Occurrence, now time
 func (t *txn) FinishOccurrence(ctx context.Context, ruleID string, instant time.Time, owner string, jobs int, now time.Time) error {
 	tag, err := t.tx.Exec(ctx, `UPDATE schedule_occurrences SET state=$1, jobs=$2, done_ms=$3
 		WHERE rule_id=$4 AND instant_ms=$5 AND state=$6 AND owner=$7`,
-		store.OccurrenceDone, jobs, ms(now), ruleID, ms(instant), store.OccurrenceClaimed, owner)
+		store.OccurrenceDone, jobs, sqlrow.Ms(now), ruleID, sqlrow.Ms(instant), store.OccurrenceClaimed, owner)
 	if err != nil {
 		return dbErr("finish occurrence", err)
 	}
@@ -451,12 +362,12 @@ func (t *txn) FinishOccurrence(ctx context.Context, ruleID string, instant time.
 }
 
 func (t *txn) ListStaleOccurrences(ctx context.Context, now time.Time, limit int) ([]*store.Occurrence, error) {
-	rows, err := t.tx.Query(ctx, `SELECT `+occCols+` FROM schedule_occurrences WHERE state=$1 AND lease_expiry_ms < $2
-		ORDER BY instant_ms, rule_id LIMIT $3`, store.OccurrenceClaimed, ms(now), limit)
+	rows, err := t.tx.Query(ctx, `SELECT `+sqlrow.OccurrenceCols+` FROM schedule_occurrences WHERE state=$1 AND lease_expiry_ms < $2
+		ORDER BY instant_ms, rule_id LIMIT $3`, store.OccurrenceClaimed, sqlrow.Ms(now), limit)
 	if err != nil {
 		return nil, dbErr("list stale occurrences", err)
 	}
-	out, err := collect(rows, scanOccurrence)
+	out, err := collect(rows, sqlrow.ScanOccurrence)
 	if err != nil {
 		return nil, dbErr("list stale occurrences", err)
 	}
@@ -472,11 +383,11 @@ func (t *txn) LatestOccurrence(ctx context.Context, ruleID string) (*time.Time, 
 	if err != nil {
 		return nil, dbErr("latest occurrence", err)
 	}
-	return tms(v), nil
+	return sqlrow.Time(v), nil
 }
 
 func (t *txn) GetJobByScheduleKey(ctx context.Context, key string) (*backup.Job, error) {
-	j, err := scanJob(t.tx.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE schedule_key=$1`+t.lock(), key))
+	j, err := sqlrow.ScanJob(t.tx.QueryRow(ctx, `SELECT `+sqlrow.JobCols+` FROM jobs WHERE schedule_key=$1`+t.lock(), key))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "no job for scheduled occurrence " + key, Context: key}
 	}
@@ -485,45 +396,13 @@ func (t *txn) GetJobByScheduleKey(ctx context.Context, key string) (*backup.Job,
 
 // ---- legal holds ----
 
-type holdSelDoc struct {
-	VaultNames          []string   `json:"vaultNames,omitempty"`
-	ResourceIdentifiers []string   `json:"resourceIdentifiers,omitempty"`
-	DateFrom            *time.Time `json:"dateFrom,omitempty"`
-	DateTo              *time.Time `json:"dateTo,omitempty"`
-}
-
-const holdCols = `account_id, region, id, arn, title, description, status, cancel_description, creation_ms, cancellation_ms,
-	retain_until_ms, selection_json, idempotency_token`
-
-func scanHold(sc scanner) (*backup.LegalHold, error) {
-	var h backup.LegalHold
-	var created int64
-	var canc, retain *int64
-	var sel string
-	if err := sc.Scan(&h.AccountID, &h.Region, &h.ID, &h.Arn, &h.Title, &h.Description, &h.Status, &h.CancelDescription, &created,
-		&canc, &retain, &sel, &h.IdempotencyToken); err != nil {
-		return nil, err
-	}
-	h.CreationDate = time.UnixMilli(created).UTC()
-	h.CancellationDate, h.RetainRecordUntil = tms(canc), tms(retain)
-	var d holdSelDoc
-	if err := json.Unmarshal([]byte(sel), &d); err != nil {
-		return nil, fmt.Errorf("legal hold %s: %w", h.ID, err)
-	}
-	h.Selection = backup.RecoveryPointSelection{VaultNames: d.VaultNames, ResourceIdentifiers: d.ResourceIdentifiers, DateFrom: d.DateFrom, DateTo: d.DateTo}
-	return &h, nil
-}
-
 func (t *txn) CreateLegalHold(ctx context.Context, h *backup.LegalHold, rpArns []string) error {
-	sel, err := json.Marshal(holdSelDoc{VaultNames: h.Selection.VaultNames, ResourceIdentifiers: h.Selection.ResourceIdentifiers,
-		DateFrom: h.Selection.DateFrom, DateTo: h.Selection.DateTo})
+	a, err := sqlrow.HoldArgs(h)
 	if err != nil {
 		return dbErr("create legal hold", err)
 	}
-	tag, err := t.tx.Exec(ctx, `INSERT INTO legal_holds (`+holdCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
-		ON CONFLICT DO NOTHING`,
-		h.AccountID, h.Region, h.ID, h.Arn, h.Title, h.Description, h.Status, h.CancelDescription, ms(h.CreationDate),
-		nms(h.CancellationDate), nms(h.RetainRecordUntil), string(sel), h.IdempotencyToken)
+	tag, err := t.tx.Exec(ctx, `INSERT INTO legal_holds (`+sqlrow.HoldCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
+		ON CONFLICT DO NOTHING`, a...)
 	if err != nil {
 		return dbErr("create legal hold", err)
 	}
@@ -539,7 +418,7 @@ func (t *txn) CreateLegalHold(ctx context.Context, h *backup.LegalHold, rpArns [
 }
 
 func (t *txn) GetLegalHold(ctx context.Context, s store.Scope, id string) (*backup.LegalHold, error) {
-	h, err := scanHold(t.tx.QueryRow(ctx, `SELECT `+holdCols+` FROM legal_holds WHERE account_id=$1 AND region=$2 AND id=$3`+t.lock(),
+	h, err := sqlrow.ScanHold(t.tx.QueryRow(ctx, `SELECT `+sqlrow.HoldCols+` FROM legal_holds WHERE account_id=$1 AND region=$2 AND id=$3`+t.lock(),
 		s.AccountID, s.Region, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "Legal hold " + id + " does not exist", Context: id}
@@ -551,7 +430,7 @@ func (t *txn) FindLegalHold(ctx context.Context, s store.Scope, token string) (*
 	if err := t.advisoryLock(ctx, "legal hold", scopeKey(s, token)); err != nil {
 		return nil, dbErr("find legal hold", err)
 	}
-	h, err := scanHold(t.tx.QueryRow(ctx, `SELECT `+holdCols+` FROM legal_holds WHERE account_id=$1 AND region=$2 AND idempotency_token=$3
+	h, err := sqlrow.ScanHold(t.tx.QueryRow(ctx, `SELECT `+sqlrow.HoldCols+` FROM legal_holds WHERE account_id=$1 AND region=$2 AND idempotency_token=$3
 		ORDER BY creation_ms LIMIT 1`, s.AccountID, s.Region, token))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -561,36 +440,32 @@ func (t *txn) FindLegalHold(ctx context.Context, s store.Scope, token string) (*
 
 func (t *txn) ListLegalHolds(ctx context.Context, s store.Scope, p store.Page) ([]*backup.LegalHold, string, error) {
 	var a args
-	q := `SELECT ` + holdCols + ` FROM legal_holds WHERE account_id=` + a.add(s.AccountID) + ` AND region=` + a.add(s.Region)
+	q := `SELECT ` + sqlrow.HoldCols + ` FROM legal_holds WHERE account_id=` + a.add(s.AccountID) + ` AND region=` + a.add(s.Region)
 	if p.After != "" {
-		c, id, err := splitCursor(p.After)
+		c, id, err := sqlrow.SplitCursor(p.After)
 		if err != nil {
 			return nil, "", err
 		}
 		pc := a.add(c)
 		q += ` AND (creation_ms < ` + pc + ` OR (creation_ms = ` + pc + ` AND id > ` + a.add(id) + `))`
 	}
-	limit := limitOf(p)
+	limit := sqlrow.Limit(p)
 	q += ` ORDER BY creation_ms DESC, id LIMIT ` + a.add(limit+1)
 	rows, err := t.tx.Query(ctx, q, a...)
 	if err != nil {
 		return nil, "", dbErr("list legal holds", err)
 	}
-	out, err := collect(rows, scanHold)
+	out, err := collect(rows, sqlrow.ScanHold)
 	if err != nil {
 		return nil, "", dbErr("list legal holds", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = timeCursor(out[limit-1].CreationDate, out[limit-1].ID)
-	}
+	out, next := sqlrow.Trim(out, limit, sqlrow.HoldCursor)
 	return out, next, nil
 }
 
 func (t *txn) UpdateLegalHold(ctx context.Context, h *backup.LegalHold) error {
 	tag, err := t.tx.Exec(ctx, `UPDATE legal_holds SET status=$1, cancel_description=$2, cancellation_ms=$3, retain_until_ms=$4
-		WHERE account_id=$5 AND region=$6 AND id=$7`, h.Status, h.CancelDescription, nms(h.CancellationDate), nms(h.RetainRecordUntil),
+		WHERE account_id=$5 AND region=$6 AND id=$7`, h.Status, h.CancelDescription, sqlrow.NullMs(h.CancellationDate), sqlrow.NullMs(h.RetainRecordUntil),
 		h.AccountID, h.Region, h.ID)
 	if err != nil {
 		return dbErr("update legal hold", err)
@@ -605,44 +480,32 @@ func (t *txn) CountActiveLegalHolds(ctx context.Context, s store.Scope) (int, er
 	return n, dbErr("count legal holds", err)
 }
 
-func prefixCols(prefix, cols string) string {
-	parts := splitCols(cols)
-	for i, c := range parts {
-		parts[i] = prefix + c
-	}
-	return strings.Join(parts, ", ")
-}
-
 func (t *txn) ListLegalHoldRecoveryPoints(ctx context.Context, s store.Scope, id string, p store.Page) ([]*backup.RecoveryPoint, string, error) {
-	limit := limitOf(p)
-	rows, err := t.tx.Query(ctx, `SELECT `+prefixCols("r.", rpCols)+` FROM legal_hold_recovery_points m JOIN recovery_points r
+	limit := sqlrow.Limit(p)
+	rows, err := t.tx.Query(ctx, `SELECT `+sqlrow.PrefixCols("r.", sqlrow.RPCols)+` FROM legal_hold_recovery_points m JOIN recovery_points r
 		ON r.arn = m.rp_arn AND r.account_id = m.account_id AND r.region = m.region
 		WHERE m.account_id=$1 AND m.region=$2 AND m.hold_id=$3 AND m.rp_arn > $4 ORDER BY m.rp_arn LIMIT $5`,
 		s.AccountID, s.Region, id, p.After, limit+1)
 	if err != nil {
 		return nil, "", dbErr("list legal hold recovery points", err)
 	}
-	out, err := collect(rows, scanRP)
+	out, err := collect(rows, sqlrow.ScanRP)
 	if err != nil {
 		return nil, "", dbErr("list legal hold recovery points", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[limit-1].Arn
-	}
+	out, next := sqlrow.Trim(out, limit, func(r *backup.RecoveryPoint) string { return r.Arn })
 	return out, next, nil
 }
 
 func (t *txn) ActiveLegalHolds(ctx context.Context, s store.Scope, rpArn string) ([]*backup.LegalHold, error) {
-	rows, err := t.tx.Query(ctx, `SELECT `+prefixCols("h.", holdCols)+` FROM legal_hold_recovery_points m JOIN legal_holds h
+	rows, err := t.tx.Query(ctx, `SELECT `+sqlrow.PrefixCols("h.", sqlrow.HoldCols)+` FROM legal_hold_recovery_points m JOIN legal_holds h
 		ON h.account_id = m.account_id AND h.region = m.region AND h.id = m.hold_id
 		WHERE m.rp_arn=$1 AND m.account_id=$2 AND m.region=$3 AND h.status=$4 ORDER BY h.creation_ms, h.id`,
 		rpArn, s.AccountID, s.Region, backup.LegalHoldActive)
 	if err != nil {
 		return nil, dbErr("active legal holds", err)
 	}
-	out, err := collect(rows, scanHold)
+	out, err := collect(rows, sqlrow.ScanHold)
 	if err != nil {
 		return nil, dbErr("active legal holds", err)
 	}
@@ -654,40 +517,26 @@ func (t *txn) ActiveLegalHolds(ctx context.Context, s store.Scope, rpArn string)
 
 // ---- settings ----
 
-func jsonBoolMap(m map[string]bool) (string, error) {
-	if m == nil {
-		m = map[string]bool{}
-	}
-	b, err := json.Marshal(m)
-	return string(b), err
-}
-
 func (t *txn) GetRegionSettings(ctx context.Context, s store.Scope) (*backup.RegionSettings, error) {
-	rs := &backup.RegionSettings{OptIn: map[string]bool{}, Management: map[string]bool{}}
 	var opt, mgmt string
 	err := t.tx.QueryRow(ctx, `SELECT opt_in_json, management_json FROM region_settings WHERE account_id=$1 AND region=$2`,
 		s.AccountID, s.Region).Scan(&opt, &mgmt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return rs, nil
+		return &backup.RegionSettings{OptIn: map[string]bool{}, Management: map[string]bool{}}, nil
 	}
 	if err != nil {
 		return nil, dbErr("get region settings", err)
 	}
-	if err := json.Unmarshal([]byte(opt), &rs.OptIn); err != nil {
-		return nil, dbErr("get region settings", err)
-	}
-	if err := json.Unmarshal([]byte(mgmt), &rs.Management); err != nil {
-		return nil, dbErr("get region settings", err)
-	}
-	return rs, nil
+	rs, err := sqlrow.RegionSettings(opt, mgmt)
+	return rs, dbErr("get region settings", err)
 }
 
 func (t *txn) PutRegionSettings(ctx context.Context, s store.Scope, rs *backup.RegionSettings) error {
-	opt, err := jsonBoolMap(rs.OptIn)
+	opt, err := sqlrow.JSONBoolMap(rs.OptIn)
 	if err != nil {
 		return dbErr("put region settings", err)
 	}
-	mgmt, err := jsonBoolMap(rs.Management)
+	mgmt, err := sqlrow.JSONBoolMap(rs.Management)
 	if err != nil {
 		return dbErr("put region settings", err)
 	}
@@ -698,38 +547,34 @@ func (t *txn) PutRegionSettings(ctx context.Context, s store.Scope, rs *backup.R
 }
 
 func (t *txn) GetGlobalSettings(ctx context.Context, accountID string) (*backup.GlobalSettings, error) {
-	gs := &backup.GlobalSettings{Values: map[string]string{}}
 	var vals string
 	var upd *int64
 	err := t.tx.QueryRow(ctx, `SELECT values_json, updated_ms FROM global_settings WHERE account_id=$1`, accountID).Scan(&vals, &upd)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return gs, nil
+		return &backup.GlobalSettings{Values: map[string]string{}}, nil
 	}
 	if err != nil {
 		return nil, dbErr("get global settings", err)
 	}
-	if err := json.Unmarshal([]byte(vals), &gs.Values); err != nil {
-		return nil, dbErr("get global settings", err)
-	}
-	gs.LastUpdateTime = tms(upd)
-	return gs, nil
+	gs, err := sqlrow.GlobalSettings(vals, upd)
+	return gs, dbErr("get global settings", err)
 }
 
 func (t *txn) PutGlobalSettings(ctx context.Context, accountID string, gs *backup.GlobalSettings) error {
-	vals, err := jsonMap(gs.Values)
+	vals, err := sqlrow.JSONMap(gs.Values)
 	if err != nil {
 		return dbErr("put global settings", err)
 	}
 	_, err = t.tx.Exec(ctx, `INSERT INTO global_settings (account_id, values_json, updated_ms) VALUES ($1,$2,$3)
 		ON CONFLICT (account_id) DO UPDATE SET values_json=excluded.values_json, updated_ms=excluded.updated_ms`,
-		accountID, vals, nms(gs.LastUpdateTime))
+		accountID, vals, sqlrow.NullMs(gs.LastUpdateTime))
 	return dbErr("put global settings", err)
 }
 
 // ---- protected resources by vault ----
 
 func (t *txn) ListProtectedResourcesByVault(ctx context.Context, s store.Scope, vault string, p store.Page) ([]*backup.ProtectedResource, string, error) {
-	limit := limitOf(p)
+	limit := sqlrow.Limit(p)
 	// The latest recovery point of each resource in the vault (ties: the
 	// greatest ARN), by resource ARN.
 	rows, err := t.tx.Query(ctx, `SELECT DISTINCT ON (r.resource_arn) r.resource_arn, r.resource_type, r.resource_name,
@@ -739,25 +584,10 @@ func (t *txn) ListProtectedResourcesByVault(ctx context.Context, s store.Scope, 
 	if err != nil {
 		return nil, "", dbErr("list protected resources by vault", err)
 	}
-	defer rows.Close()
-	out := []*backup.ProtectedResource{}
-	for rows.Next() {
-		r := backup.ProtectedResource{AccountID: s.AccountID, Region: s.Region}
-		var created int64
-		if err := rows.Scan(&r.ResourceArn, &r.ResourceType, &r.ResourceName, &created, &r.LastBackupVaultArn, &r.LastRecoveryPointArn); err != nil {
-			return nil, "", dbErr("list protected resources by vault", err)
-		}
-		c := time.UnixMilli(created).UTC()
-		r.LastBackupTime = &c
-		out = append(out, &r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, sqlrow.ScanVaultResource(s.AccountID, s.Region))
+	if err != nil {
 		return nil, "", dbErr("list protected resources by vault", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[limit-1].ResourceArn
-	}
+	out, next := sqlrow.Trim(out, limit, func(r *backup.ProtectedResource) string { return r.ResourceArn })
 	return out, next, nil
 }

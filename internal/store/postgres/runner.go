@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,26 +10,13 @@ import (
 
 	"coffer/internal/backup"
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
 // ---- resources ----
 
-const resCols = `account_id, region, type, id, arn, name, tags_json, attrs_json, creation_ms, created_by_restore_job`
-
-func jsonMap(m map[string]string) (string, error) {
-	if m == nil {
-		m = map[string]string{}
-	}
-	b, err := json.Marshal(m)
-	return string(b), err
-}
-
 func (t *txn) UpsertResource(ctx context.Context, r *backup.Resource) error {
-	tj, err := jsonMap(r.Tags)
-	if err != nil {
-		return dbErr("upsert resource", err)
-	}
-	aj, err := jsonMap(r.Attrs)
+	a, err := sqlrow.ResourceArgs(r)
 	if err != nil {
 		return dbErr("upsert resource", err)
 	}
@@ -49,35 +35,17 @@ func (t *txn) UpsertResource(ctx context.Context, r *backup.Resource) error {
 	if other {
 		return &backup.Error{Code: backup.CodeAlreadyExists, Message: "Resource " + r.Arn + " already exists", Context: r.Arn, Arn: r.Arn}
 	}
-	_, err = t.tx.Exec(ctx, `INSERT INTO resources (`+resCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
+	_, err = t.tx.Exec(ctx, `INSERT INTO resources (`+sqlrow.ResourceCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
 		ON CONFLICT (account_id, region, type, id) DO UPDATE SET arn=excluded.arn, name=excluded.name,
-		tags_json=excluded.tags_json, attrs_json=excluded.attrs_json, created_by_restore_job=excluded.created_by_restore_job`,
-		r.AccountID, r.Region, r.Type, r.ID, r.Arn, r.Name, tj, aj, ms(r.CreationDate), r.CreatedByRestoreJob)
+		tags_json=excluded.tags_json, attrs_json=excluded.attrs_json, created_by_restore_job=excluded.created_by_restore_job`, a...)
 	if isCode(err, "23505") {
 		return &backup.Error{Code: backup.CodeAlreadyExists, Message: "Resource " + r.Arn + " already exists", Context: r.Arn, Arn: r.Arn}
 	}
 	return dbErr("upsert resource", err)
 }
 
-func scanResource(sc scanner) (*backup.Resource, error) {
-	var r backup.Resource
-	var tj, aj string
-	var created int64
-	if err := sc.Scan(&r.AccountID, &r.Region, &r.Type, &r.ID, &r.Arn, &r.Name, &tj, &aj, &created, &r.CreatedByRestoreJob); err != nil {
-		return nil, err
-	}
-	r.CreationDate = time.UnixMilli(created).UTC()
-	if err := json.Unmarshal([]byte(tj), &r.Tags); err != nil {
-		return nil, fmt.Errorf("resource %s: tags: %w", r.Arn, err)
-	}
-	if err := json.Unmarshal([]byte(aj), &r.Attrs); err != nil {
-		return nil, fmt.Errorf("resource %s: attributes: %w", r.Arn, err)
-	}
-	return &r, nil
-}
-
 func (t *txn) GetResource(ctx context.Context, s store.Scope, typ, id string) (*backup.Resource, error) {
-	r, err := scanResource(t.tx.QueryRow(ctx, `SELECT `+resCols+` FROM resources WHERE account_id=$1 AND region=$2 AND type=$3 AND id=$4`+t.lock(),
+	r, err := sqlrow.ScanResource(t.tx.QueryRow(ctx, `SELECT `+sqlrow.ResourceCols+` FROM resources WHERE account_id=$1 AND region=$2 AND type=$3 AND id=$4`+t.lock(),
 		s.AccountID, s.Region, typ, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "Resource " + id + " does not exist", Context: id}
@@ -86,12 +54,12 @@ func (t *txn) GetResource(ctx context.Context, s store.Scope, typ, id string) (*
 }
 
 func (t *txn) ListResources(ctx context.Context, s store.Scope, typ string) ([]*backup.Resource, error) {
-	rows, err := t.tx.Query(ctx, `SELECT `+resCols+` FROM resources WHERE account_id=$1 AND region=$2 AND type=$3 ORDER BY id`,
+	rows, err := t.tx.Query(ctx, `SELECT `+sqlrow.ResourceCols+` FROM resources WHERE account_id=$1 AND region=$2 AND type=$3 ORDER BY id`,
 		s.AccountID, s.Region, typ)
 	if err != nil {
 		return nil, dbErr("list resources", err)
 	}
-	out, err := collect(rows, scanResource)
+	out, err := collect(rows, sqlrow.ScanResource)
 	return out, dbErr("list resources", err)
 }
 
@@ -107,7 +75,7 @@ func (t *txn) DeleteResource(ctx context.Context, s store.Scope, typ, id string)
 
 func (t *txn) QueryRecoveryPoints(ctx context.Context, s store.Scope, f store.RecoveryPointQuery, p store.Page) ([]*backup.RecoveryPoint, string, error) {
 	var a args
-	q := `SELECT ` + rpCols + ` FROM recovery_points WHERE account_id=` + a.add(s.AccountID) + ` AND region=` + a.add(s.Region)
+	q := `SELECT ` + sqlrow.RPCols + ` FROM recovery_points WHERE account_id=` + a.add(s.AccountID) + ` AND region=` + a.add(s.Region)
 	for _, c := range []struct{ col, v string }{
 		{"vault_name", f.VaultName}, {"resource_arn", f.ResourceArn}, {"resource_type", f.ResourceType}, {"status", string(f.Status)},
 		{"backup_plan_id", f.BackupPlanID},
@@ -117,48 +85,44 @@ func (t *txn) QueryRecoveryPoints(ctx context.Context, s store.Scope, f store.Re
 		}
 	}
 	if f.CreatedAfter != nil {
-		q += ` AND creation_ms > ` + a.add(ms(*f.CreatedAfter))
+		q += ` AND creation_ms > ` + a.add(sqlrow.Ms(*f.CreatedAfter))
 	}
 	if f.CreatedBefore != nil {
-		q += ` AND creation_ms < ` + a.add(ms(*f.CreatedBefore))
+		q += ` AND creation_ms < ` + a.add(sqlrow.Ms(*f.CreatedBefore))
 	}
 	if p.After != "" {
-		c, id, err := splitCursor(p.After)
+		c, id, err := sqlrow.SplitCursor(p.After)
 		if err != nil {
 			return nil, "", err
 		}
 		pc := a.add(c)
 		q += ` AND creation_ms <= ` + pc + ` AND (creation_ms < ` + pc + ` OR arn > ` + a.add(id) + `)`
 	}
-	limit := limitOf(p)
+	limit := sqlrow.Limit(p)
 	q += ` ORDER BY creation_ms DESC, arn LIMIT ` + a.add(limit+1)
 	rows, err := t.tx.Query(ctx, q, a...)
 	if err != nil {
 		return nil, "", dbErr("query recovery points", err)
 	}
-	out, err := collect(rows, scanRP)
+	out, err := collect(rows, sqlrow.ScanRP)
 	if err != nil {
 		return nil, "", dbErr("query recovery points", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = timeCursor(out[limit-1].CreationDate, out[limit-1].Arn)
-	}
+	out, next := sqlrow.Trim(out, limit, sqlrow.RPCursor)
 	return out, next, nil
 }
 
 func (t *txn) ListDueRecoveryPoints(ctx context.Context, now time.Time, limit int) ([]*backup.RecoveryPoint, error) {
 	// A recovery point under an active legal hold is not due.
-	rows, err := t.tx.Query(ctx, `SELECT `+rpCols+` FROM recovery_points r WHERE delete_at_ms IS NOT NULL AND delete_at_ms <= $1
+	rows, err := t.tx.Query(ctx, `SELECT `+sqlrow.RPCols+` FROM recovery_points r WHERE delete_at_ms IS NOT NULL AND delete_at_ms <= $1
 		AND NOT EXISTS (SELECT 1 FROM legal_hold_recovery_points m JOIN legal_holds h
 			ON h.account_id = m.account_id AND h.region = m.region AND h.id = m.hold_id
 			WHERE m.rp_arn = r.arn AND m.account_id = r.account_id AND m.region = r.region AND h.status = 'ACTIVE')
-		ORDER BY delete_at_ms, arn LIMIT $2`, ms(now), limit)
+		ORDER BY delete_at_ms, arn LIMIT $2`, sqlrow.Ms(now), limit)
 	if err != nil {
 		return nil, dbErr("list due recovery points", err)
 	}
-	out, err := collect(rows, scanRP)
+	out, err := collect(rows, sqlrow.ScanRP)
 	return out, dbErr("list due recovery points", err)
 }
 
@@ -167,7 +131,7 @@ func (t *txn) ListDueRecoveryPoints(ctx context.Context, now time.Time, limit in
 func (t *txn) SetLatestRestore(ctx context.Context, s store.Scope, resourceArn string, lr store.LatestRestore) error {
 	tag, err := t.tx.Exec(ctx, `UPDATE protected_resources SET latest_restore_exec_minutes=$1,
 		latest_restore_job_creation_ms=$2, latest_restore_rp_creation_ms=$3 WHERE account_id=$4 AND region=$5 AND resource_arn=$6`,
-		lr.ExecutionTimeMinutes, ms(lr.JobCreationDate), ms(lr.RecoveryPointCreationDate), s.AccountID, s.Region, resourceArn)
+		lr.ExecutionTimeMinutes, sqlrow.Ms(lr.JobCreationDate), sqlrow.Ms(lr.RecoveryPointCreationDate), s.AccountID, s.Region, resourceArn)
 	if err != nil {
 		return dbErr("set latest restore", err)
 	}
@@ -185,28 +149,16 @@ func (t *txn) GetLatestRestore(ctx context.Context, s store.Scope, resourceArn s
 	if err != nil {
 		return nil, dbErr("get latest restore", err)
 	}
-	lr := &store.LatestRestore{JobCreationDate: time.UnixMilli(*job).UTC()}
-	if mins != nil {
-		lr.ExecutionTimeMinutes = *mins
-	}
-	if rp != nil {
-		lr.RecoveryPointCreationDate = time.UnixMilli(*rp).UTC()
-	}
-	return lr, nil
+	return sqlrow.LatestRestore(mins, job, rp), nil
 }
 
 func (t *txn) SetRestoreJobExtra(ctx context.Context, s store.Scope, jobID string, x store.RestoreJobExtra) error {
-	var labels *string
-	if x.Labels != nil {
-		b, err := json.Marshal(x.Labels)
-		if err != nil {
-			return fmt.Errorf("postgres: encode restore job labels: %w", err)
-		}
-		l := string(b)
-		labels = &l
+	labels, err := sqlrow.RestoreLabels(x.Labels)
+	if err != nil {
+		return fmt.Errorf("postgres: encode restore job labels: %w", err)
 	}
 	tag, err := t.tx.Exec(ctx, `UPDATE jobs SET rp_creation_ms=$1, labels_json=$2 WHERE id=$3 AND kind=$4 AND account_id=$5 AND region=$6`,
-		ms(x.RecoveryPointCreationDate), labels, jobID, string(backup.JobRestore), s.AccountID, s.Region)
+		sqlrow.Ms(x.RecoveryPointCreationDate), labels, jobID, string(backup.JobRestore), s.AccountID, s.Region)
 	if err != nil {
 		return dbErr("set restore job extra", err)
 	}
@@ -224,14 +176,9 @@ func (t *txn) GetRestoreJobExtra(ctx context.Context, s store.Scope, jobID strin
 	if err != nil {
 		return nil, dbErr("get restore job extra", err)
 	}
-	x := &store.RestoreJobExtra{}
-	if rp != nil {
-		x.RecoveryPointCreationDate = time.UnixMilli(*rp).UTC()
-	}
-	if labels != nil {
-		if err := json.Unmarshal([]byte(*labels), &x.Labels); err != nil {
-			return nil, fmt.Errorf("postgres: restore job %s labels: %w", jobID, err)
-		}
+	x, err := sqlrow.RestoreJobExtra(rp, labels)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: restore job %s labels: %w", jobID, err)
 	}
 	return x, nil
 }
@@ -247,10 +194,10 @@ func (t *txn) ListRestoreJobsByResource(ctx context.Context, s store.Scope, q st
 		where = append(where, "recovery_point_arn="+a.add(q.RecoveryPointArn))
 	}
 	if q.RPCreatedAfter != nil {
-		where = append(where, "rp_creation_ms > "+a.add(ms(*q.RPCreatedAfter)))
+		where = append(where, "rp_creation_ms > "+a.add(sqlrow.Ms(*q.RPCreatedAfter)))
 	}
 	if q.RPCreatedBefore != nil {
-		where = append(where, "rp_creation_ms < "+a.add(ms(*q.RPCreatedBefore)))
+		where = append(where, "rp_creation_ms < "+a.add(sqlrow.Ms(*q.RPCreatedBefore)))
 	}
 	return t.pageJobs(ctx, "list restore jobs", where, a, p)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
 // ---- shared state (migration 0002) ----
@@ -17,7 +18,7 @@ func (t *txn) UseNonce(ctx context.Context, key string, now, expires time.Time) 
 	// then meets its unexpired row: the update's condition is false, no
 	// row counts, and the second request is the replay.
 	tag, err := t.tx.Exec(ctx, `INSERT INTO nonces (key, expires_ms) VALUES ($1, $2)
-		ON CONFLICT (key) DO UPDATE SET expires_ms=excluded.expires_ms WHERE nonces.expires_ms <= $3`, key, ms(expires), ms(now))
+		ON CONFLICT (key) DO UPDATE SET expires_ms=excluded.expires_ms WHERE nonces.expires_ms <= $3`, key, sqlrow.Ms(expires), sqlrow.Ms(now))
 	if err != nil {
 		return false, dbErr("use nonce", err)
 	}
@@ -25,7 +26,7 @@ func (t *txn) UseNonce(ctx context.Context, key string, now, expires time.Time) 
 }
 
 func (t *txn) DeleteExpiredNonces(ctx context.Context, now time.Time) (int64, error) {
-	tag, err := t.tx.Exec(ctx, `DELETE FROM nonces WHERE expires_ms <= $1`, ms(now))
+	tag, err := t.tx.Exec(ctx, `DELETE FROM nonces WHERE expires_ms <= $1`, sqlrow.Ms(now))
 	if err != nil {
 		return 0, dbErr("expire nonces", err)
 	}

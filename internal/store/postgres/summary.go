@@ -4,8 +4,8 @@ import (
 	"context"
 	"strings"
 
-	"coffer/internal/backup"
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
 // SummarizeJobs counts jobs by the requested dimensions and creation-time
@@ -16,27 +16,16 @@ import (
 // them, so the count is an index-only scan once the table has been
 // vacuumed).
 func (t *txn) SummarizeJobs(ctx context.Context, q store.JobSummaryQuery) ([]store.JobSummaryRow, error) {
-	from, to := ms(q.From), ms(q.To)
-	width := q.Bucket.Milliseconds()
-	if width <= 0 || width >= to-from {
-		width = to - from
-	}
-	if width <= 0 {
+	from, to, width, ok := sqlrow.SummaryWindow(q)
+	if !ok {
 		return []store.JobSummaryRow{}, nil
 	}
 	if store.WholeDays(from, to, width) {
 		return t.summarizeDays(ctx, q, from, to, width)
 	}
-	col := func(group bool, name string) string {
-		if group {
-			return name
-		}
-		return "''::text"
-	}
 	var a args
 	bucket := "(creation_ms - " + a.add(from) + "::bigint) / " + a.add(width) + "::bigint"
-	sel := []string{col(q.GroupAccount, "account_id"), col(q.GroupState, "state"), col(q.GroupResourceType, "resource_type"),
-		col(q.GroupMessageCategory, "message_category"), bucket + " AS bucket", "COUNT(*)"}
+	sel := append(sqlrow.SummaryDims(q, "''::text"), bucket+" AS bucket", "COUNT(*)")
 	where := []string{"kind = " + a.add(string(q.Kind))}
 	if q.AccountID != "" {
 		where = append(where, "account_id = "+a.add(q.AccountID))
@@ -52,28 +41,15 @@ func (t *txn) SummarizeJobs(ctx context.Context, q store.JobSummaryQuery) ([]sto
 	if err != nil {
 		return nil, dbErr("summarize jobs", err)
 	}
-	out, err := collect(rows, func(sc scanner) (store.JobSummaryRow, error) {
-		var r store.JobSummaryRow
-		var state string
-		err := sc.Scan(&r.AccountID, &state, &r.ResourceType, &r.MessageCategory, &r.Bucket, &r.Count)
-		r.State = backup.JobState(state)
-		return r, err
-	})
+	out, err := collect(rows, sqlrow.ScanSummaryRow)
 	return out, dbErr("summarize jobs", err)
 }
 
 // summarizeDays answers a summary over whole UTC days from job_day_counts.
 func (t *txn) summarizeDays(ctx context.Context, q store.JobSummaryQuery, from, to, width int64) ([]store.JobSummaryRow, error) {
-	col := func(group bool, name string) string {
-		if group {
-			return name
-		}
-		return "''::text"
-	}
 	var a args
 	bucket := "(day * " + a.add(store.DayMs) + "::bigint - " + a.add(from) + "::bigint) / " + a.add(width) + "::bigint"
-	sel := []string{col(q.GroupAccount, "account_id"), col(q.GroupState, "state"), col(q.GroupResourceType, "resource_type"),
-		col(q.GroupMessageCategory, "message_category"), bucket + " AS bucket", "SUM(n)::bigint"}
+	sel := append(sqlrow.SummaryDims(q, "''::text"), bucket+" AS bucket", "SUM(n)::bigint")
 	where := []string{"kind = " + a.add(string(q.Kind)), "region = " + a.add(q.Region),
 		"day >= " + a.add(from/store.DayMs) + "::bigint", "day < " + a.add(to/store.DayMs) + "::bigint"}
 	if q.AccountID != "" {
@@ -85,37 +61,10 @@ func (t *txn) summarizeDays(ctx context.Context, q store.JobSummaryQuery, from, 
 		}
 	}
 	rows, err := t.tx.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM job_day_counts WHERE `+strings.Join(where, " AND ")+
-		` GROUP BY `+dayGroups(q, width)+` HAVING SUM(n) > 0 ORDER BY `+dayGroups(q, width), a...)
+		` GROUP BY `+sqlrow.DayGroups(q, width)+` HAVING SUM(n) > 0 ORDER BY `+sqlrow.DayGroups(q, width), a...)
 	if err != nil {
 		return nil, dbErr("summarize jobs", err)
 	}
-	out, err := collect(rows, func(sc scanner) (store.JobSummaryRow, error) {
-		var r store.JobSummaryRow
-		var state string
-		err := sc.Scan(&r.AccountID, &state, &r.ResourceType, &r.MessageCategory, &r.Bucket, &r.Count)
-		r.State = backup.JobState(state)
-		return r, err
-	})
+	out, err := collect(rows, sqlrow.ScanSummaryRow)
 	return out, dbErr("summarize jobs", err)
-}
-
-// dayGroups is the GROUP BY (and ORDER BY) list of summarizeDays: the
-// bucket, then the grouped dimensions in the counters' key order. With
-// one-day buckets the bucket is the day itself, so the groups follow the
-// primary key and the rows are aggregated as the key range is read, without
-// a sort (the ungrouped dimensions are constants and order nothing).
-func dayGroups(q store.JobSummaryQuery, width int64) string {
-	g := []string{"5"}
-	if width == store.DayMs {
-		g[0] = "day"
-	}
-	for _, d := range []struct {
-		on  bool
-		col string
-	}{{q.GroupAccount, "account_id"}, {q.GroupState, "state"}, {q.GroupResourceType, "resource_type"}, {q.GroupMessageCategory, "message_category"}} {
-		if d.on {
-			g = append(g, d.col)
-		}
-	}
-	return strings.Join(g, ", ")
 }

@@ -8,13 +8,14 @@ import (
 
 	"coffer/internal/backup"
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
 // ---- web console sessions (migration 0010) ----
 
 func (t *txn) CreateConsoleSession(ctx context.Context, s *store.ConsoleSession) error {
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO console_sessions (id_hash, account_id, access_key_id, created_ms, expires_ms)
-		VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING`, s.IDHash, s.AccountID, s.AccessKeyID, ms(s.Created), ms(s.Expires))
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO console_sessions (`+sqlrow.ConsoleSessionCols+`)
+		VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING`, sqlrow.ConsoleSessionArgs(s)...)
 	if err != nil {
 		return dbErr("create console session", err)
 	}
@@ -28,18 +29,11 @@ func (t *txn) CreateConsoleSession(ctx context.Context, s *store.ConsoleSession)
 }
 
 func (t *txn) GetConsoleSession(ctx context.Context, idHash string) (*store.ConsoleSession, error) {
-	s := &store.ConsoleSession{IDHash: idHash}
-	var created, expires int64
-	err := t.tx.QueryRowContext(ctx, `SELECT account_id, access_key_id, created_ms, expires_ms FROM console_sessions WHERE id_hash=?`, idHash).
-		Scan(&s.AccountID, &s.AccessKeyID, &created, &expires)
+	s, err := sqlrow.ScanConsoleSession(t.tx.QueryRowContext(ctx, `SELECT `+sqlrow.ConsoleSessionCols+` FROM console_sessions WHERE id_hash=?`, idHash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "no such console session"}
 	}
-	if err != nil {
-		return nil, dbErr("get console session", err)
-	}
-	s.Created, s.Expires = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
-	return s, nil
+	return s, dbErr("get console session", err)
 }
 
 func (t *txn) DeleteConsoleSession(ctx context.Context, idHash string) error {
@@ -48,7 +42,7 @@ func (t *txn) DeleteConsoleSession(ctx context.Context, idHash string) error {
 }
 
 func (t *txn) DeleteExpiredConsoleSessions(ctx context.Context, now time.Time) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, `DELETE FROM console_sessions WHERE expires_ms <= ?`, ms(now))
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM console_sessions WHERE expires_ms <= ?`, sqlrow.Ms(now))
 	if err != nil {
 		return 0, dbErr("expire console sessions", err)
 	}
@@ -58,6 +52,6 @@ func (t *txn) DeleteExpiredConsoleSessions(ctx context.Context, now time.Time) (
 
 func (t *txn) CountConsoleSessions(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
-	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM console_sessions WHERE expires_ms > ?`, ms(now)).Scan(&n)
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM console_sessions WHERE expires_ms > ?`, sqlrow.Ms(now)).Scan(&n)
 	return n, dbErr("count console sessions", err)
 }

@@ -3,36 +3,28 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
 	"coffer/internal/backup"
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
 // ---- backup plans ----
-
-// planDoc is what a plan version stores as document_json.
-type planDoc struct {
-	Name     string                         `json:"name"`
-	Rules    []backup.Rule                  `json:"rules"`
-	Advanced []backup.AdvancedBackupSetting `json:"advanced,omitempty"`
-}
 
 func planNotFound(id string) error {
 	return &backup.Error{Code: backup.CodeNotFound, Message: "Backup plan " + id + " does not exist", Context: id}
 }
 
 func (t *txn) insertPlanVersion(ctx context.Context, p *backup.Plan) error {
-	doc, err := json.Marshal(planDoc{Name: p.Name, Rules: p.Rules, Advanced: p.AdvancedBackupSettings})
+	doc, err := sqlrow.PlanDoc(p)
 	if err != nil {
 		return dbErr("store plan version", err)
 	}
 	_, err = t.tx.ExecContext(ctx, `INSERT INTO backup_plan_versions (account_id, region, plan_id, version_id, creation_ms, document_json)
-		VALUES (?,?,?,?,?,?)`, p.AccountID, p.Region, p.ID, p.VersionID, ms(p.VersionDate), string(doc))
+		VALUES (?,?,?,?,?,?)`, p.AccountID, p.Region, p.ID, p.VersionID, sqlrow.Ms(p.VersionDate), doc)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 		return &backup.Error{Code: backup.CodeAlreadyExists, Message: "plan version " + p.VersionID + " already exists", Context: p.VersionID}
 	}
@@ -41,7 +33,7 @@ func (t *txn) insertPlanVersion(ctx context.Context, p *backup.Plan) error {
 
 func (t *txn) CreatePlan(ctx context.Context, p *backup.Plan) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO backup_plans (account_id, region, id, arn, name, creator_request_id, current_version, creation_ms)
-		VALUES (?,?,?,?,?,?,?,?)`, p.AccountID, p.Region, p.ID, p.Arn, p.Name, p.CreatorRequestID, p.VersionID, ms(p.VersionDate))
+		VALUES (?,?,?,?,?,?,?,?)`, p.AccountID, p.Region, p.ID, p.Arn, p.Name, p.CreatorRequestID, p.VersionID, sqlrow.Ms(p.VersionDate))
 	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 		return &backup.Error{Code: backup.CodeAlreadyExists, Message: "Backup plan " + p.ID + " already exists", Context: p.ID, Arn: p.Arn}
 	}
@@ -63,56 +55,19 @@ func (t *txn) AddPlanVersion(ctx context.Context, p *backup.Plan) error {
 	return t.insertPlanVersion(ctx, p)
 }
 
-const planCols = `p.account_id, p.region, p.id, p.arn, p.creator_request_id, p.deletion_ms, p.last_execution_ms,
-	v.version_id, v.creation_ms, v.document_json`
-
-func scanPlan(sc interface{ Scan(...any) error }) (*backup.Plan, error) {
-	var p backup.Plan
-	var del, last sql.NullInt64
-	var created int64
-	var doc string
-	if err := sc.Scan(&p.AccountID, &p.Region, &p.ID, &p.Arn, &p.CreatorRequestID, &del, &last, &p.VersionID, &created, &doc); err != nil {
-		return nil, err
-	}
-	p.DeletionDate, p.LastExecutionDate = tms(del), tms(last)
-	p.VersionDate = time.UnixMilli(created).UTC()
-	var d planDoc
-	if err := json.Unmarshal([]byte(doc), &d); err != nil {
-		return nil, fmt.Errorf("plan %s version %s: %w", p.ID, p.VersionID, err)
-	}
-	p.Name, p.Rules, p.AdvancedBackupSettings = d.Name, d.Rules, d.Advanced
-	return &p, nil
-}
-
 func (t *txn) queryPlans(ctx context.Context, what, q string, args ...any) ([]*backup.Plan, error) {
-	rows, err := t.tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, dbErr(what, err)
-	}
-	defer rows.Close()
-	out := []*backup.Plan{}
-	for rows.Next() {
-		p, err := scanPlan(rows)
-		if err != nil {
-			return nil, dbErr(what, err)
-		}
-		out = append(out, p)
-	}
-	return out, dbErr(what, rows.Err())
+	out, err := queryAll(ctx, t, sqlrow.ScanPlan, q, args...)
+	return out, dbErr(what, err)
 }
-
-const planJoinCurrent = ` FROM backup_plans p JOIN backup_plan_versions v ON v.account_id = p.account_id AND v.region = p.region
-	AND v.plan_id = p.id AND v.version_id = p.current_version`
 
 func (t *txn) GetPlan(ctx context.Context, s store.Scope, id, versionID string) (*backup.Plan, error) {
-	q := `SELECT ` + planCols + planJoinCurrent + ` WHERE p.account_id=? AND p.region=? AND p.id=?`
+	q := `SELECT ` + sqlrow.PlanCols + sqlrow.PlanJoinCurrent + ` WHERE p.account_id=? AND p.region=? AND p.id=?`
 	args := []any{s.AccountID, s.Region, id}
 	if versionID != "" {
-		q = `SELECT ` + planCols + ` FROM backup_plans p JOIN backup_plan_versions v ON v.account_id = p.account_id
-			AND v.region = p.region AND v.plan_id = p.id WHERE p.account_id=? AND p.region=? AND p.id=? AND v.version_id=?`
+		q = `SELECT ` + sqlrow.PlanCols + sqlrow.PlanJoinAll + ` WHERE p.account_id=? AND p.region=? AND p.id=? AND v.version_id=?`
 		args = append(args, versionID)
 	}
-	p, err := scanPlan(t.tx.QueryRowContext(ctx, q, args...))
+	p, err := sqlrow.ScanPlan(t.tx.QueryRowContext(ctx, q, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		if versionID != "" {
 			if _, err := t.GetPlan(ctx, s, id, ""); err != nil {
@@ -127,7 +82,7 @@ func (t *txn) GetPlan(ctx context.Context, s store.Scope, id, versionID string) 
 }
 
 func (t *txn) FindPlan(ctx context.Context, s store.Scope, creatorRequestID, name string) (*backup.Plan, error) {
-	q := `SELECT ` + planCols + planJoinCurrent + ` WHERE p.account_id=? AND p.region=?`
+	q := `SELECT ` + sqlrow.PlanCols + sqlrow.PlanJoinCurrent + ` WHERE p.account_id=? AND p.region=?`
 	args := []any{s.AccountID, s.Region}
 	if creatorRequestID != "" {
 		q += ` AND p.creator_request_id=? ORDER BY p.creation_ms LIMIT 1`
@@ -136,7 +91,7 @@ func (t *txn) FindPlan(ctx context.Context, s store.Scope, creatorRequestID, nam
 		q += ` AND p.name=? AND p.deletion_ms IS NULL ORDER BY p.creation_ms LIMIT 1`
 		args = append(args, name)
 	}
-	p, err := scanPlan(t.tx.QueryRowContext(ctx, q, args...))
+	p, err := sqlrow.ScanPlan(t.tx.QueryRowContext(ctx, q, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -145,7 +100,7 @@ func (t *txn) FindPlan(ctx context.Context, s store.Scope, creatorRequestID, nam
 
 // Plan lists page by (name, id); the cursor is "<name>\x00<id>".
 func (t *txn) ListPlans(ctx context.Context, s store.Scope, includeDeleted bool, p store.Page) ([]*backup.Plan, string, error) {
-	q := `SELECT ` + planCols + planJoinCurrent + ` WHERE p.account_id=? AND p.region=?`
+	q := `SELECT ` + sqlrow.PlanCols + sqlrow.PlanJoinCurrent + ` WHERE p.account_id=? AND p.region=?`
 	args := []any{s.AccountID, s.Region}
 	if !includeDeleted {
 		q += ` AND p.deletion_ms IS NULL`
@@ -158,18 +113,14 @@ func (t *txn) ListPlans(ctx context.Context, s store.Scope, includeDeleted bool,
 		q += ` AND (p.name > ? OR (p.name = ? AND p.id > ?))`
 		args = append(args, name, name, id)
 	}
-	limit := limitOf(p)
+	limit := sqlrow.Limit(p)
 	q += ` ORDER BY p.name, p.id LIMIT ?`
 	args = append(args, limit+1)
 	out, err := t.queryPlans(ctx, "list plans", q, args...)
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[limit-1].Name + "\x00" + out[limit-1].ID
-	}
+	out, next := sqlrow.Trim(out, limit, sqlrow.PlanCursor)
 	return out, next, nil
 }
 
@@ -177,29 +128,24 @@ func (t *txn) ListPlanVersions(ctx context.Context, s store.Scope, id string, p 
 	if _, err := t.GetPlan(ctx, s, id, ""); err != nil {
 		return nil, "", err
 	}
-	q := `SELECT ` + planCols + ` FROM backup_plans p JOIN backup_plan_versions v ON v.account_id = p.account_id
-		AND v.region = p.region AND v.plan_id = p.id WHERE p.account_id=? AND p.region=? AND p.id=?`
+	q := `SELECT ` + sqlrow.PlanCols + sqlrow.PlanJoinAll + ` WHERE p.account_id=? AND p.region=? AND p.id=?`
 	args := []any{s.AccountID, s.Region, id}
 	if p.After != "" {
-		c, vid, err := splitCursor(p.After)
+		c, vid, err := sqlrow.SplitCursor(p.After)
 		if err != nil {
 			return nil, "", err
 		}
 		q += ` AND (v.creation_ms < ? OR (v.creation_ms = ? AND v.version_id > ?))`
 		args = append(args, c, c, vid)
 	}
-	limit := limitOf(p)
+	limit := sqlrow.Limit(p)
 	q += ` ORDER BY v.creation_ms DESC, v.version_id LIMIT ?`
 	args = append(args, limit+1)
 	out, err := t.queryPlans(ctx, "list plan versions", q, args...)
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = timeCursor(out[limit-1].VersionDate, out[limit-1].VersionID)
-	}
+	out, next := sqlrow.Trim(out, limit, sqlrow.PlanVersionCursor)
 	return out, next, nil
 }
 
@@ -219,7 +165,7 @@ func (t *txn) CountPlanVersions(ctx context.Context, s store.Scope, id string) (
 
 func (t *txn) DeletePlan(ctx context.Context, s store.Scope, id string, when time.Time) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE backup_plans SET deletion_ms=? WHERE account_id=? AND region=? AND id=?`,
-		ms(when), s.AccountID, s.Region, id)
+		sqlrow.Ms(when), s.AccountID, s.Region, id)
 	if err != nil {
 		return dbErr("delete plan", err)
 	}
@@ -228,7 +174,7 @@ func (t *txn) DeletePlan(ctx context.Context, s store.Scope, id string, when tim
 
 func (t *txn) SetPlanLastExecution(ctx context.Context, s store.Scope, id string, when time.Time) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE backup_plans SET last_execution_ms=MAX(COALESCE(last_execution_ms, 0), ?)
-		WHERE account_id=? AND region=? AND id=?`, ms(when), s.AccountID, s.Region, id)
+		WHERE account_id=? AND region=? AND id=?`, sqlrow.Ms(when), s.AccountID, s.Region, id)
 	if err != nil {
 		return dbErr("set plan last execution", err)
 	}
@@ -236,45 +182,18 @@ func (t *txn) SetPlanLastExecution(ctx context.Context, s store.Scope, id string
 }
 
 func (t *txn) ListActivePlans(ctx context.Context) ([]*backup.Plan, error) {
-	return t.queryPlans(ctx, "list active plans", `SELECT `+planCols+planJoinCurrent+` WHERE p.deletion_ms IS NULL
+	return t.queryPlans(ctx, "list active plans", `SELECT `+sqlrow.PlanCols+sqlrow.PlanJoinCurrent+` WHERE p.deletion_ms IS NULL
 		ORDER BY p.account_id, p.region, p.id`)
 }
 
 // ---- selections ----
 
-// selectionDoc is what a selection stores as document_json.
-type selectionDoc struct {
-	Resources    []string              `json:"resources,omitempty"`
-	NotResources []string              `json:"notResources,omitempty"`
-	ListOfTags   []backup.TagCondition `json:"listOfTags,omitempty"`
-	Conditions   backup.Conditions     `json:"conditions"`
-}
-
-const selCols = `account_id, region, plan_id, id, name, iam_role_arn, creator_request_id, creation_ms, document_json`
-
-func scanSelection(sc interface{ Scan(...any) error }) (*backup.Selection, error) {
-	var s backup.Selection
-	var created int64
-	var doc string
-	if err := sc.Scan(&s.AccountID, &s.Region, &s.PlanID, &s.ID, &s.Name, &s.IamRoleArn, &s.CreatorRequestID, &created, &doc); err != nil {
-		return nil, err
-	}
-	s.CreationDate = time.UnixMilli(created).UTC()
-	var d selectionDoc
-	if err := json.Unmarshal([]byte(doc), &d); err != nil {
-		return nil, fmt.Errorf("selection %s: %w", s.ID, err)
-	}
-	s.Resources, s.NotResources, s.ListOfTags, s.Conditions = d.Resources, d.NotResources, d.ListOfTags, d.Conditions
-	return &s, nil
-}
-
 func (t *txn) CreateSelection(ctx context.Context, sel *backup.Selection) error {
-	doc, err := json.Marshal(selectionDoc{Resources: sel.Resources, NotResources: sel.NotResources, ListOfTags: sel.ListOfTags, Conditions: sel.Conditions})
+	args, err := sqlrow.SelectionArgs(sel)
 	if err != nil {
 		return dbErr("create selection", err)
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO backup_selections (`+selCols+`) VALUES (?,?,?,?,?,?,?,?,?)`,
-		sel.AccountID, sel.Region, sel.PlanID, sel.ID, sel.Name, sel.IamRoleArn, sel.CreatorRequestID, ms(sel.CreationDate), string(doc))
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO backup_selections (`+sqlrow.SelectionCols+`) VALUES (?,?,?,?,?,?,?,?,?)`, args...)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 		return &backup.Error{Code: backup.CodeAlreadyExists, Context: sel.Name, CreatorRequestID: sel.CreatorRequestID,
 			Message: "Backup selection " + sel.Name + " already exists in backup plan " + sel.PlanID}
@@ -286,7 +205,7 @@ func (t *txn) CreateSelection(ctx context.Context, sel *backup.Selection) error 
 }
 
 func (t *txn) GetSelection(ctx context.Context, s store.Scope, planID, id string) (*backup.Selection, error) {
-	sel, err := scanSelection(t.tx.QueryRowContext(ctx, `SELECT `+selCols+` FROM backup_selections WHERE account_id=? AND region=?
+	sel, err := sqlrow.ScanSelection(t.tx.QueryRowContext(ctx, `SELECT `+sqlrow.SelectionCols+` FROM backup_selections WHERE account_id=? AND region=?
 		AND plan_id=? AND id=?`, s.AccountID, s.Region, planID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Context: id, Message: "Backup selection " + id + " does not exist in backup plan " + planID}
@@ -295,7 +214,7 @@ func (t *txn) GetSelection(ctx context.Context, s store.Scope, planID, id string
 }
 
 func (t *txn) FindSelection(ctx context.Context, s store.Scope, planID, creatorRequestID string) (*backup.Selection, error) {
-	sel, err := scanSelection(t.tx.QueryRowContext(ctx, `SELECT `+selCols+` FROM backup_selections WHERE account_id=? AND region=?
+	sel, err := sqlrow.ScanSelection(t.tx.QueryRowContext(ctx, `SELECT `+sqlrow.SelectionCols+` FROM backup_selections WHERE account_id=? AND region=?
 		AND plan_id=? AND creator_request_id=? ORDER BY creation_ms LIMIT 1`, s.AccountID, s.Region, planID, creatorRequestID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -304,40 +223,24 @@ func (t *txn) FindSelection(ctx context.Context, s store.Scope, planID, creatorR
 }
 
 func (t *txn) ListSelections(ctx context.Context, s store.Scope, planID string, p store.Page) ([]*backup.Selection, string, error) {
-	q := `SELECT ` + selCols + ` FROM backup_selections WHERE account_id=? AND region=? AND plan_id=?`
+	q := `SELECT ` + sqlrow.SelectionCols + ` FROM backup_selections WHERE account_id=? AND region=? AND plan_id=?`
 	args := []any{s.AccountID, s.Region, planID}
 	if p.After != "" {
-		c, id, err := splitCursor(p.After)
+		c, id, err := sqlrow.SplitCursor(p.After)
 		if err != nil {
 			return nil, "", err
 		}
 		q += ` AND (creation_ms > ? OR (creation_ms = ? AND id > ?))`
 		args = append(args, c, c, id)
 	}
-	limit := limitOf(p)
+	limit := sqlrow.Limit(p)
 	q += ` ORDER BY creation_ms, id LIMIT ?`
 	args = append(args, limit+1)
-	rows, err := t.tx.QueryContext(ctx, q, args...)
+	out, err := queryAll(ctx, t, sqlrow.ScanSelection, q, args...)
 	if err != nil {
 		return nil, "", dbErr("list selections", err)
 	}
-	defer rows.Close()
-	out := []*backup.Selection{}
-	for rows.Next() {
-		sel, err := scanSelection(rows)
-		if err != nil {
-			return nil, "", dbErr("list selections", err)
-		}
-		out = append(out, sel)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", dbErr("list selections", err)
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = timeCursor(out[limit-1].CreationDate, out[limit-1].ID)
-	}
+	out, next := sqlrow.Trim(out, limit, sqlrow.SelectionCursor)
 	return out, next, nil
 }
 
@@ -359,22 +262,9 @@ func (t *txn) DeleteSelection(ctx context.Context, s store.Scope, planID, id str
 
 // ---- scheduler occurrences ----
 
-const occCols = `rule_id, instant_ms, account_id, region, plan_id, version_id, state, owner, lease_expiry_ms, jobs, done_ms`
-
-func scanOccurrence(sc interface{ Scan(...any) error }) (*store.Occurrence, error) {
-	var o store.Occurrence
-	var inst, lease int64
-	var done sql.NullInt64
-	if err := sc.Scan(&o.RuleID, &inst, &o.AccountID, &o.Region, &o.PlanID, &o.VersionID, &o.State, &o.Owner, &lease, &o.Jobs, &done); err != nil {
-		return nil, err
-	}
-	o.Instant, o.LeaseExpiry, o.DoneAt = time.UnixMilli(inst).UTC(), time.UnixMilli(lease).UTC(), tms(done)
-	return &o, nil
-}
-
 func (t *txn) GetOccurrence(ctx context.Context, ruleID string, instant time.Time) (*store.Occurrence, error) {
-	o, err := scanOccurrence(t.tx.QueryRowContext(ctx, `SELECT `+occCols+` FROM schedule_occurrences WHERE rule_id=? AND instant_ms=?`,
-		ruleID, ms(instant)))
+	o, err := sqlrow.ScanOccurrence(t.tx.QueryRowContext(ctx, `SELECT `+sqlrow.OccurrenceCols+` FROM schedule_occurrences WHERE rule_id=? AND instant_ms=?`,
+		ruleID, sqlrow.Ms(instant)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "occurrence not found", Context: ruleID}
 	}
@@ -385,8 +275,8 @@ func (t *txn) ClaimOccurrence(ctx context.Context, o *store.Occurrence, now time
 	cur, err := t.GetOccurrence(ctx, o.RuleID, o.Instant)
 	switch {
 	case backup.IsCode(err, backup.CodeNotFound):
-		_, err := t.tx.ExecContext(ctx, `INSERT INTO schedule_occurrences (`+occCols+`) VALUES (?,?,?,?,?,?,?,?,?,0,NULL)`,
-			o.RuleID, ms(o.Instant), o.AccountID, o.Region, o.PlanID, o.VersionID, store.OccurrenceClaimed, o.Owner, ms(o.LeaseExpiry))
+		_, err := t.tx.ExecContext(ctx, `INSERT INTO schedule_occurrences (`+sqlrow.OccurrenceCols+`) VALUES (?,?,?,?,?,?,?,?,?,0,NULL)`,
+			sqlrow.ClaimArgs(o)...)
 		if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 			return false, nil // claimed concurrently
 		}
@@ -401,7 +291,7 @@ func (t *txn) ClaimOccurrence(ctx context.Context, o *store.Occurrence, now time
 	// Our own claim, or a dead owner's: take it over.
 	res, err := t.tx.ExecContext(ctx, `UPDATE schedule_occurrences SET owner=?, lease_expiry_ms=?, version_id=?
 		WHERE rule_id=? AND instant_ms=? AND state=? AND owner=? AND lease_expiry_ms=?`,
-		o.Owner, ms(o.LeaseExpiry), o.VersionID, o.RuleID, ms(o.Instant), store.OccurrenceClaimed, cur.Owner, ms(cur.LeaseExpiry))
+		o.Owner, sqlrow.Ms(o.LeaseExpiry), o.VersionID, o.RuleID, sqlrow.Ms(o.Instant), store.OccurrenceClaimed, cur.Owner, sqlrow.Ms(cur.LeaseExpiry))
 	if err != nil {
 		return false, dbErr("claim occurrence", err)
 	}
@@ -412,7 +302,7 @@ func (t *txn) ClaimOccurrence(ctx context.Context, o *store.Occurrence, now time
 func (t *txn) FinishOccurrence(ctx context.Context, ruleID string, instant time.Time, owner string, jobs int, now time.Time) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE schedule_occurrences SET state=?, jobs=?, done_ms=?
 		WHERE rule_id=? AND instant_ms=? AND state=? AND owner=?`,
-		store.OccurrenceDone, jobs, ms(now), ruleID, ms(instant), store.OccurrenceClaimed, owner)
+		store.OccurrenceDone, jobs, sqlrow.Ms(now), ruleID, sqlrow.Ms(instant), store.OccurrenceClaimed, owner)
 	if err != nil {
 		return dbErr("finish occurrence", err)
 	}
@@ -427,34 +317,28 @@ func (t *txn) FinishOccurrence(ctx context.Context, ruleID string, instant time.
 }
 
 func (t *txn) ListStaleOccurrences(ctx context.Context, now time.Time, limit int) ([]*store.Occurrence, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+occCols+` FROM schedule_occurrences WHERE state=? AND lease_expiry_ms < ?
-		ORDER BY instant_ms, rule_id LIMIT ?`, store.OccurrenceClaimed, ms(now), limit)
+	out, err := queryAll(ctx, t, sqlrow.ScanOccurrence, `SELECT `+sqlrow.OccurrenceCols+` FROM schedule_occurrences WHERE state=? AND lease_expiry_ms < ?
+		ORDER BY instant_ms, rule_id LIMIT ?`, store.OccurrenceClaimed, sqlrow.Ms(now), limit)
 	if err != nil {
 		return nil, dbErr("list stale occurrences", err)
 	}
-	defer rows.Close()
-	var out []*store.Occurrence
-	for rows.Next() {
-		o, err := scanOccurrence(rows)
-		if err != nil {
-			return nil, dbErr("list stale occurrences", err)
-		}
-		out = append(out, o)
+	if len(out) == 0 {
+		return nil, nil
 	}
-	return out, dbErr("list stale occurrences", rows.Err())
+	return out, nil
 }
 
 func (t *txn) LatestOccurrence(ctx context.Context, ruleID string) (*time.Time, error) {
-	var v sql.NullInt64
+	var v *int64
 	err := t.tx.QueryRowContext(ctx, `SELECT MAX(instant_ms) FROM schedule_occurrences WHERE rule_id=?`, ruleID).Scan(&v)
 	if err != nil {
 		return nil, dbErr("latest occurrence", err)
 	}
-	return tms(v), nil
+	return sqlrow.Time(v), nil
 }
 
 func (t *txn) GetJobByScheduleKey(ctx context.Context, key string) (*backup.Job, error) {
-	j, err := scanJob(t.tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE schedule_key=?`, key))
+	j, err := sqlrow.ScanJob(t.tx.QueryRowContext(ctx, `SELECT `+sqlrow.JobCols+` FROM jobs WHERE schedule_key=?`, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "no job for scheduled occurrence " + key, Context: key}
 	}
@@ -463,44 +347,12 @@ func (t *txn) GetJobByScheduleKey(ctx context.Context, key string) (*backup.Job,
 
 // ---- legal holds ----
 
-type holdSelDoc struct {
-	VaultNames          []string   `json:"vaultNames,omitempty"`
-	ResourceIdentifiers []string   `json:"resourceIdentifiers,omitempty"`
-	DateFrom            *time.Time `json:"dateFrom,omitempty"`
-	DateTo              *time.Time `json:"dateTo,omitempty"`
-}
-
-const holdCols = `account_id, region, id, arn, title, description, status, cancel_description, creation_ms, cancellation_ms,
-	retain_until_ms, selection_json, idempotency_token`
-
-func scanHold(sc interface{ Scan(...any) error }) (*backup.LegalHold, error) {
-	var h backup.LegalHold
-	var created int64
-	var canc, retain sql.NullInt64
-	var sel string
-	if err := sc.Scan(&h.AccountID, &h.Region, &h.ID, &h.Arn, &h.Title, &h.Description, &h.Status, &h.CancelDescription, &created,
-		&canc, &retain, &sel, &h.IdempotencyToken); err != nil {
-		return nil, err
-	}
-	h.CreationDate = time.UnixMilli(created).UTC()
-	h.CancellationDate, h.RetainRecordUntil = tms(canc), tms(retain)
-	var d holdSelDoc
-	if err := json.Unmarshal([]byte(sel), &d); err != nil {
-		return nil, fmt.Errorf("legal hold %s: %w", h.ID, err)
-	}
-	h.Selection = backup.RecoveryPointSelection{VaultNames: d.VaultNames, ResourceIdentifiers: d.ResourceIdentifiers, DateFrom: d.DateFrom, DateTo: d.DateTo}
-	return &h, nil
-}
-
 func (t *txn) CreateLegalHold(ctx context.Context, h *backup.LegalHold, rpArns []string) error {
-	sel, err := json.Marshal(holdSelDoc{VaultNames: h.Selection.VaultNames, ResourceIdentifiers: h.Selection.ResourceIdentifiers,
-		DateFrom: h.Selection.DateFrom, DateTo: h.Selection.DateTo})
+	args, err := sqlrow.HoldArgs(h)
 	if err != nil {
 		return dbErr("create legal hold", err)
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO legal_holds (`+holdCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		h.AccountID, h.Region, h.ID, h.Arn, h.Title, h.Description, h.Status, h.CancelDescription, ms(h.CreationDate),
-		nms(h.CancellationDate), nms(h.RetainRecordUntil), string(sel), h.IdempotencyToken)
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO legal_holds (`+sqlrow.HoldCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, args...)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 		return &backup.Error{Code: backup.CodeAlreadyExists, Message: "Legal hold " + h.ID + " already exists", Context: h.ID, Arn: h.Arn}
 	}
@@ -517,7 +369,7 @@ func (t *txn) CreateLegalHold(ctx context.Context, h *backup.LegalHold, rpArns [
 }
 
 func (t *txn) GetLegalHold(ctx context.Context, s store.Scope, id string) (*backup.LegalHold, error) {
-	h, err := scanHold(t.tx.QueryRowContext(ctx, `SELECT `+holdCols+` FROM legal_holds WHERE account_id=? AND region=? AND id=?`,
+	h, err := sqlrow.ScanHold(t.tx.QueryRowContext(ctx, `SELECT `+sqlrow.HoldCols+` FROM legal_holds WHERE account_id=? AND region=? AND id=?`,
 		s.AccountID, s.Region, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "Legal hold " + id + " does not exist", Context: id}
@@ -526,7 +378,7 @@ func (t *txn) GetLegalHold(ctx context.Context, s store.Scope, id string) (*back
 }
 
 func (t *txn) FindLegalHold(ctx context.Context, s store.Scope, token string) (*backup.LegalHold, error) {
-	h, err := scanHold(t.tx.QueryRowContext(ctx, `SELECT `+holdCols+` FROM legal_holds WHERE account_id=? AND region=? AND idempotency_token=?
+	h, err := sqlrow.ScanHold(t.tx.QueryRowContext(ctx, `SELECT `+sqlrow.HoldCols+` FROM legal_holds WHERE account_id=? AND region=? AND idempotency_token=?
 		ORDER BY creation_ms LIMIT 1`, s.AccountID, s.Region, token))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -535,46 +387,30 @@ func (t *txn) FindLegalHold(ctx context.Context, s store.Scope, token string) (*
 }
 
 func (t *txn) ListLegalHolds(ctx context.Context, s store.Scope, p store.Page) ([]*backup.LegalHold, string, error) {
-	q := `SELECT ` + holdCols + ` FROM legal_holds WHERE account_id=? AND region=?`
+	q := `SELECT ` + sqlrow.HoldCols + ` FROM legal_holds WHERE account_id=? AND region=?`
 	args := []any{s.AccountID, s.Region}
 	if p.After != "" {
-		c, id, err := splitCursor(p.After)
+		c, id, err := sqlrow.SplitCursor(p.After)
 		if err != nil {
 			return nil, "", err
 		}
 		q += ` AND (creation_ms < ? OR (creation_ms = ? AND id > ?))`
 		args = append(args, c, c, id)
 	}
-	limit := limitOf(p)
+	limit := sqlrow.Limit(p)
 	q += ` ORDER BY creation_ms DESC, id LIMIT ?`
 	args = append(args, limit+1)
-	rows, err := t.tx.QueryContext(ctx, q, args...)
+	out, err := queryAll(ctx, t, sqlrow.ScanHold, q, args...)
 	if err != nil {
 		return nil, "", dbErr("list legal holds", err)
 	}
-	defer rows.Close()
-	out := []*backup.LegalHold{}
-	for rows.Next() {
-		h, err := scanHold(rows)
-		if err != nil {
-			return nil, "", dbErr("list legal holds", err)
-		}
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", dbErr("list legal holds", err)
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = timeCursor(out[limit-1].CreationDate, out[limit-1].ID)
-	}
+	out, next := sqlrow.Trim(out, limit, sqlrow.HoldCursor)
 	return out, next, nil
 }
 
 func (t *txn) UpdateLegalHold(ctx context.Context, h *backup.LegalHold) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE legal_holds SET status=?, cancel_description=?, cancellation_ms=?, retain_until_ms=?
-		WHERE account_id=? AND region=? AND id=?`, h.Status, h.CancelDescription, nms(h.CancellationDate), nms(h.RetainRecordUntil),
+		WHERE account_id=? AND region=? AND id=?`, h.Status, h.CancelDescription, sqlrow.NullMs(h.CancellationDate), sqlrow.NullMs(h.RetainRecordUntil),
 		h.AccountID, h.Region, h.ID)
 	if err != nil {
 		return dbErr("update legal hold", err)
@@ -590,86 +426,54 @@ func (t *txn) CountActiveLegalHolds(ctx context.Context, s store.Scope) (int, er
 }
 
 func (t *txn) ListLegalHoldRecoveryPoints(ctx context.Context, s store.Scope, id string, p store.Page) ([]*backup.RecoveryPoint, string, error) {
-	q := `SELECT ` + prefixCols("r.", rpCols) + ` FROM legal_hold_recovery_points m JOIN recovery_points r
+	q := `SELECT ` + sqlrow.PrefixCols("r.", sqlrow.RPCols) + ` FROM legal_hold_recovery_points m JOIN recovery_points r
 		ON r.arn = m.rp_arn AND r.account_id = m.account_id AND r.region = m.region
 		WHERE m.account_id=? AND m.region=? AND m.hold_id=? AND m.rp_arn > ? ORDER BY m.rp_arn LIMIT ?`
-	limit := limitOf(p)
+	limit := sqlrow.Limit(p)
 	out, err := t.queryRPs(ctx, q, s.AccountID, s.Region, id, p.After, limit+1)
 	if err != nil {
 		return nil, "", dbErr("list legal hold recovery points", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[limit-1].Arn
-	}
+	out, next := sqlrow.Trim(out, limit, func(r *backup.RecoveryPoint) string { return r.Arn })
 	return out, next, nil
 }
 
-func prefixCols(prefix, cols string) string {
-	parts := strings.Split(cols, ",")
-	for i, c := range parts {
-		parts[i] = prefix + strings.TrimSpace(c)
-	}
-	return strings.Join(parts, ", ")
-}
-
 func (t *txn) ActiveLegalHolds(ctx context.Context, s store.Scope, rpArn string) ([]*backup.LegalHold, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+prefixCols("h.", holdCols)+` FROM legal_hold_recovery_points m JOIN legal_holds h
+	out, err := queryAll(ctx, t, sqlrow.ScanHold, `SELECT `+sqlrow.PrefixCols("h.", sqlrow.HoldCols)+` FROM legal_hold_recovery_points m JOIN legal_holds h
 		ON h.account_id = m.account_id AND h.region = m.region AND h.id = m.hold_id
 		WHERE m.rp_arn=? AND m.account_id=? AND m.region=? AND h.status=? ORDER BY h.creation_ms, h.id`,
 		rpArn, s.AccountID, s.Region, backup.LegalHoldActive)
 	if err != nil {
 		return nil, dbErr("active legal holds", err)
 	}
-	defer rows.Close()
-	var out []*backup.LegalHold
-	for rows.Next() {
-		h, err := scanHold(rows)
-		if err != nil {
-			return nil, dbErr("active legal holds", err)
-		}
-		out = append(out, h)
+	if len(out) == 0 {
+		return nil, nil
 	}
-	return out, dbErr("active legal holds", rows.Err())
+	return out, nil
 }
 
 // ---- settings ----
 
-func jsonBoolMap(m map[string]bool) (string, error) {
-	if m == nil {
-		m = map[string]bool{}
-	}
-	b, err := json.Marshal(m)
-	return string(b), err
-}
-
 func (t *txn) GetRegionSettings(ctx context.Context, s store.Scope) (*backup.RegionSettings, error) {
-	rs := &backup.RegionSettings{OptIn: map[string]bool{}, Management: map[string]bool{}}
 	var opt, mgmt string
 	err := t.tx.QueryRowContext(ctx, `SELECT opt_in_json, management_json FROM region_settings WHERE account_id=? AND region=?`,
 		s.AccountID, s.Region).Scan(&opt, &mgmt)
 	if errors.Is(err, sql.ErrNoRows) {
-		return rs, nil
+		return &backup.RegionSettings{OptIn: map[string]bool{}, Management: map[string]bool{}}, nil
 	}
 	if err != nil {
 		return nil, dbErr("get region settings", err)
 	}
-	if err := json.Unmarshal([]byte(opt), &rs.OptIn); err != nil {
-		return nil, dbErr("get region settings", err)
-	}
-	if err := json.Unmarshal([]byte(mgmt), &rs.Management); err != nil {
-		return nil, dbErr("get region settings", err)
-	}
-	return rs, nil
+	rs, err := sqlrow.RegionSettings(opt, mgmt)
+	return rs, dbErr("get region settings", err)
 }
 
 func (t *txn) PutRegionSettings(ctx context.Context, s store.Scope, rs *backup.RegionSettings) error {
-	opt, err := jsonBoolMap(rs.OptIn)
+	opt, err := sqlrow.JSONBoolMap(rs.OptIn)
 	if err != nil {
 		return dbErr("put region settings", err)
 	}
-	mgmt, err := jsonBoolMap(rs.Management)
+	mgmt, err := sqlrow.JSONBoolMap(rs.Management)
 	if err != nil {
 		return dbErr("put region settings", err)
 	}
@@ -680,68 +484,46 @@ func (t *txn) PutRegionSettings(ctx context.Context, s store.Scope, rs *backup.R
 }
 
 func (t *txn) GetGlobalSettings(ctx context.Context, accountID string) (*backup.GlobalSettings, error) {
-	gs := &backup.GlobalSettings{Values: map[string]string{}}
 	var vals string
-	var upd sql.NullInt64
+	var upd *int64
 	err := t.tx.QueryRowContext(ctx, `SELECT values_json, updated_ms FROM global_settings WHERE account_id=?`, accountID).Scan(&vals, &upd)
 	if errors.Is(err, sql.ErrNoRows) {
-		return gs, nil
+		return &backup.GlobalSettings{Values: map[string]string{}}, nil
 	}
 	if err != nil {
 		return nil, dbErr("get global settings", err)
 	}
-	if err := json.Unmarshal([]byte(vals), &gs.Values); err != nil {
-		return nil, dbErr("get global settings", err)
-	}
-	gs.LastUpdateTime = tms(upd)
-	return gs, nil
+	gs, err := sqlrow.GlobalSettings(vals, upd)
+	return gs, dbErr("get global settings", err)
 }
 
 func (t *txn) PutGlobalSettings(ctx context.Context, accountID string, gs *backup.GlobalSettings) error {
-	vals, err := jsonMap(gs.Values)
+	vals, err := sqlrow.JSONMap(gs.Values)
 	if err != nil {
 		return dbErr("put global settings", err)
 	}
 	_, err = t.tx.ExecContext(ctx, `INSERT INTO global_settings (account_id, values_json, updated_ms) VALUES (?,?,?)
 		ON CONFLICT (account_id) DO UPDATE SET values_json=excluded.values_json, updated_ms=excluded.updated_ms`,
-		accountID, vals, nms(gs.LastUpdateTime))
+		accountID, vals, sqlrow.NullMs(gs.LastUpdateTime))
 	return dbErr("put global settings", err)
 }
 
 // ---- protected resources by vault ----
 
 func (t *txn) ListProtectedResourcesByVault(ctx context.Context, s store.Scope, vault string, p store.Page) ([]*backup.ProtectedResource, string, error) {
-	limit := limitOf(p)
+	limit := sqlrow.Limit(p)
 	// The latest recovery point of each resource in the vault (ties: the
 	// greatest ARN), by resource ARN.
-	rows, err := t.tx.QueryContext(ctx, `SELECT r.resource_arn, r.resource_type, r.resource_name, r.creation_ms, r.vault_arn, r.arn
+	q := `SELECT r.resource_arn, r.resource_type, r.resource_name, r.creation_ms, r.vault_arn, r.arn
 		FROM recovery_points r WHERE r.account_id=? AND r.region=? AND r.vault_name=? AND r.resource_arn > ?
 		AND NOT EXISTS (SELECT 1 FROM recovery_points n WHERE n.account_id = r.account_id AND n.region = r.region
 			AND n.vault_name = r.vault_name AND n.resource_arn = r.resource_arn
 			AND (n.creation_ms > r.creation_ms OR (n.creation_ms = r.creation_ms AND n.arn > r.arn)))
-		ORDER BY r.resource_arn LIMIT ?`, s.AccountID, s.Region, vault, p.After, limit+1)
+		ORDER BY r.resource_arn LIMIT ?`
+	out, err := queryAll(ctx, t, sqlrow.ScanVaultResource(s.AccountID, s.Region), q, s.AccountID, s.Region, vault, p.After, limit+1)
 	if err != nil {
 		return nil, "", dbErr("list protected resources by vault", err)
 	}
-	defer rows.Close()
-	out := []*backup.ProtectedResource{}
-	for rows.Next() {
-		r := backup.ProtectedResource{AccountID: s.AccountID, Region: s.Region}
-		var created int64
-		if err := rows.Scan(&r.ResourceArn, &r.ResourceType, &r.ResourceName, &created, &r.LastBackupVaultArn, &r.LastRecoveryPointArn); err != nil {
-			return nil, "", dbErr("list protected resources by vault", err)
-		}
-		c := time.UnixMilli(created).UTC()
-		r.LastBackupTime = &c
-		out = append(out, &r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", dbErr("list protected resources by vault", err)
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[limit-1].ResourceArn
-	}
+	out, next := sqlrow.Trim(out, limit, func(r *backup.ProtectedResource) string { return r.ResourceArn })
 	return out, next, nil
 }

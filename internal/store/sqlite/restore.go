@@ -3,13 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"coffer/internal/backup"
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
 // ---- restore jobs (migration 0003) ----
@@ -17,7 +16,7 @@ import (
 func (t *txn) SetLatestRestore(ctx context.Context, s store.Scope, resourceArn string, lr store.LatestRestore) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE protected_resources SET latest_restore_exec_minutes=?,
 		latest_restore_job_creation_ms=?, latest_restore_rp_creation_ms=? WHERE account_id=? AND region=? AND resource_arn=?`,
-		lr.ExecutionTimeMinutes, ms(lr.JobCreationDate), ms(lr.RecoveryPointCreationDate), s.AccountID, s.Region, resourceArn)
+		lr.ExecutionTimeMinutes, sqlrow.Ms(lr.JobCreationDate), sqlrow.Ms(lr.RecoveryPointCreationDate), s.AccountID, s.Region, resourceArn)
 	if err != nil {
 		return dbErr("set latest restore", err)
 	}
@@ -25,34 +24,26 @@ func (t *txn) SetLatestRestore(ctx context.Context, s store.Scope, resourceArn s
 }
 
 func (t *txn) GetLatestRestore(ctx context.Context, s store.Scope, resourceArn string) (*store.LatestRestore, error) {
-	var mins, job, rp sql.NullInt64
+	var mins, job, rp *int64
 	err := t.tx.QueryRowContext(ctx, `SELECT latest_restore_exec_minutes, latest_restore_job_creation_ms,
 		latest_restore_rp_creation_ms FROM protected_resources WHERE account_id=? AND region=? AND resource_arn=?`,
 		s.AccountID, s.Region, resourceArn).Scan(&mins, &job, &rp)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && !job.Valid) {
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && job == nil) {
 		return nil, &backup.Error{Code: backup.CodeNotFound, Message: "No restore of " + resourceArn + " is recorded", Context: resourceArn}
 	}
 	if err != nil {
 		return nil, dbErr("get latest restore", err)
 	}
-	lr := &store.LatestRestore{ExecutionTimeMinutes: mins.Int64, JobCreationDate: time.UnixMilli(job.Int64).UTC()}
-	if rp.Valid {
-		lr.RecoveryPointCreationDate = time.UnixMilli(rp.Int64).UTC()
-	}
-	return lr, nil
+	return sqlrow.LatestRestore(mins, job, rp), nil
 }
 
 func (t *txn) SetRestoreJobExtra(ctx context.Context, s store.Scope, jobID string, x store.RestoreJobExtra) error {
-	var labels sql.NullString
-	if x.Labels != nil {
-		b, err := json.Marshal(x.Labels)
-		if err != nil {
-			return fmt.Errorf("sqlite: encode restore job labels: %w", err)
-		}
-		labels = sql.NullString{String: string(b), Valid: true}
+	labels, err := sqlrow.RestoreLabels(x.Labels)
+	if err != nil {
+		return fmt.Errorf("sqlite: encode restore job labels: %w", err)
 	}
 	res, err := t.tx.ExecContext(ctx, `UPDATE jobs SET rp_creation_ms=?, labels_json=? WHERE id=? AND kind=? AND account_id=? AND region=?`,
-		ms(x.RecoveryPointCreationDate), labels, jobID, string(backup.JobRestore), s.AccountID, s.Region)
+		sqlrow.Ms(x.RecoveryPointCreationDate), labels, jobID, string(backup.JobRestore), s.AccountID, s.Region)
 	if err != nil {
 		return dbErr("set restore job extra", err)
 	}
@@ -60,8 +51,8 @@ func (t *txn) SetRestoreJobExtra(ctx context.Context, s store.Scope, jobID strin
 }
 
 func (t *txn) GetRestoreJobExtra(ctx context.Context, s store.Scope, jobID string) (*store.RestoreJobExtra, error) {
-	var rp sql.NullInt64
-	var labels sql.NullString
+	var rp *int64
+	var labels *string
 	err := t.tx.QueryRowContext(ctx, `SELECT rp_creation_ms, labels_json FROM jobs WHERE id=? AND kind=? AND account_id=? AND region=?`,
 		jobID, string(backup.JobRestore), s.AccountID, s.Region).Scan(&rp, &labels)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -70,14 +61,9 @@ func (t *txn) GetRestoreJobExtra(ctx context.Context, s store.Scope, jobID strin
 	if err != nil {
 		return nil, dbErr("get restore job extra", err)
 	}
-	x := &store.RestoreJobExtra{}
-	if rp.Valid {
-		x.RecoveryPointCreationDate = time.UnixMilli(rp.Int64).UTC()
-	}
-	if labels.Valid {
-		if err := json.Unmarshal([]byte(labels.String), &x.Labels); err != nil {
-			return nil, fmt.Errorf("sqlite: restore job %s labels: %w", jobID, err)
-		}
+	x, err := sqlrow.RestoreJobExtra(rp, labels)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: restore job %s labels: %w", jobID, err)
 	}
 	return x, nil
 }
@@ -92,10 +78,10 @@ func (t *txn) ListRestoreJobsByResource(ctx context.Context, s store.Scope, q st
 		where, args = append(where, "recovery_point_arn=?"), append(args, q.RecoveryPointArn)
 	}
 	if q.RPCreatedAfter != nil {
-		where, args = append(where, "rp_creation_ms > ?"), append(args, ms(*q.RPCreatedAfter))
+		where, args = append(where, "rp_creation_ms > ?"), append(args, sqlrow.Ms(*q.RPCreatedAfter))
 	}
 	if q.RPCreatedBefore != nil {
-		where, args = append(where, "rp_creation_ms < ?"), append(args, ms(*q.RPCreatedBefore))
+		where, args = append(where, "rp_creation_ms < ?"), append(args, sqlrow.Ms(*q.RPCreatedBefore))
 	}
 	return t.pageJobs(ctx, "list restore jobs", where, args, p)
 }

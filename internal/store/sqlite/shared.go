@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
 // ---- shared state (migration 0008) ----
@@ -15,7 +16,7 @@ func (t *txn) UseNonce(ctx context.Context, key string, now, expires time.Time) 
 	// An expired entry is taken over; an unexpired one makes the update's
 	// condition false, so nothing changes and no row counts.
 	res, err := t.tx.ExecContext(ctx, `INSERT INTO nonces (key, expires_ms) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET expires_ms=excluded.expires_ms WHERE nonces.expires_ms <= ?`, key, ms(expires), ms(now))
+		ON CONFLICT (key) DO UPDATE SET expires_ms=excluded.expires_ms WHERE nonces.expires_ms <= ?`, key, sqlrow.Ms(expires), sqlrow.Ms(now))
 	if err != nil {
 		return false, dbErr("use nonce", err)
 	}
@@ -24,7 +25,7 @@ func (t *txn) UseNonce(ctx context.Context, key string, now, expires time.Time) 
 }
 
 func (t *txn) DeleteExpiredNonces(ctx context.Context, now time.Time) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, `DELETE FROM nonces WHERE expires_ms <= ?`, ms(now))
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM nonces WHERE expires_ms <= ?`, sqlrow.Ms(now))
 	if err != nil {
 		return 0, dbErr("expire nonces", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"coffer/internal/store"
+	"coffer/internal/store/sqlrow"
 )
 
 // SummarizeJobs counts jobs by the requested dimensions and creation-time
@@ -13,25 +14,14 @@ import (
 // (job_day_counts, kept by triggers on jobs); any other window counts the
 // job rows over the covering indexes of migration 0004.
 func (t *txn) SummarizeJobs(ctx context.Context, q store.JobSummaryQuery) ([]store.JobSummaryRow, error) {
-	from, to := ms(q.From), ms(q.To)
-	width := q.Bucket.Milliseconds()
-	if width <= 0 || width >= to-from {
-		width = to - from
-	}
-	if width <= 0 {
+	from, to, width, ok := sqlrow.SummaryWindow(q)
+	if !ok {
 		return []store.JobSummaryRow{}, nil
 	}
 	if store.WholeDays(from, to, width) {
 		return t.summarizeDays(ctx, q, from, to, width)
 	}
-	col := func(group bool, name string) string {
-		if group {
-			return name
-		}
-		return "''"
-	}
-	sel := []string{col(q.GroupAccount, "account_id"), col(q.GroupState, "state"), col(q.GroupResourceType, "resource_type"),
-		col(q.GroupMessageCategory, "message_category"), "(creation_ms - ?) / ?", "COUNT(*)"}
+	sel := append(sqlrow.SummaryDims(q, "''"), "(creation_ms - ?) / ?", "COUNT(*)")
 	args := []any{from, width, string(q.Kind)}
 	where := []string{"kind = ?"}
 	if q.AccountID != "" {
@@ -46,33 +36,14 @@ func (t *txn) SummarizeJobs(ctx context.Context, q store.JobSummaryQuery) ([]sto
 			args = append(args, f.v)
 		}
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM jobs WHERE `+strings.Join(where, " AND ")+
+	out, err := queryAll(ctx, t, sqlrow.ScanSummaryRow, `SELECT `+strings.Join(sel, ", ")+` FROM jobs WHERE `+strings.Join(where, " AND ")+
 		` GROUP BY 1, 2, 3, 4, 5 ORDER BY 5, 1, 2, 3, 4`, args...)
-	if err != nil {
-		return nil, dbErr("summarize jobs", err)
-	}
-	defer rows.Close()
-	out := []store.JobSummaryRow{}
-	for rows.Next() {
-		var r store.JobSummaryRow
-		if err := rows.Scan(&r.AccountID, &r.State, &r.ResourceType, &r.MessageCategory, &r.Bucket, &r.Count); err != nil {
-			return nil, dbErr("summarize jobs", err)
-		}
-		out = append(out, r)
-	}
-	return out, dbErr("summarize jobs", rows.Err())
+	return out, dbErr("summarize jobs", err)
 }
 
 // summarizeDays answers a summary over whole UTC days from job_day_counts.
 func (t *txn) summarizeDays(ctx context.Context, q store.JobSummaryQuery, from, to, width int64) ([]store.JobSummaryRow, error) {
-	col := func(group bool, name string) string {
-		if group {
-			return name
-		}
-		return "''"
-	}
-	sel := []string{col(q.GroupAccount, "account_id"), col(q.GroupState, "state"), col(q.GroupResourceType, "resource_type"),
-		col(q.GroupMessageCategory, "message_category"), "(day * ? - ?) / ?", "SUM(n)"}
+	sel := append(sqlrow.SummaryDims(q, "''"), "(day * ? - ?) / ?", "SUM(n)")
 	args := []any{store.DayMs, from, width, string(q.Kind), q.Region, from / store.DayMs, to / store.DayMs}
 	where := []string{"kind = ?", "region = ?", "day >= ?", "day < ?"}
 	if q.AccountID != "" {
@@ -85,40 +56,7 @@ func (t *txn) summarizeDays(ctx context.Context, q store.JobSummaryQuery, from, 
 			args = append(args, f.v)
 		}
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM job_day_counts WHERE `+strings.Join(where, " AND ")+
-		` GROUP BY `+dayGroups(q, width)+` HAVING SUM(n) > 0 ORDER BY `+dayGroups(q, width), args...)
-	if err != nil {
-		return nil, dbErr("summarize jobs", err)
-	}
-	defer rows.Close()
-	out := []store.JobSummaryRow{}
-	for rows.Next() {
-		var r store.JobSummaryRow
-		if err := rows.Scan(&r.AccountID, &r.State, &r.ResourceType, &r.MessageCategory, &r.Bucket, &r.Count); err != nil {
-			return nil, dbErr("summarize jobs", err)
-		}
-		out = append(out, r)
-	}
-	return out, dbErr("summarize jobs", rows.Err())
-}
-
-// dayGroups is the GROUP BY (and ORDER BY) list of summarizeDays: the
-// bucket, then the grouped dimensions in the counters' key order. With
-// one-day buckets the bucket is the day itself, so the groups follow the
-// primary key and the rows are aggregated as the key range is read, without
-// a sort (the ungrouped dimensions are constants and order nothing).
-func dayGroups(q store.JobSummaryQuery, width int64) string {
-	g := []string{"5"}
-	if width == store.DayMs {
-		g[0] = "day"
-	}
-	for _, d := range []struct {
-		on  bool
-		col string
-	}{{q.GroupAccount, "account_id"}, {q.GroupState, "state"}, {q.GroupResourceType, "resource_type"}, {q.GroupMessageCategory, "message_category"}} {
-		if d.on {
-			g = append(g, d.col)
-		}
-	}
-	return strings.Join(g, ", ")
+	out, err := queryAll(ctx, t, sqlrow.ScanSummaryRow, `SELECT `+strings.Join(sel, ", ")+` FROM job_day_counts WHERE `+strings.Join(where, " AND ")+
+		` GROUP BY `+sqlrow.DayGroups(q, width)+` HAVING SUM(n) > 0 ORDER BY `+sqlrow.DayGroups(q, width), args...)
+	return out, dbErr("summarize jobs", err)
 }

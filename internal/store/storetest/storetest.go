@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"LegalHolds", testLegalHolds},
 		{"Settings", testSettings},
 		{"ProtectedResourcesByVault", testProtectedByVault},
+		{"RowRoundTrip", testRowRoundTrip},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
