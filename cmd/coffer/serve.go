@@ -439,8 +439,12 @@ func applyMemoryLimit(cfg *config.Config, log *slog.Logger) {
 	log.Info("memory limit", "mib", eff>>20, "source", src)
 }
 
-// openVaultRepos places vault repositories as vault_storage says.
+// openVaultRepos places vault repositories as vault_storage says. Their
+// write sessions share one budget of pack and chunk buffers.
 func openVaultRepos(cfg *config.Config, master []byte, opts repository.Options, log *slog.Logger) (*vaultrepo.Manager, error) {
+	if opts.Buffers == nil {
+		opts.Buffers = repository.DefaultBuffers()
+	}
 	if cfg.VaultStorage.Type != config.VaultStorageS3 {
 		return localvaults.New(cfg.DataDir, master, opts)
 	}
