@@ -5,8 +5,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sync/semaphore"
 )
 
 // Buffers is the budget of the big buffers of write sessions, shared by
@@ -25,24 +23,25 @@ import (
 // returned by workers once they processed the chunk, and workers never
 // wait on anything held by a reader.
 type Buffers struct {
-	packs    chan []byte // tokens, each a pack buffer (nil until first used)
-	inflight *semaphore.Weighted
-	size     int64 // of inflight
+	packs chan []byte // tokens, each a pack buffer (nil until first used)
+	size  int64       // of the queued chunk bytes
 
 	mu       sync.Mutex
-	sessions int // write sessions running
+	sessions int   // write sessions running
+	held     int64 // queued chunk bytes (guarded by mu; also inflightHeld)
+	waiting  int   // callers waiting in admit
+	// freed is closed (and replaced) when queued bytes are released.
+	freed chan struct{}
 
 	packsHeld, packsPeak       atomic.Int64
 	inflightHeld, inflightPeak atomic.Int64
 }
 
 // NewBuffers returns a budget of packs shared pack buffers (each session
-// has one more of its own) and inflight bytes of queued chunks (at least
-// the largest chunk of the repositories using it; a chunk larger than the
-// budget takes the whole budget).
+// has one more of its own) and inflight bytes of queued chunks (see
+// admit; a chunk larger than the budget counts as the whole budget).
 func NewBuffers(packs, inflight int) *Buffers {
-	b := &Buffers{packs: make(chan []byte, max(packs, 0)), size: int64(max(inflight, 1))}
-	b.inflight = semaphore.NewWeighted(b.size)
+	b := &Buffers{packs: make(chan []byte, max(packs, 0)), size: int64(max(inflight, 1)), freed: make(chan struct{})}
 	for i := 0; i < cap(b.packs); i++ {
 		b.packs <- nil
 	}
@@ -74,17 +73,77 @@ func raisePeak(peak *atomic.Int64, v int64) {
 // cost bounds a chunk's cost to the budget.
 func (b *Buffers) cost(n int64) int64 { return min(n, b.size) }
 
-func (b *Buffers) acquire(ctx context.Context, n int64) error {
-	if err := b.inflight.Acquire(ctx, n); err != nil {
-		return err
+// admit waits until less than the budget of queued chunk bytes is held
+// and then holds n more. A stream is admitted before it reads a chunk
+// (with the size it expects, adjusted once the chunk is read), so that
+// readers wait holding no chunk: before, each of a backup's readers read a
+// whole chunk and then waited to queue it, and those chunks (mostly 2 MiB
+// buffers) were a third of two backups' peak heap. Admitting below the
+// budget rather than reserving the exact size lets a chunk that grows past
+// what was expected go on without waiting (a reader waiting while holding
+// budget could wait on readers that hold the rest); the budget is then
+// exceeded by at most the growth of the chunks being read.
+func (b *Buffers) admit(ctx context.Context, n int64) error {
+	b.mu.Lock()
+	for b.held >= b.size {
+		ch := b.freed
+		b.waiting++
+		b.mu.Unlock()
+		if testHookAdmitWait != nil {
+			testHookAdmitWait(b)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			b.mu.Lock()
+			b.waiting--
+			b.mu.Unlock()
+			return ctx.Err()
+		}
+		b.mu.Lock()
+		b.waiting--
 	}
-	raisePeak(&b.inflightPeak, b.inflightHeld.Add(n))
+	b.addLocked(n)
+	b.mu.Unlock()
 	return nil
 }
 
+// testHookAdmitWait, set only by tests, is called when admit starts to wait.
+var testHookAdmitWait func(*Buffers)
+
+// adjust changes what an admitted caller holds by delta (no waiting).
+func (b *Buffers) adjust(delta int64) {
+	if delta == 0 {
+		return
+	}
+	b.mu.Lock()
+	if delta > 0 {
+		b.addLocked(delta)
+	} else {
+		b.releaseLocked(-delta)
+	}
+	b.mu.Unlock()
+}
+
+func (b *Buffers) addLocked(n int64) {
+	b.held += n
+	b.inflightHeld.Store(b.held)
+	raisePeak(&b.inflightPeak, b.held)
+}
+
 func (b *Buffers) release(n int64) {
-	b.inflightHeld.Add(-n)
-	b.inflight.Release(n)
+	b.mu.Lock()
+	b.releaseLocked(n)
+	b.mu.Unlock()
+}
+
+func (b *Buffers) releaseLocked(n int64) {
+	b.held -= n
+	b.inflightHeld.Store(b.held)
+	if b.waiting > 0 {
+		close(b.freed)
+		b.freed = make(chan struct{})
+	}
 }
 
 // gotPack accounts for a shared pack buffer taken from b.packs.
@@ -117,10 +176,11 @@ func (b *Buffers) sessionEnd() {
 }
 
 // DefaultBuffers returns the budget for a process whose write sessions,
-// on any of its repositories, share one (a server's vaults): the buffers
-// of one session with default options (GOMAXPROCS workers filling packs and
-// two uploads, less the pack buffer each session owns) and 8 MiB of queued
-// chunks.
+// on any of its repositories, share one (a server's vaults): GOMAXPROCS
+// shared pack buffers, so that one session has a pack buffer for each of
+// its GOMAXPROCS workers and one more for an upload (a local upload is a
+// write into the page cache, a fraction of the time a pack takes to fill),
+// and two sessions one each more; and 8 MiB of queued chunks.
 func DefaultBuffers() *Buffers {
-	return NewBuffers(runtime.GOMAXPROCS(0)+1, 8<<20)
+	return NewBuffers(runtime.GOMAXPROCS(0), 8<<20)
 }

@@ -61,8 +61,8 @@ func checkReleased(t *testing.T, b *repository.Buffers) {
 
 // Write sessions of two repositories running at once share one budget of
 // pack buffers and queued chunk bytes: they never hold more shared pack
-// buffers or queued bytes than it has (each session has one pack buffer
-// of its own besides), all complete, and everything is given back. Before,
+// buffers than it has (each session has one pack buffer of its own
+// besides), nor queue more bytes than a stream can admit, all complete, and everything is given back. Before,
 // each session had its own workers+uploads pack buffers and its own 8 MiB
 // of queued chunks, so that two initial backups held twice one's.
 func TestBuffersSharedBySessions(t *testing.T) {
@@ -101,8 +101,11 @@ func TestBuffersSharedBySessions(t *testing.T) {
 	if st.SharedPacksPeak > sharedPacks {
 		t.Errorf("sessions held %d shared pack buffers at once, budget %d", st.SharedPacksPeak, sharedPacks)
 	}
-	if st.InFlightPeak > inflight {
-		t.Errorf("sessions queued %d chunk bytes at once, budget %d", st.InFlightPeak, inflight)
+	// A stream is admitted while less than the budget is queued; what it
+	// then reads may exceed what it was admitted with, by less than a
+	// chunk of the largest size.
+	if limit := int64(inflight + 2*sessions*budgetChunks.Max); st.InFlightPeak > limit {
+		t.Errorf("sessions queued %d chunk bytes at once, budget %d (+ a chunk per stream: %d)", st.InFlightPeak, inflight, limit)
 	}
 	checkReleased(t, b)
 }

@@ -61,3 +61,44 @@ func TestDataPackBufferNeverGrows(t *testing.T) {
 		}
 	}
 }
+
+// A tree pack is closed at treePackSize, so that its buffer (which grows
+// by doubling from treePackStart) stays small: each worker fills one, and
+// closed at the data packs' 8 MiB they grew to 8–16 MiB, 26 MB for the four
+// workers of two initial backups.
+func TestTreePackBuffersStaySmall(t *testing.T) {
+	st := blobtest.NewMem(nil)
+	r, err := Create(context.Background(), st, bytes.Repeat([]byte{4}, 32), Options{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var caps []int
+	testHookPackEncoded = func(b []byte) {
+		mu.Lock()
+		caps = append(caps, cap(b))
+		mu.Unlock()
+	}
+	defer func() { testHookPackEncoded = nil }()
+	err = r.WithWriter(context.Background(), func(ctx context.Context, w *Writer) error {
+		for i := 0; i < 1000; i++ {
+			b := make([]byte, 10<<10)
+			crypto.Random(b)
+			if _, err := w.SaveBlob(ctx, TreeBlob, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(caps) < 8 {
+		t.Errorf("10 MB of tree blobs in %d packs", len(caps))
+	}
+	for i, c := range caps {
+		if c > 2<<20 {
+			t.Errorf("tree pack %d of %d: buffer of %d bytes", i, len(caps), c)
+		}
+	}
+}

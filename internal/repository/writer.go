@@ -122,7 +122,14 @@ func classOf(n int) int {
 	return c
 }
 
+// testHookChunkBuf, set only by tests, sees chunk buffers handed out (+1)
+// and given back (-1).
+var testHookChunkBuf func(int)
+
 func getChunkBuf(n int) []byte {
+	if testHookChunkBuf != nil {
+		testHookChunkBuf(1)
+	}
 	if n > 1<<(minClassBits+numClasses-1) {
 		return make([]byte, 0, n)
 	}
@@ -133,7 +140,18 @@ func getChunkBuf(n int) []byte {
 	return make([]byte, 0, 1<<(minClassBits+c))
 }
 
+// chunkBufSize is the capacity getChunkBuf(n) returns.
+func chunkBufSize(n int) int {
+	if n > 1<<(minClassBits+numClasses-1) {
+		return n
+	}
+	return 1 << (minClassBits + classOf(n))
+}
+
 func putChunkBuf(b []byte) {
+	if testHookChunkBuf != nil {
+		testHookChunkBuf(-1)
+	}
 	c := cap(b)
 	if c < 1<<minClassBits || c > 1<<(minClassBits+numClasses-1) || c&(c-1) != 0 {
 		return
@@ -375,7 +393,7 @@ func (w *Writer) SaveBlob(ctx context.Context, t BlobType, data []byte) (ID, err
 		return id, nil
 	}
 	cost := w.buf.cost(int64(len(data)))
-	if err := w.buf.acquire(ctx, cost); err != nil {
+	if err := w.buf.admit(ctx, cost); err != nil {
 		return ID{}, err
 	}
 	if err := w.submit(ctx, job{typ: uint8(t), data: data, id: id, hashed: true, cost: cost}); err != nil {
@@ -458,27 +476,31 @@ func (w *Writer) SaveStreamChunked(ctx context.Context, rd io.Reader, p chunker.
 			wait()
 			return nil, n, err
 		}
-		buf := getChunkBuf(next)
-		chunk, err := ch.Next(buf)
+		// Admitted before reading, with the buffer's size; the chunk's
+		// real cost is settled once it is read (see Buffers.admit).
+		reserved := w.buf.cost(int64(chunkBufSize(next)))
+		if err := w.buf.admit(ctx, reserved); err != nil {
+			wait()
+			return nil, n, err
+		}
+		chunk, err := ch.Next(getChunkBuf(next))
+		cost := w.buf.cost(int64(cap(chunk)))
 		if len(chunk) >= p.Min {
 			next = p.Avg
 		}
 		if errors.Is(err, io.EOF) {
+			w.buf.release(reserved)
 			putChunkBuf(chunk)
 			break
 		}
 		if err != nil {
+			w.buf.release(reserved)
 			putChunkBuf(chunk)
 			wait()
 			return nil, n, err
 		}
+		w.buf.adjust(cost - reserved)
 		n += int64(len(chunk))
-		cost := w.buf.cost(int64(cap(chunk)))
-		if err := w.buf.acquire(ctx, cost); err != nil {
-			putChunkBuf(chunk)
-			wait()
-			return nil, n, err
-		}
 		res.mu.Lock()
 		slot := len(res.ids)
 		res.ids = append(res.ids, ID{})

@@ -16,6 +16,13 @@ import (
 // KiB of listings each).
 const treePackStart = 64 << 10
 
+// treePackSize is the size at which a tree pack is closed: each worker
+// fills one, and a buffer that grows by doubling to hold PackSize held up
+// to twice that; four workers of two initial backups held 26 MB of tree
+// pack buffers at their peak. A tree pack holds hundreds of directory
+// listings at this size.
+const treePackSize = 1 << 20
+
 // testHookPackEncoded, set only by tests, sees each pack after encoding and
 // before verification (to simulate damage between encode and upload).
 var testHookPackEncoded func([]byte)
@@ -23,6 +30,20 @@ var testHookPackEncoded func([]byte)
 type workerPacks struct {
 	p      [3]*pack.Packer // tree packs (data packs are the session's, see openPack)
 	verify []byte          // plaintext buffer reused by pack verification
+}
+
+// maxKeptScratch bounds the verification buffer a worker keeps between
+// blobs: one that a rare large compressible chunk grew (up to the maximum
+// chunk size) is left to the collector. Kept at the size of the largest
+// chunk seen, four workers of two backups held 16 MB of 4 MiB buffers; most
+// chunks are below twice the 1 MiB average.
+const maxKeptScratch = 2 << 20
+
+func (wp *workerPacks) keepScratch(b []byte) {
+	if cap(b) > maxKeptScratch {
+		b = nil
+	}
+	wp.verify = b
 }
 
 // openPack is a data pack being filled. A session's open data packs are
@@ -184,7 +205,8 @@ func (w *Writer) process(wp *workerPacks, j job) error {
 	}
 	op.p.Scratch = wp.verify
 	err = op.p.Add(j.typ, id, j.data, w.r.codec, w.r.aead)
-	wp.verify, op.p.Scratch = op.p.Scratch, nil
+	wp.keepScratch(op.p.Scratch)
+	op.p.Scratch = nil
 	if err != nil {
 		w.releasePack(op.buf, op.shared)
 		return err
@@ -207,7 +229,7 @@ func (w *Writer) tooFull(p *pack.Packer, n int) bool {
 // grows from treePackStart instead of taking a data pack buffer.
 func (w *Writer) processTree(wp *workerPacks, j job, id ID) error {
 	p := wp.p[j.typ]
-	if p != nil && w.tooFull(p, len(j.data)) {
+	if n := len(j.data); p != nil && p.Count() > 0 && p.Size()+n+n/64+1024+pack.TailSize(p.Count()+1) > treePackSize {
 		wp.p[j.typ] = nil
 		if err := w.finish(wp, p, nil); err != nil {
 			return err
@@ -221,13 +243,14 @@ func (w *Writer) processTree(wp *workerPacks, j job, id ID) error {
 	}
 	p.Scratch = wp.verify
 	err := p.Add(j.typ, id, j.data, w.r.codec, w.r.aead)
-	wp.verify, p.Scratch = p.Scratch, nil
+	wp.keepScratch(p.Scratch)
+	p.Scratch = nil
 	if err != nil {
 		return err
 	}
 	w.stats.newBlobs.Add(1)
 	w.stats.rawBytes.Add(int64(len(j.data)))
-	if p.Size() >= w.r.opts.PackSize {
+	if p.Size() >= treePackSize {
 		wp.p[j.typ] = nil
 		return w.finish(wp, p, nil)
 	}
@@ -259,7 +282,9 @@ func (w *Writer) finish(wp *workerPacks, p *pack.Packer, op *openPack) error {
 		testHookPackEncoded(data)
 	}
 	if !w.r.opts.SkipPackVerify {
-		if err := w.r.verifyPack(data, id, entries, &wp.verify); err != nil {
+		err := w.r.verifyPack(data, id, entries, &wp.verify)
+		wp.keepScratch(wp.verify)
+		if err != nil {
 			w.packDropped(fp)
 			return fmt.Errorf("pack verification before upload failed: %w", err)
 		}
