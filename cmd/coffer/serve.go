@@ -418,7 +418,8 @@ func copyVaults(j *backup.Job) []*backup.Vault {
 }
 
 // applyMemoryLimit sets the runtime's soft memory limit from
-// memory_limit_mib (default: one engine session per job worker).
+// memory_limit_mib (default: one engine session per job worker), a limit
+// of the process's resident memory.
 func applyMemoryLimit(cfg *config.Config, log *slog.Logger) {
 	limit := int64(cfg.MemoryLimitMiB) << 20
 	switch cfg.MemoryLimitMiB {
@@ -432,11 +433,14 @@ func applyMemoryLimit(cfg *config.Config, log *slog.Logger) {
 		limit = -1
 	}
 	eff, src := memlimit.Apply(limit)
-	if src == "off" {
+	switch src {
+	case "off":
 		log.Info("memory limit", "mib", "none", "source", src)
-		return
+	case "GOMEMLIMIT":
+		log.Info("memory limit", "runtime_mib", eff>>20, "source", src)
+	default:
+		log.Info("memory limit", "mib", limit>>20, "runtime_mib", eff>>20, "source", src)
 	}
-	log.Info("memory limit", "mib", eff>>20, "source", src)
 }
 
 // openVaultRepos places vault repositories as vault_storage says. Their
