@@ -3,8 +3,11 @@ package repository
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"testing"
+
+	"golang.org/x/sync/errgroup"
 
 	"coffer/internal/repository/blob/blobtest"
 	"coffer/internal/repository/crypto"
@@ -16,11 +19,22 @@ import (
 // round stores 400 small blobs (a header of 18 KiB) and then the largest
 // blob that still fit the buffer before the header was counted, which
 // ended the pack 15 KiB short of the buffer's end.
+//
+// With several workers and writers the session has several open packs, any
+// of which may be nearly full when a large blob comes: the writer closes
+// every one that is too full for it, not just the first it takes (which
+// once let a second one grow to 18 MiB).
 func TestDataPackBufferNeverGrows(t *testing.T) {
+	for _, workers := range []int{1, 3} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) { testDataPackBufferNeverGrows(t, workers) })
+	}
+}
+
+func testDataPackBufferNeverGrows(t *testing.T, workers int) {
 	st := blobtest.NewMem(nil)
 	const packSize = 1 << 20
 	const bufCap = packSize + packSize/8
-	r, err := Create(context.Background(), st, bytes.Repeat([]byte{2}, 32), Options{PackSize: packSize, Workers: 1})
+	r, err := Create(context.Background(), st, bytes.Repeat([]byte{2}, 32), Options{PackSize: packSize, Workers: workers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,21 +50,27 @@ func TestDataPackBufferNeverGrows(t *testing.T) {
 	sealedSmall := n * (small + crypto.Overhead)
 	large := (bufCap - 1024 - sealedSmall) * 64 / 65
 	err = r.WithWriter(context.Background(), func(ctx context.Context, w *Writer) error {
-		for round := 0; round < 5; round++ {
-			for i := 0; i < n; i++ {
-				b := make([]byte, small)
-				crypto.Random(b) // incompressible: stored at its own size
-				if _, err := w.SaveBlob(ctx, DataBlob, b); err != nil {
-					return err
+		var g errgroup.Group
+		for range workers {
+			g.Go(func() error {
+				for round := 0; round < 10; round++ {
+					for i := 0; i < n; i++ {
+						b := make([]byte, small)
+						crypto.Random(b) // incompressible: stored at its own size
+						if _, err := w.SaveBlob(ctx, DataBlob, b); err != nil {
+							return err
+						}
+					}
+					b := make([]byte, large)
+					crypto.Random(b)
+					if _, err := w.SaveBlob(ctx, DataBlob, b); err != nil {
+						return err
+					}
 				}
-			}
-			b := make([]byte, large)
-			crypto.Random(b)
-			if _, err := w.SaveBlob(ctx, DataBlob, b); err != nil {
-				return err
-			}
+				return nil
+			})
 		}
-		return nil
+		return g.Wait()
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -195,7 +195,9 @@ func (w *Writer) process(wp *workerPacks, j job) error {
 	// not in Finalize (where a pack of many small blobs whose header did not
 	// fit was copied into a new buffer of 11 MiB, the largest single item
 	// of a backup's peak heap).
-	if w.tooFull(op.p, len(j.data)) {
+	// Every open pack taken may be too full (another one of the session
+	// can be nearly full too).
+	for w.tooFull(op.p, len(j.data)) {
 		if err := w.finishOpen(wp, op); err != nil {
 			return err
 		}
