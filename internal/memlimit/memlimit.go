@@ -19,11 +19,12 @@ const (
 	// Outside is the part of the process's memory that the Go runtime
 	// does not manage: the executable's file-backed pages (27–28 MiB
 	// resident under load on linux/amd64) and C allocations (libzstd's
-	// contexts). A process's limit bounds its resident memory, these
-	// included; the runtime's soft limit is the rest (before, the whole
-	// limit went to the runtime and the resident set of a server under
-	// load exceeded it by these pages: 196 MiB for a 160 MiB limit).
-	Outside = 32 << 20
+	// contexts, ~5 MiB), with a margin. A process's limit bounds its
+	// resident memory, these included; the runtime's soft limit is the
+	// rest (before, the whole limit went to the runtime, and a server
+	// whose heap reached it under load had 196 MiB resident for a 160 MiB
+	// limit; with a runtime limit of 128 MiB it peaked at 162 MiB).
+	Outside = 40 << 20
 	// Base covers the Go heap outside sessions (HTTP server, metadata
 	// store, caches).
 	Base = 32 << 20
@@ -48,8 +49,8 @@ const (
 )
 
 // Default returns the limit of the resident memory of a process running
-// sessions at once on GOMAXPROCS cores: 128 MiB for one session and 160
-// MiB for two on two cores.
+// sessions at once on GOMAXPROCS cores: 136 MiB for one session and 168
+// MiB for two on two cores (runtime limits of 96 and 128 MiB).
 func Default(sessions int) int64 {
 	return Outside + Base + SharedFixed + int64(runtime.GOMAXPROCS(0))*SharedPerCPU + int64(max(sessions, 1))*PerSession
 }

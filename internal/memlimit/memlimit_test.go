@@ -12,7 +12,7 @@ func TestDefault(t *testing.T) {
 	for _, tc := range []struct {
 		sessions int
 		want     int64
-	}{{0, 128 << 20}, {1, 128 << 20}, {2, 160 << 20}, {4, 224 << 20}} {
+	}{{0, 136 << 20}, {1, 136 << 20}, {2, 168 << 20}, {4, 232 << 20}} {
 		if got := Default(tc.sessions); got != tc.want {
 			t.Errorf("Default(%d) = %d MiB, want %d MiB", tc.sessions, got>>20, tc.want>>20)
 		}
@@ -31,7 +31,7 @@ func TestApply(t *testing.T) {
 		wantSrc string
 	}{
 		// The runtime's limit leaves room for the pages it does not manage.
-		{"config", "", 200 << 20, 168 << 20, "config"},
+		{"config", "", 200 << 20, 160 << 20, "config"},
 		{"small config", "", 40 << 20, 20 << 20, "config"},
 		{"off", "", -1, math.MaxInt64, "off"},
 		// The runtime reads GOMEMLIMIT at start; Apply must leave the
