@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"coffer/internal/api"
@@ -448,6 +449,13 @@ func applyMemoryLimit(cfg *config.Config, log *slog.Logger) {
 func openVaultRepos(cfg *config.Config, master []byte, opts repository.Options, log *slog.Logger) (*vaultrepo.Manager, error) {
 	if opts.Buffers == nil {
 		opts.Buffers = repository.DefaultBuffers()
+		if cfg.VaultStorage.Type == config.VaultStorageS3 {
+			// An S3 upload takes longer than a local one (a write into
+			// the page cache): one session keeps two uploads going while
+			// its workers fill packs, as before the budget was shared.
+			// (Not measured on S3 with the shared budget.)
+			opts.Buffers = repository.NewBuffers(runtime.GOMAXPROCS(0)+1, 8<<20)
+		}
 	}
 	if cfg.VaultStorage.Type != config.VaultStorageS3 {
 		return localvaults.New(cfg.DataDir, master, opts)
