@@ -48,9 +48,10 @@ type Config struct {
 	NewFileSystemsDir string       `yaml:"new_file_systems_dir"`
 	// Workers is how many jobs run at once (0: the job runner's default, 2).
 	Workers int `yaml:"workers"`
-	// MemoryLimitMiB is the process's soft memory limit in MiB (0: derived
-	// from workers, see internal/memlimit; -1: none). The GOMEMLIMIT
-	// environment variable overrides it.
+	// MemoryLimitMiB limits the process's resident memory in MiB (0:
+	// derived from workers, see internal/memlimit; -1: none); the Go
+	// runtime's soft limit is that less what the runtime does not manage.
+	// The GOMEMLIMIT environment variable overrides the runtime's.
 	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 	// VaultStorage says where vault repositories live (default: local disk
 	// under data_dir/vaults).

@@ -1,6 +1,7 @@
 // Package memlimit sets the Go runtime's memory policy of a Coffer process:
-// a soft memory limit from the number of backup, restore or copy sessions it
-// runs at once, and a collector target of GCPercent, so that peak memory
+// a limit of its resident memory from the number of backup, restore or copy
+// sessions it runs at once (the runtime's soft limit is that less what lies
+// outside the runtime), and a collector target of GCPercent, so that peak memory
 // follows the live data of the sessions actually running instead of growing
 // to the limit (GOGC=100 lets the heap reach twice the live data; under a
 // limit for two sessions one session used the room of two: 224–240 MiB RSS
@@ -10,36 +11,62 @@ package memlimit
 import (
 	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 )
 
 const (
-	// Base covers the process outside sessions (HTTP server, metadata
+	// Outside is the part of the process's memory that the Go runtime
+	// does not manage: the executable's file-backed pages (27–28 MiB
+	// resident under load on linux/amd64) and C allocations (libzstd's
+	// contexts, ~5 MiB), with a margin. A process's limit bounds its
+	// resident memory, these included; the runtime's soft limit is the
+	// rest (before, the whole limit went to the runtime, and a server
+	// whose heap reached it under load had 196 MiB resident for a 160 MiB
+	// limit; with a runtime limit of 128 MiB it peaked at 162 MiB).
+	Outside = 40 << 20
+	// Base covers the Go heap outside sessions (HTTP server, metadata
 	// store, caches).
 	Base = 32 << 20
-	// PerSession is the budget of one engine session: its live data (pack
-	// buffers of the workers and uploads, queued chunks, the in-memory
-	// index) plus headroom for the collector.
-	PerSession = 64 << 20
+	// SharedPerCPU and SharedFixed make the budget of the buffers that all
+	// write sessions share (repository.DefaultBuffers: GOMAXPROCS data pack
+	// buffers of 9 MiB and 8 MiB of queued chunks), with the collector's
+	// headroom.
+	SharedPerCPU = 12 << 20
+	SharedFixed  = 8 << 20
+	// PerSession is the live data of one engine session beyond the shared
+	// buffers (its own pack buffer, the chunks its readers read, codec
+	// scratch, tree packs, the in-memory index of what it wrote) plus the
+	// collector's headroom.
+	PerSession = 32 << 20
 	// GCPercent is the collector's target (GOGC) unless the GOGC
 	// environment variable sets one: the heap may grow to 1.25 × the live
 	// data before a cycle. The sessions allocate little (buffers are
 	// reused: ~280 MB allocated for a 2 GiB backup), so the extra cycles
 	// cost next to nothing, and a heap that follows the live data keeps one
-	// session's peak RSS under 100 MiB whatever the limit is.
+	// session's peak RSS low whatever the limit is.
 	GCPercent = 25
 )
 
-// Default returns the soft limit for a process running sessions at once.
+// Default returns the limit of the resident memory of a process running
+// sessions at once on GOMAXPROCS cores: 136 MiB for one session and 168
+// MiB for two on two cores (runtime limits of 96 and 128 MiB).
 func Default(sessions int) int64 {
-	return Base + int64(max(sessions, 1))*PerSession
+	return Outside + Base + SharedFixed + int64(runtime.GOMAXPROCS(0))*SharedPerCPU + int64(max(sessions, 1))*PerSession
+}
+
+// Runtime returns the runtime's soft limit for a process limit: the limit
+// less Outside, and at least half the limit.
+func Runtime(limit int64) int64 {
+	return max(limit-Outside, limit/2)
 }
 
 // Apply sets the collector's target to GCPercent unless the GOGC
-// environment variable is set, and the soft memory limit to limit bytes
-// unless the GOMEMLIMIT environment variable is set (the runtime has then applied it already);
-// limit < 0 removes the limit. It returns the limit in effect and where it
-// came from ("GOMEMLIMIT", "config" or "off").
+// environment variable is set, and the runtime's soft memory limit to
+// Runtime(limit) unless the GOMEMLIMIT environment variable is set (the
+// runtime has then applied it already); limit < 0 removes the limit. It
+// returns the runtime's limit in effect and where it came from
+// ("GOMEMLIMIT", "config" or "off").
 //
 // The limit is soft: when live data needs more, the runtime exceeds it
 // rather than fail, and it bounds the collector's extra CPU to about half.
@@ -54,8 +81,9 @@ func Apply(limit int64) (int64, string) {
 		debug.SetMemoryLimit(math.MaxInt64)
 		return math.MaxInt64, "off"
 	}
-	debug.SetMemoryLimit(limit)
-	return limit, "config"
+	rt := Runtime(limit)
+	debug.SetMemoryLimit(rt)
+	return rt, "config"
 }
 
 // SessionDone gives the memory a finished engine session (a backup, copy

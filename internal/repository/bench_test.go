@@ -132,6 +132,11 @@ func BenchmarkSaveDir(b *testing.B) {
 		if v, err := strconv.Atoi(os.Getenv("COFFER_BENCH_INFLIGHT_MIB")); err == nil {
 			opts.InFlight = v << 20
 		}
+		if v, err := strconv.Atoi(os.Getenv("COFFER_BENCH_SHARED_PACKS")); err == nil {
+			// A budget as a server's: v shared pack buffers (the session
+			// owns one more) and 8 MiB of queued chunks.
+			opts.Buffers = repository.NewBuffers(v, 8<<20)
+		}
 		r, err := repository.Create(context.Background(), st, make([]byte, 32), opts)
 		if err != nil {
 			b.Fatal(err)

@@ -73,8 +73,14 @@ type Options struct {
 	// Compression selects the zstd level (default compress.Fastest).
 	Compression compress.Level
 	// InFlight caps the bytes of chunks queued for workers (default 8 MiB,
-	// at least the maximum chunk size).
+	// at least the maximum chunk size) when Buffers is nil.
 	InFlight int
+	// Buffers, when set, is the budget of pack buffers and queued chunks
+	// shared by every write session of every repository opened with it
+	// (a server passes one to all its vaults); nil gives the repository a
+	// budget of its own: Workers+Uploads-1 shared pack buffers (one
+	// session's worth, with the one each session owns) and InFlight bytes.
+	Buffers *Buffers
 	// SkipPackVerify disables decrypting and hashing each pack after
 	// encoding and before upload (on by default).
 	SkipPackVerify bool
@@ -115,6 +121,9 @@ func (o *Options) fill(st blob.Storage) error {
 	}
 	if o.InFlight == 0 {
 		o.InFlight = 8 << 20
+	}
+	if o.Buffers == nil {
+		o.Buffers = NewBuffers(o.Workers+o.Uploads-1, o.InFlight)
 	}
 	if o.Clock == nil {
 		o.Clock = clock.Real{}

@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/semaphore"
-
 	"coffer/internal/memlimit"
 	"coffer/internal/repository/blob"
 	"coffer/internal/repository/chunker"
@@ -34,9 +32,16 @@ type Writer struct {
 	cancel context.CancelCauseFunc
 	jobs   chan job
 	packs  chan *finishedPack
-	budget *semaphore.Weighted
-	// freePacks holds buffers of uploaded data packs for reuse.
-	freePacks chan []byte
+	// buf is the budget shared with other sessions (Options.Buffers);
+	// own holds the one pack buffer this session has outside it (nil
+	// until allocated), while no pack of the session uses it.
+	buf *Buffers
+	own chan []byte
+	// idle holds the session's open data packs that no worker is adding a
+	// blob to; idleWake is signalled when one is put there.
+	idleMu   sync.Mutex
+	idle     []*openPack
+	idleWake chan struct{}
 
 	seenMu sync.Mutex
 	seen   map[index.Key]struct{}
@@ -96,6 +101,9 @@ type finishedPack struct {
 	id    [32]byte
 	data  []byte
 	blobs []pack.Entry
+	// token: data's buffer is a data pack buffer of the budget, shared
+	// (Buffers) or the session's own.
+	token, shared bool
 }
 
 // Chunk buffers come in power-of-two size classes from 64 KiB to 8 MiB.
@@ -114,7 +122,14 @@ func classOf(n int) int {
 	return c
 }
 
+// testHookChunkBuf, set only by tests, sees chunk buffers handed out (+1)
+// and given back (-1).
+var testHookChunkBuf func(int)
+
 func getChunkBuf(n int) []byte {
+	if testHookChunkBuf != nil {
+		testHookChunkBuf(1)
+	}
 	if n > 1<<(minClassBits+numClasses-1) {
 		return make([]byte, 0, n)
 	}
@@ -125,7 +140,18 @@ func getChunkBuf(n int) []byte {
 	return make([]byte, 0, 1<<(minClassBits+c))
 }
 
+// chunkBufSize is the capacity getChunkBuf(n) returns.
+func chunkBufSize(n int) int {
+	if n > 1<<(minClassBits+numClasses-1) {
+		return n
+	}
+	return 1 << (minClassBits + classOf(n))
+}
+
 func putChunkBuf(b []byte) {
+	if testHookChunkBuf != nil {
+		testHookChunkBuf(-1)
+	}
 	c := cap(b)
 	if c < 1<<minClassBits || c > 1<<(minClassBits+numClasses-1) || c&(c-1) != 0 {
 		return
@@ -191,13 +217,17 @@ func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn f
 	defer memlimit.SessionDone() // its pack and chunk buffers are garbage now
 	w := &Writer{
 		r: r, ctx: sctx, cancel: cancel,
-		jobs:      make(chan job, 2*r.opts.Workers),
-		packs:     make(chan *finishedPack),
-		freePacks: make(chan []byte, r.opts.Workers+r.opts.Uploads),
-		budget:    semaphore.NewWeighted(int64(max(r.opts.InFlight, r.cfg.ChunkSize.Max))),
-		seen:      make(map[index.Key]struct{}),
-		rewrite:   rewrite, lock: lock,
+		jobs:     make(chan job, 2*r.opts.Workers),
+		packs:    make(chan *finishedPack),
+		buf:      r.opts.Buffers,
+		own:      make(chan []byte, 1),
+		idleWake: make(chan struct{}, 1),
+		seen:     make(map[index.Key]struct{}),
+		rewrite:  rewrite, lock: lock,
 	}
+	w.own <- nil
+	w.buf.sessionStart()
+	defer w.buf.sessionEnd()
 	if _, ok := r.st.(blob.AsyncPutter); ok {
 		w.commits = make(chan pendingCommit, maxPendingCommits)
 		w.committers.Add(1)
@@ -219,6 +249,11 @@ func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn f
 	}
 	close(w.jobs)
 	w.workers.Wait()
+	// Open packs are left only if the session failed (the workers
+	// finished them otherwise): give their buffers back.
+	for op := w.popIdle(); op != nil; op = w.popIdle() {
+		w.releasePack(op.buf, op.shared)
+	}
 	close(w.packs)
 	w.uploads.Wait()
 	if w.commits != nil {
@@ -357,8 +392,8 @@ func (w *Writer) SaveBlob(ctx context.Context, t BlobType, data []byte) (ID, err
 	if !w.markNew(index.Key{Type: uint8(t), ID: id}) {
 		return id, nil
 	}
-	cost := int64(min(len(data), w.r.cfg.ChunkSize.Max))
-	if err := w.budget.Acquire(ctx, cost); err != nil {
+	cost := w.buf.cost(int64(len(data)))
+	if err := w.buf.admit(ctx, cost); err != nil {
 		return ID{}, err
 	}
 	if err := w.submit(ctx, job{typ: uint8(t), data: data, id: id, hashed: true, cost: cost}); err != nil {
@@ -374,7 +409,7 @@ func (w *Writer) submit(ctx context.Context, j job) error {
 	case <-ctx.Done():
 	case <-w.ctx.Done():
 	}
-	w.budget.Release(j.cost)
+	w.buf.release(j.cost)
 	if j.pooled {
 		putChunkBuf(j.data)
 	}
@@ -408,7 +443,7 @@ func (w *Writer) SaveStreamChunked(ctx context.Context, rd io.Reader, p chunker.
 	if err := p.Validate(); err != nil {
 		return nil, 0, fmt.Errorf("repository: %w", err)
 	}
-	if limit := max(w.r.opts.InFlight, w.r.cfg.ChunkSize.Max); p.Max > limit {
+	if limit := max(int(w.buf.size), w.r.cfg.ChunkSize.Max); p.Max > limit {
 		return nil, 0, fmt.Errorf("repository: maximum chunk size %d exceeds the session's in-flight budget %d", p.Max, limit)
 	}
 	if err := w.enter(); err != nil {
@@ -441,27 +476,31 @@ func (w *Writer) SaveStreamChunked(ctx context.Context, rd io.Reader, p chunker.
 			wait()
 			return nil, n, err
 		}
-		buf := getChunkBuf(next)
-		chunk, err := ch.Next(buf)
+		// Admitted before reading, with the buffer's size; the chunk's
+		// real cost is settled once it is read (see Buffers.admit).
+		reserved := w.buf.cost(int64(chunkBufSize(next)))
+		if err := w.buf.admit(ctx, reserved); err != nil {
+			wait()
+			return nil, n, err
+		}
+		chunk, err := ch.Next(getChunkBuf(next))
+		cost := w.buf.cost(int64(cap(chunk)))
 		if len(chunk) >= p.Min {
 			next = p.Avg
 		}
 		if errors.Is(err, io.EOF) {
+			w.buf.release(reserved)
 			putChunkBuf(chunk)
 			break
 		}
 		if err != nil {
+			w.buf.release(reserved)
 			putChunkBuf(chunk)
 			wait()
 			return nil, n, err
 		}
+		w.buf.adjust(cost - reserved)
 		n += int64(len(chunk))
-		cost := int64(cap(chunk))
-		if err := w.budget.Acquire(ctx, cost); err != nil {
-			putChunkBuf(chunk)
-			wait()
-			return nil, n, err
-		}
 		res.mu.Lock()
 		slot := len(res.ids)
 		res.ids = append(res.ids, ID{})

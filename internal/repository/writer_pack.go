@@ -16,13 +16,45 @@ import (
 // KiB of listings each).
 const treePackStart = 64 << 10
 
+// treePackSize is the size at which a tree pack is closed: each worker
+// fills one, and a buffer that grows by doubling to hold PackSize held up
+// to twice that; four workers of two initial backups held 26 MB of tree
+// pack buffers at their peak. A tree pack holds hundreds of directory
+// listings at this size.
+const treePackSize = 1 << 20
+
 // testHookPackEncoded, set only by tests, sees each pack after encoding and
 // before verification (to simulate damage between encode and upload).
 var testHookPackEncoded func([]byte)
 
 type workerPacks struct {
-	p      [3]*pack.Packer
-	verify []byte // plaintext buffer reused by pack verification
+	p      [3]*pack.Packer // tree packs (data packs are the session's, see openPack)
+	verify []byte          // plaintext buffer reused by pack verification
+}
+
+// maxKeptScratch bounds the verification buffer a worker keeps between
+// blobs: one that a rare large compressible chunk grew (up to the maximum
+// chunk size) is left to the collector. Kept at the size of the largest
+// chunk seen, four workers of two backups held 16 MB of 4 MiB buffers; most
+// chunks are below twice the 1 MiB average.
+const maxKeptScratch = 2 << 20
+
+func (wp *workerPacks) keepScratch(b []byte) {
+	if cap(b) > maxKeptScratch {
+		b = nil
+	}
+	wp.verify = b
+}
+
+// openPack is a data pack being filled. A session's open data packs are
+// not a worker's: a worker takes one that no other worker is adding to (or
+// opens one if it can have a buffer), adds one blob and puts it back, so
+// that a session waiting for a buffer never waits on a pack that only
+// more data could fill (see Buffers).
+type openPack struct {
+	p      *pack.Packer
+	buf    []byte // the buffer p was made with (a budget token)
+	shared bool   // buf is Buffers', not the session's own
 }
 
 func (w *Writer) worker() {
@@ -34,7 +66,7 @@ func (w *Writer) worker() {
 				w.fail(err)
 			}
 		}
-		w.budget.Release(j.cost)
+		w.buf.release(j.cost)
 		if j.pooled {
 			putChunkBuf(j.data)
 		}
@@ -45,14 +77,99 @@ func (w *Writer) worker() {
 	if context.Cause(w.ctx) != nil {
 		return
 	}
+	for op := w.popIdle(); op != nil; op = w.popIdle() {
+		if err := w.finishOpen(&wp, op); err != nil {
+			w.fail(err)
+			return
+		}
+	}
 	for t := range wp.p {
 		if wp.p[t] != nil && wp.p[t].Count() > 0 {
-			if err := w.finish(&wp, wp.p[t]); err != nil {
+			if err := w.finish(&wp, wp.p[t], nil); err != nil {
 				w.fail(err)
 				return
 			}
 		}
 	}
+}
+
+func (w *Writer) popIdle() *openPack {
+	w.idleMu.Lock()
+	defer w.idleMu.Unlock()
+	n := len(w.idle)
+	if n == 0 {
+		return nil
+	}
+	op := w.idle[n-1]
+	w.idle = w.idle[:n-1]
+	return op
+}
+
+func (w *Writer) parkPack(op *openPack) {
+	w.idleMu.Lock()
+	w.idle = append(w.idle, op)
+	w.idleMu.Unlock()
+	select {
+	case w.idleWake <- struct{}{}:
+	default:
+	}
+}
+
+// takePack returns an open data pack for one blob: an idle one of the
+// session, else a new one in the session's own buffer or a shared one,
+// waiting for whichever comes first. Everything it waits on is returned
+// without more data arriving: an idle pack once another worker added its
+// blob, the own buffer once its pack is uploaded.
+func (w *Writer) takePack() (*openPack, error) {
+	for {
+		if op := w.popIdle(); op != nil {
+			return op, nil
+		}
+		select {
+		case b := <-w.own:
+			return w.newPack(b, false), nil
+		default:
+		}
+		select {
+		case <-w.idleWake:
+		case b := <-w.own:
+			return w.newPack(b, false), nil
+		case b := <-w.buf.packs:
+			w.buf.gotPack()
+			return w.newPack(b, true), nil
+		case <-w.ctx.Done():
+			return nil, context.Cause(w.ctx)
+		}
+	}
+}
+
+func (w *Writer) packCap() int { return w.r.opts.PackSize + w.r.opts.PackSize/8 }
+
+func (w *Writer) newPack(b []byte, shared bool) *openPack {
+	if c := cap(b); c < w.packCap() || c > 2*w.r.opts.PackSize {
+		b = make([]byte, 0, w.packCap())
+	}
+	p := pack.NewPacker(b)
+	p.VerifyCompression = !w.r.opts.SkipPackVerify
+	return &openPack{p: p, buf: b[:0], shared: shared}
+}
+
+// releasePack gives a data pack buffer back to the budget, keeping it for
+// the next pack if its size fits (a free list bounded by the budget: the
+// sync.Pool of before was emptied at every collection, so each cycle made
+// the workers allocate new 9 MiB buffers).
+func (w *Writer) releasePack(b []byte, shared bool) {
+	if c := cap(b); c < w.r.opts.PackSize || c > 2*w.r.opts.PackSize {
+		b = nil
+	}
+	if b != nil {
+		b = b[:0]
+	}
+	if shared {
+		w.buf.putPack(b)
+		return
+	}
+	w.own <- b
 }
 
 func (w *Writer) process(wp *workerPacks, j job) error {
@@ -66,69 +183,135 @@ func (w *Writer) process(wp *workerPacks, j job) error {
 			return nil
 		}
 	}
-	p := wp.p[j.typ]
+	if j.typ != uint8(DataBlob) {
+		return w.processTree(wp, j, id)
+	}
+	op, err := w.takePack()
+	if err != nil {
+		return err
+	}
 	// Close a pack early rather than grow its buffer past PackSize + 1/8,
 	// keeping room for its header: a data pack's buffer never grows, also
 	// not in Finalize (where a pack of many small blobs whose header did not
 	// fit was copied into a new buffer of 11 MiB, the largest single item
 	// of a backup's peak heap).
-	if p != nil && p.Size()+len(j.data)+len(j.data)/64+1024+pack.TailSize(p.Count()+1) > w.r.opts.PackSize+w.r.opts.PackSize/8 {
+	// Every open pack taken may be too full (another one of the session
+	// can be nearly full too).
+	for w.tooFull(op.p, len(j.data)) {
+		if err := w.finishOpen(wp, op); err != nil {
+			return err
+		}
+		if op, err = w.takePack(); err != nil {
+			return err
+		}
+	}
+	op.p.Scratch = wp.verify
+	err = op.p.Add(j.typ, id, j.data, w.r.codec, w.r.aead)
+	wp.keepScratch(op.p.Scratch)
+	op.p.Scratch = nil
+	if err != nil {
+		w.releasePack(op.buf, op.shared)
+		return err
+	}
+	w.stats.newBlobs.Add(1)
+	w.stats.rawBytes.Add(int64(len(j.data)))
+	if op.p.Size() >= w.r.opts.PackSize {
+		return w.finishOpen(wp, op)
+	}
+	w.parkPack(op)
+	return nil
+}
+
+func (w *Writer) tooFull(p *pack.Packer, n int) bool {
+	return p.Count() > 0 && p.Size()+n+n/64+1024+pack.TailSize(p.Count()+1) > w.packCap()
+}
+
+// processTree adds a tree blob to the worker's own tree pack: tree blobs
+// are small (directory listings) and rare next to data, so a tree pack
+// grows from treePackStart instead of taking a data pack buffer.
+func (w *Writer) processTree(wp *workerPacks, j job, id ID) error {
+	p := wp.p[j.typ]
+	if n := len(j.data); p != nil && p.Count() > 0 && p.Size()+n+n/64+1024+pack.TailSize(p.Count()+1) > treePackSize {
 		wp.p[j.typ] = nil
-		if err := w.finish(wp, p); err != nil {
+		if err := w.finish(wp, p, nil); err != nil {
 			return err
 		}
 		p = nil
 	}
 	if p == nil {
-		var buf []byte
-		if j.typ != uint8(DataBlob) {
-			buf = make([]byte, 0, treePackStart)
-		} else {
-			select {
-			case buf = <-w.freePacks:
-			default:
-				buf = make([]byte, 0, w.r.opts.PackSize+w.r.opts.PackSize/8)
-			}
-		}
-		p = pack.NewPacker(buf)
+		p = pack.NewPacker(make([]byte, 0, treePackStart))
 		p.VerifyCompression = !w.r.opts.SkipPackVerify
-		p.Scratch, wp.verify = wp.verify, nil
 		wp.p[j.typ] = p
 	}
-	if err := p.Add(j.typ, id, j.data, w.r.codec, w.r.aead); err != nil {
+	p.Scratch = wp.verify
+	err := p.Add(j.typ, id, j.data, w.r.codec, w.r.aead)
+	wp.keepScratch(p.Scratch)
+	p.Scratch = nil
+	if err != nil {
 		return err
 	}
 	w.stats.newBlobs.Add(1)
 	w.stats.rawBytes.Add(int64(len(j.data)))
-	if p.Size() >= w.r.opts.PackSize {
+	if p.Size() >= treePackSize {
 		wp.p[j.typ] = nil
-		return w.finish(wp, p)
+		return w.finish(wp, p, nil)
 	}
 	return nil
 }
 
-// finish seals the pack, verifies it and hands it to an uploader.
-func (w *Writer) finish(wp *workerPacks, p *pack.Packer) error {
+func (w *Writer) finishOpen(wp *workerPacks, op *openPack) error {
+	return w.finish(wp, op.p, op)
+}
+
+// finish seals the pack, verifies it and hands it to an uploader. op is
+// the open data pack p belongs to (nil for a tree pack); its buffer goes
+// back to the budget once uploaded, or at once if the pack does not reach
+// an uploader.
+func (w *Writer) finish(wp *workerPacks, p *pack.Packer, op *openPack) error {
 	entries := append([]pack.Entry(nil), p.Entries()...)
-	if p.Scratch != nil {
-		wp.verify = p.Scratch
-	}
 	data, id := p.Finalize(w.r.aead)
+	fp := &finishedPack{id: id, data: data, blobs: entries}
+	if op != nil {
+		if sameBuffer(data, op.buf) {
+			fp.token, fp.shared = true, op.shared
+		} else {
+			// The pack outgrew its buffer (the writer closes packs early
+			// so that it does not): the budget has its buffer back now.
+			w.releasePack(op.buf, op.shared)
+		}
+	}
 	if testHookPackEncoded != nil {
 		testHookPackEncoded(data)
 	}
 	if !w.r.opts.SkipPackVerify {
-		if err := w.r.verifyPack(data, id, entries, &wp.verify); err != nil {
+		err := w.r.verifyPack(data, id, entries, &wp.verify)
+		wp.keepScratch(wp.verify)
+		if err != nil {
+			w.packDropped(fp)
 			return fmt.Errorf("pack verification before upload failed: %w", err)
 		}
 	}
-	fp := &finishedPack{id: id, data: data, blobs: entries}
 	select {
 	case w.packs <- fp:
 		return nil
 	case <-w.ctx.Done():
+		w.packDropped(fp)
 		return context.Cause(w.ctx)
 	}
+}
+
+func sameBuffer(a, b []byte) bool {
+	return cap(a) > 0 && cap(a) == cap(b) && &a[:1][0] == &b[:1][0]
+}
+
+// packDropped gives the buffer of a finished pack back to the budget once
+// it is uploaded or will not be.
+func (w *Writer) packDropped(fp *finishedPack) {
+	if fp.token {
+		w.releasePack(fp.data, fp.shared)
+		fp.token = false
+	}
+	fp.data = nil
 }
 
 func sum32(b []byte) [32]byte { return [32]byte(sum(b)) }
