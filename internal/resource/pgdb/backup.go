@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sort"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
 
 	"coffer/internal/repository"
@@ -414,7 +416,7 @@ func (d *dumper) dumpTable(ctx context.Context, c *pgx.Conn, t *Table) (snapshot
 		pn, _ = d.parent.tables[pt.fileName()]
 	}
 	if pt != nil && pn.Name != "" && pt.Rows == t.Rows && pt.Checksum == t.Checksum && pt.ChecksumMethod == t.ChecksumMethod {
-		t.Bytes, t.Order, t.Layers, t.StreamSHA256, t.StreamCheck = pt.Bytes, pt.Order, pt.Layers, pt.StreamSHA256, pt.StreamCheck
+		t.Bytes, t.Order, t.Layers, t.StreamSHA256, t.StreamBLAKE3, t.StreamCheck = pt.Bytes, pt.Order, pt.Layers, pt.StreamSHA256, pt.StreamBLAKE3, pt.StreamCheck
 		pn.Name = t.fileName()
 		d.prog.finish(name, t.Bytes)
 		d.count(itemUnchanged, 0)
@@ -436,7 +438,7 @@ func (d *dumper) dumpTable(ctx context.Context, c *pgx.Conn, t *Table) (snapshot
 		d.p.log().Info("backup: table stored whole instead of as a delta", "table", t.qualified(), "why", err)
 	}
 	cw := &countWriter{t: d.prog, name: name}
-	sum := sha256.New()
+	sum := d.streamSum()
 	tsum := d.textSum(t)
 	ids, n, err := d.pipeSave(ctx, func(w io.Writer) error {
 		_, err := c.PgConn().CopyTo(ctx, io.MultiWriter(w, cw, sum, tsum), copyOutSQL(t))
@@ -452,7 +454,8 @@ func (d *dumper) dumpTable(ctx context.Context, c *pgx.Conn, t *Table) (snapshot
 	if cw.lines != t.Rows {
 		return snapshot.Node{}, fmt.Errorf("table %s: %d rows dumped but %d counted in the same snapshot", t.qualified(), cw.lines, t.Rows)
 	}
-	t.Bytes, t.Layers, t.StreamSHA256 = n, nil, hex.EncodeToString(sum.Sum(nil))
+	t.Bytes, t.Layers = n, nil
+	d.setStreamHash(t, sum)
 	d.checkStream(t, tsum)
 	d.prog.finish(name, n)
 	d.count(kind, n)
@@ -466,7 +469,7 @@ func (d *dumper) dumpTable(ctx context.Context, c *pgx.Conn, t *Table) (snapshot
 const maxLayers = 8
 
 func deltaWorthIt(pt *Table) bool {
-	if pt.StreamSHA256 == "" {
+	if h, _, _ := pt.streamHash(); h == nil {
 		return false
 	}
 	layers := pt.layers()
@@ -494,9 +497,9 @@ func (d *dumper) dumpDelta(ctx context.Context, c *pgx.Conn, t *Table, pt *Table
 		return snapshot.Node{}, fmt.Errorf("%w: %w", errNoDelta, err)
 	}
 	defer prev.Close()
-	prevSum := sha256.New()
+	prevSum, prevWant, _ := pt.streamHash()
 	cw := &countWriter{t: d.prog, name: name}
-	sum := sha256.New()
+	sum := d.streamSum()
 	tsum := d.textSum(t)
 	var st deltaStats
 	ids, n, err := d.pipeSave(ctx, func(w io.Writer) error {
@@ -525,14 +528,15 @@ func (d *dumper) dumpDelta(ctx context.Context, c *pgx.Conn, t *Table, pt *Table
 	if err != nil {
 		return snapshot.Node{}, err
 	}
-	if got := hex.EncodeToString(prevSum.Sum(nil)); got != pt.StreamSHA256 {
+	if got := hex.EncodeToString(prevSum.Sum(nil)); got != prevWant {
 		return snapshot.Node{}, fmt.Errorf("%w: the previous backup's rows of %s read back differently", errNoDelta, t.qualified())
 	}
 	cw.flush()
 	if cw.lines != t.Rows {
 		return snapshot.Node{}, fmt.Errorf("table %s: %d rows dumped but %d counted in the same snapshot", t.qualified(), cw.lines, t.Rows)
 	}
-	t.Bytes, t.StreamSHA256 = cw.n, hex.EncodeToString(sum.Sum(nil))
+	t.Bytes = cw.n
+	d.setStreamHash(t, sum)
 	d.checkStream(t, tsum)
 	t.Layers = append([]Layer(nil), pt.layers()...)
 	if t.Layers[0].Blobs < 0 { // the previous backup stored the rows whole
@@ -576,6 +580,25 @@ func (d *dumper) checksum(ctx context.Context, c *pgx.Conn, t *Table, parent *Ta
 	}
 	t.ChecksumMethod = ChecksumText
 	return c.QueryRow(ctx, checksumSQL(t, ChecksumText)).Scan(&t.Rows, &t.Checksum)
+}
+
+// streamSum is the hash of a stream to record: BLAKE3 (SHA-256 for
+// backups of the previous format, a test hook).
+func (d *dumper) streamSum() hash.Hash {
+	if d.p.hooks.noStreamCheck {
+		return sha256.New()
+	}
+	return blake3.New()
+}
+
+// setStreamHash records the stream's hash sum (streamSum) in t.
+func (d *dumper) setStreamHash(t *Table, sum hash.Hash) {
+	t.StreamBLAKE3, t.StreamSHA256 = "", ""
+	if d.p.hooks.noStreamCheck {
+		t.StreamSHA256 = hex.EncodeToString(sum.Sum(nil))
+	} else {
+		t.StreamBLAKE3 = hex.EncodeToString(sum.Sum(nil))
+	}
 }
 
 // streamChecked says whether t's COPY stream is checked against its

@@ -3,11 +3,15 @@ package pgdb
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
+
+	"github.com/zeebo/blake3"
 
 	"coffer/internal/repository"
 	"coffer/internal/repository/chunker"
@@ -99,8 +103,11 @@ type Table struct {
 	// each later one a row delta (delta.go) on what the layers before it
 	// give. Empty: one layer, the whole node.
 	Layers []Layer `json:"layers,omitempty"`
-	// StreamSHA256 is the SHA-256 of the rows as COPY text (what the
-	// layers give); restores check it.
+	// StreamBLAKE3 is the BLAKE3 hash of the rows as COPY text (what the
+	// layers give); restores check it. Backups before it recorded the
+	// SHA-256 instead (StreamSHA256; empty in later ones), which restores
+	// check where there is no StreamBLAKE3.
+	StreamBLAKE3 string `json:"stream_blake3,omitempty"`
 	StreamSHA256 string `json:"stream_sha256"`
 	// StreamCheck says how the stream was checked at backup time against
 	// Checksum, which a restore then need not recompute on the server:
@@ -122,6 +129,18 @@ type Table struct {
 
 	// streamCheckable: no generated or money column (listTables).
 	streamCheckable bool
+}
+
+// streamHash is a hash to compute over t's rows and the value recorded
+// for them (BLAKE3, or SHA-256 in older backups); nil when none is.
+func (t *Table) streamHash() (h hash.Hash, want, name string) {
+	switch {
+	case t.StreamBLAKE3 != "":
+		return blake3.New(), t.StreamBLAKE3, "BLAKE3"
+	case t.StreamSHA256 != "":
+		return sha256.New(), t.StreamSHA256, "SHA-256"
+	}
+	return nil, "", ""
 }
 
 // Layer is one layer of a table's stored rows.

@@ -3,7 +3,6 @@ package pgdb
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -538,7 +537,7 @@ func (q *taskQueue) cancel() {
 }
 
 // loadTable loads t's rows in one transaction, checking before the commit
-// that they are the stream backed up (its SHA-256) and that COPY counted
+// that they are the stream backed up (its BLAKE3 or SHA-256 hash) and that COPY counted
 // the rows recorded. verified says the table needs no verification task:
 // its stream was checked against its checksum at backup time
 // (Table.StreamCheck) and no trigger changed the rows as they were
@@ -555,7 +554,11 @@ func (r *restorer) loadTable(ctx context.Context, c *pgx.Conn, t *Table) (verifi
 	defer rows.Close()
 	name := "t:" + t.qualified()
 	cw := &countWriter{t: r.prog, name: name}
-	sum := sha256.New()
+	sum, wantSum, sumName := t.streamHash()
+	sumW := io.Discard
+	if sum != nil {
+		sumW = sum
+	}
 	// The rows go in frozen (COPY FREEZE, which needs the table emptied
 	// in the same transaction): the verification right after and the
 	// index builds then read them without visibility lookups and without
@@ -576,7 +579,7 @@ func (r *restorer) loadTable(ctx context.Context, c *pgx.Conn, t *Table) (verifi
 	// when nothing changes rows as COPY stores them: a trigger (the
 	// schema's come after the rows; the TRUNCATE's lock keeps new ones
 	// out until the commit) makes the table verified by reading it.
-	byStream := t.StreamCheck == StreamCheckV1 && t.StreamSHA256 != "" && t.ChecksumMethod == ChecksumText && r.st.man.ChecksumAlgorithm == ChecksumAlgorithm
+	byStream := t.StreamCheck == StreamCheckV1 && sum != nil && t.ChecksumMethod == ChecksumText && r.st.man.ChecksumAlgorithm == ChecksumAlgorithm
 	if byStream {
 		var triggers bool
 		if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass)", ident(t.Schema, t.Name)).Scan(&triggers); err != nil {
@@ -585,7 +588,7 @@ func (r *restorer) loadTable(ctx context.Context, c *pgx.Conn, t *Table) (verifi
 		byStream = !triggers
 	}
 	src := &errReader{r: rows}
-	tag, err := c.PgConn().CopyFrom(ctx, io.TeeReader(src, io.MultiWriter(cw, sum)), copyInSQL(t)+" (FREEZE)")
+	tag, err := c.PgConn().CopyFrom(ctx, io.TeeReader(src, io.MultiWriter(cw, sumW)), copyInSQL(t)+" (FREEZE)")
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
@@ -598,10 +601,11 @@ func (r *restorer) loadTable(ctx context.Context, c *pgx.Conn, t *Table) (verifi
 		}
 		return false, r.srv.queryError(err, "load table "+t.qualified())
 	}
-	got := hex.EncodeToString(sum.Sum(nil))
-	if t.StreamSHA256 != "" && got != t.StreamSHA256 {
-		return false, failed(resource.ErrCorrupt, "the rows of table %s read back from the recovery point differ from those backed up (SHA-256 %s, recorded %s)",
-			t.qualified(), got, t.StreamSHA256)
+	if sum != nil {
+		if got := hex.EncodeToString(sum.Sum(nil)); got != wantSum {
+			return false, failed(resource.ErrCorrupt, "the rows of table %s read back from the recovery point differ from those backed up (%s %s, recorded %s)",
+				t.qualified(), sumName, got, wantSum)
+		}
 	}
 	if n := tag.RowsAffected(); n != t.Rows {
 		return false, failed(resource.ErrCorrupt, "verification of the restored database failed: %d rows of table %s loaded, the backup recorded %d",

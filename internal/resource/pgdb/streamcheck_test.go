@@ -44,11 +44,12 @@ func streamDB(t *testing.T, prefix string) *backup.Resource {
 
 // A backup checks each table's COPY stream against the server's checksum
 // of its rows where the stream can stand for them, and the restore then
-// verifies those tables as it loads them (stream SHA-256, COPY's row
+// verifies those tables as it loads them (stream hash, COPY's row
 // count) instead of reading them again: not app.customers (a generated
 // column), nor app.prices (money), which are read again. The restored
 // database is the source's. A recovery point of the previous format (no
-// stream checked) still restores, every table verified by reading it.
+// stream checked, SHA-256 of the streams) still restores, every table
+// verified by reading it, and a backup on top of it stores deltas.
 func TestStreamVerifiedRestore(t *testing.T) {
 	s := server(t)
 	src := streamDB(t, "streamcheck")
@@ -57,7 +58,8 @@ func TestStreamVerifiedRestore(t *testing.T) {
 		if previous {
 			pgdb.SetPreviousFormat(p)
 		}
-		snap, _, _ := backupDB(t, p, memRepo(t), src, nil)
+		repo := memRepo(t)
+		snap, _, _ := backupDB(t, p, repo, src, nil)
 		checked := 0
 		for _, tb := range manifestOf(t, snap).Tables {
 			q := tb.Schema + "." + tb.Name
@@ -67,6 +69,9 @@ func TestStreamVerifiedRestore(t *testing.T) {
 			}
 			if tb.StreamCheck != want {
 				t.Errorf("previous format %v: table %s stream check %q, want %q", previous, q, tb.StreamCheck, want)
+			}
+			if (tb.StreamBLAKE3 == "") != previous || (tb.StreamSHA256 == "") == previous {
+				t.Errorf("previous format %v: table %s stream hashes BLAKE3 %q, SHA-256 %q", previous, q, tb.StreamBLAKE3, tb.StreamSHA256)
 			}
 			if tb.StreamCheck != "" {
 				checked++
@@ -89,6 +94,32 @@ func TestStreamVerifiedRestore(t *testing.T) {
 		}
 		if !strings.Contains(res.Summary, "every table verified (row count and checksum)") {
 			t.Errorf("summary %q", res.Summary)
+		}
+		sameDatabase(t, s, src.ID, s, id)
+		if !previous {
+			continue
+		}
+		// A backup of this Coffer on top of the previous format's: the
+		// changed tables as deltas on rows checked by their SHA-256,
+		// every table then stream-checked and BLAKE3-hashed.
+		s.Exec(t, src.ID, `UPDATE app.orders SET note = 'next ' || id WHERE id % 40 = 3`)
+		next, _, _ := backupDB(t, newPlugin(t), repo, src, &snap)
+		checked = 0
+		for _, tb := range manifestOf(t, next).Tables {
+			if tb.Name == "orders" && len(tb.Layers) != 2 {
+				t.Errorf("app.orders in %d layers on the previous format's backup, want a delta", len(tb.Layers))
+			}
+			if tb.StreamCheck != "" {
+				checked++
+			}
+		}
+		id = uniqueName("streamcheck-copy")
+		res, err = restoreDB(t, newPlugin(t), next, src, id, nil)
+		if err != nil {
+			t.Fatalf("restore on the previous format: %v", err)
+		}
+		if n := streamVerified(t, res); n != int64(checked) || checked < 6 {
+			t.Errorf("on the previous format: %d tables verified by their stream, %d checked", n, checked)
 		}
 		sameDatabase(t, s, src.ID, s, id)
 	}
