@@ -60,9 +60,11 @@ func BenchmarkRestore(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		id := uniqueName("bench-copy")
-		if _, err := restoreDB(b, p, snap, src, id, nil); err != nil {
+		res, err := restoreDB(b, p, snap, src, id, nil)
+		if err != nil {
 			b.Fatal(err)
 		}
+		b.Logf("restore: %+v", res.Details)
 		b.StopTimer()
 		s.Exec(b, "postgres", `DROP DATABASE "`+id+`"`)
 		b.StartTimer()

@@ -227,34 +227,43 @@ func (s *textChecksum) appendField(rec, f []byte) []byte {
 		v = unescapeCopy(s.field[:0], f)
 		s.field = v
 	}
-	quote := len(v) == 0
+	var m byte
 	for _, ch := range v {
-		if needsQuote[ch] {
-			quote = true
-			break
-		}
+		m |= quoteClass[ch]
 	}
-	if !quote {
+	if len(v) > 0 && m == 0 {
 		return append(rec, v...)
 	}
 	rec = append(rec, '"')
-	for _, ch := range v {
-		if ch == '"' || ch == '\\' {
+	if m&classDouble == 0 {
+		rec = append(rec, v...)
+	} else {
+		for _, ch := range v {
+			if ch == '"' || ch == '\\' {
+				rec = append(rec, ch)
+			}
 			rec = append(rec, ch)
 		}
-		rec = append(rec, ch)
 	}
 	return append(rec, '"')
 }
 
-// needsQuote are the bytes that make record_out quote a value (isspace
-// in the C locale and PostgreSQL's server encodings' ASCII range).
-var needsQuote = func() (t [256]bool) {
-	for _, c := range []byte("\"\\(),  \t\n\v\f\r") {
-		t[c] = true
+// quoteClass classes the bytes record_out treats specially: classQuote
+// makes it quote a value ('(', ')', ',' and isspace in the C locale and
+// PostgreSQL's server encodings' ASCII range), classDouble also doubles
+// the byte inside the quotes ('"', '\\').
+var quoteClass = func() (t [256]byte) {
+	for _, c := range []byte("(), \t\n\v\f\r") {
+		t[c] = classQuote
 	}
+	t['"'], t['\\'] = classQuote|classDouble, classQuote|classDouble
 	return t
 }()
+
+const (
+	classQuote  = 1
+	classDouble = 2
+)
 
 // unescapeCopy decodes a COPY text field's backslash escapes (as COPY
 // FROM reads them).

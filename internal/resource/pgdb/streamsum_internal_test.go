@@ -2,6 +2,7 @@ package pgdb
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -119,6 +120,25 @@ func TestCheckStream(t *testing.T) {
 		d.checkStream(tb, w)
 		if tb.StreamCheck != tc.want {
 			t.Errorf("stream %q: check %q, want %q", tc.stream, tb.StreamCheck, tc.want)
+		}
+	}
+}
+
+// BenchmarkTextChecksum checksums COPY text rows like the benchmark's
+// orders (go test -run '^$' -bench TextChecksum ./internal/resource/pgdb).
+func BenchmarkTextChecksum(b *testing.B) {
+	var s strings.Builder
+	for i := range 20000 {
+		fmt.Fprintf(&s, "%d\t%d\t2024-01-%02d 10:11:12.123456+00\tshipped\t%d.%02d\t%s\n", i, i*7, 1+i%28, i%1000, i%100, strings.Repeat("note text ", i%5))
+	}
+	stream := []byte(s.String())
+	b.SetBytes(int64(len(stream)))
+	for b.Loop() {
+		var sum textChecksum
+		for p := stream; len(p) > 0; {
+			n := min(len(p), 65536)
+			_, _ = sum.Write(p[:n])
+			p = p[n:]
 		}
 	}
 }
