@@ -142,3 +142,23 @@ func BenchmarkTextChecksum(b *testing.B) {
 		}
 	}
 }
+
+// FuzzTextChecksum: any bytes are taken without a panic, and the checksum
+// does not depend on how the stream is cut into writes.
+func FuzzTextChecksum(f *testing.F) {
+	f.Add([]byte("1\ta b\t\\N\n2\t\\\\x\\101\\x4g\t\"q\"\n"), 3)
+	f.Add([]byte("\n\n"), 1)
+	f.Fuzz(func(t *testing.T, stream []byte, piece int) {
+		piece = 1 + int(uint(piece)%17)
+		var whole, cut textChecksum
+		_, _ = whole.Write(stream)
+		for p := stream; len(p) > 0; {
+			n := min(piece, len(p))
+			_, _ = cut.Write(p[:n])
+			p = p[n:]
+		}
+		if whole.Rows() != cut.Rows() || whole.Sum() != cut.Sum() || whole.Bad() != cut.Bad() {
+			t.Fatalf("in one write: %d rows %s; in pieces of %d: %d rows %s", whole.Rows(), whole.Sum(), piece, cut.Rows(), cut.Sum())
+		}
+	})
+}
