@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sort"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
 
 	"coffer/internal/repository"
@@ -63,7 +65,11 @@ type dumper struct {
 	params     chunker.Params // zero: the session's default SaveStream
 	connected  bool           // the database existed when the backup began
 	recordHash bool           // the server has hash_record_extended
-	snapshot   string
+	// streamCheck: the database's encoding reaches the client unconverted
+	// (UTF8, SQL_ASCII), so the client can check its COPY streams against
+	// the ChecksumText checksums (streamsum.go).
+	streamCheck bool
+	snapshot    string
 
 	mu        sync.Mutex
 	bytesRead int64
@@ -149,6 +155,7 @@ func (d *dumper) run(ctx context.Context) (resource.BackupResult, error) {
 		return out, d.srv.queryError(err, "read the database's settings")
 	}
 	man.Encoding, man.Collate, man.CType, man.DatabaseSize = facts.Encoding, facts.Collate, facts.CType, facts.Size
+	d.streamCheck = facts.Encoding == "UTF8" || facts.Encoding == "SQL_ASCII"
 	tables, err := listTables(ctx, main)
 	if err != nil {
 		return out, d.srv.queryError(err, "list tables")
@@ -409,7 +416,7 @@ func (d *dumper) dumpTable(ctx context.Context, c *pgx.Conn, t *Table) (snapshot
 		pn, _ = d.parent.tables[pt.fileName()]
 	}
 	if pt != nil && pn.Name != "" && pt.Rows == t.Rows && pt.Checksum == t.Checksum && pt.ChecksumMethod == t.ChecksumMethod {
-		t.Bytes, t.Order, t.Layers, t.StreamSHA256 = pt.Bytes, pt.Order, pt.Layers, pt.StreamSHA256
+		t.Bytes, t.Order, t.Layers, t.StreamSHA256, t.StreamBLAKE3, t.StreamCheck = pt.Bytes, pt.Order, pt.Layers, pt.StreamSHA256, pt.StreamBLAKE3, pt.StreamCheck
 		pn.Name = t.fileName()
 		d.prog.finish(name, t.Bytes)
 		d.count(itemUnchanged, 0)
@@ -431,9 +438,10 @@ func (d *dumper) dumpTable(ctx context.Context, c *pgx.Conn, t *Table) (snapshot
 		d.p.log().Info("backup: table stored whole instead of as a delta", "table", t.qualified(), "why", err)
 	}
 	cw := &countWriter{t: d.prog, name: name}
-	sum := sha256.New()
+	sum := d.streamSum()
+	tsum := d.textSum(t)
 	ids, n, err := d.pipeSave(ctx, func(w io.Writer) error {
-		_, err := c.PgConn().CopyTo(ctx, io.MultiWriter(w, cw, sum), copyOutSQL(t))
+		_, err := c.PgConn().CopyTo(ctx, io.MultiWriter(w, cw, sum, tsum), copyOutSQL(t))
 		if err != nil {
 			return d.srv.queryError(err, "read table "+t.qualified())
 		}
@@ -446,7 +454,9 @@ func (d *dumper) dumpTable(ctx context.Context, c *pgx.Conn, t *Table) (snapshot
 	if cw.lines != t.Rows {
 		return snapshot.Node{}, fmt.Errorf("table %s: %d rows dumped but %d counted in the same snapshot", t.qualified(), cw.lines, t.Rows)
 	}
-	t.Bytes, t.Layers, t.StreamSHA256 = n, nil, hex.EncodeToString(sum.Sum(nil))
+	t.Bytes, t.Layers = n, nil
+	d.setStreamHash(t, sum)
+	d.checkStream(t, tsum)
 	d.prog.finish(name, n)
 	d.count(kind, n)
 	return fileNode(t.fileName(), ids, n), nil
@@ -459,7 +469,7 @@ func (d *dumper) dumpTable(ctx context.Context, c *pgx.Conn, t *Table) (snapshot
 const maxLayers = 8
 
 func deltaWorthIt(pt *Table) bool {
-	if pt.StreamSHA256 == "" {
+	if h, _, _ := pt.streamHash(); h == nil {
 		return false
 	}
 	layers := pt.layers()
@@ -487,15 +497,16 @@ func (d *dumper) dumpDelta(ctx context.Context, c *pgx.Conn, t *Table, pt *Table
 		return snapshot.Node{}, fmt.Errorf("%w: %w", errNoDelta, err)
 	}
 	defer prev.Close()
-	prevSum := sha256.New()
+	prevSum, prevWant, _ := pt.streamHash()
 	cw := &countWriter{t: d.prog, name: name}
-	sum := sha256.New()
+	sum := d.streamSum()
+	tsum := d.textSum(t)
 	var st deltaStats
 	ids, n, err := d.pipeSave(ctx, func(w io.Writer) error {
 		cur, curW := io.Pipe()
 		copyErr := make(chan error, 1)
 		go func() {
-			_, err := c.PgConn().CopyTo(ctx, io.MultiWriter(curW, cw, sum), copyOutSQL(t))
+			_, err := c.PgConn().CopyTo(ctx, io.MultiWriter(curW, cw, sum, tsum), copyOutSQL(t))
 			if err != nil {
 				err = d.srv.queryError(err, "read table "+t.qualified())
 			}
@@ -517,14 +528,16 @@ func (d *dumper) dumpDelta(ctx context.Context, c *pgx.Conn, t *Table, pt *Table
 	if err != nil {
 		return snapshot.Node{}, err
 	}
-	if got := hex.EncodeToString(prevSum.Sum(nil)); got != pt.StreamSHA256 {
+	if got := hex.EncodeToString(prevSum.Sum(nil)); got != prevWant {
 		return snapshot.Node{}, fmt.Errorf("%w: the previous backup's rows of %s read back differently", errNoDelta, t.qualified())
 	}
 	cw.flush()
 	if cw.lines != t.Rows {
 		return snapshot.Node{}, fmt.Errorf("table %s: %d rows dumped but %d counted in the same snapshot", t.qualified(), cw.lines, t.Rows)
 	}
-	t.Bytes, t.StreamSHA256 = cw.n, hex.EncodeToString(sum.Sum(nil))
+	t.Bytes = cw.n
+	d.setStreamHash(t, sum)
+	d.checkStream(t, tsum)
 	t.Layers = append([]Layer(nil), pt.layers()...)
 	if t.Layers[0].Blobs < 0 { // the previous backup stored the rows whole
 		t.Layers[0].Blobs = len(pn.Content)
@@ -536,11 +549,17 @@ func (d *dumper) dumpDelta(ctx context.Context, c *pgx.Conn, t *Table, pt *Table
 	return fileNode(t.fileName(), content, pn.Size+n), nil
 }
 
-// checksum computes t's row count and checksum, with the per-column hash
-// method where the server and the column types have it (tried under a
-// savepoint: a type without hash support fails the query), else the text
-// method. A table keeps its parent's method while its row type does.
+// checksum computes t's row count and checksum: with the text method
+// where the client can check the table's COPY stream against it
+// (streamChecked), else with the per-column hash method where the server
+// and the column types have it (tried under a savepoint: a type without
+// hash support fails the query), else the text method. A table that is
+// not stream-checked keeps its parent's method while its row type does.
 func (d *dumper) checksum(ctx context.Context, c *pgx.Conn, t *Table, parent *Table) error {
+	if d.streamChecked(t) {
+		t.ChecksumMethod = ChecksumText
+		return c.QueryRow(ctx, checksumSQL(t, ChecksumText)).Scan(&t.Rows, &t.Checksum)
+	}
 	if d.recordHash && (parent == nil || parent.ChecksumMethod == ChecksumRecord) {
 		if _, err := c.Exec(ctx, "SAVEPOINT coffer_checksum"); err != nil {
 			return err
@@ -561,6 +580,59 @@ func (d *dumper) checksum(ctx context.Context, c *pgx.Conn, t *Table, parent *Ta
 	}
 	t.ChecksumMethod = ChecksumText
 	return c.QueryRow(ctx, checksumSQL(t, ChecksumText)).Scan(&t.Rows, &t.Checksum)
+}
+
+// streamSum is the hash of a stream to record: BLAKE3 (SHA-256 for
+// backups of the previous format, a test hook).
+func (d *dumper) streamSum() hash.Hash {
+	if d.p.hooks.noStreamCheck {
+		return sha256.New()
+	}
+	return blake3.New()
+}
+
+// setStreamHash records the stream's hash sum (streamSum) in t.
+func (d *dumper) setStreamHash(t *Table, sum hash.Hash) {
+	t.StreamBLAKE3, t.StreamSHA256 = "", ""
+	if d.p.hooks.noStreamCheck {
+		t.StreamSHA256 = hex.EncodeToString(sum.Sum(nil))
+	} else {
+		t.StreamBLAKE3 = hex.EncodeToString(sum.Sum(nil))
+	}
+}
+
+// streamChecked says whether t's COPY stream is checked against its
+// checksum (textSum, checkStream): the client receives the rows' text
+// unconverted and record output of the COPY columns is the row's text
+// (no generated column; no money column, whose text depends on the
+// session's lc_monetary).
+func (d *dumper) streamChecked(t *Table) bool {
+	return d.streamCheck && t.streamCheckable && !d.p.hooks.noStreamCheck
+}
+
+// textSum is a writer computing the text checksum of t's COPY stream, or
+// io.Discard when t is not stream-checked.
+func (d *dumper) textSum(t *Table) io.Writer {
+	if !d.streamChecked(t) {
+		return io.Discard
+	}
+	return &textChecksum{noCols: len(t.Columns) == 0}
+}
+
+// checkStream marks t's stream checked (Table.StreamCheck) when the
+// client's checksum of it equals the server's of the snapshot's rows.
+func (d *dumper) checkStream(t *Table, w io.Writer) {
+	t.StreamCheck = ""
+	sum, ok := w.(*textChecksum)
+	if !ok || t.ChecksumMethod != ChecksumText {
+		return
+	}
+	if sum.Bad() || sum.Rows() != t.Rows || sum.Sum() != t.Checksum {
+		d.p.log().Warn("backup: the table's rows as copied do not give the server's checksum; a restore verifies it by reading it again",
+			"table", t.qualified(), "rows", sum.Rows(), "checksum", sum.Sum(), "server_rows", t.Rows, "server_checksum", t.Checksum)
+		return
+	}
+	t.StreamCheck = StreamCheckV1
 }
 
 // checksumProbes computes the probes of the checksum methods the server

@@ -52,7 +52,8 @@ func listTables(ctx context.Context, c *pgx.Conn) ([]tableInfo, error) {
 			FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), '{}'),
 		pg_relation_size(c.oid) + coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0),
 		array(SELECT ci.relname::text FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid WHERE i.indrelid = c.oid ORDER BY 1),
-		array(SELECT k.conname::text FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype IN ('p', 'u', 'x') ORDER BY 1)
+		array(SELECT k.conname::text FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype IN ('p', 'u', 'x') ORDER BY 1),
+		`+streamCheckableSQL+`
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND `+userNamespaces+` AND `+notExtensionMember("c.oid", "pg_class"))
 	if err != nil {
@@ -62,7 +63,7 @@ func listTables(ctx context.Context, c *pgx.Conn) ([]tableInfo, error) {
 	for rows.Next() {
 		var t tableInfo
 		var sig []string
-		if err := rows.Scan(&t.Schema, &t.Name, &t.Columns, &sig, &t.Order, &t.estimate, &t.Indexes, &t.Constraints); err != nil {
+		if err := rows.Scan(&t.Schema, &t.Name, &t.Columns, &sig, &t.Order, &t.estimate, &t.Indexes, &t.Constraints, &t.streamCheckable); err != nil {
 			return nil, err
 		}
 		t.Signature = strings.Join(sig, ", ")
@@ -91,6 +92,26 @@ func listTables(ctx context.Context, c *pgx.Conn) ([]tableInfo, error) {
 	})
 	return out, nil
 }
+
+// streamCheckableSQL says whether a table's COPY stream can stand for its
+// rows (Table.streamCheckable): no generated column (COPY leaves it out,
+// the row's text has it), and every column's type, down through array
+// elements, domains' base types, composites' fields and ranges' subtypes,
+// read by a built-in input function (what COPY FROM stores is then what
+// the source's output function wrote, under sessionSettings), money
+// excepted (its text follows lc_monetary, which sessions do not fix) and
+// multiranges (their range types are not followed).
+const streamCheckableSQL = `NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> '')
+		AND NOT EXISTS (WITH RECURSIVE ty(oid) AS (
+			SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+			UNION
+			SELECT x.oid FROM ty JOIN pg_type t ON t.oid = ty.oid, LATERAL (
+				SELECT t.typelem UNION ALL SELECT t.typbasetype
+				UNION ALL SELECT f.atttypid FROM pg_attribute f WHERE f.attrelid = t.typrelid AND f.attnum > 0 AND NOT f.attisdropped
+				UNION ALL SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = t.oid) x(oid)
+			WHERE x.oid <> 0)
+		SELECT 1 FROM ty JOIN pg_type t ON t.oid = ty.oid
+		WHERE t.typinput::oid >= 16384 OR t.oid = 'money'::regtype OR t.typtype = 'm')`
 
 // listSequences reads every sequence's state in the transaction (as
 // pg_dump does; sequences are not transactional, so a value may be ahead

@@ -18,7 +18,7 @@ import (
 
 // largeRows is the row count of the large round trip: COFFER_PG_ROWS, or
 // 1,000,000.
-func largeRows(t *testing.T) int {
+func largeRows(t testing.TB) int {
 	if v := os.Getenv("COFFER_PG_ROWS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {

@@ -3,12 +3,15 @@ package pgdb
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
-	"sync"
+
+	"github.com/zeebo/blake3"
 
 	"coffer/internal/repository"
 	"coffer/internal/repository/chunker"
@@ -100,9 +103,19 @@ type Table struct {
 	// each later one a row delta (delta.go) on what the layers before it
 	// give. Empty: one layer, the whole node.
 	Layers []Layer `json:"layers,omitempty"`
-	// StreamSHA256 is the SHA-256 of the rows as COPY text (what the
-	// layers give); restores check it.
-	StreamSHA256   string `json:"stream_sha256"`
+	// StreamBLAKE3 is the BLAKE3 hash of the rows as COPY text (what the
+	// layers give); restores check it. Backups before it recorded the
+	// SHA-256 instead (StreamSHA256; empty in later ones), which restores
+	// check where there is no StreamBLAKE3.
+	StreamBLAKE3 string `json:"stream_blake3,omitempty"`
+	StreamSHA256 string `json:"stream_sha256"`
+	// StreamCheck says how the stream was checked at backup time against
+	// Checksum, which a restore then need not recompute on the server:
+	// StreamCheckV1, the client's ChecksumText checksum of the stream
+	// equalled the server's (streamsum.go). Empty (backups before it, or
+	// a table not checked): a restore reads the loaded table again to
+	// verify it. Restores treat values they do not know as empty.
+	StreamCheck    string `json:"stream_check,omitempty"`
 	Rows           int64  `json:"rows"`
 	Checksum       string `json:"checksum"`
 	ChecksumMethod string `json:"checksum_method"`
@@ -113,6 +126,21 @@ type Table struct {
 	// are in, while other tables still load.
 	Indexes     []string `json:"indexes,omitempty"`
 	Constraints []string `json:"constraints,omitempty"`
+
+	// streamCheckable: no generated or money column (listTables).
+	streamCheckable bool
+}
+
+// streamHash is a hash to compute over t's rows and the value recorded
+// for them (BLAKE3, or SHA-256 in older backups); nil when none is.
+func (t *Table) streamHash() (h hash.Hash, want, name string) {
+	switch {
+	case t.StreamBLAKE3 != "":
+		return blake3.New(), t.StreamBLAKE3, "BLAKE3"
+	case t.StreamSHA256 != "":
+		return sha256.New(), t.StreamSHA256, "SHA-256"
+	}
+	return nil, "", ""
 }
 
 // Layer is one layer of a table's stored rows.
@@ -148,41 +176,35 @@ func layersReader(ctx context.Context, l resource.Loader, content []repository.I
 	lr := &layered{}
 	base := newBlobReader(ctx, l, content[:layers[0].Blobs], 8)
 	lr.closers = append(lr.closers, base)
-	var cur io.Reader = base
+	var deltas []io.Reader
 	off := layers[0].Blobs
 	for _, ly := range layers[1:] {
 		delta := newBlobReader(ctx, l, content[off:off+ly.Blobs], 2)
 		off += ly.Blobs
-		pr, pw := io.Pipe()
-		lr.closers = append(lr.closers, delta, pr)
-		lr.wg.Add(1)
-		go func(prev io.Reader) {
-			defer lr.wg.Done()
-			err := applyDelta(prev, delta, pw)
-			if errors.Is(err, errBadDelta) {
-				err = fmt.Errorf("%w: %w", repository.ErrCorrupt, err)
-			}
-			pw.CloseWithError(err)
-		}(cur)
-		cur = pr
+		lr.closers = append(lr.closers, delta)
+		deltas = append(deltas, delta)
 	}
-	lr.r = cur
+	lr.r = composeLayers(base, deltas)
 	return lr, nil
 }
 
 type layered struct {
 	r       io.Reader
 	closers []io.Closer
-	wg      sync.WaitGroup
 }
 
-func (l *layered) Read(p []byte) (int, error) { return l.r.Read(p) }
+func (l *layered) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	if errors.Is(err, errBadDelta) {
+		err = fmt.Errorf("%w: %w", repository.ErrCorrupt, err)
+	}
+	return n, err
+}
 
 func (l *layered) Close() error {
 	for i := len(l.closers) - 1; i >= 0; i-- {
 		_ = l.closers[i].Close()
 	}
-	l.wg.Wait()
 	return nil
 }
 

@@ -43,6 +43,9 @@ type hooks struct {
 	afterSnapshot func()
 	// beforeTable runs before a backup dumps (or a restore loads) a table.
 	beforeTable func(table string)
+	// noStreamCheck makes backups as before Table.StreamCheck: the
+	// per-column checksum method, no stream checked.
+	noStreamCheck bool
 }
 
 var (

@@ -3,7 +3,6 @@ package pgdb
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -101,6 +100,7 @@ type restorer struct {
 	major          int
 	created        bool
 	countOnly      atomic.Int64 // tables verified by row count only
+	streamVerified atomic.Int64 // tables verified by their stream (Table.StreamCheck)
 	tool           tool         // pg_restore
 	post           *postPlan    // the post-data archive and its split
 	// probes are the target server's checksum probes (checksumProbes):
@@ -232,7 +232,7 @@ func (r *restorer) run(ctx context.Context) (resource.RestoreResult, error) {
 		Summary: fmt.Sprintf("Restored database %s on server %s: %d tables, %d rows, %d large objects, %d bytes of data; %s",
 			r.final, r.srv.ID, len(man.Tables), rows, man.LargeObjects.Count, bytes, r.verified()),
 		Details: details{Server: r.srv.ID, Database: r.final, Tables: len(man.Tables), Rows: rows, Bytes: bytes,
-			LargeObjects: man.LargeObjects.Count, Sequences: len(man.Sequences), Verified: true, CountOnly: r.countOnly.Load(),
+			LargeObjects: man.LargeObjects.Count, Sequences: len(man.Sequences), Verified: true, CountOnly: r.countOnly.Load(), StreamVerified: r.streamVerified.Load(),
 			PostDataWithTables: r.post.built.Load(), SourceVersion: man.ServerVersion, TargetVersion: version, PgRestoreVersion: pgRestore.version, Owner: r.srv.User, Seconds: phases},
 		Finish:  r.finish,
 		Discard: r.discard,
@@ -259,6 +259,10 @@ type details struct {
 	Sequences    int    `json:"sequences"`
 	Verified     bool   `json:"verified"`
 	CountOnly    int64  `json:"tables_verified_by_count_only,omitempty"`
+	// StreamVerified counts the tables verified as they were loaded (the
+	// stream checked against the checksum at backup time, its SHA-256 and
+	// COPY's row count at restore), not read again.
+	StreamVerified int64 `json:"tables_verified_by_stream"`
 	// PostDataWithTables counts the post-data entries (indexes, keys)
 	// built as soon as their table was loaded.
 	PostDataWithTables int64  `json:"post_data_with_tables"`
@@ -430,13 +434,17 @@ func (r *restorer) runTask(ctx context.Context, c *pgx.Conn, tk restoreTask, q *
 	case taskLargeObjects:
 		return r.loadLargeObjects(ctx, c)
 	case taskLoad:
-		if err := r.loadTable(ctx, c, &man.Tables[tk.table]); err != nil {
+		verified, err := r.loadTable(ctx, c, &man.Tables[tk.table])
+		if err != nil {
 			return err
 		}
 		// Its rows are final (post-data adds indexes, constraints and
-		// triggers only): verified and indexed now, while other tables
-		// still load.
-		follow := []restoreTask{{kind: taskVerify, table: tk.table}}
+		// triggers only): verified (unless its load was) and indexed
+		// now, while other tables still load.
+		var follow []restoreTask
+		if !verified {
+			follow = append(follow, restoreTask{kind: taskVerify, table: tk.table})
+		}
 		if r.post != nil && !r.post.all {
 			lines := r.post.perTable[tk.table]
 			switch {
@@ -449,7 +457,9 @@ func (r *restorer) runTask(ctx context.Context, c *pgx.Conn, tk restoreTask, q *
 				follow = append(follow, restoreTask{kind: taskPost, table: tk.table, lines: lines})
 			}
 		}
-		q.push(true, follow...)
+		if len(follow) > 0 {
+			q.push(true, follow...)
+		}
 		return nil
 	case taskVerify:
 		return r.verifyTable(ctx, c, &man.Tables[tk.table])
@@ -526,25 +536,35 @@ func (q *taskQueue) cancel() {
 	q.cond.Broadcast()
 }
 
-func (r *restorer) loadTable(ctx context.Context, c *pgx.Conn, t *Table) error {
+// loadTable loads t's rows in one transaction, checking before the commit
+// that they are the stream backed up (its BLAKE3 or SHA-256 hash) and that COPY counted
+// the rows recorded. verified says the table needs no verification task:
+// its stream was checked against its checksum at backup time
+// (Table.StreamCheck) and no trigger changed the rows as they were
+// stored, so the rows loaded are those backed up.
+func (r *restorer) loadTable(ctx context.Context, c *pgx.Conn, t *Table) (verified bool, err error) {
 	if h := r.p.hooks.beforeTable; h != nil {
 		h(t.qualified())
 	}
 	node := r.st.tables[t.fileName()]
 	rows, err := layersReader(ctx, r.req.Snapshot.Loader, node.Content, t.layers())
 	if err != nil {
-		return fmt.Errorf("%w: table %s: %w", resource.ErrCorrupt, t.qualified(), err)
+		return false, fmt.Errorf("%w: table %s: %w", resource.ErrCorrupt, t.qualified(), err)
 	}
 	defer rows.Close()
 	name := "t:" + t.qualified()
 	cw := &countWriter{t: r.prog, name: name}
-	sum := sha256.New()
+	sum, wantSum, sumName := t.streamHash()
+	sumW := io.Discard
+	if sum != nil {
+		sumW = sum
+	}
 	// The rows go in frozen (COPY FREEZE, which needs the table emptied
 	// in the same transaction): the verification right after and the
 	// index builds then read them without visibility lookups and without
 	// rewriting every page to set hint bits.
 	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
-		return r.srv.queryError(err, "load table "+t.qualified())
+		return false, r.srv.queryError(err, "load table "+t.qualified())
 	}
 	committed := false
 	defer func() {
@@ -553,28 +573,71 @@ func (r *restorer) loadTable(ctx context.Context, c *pgx.Conn, t *Table) error {
 		}
 	}()
 	if _, err := c.Exec(ctx, "TRUNCATE ONLY "+ident(t.Schema, t.Name)); err != nil {
-		return r.srv.queryError(err, "load table "+t.qualified())
+		return false, r.srv.queryError(err, "load table "+t.qualified())
 	}
-	if _, err := c.PgConn().CopyFrom(ctx, io.TeeReader(rows, io.MultiWriter(cw, sum)), copyInSQL(t)+" (FREEZE)"); err != nil {
+	// A stream checked at backup time verifies the rows loaded from it
+	// when nothing changes rows as COPY stores them: a trigger (the
+	// schema's come after the rows; the TRUNCATE's lock keeps new ones
+	// out until the commit) makes the table verified by reading it.
+	byStream := t.StreamCheck == StreamCheckV1 && sum != nil && t.ChecksumMethod == ChecksumText && r.st.man.ChecksumAlgorithm == ChecksumAlgorithm
+	if byStream {
+		var triggers bool
+		if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass)", ident(t.Schema, t.Name)).Scan(&triggers); err != nil {
+			return false, r.srv.queryError(err, "load table "+t.qualified())
+		}
+		byStream = !triggers
+	}
+	src := &errReader{r: rows}
+	tag, err := c.PgConn().CopyFrom(ctx, io.TeeReader(src, io.MultiWriter(cw, sumW)), copyInSQL(t)+" (FREEZE)")
+	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return false, ctx.Err()
 		}
-		if errors.Is(err, repository.ErrCorrupt) {
-			return fmt.Errorf("%w: table %s: %w", resource.ErrCorrupt, t.qualified(), err)
+		if errors.Is(err, repository.ErrCorrupt) || errors.Is(src.err, repository.ErrCorrupt) {
+			if src.err != nil {
+				err = src.err
+			}
+			return false, fmt.Errorf("%w: table %s: %w", resource.ErrCorrupt, t.qualified(), err)
 		}
-		return r.srv.queryError(err, "load table "+t.qualified())
+		return false, r.srv.queryError(err, "load table "+t.qualified())
 	}
-	if got := hex.EncodeToString(sum.Sum(nil)); t.StreamSHA256 != "" && got != t.StreamSHA256 {
-		return failed(resource.ErrCorrupt, "the rows of table %s read back from the recovery point differ from those backed up (SHA-256 %s, recorded %s)",
-			t.qualified(), got, t.StreamSHA256)
+	if sum != nil {
+		if got := hex.EncodeToString(sum.Sum(nil)); got != wantSum {
+			return false, failed(resource.ErrCorrupt, "the rows of table %s read back from the recovery point differ from those backed up (%s %s, recorded %s)",
+				t.qualified(), sumName, got, wantSum)
+		}
+	}
+	if n := tag.RowsAffected(); n != t.Rows {
+		return false, failed(resource.ErrCorrupt, "verification of the restored database failed: %d rows of table %s loaded, the backup recorded %d",
+			n, t.qualified(), t.Rows)
 	}
 	if _, err := c.Exec(ctx, "COMMIT"); err != nil {
-		return r.srv.queryError(err, "load table "+t.qualified())
+		return false, r.srv.queryError(err, "load table "+t.qualified())
 	}
 	committed = true
 	cw.flush()
 	r.prog.finish(name, t.Bytes)
-	return nil
+	if byStream {
+		r.streamVerified.Add(1)
+		r.prog.finish("v:"+t.qualified(), t.Bytes)
+		return true, nil
+	}
+	return false, nil
+}
+
+// errReader keeps the error its reader failed with (COPY reports it as
+// text).
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // loadLargeObjects writes the large objects stream back (pre-data created
