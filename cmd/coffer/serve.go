@@ -339,7 +339,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready c
 	go func() { serveErr = srv.ServeHandler(httpCtx, ln, frontEnds(srv, hsrv, cons)); close(httpDone) }()
 
 	addr := ln.Addr().String()
-	baseLog.Info("coffer serving", "listen", addr, "scheme", scheme, "node", node, "metadata", cfg.Metadata.Type, "lease", cfg.LeaseTTL(), "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
+	metaType := "sqlite"
+	if cfg.UsesPostgres() {
+		metaType = "postgres"
+	}
+	baseLog.Info("coffer serving", "listen", addr, "scheme", scheme, "node", node, "metadata", metaType, "lease", cfg.LeaseTTL(), "region", cfg.Region, "hbr_region_id", cfg.HBRRegion(), "data_dir", cfg.DataDir, "accounts", len(cfg.Accounts))
 	if zeroConfig {
 		ak := cfg.Accounts[0].AccessKeys[0]
 		if generated {
