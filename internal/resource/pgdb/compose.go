@@ -15,7 +15,7 @@ import (
 // layer asks the one below it for rows, down to the base), so every row
 // is copied once, from the base's or a layer's insert data straight into
 // the reader's buffer, instead of passing through a pipe per layer
-// (applyDelta, the layer-by-layer reference). The checks are
+// (applyDelta, the layer-by-layer reference kept in the tests). The checks are
 // applyDelta's: every layer consumes the rows below it exactly, inserts
 // hold the lines and bytes they declare.
 type composed struct {
