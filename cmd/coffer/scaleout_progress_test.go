@@ -15,8 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sdk "github.com/aws/aws-sdk-go-v2/service/backup"
 	"github.com/aws/aws-sdk-go-v2/service/backup/types"
-
-	"coffer/internal/resource/filesystem"
 )
 
 // packGate is a proxy in front of the S3 server that holds uploads of data
@@ -76,17 +74,7 @@ func TestScaleOutLiveProgress(t *testing.T) {
 	gate := newPackGate(t, c.s3.Endpoint)
 	c.nodeS3 = map[string]string{"node-a": c.s3Config(gate.srv.URL)}
 	_, ca := c.start("node-a")
-	_, err := ca.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("v1")})
-	must(t, err)
-	o, err := ca.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("v1"), IamRoleArn: aws.String(soRole),
-		ResourceArn: aws.String(filesystem.ARN(soRegion, soAcct, soFS(0)))})
-	must(t, err)
-	id := aws.ToString(o.BackupJobId)
-	for deadline := time.Now().Add(2 * time.Minute); len(c.started()[id]) == 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("node a did not start the job\n%s", c.logs())
-		}
-	}
+	id := c.backupStarted(ctx, ca)
 	// Node B starts after A claimed the job: it only describes it.
 	_, cb := c.start("node-b")
 	describe := func() *sdk.DescribeBackupJobOutput {

@@ -179,6 +179,26 @@ func (c *cluster) started() map[string][]int {
 	return out
 }
 
+// backupStarted creates vault v1 through cl, starts a backup of the first
+// source into it and waits until a node's log says it started the job; it
+// returns the job id.
+func (c *cluster) backupStarted(ctx context.Context, cl *sdk.Client) string {
+	t := c.t
+	t.Helper()
+	_, err := cl.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("v1")})
+	must(t, err)
+	o, err := cl.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("v1"), IamRoleArn: aws.String(soRole),
+		ResourceArn: aws.String(filesystem.ARN(soRegion, soAcct, soFS(0)))})
+	must(t, err)
+	id := aws.ToString(o.BackupJobId)
+	for deadline := time.Now().Add(2 * time.Minute); len(c.started()[id]) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node a did not start the job\n%s", c.logs())
+		}
+	}
+	return id
+}
+
 func (c *cluster) logs() string {
 	var b strings.Builder
 	for i, p := range c.procs {
@@ -807,17 +827,7 @@ func TestScaleOutPausedNode(t *testing.T) {
 	ctx := context.Background()
 	c := newCluster(t, 1, 60<<20, 7)
 	a, ca := c.start("node-a")
-	_, err := ca.CreateBackupVault(ctx, &sdk.CreateBackupVaultInput{BackupVaultName: aws.String("v1")})
-	must(t, err)
-	o, err := ca.StartBackupJob(ctx, &sdk.StartBackupJobInput{BackupVaultName: aws.String("v1"), IamRoleArn: aws.String(soRole),
-		ResourceArn: aws.String(filesystem.ARN(soRegion, soAcct, soFS(0)))})
-	must(t, err)
-	id := aws.ToString(o.BackupJobId)
-	for deadline := time.Now().Add(2 * time.Minute); len(c.started()[id]) == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("node a did not start the job\n%s", c.logs())
-		}
-	}
+	id := c.backupStarted(ctx, ca)
 	must(t, a.Signal(syscall.SIGSTOP))
 	resumed := false
 	defer func() {
