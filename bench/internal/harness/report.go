@@ -179,18 +179,7 @@ func (res *Results) WriteMarkdown(w io.Writer) error {
 
 	subject := res.Tools[0]
 	peers := res.Tools[1:]
-	p("| |")
-	for _, t := range res.Tools {
-		p(" %s |", t)
-	}
-	for _, peer := range peers {
-		p(" %s/%s |", subject, peer)
-	}
-	p("\n|---|")
-	for range len(res.Tools) + len(peers) {
-		p("---:|")
-	}
-	p("\n")
+	res.writeHeader(p)
 	for _, rw := range res.rows() {
 		p("| %s |", rw.label)
 		for _, t := range res.Tools {
@@ -327,14 +316,10 @@ func (res *Results) costRows() (cpu, rss []row, user, sys map[Op]map[string]cell
 	return cpu, rss, user, sys
 }
 
-// writeCosts prints the second table: CPU-seconds (user + system, each
-// shown) and peak RSS of every operation, with the first tool's ratios.
-func (res *Results) writeCosts(p func(string, ...any)) {
+// writeHeader prints the header of a comparison table: a column per tool,
+// then one per ratio of the first tool to each other.
+func (res *Results) writeHeader(p func(string, ...any)) {
 	subject, peers := res.Tools[0], res.Tools[1:]
-	cpu, rss, user, sys := res.costRows()
-	p("### CPU and memory per operation\n\n")
-	p("CPU cells are user + system = total CPU-seconds (medians of each over the rounds); ratios compare totals. ")
-	p("Unlike wall times, CPU-seconds hardly depend on what else runs on the machine.\n\n")
 	p("| |")
 	for _, t := range res.Tools {
 		p(" %s |", t)
@@ -347,6 +332,17 @@ func (res *Results) writeCosts(p func(string, ...any)) {
 		p("---:|")
 	}
 	p("\n")
+}
+
+// writeCosts prints the second table: CPU-seconds (user + system, each
+// shown) and peak RSS of every operation, with the first tool's ratios.
+func (res *Results) writeCosts(p func(string, ...any)) {
+	subject, peers := res.Tools[0], res.Tools[1:]
+	cpu, rss, user, sys := res.costRows()
+	p("### CPU and memory per operation\n\n")
+	p("CPU cells are user + system = total CPU-seconds (medians of each over the rounds); ratios compare totals. ")
+	p("Unlike wall times, CPU-seconds hardly depend on what else runs on the machine.\n\n")
+	res.writeHeader(p)
 	for i := range cpu {
 		op := OpInitial + Op(i)
 		for _, rw := range []row{cpu[i], rss[i]} {
