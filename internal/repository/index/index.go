@@ -9,6 +9,7 @@ package index
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -365,4 +366,64 @@ func (x *Index) RemovePacks(gone map[[32]byte]bool) int {
 	}
 	x.sorted = kept
 	return removed
+}
+
+// ForPacks calls fn with the packs and their blobs (each pack's blobs in
+// offset order), in batches of whole packs in the order they were added,
+// each batch holding at most maxBlobs blobs unless a single pack has more.
+// The batches are built one at a time, so that listing an index as files
+// costs one batch of memory beside the compact records. x must not change
+// meanwhile.
+func (x *Index) ForPacks(maxBlobs int, fn func([]PackBlobs) error) error {
+	x.mu.RLock()
+	counts := make([]int, len(x.packIDs))
+	for i := range x.sorted {
+		counts[x.sorted[i].pack]++
+	}
+	for _, l := range x.recent {
+		counts[l.Pack]++
+	}
+	x.mu.RUnlock()
+	for lo := 0; lo < len(counts); {
+		hi, n := lo, 0
+		for hi < len(counts) && (hi == lo || n+counts[hi] <= maxBlobs) {
+			n += counts[hi]
+			hi++
+		}
+		batch := x.packBlobs(lo, hi, counts)
+		if err := fn(batch); err != nil {
+			return err
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// packBlobs returns the packs numbered lo to hi-1 with their blobs.
+func (x *Index) packBlobs(lo, hi int, counts []int) []PackBlobs {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]PackBlobs, hi-lo)
+	for i := range out {
+		out[i] = PackBlobs{PackID: x.packIDs[lo+i], Size: x.packSize[lo+i], Blobs: make([]pack.Entry, 0, counts[lo+i])}
+	}
+	add := func(id [32]byte, typ uint8, l Location) {
+		if int(l.Pack) < lo || int(l.Pack) >= hi {
+			return
+		}
+		p := &out[int(l.Pack)-lo]
+		p.Blobs = append(p.Blobs, pack.Entry{Type: typ, Compression: l.Compression, ID: id,
+			Offset: l.Offset, Length: l.Length, RawLength: l.RawLength})
+	}
+	for i := range x.sorted {
+		r := &x.sorted[i]
+		add(r.id, r.typ, r.loc())
+	}
+	for k, l := range x.recent {
+		add(k.ID, k.Type, l)
+	}
+	for i := range out {
+		slices.SortFunc(out[i].Blobs, func(a, b pack.Entry) int { return cmp.Compare(a.Offset, b.Offset) })
+	}
+	return out
 }
