@@ -213,7 +213,11 @@ func (b *Buffers) sessionEnd() {
 
 // DefaultBuffers returns the budget for a process whose write sessions,
 // on any of its repositories, share one (a server's vaults): GOMAXPROCS-1
-// shared pack buffers (at least one) and 8 MiB of queued chunks. With the
+// shared pack buffers (at least one) and 6 MiB of chunks being read or
+// queued (three chunk buffers of the most common 2 MiB class: one for
+// each of two workers and one read ahead; now that a chunk's growth is
+// counted, 8 MiB held about 3 MiB more at a backup's peak and 4 MiB let
+// the workers wait on the readers). With the
 // one each session owns, one session has a pack buffer per worker (its
 // workers take turns on its open packs while one is being uploaded: a
 // local upload is a write into the page cache, a fraction of the time a
@@ -223,5 +227,5 @@ func (b *Buffers) sessionEnd() {
 // 135-145 MiB, user + sys CPU 13.6 and 10.9 s against 13.6 and 11.9 s;
 // BenchmarkSaveDir of the same tree within this machine's spread.
 func DefaultBuffers() *Buffers {
-	return NewBuffers(max(runtime.GOMAXPROCS(0)-1, 1), 8<<20)
+	return NewBuffers(max(runtime.GOMAXPROCS(0)-1, 1), 6<<20)
 }

@@ -15,7 +15,7 @@ const (
 // idleChunkTTL, at most maxIdleChunkBytes of them.
 const (
 	idleChunkTTL      = 250 * time.Millisecond
-	maxIdleChunkBytes = 16 << 20
+	maxIdleChunkBytes = 8 << 20
 )
 
 // chunkBufs holds the idle chunk buffers of every session of the process,

@@ -170,16 +170,16 @@ func TestChunkBufsIdle(t *testing.T) {
 	} else {
 		putChunkBuf(c)
 	}
-	for range 4 {
+	for range 3 {
 		putChunkBuf(make([]byte, 0, 2<<20))
 	}
-	if n := chunkBufs.idleBytes(); n != 9<<20 {
-		t.Errorf("idle chunk buffers of %d bytes, want %d", n, 9<<20)
+	if n := chunkBufs.idleBytes(); n != 7<<20 {
+		t.Errorf("idle chunk buffers of %d bytes, want %d", n, 7<<20)
 	}
 	now = now.Add(idleChunkTTL / 2)
 	putChunkBuf(make([]byte, 0, 64<<10))
-	if n := chunkBufs.idleBytes(); n != 9<<20+64<<10 {
-		t.Errorf("idle chunk buffers of %d bytes, want %d", n, 9<<20+64<<10)
+	if n := chunkBufs.idleBytes(); n != 7<<20+64<<10 {
+		t.Errorf("idle chunk buffers of %d bytes, want %d", n, 7<<20+64<<10)
 	}
 	// Given back more than idleChunkTTL ago: dropped, of every class.
 	now = now.Add(idleChunkTTL)
