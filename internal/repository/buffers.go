@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"coffer/internal/repository/offheap"
 	"context"
 	"runtime"
 	"sync"
@@ -206,7 +207,7 @@ func (b *Buffers) sessionEnd() {
 		return
 	}
 	for i := len(b.packs); i > 0; i-- {
-		freeBig(<-b.packs)
+		offheap.Free(<-b.packs)
 		b.packs <- nil
 	}
 }

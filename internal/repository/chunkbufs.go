@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"coffer/internal/repository/offheap"
 	"sync"
 	"time"
 )
@@ -53,7 +54,7 @@ func (l *chunkBufList) trimLocked(c int, cutoff time.Time) {
 	k := 0
 	for k < len(f) && f[k].since.Before(cutoff) {
 		l.idle -= cap(f[k].b)
-		freeBig(f[k].b)
+		offheap.Free(f[k].b)
 		f[k] = idleChunk{}
 		k++
 	}
@@ -94,7 +95,7 @@ func getChunkBuf(n int) []byte {
 		return b[:0]
 	}
 	l.mu.Unlock()
-	return allocBig(1 << (minClassBits + c))
+	return offheap.Alloc(1 << (minClassBits + c))
 }
 
 // chunkBufSize is the capacity getChunkBuf(n) returns.
@@ -129,7 +130,7 @@ func putChunkBuf(b []byte) {
 	}
 	l.mu.Unlock()
 	if b != nil {
-		freeBig(b)
+		offheap.Free(b)
 	}
 }
 
@@ -155,7 +156,7 @@ func (l *chunkBufList) sessionEnd() {
 	}
 	for _, f := range l.free {
 		for _, e := range f {
-			freeBig(e.b)
+			offheap.Free(e.b)
 		}
 	}
 	l.free = [numClasses][]idleChunk{}

@@ -14,6 +14,7 @@ import (
 	"coffer/internal/repository/blob/blobtest"
 	"coffer/internal/repository/chunker"
 	"coffer/internal/repository/index"
+	"coffer/internal/repository/offheap"
 )
 
 // waitUntilWaiting returns once a caller waits on b (or fails the test).
@@ -148,7 +149,7 @@ func TestChunkAccountingBalanced(t *testing.T) {
 	if n := out.Load(); n != 0 {
 		t.Errorf("%d chunk buffers not given back", n)
 	}
-	if n := bigLive(); n != 0 {
+	if n := offheap.Live(); n != 0 {
 		t.Errorf("%d bytes of buffers still mapped after the session", n)
 	}
 }
@@ -288,7 +289,7 @@ func TestBigBuffersFreedOnFailure(t *testing.T) {
 	if err == nil {
 		t.Fatal("session with failing uploads succeeded")
 	}
-	if n := bigLive(); n != 0 {
+	if n := offheap.Live(); n != 0 {
 		t.Errorf("%d bytes of buffers still mapped after the failed session", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"coffer/internal/repository/blob"
 	"coffer/internal/repository/chunker"
 	"coffer/internal/repository/index"
+	"coffer/internal/repository/offheap"
 	"coffer/internal/repository/pack"
 )
 
@@ -187,7 +188,7 @@ func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn f
 		released = true
 		select {
 		case b := <-w.own:
-			freeBig(b)
+			offheap.Free(b)
 		default:
 		}
 		w.buf.sessionEnd()

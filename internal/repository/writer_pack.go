@@ -6,6 +6,7 @@ import (
 
 	"coffer/internal/repository/compress"
 	"coffer/internal/repository/index"
+	"coffer/internal/repository/offheap"
 	"coffer/internal/repository/pack"
 )
 
@@ -145,8 +146,8 @@ func (w *Writer) packCap() int { return w.r.opts.PackSize + w.r.opts.PackSize/8 
 
 func (w *Writer) newPack(b []byte, shared bool) *openPack {
 	if c := cap(b); c < w.packCap() || c > 2*w.r.opts.PackSize {
-		freeBig(b)
-		b = allocBig(w.packCap())
+		offheap.Free(b)
+		b = offheap.Alloc(w.packCap())
 	}
 	p := pack.NewPacker(b)
 	p.VerifyCompression = !w.r.opts.SkipPackVerify
@@ -159,7 +160,7 @@ func (w *Writer) newPack(b []byte, shared bool) *openPack {
 // the workers allocate new 9 MiB buffers).
 func (w *Writer) releasePack(b []byte, shared bool) {
 	if c := cap(b); c < w.r.opts.PackSize || c > 2*w.r.opts.PackSize {
-		freeBig(b)
+		offheap.Free(b)
 		b = nil
 	}
 	if b != nil {

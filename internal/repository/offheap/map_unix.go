@@ -1,6 +1,6 @@
 //go:build unix
 
-package repository
+package offheap
 
 import "golang.org/x/sys/unix"
 

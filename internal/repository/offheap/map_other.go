@@ -1,6 +1,6 @@
 //go:build !unix
 
-package repository
+package offheap
 
 // mapBig returns nil: the buffers are allocated on the Go heap.
 func mapBig(int) []byte { return nil }
