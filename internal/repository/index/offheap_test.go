@@ -19,11 +19,11 @@ func TestRecordsOffHeap(t *testing.T) {
 	for range 20 {
 		runtime.GC()
 		time.Sleep(20 * time.Millisecond)
-		if n := offheap.Live(); n == base {
+		n := offheap.Live()
+		if n == base {
 			break
-		} else {
-			base = n
 		}
+		base = n
 	}
 	func() {
 		x := index.New()
