@@ -50,15 +50,22 @@ const (
 
 // Default returns the limit of the resident memory of a process running
 // sessions at once on GOMAXPROCS cores: 136 MiB for one session and 168
-// MiB for two on two cores (runtime limits of 96 and 128 MiB).
+// MiB for two on two cores (runtime limits of 64 and 96 MiB).
 func Default(sessions int) int64 {
 	return Outside + Base + SharedFixed + int64(runtime.GOMAXPROCS(0))*SharedPerCPU + int64(max(sessions, 1))*PerSession
 }
 
+// OffHeap is the budget of the buffers that write sessions share, which
+// live outside the Go heap (repository.DefaultBuffers: anonymous mappings,
+// not managed by the runtime): SharedFixed + GOMAXPROCS × SharedPerCPU.
+func OffHeap() int64 {
+	return SharedFixed + int64(runtime.GOMAXPROCS(0))*SharedPerCPU
+}
+
 // Runtime returns the runtime's soft limit for a process limit: the limit
-// less Outside, and at least half the limit.
+// less Outside and OffHeap, and at least half the limit.
 func Runtime(limit int64) int64 {
-	return max(limit-Outside, limit/2)
+	return max(limit-Outside-OffHeap(), limit/2)
 }
 
 // Apply sets the collector's target to GCPercent unless the GOGC

@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"coffer/internal/repository/offheap"
 	"context"
 	"runtime"
 	"sync"
@@ -29,7 +30,11 @@ type Buffers struct {
 	mu       sync.Mutex
 	sessions int   // write sessions running
 	held     int64 // queued chunk bytes (guarded by mu; also inflightHeld)
-	waiting  int   // callers waiting in admit
+	// reading is the part of held admitted to streams that are still
+	// reading a chunk (guarded by mu); the rest is queued for workers or
+	// being processed by them.
+	reading int64
+	waiting int // callers waiting in admit
 	// freed is closed (and replaced) when queued bytes are released.
 	freed chan struct{}
 
@@ -74,15 +79,12 @@ func raisePeak(peak *atomic.Int64, v int64) {
 func (b *Buffers) cost(n int64) int64 { return min(n, b.size) }
 
 // admit waits until less than the budget of queued chunk bytes is held
-// and then holds n more. A stream is admitted before it reads a chunk
-// (with the size it expects, adjusted once the chunk is read), so that
-// readers wait holding no chunk: before, each of a backup's readers read a
-// whole chunk and then waited to queue it, and those chunks (mostly 2 MiB
-// buffers) were a third of two backups' peak heap. Admitting below the
-// budget rather than reserving the exact size lets a chunk that grows past
-// what was expected go on without waiting (a reader waiting while holding
-// budget could wait on readers that hold the rest); the budget is then
-// exceeded by at most the growth of the chunks being read.
+// and then holds n more, counted as being read (see grow, queued and
+// unread). A stream is admitted before it reads a chunk (with the size of
+// the buffer it starts with), so that readers wait holding no chunk:
+// before, each of a backup's readers read a whole chunk and then waited to
+// queue it, and those chunks (mostly 2 MiB buffers) were a third of two
+// backups' peak heap.
 func (b *Buffers) admit(ctx context.Context, n int64) error {
 	b.mu.Lock()
 	for b.held >= b.size {
@@ -104,26 +106,61 @@ func (b *Buffers) admit(ctx context.Context, n int64) error {
 		b.waiting--
 	}
 	b.addLocked(n)
+	b.reading += n
 	b.mu.Unlock()
 	return nil
 }
 
-// testHookAdmitWait, set only by tests, is called when admit starts to wait.
-var testHookAdmitWait func(*Buffers)
-
-// adjust changes what an admitted caller holds by delta (no waiting).
-func (b *Buffers) adjust(delta int64) {
-	if delta == 0 {
-		return
-	}
+// grow accounts for n more bytes of a chunk being read (its buffer grew).
+// It waits while they do not fit in the budget and part of the budget is
+// held by chunks that workers will release; it never waits when streams
+// still reading hold the whole budget (they could all wait on each
+// other), so the budget is then exceeded by at most their growth. Before,
+// growth was counted without waiting: four readers admitted at the
+// average chunk size grew their chunks to up to 4 MiB each past a full
+// budget, and a backup's chunk buffers peaked at 21 MiB for an 8 MiB
+// budget (11 MiB since). When ctx ends it stops waiting and counts the
+// bytes (the caller notices the end after the read).
+func (b *Buffers) grow(ctx context.Context, n int64) {
 	b.mu.Lock()
-	if delta > 0 {
-		b.addLocked(delta)
-	} else {
-		b.releaseLocked(-delta)
+	for b.held+n > b.size && b.held > b.reading && ctx.Err() == nil {
+		ch := b.freed
+		b.waiting++
+		b.mu.Unlock()
+		if testHookAdmitWait != nil {
+			testHookAdmitWait(b)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		b.mu.Lock()
+		b.waiting--
 	}
+	b.addLocked(n)
+	b.reading += n
 	b.mu.Unlock()
 }
+
+// queued moves n admitted bytes from a stream's chunk being read to the
+// chunks queued for workers (released by release once processed).
+func (b *Buffers) queued(n int64) {
+	b.mu.Lock()
+	b.reading -= n
+	b.mu.Unlock()
+}
+
+// unread releases n admitted bytes of a stream that queued no chunk with
+// them (its end, or a failed read).
+func (b *Buffers) unread(n int64) {
+	b.mu.Lock()
+	b.reading -= n
+	b.releaseLocked(n)
+	b.mu.Unlock()
+}
+
+// testHookAdmitWait, set only by tests, is called when admit starts to wait.
+var testHookAdmitWait func(*Buffers)
 
 func (b *Buffers) addLocked(n int64) {
 	b.held += n
@@ -170,14 +207,18 @@ func (b *Buffers) sessionEnd() {
 		return
 	}
 	for i := len(b.packs); i > 0; i-- {
-		<-b.packs
+		offheap.Free(<-b.packs)
 		b.packs <- nil
 	}
 }
 
 // DefaultBuffers returns the budget for a process whose write sessions,
 // on any of its repositories, share one (a server's vaults): GOMAXPROCS-1
-// shared pack buffers (at least one) and 8 MiB of queued chunks. With the
+// shared pack buffers (at least one) and 6 MiB of chunks being read or
+// queued (three chunk buffers of the most common 2 MiB class: one for
+// each of two workers and one read ahead; now that a chunk's growth is
+// counted, 8 MiB held about 3 MiB more at a backup's peak and 4 MiB let
+// the workers wait on the readers). With the
 // one each session owns, one session has a pack buffer per worker (its
 // workers take turns on its open packs while one is being uploaded: a
 // local upload is a write into the page cache, a fraction of the time a
@@ -187,5 +228,5 @@ func (b *Buffers) sessionEnd() {
 // 135-145 MiB, user + sys CPU 13.6 and 10.9 s against 13.6 and 11.9 s;
 // BenchmarkSaveDir of the same tree within this machine's spread.
 func DefaultBuffers() *Buffers {
-	return NewBuffers(max(runtime.GOMAXPROCS(0)-1, 1), 8<<20)
+	return NewBuffers(max(runtime.GOMAXPROCS(0)-1, 1), 6<<20)
 }

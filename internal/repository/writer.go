@@ -13,6 +13,7 @@ import (
 	"coffer/internal/repository/blob"
 	"coffer/internal/repository/chunker"
 	"coffer/internal/repository/index"
+	"coffer/internal/repository/offheap"
 	"coffer/internal/repository/pack"
 )
 
@@ -43,11 +44,18 @@ type Writer struct {
 	idle     []*openPack
 	idleWake chan struct{}
 
+	// seen holds the blobs this session reserved (markNew) whose pack is
+	// not stored yet; stored packs are in stored, a compact index of
+	// 52 bytes a blob. Before, seen kept every blob of the session and
+	// done a list of every stored pack's entries (about 100 bytes a blob:
+	// 16 MB of a backup's peak of 134,000 files, growing with the data).
 	seenMu sync.Mutex
 	seen   map[index.Key]struct{}
+	stored *index.Index
 
 	doneMu sync.Mutex
-	done   []index.PackBlobs
+	// done lists the stored packs of a rewrite session (prune needs them).
+	done []index.PackBlobs
 	// tried names every pack this session started to store, so that a
 	// failed session can remove them (see discard).
 	tried []string
@@ -106,67 +114,6 @@ type finishedPack struct {
 	token, shared bool
 }
 
-// Chunk buffers come in power-of-two size classes from 64 KiB to 8 MiB.
-const (
-	minClassBits = 16
-	numClasses   = 12
-)
-
-var chunkPools [numClasses]sync.Pool
-
-func classOf(n int) int {
-	c := 0
-	for (1<<(minClassBits+c)) < n && c < numClasses-1 {
-		c++
-	}
-	return c
-}
-
-// testHookChunkBuf, set only by tests, sees chunk buffers handed out (+1)
-// and given back (-1).
-var testHookChunkBuf func(int)
-
-func getChunkBuf(n int) []byte {
-	if testHookChunkBuf != nil {
-		testHookChunkBuf(1)
-	}
-	if n > 1<<(minClassBits+numClasses-1) {
-		return make([]byte, 0, n)
-	}
-	c := classOf(n)
-	if v := chunkPools[c].Get(); v != nil {
-		return (*(v.(*[]byte)))[:0]
-	}
-	return make([]byte, 0, 1<<(minClassBits+c))
-}
-
-// chunkBufSize is the capacity getChunkBuf(n) returns.
-func chunkBufSize(n int) int {
-	if n > 1<<(minClassBits+numClasses-1) {
-		return n
-	}
-	return 1 << (minClassBits + classOf(n))
-}
-
-func putChunkBuf(b []byte) {
-	if testHookChunkBuf != nil {
-		testHookChunkBuf(-1)
-	}
-	c := cap(b)
-	if c < 1<<minClassBits || c > 1<<(minClassBits+numClasses-1) || c&(c-1) != 0 {
-		return
-	}
-	b = b[:0]
-	chunkPools[classOf(c)].Put(&b)
-}
-
-func growChunkBuf(old []byte, need int) []byte {
-	nb := getChunkBuf(need)
-	nb = append(nb, old...)
-	putChunkBuf(old)
-	return nb
-}
-
 // WithWriter runs fn with a write session. When fn returns nil, every pack
 // and the index of the session are durable when WithWriter returns nil; if
 // fn (or the session) fails before the index is written, the session is
@@ -214,7 +161,7 @@ type RewriteResult struct {
 func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn func(ctx context.Context, w *Writer) error) (RewriteResult, error) {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	defer memlimit.SessionDone() // its pack and chunk buffers are garbage now
+	defer memlimit.SessionDone() // its garbage is returned at once
 	w := &Writer{
 		r: r, ctx: sctx, cancel: cancel,
 		jobs:     make(chan job, 2*r.opts.Workers),
@@ -223,11 +170,31 @@ func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn f
 		own:      make(chan []byte, 1),
 		idleWake: make(chan struct{}, 1),
 		seen:     make(map[index.Key]struct{}),
+		stored:   index.New(),
 		rewrite:  rewrite, lock: lock,
 	}
 	w.own <- nil
+	chunkBufs.sessionStart()
 	w.buf.sessionStart()
-	defer w.buf.sessionEnd()
+	// Once the uploads ended the session's buffers are all back: they are
+	// released before the index is written (before, a backup's peak
+	// memory came at its end, with its index being written next to its
+	// idle buffers), and in any case when the session returns.
+	var released bool
+	release := func() {
+		if released {
+			return
+		}
+		released = true
+		select {
+		case b := <-w.own:
+			offheap.Free(b)
+		default:
+		}
+		w.buf.sessionEnd()
+		chunkBufs.sessionEnd()
+	}
+	defer release()
 	if _, ok := r.st.(blob.AsyncPutter); ok {
 		w.commits = make(chan pendingCommit, maxPendingCommits)
 		w.committers.Add(1)
@@ -260,6 +227,7 @@ func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn f
 		close(w.commits)
 		w.committers.Wait()
 	}
+	release()
 	if ferr != nil {
 		w.discard(ctx)
 		// fn often only saw the session's context end; report why it ended
@@ -281,13 +249,21 @@ func (r *Repository) session(ctx context.Context, lock *Lock, rewrite bool, fn f
 	// meanwhile stops, so that no index of it can land once prune may
 	// treat its packs as abandoned (Repository.WritingLocks).
 	ictx, icancel := context.WithTimeout(ctx, lock.Remaining())
-	files, err := r.writeIndex(ictx, w.done, nil)
-	icancel()
+	defer icancel()
+	var files [][32]byte
+	err := w.stored.ForPacks(maxIndexBlobs, func(batch []index.PackBlobs) error {
+		written, err := r.writeIndex(ictx, batch, nil)
+		if err != nil {
+			return err
+		}
+		r.addIndexed(written, batch)
+		files = append(files, written...)
+		return nil
+	})
 	if err != nil {
 		// Some index files may be durable: the packs stay for prune.
 		return RewriteResult{}, fmt.Errorf("write session: %w", err)
 	}
-	r.addIndexed(files, w.done)
 	return RewriteResult{Packs: w.done, IndexFiles: files}, nil
 }
 
@@ -367,7 +343,9 @@ func (w *Writer) markNew(k index.Key) bool {
 	}
 	w.seenMu.Lock()
 	defer w.seenMu.Unlock()
-	if _, ok := w.seen[k]; ok {
+	// Checked under seenMu after seen: packDone adds a pack's blobs to
+	// stored before it drops them from seen.
+	if _, ok := w.seen[k]; ok || w.stored.Has(k) {
 		w.stats.dupBlobs.Add(1)
 		return false
 	}
@@ -396,6 +374,7 @@ func (w *Writer) SaveBlob(ctx context.Context, t BlobType, data []byte) (ID, err
 	if err := w.buf.admit(ctx, cost); err != nil {
 		return ID{}, err
 	}
+	w.buf.queued(cost)
 	if err := w.submit(ctx, job{typ: uint8(t), data: data, id: id, hashed: true, cost: cost}); err != nil {
 		return ID{}, err
 	}
@@ -463,7 +442,17 @@ func (w *Writer) SaveStreamChunked(ctx context.Context, rd io.Reader, p chunker.
 		}
 		ch.Grow = growChunkBuf
 	}
-	defer func() { ch.Reset(nil, nil); pool.Put(ch) }()
+	// held is what the budget counts for the chunk being read: its
+	// buffer's capacity, admitted before reading and grown with it.
+	var held int64
+	ch.Grow = func(old []byte, need int) []byte {
+		if d := int64(chunkBufSize(need) - cap(old)); d > 0 {
+			w.buf.grow(ctx, d)
+			held += d
+		}
+		return growChunkBuf(old, need)
+	}
+	defer func() { ch.Grow = growChunkBuf; ch.Reset(nil, nil); pool.Put(ch) }()
 	res := &streamResult{}
 	// The first chunk starts in a small buffer (most files are small); once
 	// a stream has produced a full chunk, later ones start at the average size.
@@ -476,37 +465,34 @@ func (w *Writer) SaveStreamChunked(ctx context.Context, rd io.Reader, p chunker.
 			wait()
 			return nil, n, err
 		}
-		// Admitted before reading, with the buffer's size; the chunk's
-		// real cost is settled once it is read (see Buffers.admit).
-		reserved := w.buf.cost(int64(chunkBufSize(next)))
-		if err := w.buf.admit(ctx, reserved); err != nil {
+		// Admitted before reading, with the buffer's size (see
+		// Buffers.admit); its growth is counted as it grows (grow).
+		held = int64(chunkBufSize(next))
+		if err := w.buf.admit(ctx, held); err != nil {
 			wait()
 			return nil, n, err
 		}
 		chunk, err := ch.Next(getChunkBuf(next))
-		cost := w.buf.cost(int64(cap(chunk)))
 		if len(chunk) >= p.Min {
 			next = p.Avg
 		}
-		if errors.Is(err, io.EOF) {
-			w.buf.release(reserved)
-			putChunkBuf(chunk)
-			break
-		}
 		if err != nil {
-			w.buf.release(reserved)
+			w.buf.unread(held)
 			putChunkBuf(chunk)
+			if errors.Is(err, io.EOF) {
+				break
+			}
 			wait()
 			return nil, n, err
 		}
-		w.buf.adjust(cost - reserved)
+		w.buf.queued(held)
 		n += int64(len(chunk))
 		res.mu.Lock()
 		slot := len(res.ids)
 		res.ids = append(res.ids, ID{})
 		res.mu.Unlock()
 		res.wg.Add(1)
-		if err := w.submit(ctx, job{typ: uint8(DataBlob), data: chunk, cost: cost, pooled: true, res: res, slot: slot}); err != nil {
+		if err := w.submit(ctx, job{typ: uint8(DataBlob), data: chunk, cost: held, pooled: true, res: res, slot: slot}); err != nil {
 			wait()
 			return nil, n, err
 		}

@@ -106,7 +106,15 @@ func (w *Writer) packDone(entry index.PackBlobs, name string, err error) {
 	}
 	w.stats.storedBytes.Add(entry.Size)
 	w.stats.packs.Add(1)
-	w.doneMu.Lock()
-	w.done = append(w.done, entry)
-	w.doneMu.Unlock()
+	w.stored.AddPack(entry)
+	w.seenMu.Lock()
+	for _, e := range entry.Blobs {
+		delete(w.seen, index.Key{Type: e.Type, ID: e.ID})
+	}
+	w.seenMu.Unlock()
+	if w.rewrite {
+		w.doneMu.Lock()
+		w.done = append(w.done, entry)
+		w.doneMu.Unlock()
+	}
 }

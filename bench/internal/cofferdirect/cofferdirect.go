@@ -49,8 +49,11 @@ type Config struct {
 	Logger  *slog.Logger // nil: slog.Default()
 }
 
+// opts gives the engine the buffer budget of `coffer serve` with local
+// vaults (repository.DefaultBuffers), so that coffer-direct's memory is the
+// engine's share of the server's.
 func (c Config) opts() repository.Options {
-	return repository.Options{Logger: c.Logger}
+	return repository.Options{Logger: c.Logger, Buffers: repository.DefaultBuffers()}
 }
 
 // Init creates an empty repository in c.RepoDir (created when missing).
