@@ -118,13 +118,37 @@ type BlobLoader interface {
 	HasBlob(t repository.BlobType, id repository.ID) bool
 }
 
-// TagLoader returns l with its errors marked as vault storage errors.
-func TagLoader(l BlobLoader) BlobLoader { return taggedLoader{l} }
+// TagLoader returns l with its errors marked as vault storage errors. When
+// l also reads blobs into the caller's buffer in place (LoadBlobAt, as
+// repository.Repository does), so does the result.
+func TagLoader(l BlobLoader) BlobLoader {
+	if al, ok := l.(atLoader); ok {
+		return taggedAtLoader{taggedLoader{l}, al}
+	}
+	return taggedLoader{l}
+}
 
 type taggedLoader struct{ BlobLoader }
 
 func (l taggedLoader) LoadBlob(ctx context.Context, t repository.BlobType, id repository.ID, buf []byte) ([]byte, error) {
 	b, err := l.BlobLoader.LoadBlob(ctx, t, id, buf)
+	return b, TagStorage(err)
+}
+
+// atLoader is a BlobLoader's optional LoadBlobAt (see
+// repository.Repository.LoadBlobAt): a restore reads each blob into its
+// own buffer and decrypts it there instead of holding it twice.
+type atLoader interface {
+	LoadBlobAt(ctx context.Context, t repository.BlobType, id repository.ID, buf []byte) ([]byte, error)
+}
+
+type taggedAtLoader struct {
+	taggedLoader
+	al atLoader
+}
+
+func (l taggedAtLoader) LoadBlobAt(ctx context.Context, t repository.BlobType, id repository.ID, buf []byte) ([]byte, error) {
+	b, err := l.al.LoadBlobAt(ctx, t, id, buf)
 	return b, TagStorage(err)
 }
 

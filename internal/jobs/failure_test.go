@@ -109,3 +109,37 @@ func (*chunkingSaver) SaveStreamChunked(_ context.Context, rd io.Reader, _ chunk
 	}
 	return nil, 0, errors.New("pack upload failed")
 }
+
+// A tagged loader keeps LoadBlobAt when the repository has it (a restore
+// would otherwise hold every blob twice, sealed and plain), with its
+// errors tagged.
+func TestTagLoaderKeepsLoadBlobAt(t *testing.T) {
+	type atLoader interface {
+		LoadBlobAt(ctx context.Context, t repository.BlobType, id repository.ID, buf []byte) ([]byte, error)
+	}
+	if _, ok := jobs.TagLoader(plainLoader{}).(atLoader); ok {
+		t.Fatal("a loader without LoadBlobAt gained it")
+	}
+	al, ok := jobs.TagLoader(inPlaceLoader{}).(atLoader)
+	if !ok {
+		t.Fatal("the tagged loader lost LoadBlobAt")
+	}
+	if _, err := al.LoadBlobAt(context.Background(), repository.DataBlob, repository.ID{}, nil); !jobs.IsStorage(err) {
+		t.Errorf("vault error %v not tagged", err)
+	}
+	var _ atLoader = (*repository.Repository)(nil)
+}
+
+type plainLoader struct{}
+
+func (plainLoader) LoadBlob(context.Context, repository.BlobType, repository.ID, []byte) ([]byte, error) {
+	return nil, nil
+}
+func (plainLoader) BlobSize(repository.BlobType, repository.ID) (uint32, bool) { return 0, false }
+func (plainLoader) HasBlob(repository.BlobType, repository.ID) bool            { return false }
+
+type inPlaceLoader struct{ plainLoader }
+
+func (inPlaceLoader) LoadBlobAt(context.Context, repository.BlobType, repository.ID, []byte) ([]byte, error) {
+	return nil, errors.New("pack read failed")
+}

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"coffer/internal/repository/blob"
+	"coffer/internal/repository/compress"
+	"coffer/internal/repository/crypto"
 	"coffer/internal/repository/index"
 	"coffer/internal/repository/pack"
 )
@@ -37,6 +39,38 @@ func (r *Repository) BlobSize(t BlobType, id ID) (uint32, bool) {
 // or its pack is gone while the index still lists it) is recorded with
 // RecordDamaged, so that the next backup stores the content again.
 func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte) ([]byte, error) {
+	return r.loadBlob(ctx, t, id, buf[:0])
+}
+
+// LoadBlobHead and LoadBlobTail are the room LoadBlobAt needs around the
+// plaintext to read a blob in place: its sealed form is the plaintext with
+// the nonce in front and the authentication tag behind it.
+const (
+	LoadBlobHead = crypto.NonceSize
+	LoadBlobTail = crypto.TagSize
+)
+
+// LoadBlobAt is LoadBlob for a caller that lends its buffer to the sealed
+// blob: it returns the blob's plaintext at buf[len(buf):] (the first
+// len(buf) bytes are not part of the result, and their last LoadBlobHead
+// bytes may be overwritten). When len(buf) ≥ LoadBlobHead and buf's
+// capacity holds the plaintext and LoadBlobTail bytes more, an uncompressed
+// blob is read straight into buf and decrypted in place, and a compressed
+// one is decrypted in place in one pooled buffer and decompressed into buf:
+// no other copy of the blob is made (LoadBlob holds the sealed blob, and
+// for a compressed one its decrypted form, in buffers of their own while it
+// fills buf). Otherwise the plaintext is in a new buffer. Checks, retries
+// and errors are LoadBlob's.
+func (r *Repository) LoadBlobAt(ctx context.Context, t BlobType, id ID, buf []byte) ([]byte, error) {
+	out, err := r.loadBlob(ctx, t, id, buf)
+	if err != nil {
+		return nil, err
+	}
+	return out[len(buf):], nil
+}
+
+// loadBlob is LoadBlob with the plaintext appended to buf (see LoadBlobAt).
+func (r *Repository) loadBlob(ctx context.Context, t BlobType, id ID, buf []byte) ([]byte, error) {
 	k := index.Key{Type: uint8(t), ID: id}
 	out, packID, err := r.loadBlobOnce(ctx, k, buf)
 	if err == nil || !errors.Is(err, ErrCorrupt) || ctx.Err() != nil {
@@ -62,7 +96,7 @@ func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte
 	return nil, err2
 }
 
-// loadBlobOnce is one attempt of LoadBlob; it returns the pack it read.
+// loadBlobOnce is one attempt of loadBlob; it returns the pack it read.
 func (r *Repository) loadBlobOnce(ctx context.Context, k index.Key, buf []byte) ([]byte, [32]byte, error) {
 	t, id := BlobType(k.Type), ID(k.ID)
 	l, packID, ok := r.idx.Load().Lookup(k)
@@ -70,17 +104,75 @@ func (r *Repository) loadBlobOnce(ctx context.Context, k index.Key, buf []byte) 
 		return nil, packID, fmt.Errorf("%w: %v %v", ErrBlobNotFound, t, id)
 	}
 	name := PackName(packID)
-	sealed, err := blob.GetInto(ctx, r.st, name, int64(l.Offset), int64(l.Length), r.sealedBufs.get())
-	defer r.sealedBufs.put(sealed)
+	e := pack.Entry{Type: uint8(t), Compression: l.Compression, ID: id, Offset: l.Offset, Length: l.Length, RawLength: l.RawLength}
+	head := len(buf)
+	// In place: the sealed blob goes where its plaintext is to be, less
+	// the nonce in front.
+	inPlace := l.Compression == compress.None && head >= LoadBlobHead &&
+		int64(cap(buf)-head+LoadBlobHead) >= int64(l.Length)
+	var dst []byte
+	if inPlace {
+		dst = buf[head-LoadBlobHead : head-LoadBlobHead]
+	} else {
+		dst = r.sealedBufs.get()
+	}
+	sealed, err := blob.GetInto(ctx, r.st, name, int64(l.Offset), int64(l.Length), dst)
+	if !inPlace {
+		defer r.sealedBufs.put(sealed)
+	}
 	if err != nil {
 		if errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrInvalidRange) {
 			return nil, packID, fmt.Errorf("load %v %v from %s: %w: %w", t, id, name, ErrCorrupt, err)
 		}
 		return nil, packID, fmt.Errorf("load %v %v from %s: %w", t, id, name, err)
 	}
-	out, err := r.openBlob(buf, sealed, pack.Entry{Type: uint8(t), Compression: l.Compression, ID: id,
-		Offset: l.Offset, Length: l.Length, RawLength: l.RawLength}, name)
+	if inPlace && (len(sealed) == 0 || &sealed[0] != &buf[head-LoadBlobHead]) {
+		// The storage returned a buffer of its own: decrypt from it.
+		inPlace = false
+	}
+	out, err := r.openSealed(buf, sealed, e, name, inPlace)
 	return out, packID, err
+}
+
+// openSealed authenticates, decrypts and decompresses the sealed blob e
+// (decrypting it in place, sealed lying in buf at len(buf)-LoadBlobHead
+// when inPlace), verifies its plaintext's hash and returns buf with the
+// plaintext appended.
+func (r *Repository) openSealed(buf, sealed []byte, e pack.Entry, packName string, inPlace bool) ([]byte, error) {
+	if len(sealed) != int(e.Length) {
+		return nil, fmt.Errorf("load %x from %s: %w: short read", e.ID, packName, ErrCorrupt)
+	}
+	var aad [64]byte
+	head := len(buf)
+	var out []byte
+	switch {
+	case e.Compression == compress.None && !inPlace:
+		o, err := r.aead.Open(buf, sealed, pack.BlobAAD(aad[:0], e.Type, e.ID))
+		if err != nil {
+			return nil, fmt.Errorf("load %x from %s: %w: %w", e.ID, packName, ErrCorrupt, err)
+		}
+		out = o
+	default:
+		// In place: in buf (uncompressed), or in the sealed buffer
+		// before decompressing into buf.
+		stored, err := r.aead.OpenInPlace(sealed, pack.BlobAAD(aad[:0], e.Type, e.ID))
+		if err != nil {
+			return nil, fmt.Errorf("load %x from %s: %w: %w", e.ID, packName, ErrCorrupt, err)
+		}
+		if inPlace {
+			out = buf[:head+len(stored)]
+		} else if out, err = r.codec.AppendDecompressed(buf, stored, e.Compression, int(e.RawLength)); err != nil {
+			return nil, fmt.Errorf("load %x from %s: %w: %w", e.ID, packName, ErrCorrupt, err)
+		}
+	}
+	plain := out[head:]
+	if len(plain) != int(e.RawLength) {
+		return nil, fmt.Errorf("load %x from %s: %w: length %d, want %d", e.ID, packName, ErrCorrupt, len(plain), e.RawLength)
+	}
+	if got := r.hasher.Sum(plain); got != e.ID {
+		return nil, fmt.Errorf("load %x from %s: %w: content hash mismatch", e.ID, packName, ErrCorrupt)
+	}
+	return out, nil
 }
 
 // bufPool recycles byte buffers of at most 16 MiB.

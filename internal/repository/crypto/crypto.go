@@ -95,6 +95,23 @@ func (a *AEAD) Open(dst, sealed, aad []byte) ([]byte, error) {
 	return out, nil
 }
 
+// OpenInPlace authenticates and decrypts sealed (as produced by Seal) in
+// place: the plaintext replaces the ciphertext and is returned as
+// sealed[NonceSize:len(sealed)-TagSize], so that a reader that read the
+// sealed message into its destination needs no second buffer. It fails
+// with an error wrapping ErrAuth (sealed's contents are then undefined).
+func (a *AEAD) OpenInPlace(sealed, aad []byte) ([]byte, error) {
+	if len(sealed) < Overhead {
+		return nil, fmt.Errorf("%w: message of %d bytes is shorter than the %d-byte overhead", ErrAuth, len(sealed), Overhead)
+	}
+	ct := sealed[NonceSize:]
+	out, err := a.gcm.Open(ct[:0], sealed[:NonceSize], ct, aad)
+	if err != nil {
+		return nil, ErrAuth
+	}
+	return out, nil
+}
+
 func grow(b []byte, n int) []byte {
 	if cap(b)-len(b) >= n {
 		return b[:len(b)+n]

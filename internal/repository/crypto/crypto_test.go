@@ -49,6 +49,38 @@ func TestSealOpen(t *testing.T) {
 	}
 }
 
+// TestOpenInPlace: the plaintext replaces the ciphertext inside the sealed
+// message (no other buffer), and damage or a wrong context fail.
+func TestOpenInPlace(t *testing.T) {
+	a, err := crypto.NewAEAD(crypto.RandomKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := bytes.Repeat([]byte("attack at dawn "), 1000)
+	sealed := a.Seal(nil, msg, []byte("ctx"))
+	keep := append([]byte(nil), sealed...)
+	got, err := a.OpenInPlace(sealed, []byte("ctx"))
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("open in place: %v", err)
+	}
+	if &got[0] != &sealed[crypto.NonceSize] || len(got) != len(sealed)-crypto.Overhead {
+		t.Fatal("plaintext is not where the ciphertext was")
+	}
+	for _, i := range []int{0, crypto.NonceSize, len(keep) / 2, len(keep) - 1} {
+		bad := append([]byte(nil), keep...)
+		bad[i] ^= 1
+		if _, err := a.OpenInPlace(bad, []byte("ctx")); !errors.Is(err, crypto.ErrAuth) {
+			t.Fatalf("flip at %d accepted", i)
+		}
+	}
+	if _, err := a.OpenInPlace(append([]byte(nil), keep...), []byte("other")); !errors.Is(err, crypto.ErrAuth) {
+		t.Fatal("wrong aad accepted")
+	}
+	if _, err := a.OpenInPlace(keep[:crypto.Overhead-1], nil); !errors.Is(err, crypto.ErrAuth) {
+		t.Fatal("short message accepted")
+	}
+}
+
 func TestIDHasherKeyed(t *testing.T) {
 	h1, _ := crypto.NewIDHasher(bytes.Repeat([]byte{1}, 32))
 	h2, _ := crypto.NewIDHasher(bytes.Repeat([]byte{2}, 32))

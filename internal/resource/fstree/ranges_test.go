@@ -99,3 +99,10 @@ func (l *failingLoader) LoadBlob(ctx context.Context, t repository.BlobType, id 
 	}
 	return l.Repository.LoadBlob(ctx, t, id, buf)
 }
+
+func (l *failingLoader) LoadBlobAt(ctx context.Context, t repository.BlobType, id repository.ID, buf []byte) ([]byte, error) {
+	if t == repository.DataBlob && l.n.Add(1) == l.failAt {
+		return nil, fmt.Errorf("load %v: %w: injected", id, repository.ErrCorrupt)
+	}
+	return l.Repository.LoadBlobAt(ctx, t, id, buf)
+}

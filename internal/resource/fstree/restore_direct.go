@@ -82,15 +82,51 @@ func isAligned(b []byte) bool {
 	return cap(b) > 0 && uintptr(unsafe.Pointer(unsafe.SliceData(b[:1])))%directAlign == 0
 }
 
-// blobBuf returns the writer's buffer *bufp, replaced by an aligned one when
-// it is not aligned or cannot hold phase+size bytes, so that LoadBlob fills
-// it in place.
+// blobHead is where a blob's plaintext starts in a writer's buffer, less
+// its phase: one aligned block in, so that the loader can read the sealed
+// blob (its nonce first) into the same buffer and decrypt it in place.
+const blobHead = directAlign
+
+// blobGrain rounds up the size of a writer's buffer.
+const blobGrain = 64 << 10
+
+// atLoader is a Loader that reads a blob into the caller's buffer and
+// decrypts it there (repository.Repository.LoadBlobAt): the blob is then
+// never held twice, sealed and plain.
+type atLoader interface {
+	LoadBlobAt(ctx context.Context, t repository.BlobType, id repository.ID, buf []byte) ([]byte, error)
+}
+
+// blobBuf returns the writer's buffer *bufp up to blobHead+phase, replaced
+// by an aligned one when it is not aligned or cannot hold a blob of size
+// bytes there with the loader's room around it. The new buffer is only as
+// large as that blob needs (rounded up to blobGrain): each of the
+// restore's writers keeps its buffer, and doubling made them grow to twice
+// the largest chunk (8 MiB each for 4 MiB chunks).
 func blobBuf(bufp *[]byte, phase int, size uint32) []byte {
-	need := phase + int(size)
+	at := blobHead + phase
+	need := at + int(size) + repository.LoadBlobTail
 	if cap(*bufp) < need || !isAligned(*bufp) {
-		*bufp = alignedBuf(max(need, 2*cap(*bufp)))
+		*bufp = alignedBuf((need + blobGrain - 1) / blobGrain * blobGrain)
 	}
-	return (*bufp)[phase:phase]
+	return (*bufp)[:at]
+}
+
+// loadData loads the data blob id of size bytes, verified, into the
+// writer's buffer at blobHead+phase. inPlace reports whether it is there
+// (a loader or buffer that could not take it returns it elsewhere).
+func (r *restorer) loadData(ctx context.Context, id repository.ID, bufp *[]byte, phase int, size uint32) (b []byte, inPlace bool, err error) {
+	buf := blobBuf(bufp, phase, size)
+	if al, ok := r.loader.(atLoader); ok {
+		b, err = al.LoadBlobAt(ctx, repository.DataBlob, id, buf)
+	} else {
+		b, err = r.loader.LoadBlob(ctx, repository.DataBlob, id, buf[len(buf):])
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	inPlace = len(b) > 0 && unsafe.SliceData(b) == unsafe.SliceData((*bufp)[len(buf):len(buf)+1])
+	return b, inPlace, nil
 }
 
 // writeRangeDirect is writeRange for a dense file with a direct descriptor
@@ -105,16 +141,13 @@ func (r *restorer) writeRangeDirect(ctx context.Context, j fileJob, bufp *[]byte
 		if !ok {
 			return fmt.Errorf("/%s: %w: data %v", fw.rel, repository.ErrBlobNotFound, id)
 		}
-		phase := int(off % directAlign)
-		dst := blobBuf(bufp, phase, size)
-		b, err := r.loader.LoadBlob(ctx, repository.DataBlob, id, dst)
+		b, inPlace, err := r.loadData(ctx, id, bufp, int(off%directAlign), size)
 		if err != nil {
 			return fmt.Errorf("/%s: %w", fw.rel, err)
 		}
 		if off+int64(len(b)) > fw.n.Size {
 			return fmt.Errorf("/%s: %w: content longer than its extents", fw.rel, ErrHostileEntry)
 		}
-		inPlace := len(b) > 0 && unsafe.SliceData(b) == unsafe.SliceData((*bufp)[phase:phase+1])
 		if err := r.writeDirect(fw, b, off, inPlace); err != nil {
 			return fmt.Errorf("/%s: write: %w", fw.rel, err)
 		}

@@ -75,12 +75,12 @@ func (r *restorer) writeRange(ctx context.Context, j fileJob, bufp *[]byte) erro
 	defer func() { fw.written.Add(written) }()
 	for _, id := range fw.n.Content[j.first:j.last] {
 		// The buffer is sized (and aligned, for direct writes of other
-		// files) up front, so that LoadBlob never grows it.
+		// files) up front, so that the loader never grows it.
 		size, ok := r.loader.BlobSize(repository.DataBlob, id)
 		if !ok {
 			return fmt.Errorf("/%s: %w: data %v", fw.rel, repository.ErrBlobNotFound, id)
 		}
-		buf, err := r.loader.LoadBlob(ctx, repository.DataBlob, id, blobBuf(bufp, 0, size))
+		buf, _, err := r.loadData(ctx, id, bufp, 0, size)
 		if err != nil {
 			return fmt.Errorf("/%s: %w", fw.rel, err)
 		}
