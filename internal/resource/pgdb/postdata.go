@@ -155,9 +155,13 @@ func (r *restorer) preparePost(ctx context.Context, t tool) (*postPlan, error) {
 // script (they only guard psql against the script's contents) removed.
 // runnable is false, and pg_restore itself runs the entries, when the
 // script cannot be run over a session as it is: it could not be
-// written, holds another meta-command, or is not in UTF8 (Coffer's
-// sessions send UTF8; pg_restore sets the archive's encoding).
+// written, holds another meta-command, or is not in UTF8 (the database's
+// encoding and the one the script sets: Coffer's sessions send UTF8;
+// pg_restore sets the archive's encoding).
 func (r *restorer) postScript(ctx context.Context, t tool, pp *postPlan, lines []string) (string, bool) {
+	if r.st.man.Encoding != "UTF8" {
+		return "", false
+	}
 	lf := filepath.Join(pp.dir, "script-"+strconv.FormatInt(pp.seq.Add(1), 10)+".list")
 	if err := os.WriteFile(lf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		return "", false
@@ -177,9 +181,8 @@ func (r *restorer) postScript(ctx context.Context, t tool, pp *postPlan, lines [
 // makes it not runnable, even one inside a string literal that psql
 // would not read as a meta-command: pg_restore runs those.
 func sessionScript(script string) (string, bool) {
-	var key string
+	var key, encoding string
 	var kept []string
-	utf8 := false
 	for _, l := range strings.Split(script, "\n") {
 		switch {
 		case key == "" && strings.HasPrefix(l, `\restrict `):
@@ -189,12 +192,12 @@ func sessionScript(script string) (string, bool) {
 			continue
 		case strings.HasPrefix(l, `\`):
 			return "", false
-		case l == "SET client_encoding = 'UTF8';":
-			utf8 = true
+		case encoding == "" && strings.HasPrefix(l, "SET client_encoding = "):
+			encoding = l
 		}
 		kept = append(kept, l)
 	}
-	if !utf8 {
+	if encoding != "SET client_encoding = 'UTF8';" {
 		return "", false
 	}
 	return strings.Join(kept, "\n"), true

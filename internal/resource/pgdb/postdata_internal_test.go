@@ -77,12 +77,14 @@ COMMIT;
 		"framed": {in: framed, want: "\n" + body + "\n", runnable: true},
 		// A line of a string literal that starts with a backslash: psql
 		// would not take it for a meta-command, but pg_restore runs it.
-		"literal":   {in: strings.Replace(framed, " \\unrestrict other", "\\unrestrict other", 1)},
-		"unframed":  {in: body, want: body, runnable: true},
-		"latin1":    {in: strings.Replace(framed, "'UTF8'", "'LATIN1'", 1)},
-		"no-encode": {in: strings.Replace(framed, "SET client_encoding = 'UTF8';\n", "", 1)},
-		"connect":   {in: strings.Replace(framed, "BEGIN;", "\\connect other\nBEGIN;", 1)},
-		"2nd-key":   {in: strings.Replace(framed, "BEGIN;", "\\restrict K3y\nBEGIN;", 1)},
+		"literal":  {in: strings.Replace(framed, " \\unrestrict other", "\\unrestrict other", 1)},
+		"unframed": {in: body, want: body, runnable: true},
+		"latin1":   {in: strings.Replace(framed, "'UTF8'", "'LATIN1'", 1)},
+		// Only the first client_encoding counts (the header's).
+		"latin1-literal": {in: strings.Replace(strings.Replace(framed, "'UTF8'", "'LATIN1'", 1), "COMMIT;", "SET client_encoding = 'UTF8';\nCOMMIT;", 1)},
+		"no-encode":      {in: strings.Replace(framed, "SET client_encoding = 'UTF8';\n", "", 1)},
+		"connect":        {in: strings.Replace(framed, "BEGIN;", "\\connect other\nBEGIN;", 1)},
+		"2nd-key":        {in: strings.Replace(framed, "BEGIN;", "\\restrict K3y\nBEGIN;", 1)},
 	} {
 		got, ok := sessionScript(tc.in)
 		if ok != tc.runnable || got != tc.want {
