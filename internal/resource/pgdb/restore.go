@@ -181,18 +181,34 @@ func (r *restorer) run(ctx context.Context) (resource.RestoreResult, error) {
 	if err := phase("create", func() error { return r.createStaging(ctx, maint) }); err != nil {
 		return res, err
 	}
-	if err := phase("pre_data", func() error { return r.pgRestore(ctx, pgRestore, preDataName, "pre") }); err != nil {
-		return res, err
-	}
+	// The post-data archive is written out and listed (no server
+	// session) while pg_restore creates the schema.
 	r.tool = pgRestore
-	if err := phase("post_data_list", func() error {
-		var err error
-		r.post, err = r.preparePost(ctx, pgRestore)
-		return err
-	}); err != nil {
+	type prepared struct {
+		pp  *postPlan
+		err error
+	}
+	postCtx, stopPost := context.WithCancel(ctx)
+	defer stopPost()
+	postc := make(chan prepared, 1)
+	go func() {
+		pp, err := r.preparePost(postCtx, pgRestore)
+		postc <- prepared{pp, err}
+	}()
+	err = phase("pre_data", func() error { return r.pgRestore(ctx, pgRestore, preDataName, "pre") })
+	if err != nil {
+		stopPost()
+	}
+	var post prepared
+	_ = phase("post_data_list", func() error { post = <-postc; return nil })
+	r.post = post.pp
+	defer r.post.close()
+	if err != nil {
 		return res, err
 	}
-	defer r.post.close()
+	if post.err != nil {
+		return res, post.err
+	}
 	if err := phase("data", func() error { return r.loadData(ctx) }); err != nil {
 		return res, err
 	}
@@ -273,8 +289,9 @@ type details struct {
 	TargetVersion     string `json:"target_server_version"`
 	PgRestoreVersion  string `json:"pg_restore_version"`
 	Owner             string `json:"owner"`
-	// Seconds each phase took: create, pre_data, post_data_list, data
-	// (with the tables' own indexes), post_data, verify.
+	// Seconds each phase took: create, pre_data, post_data_list (what
+	// listing the post-data took beyond pre_data, beside which it runs),
+	// data (with the tables' own indexes), post_data, verify.
 	Seconds map[string]float64 `json:"seconds"`
 }
 
