@@ -68,6 +68,22 @@ var sessionSettings = []string{
 // (client_encoding is UTF8, pgx's: a database in another encoding is
 // converted both ways).
 func (s *Server) connect(ctx context.Context, db string) (*pgx.Conn, error) {
+	c, err := s.connectPlain(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range sessionSettings {
+		if _, err := c.Exec(ctx, q); err != nil {
+			c.Close(context.WithoutCancel(ctx))
+			return nil, s.queryError(err, "set up the session")
+		}
+	}
+	return c, nil
+}
+
+// connectPlain opens a session to database db on s with the server's
+// default settings, as pg_restore's (client_encoding UTF8).
+func (s *Server) connectPlain(ctx context.Context, db string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(s.conninfo(db))
 	if err != nil {
 		return nil, fmt.Errorf("database server %s: invalid connection settings: %s", s.ID, s.scrub(err.Error()))
@@ -84,12 +100,6 @@ func (s *Server) connect(ctx context.Context, db string) (*pgx.Conn, error) {
 			return nil, ctx.Err()
 		}
 		return nil, s.connError(err)
-	}
-	for _, q := range sessionSettings {
-		if _, err := c.Exec(ctx, q); err != nil {
-			c.Close(context.WithoutCancel(ctx))
-			return nil, s.queryError(err, "set up the session")
-		}
 	}
 	return c, nil
 }

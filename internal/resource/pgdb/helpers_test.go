@@ -221,15 +221,23 @@ func manifestOf(t testing.TB, snap resource.Snapshot) *pgdb.Manifest {
 // built as soon as their table was loaded.
 func builtWithTables(t testing.TB, res resource.RestoreResult) int64 {
 	t.Helper()
+	return detailCount(t, res, "post_data_with_tables")
+}
+
+// detailCount is the count key of a restore's details.
+func detailCount(t testing.TB, res resource.RestoreResult, key string) int64 {
+	t.Helper()
 	b, err := json.Marshal(res.Details)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d struct {
-		N *int64 `json:"post_data_with_tables"`
+	var d map[string]any
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &d); err != nil || d.N == nil {
-		t.Fatalf("restore details %s: no post_data_with_tables (%v)", b, err)
+	n, ok := d[key].(float64)
+	if !ok {
+		t.Fatalf("restore details %s: no %s", b, key)
 	}
-	return *d.N
+	return int64(n)
 }

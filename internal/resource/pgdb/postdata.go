@@ -24,16 +24,43 @@ type postPlan struct {
 	// (by index in Manifest.Tables): its indexes and its primary key,
 	// unique and exclusion constraints.
 	perTable map[int][]string
+	// tasks are each table's post-data tasks: the entries of perTable
+	// built in one transaction, one entry per task for tables of bigTable
+	// bytes or more. Their SQL is written by pg_restore in the background
+	// (scripts) while the tables load.
+	tasks map[int][]*postTask
+	stop  context.CancelFunc
+	gen   chan struct{} // closed when the scripts are written
 	// rest are the other lines; all is set when the archive was not
 	// split (a backup recorded without Manifest.TableIndexes).
 	rest  []string
 	all   bool
 	built atomic.Int64 // entries built with their table
-	seq   atomic.Int64 // numbers the list files
+	// bySession counts the entries of built run over Coffer's own
+	// sessions from pg_restore's script (the others by pg_restore).
+	bySession atomic.Int64
+	seq       atomic.Int64 // numbers the list files
+}
+
+// postTask is some entries of a table's post-data, built in one
+// transaction: sql is pg_restore's script of them as Coffer runs it
+// (runnable), set once ready is closed.
+type postTask struct {
+	lines    []string
+	ready    chan struct{}
+	sql      string
+	runnable bool
 }
 
 func (pp *postPlan) close() {
-	if pp != nil && pp.dir != "" {
+	if pp == nil {
+		return
+	}
+	if pp.stop != nil {
+		pp.stop()
+		<-pp.gen
+	}
+	if pp.dir != "" {
 		_ = os.RemoveAll(pp.dir)
 	}
 }
@@ -91,8 +118,89 @@ func (r *restorer) preparePost(ctx context.Context, t tool) (*postPlan, error) {
 	}
 	pp.perTable, pp.rest = splitTOC(strings.Split(out.String(), "\n"), r.st.man.Tables)
 	pp.all = false
+	pp.tasks = map[int][]*postTask{}
+	var order []*postTask
+	for _, i := range r.loadOrder() {
+		lines := pp.perTable[i]
+		switch {
+		case len(lines) == 0:
+		case r.st.man.Tables[i].Bytes >= bigTable:
+			for _, l := range lines {
+				pp.tasks[i] = append(pp.tasks[i], &postTask{lines: []string{l}, ready: make(chan struct{})})
+			}
+		default:
+			pp.tasks[i] = append(pp.tasks[i], &postTask{lines: lines, ready: make(chan struct{})})
+		}
+		order = append(order, pp.tasks[i]...)
+	}
+	gctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	pp.stop, pp.gen = stop, make(chan struct{})
+	go func() {
+		defer close(pp.gen)
+		for _, pt := range order {
+			if gctx.Err() == nil {
+				pt.sql, pt.runnable = r.postScript(gctx, t, pp, pt.lines)
+			}
+			close(pt.ready)
+		}
+	}()
 	ok = true
 	return pp, nil
+}
+
+// postScript has pg_restore write the SQL of some post-data entries, as
+// it would run them in one transaction into the staging database
+// (restoreEntries with one job), and returns it as Coffer's session runs
+// it: the psql meta-commands \restrict and \unrestrict that frame the
+// script (they only guard psql against the script's contents) removed.
+// runnable is false, and pg_restore itself runs the entries, when the
+// script cannot be run over a session as it is: it could not be
+// written, holds another meta-command, or is not in UTF8 (the database's
+// encoding and the one the script sets: Coffer's sessions send UTF8;
+// pg_restore sets the archive's encoding).
+func (r *restorer) postScript(ctx context.Context, t tool, pp *postPlan, lines []string) (string, bool) {
+	if r.st.man.Encoding != "UTF8" {
+		return "", false
+	}
+	lf := filepath.Join(pp.dir, "script-"+strconv.FormatInt(pp.seq.Add(1), 10)+".list")
+	if err := os.WriteFile(lf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return "", false
+	}
+	defer os.Remove(lf)
+	var out bytes.Buffer
+	cmd := r.srv.command(ctx, t, "--no-owner", "--no-tablespaces", "--no-subscriptions", "--single-transaction", "--use-list="+lf, "--file=-", pp.path)
+	cmd.Stdout = &out
+	if err := cmd.Run(); err != nil {
+		return "", false
+	}
+	return sessionScript(out.String())
+}
+
+// sessionScript turns a pg_restore script into SQL a session runs (see
+// postScript). Any line starting with a backslash other than the frame
+// makes it not runnable, even one inside a string literal that psql
+// would not read as a meta-command: pg_restore runs those.
+func sessionScript(script string) (string, bool) {
+	var key, encoding string
+	var kept []string
+	for _, l := range strings.Split(script, "\n") {
+		switch {
+		case key == "" && strings.HasPrefix(l, `\restrict `):
+			key = strings.TrimPrefix(l, `\restrict `)
+			continue
+		case key != "" && l == `\unrestrict `+key:
+			continue
+		case strings.HasPrefix(l, `\`):
+			return "", false
+		case encoding == "" && strings.HasPrefix(l, "SET client_encoding = "):
+			encoding = l
+		}
+		kept = append(kept, l)
+	}
+	if encoding != "SET client_encoding = 'UTF8';" {
+		return "", false
+	}
+	return strings.Join(kept, "\n"), true
 }
 
 // splitTOC splits pg_restore --list lines ("id; tableoid oid DESC schema

@@ -2,6 +2,7 @@ package pgdb
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -38,5 +39,56 @@ func TestSplitTOC(t *testing.T) {
 	}
 	if !reflect.DeepEqual(rest, wantRest) {
 		t.Errorf("rest:\n got %q\nwant %q", rest, wantRest)
+	}
+}
+
+func TestSessionScript(t *testing.T) {
+	const body = `--
+-- PostgreSQL database dump
+--
+
+BEGIN;
+
+SET statement_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+
+--
+-- Name: t t_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.t
+    ADD CONSTRAINT t_pkey PRIMARY KEY (id);
+
+CREATE INDEX "i\x" ON public.t USING btree (((v || '
+ \unrestrict other'::text)));
+
+COMMIT;
+`
+	framed := "\\restrict K3y\n\n" + body + "\n\\unrestrict K3y\n"
+	for name, tc := range map[string]struct {
+		in       string
+		want     string
+		runnable bool
+	}{
+		// pg_restore 13.22, 14.19, 15.14, 16.10, 17.6 and later frame
+		// their scripts with \restrict and \unrestrict; earlier ones not.
+		"framed": {in: framed, want: "\n" + body + "\n", runnable: true},
+		// A line of a string literal that starts with a backslash: psql
+		// would not take it for a meta-command, but pg_restore runs it.
+		"literal":  {in: strings.Replace(framed, " \\unrestrict other", "\\unrestrict other", 1)},
+		"unframed": {in: body, want: body, runnable: true},
+		"latin1":   {in: strings.Replace(framed, "'UTF8'", "'LATIN1'", 1)},
+		// Only the first client_encoding counts (the header's).
+		"latin1-literal": {in: strings.Replace(strings.Replace(framed, "'UTF8'", "'LATIN1'", 1), "COMMIT;", "SET client_encoding = 'UTF8';\nCOMMIT;", 1)},
+		"no-encode":      {in: strings.Replace(framed, "SET client_encoding = 'UTF8';\n", "", 1)},
+		"connect":        {in: strings.Replace(framed, "BEGIN;", "\\connect other\nBEGIN;", 1)},
+		"2nd-key":        {in: strings.Replace(framed, "BEGIN;", "\\restrict K3y\nBEGIN;", 1)},
+	} {
+		got, ok := sessionScript(tc.in)
+		if ok != tc.runnable || got != tc.want {
+			t.Errorf("%s: sessionScript = %q, %v; want %q, %v", name, got, ok, tc.want, tc.runnable)
+		}
 	}
 }

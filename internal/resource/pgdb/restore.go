@@ -181,18 +181,34 @@ func (r *restorer) run(ctx context.Context) (resource.RestoreResult, error) {
 	if err := phase("create", func() error { return r.createStaging(ctx, maint) }); err != nil {
 		return res, err
 	}
-	if err := phase("pre_data", func() error { return r.pgRestore(ctx, pgRestore, preDataName, "pre") }); err != nil {
-		return res, err
-	}
+	// The post-data archive is written out and listed (no server
+	// session) while pg_restore creates the schema.
 	r.tool = pgRestore
-	if err := phase("post_data_list", func() error {
-		var err error
-		r.post, err = r.preparePost(ctx, pgRestore)
-		return err
-	}); err != nil {
+	type prepared struct {
+		pp  *postPlan
+		err error
+	}
+	postCtx, stopPost := context.WithCancel(ctx)
+	defer stopPost()
+	postc := make(chan prepared, 1)
+	go func() {
+		pp, err := r.preparePost(postCtx, pgRestore)
+		postc <- prepared{pp, err}
+	}()
+	err = phase("pre_data", func() error { return r.pgRestore(ctx, pgRestore, preDataName, "pre") })
+	if err != nil {
+		stopPost()
+	}
+	var post prepared
+	_ = phase("post_data_list", func() error { post = <-postc; return nil })
+	r.post = post.pp
+	defer r.post.close()
+	if err != nil {
 		return res, err
 	}
-	defer r.post.close()
+	if post.err != nil {
+		return res, post.err
+	}
 	if err := phase("data", func() error { return r.loadData(ctx) }); err != nil {
 		return res, err
 	}
@@ -233,7 +249,7 @@ func (r *restorer) run(ctx context.Context) (resource.RestoreResult, error) {
 			r.final, r.srv.ID, len(man.Tables), rows, man.LargeObjects.Count, bytes, r.verified()),
 		Details: details{Server: r.srv.ID, Database: r.final, Tables: len(man.Tables), Rows: rows, Bytes: bytes,
 			LargeObjects: man.LargeObjects.Count, Sequences: len(man.Sequences), Verified: true, CountOnly: r.countOnly.Load(), StreamVerified: r.streamVerified.Load(),
-			PostDataWithTables: r.post.built.Load(), SourceVersion: man.ServerVersion, TargetVersion: version, PgRestoreVersion: pgRestore.version, Owner: r.srv.User, Seconds: phases},
+			PostDataWithTables: r.post.built.Load(), PostDataBySession: r.post.bySession.Load(), SourceVersion: man.ServerVersion, TargetVersion: version, PgRestoreVersion: pgRestore.version, Owner: r.srv.User, Seconds: phases},
 		Finish:  r.finish,
 		Discard: r.discard,
 	}
@@ -265,13 +281,17 @@ type details struct {
 	StreamVerified int64 `json:"tables_verified_by_stream"`
 	// PostDataWithTables counts the post-data entries (indexes, keys)
 	// built as soon as their table was loaded.
-	PostDataWithTables int64  `json:"post_data_with_tables"`
-	SourceVersion      string `json:"source_server_version"`
-	TargetVersion      string `json:"target_server_version"`
-	PgRestoreVersion   string `json:"pg_restore_version"`
-	Owner              string `json:"owner"`
-	// Seconds each phase took: create, pre_data, post_data_list, data
-	// (with the tables' own indexes), post_data, verify.
+	PostDataWithTables int64 `json:"post_data_with_tables"`
+	// PostDataBySession counts those of them Coffer ran over its own
+	// sessions (pg_restore's script of them), not by running pg_restore.
+	PostDataBySession int64  `json:"post_data_by_session"`
+	SourceVersion     string `json:"source_server_version"`
+	TargetVersion     string `json:"target_server_version"`
+	PgRestoreVersion  string `json:"pg_restore_version"`
+	Owner             string `json:"owner"`
+	// Seconds each phase took: create, pre_data, post_data_list (what
+	// listing the post-data took beyond pre_data, beside which it runs),
+	// data (with the tables' own indexes), post_data, verify.
 	Seconds map[string]float64 `json:"seconds"`
 }
 
@@ -359,11 +379,7 @@ func (r *restorer) loadData(ctx context.Context) error {
 	if err := r.probe(ctx, conns[0]); err != nil {
 		return err
 	}
-	order := make([]int, len(man.Tables))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return man.Tables[order[a]].Bytes > man.Tables[order[b]].Bytes })
+	order := r.loadOrder()
 	// The work is a queue of tasks: the large objects and each table's
 	// load, largest first; a loaded table's verification and index
 	// builds go to the front, as separate tasks any session takes, so
@@ -382,12 +398,14 @@ func (r *restorer) loadData(ctx context.Context) error {
 	defer stop()
 	for _, c := range conns {
 		g.Go(func() error {
+			s := &session{conn: c}
+			defer s.close(ctx)
 			for {
 				tk, ok := q.pop()
 				if !ok {
 					return gctx.Err()
 				}
-				err := r.runTask(gctx, c, tk, q)
+				err := r.runTask(gctx, s, tk, q)
 				q.done()
 				if err != nil {
 					q.cancel()
@@ -416,20 +434,46 @@ const (
 )
 
 // restoreTask is one piece of loadData's work: table is an index into
-// Manifest.Tables, lines the post-data entries of a taskPost.
+// Manifest.Tables, post the post-data entries of a taskPost.
 type restoreTask struct {
 	kind, table int
-	lines       []string
+	post        *postTask
 }
 
 // bigTable is the size from which a table's post-data entries are built
 // one per task (in parallel); smaller tables build theirs in one task.
 const bigTable = 64 << 20
 
-// runTask runs tk on session c; a load queues the table's verification
-// and index builds.
-func (r *restorer) runTask(ctx context.Context, c *pgx.Conn, tk restoreTask, q *taskQueue) error {
+// loadOrder is the order tables are loaded in: the largest first.
+func (r *restorer) loadOrder() []int {
 	man := r.st.man
+	order := make([]int, len(man.Tables))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return man.Tables[order[a]].Bytes > man.Tables[order[b]].Bytes })
+	return order
+}
+
+// session is one of loadData's workers: conn loads and verifies tables;
+// ddl, opened at its first post-data task, runs the post-data scripts
+// (they change the session's settings as pg_restore's do its own, so
+// they never run on conn).
+type session struct {
+	conn, ddl *pgx.Conn
+}
+
+func (s *session) close(ctx context.Context) {
+	if s.ddl != nil {
+		s.ddl.Close(context.WithoutCancel(ctx))
+	}
+}
+
+// runTask runs tk on session s; a load queues the table's verification
+// and index builds.
+func (r *restorer) runTask(ctx context.Context, s *session, tk restoreTask, q *taskQueue) error {
+	man := r.st.man
+	c := s.conn
 	switch tk.kind {
 	case taskLargeObjects:
 		return r.loadLargeObjects(ctx, c)
@@ -446,15 +490,8 @@ func (r *restorer) runTask(ctx context.Context, c *pgx.Conn, tk restoreTask, q *
 			follow = append(follow, restoreTask{kind: taskVerify, table: tk.table})
 		}
 		if r.post != nil && !r.post.all {
-			lines := r.post.perTable[tk.table]
-			switch {
-			case len(lines) == 0:
-			case man.Tables[tk.table].Bytes >= bigTable:
-				for _, l := range lines {
-					follow = append(follow, restoreTask{kind: taskPost, table: tk.table, lines: []string{l}})
-				}
-			default:
-				follow = append(follow, restoreTask{kind: taskPost, table: tk.table, lines: lines})
+			for _, pt := range r.post.tasks[tk.table] {
+				follow = append(follow, restoreTask{kind: taskPost, table: tk.table, post: pt})
 			}
 		}
 		if len(follow) > 0 {
@@ -464,13 +501,45 @@ func (r *restorer) runTask(ctx context.Context, c *pgx.Conn, tk restoreTask, q *
 	case taskVerify:
 		return r.verifyTable(ctx, c, &man.Tables[tk.table])
 	default:
+		return r.buildPost(ctx, s, &man.Tables[tk.table], tk.post)
+	}
+}
+
+// buildPost builds some of a loaded table's post-data entries in one
+// transaction: pg_restore's script of them run over the session's ddl
+// connection (what pg_restore would send, without starting a process
+// and a server session per task), or pg_restore itself when the script
+// is not runnable (postScript).
+func (r *restorer) buildPost(ctx context.Context, s *session, t *Table, pt *postTask) error {
+	select {
+	case <-pt.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if !pt.runnable {
 		n := r.post.seq.Add(1)
-		err := r.restoreEntries(ctx, r.tool, r.post, tk.lines, false, 1, "entries-"+strconv.FormatInt(n, 10)+".list")
+		err := r.restoreEntries(ctx, r.tool, r.post, pt.lines, false, 1, "entries-"+strconv.FormatInt(n, 10)+".list")
 		if err == nil {
-			r.post.built.Add(int64(len(tk.lines)))
+			r.post.built.Add(int64(len(pt.lines)))
 		}
 		return err
 	}
+	if s.ddl == nil {
+		c, err := r.srv.connectPlain(ctx, r.staging)
+		if err != nil {
+			return err
+		}
+		s.ddl = c
+	}
+	if _, err := s.ddl.PgConn().Exec(ctx, pt.sql).ReadAll(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return r.srv.queryError(err, "build the indexes and constraints of table "+t.qualified())
+	}
+	r.post.built.Add(int64(len(pt.lines)))
+	r.post.bySession.Add(int64(len(pt.lines)))
+	return nil
 }
 
 // taskQueue hands restore tasks to sessions: pop waits while none is
