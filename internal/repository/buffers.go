@@ -88,27 +88,35 @@ func (b *Buffers) cost(n int64) int64 { return min(n, b.size) }
 func (b *Buffers) admit(ctx context.Context, n int64) error {
 	b.mu.Lock()
 	for b.held >= b.size {
-		ch := b.freed
-		b.waiting++
-		b.mu.Unlock()
-		if testHookAdmitWait != nil {
-			testHookAdmitWait(b)
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			b.mu.Lock()
-			b.waiting--
+		if !b.waitLocked(ctx) {
 			b.mu.Unlock()
 			return ctx.Err()
 		}
-		b.mu.Lock()
-		b.waiting--
 	}
 	b.addLocked(n)
 	b.reading += n
 	b.mu.Unlock()
 	return nil
+}
+
+// waitLocked waits, with mu held on entry and on return, until bytes are
+// released or ctx ends (then false).
+func (b *Buffers) waitLocked(ctx context.Context) bool {
+	ch := b.freed
+	b.waiting++
+	b.mu.Unlock()
+	if testHookAdmitWait != nil {
+		testHookAdmitWait(b)
+	}
+	ok := true
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		ok = false
+	}
+	b.mu.Lock()
+	b.waiting--
+	return ok
 }
 
 // grow accounts for n more bytes of a chunk being read (its buffer grew).
@@ -123,19 +131,10 @@ func (b *Buffers) admit(ctx context.Context, n int64) error {
 // bytes (the caller notices the end after the read).
 func (b *Buffers) grow(ctx context.Context, n int64) {
 	b.mu.Lock()
-	for b.held+n > b.size && b.held > b.reading && ctx.Err() == nil {
-		ch := b.freed
-		b.waiting++
-		b.mu.Unlock()
-		if testHookAdmitWait != nil {
-			testHookAdmitWait(b)
+	for b.held+n > b.size && b.held > b.reading {
+		if !b.waitLocked(ctx) {
+			break
 		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-		}
-		b.mu.Lock()
-		b.waiting--
 	}
 	b.addLocked(n)
 	b.reading += n
