@@ -77,14 +77,14 @@ func (w *Writer) worker() {
 		return
 	}
 	for op := w.popIdle(); op != nil; op = w.popIdle() {
-		if err := w.finishOpen(&wp, op); err != nil {
+		if err := w.finishOpen(op); err != nil {
 			w.fail(err)
 			return
 		}
 	}
 	for t := range wp.p {
 		if wp.p[t] != nil && wp.p[t].Count() > 0 {
-			if err := w.finish(&wp, wp.p[t], nil); err != nil {
+			if err := w.finish(wp.p[t], nil); err != nil {
 				w.fail(err)
 				return
 			}
@@ -198,8 +198,8 @@ func (w *Writer) process(wp *workerPacks, j job) error {
 	// of a backup's peak heap).
 	// Every open pack taken may be too full (another one of the session
 	// can be nearly full too).
-	for w.tooFull(op.p, len(j.data)) {
-		if err := w.finishOpen(wp, op); err != nil {
+	for tooFull(op.p, len(j.data), w.packCap()) {
+		if err := w.finishOpen(op); err != nil {
 			return err
 		}
 		if op, err = w.takePack(); err != nil {
@@ -213,14 +213,17 @@ func (w *Writer) process(wp *workerPacks, j job) error {
 	w.stats.newBlobs.Add(1)
 	w.stats.rawBytes.Add(int64(len(j.data)))
 	if op.p.Size() >= w.r.opts.PackSize {
-		return w.finishOpen(wp, op)
+		return w.finishOpen(op)
 	}
 	w.parkPack(op)
 	return nil
 }
 
-func (w *Writer) tooFull(p *pack.Packer, n int) bool {
-	return p.Count() > 0 && p.Size()+n+n/64+1024+pack.TailSize(p.Count()+1) > w.packCap()
+// tooFull reports whether a blob of n bytes, compressed at worst and with
+// its header entry, would take p past limit bytes (an empty pack takes any
+// blob).
+func tooFull(p *pack.Packer, n, limit int) bool {
+	return p.Count() > 0 && p.Size()+n+n/64+1024+pack.TailSize(p.Count()+1) > limit
 }
 
 // processTree adds a tree blob to the worker's own tree pack: tree blobs
@@ -228,9 +231,9 @@ func (w *Writer) tooFull(p *pack.Packer, n int) bool {
 // grows from treePackStart instead of taking a data pack buffer.
 func (w *Writer) processTree(wp *workerPacks, j job, id ID) error {
 	p := wp.p[j.typ]
-	if n := len(j.data); p != nil && p.Count() > 0 && p.Size()+n+n/64+1024+pack.TailSize(p.Count()+1) > treePackSize {
+	if p != nil && tooFull(p, len(j.data), treePackSize) {
 		wp.p[j.typ] = nil
-		if err := w.finish(wp, p, nil); err != nil {
+		if err := w.finish(p, nil); err != nil {
 			return err
 		}
 		p = nil
@@ -247,20 +250,20 @@ func (w *Writer) processTree(wp *workerPacks, j job, id ID) error {
 	w.stats.rawBytes.Add(int64(len(j.data)))
 	if p.Size() >= treePackSize {
 		wp.p[j.typ] = nil
-		return w.finish(wp, p, nil)
+		return w.finish(p, nil)
 	}
 	return nil
 }
 
-func (w *Writer) finishOpen(wp *workerPacks, op *openPack) error {
-	return w.finish(wp, op.p, op)
+func (w *Writer) finishOpen(op *openPack) error {
+	return w.finish(op.p, op)
 }
 
 // finish seals the pack, verifies it and hands it to an uploader. op is
 // the open data pack p belongs to (nil for a tree pack); its buffer goes
 // back to the budget once uploaded, or at once if the pack does not reach
 // an uploader.
-func (w *Writer) finish(wp *workerPacks, p *pack.Packer, op *openPack) error {
+func (w *Writer) finish(p *pack.Packer, op *openPack) error {
 	entries := append([]pack.Entry(nil), p.Entries()...)
 	data, id := p.Finalize(w.r.aead)
 	fp := &finishedPack{id: id, data: data, blobs: entries}
