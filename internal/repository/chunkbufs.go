@@ -29,7 +29,7 @@ const (
 // classes as small files and large ones alternate, and a 4 MiB bound
 // made it allocate 4.2 GB. So a buffer is kept while it is reused within
 // idleChunkTTL: the idle buffers follow what the sessions used in the last
-// second, and all are dropped when no write session runs.
+// 250 ms, and all are dropped when no write session runs.
 var chunkBufs chunkBufList
 
 type chunkBufList struct {

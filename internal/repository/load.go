@@ -139,8 +139,8 @@ func (r *Repository) loadBlobOnce(ctx context.Context, k index.Key, buf []byte) 
 // when inPlace), verifies its plaintext's hash and returns buf with the
 // plaintext appended.
 func (r *Repository) openSealed(buf, sealed []byte, e pack.Entry, packName string, inPlace bool) ([]byte, error) {
-	if len(sealed) != int(e.Length) {
-		return nil, fmt.Errorf("load %x from %s: %w: short read", e.ID, packName, ErrCorrupt)
+	if err := checkSealed(sealed, e, packName); err != nil {
+		return nil, err
 	}
 	var aad [64]byte
 	head := len(buf)
@@ -165,14 +165,30 @@ func (r *Repository) openSealed(buf, sealed []byte, e pack.Entry, packName strin
 			return nil, fmt.Errorf("load %x from %s: %w: %w", e.ID, packName, ErrCorrupt, err)
 		}
 	}
-	plain := out[head:]
-	if len(plain) != int(e.RawLength) {
-		return nil, fmt.Errorf("load %x from %s: %w: length %d, want %d", e.ID, packName, ErrCorrupt, len(plain), e.RawLength)
-	}
-	if got := r.hasher.Sum(plain); got != e.ID {
-		return nil, fmt.Errorf("load %x from %s: %w: content hash mismatch", e.ID, packName, ErrCorrupt)
+	if err := r.checkPlain(out[head:], e, packName); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// checkSealed and checkPlain are the checks of every blob opened: the
+// sealed form has the indexed length, the plaintext the recorded length
+// and the hash that is its ID.
+func checkSealed(sealed []byte, e pack.Entry, packName string) error {
+	if len(sealed) != int(e.Length) {
+		return fmt.Errorf("load %x from %s: %w: short read", e.ID, packName, ErrCorrupt)
+	}
+	return nil
+}
+
+func (r *Repository) checkPlain(plain []byte, e pack.Entry, packName string) error {
+	if len(plain) != int(e.RawLength) {
+		return fmt.Errorf("load %x from %s: %w: length %d, want %d", e.ID, packName, ErrCorrupt, len(plain), e.RawLength)
+	}
+	if got := r.hasher.Sum(plain); got != e.ID {
+		return fmt.Errorf("load %x from %s: %w: content hash mismatch", e.ID, packName, ErrCorrupt)
+	}
+	return nil
 }
 
 // bufPool recycles byte buffers of at most 16 MiB.
@@ -196,16 +212,16 @@ func (r *Repository) openBlob(buf, sealed []byte, e pack.Entry, packName string)
 }
 
 func (r *Repository) openBlobWith(buf, sealed []byte, e pack.Entry, packName string, decompress pack.Decompressor) ([]byte, error) {
-	if len(sealed) != int(e.Length) {
-		return nil, fmt.Errorf("load %x from %s: %w: short read", e.ID, packName, ErrCorrupt)
+	if err := checkSealed(sealed, e, packName); err != nil {
+		return nil, err
 	}
 	out, scratch, err := pack.OpenBlob(buf[:0], sealed, e, r.aead, decompress, r.scratch.get())
 	r.scratch.put(scratch)
 	if err != nil {
 		return nil, fmt.Errorf("load %x from %s: %w: %w", e.ID, packName, ErrCorrupt, err)
 	}
-	if got := r.hasher.Sum(out); got != e.ID {
-		return nil, fmt.Errorf("load %x from %s: %w: content hash mismatch", e.ID, packName, ErrCorrupt)
+	if err := r.checkPlain(out, e, packName); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
